@@ -1,0 +1,259 @@
+"""The ``qf`` command: one entry point, one subcommand per job.
+
+Settings are built here, once, from the environment and the global flags, and
+handed down. Every ``QFError`` becomes a one-line ``error: ...`` on stderr and a
+non-zero exit; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import structlog
+import typer
+from rich.console import Console
+
+from qf.errors import ChainIdMismatch, ConfigError, QFError
+from qf.logs import configure_logging
+from qf.settings import ENV_VARS, Settings
+
+app = typer.Typer(
+    name="qf",
+    help="QF Sentinel: watch quadratic-funding rounds on Ethereum.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="The database: where it is, stop the embedded server.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+out = Console()
+log = structlog.get_logger()
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ROUND9_CSV = REPO_ROOT / "data" / "gitcoin-round9-contributions.csv.xz"
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    home: Annotated[Path | None, typer.Option(help="State directory (env QF_HOME, default ./.qf).")] = None,
+    database_url: Annotated[str | None, typer.Option(help="PostgreSQL URL (env QF_DATABASE_URL).")] = None,
+    log_format: Annotated[str | None, typer.Option(help="auto, json or console (env QF_LOG_FORMAT).")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error (env QF_LOG_LEVEL).")] = None,
+) -> None:
+    settings = Settings.from_env(home=home, database_url=database_url, log_format=log_format, log_level=log_level)
+    configure_logging(settings.log_format, settings.log_level)  # type: ignore[arg-type]
+    ctx.obj = settings
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    assert isinstance(ctx.obj, Settings)
+    return ctx.obj
+
+
+# -- database -----------------------------------------------------------------------------
+
+
+def _database(settings: Settings) -> str:
+    from qf.db.embedded import resolve_database_url
+
+    return resolve_database_url(settings)
+
+
+def _migrated_connection(settings: Settings) -> Any:
+    from qf.db import connect
+    from qf.db.migrate import apply_migrations
+
+    conn = connect(_database(settings))
+    applied = apply_migrations(conn)
+    if applied:
+        log.info("migrations_applied", names=applied)
+    return conn
+
+
+@app.command()
+def migrate(ctx: typer.Context) -> None:
+    """Apply the SQL migrations in sql/ that the database does not have yet."""
+    from qf.db import connect
+    from qf.db.migrate import apply_migrations
+
+    with connect(_database(_settings(ctx))) as conn:
+        applied = apply_migrations(conn)
+    out.print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+
+
+@db_app.command("url")
+def db_url(ctx: typer.Context) -> None:
+    """Print the database URL (starting the embedded server if it is the one in use)."""
+    from qf.db import redact_url
+
+    print(redact_url(_database(_settings(ctx))))
+
+
+@db_app.command("stop")
+def db_stop(ctx: typer.Context) -> None:
+    """Stop the embedded PostgreSQL server of this QF_HOME."""
+    from qf.db.embedded import stop_embedded
+
+    stopped = stop_embedded(_settings(ctx))
+    out.print("embedded database stopped" if stopped else "embedded database was not running")
+
+
+# -- chain ----------------------------------------------------------------------------------
+
+
+@app.command()
+def devnet(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    stop: Annotated[bool, typer.Option(help="Stop the devnet's anvil instead.")] = False,
+) -> None:
+    """Start anvil on 127.0.0.1, deploy the contracts once, print the RPC URL and addresses."""
+    from qf.chain.devnet import ensure_devnet, stop_devnet
+
+    settings = _settings(ctx)
+    if stop:
+        out.print("devnet stopped" if stop_devnet(settings) else "devnet was not running")
+        return
+    net = ensure_devnet(settings)
+    if as_json:
+        print(net.as_json())
+        return
+    state = "started" if net.started else "already running"
+    deployed = "deployed" if net.deployed else "already deployed"
+    out.print(f"devnet {state} at [bold]{net.rpc_url}[/] (chain id {net.deployment.chain_id}); contracts {deployed}")
+    for key, value in net.as_dict().items():
+        out.print(f"  {key:12} {value}")
+
+
+def _chain_target(settings: Settings, rpc_url: str | None) -> tuple[Any, Any, bytes]:
+    """(rpc client, deployment, funder key) for the node the user named, or the devnet."""
+    from qf.chain.anvil import DEV_PRIVATE_KEY, DEVNET_CHAIN_ID
+    from qf.chain.deploy import ensure_deployment
+    from qf.chain.devnet import ensure_devnet
+    from qf.chain.rpc import RpcClient
+
+    url = rpc_url or (settings.rpc_urls[0] if settings.rpc_urls else None)
+    if url is None:
+        net = ensure_devnet(settings)
+        return RpcClient(net.rpc_url), net.deployment, DEV_PRIVATE_KEY
+    rpc = RpcClient(url)
+    chain_id = rpc.chain_id()
+    if settings.chain_id is not None and chain_id != settings.chain_id:
+        raise ChainIdMismatch(f"node at {url} serves chain {chain_id}, but QF_CHAIN_ID is {settings.chain_id}")
+    if settings.funder_key:
+        try:
+            key = bytes.fromhex(settings.funder_key.removeprefix("0x"))
+        except ValueError:
+            raise ConfigError("QF_FUNDER_KEY is not a hex private key") from None
+    elif chain_id == DEVNET_CHAIN_ID:
+        key = DEV_PRIVATE_KEY
+    else:
+        raise ConfigError(f"chain {chain_id} is not a devnet: set QF_FUNDER_KEY to a funded account's key")
+    deployment, _ = ensure_deployment(rpc, key, settings.home / "deployments" / f"chain-{chain_id}.json")
+    return rpc, deployment, key
+
+
+def _execute(settings: Settings, plan: Any, rpc_url: str | None, block_seconds: int) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from qf.sim.execute import execute_plan
+
+    rpc, deployment, key = _chain_target(settings, rpc_url)
+    with rpc, Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        disable=not sys.stderr.isatty(), console=Console(stderr=True),
+    ) as progress:
+        task = progress.add_task("donations", total=len(plan.donations))
+        result = execute_plan(
+            rpc, deployment, plan, key, block_seconds=block_seconds,
+            progress=lambda done, total: progress.update(task, completed=done),
+        )
+    return result, deployment
+
+
+@app.command()
+def simulate(
+    ctx: typer.Context,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same round.")] = 42,
+    honest_donors: Annotated[int, typer.Option(min=1)] = 300,
+    projects_per_pool: Annotated[int, typer.Option(min=4)] = 20,
+    pools: Annotated[int, typer.Option(min=1)] = 2,
+    rpc_url: Annotated[str | None, typer.Option(help="Node to drive (default: QF_RPC_URLS, else the devnet).")] = None,
+    block_seconds: Annotated[int, typer.Option(min=1, help="Seconds per block slot on anvil.")] = 12,
+    labels_out: Annotated[Path | None, typer.Option(help="CSV of ground truth (default QF_HOME/labels/sim-SEED.csv).")] = None,
+) -> None:
+    """Drive a realistic round with honest donors, whales and labelled sybil patterns."""
+    from qf.sim.labels import store_labels, write_labels_file
+    from qf.sim.scenario import plan_simulated_round
+
+    settings = _settings(ctx)
+    plan = plan_simulated_round(seed, honest_donors=honest_donors, projects_per_pool=projects_per_pool, pools=pools)
+    result, deployment = _execute(settings, plan, rpc_url, block_seconds)
+    path = labels_out or settings.home / "labels" / f"{plan.name}.csv"
+    write_labels_file(path, plan.labels, source="simulate")
+    with _migrated_connection(settings) as conn:
+        stored = store_labels(conn, deployment.chain_id, plan.labels, source="simulate", run_id=f"{plan.name}-{uuid.uuid4().hex[:8]}")
+    sybils = sum(label.is_sybil for label in plan.labels)
+    out.print(
+        f"simulated round {plan.name}: {result.donations} donations in {result.transactions} transactions, "
+        f"blocks {result.first_block}..{result.last_block}, {result.seconds:.1f} s"
+    )
+    out.print(f"pools: {', '.join(f'{p.pool_id} (strategy {p.strategy})' for p in result.pools)}")
+    out.print(f"labels: {stored} donors ({sybils} sybil) in qf.labels and {path}")
+
+
+@app.command("replay-gitcoin")
+def replay_gitcoin(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Round 9 contributions CSV (.csv or .csv.xz).")] = ROUND9_CSV,
+    rpc_url: Annotated[str | None, typer.Option(help="Node to drive (default: QF_RPC_URLS, else the devnet).")] = None,
+    block_seconds: Annotated[int, typer.Option(min=1, help="Seconds per block slot on anvil.")] = 12,
+    limit: Annotated[int | None, typer.Option(min=1, help="Replay only the first N donations.")] = None,
+) -> None:
+    """Replay the real Gitcoin Round 9 contributions on the devnet, in time order."""
+    from dataclasses import replace
+
+    from qf.sim.gitcoin import load_round9
+
+    settings = _settings(ctx)
+    started = time.monotonic()
+    plan = load_round9(path)
+    if limit is not None:
+        plan = replace(plan, donations=plan.donations[:limit])
+    log.info("replay_planned", donations=len(plan.donations), skipped=dict(plan.skipped),
+             seconds=round(time.monotonic() - started, 1))
+    result, _ = _execute(settings, plan, rpc_url, block_seconds)
+    skipped = ", ".join(f"{k}: {v}" for k, v in sorted(plan.skipped.items())) or "none"
+    out.print(
+        f"replayed {result.donations} donations from {path.name} "
+        f"({len(plan.wallets)} wallets, {len(plan.projects)} projects) in {result.transactions} transactions, "
+        f"blocks {result.first_block}..{result.last_block}, {result.seconds:.1f} s; skipped rows: {skipped}"
+    )
+
+
+@app.command()
+def env() -> None:
+    """List the environment variables QF Sentinel reads."""
+    for name, doc in ENV_VARS.items():
+        out.print(f"[bold]{name}[/]\n    {doc}")
+
+
+def main() -> None:
+    """Console entry point: run the app, turning known errors into one line."""
+    try:
+        app()
+    except QFError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,380 @@
+"""Execute a ``RoundPlan`` on a node as real signed transactions.
+
+The round's life, in order: wallets get their history (``anvil_setNonce``) and
+gas money, donors get test tokens and approve the core, pools are created and
+funded, projects register and are reviewed, then every donation is sent in the
+plan's time order, and finally the matching pool is distributed.
+
+On anvil the executor pauses automine and mines each block itself at the
+timestamp the plan asks for (``block_seconds`` slots from the allocation
+start), so block times follow the plan. On any other node it sends as fast as
+the node takes transactions and waits for receipts (time is compressed).
+
+ERC-20 convention (shared with the planners): each donor is minted exactly the
+sum of its ERC-20 donations; the deployer (faucet) is minted the ERC-20 pools'
+matching amounts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import eth_abi
+import structlog
+from eth_account import Account
+
+from qf.chain.abi import ALLO_V2_EVENTS, NATIVE_TOKEN, load_artifact, topic0
+from qf.chain.deploy import Deployment
+from qf.chain.rpc import RpcClient
+from qf.chain.tx import TxRequest, TxSender, check_block_receipts, wait_for_receipts
+from qf.errors import ChainError, RpcError
+from qf.sim.plan import RecipientStatus, RoundPlan, Token
+
+log = structlog.get_logger()
+
+GAS_MONEY_WEI = 10**18
+REGISTRATION_LEAD_SECONDS = 3600
+MAX_UINT = 2**256 - 1
+#: Only for splitting the simulated matching pool across tokens; not a price feed.
+ETH_IN_TOKENS = 2000
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolOnChain:
+    pool_id: int
+    strategy: str
+    token: str
+    allocation_start: int
+    allocation_end: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    pools: tuple[PoolOnChain, ...]
+    donations: int
+    first_block: int
+    last_block: int
+    transactions: int
+    seconds: float
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+class _Miner:
+    """Block production: explicit on anvil (with timestamps), passive elsewhere."""
+
+    def __init__(self, rpc: RpcClient, *, control: bool) -> None:
+        self.rpc = rpc
+        self.control = control
+        self.last_timestamp = int(rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+
+    def now(self) -> int:
+        if not self.control:
+            latest = self.rpc.call("eth_getBlockByNumber", ["latest", False])
+            self.last_timestamp = int(latest["timestamp"], 16)
+        return self.last_timestamp
+
+    def mine(self, timestamp: int | None = None) -> list[int]:
+        """Mine everything pending (several blocks if the gas limit demands); block numbers."""
+        if not self.control:
+            return []
+        blocks = []
+        ts = max(timestamp or self.last_timestamp + 1, self.last_timestamp + 1)
+        while True:
+            self.rpc.call("evm_setNextBlockTimestamp", [hex(ts)])
+            self.rpc.call("evm_mine")
+            blocks.append(int(self.rpc.call("eth_blockNumber"), 16))
+            self.last_timestamp = ts
+            status = self.rpc.call("txpool_status")
+            if int(status["pending"], 16) == 0:
+                return blocks
+            ts += 1
+
+
+def _is_anvil(rpc: RpcClient) -> bool:
+    try:
+        return rpc.client_version().lower().startswith("anvil")
+    except RpcError:
+        return False
+
+
+def _metadata(name: str) -> tuple[int, str]:
+    return (1, "bafy" + hashlib.sha256(name.encode()).hexdigest()[:52])
+
+
+def _gas_price(address: str) -> int:
+    """A stable per-wallet gas price between 1 and 30 gwei (wallets keep habits)."""
+    return (1 + int(address[2:10], 16) % 30) * 10**9
+
+
+class _Round:
+    def __init__(self, rpc: RpcClient, deployment: Deployment, plan: RoundPlan, funder_key: bytes) -> None:
+        self.rpc = rpc
+        self.deployment = deployment
+        self.plan = plan
+        self.funder_key = funder_key
+        self.funder = Account.from_key(funder_key).address.lower()
+        self.sender = TxSender(rpc, rpc.chain_id())
+        self.anvil = _is_anvil(rpc)
+        self.miner = _Miner(rpc, control=self.anvil)
+        self.core = load_artifact("QFAllo")
+        self.strategy = load_artifact("DonationStrategy")
+        self.erc20 = load_artifact("TestToken")
+        self.tx_count = 0
+
+    # -- helpers -------------------------------------------------------------
+    def token_address(self, token: Token) -> str:
+        return NATIVE_TOKEN if token is Token.NATIVE else self.deployment.token
+
+    def funder_tx(self, to: str, data: bytes = b"", value: int = 0, gas: int = 500_000) -> TxRequest:
+        return TxRequest(self.funder_key, self.funder, to, data, value, gas)
+
+    def wallet_tx(self, index: int, to: str, data: bytes = b"", value: int = 0, gas: int = 250_000) -> TxRequest:
+        w = self.plan.wallets[index]
+        return TxRequest(w.private_key, w.address, to, data, value, gas, _gas_price(w.address))
+
+    def run(self, requests: Sequence[TxRequest], timestamp: int | None = None) -> list[dict[str, object]]:
+        """Send, mine, and return receipts (raising on any revert)."""
+        if not requests:
+            return []
+        hashes = self.sender.send(requests)
+        self.miner.mine(timestamp)
+        self.tx_count += len(hashes)
+        return wait_for_receipts(self.rpc, hashes)
+
+    # -- phases --------------------------------------------------------------
+    def give_history(self) -> None:
+        """Older wallets get their prior nonce (anvil only; elsewhere wallets start fresh)."""
+        aged = [w for w in self.plan.wallets if w.prior_nonce > 0]
+        if not self.anvil or not aged:
+            return
+        for start in range(0, len(aged), 500):
+            chunk = aged[start : start + 500]
+            self.rpc.batch([("anvil_setNonce", [w.address, hex(w.prior_nonce)]) for w in chunk])
+        for w in aged:
+            self.sender.set_nonce(w.address, w.prior_nonce)
+
+    def fund(self, senders: set[int], erc20_due: dict[int, int], matching_erc20: int) -> None:
+        plan = self.plan
+        funded = {f.target for f in plan.fundings}
+        first = [self.funder_tx(plan.wallets[f.target].address, value=f.amount, gas=21_000)
+                 for f in plan.fundings if f.source is None]
+        first += [self.funder_tx(plan.wallets[i].address, value=GAS_MONEY_WEI, gas=21_000)
+                  for i in sorted(senders - funded)]
+        token = self.deployment.token
+        mint_to = [plan.wallets[i].address for i in sorted(erc20_due)] + [self.funder]
+        mint_amounts = [erc20_due[i] for i in sorted(erc20_due)] + [matching_erc20]
+        for start in range(0, len(mint_to), 300):
+            data = self.erc20.encode_call("mintBatch", [mint_to[start : start + 300], mint_amounts[start : start + 300]])
+            first.append(self.funder_tx(token, data, gas=15_000_000))
+        first.append(self.funder_tx(token, self.erc20.encode_call("approve", [self.deployment.core, MAX_UINT])))
+        self.run(first)
+        # Wallet-to-wallet seeding, in waves: a funder can only pass on what it received.
+        pending = [f for f in plan.fundings if f.source is not None]
+        has_money = {f.target for f in plan.fundings if f.source is None} | (senders - funded)
+        while pending:
+            wave = [f for f in pending if f.source in has_money]
+            if not wave:
+                raise ChainError("plan has fundings from wallets that never receive ETH")
+            self.run([self.wallet_tx(f.source, plan.wallets[f.target].address, value=f.amount, gas=21_000)
+                      for f in wave if f.source is not None])
+            has_money |= {f.target for f in wave}
+            pending = [f for f in pending if f not in wave]
+
+    def create_pools(self, allocation_start: int) -> list[PoolOnChain]:
+        requests, windows = [], []
+        now = self.miner.now()
+        for pool in self.plan.pools:
+            token = self.token_address(pool.token)
+            first_part = pool.matching_amount - pool.matching_amount // 5
+            w = (now, allocation_start + pool.duration_seconds, allocation_start, allocation_start + pool.duration_seconds)
+            windows.append(w)
+            data = self.core.encode_call(
+                "createPool",
+                [hashlib.sha256(pool.name.encode()).digest(), token, first_part, _metadata(pool.name),
+                 list(w), [NATIVE_TOKEN, self.deployment.token]],
+            )
+            requests.append(self.funder_tx(self.deployment.core, data, first_part if token == NATIVE_TOKEN else 0, 6_000_000))
+        receipts = self.run(requests)
+        created = topic0(ALLO_V2_EVENTS["PoolCreated"])
+        pools = []
+        for pool, receipt, w in zip(self.plan.pools, receipts, windows, strict=True):
+            entry = next(lg for lg in receipt["logs"] if lg["topics"][0] == created)  # type: ignore[index]
+            strategy, token, _amount, _meta = eth_abi.decode(
+                ["address", "address", "uint256", "(uint256,string)"], bytes.fromhex(entry["data"][2:])
+            )
+            pools.append(PoolOnChain(int(entry["topics"][1], 16), strategy.lower(), token.lower(), w[2], w[3]))
+            del pool
+        # Top up each pool with the rest (a second PoolFunded) and update its metadata once.
+        top_ups = []
+        for pool, on_chain in zip(self.plan.pools, pools, strict=True):
+            rest = pool.matching_amount // 5
+            if rest:
+                value = rest if on_chain.token == NATIVE_TOKEN else 0
+                top_ups.append(self.funder_tx(self.deployment.core, self.core.encode_call("fundPool", [on_chain.pool_id, rest]), value))
+            meta = _metadata(pool.name + "/v2")
+            top_ups.append(self.funder_tx(self.deployment.core, self.core.encode_call("updatePoolMetadata", [on_chain.pool_id, meta])))
+        self.run(top_ups)
+        return pools
+
+    def register_and_review(self, pools: list[PoolOnChain], erc20_donors: set[int]) -> None:
+        plan = self.plan
+        def registration(project_index: int) -> TxRequest:
+            project = plan.projects[project_index]
+            owner = plan.wallets[project.owner].address
+            data = eth_abi.encode(["address", "address", "(uint256,string)"], [owner, owner, _metadata(project.name)])
+            call = self.core.encode_call("registerRecipient", [pools[project.pool].pool_id, data])
+            return self.wallet_tx(project.owner, self.deployment.core, call, gas=400_000)
+
+        approvals = [self.wallet_tx(i, self.deployment.token, self.erc20.encode_call("approve", [self.deployment.core, MAX_UINT]), gas=80_000)
+                     for i in sorted(erc20_donors)]
+        self.run([registration(i) for i in range(len(plan.projects))] + approvals)
+        by_pool: dict[int, list[int]] = defaultdict(list)
+        for i, project in enumerate(plan.projects):
+            by_pool[project.pool].append(i)
+        reviews = []
+        appeals = []
+        for pool_index, indices in by_pool.items():
+            decided = [i for i in indices if plan.projects[i].status is not RecipientStatus.PENDING]
+            rejected = [i for i in decided if plan.projects[i].status is RecipientStatus.REJECTED]
+            if decided:
+                reviews.append(self._review(pools[pool_index], decided))
+            if rejected:
+                appeals.append(rejected[0])
+        self.run(reviews)
+        if appeals:
+            # A rejected project re-applies (UpdatedRegistration, status appealed); the manager
+            # rejects it again, so the final status is still the plan's.
+            self.run([registration(i) for i in appeals])
+            self.run([self._review(pools[plan.projects[i].pool], [i]) for i in appeals])
+
+    def _review(self, pool: PoolOnChain, project_indices: list[int]) -> TxRequest:
+        ids = [self.plan.wallets[self.plan.projects[i].owner].address for i in project_indices]
+        statuses = [int(self.plan.projects[i].status) for i in project_indices]
+        return self.funder_tx(pool.strategy, self.strategy.encode_call("reviewRecipients", [ids, statuses]), gas=2_000_000)
+
+    def donate(self, pools: list[PoolOnChain], block_seconds: int, progress: ProgressFn | None) -> tuple[int, int]:
+        plan = self.plan
+        slots: dict[int, list[int]] = defaultdict(list)
+        for i, d in enumerate(plan.donations):
+            slots[int(d.at_seconds // block_seconds)].append(i)
+        done = 0
+        blocks: list[int] = []
+        first_block = last_block = 0
+        for slot in sorted(slots):
+            requests = []
+            for i in slots[slot]:
+                d = plan.donations[i]
+                project = plan.projects[d.project]
+                recipient = plan.wallets[project.owner].address
+                token = self.token_address(d.token)
+                data = eth_abi.encode(["address", "address", "uint256"], [recipient, token, d.amount])
+                call = self.core.encode_call("allocate", [pools[project.pool].pool_id, data])
+                value = d.amount if d.token is Token.NATIVE else 0
+                requests.append(self.wallet_tx(d.donor, self.deployment.core, call, value, gas=200_000))
+            hashes = self.sender.send(requests)
+            self.tx_count += len(hashes)
+            if self.anvil:
+                mined = self.miner.mine(pools[0].allocation_start + slot * block_seconds)
+                blocks += mined
+                first_block = first_block or mined[0]
+                last_block = mined[-1]
+                if len(blocks) >= 200:
+                    check_block_receipts(self.rpc, blocks)
+                    blocks = []
+            else:
+                receipts = wait_for_receipts(self.rpc, hashes)
+                numbers = [int(str(r["blockNumber"]), 16) for r in receipts]
+                first_block = first_block or min(numbers)
+                last_block = max(numbers)
+            done += len(requests)
+            if progress:
+                progress(done, len(plan.donations))
+        if blocks:
+            check_block_receipts(self.rpc, blocks)
+        return first_block, last_block
+
+    def distribute(self, pools: list[PoolOnChain]) -> None:
+        """Pay each pool's matching by the standard QF formula (ETH valued at ETH_IN_TOKENS)."""
+        plan = self.plan
+        end = max(p.allocation_end for p in pools)
+        if self.anvil:
+            self.miner.mine(end + 1)
+        else:
+            for on_chain in pools:  # compress time: close the windows now
+                w = self.strategy.encode_call("updatePoolTimestamps", [on_chain.allocation_start - 1, self.miner.now(), on_chain.allocation_start, self.miner.now()])
+                self.run([self.funder_tx(on_chain.strategy, w)])
+        per_project: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+        for d in plan.donations:
+            units = d.amount / 1e18 * (ETH_IN_TOKENS if d.token is Token.NATIVE else 1)
+            per_project[d.project][d.donor] += units
+        requests = []
+        for pool_index, on_chain in enumerate(pools):
+            available = int(self.rpc.call("eth_call", [{"to": on_chain.strategy, "data": "0x" + self.strategy.encode_call("poolAmount", []).hex()}, "latest"]), 16)
+            raw = {p: sum(math.sqrt(c) for c in donors.values()) ** 2 - sum(donors.values())
+                   for p, donors in per_project.items() if plan.projects[p].pool == pool_index}
+            total = sum(raw.values())
+            if total <= 0 or available == 0:
+                continue
+            ids, amounts = [], []
+            for p, m in sorted(raw.items()):
+                amount = int(available * (m / total) * 0.999)
+                if amount > 0:
+                    ids.append(plan.wallets[plan.projects[p].owner].address)
+                    amounts.append(amount)
+            requests.append(self.funder_tx(on_chain.strategy, self.strategy.encode_call("distribute", [ids, amounts]), gas=15_000_000))
+        self.run(requests)
+
+
+def execute_plan(
+    rpc: RpcClient,
+    deployment: Deployment,
+    plan: RoundPlan,
+    funder_key: bytes,
+    *,
+    block_seconds: int = 12,
+    progress: ProgressFn | None = None,
+) -> ExecutionResult:
+    """Send the whole round; returns where it landed. Raises ``TxFailed`` on any revert."""
+    started = time.monotonic()
+    round_ = _Round(rpc, deployment, plan, funder_key)
+    if round_.anvil:
+        rpc.call("evm_setAutomine", [False])
+    try:
+        erc20_due: dict[int, int] = defaultdict(int)
+        for d in plan.donations:
+            if d.token is Token.ERC20:
+                erc20_due[d.donor] += d.amount
+        matching_erc20 = sum(p.matching_amount for p in plan.pools if p.token is Token.ERC20)
+        senders = {d.donor for d in plan.donations} | {p.owner for p in plan.projects}
+        senders |= {f.source for f in plan.fundings if f.source is not None}
+        round_.give_history()
+        round_.fund(senders, dict(erc20_due), matching_erc20)
+        lead = REGISTRATION_LEAD_SECONDS if round_.anvil else 0
+        allocation_start = round_.miner.now() + lead
+        pools = round_.create_pools(allocation_start)
+        round_.register_and_review(pools, set(erc20_due))
+        if round_.anvil:
+            round_.miner.mine(allocation_start)
+        first_block, last_block = round_.donate(pools, block_seconds, progress)
+        round_.distribute(pools)
+    finally:
+        if round_.anvil:
+            rpc.call("evm_setAutomine", [True])
+    result = ExecutionResult(
+        pools=tuple(pools),
+        donations=len(plan.donations),
+        first_block=first_block,
+        last_block=last_block,
+        transactions=round_.tx_count,
+        seconds=time.monotonic() - started,
+        skipped=dict(plan.skipped),
+    )
+    log.info("round_executed", plan=plan.name, donations=result.donations, transactions=result.transactions,
+             blocks=f"{first_block}..{last_block}", seconds=round(result.seconds, 1))
+    return result

@@ -1,0 +1,49 @@
+"""Ground truth of a simulated round: to ``qf.labels`` and to a CSV file.
+
+Training reads the table; the file is for people and for other tools. Writing
+is idempotent per (chain, address, source): re-running a simulation replaces
+its labels instead of duplicating them.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import psycopg
+
+from qf.sim.plan import Label
+
+COLUMNS = ("address", "is_sybil", "pattern", "source")
+
+
+def write_labels_file(path: Path, labels: Sequence[Label], *, source: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        for label in labels:
+            writer.writerow((label.address, str(label.is_sybil).lower(), label.pattern, source))
+
+
+def store_labels(conn: psycopg.Connection, chain_id: int, labels: Sequence[Label], *, source: str, run_id: str) -> int:
+    """Upsert labels in one transaction; returns how many rows were written."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE incoming_labels (address bytea, is_sybil boolean, pattern text) ON COMMIT DROP"
+        )
+        with cur.copy("COPY incoming_labels (address, is_sybil, pattern) FROM STDIN") as copy:
+            for label in labels:
+                copy.write_row((bytes.fromhex(label.address[2:]), label.is_sybil, label.pattern))
+        cur.execute(
+            """
+            INSERT INTO qf.labels (chain_id, address, is_sybil, pattern, source, run_id)
+            SELECT %(chain_id)s, address, is_sybil, pattern, %(source)s, %(run_id)s FROM incoming_labels
+            ON CONFLICT (chain_id, address, source) DO UPDATE
+               SET is_sybil = EXCLUDED.is_sybil, pattern = EXCLUDED.pattern,
+                   run_id = EXCLUDED.run_id, created_at = now()
+            """,
+            {"chain_id": chain_id, "source": source, "run_id": run_id},
+        )
+        return cur.rowcount
