@@ -212,7 +212,9 @@ def replay_gitcoin(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="Round 9 contributions CSV (.csv or .csv.xz).")] = ROUND9_CSV,
     rpc_url: Annotated[str | None, typer.Option(help="Node to drive (default: QF_RPC_URLS, else the devnet).")] = None,
-    block_seconds: Annotated[int, typer.Option(min=1, help="Seconds per block slot on anvil.")] = 12,
+    block_seconds: Annotated[
+        int, typer.Option(min=1, help="Seconds per block slot on anvil (anvil mines ~10 blocks/s at this state size).")
+    ] = 120,
     limit: Annotated[int | None, typer.Option(min=1, help="Replay only the first N donations.")] = None,
 ) -> None:
     """Replay the real Gitcoin Round 9 contributions on the devnet, in time order."""

@@ -14,6 +14,7 @@ to date. Typical use at an entry point::
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -42,7 +43,9 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection[TupleRo
     host fails in seconds instead of hanging on the TCP handshake.
     """
     params = parse_url(url)
-    extra = {} if "connect_timeout" in params else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    extra: dict[str, Any] = {}
+    if "connect_timeout" not in params:
+        extra["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
     try:
         return psycopg.connect(url, autocommit=autocommit, **extra)
     except psycopg.Error as err:

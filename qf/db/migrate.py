@@ -143,9 +143,7 @@ def apply_migrations(conn: psycopg.Connection[TupleRow], directory: Path = SQL_D
         _unlock(conn)
 
 
-def pending_migrations(
-    conn: psycopg.Connection[TupleRow], directory: Path = SQL_DIR
-) -> list[str]:
+def pending_migrations(conn: psycopg.Connection[TupleRow], directory: Path = SQL_DIR) -> list[str]:
     """Names of the migrations `apply_migrations` would run, without running them."""
     migrations = discover(directory)
     try:

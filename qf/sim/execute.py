@@ -38,6 +38,9 @@ from qf.sim.plan import RecipientStatus, RoundPlan, Token
 log = structlog.get_logger()
 
 GAS_MONEY_WEI = 10**18
+#: A first ERC-20 donation to a new recipient writes fresh storage through three contracts.
+DONATION_GAS = 500_000
+REVIEW_CHUNK = 200
 REGISTRATION_LEAD_SECONDS = 3600
 MAX_UINT = 2**256 - 1
 #: Only for splitting the simulated matching pool across tokens; not a price feed.
@@ -88,11 +91,17 @@ class _Miner:
         while True:
             self.rpc.call("evm_setNextBlockTimestamp", [hex(ts)])
             self.rpc.call("evm_mine")
-            blocks.append(int(self.rpc.call("eth_blockNumber"), 16))
+            block = self.rpc.call("eth_getBlockByNumber", ["latest", False])
+            blocks.append(int(block["number"], 16))
             self.last_timestamp = ts
-            status = self.rpc.call("txpool_status")
-            if int(status["pending"], 16) == 0:
+            pending = int(self.rpc.call("txpool_status")["pending"], 16)
+            if pending == 0:
                 return blocks
+            if not block["transactions"]:
+                raise ChainError(
+                    f"{pending} transactions stay pending after mining an empty block "
+                    "(a sender without funds or a nonce gap)"
+                )
             ts += 1
 
 
@@ -158,6 +167,25 @@ class _Round:
             self.rpc.batch([("anvil_setNonce", [w.address, hex(w.prior_nonce)]) for w in chunk])
         for w in aged:
             self.sender.set_nonce(w.address, w.prior_nonce)
+
+    def ensure_funder_balance(self, senders: set[int]) -> None:
+        """The faucet must cover all it sends; on anvil it is topped up, elsewhere checked."""
+        funded = {f.target for f in self.plan.fundings}
+        native_pools = sum(p.matching_amount for p in self.plan.pools if p.token is Token.NATIVE)
+        needed = (
+            sum(f.amount for f in self.plan.fundings if f.source is None)
+            + GAS_MONEY_WEI * (len(senders - funded) + 10)
+            + native_pools
+        )
+        balance = int(self.rpc.call("eth_getBalance", [self.funder, "latest"]), 16)
+        if balance >= needed:
+            return
+        if self.anvil:
+            self.rpc.call("anvil_setBalance", [self.funder, hex(needed * 2)])
+            return
+        raise ChainError(
+            f"funder {self.funder} holds {balance / 1e18:.4f} ETH but the round needs {needed / 1e18:.4f} ETH"
+        )
 
     def fund(self, senders: set[int], erc20_due: dict[int, int], matching_erc20: int) -> None:
         plan = self.plan
@@ -243,7 +271,7 @@ class _Round:
             decided = [i for i in indices if plan.projects[i].status is not RecipientStatus.PENDING]
             rejected = [i for i in decided if plan.projects[i].status is RecipientStatus.REJECTED]
             if decided:
-                reviews.append(self._review(pools[pool_index], decided))
+                reviews.extend(self._review(pools[pool_index], decided))
             if rejected:
                 appeals.append(rejected[0])
         self.run(reviews)
@@ -251,12 +279,18 @@ class _Round:
             # A rejected project re-applies (UpdatedRegistration, status appealed); the manager
             # rejects it again, so the final status is still the plan's.
             self.run([registration(i) for i in appeals])
-            self.run([self._review(pools[plan.projects[i].pool], [i]) for i in appeals])
+            self.run([tx for i in appeals for tx in self._review(pools[plan.projects[i].pool], [i])])
 
-    def _review(self, pool: PoolOnChain, project_indices: list[int]) -> TxRequest:
-        ids = [self.plan.wallets[self.plan.projects[i].owner].address for i in project_indices]
-        statuses = [int(self.plan.projects[i].status) for i in project_indices]
-        return self.funder_tx(pool.strategy, self.strategy.encode_call("reviewRecipients", [ids, statuses]), gas=2_000_000)
+    def _review(self, pool: PoolOnChain, project_indices: list[int]) -> list[TxRequest]:
+        """The manager's review transactions, in chunks that fit a block."""
+        requests = []
+        for start in range(0, len(project_indices), REVIEW_CHUNK):
+            chunk = project_indices[start : start + REVIEW_CHUNK]
+            ids = [self.plan.wallets[self.plan.projects[i].owner].address for i in chunk]
+            statuses = [int(self.plan.projects[i].status) for i in chunk]
+            call = self.strategy.encode_call("reviewRecipients", [ids, statuses])
+            requests.append(self.funder_tx(pool.strategy, call, gas=200_000 + 30_000 * len(chunk)))
+        return requests
 
     def donate(self, pools: list[PoolOnChain], block_seconds: int, progress: ProgressFn | None) -> tuple[int, int]:
         plan = self.plan
@@ -276,7 +310,7 @@ class _Round:
                 data = eth_abi.encode(["address", "address", "uint256"], [recipient, token, d.amount])
                 call = self.core.encode_call("allocate", [pools[project.pool].pool_id, data])
                 value = d.amount if d.token is Token.NATIVE else 0
-                requests.append(self.wallet_tx(d.donor, self.deployment.core, call, value, gas=200_000))
+                requests.append(self.wallet_tx(d.donor, self.deployment.core, call, value, gas=DONATION_GAS))
             hashes = self.sender.send(requests)
             self.tx_count += len(hashes)
             if self.anvil:
@@ -354,11 +388,15 @@ def execute_plan(
         senders = {d.donor for d in plan.donations} | {p.owner for p in plan.projects}
         senders |= {f.source for f in plan.fundings if f.source is not None}
         round_.give_history()
+        round_.ensure_funder_balance(senders)
         round_.fund(senders, dict(erc20_due), matching_erc20)
+        log.info("round_funded", wallets=len(plan.wallets), seconds=round(time.monotonic() - started, 1))
         lead = REGISTRATION_LEAD_SECONDS if round_.anvil else 0
         allocation_start = round_.miner.now() + lead
         pools = round_.create_pools(allocation_start)
         round_.register_and_review(pools, set(erc20_due))
+        log.info("round_opened", pools=len(pools), projects=len(plan.projects),
+                 seconds=round(time.monotonic() - started, 1))
         if round_.anvil:
             round_.miner.mine(allocation_start)
         first_block, last_block = round_.donate(pools, block_seconds, progress)

@@ -12,7 +12,8 @@ How rows map to the plan:
   the first replayed ``created_on``, in ``time_sequence`` order;
 * one wallet per contributor, ``derive_wallet("round9", contributor)``, and one
   accepted project per grant owned by ``derive_wallet("round9-grant", grant)``;
-  only contributors and grants with at least one replayed donation appear;
+  only contributors and grants with at least one replayed donation appear,
+  contributors first, then grant owners, each in order of first donation;
 * one donation per successful row with a positive amount; the USD amount is
   converted to 18-decimal token units exactly through ``Decimal`` of its text
   (three rows carry 19 decimals and are rounded half-even to the nearest unit).
@@ -21,6 +22,7 @@ How rows map to the plan:
 * every wallet is funded by the faucet with gas (``wallets.gas_allowance_wei``,
   1 ETH for all but the busiest) and, as in ``scenario``, the executor mints
   each donor exactly the sum of its ERC-20 donations (``wallets.erc20_mints``);
+* ``seed`` is 0: nothing is random;
 * ``labels`` is empty: nobody knows which Round 9 contributors were sybils.
   ``sybil_score`` is Gitcoin's heuristic of the time, not ground truth, and
   ``flag`` is zero on every row, so neither may be used as a label.
@@ -151,18 +153,20 @@ def _parsed(rows: pd.DataFrame, source: str) -> pd.DataFrame:
         line = int(bad.to_numpy().argmax()) + 2  # 1-based, after the header
         raise DataError(f"{source}: line {line}: time_sequence "
                         f"{text['time_sequence'][bad].iloc[0]!r} is not an integer")
-    if sequence.duplicated().any():
-        raise DataError(f"{source}: row time_sequence={int(sequence[sequence.duplicated()].iloc[0])}"
-                        ": time_sequence repeats")
+    repeated = sequence.duplicated()
+    if repeated.any():
+        raise DataError(f"{source}: row time_sequence={int(sequence[repeated].iloc[0])}: "
+                        "time_sequence repeats")
 
     created = pd.to_datetime(text["created_on"], format="ISO8601", utc=True, errors="coerce")
-    _raise_first(created.isna(), text, sequence, source, "created_on", "is not a date with offset")
+    where = {"text": text, "sequence": sequence, "source": source}
+    _raise_first(created.isna(), **where, column="created_on", problem="is not a date with offset")
     amount = pd.to_numeric(text["amount"], errors="coerce")
-    _raise_first(~np.isfinite(amount.to_numpy(dtype=float, na_value=np.nan)), text, sequence,
-                 source, "amount", "is not a number")
+    finite = np.isfinite(amount.to_numpy(dtype=float, na_value=np.nan))
+    _raise_first(~finite, **where, column="amount", problem="is not a number")
     flag = text["success"].str.strip().str.lower()
-    _raise_first(~flag.isin(_TRUE | _FALSE), text, sequence, source, "success",
-                 "is not True or False")
+    _raise_first(~flag.isin(_TRUE | _FALSE), **where, column="success",
+                 problem="is not True or False")
 
     parsed = pd.DataFrame({
         "time_sequence": sequence.astype("int64"),
@@ -182,6 +186,7 @@ def _parsed(rows: pd.DataFrame, source: str) -> pd.DataFrame:
 
 def _raise_first(
     bad: pd.Series | np.ndarray,
+    *,
     text: pd.DataFrame,
     sequence: pd.Series,
     source: str,

@@ -149,18 +149,22 @@ def plan_simulated_round(
     rng = np.random.default_rng(seed)
     draft = _Draft(namespace=f"sim-{seed}")
     plan_pools = tuple(_pool(i, matching_usd, duration_seconds) for i in range(pools))
-    accepted = _add_projects(draft, rng, pools, projects_per_pool, rejected_per_pool,
-                             pending_per_pool)
+    accepted = _add_projects(draft, rng, pools=pools, per_pool=projects_per_pool,
+                             rejected=rejected_per_pool, pending=pending_per_pool)
     popularity = [_popularity(rng, len(ids)) for ids in accepted]
     rings, selfish = _reserve_projects(rng, accepted, collusion_rings, ring_size,
                                        self_donation_projects)
 
-    _add_honest(draft, rng, accepted, popularity, honest_donors, duration_seconds)
-    _add_whales(draft, rng, accepted, popularity, whales, duration_seconds)
+    _add_honest(draft, rng, accepted=accepted, popularity=popularity, count=honest_donors,
+                duration=duration_seconds)
+    _add_whales(draft, rng, accepted=accepted, popularity=popularity, count=whales,
+                duration=duration_seconds)
     for cluster in range(fan_out_clusters):
-        _add_fan_out(draft, rng, cluster, accepted, popularity, fan_out_size, duration_seconds)
+        _add_fan_out(draft, rng, cluster=cluster, accepted=accepted, popularity=popularity,
+                     size=fan_out_size, duration=duration_seconds)
     for ring, members in enumerate(rings):
-        _add_ring(draft, rng, ring, members, ring_helpers, duration_seconds)
+        _add_ring(draft, rng, ring=ring, members=members, helpers=ring_helpers,
+                  duration=duration_seconds)
     for project in selfish:
         _add_self_donation(draft, rng, project, self_donation_wallets, duration_seconds)
 
@@ -214,7 +218,7 @@ def _pool(index: int, matching_usd: int, duration_seconds: int) -> Pool:
 
 
 def _add_projects(
-    draft: _Draft, rng: Rng, pools: int, per_pool: int, rejected: int, pending: int
+    draft: _Draft, rng: Rng, *, pools: int, per_pool: int, rejected: int, pending: int
 ) -> list[list[int]]:
     """Register every project with its own owner wallet; return accepted ids per pool."""
     accepted: list[list[int]] = []
@@ -238,8 +242,8 @@ def _add_projects(
 def _popularity(rng: Rng, n: int) -> np.ndarray:
     """Zipf-like weights over ``n`` projects in a random order: a few draw most donors."""
     weights = 1.0 / np.arange(1, n + 1) ** 1.1
-    weights = weights[rng.permutation(n)]
-    return weights / weights.sum()
+    shuffled: np.ndarray = weights[rng.permutation(n)] / weights.sum()
+    return shuffled
 
 
 def _reserve_projects(
@@ -260,13 +264,14 @@ def _reserve_projects(
     if len(left) < selfish:
         raise ConfigError(f"self_donation_projects={selfish} needs that many accepted projects "
                           f"outside the collusion rings, only {len(left)} left")
-    chosen = rng.choice(len(left), size=selfish, replace=False) if selfish else []
+    chosen = rng.choice(len(left), size=selfish, replace=False)
     return ring_members, sorted(left[int(k)] for k in chosen)
 
 
 def _add_honest(
     draft: _Draft,
     rng: Rng,
+    *,
     accepted: list[list[int]],
     popularity: list[np.ndarray],
     count: int,
@@ -292,6 +297,7 @@ def _add_honest(
 def _add_whales(
     draft: _Draft,
     rng: Rng,
+    *,
     accepted: list[list[int]],
     popularity: list[np.ndarray],
     count: int,
@@ -314,6 +320,7 @@ def _add_whales(
 def _add_fan_out(
     draft: _Draft,
     rng: Rng,
+    *,
     cluster: int,
     accepted: list[list[int]],
     popularity: list[np.ndarray],
@@ -340,7 +347,7 @@ def _add_fan_out(
 
 
 def _add_ring(
-    draft: _Draft, rng: Rng, ring: int, members: list[int], helpers: int, duration: int
+    draft: _Draft, rng: Rng, *, ring: int, members: list[int], helpers: int, duration: int
 ) -> None:
     """Owners of ``members`` and a few helpers donate to every ring project but their own."""
     owners = [draft.projects[p].owner for p in members]

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import coincurve
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from qf.sim.plan import Donation, Token, Wallet
 

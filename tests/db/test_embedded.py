@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,15 +52,20 @@ def server_running(home: Path) -> bool:
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    """A QF_HOME whose embedded server is stopped after the test, whatever happened."""
-    path = tmp_path / "home"
-    yield path
-    stop_embedded(Settings(home=path))
+def home() -> Iterator[Path]:
+    """A QF_HOME whose embedded server is stopped and deleted after the test.
+
+    Not under pytest's tmp_path: every pytest session resets its temp root to
+    0700, which would lock the server's user out if another session starts.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="qf-test-home-"))
+    yield workdir / "home"
+    stop_embedded(Settings(home=workdir / "home"))
+    shutil.rmtree(workdir)
 
 
 def test_data_persists_across_processes_and_server_stops_with_last_one(home: Path) -> None:
-    """Two processes in turn reuse QF_HOME/pgdata: a table made by the first is seen by the second."""
+    """Processes in turn reuse QF_HOME/pgdata: a table made by the first is seen by the second."""
     first = run_client(home, "CREATE TABLE kept AS SELECT 42 AS answer")
     assert first.returncode == 0, first.stderr
     assert not server_running(home), "the server should stop when its only user exits"
@@ -88,7 +95,7 @@ def test_second_process_attaches_to_the_running_server(home: Path) -> None:
 
 
 def test_restart_in_the_same_process_after_an_explicit_stop(home: Path) -> None:
-    """After stop_embedded, the next resolve starts the server again instead of using a stale one."""
+    """After stop_embedded, the next resolve starts the server again, not a stale handle."""
     settings = Settings(home=home)
     resolve_database_url(settings)
     assert stop_embedded(settings)
@@ -97,7 +104,7 @@ def test_restart_in_the_same_process_after_an_explicit_stop(home: Path) -> None:
 
 
 def test_a_crashed_holder_does_not_keep_the_server_alive(home: Path) -> None:
-    """A process that died without cleaning up is forgotten, so the next last user stops the server."""
+    """A holder that died without cleaning up is forgotten; the last live user stops the server."""
     crashed = run_client(home, "SELECT 1", "crash")
     assert crashed.returncode == 1, crashed.stderr
     assert server_running(home), "nobody stopped the server for the crashed process"

@@ -74,7 +74,7 @@ def test_pending_lists_everything_on_an_empty_database_without_creating_anything
     db_url: str,
 ) -> None:
     """pending_migrations reports all files for a new database and leaves it untouched."""
-    with connect(db_url) as conn:
+    with connect(db_url, autocommit=True) as conn:
         assert pending_migrations(conn) == [m.name for m in discover()]
         assert conn.execute("SELECT to_regnamespace('qf')").fetchone() == (None,)
         apply_migrations(conn)
@@ -108,7 +108,7 @@ def test_a_failing_migration_rolls_back_alone(db_url: str, tmp_path: Path) -> No
             "002_broken.sql": "CREATE TABLE b (x int); SELEC 1;",
         },
     )
-    with connect(db_url) as conn:
+    with connect(db_url, autocommit=True) as conn:
         with pytest.raises(DatabaseError, match=r"migration 002_broken\.sql failed: syntax error"):
             apply_migrations(conn, folder)
         assert conn.execute("SELECT to_regclass('b')").fetchone() == (None,)
@@ -166,7 +166,7 @@ def test_a_connection_inside_a_transaction_is_refused(db_url: str) -> None:
 def test_discover_refuses_bad_names_and_duplicate_versions(tmp_path: Path) -> None:
     """Files not named NNN_name.sql, or two files with one version, are errors."""
     badly_named = write(tmp_path / "bad", {"foundation.sql": "SELECT 1;"})
-    with pytest.raises(DatabaseError, match="must be named NNN_name.sql"):
+    with pytest.raises(DatabaseError, match=r"must be named NNN_name\.sql"):
         discover(badly_named)
     duplicated = write(tmp_path / "dup", {"001_a.sql": "", "1_b.sql": ""})
     with pytest.raises(DatabaseError, match="same version 1"):
