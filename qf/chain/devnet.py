@@ -21,6 +21,10 @@ from qf.settings import Settings
 
 log = structlog.get_logger()
 
+#: Detached nodes started by this process: kept referenced so that the Popen
+#: objects are not collected (and warned about) while the node runs on.
+_DETACHED: list[object] = []
+
 
 @dataclass(frozen=True, slots=True)
 class Devnet:
@@ -66,6 +70,7 @@ def ensure_devnet(settings: Settings) -> Devnet:
         proc = start_anvil(
             AnvilOptions(port=settings.anvil_port), log_path=settings.devnet_dir / "anvil.log", detached=True
         )
+        _DETACHED.append(proc)
         pid, started = proc.pid, True
         pid_file.parent.mkdir(parents=True, exist_ok=True)
         pid_file.write_text(str(pid))
