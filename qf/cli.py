@@ -239,6 +239,28 @@ def replay_gitcoin(
 
 
 @app.command()
+def demo(
+    ctx: typer.Context,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated round.")] = 42,
+) -> None:
+    """The main job on embedded defaults: devnet, database, a simulated round with ground truth."""
+    from qf.db import redact_url
+
+    settings = _settings(ctx)
+    out.rule("1. devnet")
+    devnet(ctx, as_json=False, stop=False)
+    out.rule("2. database")
+    with _migrated_connection(settings) as conn:
+        labels_before = conn.execute("SELECT count(*) FROM qf.labels").fetchone()[0]
+    out.print(f"PostgreSQL at {redact_url(_database(settings))} (qf.labels holds {labels_before} rows)")
+    out.rule("3. simulated round")
+    simulate(ctx, seed=seed, honest_donors=300, projects_per_pool=20, pools=2, rpc_url=None,
+             block_seconds=12, labels_out=None)
+    out.rule("done")
+    out.print("Stop the background devnet and database with `make stop`.")
+
+
+@app.command()
 def env() -> None:
     """List the environment variables QF Sentinel reads."""
     for name, doc in ENV_VARS.items():
