@@ -30,6 +30,8 @@ demo: setup
 	$(BIN)/qf demo
 
 test: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 test-fast: setup

@@ -43,9 +43,13 @@ def _global(
     home: Annotated[Path | None, typer.Option(help="State directory (env QF_HOME, default ./.qf).")] = None,
     database_url: Annotated[str | None, typer.Option(help="PostgreSQL URL (env QF_DATABASE_URL).")] = None,
     log_format: Annotated[str | None, typer.Option(help="auto, json or console (env QF_LOG_FORMAT).")] = None,
-    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error (env QF_LOG_LEVEL).")] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="debug, info, warning, error (env QF_LOG_LEVEL).")
+    ] = None,
 ) -> None:
-    settings = Settings.from_env(home=home, database_url=database_url, log_format=log_format, log_level=log_level)
+    settings = Settings.from_env(
+        home=home, database_url=database_url, log_format=log_format, log_level=log_level
+    )
     configure_logging(settings.log_format, settings.log_level)  # type: ignore[arg-type]
     ctx.obj = settings
 
@@ -125,9 +129,12 @@ def devnet(
         return
     state = "started" if net.started else "already running"
     deployed = "deployed" if net.deployed else "already deployed"
-    out.print(f"devnet {state} at [bold]{net.rpc_url}[/] (chain id {net.deployment.chain_id}); contracts {deployed}")
+    out.print(
+        f"devnet {state} at [bold]{net.rpc_url}[/] (chain id {net.deployment.chain_id}); contracts {deployed}"
+    )
     for key, value in net.as_dict().items():
-        out.print(f"  {key:12} {value}")
+        if key not in ("started", "deployed"):
+            out.print(f"  {key:12} {value}")
 
 
 def _chain_target(settings: Settings, rpc_url: str | None) -> tuple[Any, Any, bytes]:
@@ -144,7 +151,9 @@ def _chain_target(settings: Settings, rpc_url: str | None) -> tuple[Any, Any, by
     rpc = RpcClient(url)
     chain_id = rpc.chain_id()
     if settings.chain_id is not None and chain_id != settings.chain_id:
-        raise ChainIdMismatch(f"node at {url} serves chain {chain_id}, but QF_CHAIN_ID is {settings.chain_id}")
+        raise ChainIdMismatch(
+            f"node at {url} serves chain {chain_id}, but QF_CHAIN_ID is {settings.chain_id}"
+        )
     if settings.funder_key:
         try:
             key = bytes.fromhex(settings.funder_key.removeprefix("0x"))
@@ -164,15 +173,28 @@ def _execute(settings: Settings, plan: Any, rpc_url: str | None, block_seconds: 
     from qf.sim.execute import execute_plan
 
     rpc, deployment, key = _chain_target(settings, rpc_url)
-    with rpc, Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        disable=not sys.stderr.isatty(), console=Console(stderr=True),
-    ) as progress:
+    with (
+        rpc,
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            disable=not sys.stderr.isatty(),
+            console=Console(stderr=True),
+        ) as progress,
+    ):
         task = progress.add_task("donations", total=len(plan.donations))
-        result = execute_plan(
-            rpc, deployment, plan, key, block_seconds=block_seconds,
-            progress=lambda done, total: progress.update(task, completed=done),
-        )
+        step = max(1, len(plan.donations) // 10)
+        logged = [0]
+
+        def report(done: int, total: int) -> None:
+            progress.update(task, completed=done)
+            if progress.disable and done - logged[0] >= step:
+                logged[0] = done
+                log.info("donations_sent", done=done, total=total)
+
+        result = execute_plan(rpc, deployment, plan, key, block_seconds=block_seconds, progress=report)
     return result, deployment
 
 
@@ -183,21 +205,33 @@ def simulate(
     honest_donors: Annotated[int, typer.Option(min=1)] = 300,
     projects_per_pool: Annotated[int, typer.Option(min=4)] = 20,
     pools: Annotated[int, typer.Option(min=1)] = 2,
-    rpc_url: Annotated[str | None, typer.Option(help="Node to drive (default: QF_RPC_URLS, else the devnet).")] = None,
+    rpc_url: Annotated[
+        str | None, typer.Option(help="Node to drive (default: QF_RPC_URLS, else the devnet).")
+    ] = None,
     block_seconds: Annotated[int, typer.Option(min=1, help="Seconds per block slot on anvil.")] = 12,
-    labels_out: Annotated[Path | None, typer.Option(help="CSV of ground truth (default QF_HOME/labels/sim-SEED.csv).")] = None,
+    labels_out: Annotated[
+        Path | None, typer.Option(help="CSV of ground truth (default QF_HOME/labels/sim-SEED.csv).")
+    ] = None,
 ) -> None:
     """Drive a realistic round with honest donors, whales and labelled sybil patterns."""
     from qf.sim.labels import store_labels, write_labels_file
     from qf.sim.scenario import plan_simulated_round
 
     settings = _settings(ctx)
-    plan = plan_simulated_round(seed, honest_donors=honest_donors, projects_per_pool=projects_per_pool, pools=pools)
+    plan = plan_simulated_round(
+        seed, honest_donors=honest_donors, projects_per_pool=projects_per_pool, pools=pools
+    )
     result, deployment = _execute(settings, plan, rpc_url, block_seconds)
     path = labels_out or settings.home / "labels" / f"{plan.name}.csv"
     write_labels_file(path, plan.labels, source="simulate")
     with _migrated_connection(settings) as conn:
-        stored = store_labels(conn, deployment.chain_id, plan.labels, source="simulate", run_id=f"{plan.name}-{uuid.uuid4().hex[:8]}")
+        stored = store_labels(
+            conn,
+            deployment.chain_id,
+            plan.labels,
+            source="simulate",
+            run_id=f"{plan.name}-{uuid.uuid4().hex[:8]}",
+        )
     sybils = sum(label.is_sybil for label in plan.labels)
     out.print(
         f"simulated round {plan.name}: {result.donations} donations in {result.transactions} transactions, "
@@ -211,9 +245,15 @@ def simulate(
 def replay_gitcoin(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="Round 9 contributions CSV (.csv or .csv.xz).")] = ROUND9_CSV,
-    rpc_url: Annotated[str | None, typer.Option(help="Node to drive (default: QF_RPC_URLS, else the devnet).")] = None,
+    rpc_url: Annotated[
+        str | None, typer.Option(help="Node to drive (default: QF_RPC_URLS, else the devnet).")
+    ] = None,
     block_seconds: Annotated[
-        int, typer.Option(min=1, help="Seconds per block slot on anvil (anvil mines ~10 blocks/s at this state size).")
+        int,
+        typer.Option(
+            min=1,
+            help="Seconds per block slot on anvil (anvil mines ~10 blocks/s at this state size).",
+        ),
     ] = 120,
     limit: Annotated[int | None, typer.Option(min=1, help="Replay only the first N donations.")] = None,
 ) -> None:
@@ -227,13 +267,18 @@ def replay_gitcoin(
     plan = load_round9(path)
     if limit is not None:
         plan = replace(plan, donations=plan.donations[:limit])
-    log.info("replay_planned", donations=len(plan.donations), skipped=dict(plan.skipped),
-             seconds=round(time.monotonic() - started, 1))
+    log.info(
+        "replay_planned",
+        donations=len(plan.donations),
+        skipped=dict(plan.skipped),
+        seconds=round(time.monotonic() - started, 1),
+    )
     result, _ = _execute(settings, plan, rpc_url, block_seconds)
     skipped = ", ".join(f"{k}: {v}" for k, v in sorted(plan.skipped.items())) or "none"
     out.print(
         f"replayed {result.donations} donations from {path.name} "
-        f"({len(plan.wallets)} wallets, {len(plan.projects)} projects) in {result.transactions} transactions, "
+        f"({len(plan.wallets)} wallets, {len(plan.projects)} projects) "
+        f"in {result.transactions} transactions, "
         f"blocks {result.first_block}..{result.last_block}, {result.seconds:.1f} s; skipped rows: {skipped}"
     )
 
@@ -254,8 +299,16 @@ def demo(
         labels_before = conn.execute("SELECT count(*) FROM qf.labels").fetchone()[0]
     out.print(f"PostgreSQL at {redact_url(_database(settings))} (qf.labels holds {labels_before} rows)")
     out.rule("3. simulated round")
-    simulate(ctx, seed=seed, honest_donors=300, projects_per_pool=20, pools=2, rpc_url=None,
-             block_seconds=12, labels_out=None)
+    simulate(
+        ctx,
+        seed=seed,
+        honest_donors=300,
+        projects_per_pool=20,
+        pools=2,
+        rpc_url=None,
+        block_seconds=12,
+        labels_out=None,
+    )
     out.rule("done")
     out.print("Stop the background devnet and database with `make stop`.")
 

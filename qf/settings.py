@@ -21,7 +21,7 @@ ENV_VARS: dict[str, str] = {
     "QF_RPC_URLS": "Comma-separated JSON-RPC URLs; unset means the local devnet.",
     "QF_CHAIN_ID": "Chain id the node must serve; checked at start (unset: accept any).",
     "QF_ANVIL_PORT": "Port of the devnet's anvil on 127.0.0.1 (default 8545).",
-    "QF_FUNDER_KEY": "Hex private key that deploys and funds simulations (default: anvil's dev key on chain 31337).",
+    "QF_FUNDER_KEY": "Hex key that deploys and funds simulations (default: anvil's dev key on 31337).",
     "QF_LOG_FORMAT": "auto (console on a terminal, else JSON), json or console.",
     "QF_LOG_LEVEL": "debug, info, warning or error (default info).",
 }
@@ -64,9 +64,7 @@ class Settings:
             values["rpc_urls"] = _split_urls(values["rpc_urls"])
         values["home"] = Path(values["home"]).expanduser().resolve()
         if values["log_format"] not in ("auto", "json", "console"):
-            raise ConfigError(
-                f"QF_LOG_FORMAT must be auto, json or console, not {values['log_format']!r}"
-            )
+            raise ConfigError(f"QF_LOG_FORMAT must be auto, json or console, not {values['log_format']!r}")
         return cls(**values)
 
     def with_(self, **changes: Any) -> Settings:

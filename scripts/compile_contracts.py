@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,10 +33,13 @@ SETTINGS = {
 
 def compile_all() -> dict[str, str]:
     """Return {artifact file name: JSON text} for every deployable contract."""
+    node = shutil.which("node")
+    if node is None:
+        sys.exit("node not found: Node.js is needed to run the pinned solc")
     sources = {p.name: {"content": p.read_text()} for p in sorted(CONTRACTS.glob("*.sol"))}
     standard_input = {"language": "Solidity", "sources": sources, "settings": SETTINGS}
     proc = subprocess.run(
-        ["node", str(ROOT / "scripts" / "solc-compile.cjs")],
+        [node, str(ROOT / "scripts" / "solc-compile.cjs")],
         input=json.dumps(standard_input),
         capture_output=True,
         text=True,
@@ -49,7 +53,7 @@ def compile_all() -> dict[str, str]:
         sys.exit("\n".join(e["formattedMessage"] for e in errors))
     version = json.loads(
         subprocess.run(
-            ["node", "-e", "process.stdout.write(JSON.stringify(require('solc').version()))"],
+            [node, "-e", "process.stdout.write(JSON.stringify(require('solc').version()))"],
             cwd=ROOT,
             capture_output=True,
             text=True,

@@ -29,7 +29,7 @@ from qf.errors import ConfigError
 ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "contracts_abi"
 
 #: Allo's marker address for the chain's native token.
-NATIVE_TOKEN = "0xeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
+NATIVE_TOKEN = "0xeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"  # noqa: S105 - an address, not a secret
 
 #: Event name -> canonical signature, as declared by Allo Protocol v2 (core and
 #: the DonationVotingMerkleDistribution strategy family).
@@ -101,7 +101,7 @@ class Artifact:
 def _type_string(component: dict[str, Any]) -> str:
     if component["type"].startswith("tuple"):
         inner = ",".join(_type_string(c) for c in component["components"])
-        return f"({inner}){component['type'][len('tuple'):]}"
+        return f"({inner}){component['type'][len('tuple') :]}"
     return str(component["type"])
 
 

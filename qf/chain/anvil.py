@@ -8,6 +8,7 @@ start), waits until it answers, and returns the process. Detached starts
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
@@ -100,7 +101,9 @@ def wait_until_ready(
                 return rpc.chain_id()
             except (RpcUnavailable, RpcError):
                 if time.monotonic() > deadline:
-                    raise ChainError(f"anvil did not answer at {url} within {timeout_seconds:.0f} s") from None
+                    raise ChainError(
+                        f"anvil did not answer at {url} within {timeout_seconds:.0f} s"
+                    ) from None
                 time.sleep(0.05)
 
 
@@ -115,10 +118,8 @@ def stop_process(pid: int, *, timeout_seconds: float = 10.0) -> bool:
         if not pid_alive(pid):
             return True
         time.sleep(0.05)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     return True
 
 

@@ -55,7 +55,9 @@ def still_valid(rpc: RpcClient, deployment: Deployment) -> bool:
     return all(code not in (None, "0x") for code in codes)
 
 
-def deploy_contracts(rpc: RpcClient, deployer_key: bytes, *, percent_fee: int = DEVNET_PERCENT_FEE) -> Deployment:
+def deploy_contracts(
+    rpc: RpcClient, deployer_key: bytes, *, percent_fee: int = DEVNET_PERCENT_FEE
+) -> Deployment:
     """Deploy the test token and the core; returns where they landed."""
     chain_id = rpc.chain_id()
     deployer = Account.from_key(deployer_key).address.lower()
@@ -63,8 +65,20 @@ def deploy_contracts(rpc: RpcClient, deployer_key: bytes, *, percent_fee: int = 
     token_art, core_art = load_artifact("TestToken"), load_artifact("QFAllo")
     hashes = sender.send(
         [
-            TxRequest(deployer_key, deployer, None, token_art.deploy_data(["QF Test USD", "tUSD"]), gas=3_000_000),
-            TxRequest(deployer_key, deployer, None, core_art.deploy_data([deployer, percent_fee]), gas=8_000_000),
+            TxRequest(
+                deployer_key,
+                deployer,
+                None,
+                token_art.deploy_data(["QF Test USD", "tUSD"]),
+                gas=3_000_000,
+            ),
+            TxRequest(
+                deployer_key,
+                deployer,
+                None,
+                core_art.deploy_data([deployer, percent_fee]),
+                gas=8_000_000,
+            ),
         ]
     )
     _mine_if_needed(rpc)
@@ -77,7 +91,12 @@ def deploy_contracts(rpc: RpcClient, deployer_key: bytes, *, percent_fee: int = 
         deployer=deployer,
         start_block=int(core_receipt["blockNumber"], 16),
     )
-    log.info("contracts_deployed", core=deployment.core, token=deployment.token, block=deployment.start_block)
+    log.info(
+        "contracts_deployed",
+        core=deployment.core,
+        token=deployment.token,
+        block=deployment.start_block,
+    )
     return deployment
 
 
@@ -97,7 +116,7 @@ def _mine_if_needed(rpc: RpcClient) -> None:
     """On a node with automine off (an anvil the simulator paused), mine now."""
     try:
         automine = rpc.call("anvil_getAutomine")
-    except Exception:  # noqa: BLE001 - not anvil: blocks come on their own
+    except Exception:
         return
     if not automine:
         rpc.call("evm_mine")

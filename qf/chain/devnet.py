@@ -13,7 +13,14 @@ from pathlib import Path
 
 import structlog
 
-from qf.chain.anvil import DEV_PRIVATE_KEY, AnvilOptions, pid_alive, start_anvil, stop_process, wait_until_ready
+from qf.chain.anvil import (
+    DEV_PRIVATE_KEY,
+    AnvilOptions,
+    pid_alive,
+    start_anvil,
+    stop_process,
+    wait_until_ready,
+)
 from qf.chain.deploy import Deployment, ensure_deployment
 from qf.chain.rpc import RpcClient
 from qf.errors import ChainError
@@ -44,6 +51,8 @@ class Devnet:
             "deployer": self.deployment.deployer,
             "start_block": self.deployment.start_block,
             "pid": self.pid,
+            "started": self.started,
+            "deployed": self.deployed,
         }
 
     def as_json(self) -> str:
@@ -68,7 +77,9 @@ def ensure_devnet(settings: Settings) -> Devnet:
         wait_until_ready(url, timeout_seconds=0.3)
     except ChainError:
         proc = start_anvil(
-            AnvilOptions(port=settings.anvil_port), log_path=settings.devnet_dir / "anvil.log", detached=True
+            AnvilOptions(port=settings.anvil_port),
+            log_path=settings.devnet_dir / "anvil.log",
+            detached=True,
         )
         _DETACHED.append(proc)
         pid, started = proc.pid, True

@@ -43,7 +43,12 @@ class RpcClient:
 
     def call(self, method: str, params: Sequence[Any] = ()) -> Any:
         """One request; returns its ``result`` or raises."""
-        request = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)}
+        request = {
+            "jsonrpc": "2.0",
+            "id": next(self._ids),
+            "method": method,
+            "params": list(params),
+        }
         return _result(self._post(request), method)
 
     def batch(self, calls: Sequence[Call]) -> list[Any]:
@@ -109,7 +114,9 @@ def _result(item: Any, method: str) -> Any:
     error = item.get("error")
     if error is not None:
         raise RpcError(
-            str(error.get("message", error)), code=int(error.get("code", -1)), method=method,
+            str(error.get("message", error)),
+            code=int(error.get("code", -1)),
+            method=method,
             data=error.get("data"),
         )
     return item.get("result")

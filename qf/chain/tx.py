@@ -8,12 +8,14 @@ so a revert is never silently counted as a donation.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from eth_account import Account
+from eth_utils import to_checksum_address
 
 from qf.chain.rpc import RpcClient
 from qf.errors import TxFailed
@@ -106,23 +108,28 @@ def block_receipts(rpc: RpcClient, blocks: Sequence[int]) -> dict[str, dict[str,
     return found
 
 
-def wait_for_receipts(rpc: RpcClient, tx_hashes: Sequence[str], *, timeout_seconds: float = 120.0) -> list[dict[str, Any]]:
+def wait_for_receipts(
+    rpc: RpcClient, tx_hashes: Sequence[str], *, timeout_seconds: float = 120.0
+) -> list[dict[str, Any]]:
     """Poll until every transaction is mined; raise ``TxFailed`` on a revert or timeout."""
-    import time
-
     deadline = time.monotonic() + timeout_seconds
     receipts: dict[str, dict[str, Any]] = {}
     pending = list(tx_hashes)
     while pending:
         for start in range(0, len(pending), 500):
             chunk = pending[start : start + 500]
-            for h, r in zip(chunk, rpc.batch([("eth_getTransactionReceipt", [h]) for h in chunk]), strict=True):
+            for h, r in zip(
+                chunk, rpc.batch([("eth_getTransactionReceipt", [h]) for h in chunk]), strict=True
+            ):
                 if r is not None:
                     receipts[h] = r
         pending = [h for h in pending if h not in receipts]
         if pending:
             if time.monotonic() > deadline:
-                raise TxFailed(f"{len(pending)} transactions not mined after {timeout_seconds:.0f} s", tx_hash=pending[0])
+                raise TxFailed(
+                    f"{len(pending)} transactions not mined after {timeout_seconds:.0f} s",
+                    tx_hash=pending[0],
+                )
             time.sleep(0.2)
     for h in tx_hashes:
         if int(receipts[h]["status"], 16) != 1:
@@ -131,6 +138,4 @@ def wait_for_receipts(rpc: RpcClient, tx_hashes: Sequence[str], *, timeout_secon
 
 
 def _checksum(address: str) -> str:
-    from eth_utils import to_checksum_address
-
     return str(to_checksum_address(address))

@@ -50,9 +50,7 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection[TupleRo
         return psycopg.connect(url, autocommit=autocommit, **extra)
     except psycopg.Error as err:
         reason = error_line(err, password=params.get("password"))
-        raise DatabaseError(
-            f"cannot connect to PostgreSQL at {describe_url(url)}: {reason}"
-        ) from None
+        raise DatabaseError(f"cannot connect to PostgreSQL at {describe_url(url)}: {reason}") from None
 
 
 def parse_url(url: str) -> dict[str, str]:

@@ -87,8 +87,7 @@ def start_server(pgdata: Path, *, cleanup_mode: str | None = "stop") -> Postgres
         return get_server(pgdata, cleanup_mode=cleanup_mode)
     except (subprocess.SubprocessError, OSError, RuntimeError, AssertionError) as err:
         raise DatabaseError(
-            f"cannot start the embedded PostgreSQL in {pgdata}: {_reason(err)}"
-            f" (server log: {pgdata / 'log'})"
+            f"cannot start the embedded PostgreSQL in {pgdata}: {_reason(err)} (server log: {pgdata / 'log'})"
         ) from err
 
 
@@ -114,9 +113,7 @@ def stop_embedded(settings: Settings) -> bool:
                 )
             DiskList(pgdata / _HOLDERS_FILE).put([])
     except (subprocess.SubprocessError, OSError, AssertionError) as err:
-        raise DatabaseError(
-            f"cannot stop the embedded PostgreSQL in {pgdata}: {_reason(err)}"
-        ) from err
+        raise DatabaseError(f"cannot stop the embedded PostgreSQL in {pgdata}: {_reason(err)}") from err
     _forget(pgdata)
     return running
 

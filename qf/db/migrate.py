@@ -93,9 +93,7 @@ def discover(directory: Path = SQL_DIR) -> list[Migration]:
     migrations.sort(key=lambda m: m.version)
     for first, second in pairwise(migrations):
         if first.version == second.version:
-            raise DatabaseError(
-                f"{first.name} and {second.name} have the same version {first.version}"
-            )
+            raise DatabaseError(f"{first.name} and {second.name} have the same version {first.version}")
     return migrations
 
 
@@ -111,9 +109,7 @@ def plan(migrations: Sequence[Migration], applied: Iterable[AppliedMigration]) -
                 " (is this qf older than the database?)"
             )
         if migration.checksum != row.checksum:
-            raise DatabaseError(
-                f"{migration.name} changed after it was applied; add a new migration instead"
-            )
+            raise DatabaseError(f"{migration.name} changed after it was applied; add a new migration instead")
         applied_versions.add(row.version)
     return [m for m in migrations if m.version not in applied_versions]
 

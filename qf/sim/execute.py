@@ -23,6 +23,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import eth_abi
 import structlog
@@ -144,11 +145,13 @@ class _Round:
     def funder_tx(self, to: str, data: bytes = b"", value: int = 0, gas: int = 500_000) -> TxRequest:
         return TxRequest(self.funder_key, self.funder, to, data, value, gas)
 
-    def wallet_tx(self, index: int, to: str, data: bytes = b"", value: int = 0, gas: int = 250_000) -> TxRequest:
+    def wallet_tx(
+        self, index: int, to: str, data: bytes = b"", value: int = 0, gas: int = 250_000
+    ) -> TxRequest:
         w = self.plan.wallets[index]
         return TxRequest(w.private_key, w.address, to, data, value, gas, _gas_price(w.address))
 
-    def run(self, requests: Sequence[TxRequest], timestamp: int | None = None) -> list[dict[str, object]]:
+    def run(self, requests: Sequence[TxRequest], timestamp: int | None = None) -> list[dict[str, Any]]:
         """Send, mine, and return receipts (raising on any revert)."""
         if not requests:
             return []
@@ -202,17 +205,26 @@ class _Round:
     def fund(self, senders: set[int], erc20_due: dict[int, int], matching_erc20: int) -> None:
         plan = self.plan
         funded = {f.target for f in plan.fundings}
-        first = [self.funder_tx(plan.wallets[f.target].address, value=f.amount, gas=21_000)
-                 for f in plan.fundings if f.source is None]
-        first += [self.funder_tx(plan.wallets[i].address, value=GAS_MONEY_WEI, gas=21_000)
-                  for i in sorted(senders - funded)]
+        first = [
+            self.funder_tx(plan.wallets[f.target].address, value=f.amount, gas=21_000)
+            for f in plan.fundings
+            if f.source is None
+        ]
+        first += [
+            self.funder_tx(plan.wallets[i].address, value=GAS_MONEY_WEI, gas=21_000)
+            for i in sorted(senders - funded)
+        ]
         token = self.deployment.token
         mint_to = [plan.wallets[i].address for i in sorted(erc20_due)] + [self.funder]
         mint_amounts = [erc20_due[i] for i in sorted(erc20_due)] + [matching_erc20]
         for start in range(0, len(mint_to), 300):
-            data = self.erc20.encode_call("mintBatch", [mint_to[start : start + 300], mint_amounts[start : start + 300]])
+            data = self.erc20.encode_call(
+                "mintBatch", [mint_to[start : start + 300], mint_amounts[start : start + 300]]
+            )
             first.append(self.funder_tx(token, data, gas=15_000_000))
-        first.append(self.funder_tx(token, self.erc20.encode_call("approve", [self.deployment.core, MAX_UINT])))
+        first.append(
+            self.funder_tx(token, self.erc20.encode_call("approve", [self.deployment.core, MAX_UINT]))
+        )
         self.run(first)
         # Wallet-to-wallet seeding, in waves: a funder can only pass on what it received.
         pending = [f for f in plan.fundings if f.source is not None]
@@ -221,8 +233,13 @@ class _Round:
             wave = [f for f in pending if f.source in has_money]
             if not wave:
                 raise ChainError("plan has fundings from wallets that never receive ETH")
-            self.run([self.wallet_tx(f.source, plan.wallets[f.target].address, value=f.amount, gas=21_000)
-                      for f in wave if f.source is not None])
+            self.run(
+                [
+                    self.wallet_tx(f.source, plan.wallets[f.target].address, value=f.amount, gas=21_000)
+                    for f in wave
+                    if f.source is not None
+                ]
+            )
             has_money |= {f.target for f in wave}
             pending = [f for f in pending if f not in wave]
 
@@ -232,47 +249,88 @@ class _Round:
         for pool in self.plan.pools:
             token = self.token_address(pool.token)
             first_part = pool.matching_amount - pool.matching_amount // 5
-            w = (now, allocation_start + pool.duration_seconds, allocation_start, allocation_start + pool.duration_seconds)
+            w = (
+                now,
+                allocation_start + pool.duration_seconds,
+                allocation_start,
+                allocation_start + pool.duration_seconds,
+            )
             windows.append(w)
             data = self.core.encode_call(
                 "createPool",
-                [hashlib.sha256(pool.name.encode()).digest(), token, first_part, _metadata(pool.name),
-                 list(w), [NATIVE_TOKEN, self.deployment.token]],
+                [
+                    hashlib.sha256(pool.name.encode()).digest(),
+                    token,
+                    first_part,
+                    _metadata(pool.name),
+                    list(w),
+                    [NATIVE_TOKEN, self.deployment.token],
+                ],
             )
-            requests.append(self.funder_tx(self.deployment.core, data, first_part if token == NATIVE_TOKEN else 0, 6_000_000))
+            requests.append(
+                self.funder_tx(
+                    self.deployment.core,
+                    data,
+                    first_part if token == NATIVE_TOKEN else 0,
+                    6_000_000,
+                )
+            )
         receipts = self.run(requests)
         created = topic0(ALLO_V2_EVENTS["PoolCreated"])
         pools = []
-        for pool, receipt, w in zip(self.plan.pools, receipts, windows, strict=True):
-            entry = next(lg for lg in receipt["logs"] if lg["topics"][0] == created)  # type: ignore[index]
+        for receipt, w in zip(receipts, windows, strict=True):
+            entry = next(lg for lg in receipt["logs"] if lg["topics"][0] == created)
             strategy, token, _amount, _meta = eth_abi.decode(
-                ["address", "address", "uint256", "(uint256,string)"], bytes.fromhex(entry["data"][2:])
+                ["address", "address", "uint256", "(uint256,string)"],
+                bytes.fromhex(entry["data"][2:]),
             )
-            pools.append(PoolOnChain(int(entry["topics"][1], 16), strategy.lower(), token.lower(), w[2], w[3]))
-            del pool
+            pools.append(
+                PoolOnChain(int(entry["topics"][1], 16), strategy.lower(), token.lower(), w[2], w[3])
+            )
         # Top up each pool with the rest (a second PoolFunded) and update its metadata once.
         top_ups = []
         for pool, on_chain in zip(self.plan.pools, pools, strict=True):
             rest = pool.matching_amount // 5
             if rest:
                 value = rest if on_chain.token == NATIVE_TOKEN else 0
-                top_ups.append(self.funder_tx(self.deployment.core, self.core.encode_call("fundPool", [on_chain.pool_id, rest]), value))
+                top_ups.append(
+                    self.funder_tx(
+                        self.deployment.core,
+                        self.core.encode_call("fundPool", [on_chain.pool_id, rest]),
+                        value,
+                    )
+                )
             meta = _metadata(pool.name + "/v2")
-            top_ups.append(self.funder_tx(self.deployment.core, self.core.encode_call("updatePoolMetadata", [on_chain.pool_id, meta])))
+            top_ups.append(
+                self.funder_tx(
+                    self.deployment.core,
+                    self.core.encode_call("updatePoolMetadata", [on_chain.pool_id, meta]),
+                )
+            )
         self.run(top_ups)
         return pools
 
     def register_and_review(self, pools: list[PoolOnChain], erc20_donors: set[int]) -> None:
         plan = self.plan
+
         def registration(project_index: int) -> TxRequest:
             project = plan.projects[project_index]
             owner = plan.wallets[project.owner].address
-            data = eth_abi.encode(["address", "address", "(uint256,string)"], [owner, owner, _metadata(project.name)])
+            data = eth_abi.encode(
+                ["address", "address", "(uint256,string)"], [owner, owner, _metadata(project.name)]
+            )
             call = self.core.encode_call("registerRecipient", [pools[project.pool].pool_id, data])
             return self.wallet_tx(project.owner, self.deployment.core, call, gas=400_000)
 
-        approvals = [self.wallet_tx(i, self.deployment.token, self.erc20.encode_call("approve", [self.deployment.core, MAX_UINT]), gas=80_000)
-                     for i in sorted(erc20_donors)]
+        approvals = [
+            self.wallet_tx(
+                i,
+                self.deployment.token,
+                self.erc20.encode_call("approve", [self.deployment.core, MAX_UINT]),
+                gas=80_000,
+            )
+            for i in sorted(erc20_donors)
+        ]
         self.run([registration(i) for i in range(len(plan.projects))] + approvals)
         by_pool: dict[int, list[int]] = defaultdict(list)
         for i, project in enumerate(plan.projects):
@@ -304,7 +362,9 @@ class _Round:
             requests.append(self.funder_tx(pool.strategy, call, gas=200_000 + 30_000 * len(chunk)))
         return requests
 
-    def donate(self, pools: list[PoolOnChain], block_seconds: int, progress: ProgressFn | None) -> tuple[int, int]:
+    def donate(
+        self, pools: list[PoolOnChain], block_seconds: int, progress: ProgressFn | None
+    ) -> tuple[int, int]:
         plan = self.plan
         slots: dict[int, list[int]] = defaultdict(list)
         for i, d in enumerate(plan.donations):
@@ -340,7 +400,9 @@ class _Round:
     def _donation_tx(self, pools: list[PoolOnChain], d: Donation) -> TxRequest:
         project = self.plan.projects[d.project]
         recipient = self.plan.wallets[project.owner].address
-        data = eth_abi.encode(["address", "address", "uint256"], [recipient, self.token_address(d.token), d.amount])
+        data = eth_abi.encode(
+            ["address", "address", "uint256"], [recipient, self.token_address(d.token), d.amount]
+        )
         call = self.core.encode_call("allocate", [pools[project.pool].pool_id, data])
         value = d.amount if d.token is Token.NATIVE else 0
         return self.wallet_tx(d.donor, self.deployment.core, call, value, gas=DONATION_GAS)
@@ -351,13 +413,22 @@ class _Round:
         Counting logs is one indexed query; receipts are fetched only to name the
         culprit when the count is short.
         """
-        logs = self.rpc.call("eth_getLogs", [{
-            "fromBlock": hex(blocks[0]), "toBlock": hex(blocks[-1]),
-            "address": [p.strategy for p in pools], "topics": [topic0(ALLO_V2_EVENTS["Allocated"])],
-        }])
+        logs = self.rpc.call(
+            "eth_getLogs",
+            [
+                {
+                    "fromBlock": hex(blocks[0]),
+                    "toBlock": hex(blocks[-1]),
+                    "address": [p.strategy for p in pools],
+                    "topics": [topic0(ALLO_V2_EVENTS["Allocated"])],
+                }
+            ],
+        )
         if len(logs) != expected:
             block_receipts(self.rpc, blocks)  # raises TxFailed naming the reverted one
-            raise ChainError(f"expected {expected} Allocated logs in blocks {blocks[0]}..{blocks[-1]}, found {len(logs)}")
+            raise ChainError(
+                f"expected {expected} Allocated logs in blocks {blocks[0]}..{blocks[-1]}, found {len(logs)}"
+            )
 
     def distribute(self, pools: list[PoolOnChain]) -> None:
         """Pay each pool's matching by the standard QF formula (ETH valued at ETH_IN_TOKENS)."""
@@ -367,7 +438,15 @@ class _Round:
             self.miner.mine(end + 1)
         else:
             for on_chain in pools:  # compress time: close the windows now
-                w = self.strategy.encode_call("updatePoolTimestamps", [on_chain.allocation_start - 1, self.miner.now(), on_chain.allocation_start, self.miner.now()])
+                w = self.strategy.encode_call(
+                    "updatePoolTimestamps",
+                    [
+                        on_chain.allocation_start - 1,
+                        self.miner.now(),
+                        on_chain.allocation_start,
+                        self.miner.now(),
+                    ],
+                )
                 self.run([self.funder_tx(on_chain.strategy, w)])
         per_project: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
         for d in plan.donations:
@@ -375,9 +454,24 @@ class _Round:
             per_project[d.project][d.donor] += units
         requests = []
         for pool_index, on_chain in enumerate(pools):
-            available = int(self.rpc.call("eth_call", [{"to": on_chain.strategy, "data": "0x" + self.strategy.encode_call("poolAmount", []).hex()}, "latest"]), 16)
-            raw = {p: sum(math.sqrt(c) for c in donors.values()) ** 2 - sum(donors.values())
-                   for p, donors in per_project.items() if plan.projects[p].pool == pool_index}
+            available = int(
+                self.rpc.call(
+                    "eth_call",
+                    [
+                        {
+                            "to": on_chain.strategy,
+                            "data": "0x" + self.strategy.encode_call("poolAmount", []).hex(),
+                        },
+                        "latest",
+                    ],
+                ),
+                16,
+            )
+            raw = {
+                p: sum(math.sqrt(c) for c in donors.values()) ** 2 - sum(donors.values())
+                for p, donors in per_project.items()
+                if plan.projects[p].pool == pool_index
+            }
             total = sum(raw.values())
             if total <= 0 or available == 0:
                 continue
@@ -387,7 +481,13 @@ class _Round:
                 if amount > 0:
                     ids.append(plan.wallets[plan.projects[p].owner].address)
                     amounts.append(amount)
-            requests.append(self.funder_tx(on_chain.strategy, self.strategy.encode_call("distribute", [ids, amounts]), gas=15_000_000))
+            requests.append(
+                self.funder_tx(
+                    on_chain.strategy,
+                    self.strategy.encode_call("distribute", [ids, amounts]),
+                    gas=15_000_000,
+                )
+            )
         self.run(requests)
 
 
@@ -421,8 +521,12 @@ def execute_plan(
         allocation_start = round_.miner.now() + lead
         pools = round_.create_pools(allocation_start)
         round_.register_and_review(pools, set(erc20_due))
-        log.info("round_opened", pools=len(pools), projects=len(plan.projects),
-                 seconds=round(time.monotonic() - started, 1))
+        log.info(
+            "round_opened",
+            pools=len(pools),
+            projects=len(plan.projects),
+            seconds=round(time.monotonic() - started, 1),
+        )
         if round_.anvil:
             round_.miner.mine(allocation_start)
         first_block, last_block = round_.donate(pools, block_seconds, progress)
@@ -439,6 +543,12 @@ def execute_plan(
         seconds=time.monotonic() - started,
         skipped=dict(plan.skipped),
     )
-    log.info("round_executed", plan=plan.name, donations=result.donations, transactions=result.transactions,
-             blocks=f"{first_block}..{last_block}", seconds=round(result.seconds, 1))
+    log.info(
+        "round_executed",
+        plan=plan.name,
+        donations=result.donations,
+        transactions=result.transactions,
+        blocks=f"{first_block}..{last_block}",
+        seconds=round(result.seconds, 1),
+    )
     return result

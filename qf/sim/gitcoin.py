@@ -102,8 +102,9 @@ def plan_from_rows(
         raise DataError(f"{source}: no successful contribution with a positive amount")
     blank = (kept["contributor"].str.strip() == "") | (kept["grant"].str.strip() == "")
     if blank.any():
-        raise DataError(f"{source}: row time_sequence={kept['time_sequence'][blank].iloc[0]}: "
-                        "empty contributor or grant")
+        raise DataError(
+            f"{source}: row time_sequence={kept['time_sequence'][blank].iloc[0]}: empty contributor or grant"
+        )
 
     donors, contributors = pd.factorize(kept["contributor"])
     projects, grants = pd.factorize(kept["grant"])
@@ -131,8 +132,7 @@ def plan_from_rows(
         ),
         wallets=tuple(wallets),
         projects=tuple(
-            Project(0, str(g), owners_from + j, RecipientStatus.ACCEPTED)
-            for j, g in enumerate(grants)
+            Project(0, str(g), owners_from + j, RecipientStatus.ACCEPTED) for j, g in enumerate(grants)
         ),
         fundings=tuple(fundings),
         donations=tuple(
@@ -151,12 +151,14 @@ def _parsed(rows: pd.DataFrame, source: str) -> pd.DataFrame:
     bad = sequence.isna() | (sequence != sequence.round())
     if bad.any():
         line = int(bad.to_numpy().argmax()) + 2  # 1-based, after the header
-        raise DataError(f"{source}: line {line}: time_sequence "
-                        f"{text['time_sequence'][bad].iloc[0]!r} is not an integer")
+        raise DataError(
+            f"{source}: line {line}: time_sequence {text['time_sequence'][bad].iloc[0]!r} is not an integer"
+        )
     repeated = sequence.duplicated()
     if repeated.any():
-        raise DataError(f"{source}: row time_sequence={int(sequence[repeated].iloc[0])}: "
-                        "time_sequence repeats")
+        raise DataError(
+            f"{source}: row time_sequence={int(sequence[repeated].iloc[0])}: time_sequence repeats"
+        )
 
     created = pd.to_datetime(text["created_on"], format="ISO8601", utc=True, errors="coerce")
     where = {"text": text, "sequence": sequence, "source": source}
@@ -165,22 +167,25 @@ def _parsed(rows: pd.DataFrame, source: str) -> pd.DataFrame:
     finite = np.isfinite(amount.to_numpy(dtype=float, na_value=np.nan))
     _raise_first(~finite, **where, column="amount", problem="is not a number")
     flag = text["success"].str.strip().str.lower()
-    _raise_first(~flag.isin(_TRUE | _FALSE), **where, column="success",
-                 problem="is not True or False")
+    _raise_first(~flag.isin(_TRUE | _FALSE), **where, column="success", problem="is not True or False")
 
-    parsed = pd.DataFrame({
-        "time_sequence": sequence.astype("int64"),
-        "created_on": created,
-        "contributor": text["contributor"],
-        "grant": text["grant"],
-        "amount_usd": amount.astype(float),
-        "amount_text": text["amount"].str.strip(),
-        "success": flag.isin(_TRUE),
-    }).sort_values("time_sequence", kind="stable")
+    parsed = pd.DataFrame(
+        {
+            "time_sequence": sequence.astype("int64"),
+            "created_on": created,
+            "contributor": text["contributor"],
+            "grant": text["grant"],
+            "amount_usd": amount.astype(float),
+            "amount_text": text["amount"].str.strip(),
+            "success": flag.isin(_TRUE),
+        }
+    ).sort_values("time_sequence", kind="stable")
     backwards = parsed["created_on"].diff() < pd.Timedelta(0)
     if backwards.any():
-        raise DataError(f"{source}: row time_sequence={parsed['time_sequence'][backwards].iloc[0]}"
-                        ": created_on is earlier than the row before it")
+        raise DataError(
+            f"{source}: row time_sequence={parsed['time_sequence'][backwards].iloc[0]}"
+            ": created_on is earlier than the row before it"
+        )
     return parsed
 
 
@@ -196,17 +201,16 @@ def _raise_first(
     mask = np.asarray(bad, dtype=bool)
     if mask.any():
         i = int(mask.argmax())
-        raise DataError(f"{source}: row time_sequence={int(sequence.iloc[i])}: {column} "
-                        f"{text[column].iloc[i]!r} {problem}")
+        raise DataError(
+            f"{source}: row time_sequence={int(sequence.iloc[i])}: {column} "
+            f"{text[column].iloc[i]!r} {problem}"
+        )
 
 
 def _token_units(amounts: pd.Series) -> list[int]:
     """USD amounts (decimal text) as 18-decimal token units, exact up to half a unit."""
     with localcontext(prec=80):
-        return [
-            int(Decimal(a).scaleb(TOKEN_DECIMALS).to_integral_value(ROUND_HALF_EVEN))
-            for a in amounts
-        ]
+        return [int(Decimal(a).scaleb(TOKEN_DECIMALS).to_integral_value(ROUND_HALF_EVEN)) for a in amounts]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -27,7 +27,9 @@ def write_labels_file(path: Path, labels: Sequence[Label], *, source: str) -> No
             writer.writerow((label.address, str(label.is_sybil).lower(), label.pattern, source))
 
 
-def store_labels(conn: psycopg.Connection, chain_id: int, labels: Sequence[Label], *, source: str, run_id: str) -> int:
+def store_labels(
+    conn: psycopg.Connection, chain_id: int, labels: Sequence[Label], *, source: str, run_id: str
+) -> int:
     """Upsert labels in one transaction; returns how many rows were written."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(

@@ -149,22 +149,45 @@ def plan_simulated_round(
     rng = np.random.default_rng(seed)
     draft = _Draft(namespace=f"sim-{seed}")
     plan_pools = tuple(_pool(i, matching_usd, duration_seconds) for i in range(pools))
-    accepted = _add_projects(draft, rng, pools=pools, per_pool=projects_per_pool,
-                             rejected=rejected_per_pool, pending=pending_per_pool)
+    accepted = _add_projects(
+        draft,
+        rng,
+        pools=pools,
+        per_pool=projects_per_pool,
+        rejected=rejected_per_pool,
+        pending=pending_per_pool,
+    )
     popularity = [_popularity(rng, len(ids)) for ids in accepted]
-    rings, selfish = _reserve_projects(rng, accepted, collusion_rings, ring_size,
-                                       self_donation_projects)
+    rings, selfish = _reserve_projects(rng, accepted, collusion_rings, ring_size, self_donation_projects)
 
-    _add_honest(draft, rng, accepted=accepted, popularity=popularity, count=honest_donors,
-                duration=duration_seconds)
-    _add_whales(draft, rng, accepted=accepted, popularity=popularity, count=whales,
-                duration=duration_seconds)
+    _add_honest(
+        draft,
+        rng,
+        accepted=accepted,
+        popularity=popularity,
+        count=honest_donors,
+        duration=duration_seconds,
+    )
+    _add_whales(
+        draft,
+        rng,
+        accepted=accepted,
+        popularity=popularity,
+        count=whales,
+        duration=duration_seconds,
+    )
     for cluster in range(fan_out_clusters):
-        _add_fan_out(draft, rng, cluster=cluster, accepted=accepted, popularity=popularity,
-                     size=fan_out_size, duration=duration_seconds)
+        _add_fan_out(
+            draft,
+            rng,
+            cluster=cluster,
+            accepted=accepted,
+            popularity=popularity,
+            size=fan_out_size,
+            duration=duration_seconds,
+        )
     for ring, members in enumerate(rings):
-        _add_ring(draft, rng, ring=ring, members=members, helpers=ring_helpers,
-                  duration=duration_seconds)
+        _add_ring(draft, rng, ring=ring, members=members, helpers=ring_helpers, duration=duration_seconds)
     for project in selfish:
         _add_self_donation(draft, rng, project, self_donation_wallets, duration_seconds)
 
@@ -194,27 +217,29 @@ def _check_sizes(
     if seed < 0:
         raise ConfigError(f"seed must be >= 0, got {seed}")
     if pools < 1 or projects_per_pool < 1:
-        raise ConfigError(f"need at least one pool and one project per pool, got "
-                          f"pools={pools}, projects_per_pool={projects_per_pool}")
+        raise ConfigError(
+            f"need at least one pool and one project per pool, got "
+            f"pools={pools}, projects_per_pool={projects_per_pool}"
+        )
     for name, value in counts.items():
         if value < 0:
             raise ConfigError(f"{name} must be >= 0, got {value}")
     if accepted_per_pool < 1:
-        raise ConfigError(f"every pool needs an accepted project: projects_per_pool="
-                          f"{projects_per_pool} leaves {accepted_per_pool} after rejected "
-                          "and pending ones")
+        raise ConfigError(
+            f"every pool needs an accepted project: projects_per_pool="
+            f"{projects_per_pool} leaves {accepted_per_pool} after rejected "
+            "and pending ones"
+        )
     if ring_size < 2:
         raise ConfigError(f"ring_size must be >= 2, got {ring_size}")
     if duration_seconds < _MIN_DURATION_SECONDS:
-        raise ConfigError(f"duration_seconds must be >= {_MIN_DURATION_SECONDS}, "
-                          f"got {duration_seconds}")
+        raise ConfigError(f"duration_seconds must be >= {_MIN_DURATION_SECONDS}, got {duration_seconds}")
 
 
 def _pool(index: int, matching_usd: int, duration_seconds: int) -> Pool:
     if index % 2 == 0:
         return Pool(f"pool-{index}", Token.ERC20, matching_usd * UNIT, duration_seconds)
-    return Pool(f"pool-{index}", Token.NATIVE, matching_usd * UNIT // ETH_PRICE_USD,
-                duration_seconds)
+    return Pool(f"pool-{index}", Token.NATIVE, matching_usd * UNIT // ETH_PRICE_USD, duration_seconds)
 
 
 def _add_projects(
@@ -227,7 +252,7 @@ def _add_projects(
         order = rng.permutation(per_pool)
         for k in order[:rejected]:
             statuses[k] = RecipientStatus.REJECTED
-        for k in order[rejected:rejected + pending]:
+        for k in order[rejected : rejected + pending]:
             statuses[k] = RecipientStatus.PENDING
         ids = []
         for j, status in enumerate(statuses):
@@ -255,15 +280,19 @@ def _reserve_projects(
     for ring in range(rings):
         roomy = [p for p, ids in enumerate(free) if len(ids) >= ring_size]
         if not roomy:
-            raise ConfigError(f"collusion ring {ring} needs {ring_size} accepted projects in one "
-                              "pool; raise projects_per_pool or lower ring_size/collusion_rings")
+            raise ConfigError(
+                f"collusion ring {ring} needs {ring_size} accepted projects in one "
+                "pool; raise projects_per_pool or lower ring_size/collusion_rings"
+            )
         pool = roomy[int(rng.integers(len(roomy)))]
         ring_members.append([int(p) for p in free[pool][:ring_size]])
         free[pool] = free[pool][ring_size:]
     left = [int(p) for ids in free for p in ids]
     if len(left) < selfish:
-        raise ConfigError(f"self_donation_projects={selfish} needs that many accepted projects "
-                          f"outside the collusion rings, only {len(left)} left")
+        raise ConfigError(
+            f"self_donation_projects={selfish} needs that many accepted projects "
+            f"outside the collusion rings, only {len(left)} left"
+        )
     chosen = rng.choice(len(left), size=selfish, replace=False)
     return ring_members, sorted(left[int(k)] for k in chosen)
 
@@ -346,16 +375,15 @@ def _add_fan_out(
                 draft.donate(_at(times[k] + 2.0, duration), sybil, decoy, token, cents)
 
 
-def _add_ring(
-    draft: _Draft, rng: Rng, *, ring: int, members: list[int], helpers: int, duration: int
-) -> None:
+def _add_ring(draft: _Draft, rng: Rng, *, ring: int, members: list[int], helpers: int, duration: int) -> None:
     """Owners of ``members`` and a few helpers donate to every ring project but their own."""
     owners = [draft.projects[p].owner for p in members]
     token = Token.ERC20 if rng.random() < 0.6 else Token.NATIVE
     donors = list(owners)
     for h in range(helpers):
-        helper = draft.wallet(f"ring/{ring}/helper/{h}", int(rng.integers(1, 8)),
-                              funder=owners[h % len(owners)])
+        helper = draft.wallet(
+            f"ring/{ring}/helper/{h}", int(rng.integers(1, 8)), funder=owners[h % len(owners)]
+        )
         donors.append(helper)
     for donor in donors:
         draft.label(donor, "collusion_ring", is_sybil=True)
@@ -368,9 +396,7 @@ def _add_ring(
             at += 5.0 + rng.exponential(60.0)
 
 
-def _add_self_donation(
-    draft: _Draft, rng: Rng, project: int, count: int, duration: int
-) -> None:
+def _add_self_donation(draft: _Draft, rng: Rng, project: int, count: int, duration: int) -> None:
     """The owner of ``project`` funds ``count`` fresh wallets that donate back to it."""
     owner = draft.projects[project].owner
     token = Token.ERC20 if rng.random() < 0.7 else Token.NATIVE

@@ -75,4 +75,3 @@ def erc20_mints(donations: Iterable[Donation]) -> dict[int, int]:
         if donation.token is Token.ERC20:
             mints[donation.donor] = mints.get(donation.donor, 0) + donation.amount
     return mints
-

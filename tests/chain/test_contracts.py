@@ -40,8 +40,11 @@ def test_pool_created_topic_matches_allo_v2_mainnet() -> None:
 
 
 def _load_compiler() -> Any:
-    spec = importlib.util.spec_from_file_location("compile_contracts", ROOT / "scripts" / "compile_contracts.py")
-    assert spec and spec.loader
+    spec = importlib.util.spec_from_file_location(
+        "compile_contracts", ROOT / "scripts" / "compile_contracts.py"
+    )
+    assert spec
+    assert spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -50,7 +53,11 @@ def _load_compiler() -> Any:
 def test_artifacts_are_current() -> None:
     """contracts_abi/ holds exactly what the pinned solc makes of contracts/ today."""
     proc = subprocess.run(
-        [sys.executable, "scripts/compile_contracts.py", "--check"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "scripts/compile_contracts.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+        text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -91,18 +98,39 @@ class Pool:
             chain.deployment.core,
             CORE.encode_call(
                 "createPool",
-                [b"\x01" * 32, NATIVE_TOKEN, 0, (1, "bafytest"), windows, [NATIVE_TOKEN, chain.deployment.token]],
+                [
+                    b"\x01" * 32,
+                    NATIVE_TOKEN,
+                    0,
+                    (1, "bafytest"),
+                    windows,
+                    [NATIVE_TOKEN, chain.deployment.token],
+                ],
             ),
             gas=6_000_000,
         )
-        created = next(lg for lg in receipt["logs"] if lg["topics"][0] == topic0(ALLO_V2_EVENTS["PoolCreated"]))
+        created = next(
+            lg for lg in receipt["logs"] if lg["topics"][0] == topic0(ALLO_V2_EVENTS["PoolCreated"])
+        )
         self.pool_id = int(created["topics"][1], 16)
         self.strategy = "0x" + created["data"][26:66]
         for w in (self.accepted, self.pending):
-            data = eth_abi.encode(["address", "address", "(uint256,string)"], [w.address, w.address, (1, "x")])
-            self.send(w, chain.deployment.core, CORE.encode_call("registerRecipient", [self.pool_id, data]))
-        self.send_funder(self.strategy, STRATEGY.encode_call("reviewRecipients", [[self.accepted.address], [2]]))
-        self.send(self.donor, chain.deployment.token, TOKEN.encode_call("approve", [chain.deployment.core, 2**256 - 1]))
+            data = eth_abi.encode(
+                ["address", "address", "(uint256,string)"], [w.address, w.address, (1, "x")]
+            )
+            self.send(
+                w,
+                chain.deployment.core,
+                CORE.encode_call("registerRecipient", [self.pool_id, data]),
+            )
+        self.send_funder(
+            self.strategy, STRATEGY.encode_call("reviewRecipients", [[self.accepted.address], [2]])
+        )
+        self.send(
+            self.donor,
+            chain.deployment.token,
+            TOKEN.encode_call("approve", [chain.deployment.core, 2**256 - 1]),
+        )
 
     def send_funder(self, to: str, data: bytes = b"", value: int = 0, gas: int = 1_000_000) -> dict[str, Any]:
         request = TxRequest(self.chain.funder_key, self.funder, to, data, value, gas)
@@ -131,8 +159,14 @@ def _strategy_logs(pool: Pool, block: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize(
     ("case", "offset"),
-    [("before_window", 50), ("after_window", 250), ("pending_recipient", 150), ("zero_amount", 150),
-     ("value_mismatch", 150), ("token_not_allowed", 150)],
+    [
+        ("before_window", 50),
+        ("after_window", 250),
+        ("pending_recipient", 150),
+        ("zero_amount", 150),
+        ("value_mismatch", 150),
+        ("token_not_allowed", 150),
+    ],
 )
 def test_bad_donation_reverts_and_leaves_no_event(chain: Chain, case: str, offset: int) -> None:
     """A donation outside the window, to a non-accepted recipient, or of zero amount reverts; no log."""
@@ -154,7 +188,10 @@ def test_good_donations_emit_allocated_with_origin(chain: Chain) -> None:
     pool.at(150)
     native = pool.donate(pool.accepted.address, NATIVE_TOKEN, 10**18)
     erc20 = pool.donate(pool.accepted.address, chain.deployment.token, 5 * 10**18)
-    for receipt, token, amount in ((native, NATIVE_TOKEN, 10**18), (erc20, chain.deployment.token, 5 * 10**18)):
+    for receipt, token, amount in (
+        (native, NATIVE_TOKEN, 10**18),
+        (erc20, chain.deployment.token, 5 * 10**18),
+    ):
         assert int(receipt["status"], 16) == 1
         (log,) = _strategy_logs(pool, receipt["blockNumber"])
         assert log["topics"][0] == topic0(ALLO_V2_EVENTS["Allocated"])

@@ -34,9 +34,7 @@ def test_configured_url_is_used_and_embedded_server_is_not_started(tmp_path: Pat
     assert "secret" not in str(caught.value)
 
 
-@pytest.mark.parametrize(
-    "url", ["mysql://u:secret@db.example/x", "host=h password=secret nonsense"]
-)
+@pytest.mark.parametrize("url", ["mysql://u:secret@db.example/x", "host=h password=secret nonsense"])
 def test_bad_url_is_refused_without_showing_the_password(tmp_path: Path, url: str) -> None:
     """A configured URL libpq cannot parse gives DatabaseError at resolve time, password hidden."""
     settings = Settings(home=tmp_path, database_url=url)

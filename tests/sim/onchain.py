@@ -15,8 +15,10 @@ TOPIC_NAMES = {topic0(sig): name for name, sig in ALLO_V2_EVENTS.items()}
 
 def all_logs(rpc: RpcClient, from_block: int = 0) -> list[dict[str, Any]]:
     """Every log on the chain from ``from_block`` with an Allo v2 topic0, in chain order."""
-    logs = rpc.call("eth_getLogs", [{"fromBlock": hex(from_block), "toBlock": "latest",
-                                     "topics": [list(TOPIC_NAMES)]}])
+    logs = rpc.call(
+        "eth_getLogs",
+        [{"fromBlock": hex(from_block), "toBlock": "latest", "topics": [list(TOPIC_NAMES)]}],
+    )
     return list(logs)
 
 

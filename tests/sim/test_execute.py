@@ -8,24 +8,37 @@ from dataclasses import replace
 
 import pytest
 
-from qf.chain.abi import ALLO_V2_EVENTS
+from qf.chain.abi import ALLO_V2_EVENTS, topic0
 from qf.sim.execute import execute_plan
-from qf.chain.abi import topic0
 from qf.sim.gitcoin import load_round9
 from qf.sim.plan import RoundPlan
 from qf.sim.scenario import plan_simulated_round
 from tests.fixtures.chain import Chain
-from tests.sim.test_gitcoin import ROUND9
 from tests.sim.onchain import all_logs, allocations, event_counts
+from tests.sim.test_gitcoin import ROUND9
 
-SMALL = {"honest_donors": 25, "projects_per_pool": 8, "pools": 2, "whales": 2, "fan_out_clusters": 2,
-         "fan_out_size": 6, "ring_size": 3, "ring_helpers": 1, "self_donation_projects": 1,
-         "self_donation_wallets": 3}
+SMALL = {
+    "honest_donors": 25,
+    "projects_per_pool": 8,
+    "pools": 2,
+    "whales": 2,
+    "fan_out_clusters": 2,
+    "fan_out_size": 6,
+    "ring_size": 3,
+    "ring_helpers": 1,
+    "self_donation_projects": 1,
+    "self_donation_wallets": 3,
+}
 
 
 def _planned(plan: RoundPlan) -> Counter[tuple[str, str, str, int]]:
     return Counter(
-        (plan.wallets[d.donor].address, plan.wallets[plan.projects[d.project].owner].address, d.token.value, d.amount)
+        (
+            plan.wallets[d.donor].address,
+            plan.wallets[plan.projects[d.project].owner].address,
+            d.token.value,
+            d.amount,
+        )
         for d in plan.donations
     )
 
@@ -48,10 +61,15 @@ def test_block_times_follow_the_plan(chain: Chain) -> None:
     """On anvil, donations are mined in the plan's order, in slots of block_seconds."""
     plan = plan_simulated_round(5, **SMALL)
     result = execute_plan(chain.rpc, chain.deployment, plan, chain.funder_key, block_seconds=60)
-    logs = [lg for lg in all_logs(chain.rpc, result.first_block)
-            if int(lg["blockNumber"], 16) <= result.last_block and lg["topics"][0] == _allocated()]
+    logs = [
+        lg
+        for lg in all_logs(chain.rpc, result.first_block)
+        if int(lg["blockNumber"], 16) <= result.last_block and lg["topics"][0] == _allocated()
+    ]
     blocks = {int(lg["blockNumber"], 16) for lg in logs}
-    stamps = {b: int(chain.rpc.call("eth_getBlockByNumber", [hex(b), False])["timestamp"], 16) for b in blocks}
+    stamps = {
+        b: int(chain.rpc.call("eth_getBlockByNumber", [hex(b), False])["timestamp"], 16) for b in blocks
+    }
     start = result.pools[0].allocation_start
     seen = [stamps[int(lg["blockNumber"], 16)] - start for lg in logs]
     planned = [int(d.at_seconds // 60) * 60 for d in plan.donations]

@@ -18,8 +18,7 @@ from qf.sim.wallets import derive_wallet
 from tests.sim.checks import assert_well_formed
 
 ROUND9 = Path(__file__).resolve().parents[2] / "data" / "gitcoin-round9-contributions.csv.xz"
-HEADER = ("time_sequence,created_on,contributor,grant,amount,sybil_score,token,"
-          "amount_in_token,success,flag")
+HEADER = "time_sequence,created_on,contributor,grant,amount,sybil_score,token,amount_in_token,success,flag"
 
 
 @dataclass
@@ -63,8 +62,7 @@ def expected() -> Expected:
             rounded += unit != exact
             units += unit
             usd += amount
-    return Expected(rows, failed, non_positive, kept, list(contributors), list(grants), units,
-                    usd, rounded)
+    return Expected(rows, failed, non_positive, kept, list(contributors), list(grants), units, usd, rounded)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +92,8 @@ def test_real_file_wallets_and_projects(round9: RoundPlan, expected: Expected) -
     assert round9.wallets[0] == derive_wallet("round9", expected.contributors[0])
     assert round9.wallets[contributors] == derive_wallet("round9-grant", expected.grants[0])
     assert {round9.projects[d.project].owner for d in round9.donations} <= set(
-        range(contributors, contributors + grants))
+        range(contributors, contributors + grants)
+    )
     assert {d.donor for d in round9.donations} == set(range(contributors))
 
 
@@ -159,16 +158,24 @@ def test_rows_are_replayed_in_time_sequence_order(tmp_path: Path) -> None:
     shuffled = [ROWS[5], ROWS[0], ROWS[2], ROWS[1]]
     plan = load_round9(_write(tmp_path / "r.csv", shuffled))
     assert [d.amount for d in plan.donations] == [
-        2_500_000_000_000_000_000, 637_140_807_264_500, 95_000_000_000_000]
+        2_500_000_000_000_000_000,
+        637_140_807_264_500,
+        95_000_000_000_000,
+    ]
 
 
 def test_plan_from_rows_accepts_typed_frames() -> None:
     """A frame with numbers and booleans plans like the text it came from."""
-    frame = pd.DataFrame({
-        "time_sequence": [0, 1], "created_on": ["2021-03-10T00:00:00Z", "2021-03-10T00:00:10Z"],
-        "contributor": ["a", "b"], "grant": ["g", "g"], "amount": [0.1, 2.0],
-        "success": [True, True],
-    })
+    frame = pd.DataFrame(
+        {
+            "time_sequence": [0, 1],
+            "created_on": ["2021-03-10T00:00:00Z", "2021-03-10T00:00:10Z"],
+            "contributor": ["a", "b"],
+            "grant": ["g", "g"],
+            "amount": [0.1, 2.0],
+            "success": [True, True],
+        }
+    )
     plan = plan_from_rows(frame)
     assert [d.amount for d in plan.donations] == [10**17, 2 * 10**18]
     assert plan.pools[0].duration_seconds == 11
@@ -216,8 +223,11 @@ def test_empty_file_raises_data_error(tmp_path: Path) -> None:
 
 def test_missing_columns_are_named(tmp_path: Path) -> None:
     """Every missing column the replay needs is listed in one line."""
-    path = _write(tmp_path / "cols.csv", ["0,2021-03-10T00:00:00Z,a,g"],
-                  header="time_sequence,created_on,contributor,grant")
+    path = _write(
+        tmp_path / "cols.csv",
+        ["0,2021-03-10T00:00:00Z,a,g"],
+        header="time_sequence,created_on,contributor,grant",
+    )
     with pytest.raises(DataError, match=r"cols\.csv: missing columns amount, success$"):
         load_round9(path)
 

@@ -16,8 +16,13 @@ from qf.sim.scenario import ETH_PRICE_USD, plan_simulated_round
 from qf.sim.wallets import erc20_mints
 from tests.sim.checks import assert_well_formed
 
-PATTERNS = {"honest": False, "whale": False, "sybil_fan_out": True,
-            "collusion_ring": True, "self_donation": True}
+PATTERNS = {
+    "honest": False,
+    "whale": False,
+    "sybil_fan_out": True,
+    "collusion_ring": True,
+    "self_donation": True,
+}
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +127,7 @@ def test_fan_out_gives_near_equal_gifts_in_bursts(plan: RoundPlan) -> None:
         clusters[funder_of[donation.donor]].append(donation)
     for donations in clusters.values():
         assert all(Decimal("0.99") <= _usd(d) <= Decimal("1.06") for d in donations)
-        target = max({d.project for d in donations},
-                     key=lambda p: sum(d.project == p for d in donations))
+        target = max({d.project for d in donations}, key=lambda p: sum(d.project == p for d in donations))
         times = [d.at_seconds for d in donations if d.project == target]
         assert len(times) >= len({d.donor for d in donations}) - 1
         assert max(b - a for a, b in pairwise(times)) < 60
@@ -185,9 +189,18 @@ def test_erc20_mints_cover_erc20_donations_only(plan: RoundPlan) -> None:
 
 def test_sizes_are_parameters() -> None:
     """Donor and project counts follow the arguments."""
-    small = plan_simulated_round(3, honest_donors=10, projects_per_pool=8, pools=1, whales=1,
-                                 fan_out_clusters=1, fan_out_size=4, ring_helpers=1,
-                                 self_donation_projects=1, self_donation_wallets=2)
+    small = plan_simulated_round(
+        3,
+        honest_donors=10,
+        projects_per_pool=8,
+        pools=1,
+        whales=1,
+        fan_out_clusters=1,
+        fan_out_size=4,
+        ring_helpers=1,
+        self_donation_projects=1,
+        self_donation_wallets=2,
+    )
     patterns = list(_pattern_of(small).values())
     assert len(small.projects) == 8
     assert len(small.pools) == 1
@@ -206,8 +219,10 @@ def test_sizes_are_parameters() -> None:
         ({"seed": 1, "ring_size": 1}, "ring_size"),
         ({"seed": 1, "honest_donors": -3}, "honest_donors"),
         ({"seed": 1, "duration_seconds": 60}, "duration_seconds"),
-        ({"seed": 1, "projects_per_pool": 7, "pools": 1, "self_donation_projects": 2},
-         "self_donation_projects"),
+        (
+            {"seed": 1, "projects_per_pool": 7, "pools": 1, "self_donation_projects": 2},
+            "self_donation_projects",
+        ),
     ],
 )
 def test_impossible_sizes_raise_config_error(kwargs: dict[str, int], message: str) -> None:
@@ -231,16 +246,31 @@ def test_impossible_sizes_raise_config_error(kwargs: dict[str, int], message: st
     duration=st.integers(3_600, 30 * 86_400),
 )
 def test_small_rounds_keep_every_invariant(
-    seed: int, pools: int, extra_projects: int, honest: int, whales: int, clusters: int,
-    cluster_size: int, rings: int, ring_size: int, selfish: int, duration: int,
+    seed: int,
+    pools: int,
+    extra_projects: int,
+    honest: int,
+    whales: int,
+    clusters: int,
+    cluster_size: int,
+    rings: int,
+    ring_size: int,
+    selfish: int,
+    duration: int,
 ) -> None:
     """Any seed and small sizes give a well-formed, reproducible, truthfully labelled plan."""
     kwargs = {
-        "honest_donors": honest, "pools": pools, "whales": whales,
+        "honest_donors": honest,
+        "pools": pools,
+        "whales": whales,
         "projects_per_pool": 2 + ring_size + selfish + 1 + extra_projects,
-        "fan_out_clusters": clusters, "fan_out_size": cluster_size,
-        "collusion_rings": rings, "ring_size": ring_size, "ring_helpers": 1,
-        "self_donation_projects": selfish, "self_donation_wallets": 2,
+        "fan_out_clusters": clusters,
+        "fan_out_size": cluster_size,
+        "collusion_rings": rings,
+        "ring_size": ring_size,
+        "ring_helpers": 1,
+        "self_donation_projects": selfish,
+        "self_donation_wallets": 2,
         "duration_seconds": duration,
     }
     plan = plan_simulated_round(seed, **kwargs)

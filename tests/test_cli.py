@@ -1,0 +1,144 @@
+"""The ``qf`` command as a user runs it: one-line errors, idempotent devnet, simulate end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qf.db import connect
+from tests.fixtures.chain import Chain, free_port
+
+
+def qf(
+    *args: str, env: dict[str, str] | None = None, home: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("QF_")}
+    full_env |= {"QF_LOG_FORMAT": "json"} | (env or {})
+    if home is not None:
+        full_env["QF_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "qf.cli", *args],
+        env=full_env,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=600,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: "), proc.stderr
+    for fragment in fragments:
+        assert fragment in line, line
+    return line
+
+
+def test_unreachable_rpc_is_one_line(tmp_path: Path) -> None:
+    """A node that does not answer gives `error: cannot reach RPC at URL`, not a traceback."""
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = qf("simulate", "--rpc-url", url, home=tmp_path)
+    assert_one_line_error(proc, "cannot reach RPC", url)
+
+
+def test_wrong_chain_id_is_refused(chain: Chain, tmp_path: Path) -> None:
+    """QF_CHAIN_ID that the node does not serve stops the command before any transaction."""
+    block_before = chain.rpc.block_number()
+    proc = qf("simulate", "--rpc-url", chain.url, env={"QF_CHAIN_ID": "1"}, home=tmp_path)
+    assert_one_line_error(proc, "serves chain 31337", "QF_CHAIN_ID is 1")
+    assert chain.rpc.block_number() == block_before
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fragment"),
+    [
+        ("absent.csv.xz", None, "no such file"),
+        ("corrupt.csv.xz", b"\xfd7zXZ\x00garbage", "corrupt.csv.xz"),
+        ("foreign.csv", b"a,b\n1,2\n", "missing column"),
+    ],
+)
+def test_bad_replay_csv_is_one_line(tmp_path: Path, name: str, content: bytes | None, fragment: str) -> None:
+    """A missing, corrupt or foreign CSV is named in a one-line error."""
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    proc = qf("replay-gitcoin", str(path), "--rpc-url", "http://127.0.0.1:1", home=tmp_path)
+    assert_one_line_error(proc, fragment)
+
+
+def test_unreachable_database_hides_the_password(tmp_path: Path) -> None:
+    """An unreachable QF_DATABASE_URL is reported by host and port; the password never shows."""
+    proc = qf(
+        "migrate",
+        env={"QF_DATABASE_URL": f"postgresql://u:hunter2@127.0.0.1:{free_port()}/x"},
+        home=tmp_path,
+    )
+    line = assert_one_line_error(proc, "127.0.0.1")
+    assert "hunter2" not in proc.stderr + proc.stdout
+    del line
+
+
+def test_bad_setting_is_one_line(tmp_path: Path) -> None:
+    """A malformed environment variable is named."""
+    proc = qf("devnet", env={"QF_ANVIL_PORT": "eighty"}, home=tmp_path)
+    assert_one_line_error(proc, "QF_ANVIL_PORT")
+
+
+def test_devnet_twice_deploys_once(tmp_path: Path) -> None:
+    """`qf devnet` started twice reuses the node and the deployment; --stop stops it."""
+    env = {"QF_ANVIL_PORT": str(free_port())}
+    try:
+        first = json.loads(qf("devnet", "--json", env=env, home=tmp_path).stdout)
+        second = json.loads(qf("devnet", "--json", env=env, home=tmp_path).stdout)
+        assert first["started"]
+        assert first["deployed"]
+        assert not second["started"]
+        assert not second["deployed"]
+        assert (first["core"], first["token"], first["pid"]) == (
+            second["core"],
+            second["token"],
+            second["pid"],
+        )
+        assert first["rpc_url"].startswith("http://127.0.0.1:")
+    finally:
+        stopped = qf("devnet", "--stop", env=env, home=tmp_path)
+    assert "devnet stopped" in stopped.stdout
+
+
+def test_simulate_writes_labels_to_db_and_file(chain: Chain, migrated_db_url: str, tmp_path: Path) -> None:
+    """`qf simulate` drives a round and stores the same ground truth in qf.labels and a CSV."""
+    labels_file = tmp_path / "labels.csv"
+    proc = qf(
+        "simulate",
+        "--rpc-url",
+        chain.url,
+        "--seed",
+        "9",
+        "--honest-donors",
+        "20",
+        "--projects-per-pool",
+        "8",
+        "--labels-out",
+        str(labels_file),
+        env={"QF_DATABASE_URL": migrated_db_url},
+        home=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    with labels_file.open() as f:
+        rows = list(csv.DictReader(f))
+    with connect(migrated_db_url) as conn:
+        stored = conn.execute(
+            "SELECT '0x' || encode(address, 'hex'), is_sybil, pattern"
+            " FROM qf.labels WHERE source = 'simulate'"
+        ).fetchall()
+    assert sorted(stored) == sorted((r["address"], r["is_sybil"] == "true", r["pattern"]) for r in rows)
+    assert {p for _, s, p in stored if s} == {"sybil_fan_out", "collusion_ring", "self_donation"}
+    assert f"labels: {len(rows)} donors" in proc.stdout
