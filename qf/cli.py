@@ -284,6 +284,25 @@ def replay_gitcoin(
 
 
 @app.command()
+def index(
+    ctx: typer.Context,
+    rpc_url: Annotated[list[str] | None, typer.Option(help="Node URL; repeat for failover (env QF_RPC_URLS).")] = None,
+    core: Annotated[str | None, typer.Option(help="Allo v2 core address (env QF_CORE_ADDRESS).")] = None,
+    start_block: Annotated[int | None, typer.Option(help="First block (env QF_START_BLOCK).")] = None,
+    until_caught_up: Annotated[bool, typer.Option(help="Exit once the head is reached.")] = False,
+) -> None:
+    """Index Allo v2 events into PostgreSQL: backfill, then follow the head (Ctrl-C stops cleanly)."""
+    from indexer.app import run_indexer
+
+    settings = _settings(ctx).with_(**{k: v for k, v in {
+        "rpc_urls": tuple(rpc_url) if rpc_url else None,
+        "core_address": core.lower() if core else None,
+        "start_block": start_block,
+    }.items() if v is not None})  # fmt: skip
+    run_indexer(settings, until_caught_up=until_caught_up)
+
+
+@app.command()
 def demo(
     ctx: typer.Context,
     seed: Annotated[int, typer.Option(help="Seed of the simulated round.")] = 42,

@@ -22,6 +22,18 @@ ENV_VARS: dict[str, str] = {
     "QF_CHAIN_ID": "Chain id the node must serve; checked at start (unset: accept any).",
     "QF_ANVIL_PORT": "Port of the devnet's anvil on 127.0.0.1 (default 8545).",
     "QF_FUNDER_KEY": "Hex key that deploys and funds simulations (default: anvil's dev key on 31337).",
+    "QF_CORE_ADDRESS": "Allo v2 core (pool factory) to index; unset means the devnet's deployment.",
+    "QF_START_BLOCK": "First block to index (default: the devnet deployment's block, else 0).",
+    "QF_POLL_INTERVAL_SECONDS": "Live-follow polling interval (default 0.5).",
+    "QF_CONFIRMATIONS": "Blocks behind head counted final when the node has no finalized tag (default 64).",
+    "QF_MAX_REORG_DEPTH": "Deepest reorg the indexer repairs; deeper stops it, deleting nothing (default 128).",
+    "QF_LOG_RANGE_BLOCKS": "Initial eth_getLogs block span; adapts to the provider (default 2000).",
+    "QF_LOG_RANGE_MAX_BLOCKS": "Largest eth_getLogs block span (default 50000).",
+    "QF_RPC_RATE_LIMIT": "Requests per second per RPC endpoint (default unlimited).",
+    "QF_RPC_TIMEOUT_SECONDS": "Per-request RPC timeout (default 10).",
+    "QF_REFRESH_DEBOUNCE_SECONDS": "Least time between materialized-view refreshes (default 1).",
+    "QF_INDEXER_METRICS_PORT": "Port of the indexer's /metrics, /healthz, /readyz on 127.0.0.1 (default 9101; 0 = off).",
+    "QF_METRICS_HOST": "Address the metrics endpoints bind to (default 127.0.0.1).",
     "QF_LOG_FORMAT": "auto (console on a terminal, else JSON), json or console.",
     "QF_LOG_LEVEL": "debug, info, warning or error (default info).",
 }
@@ -37,6 +49,18 @@ class Settings:
     chain_id: int | None = None
     anvil_port: int = 8545
     funder_key: str | None = field(default=None, repr=False)
+    core_address: str | None = None
+    start_block: int | None = None
+    poll_interval_seconds: float = 0.5
+    confirmations: int = 64
+    max_reorg_depth: int = 128
+    log_range_blocks: int = 2000
+    log_range_max_blocks: int = 50_000
+    rpc_rate_limit: float | None = None
+    rpc_timeout_seconds: float = 10.0
+    refresh_debounce_seconds: float = 1.0
+    indexer_metrics_port: int = 9101
+    metrics_host: str = "127.0.0.1"
     log_format: str = "auto"
     log_level: str = "info"
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -54,8 +78,22 @@ class Settings:
             "database_url": env.get("QF_DATABASE_URL") or None,
             "rpc_urls": _split_urls(env.get("QF_RPC_URLS", "")),
             "chain_id": _int_or_none("QF_CHAIN_ID", env.get("QF_CHAIN_ID")),
-            "anvil_port": _int_or_none("QF_ANVIL_PORT", env.get("QF_ANVIL_PORT")) or 8545,
+            "anvil_port": _int_default("QF_ANVIL_PORT", env.get("QF_ANVIL_PORT"), 8545),
             "funder_key": env.get("QF_FUNDER_KEY") or None,
+            "core_address": _address_or_none("QF_CORE_ADDRESS", env.get("QF_CORE_ADDRESS")),
+            "start_block": _int_or_none("QF_START_BLOCK", env.get("QF_START_BLOCK")),
+            "poll_interval_seconds": _float("QF_POLL_INTERVAL_SECONDS", env.get("QF_POLL_INTERVAL_SECONDS"), 0.5),
+            "confirmations": _int_default("QF_CONFIRMATIONS", env.get("QF_CONFIRMATIONS"), 64),
+            "max_reorg_depth": _int_default("QF_MAX_REORG_DEPTH", env.get("QF_MAX_REORG_DEPTH"), 128),
+            "log_range_blocks": _int_default("QF_LOG_RANGE_BLOCKS", env.get("QF_LOG_RANGE_BLOCKS"), 2000),
+            "log_range_max_blocks": _int_default("QF_LOG_RANGE_MAX_BLOCKS", env.get("QF_LOG_RANGE_MAX_BLOCKS"), 50_000),
+            "rpc_rate_limit": _float("QF_RPC_RATE_LIMIT", env.get("QF_RPC_RATE_LIMIT"), None),
+            "rpc_timeout_seconds": _float("QF_RPC_TIMEOUT_SECONDS", env.get("QF_RPC_TIMEOUT_SECONDS"), 10.0),
+            "refresh_debounce_seconds": _float(
+                "QF_REFRESH_DEBOUNCE_SECONDS", env.get("QF_REFRESH_DEBOUNCE_SECONDS"), 1.0
+            ),
+            "indexer_metrics_port": _port("QF_INDEXER_METRICS_PORT", env.get("QF_INDEXER_METRICS_PORT"), 9101),
+            "metrics_host": env.get("QF_METRICS_HOST") or "127.0.0.1",
             "log_format": env.get("QF_LOG_FORMAT") or "auto",
             "log_level": env.get("QF_LOG_LEVEL") or "info",
         }
@@ -86,6 +124,49 @@ def _split_urls(raw: str) -> tuple[str, ...]:
         if not url.startswith(("http://", "https://", "ws://", "wss://")):
             raise ConfigError(f"QF_RPC_URLS: {url!r} is not an http(s) or ws(s) URL")
     return urls
+
+
+def _float(name: str, raw: str | None, default: float | None) -> float | None:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be a finite number >= 0, not {raw!r}")
+    return value
+
+
+def _int_default(name: str, raw: str | None, default: int) -> int:
+    value = _int_or_none(name, raw)
+    if value is None:
+        return default
+    if value < 0:
+        raise ConfigError(f"{name} must be >= 0, not {raw!r}")
+    return value
+
+
+def _port(name: str, raw: str | None, default: int) -> int:
+    value = _int_or_none(name, raw)
+    if value is None:
+        return default
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"{name} must be a port number (0-65535), not {raw!r}")
+    return value
+
+
+def _address_or_none(name: str, raw: str | None) -> str | None:
+    if not raw:
+        return None
+    value = raw.strip().lower()
+    if len(value) != 42 or not value.startswith("0x"):
+        raise ConfigError(f"{name} must be a 0x-prefixed 20-byte address, not {raw!r}")
+    try:
+        bytes.fromhex(value[2:])
+    except ValueError:
+        raise ConfigError(f"{name} must be a 0x-prefixed 20-byte address, not {raw!r}") from None
+    return value
 
 
 def _int_or_none(name: str, raw: str | None) -> int | None:

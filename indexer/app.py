@@ -1,0 +1,160 @@
+"""Wiring for ``qf index``: settings in, a running indexer out.
+
+Resolves the node, the core contract and the start block (explicit settings,
+or the devnet's recorded deployment), opens the store, takes the writer lock
+(or waits as a hot standby), starts the metrics endpoint, and runs the loop
+until a signal asks it to stop.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+import structlog
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+
+from indexer.loop import EVENT_TABLES, Indexer, IndexerConfig, StepResult
+from indexer.metrics import HealthState, IndexerMetrics, serve_metrics
+from indexer.ranges import RangePolicy
+from indexer.rpc import ResilientRpc
+from indexer.store import Store
+from qf.db import connect
+from qf.db.embedded import resolve_database_url
+from qf.db.migrate import apply_migrations
+from qf.errors import ConfigError
+from qf.settings import Settings
+
+log = structlog.get_logger()
+
+
+def resolve_target(settings: Settings) -> tuple[list[str], bytes, int]:
+    """(RPC URLs, core address, start block) from settings, else the devnet deployment."""
+    from qf.chain.devnet import devnet_url, load_devnet_deployment
+
+    deployment = load_devnet_deployment(settings)
+    urls = list(settings.rpc_urls)
+    if not urls:
+        if deployment is None:
+            raise ConfigError("no RPC URL: set QF_RPC_URLS (or run `qf devnet` first)")
+        urls = [devnet_url(settings)]
+    core = settings.core_address or (deployment.core if deployment and not settings.rpc_urls else None)
+    if core is None:
+        raise ConfigError("no core contract: set QF_CORE_ADDRESS to the Allo v2 core address")
+    start = settings.start_block
+    if start is None:
+        start = deployment.start_block if deployment and core == deployment.core else 0
+    return urls, bytes.fromhex(core[2:]), start
+
+
+def build_indexer(settings: Settings, metrics: IndexerMetrics, health: HealthState) -> Indexer:
+    urls, core, start = resolve_target(settings)
+    rpc = ResilientRpc(
+        urls,
+        timeout_seconds=settings.rpc_timeout_seconds,
+        requests_per_second=settings.rpc_rate_limit,
+        metrics=metrics,
+    )
+    chain_id = rpc.chain_id()
+    if settings.chain_id is not None and settings.chain_id != chain_id:
+        from qf.errors import ChainIdMismatch
+
+        raise ChainIdMismatch(f"node {rpc.current_url} serves chain {chain_id}, but QF_CHAIN_ID is {settings.chain_id}")
+    url = resolve_database_url(settings)
+    with connect(url) as conn:
+        apply_migrations(conn)
+    store = Store(url, chain_id, EVENT_TABLES)
+    config = IndexerConfig(
+        chain_id=settings.chain_id,
+        core=core,
+        start_block=start,
+        poll_interval_seconds=settings.poll_interval_seconds,
+        confirmations=settings.confirmations,
+        max_reorg_depth=settings.max_reorg_depth,
+        range_policy=RangePolicy(
+            initial_blocks=min(settings.log_range_blocks, settings.log_range_max_blocks),
+            max_blocks=settings.log_range_max_blocks,
+        ),
+        refresh_debounce_seconds=settings.refresh_debounce_seconds,
+    )
+    return Indexer(config, rpc, store, metrics, health)
+
+
+def run_indexer(settings: Settings, *, until_caught_up: bool = False) -> None:
+    """The ``qf index`` process: lock, prepare, loop, stop cleanly on SIGTERM/SIGINT."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        del frame
+        log.info("shutdown_requested", signal=signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    metrics, health = IndexerMetrics(), HealthState()
+    stop_metrics = None
+    if settings.indexer_metrics_port:
+        _, stop_metrics = serve_metrics(metrics, health, settings.metrics_host, settings.indexer_metrics_port)
+        log.info("metrics_listening", url=f"http://{settings.metrics_host}:{settings.indexer_metrics_port}/metrics")
+    indexer = build_indexer(settings, metrics, health)
+    try:
+        if not indexer.store.wait_for_lock(poll_seconds=1.0, should_stop=stop.is_set):
+            return
+        metrics.is_writer.set(1)
+        indexer.prepare()
+        state = indexer.state
+        assert state is not None
+        log.info("indexer_started", chain_id=indexer.chain_id, core="0x" + state.core.hex(),
+                 from_block=state.next_block, rpc=indexer.rpc.current_url)  # fmt: skip
+        with _progress(indexer) as on_step:
+            indexer.run(stop, until_caught_up=until_caught_up, on_step=on_step)
+        log.info("indexer_stopped", checkpoint=indexer.state.checkpoint_block if indexer.state else None)
+    finally:
+        indexer.store.close()
+        indexer.rpc.close()
+        if stop_metrics:
+            stop_metrics()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+class _progress:
+    """Backfill progress (blocks/s, events/s) on a terminal; a log line per minute elsewhere."""
+
+    def __init__(self, indexer: Indexer) -> None:
+        self.indexer = indexer
+        self.started = time.monotonic()
+        self.blocks = 0
+        self.events = 0
+        self.last_log = self.started
+        self.tty = sys.stderr.isatty()
+        self.bar = Progress(
+            TextColumn("backfill"), BarColumn(), TextColumn("{task.completed}/{task.total} blocks"),
+            TextColumn("{task.fields[bps]:.0f} blocks/s, {task.fields[eps]:.0f} events/s"),
+            console=Console(stderr=True), transient=True, disable=not self.tty,
+        )  # fmt: skip
+        self.task = self.bar.add_task("backfill", total=None, bps=0.0, eps=0.0)
+
+    def __enter__(self) -> _progress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
+
+    def __call__(self, result: StepResult) -> None:
+        self.blocks += result.committed_blocks
+        self.events += result.events
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        state = self.indexer.state
+        assert state is not None
+        done = (state.checkpoint_block or state.start_block) - state.start_block
+        total = max(self.indexer.head - state.start_block, 1)
+        self.bar.update(self.task, completed=done, total=total, bps=self.blocks / elapsed, eps=self.events / elapsed)
+        if not self.tty and time.monotonic() - self.last_log > 60:
+            self.last_log = time.monotonic()
+            log.info("backfill_progress", block=state.checkpoint_block, head=self.indexer.head,
+                     blocks_per_second=round(self.blocks / elapsed), events_per_second=round(self.events / elapsed))

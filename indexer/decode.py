@@ -1,0 +1,504 @@
+"""Allo v2 logs, as JSON-RPC returns them, turned into typed table rows.
+
+Pure: no RPC, no database. The fetch layer hands in the log objects of
+``eth_getLogs`` (hex strings); the store writes `DecodedLog.row` with COPY into
+the table `EventSpec.table` of schema `SCHEMA` (``sql/002_events.sql``
+declares one table per event, columns in the order given here).
+
+Values are ready for psycopg: uint256 as ``int`` (``numeric(78,0)``), uint64
+and uint8 as ``int``, addresses as 20 raw bytes, bytes32 and hashes as 32 raw
+bytes, strings as ``str``. Hex input may be in any letter case.
+
+The data is sliced by hand rather than with ``eth_abi``: ``Allocated``, nearly
+every log of a round, is five static words, and a generic decoder spends most
+of its time on checksummed address strings we would only turn back into
+bytes. The hand decoder is as strict as the ABI where it matters (topic count,
+data length, address and small-integer padding, offsets inside the data) and
+tests check it against ``eth_abi`` on real and generated logs.
+
+A log with a known topic0 that does not fit raises `DecodeError`; an unknown
+topic0 gives ``None``. ``removed`` is not looked at: ``eth_getLogs`` over a
+block range returns canonical logs only, and reorgs are found by block hash
+(``indexer.reorg``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from indexer.errors import DecodeError
+from qf.chain.abi import ALLO_V2_EVENTS, topic0
+
+__all__ = [
+    "ALLOCATED_CONTEXT_COLUMNS",
+    "COMMON_COLUMNS",
+    "EVENTS",
+    "EVENTS_BY_NAME",
+    "SCHEMA",
+    "TOPIC0S",
+    "DecodedLog",
+    "EventSpec",
+    "Value",
+    "decode_log",
+    "pool_id_of",
+    "strategy_of",
+]
+
+#: Schema of the event tables.
+SCHEMA: Final = "qf"
+
+#: Leading columns of every event table: where the log is, and who emitted it.
+COMMON_COLUMNS: Final = (
+    "chain_id",
+    "block_number",
+    "block_hash",
+    "tx_hash",
+    "tx_index",
+    "log_index",
+    "contract",
+)
+
+#: Trailing columns of ``qf.allocated`` that come from the transaction and block, not the
+#: log: donor behaviour (sender, nonce as wallet age, gas habits, timing) is what the scorer reads.
+ALLOCATED_CONTEXT_COLUMNS: Final = ("tx_from", "tx_nonce", "gas_price", "block_time")
+
+#: A decoded value: what psycopg writes into the column.
+Value = int | bytes | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """One Allo v2 event: its table and its own columns, in table order.
+
+    ``context_columns`` follow ``columns`` in the table and are filled by the
+    store from the transaction and block (only ``Allocated`` has them).
+    """
+
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    context_columns: tuple[str, ...] = ()
+    #: Topics a log of this event has: topic0 plus one per indexed parameter.
+    topic_count: int = 1
+
+    @property
+    def table_columns(self) -> tuple[str, ...]:
+        """Every column of the table, in order."""
+        return COMMON_COLUMNS + self.columns + self.context_columns
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedLog:
+    """One log as a row: its position on chain and ``values`` in `EventSpec.columns` order."""
+
+    name: str
+    table: str
+    block_number: int
+    block_hash: bytes
+    tx_hash: bytes
+    tx_index: int
+    log_index: int
+    contract: bytes
+    values: tuple[Value, ...]
+
+    def row(self, chain_id: int) -> tuple[Value, ...]:
+        """The row for COPY: `COMMON_COLUMNS` then ``values`` (context columns not included)."""
+        return (
+            chain_id,
+            self.block_number,
+            self.block_hash,
+            self.tx_hash,
+            self.tx_index,
+            self.log_index,
+            self.contract,
+            *self.values,
+        )
+
+
+# -- reading ABI words --------------------------------------------------------------------
+
+_ZERO12: Final = bytes(12)
+_ZERO31: Final = bytes(31)
+_ZERO24: Final = bytes(24)
+_BIGINT_MAX: Final = 2**63 - 1
+
+
+class _Malformed(ValueError):
+    """Internal: the reason a log does not fit; `decode_log` adds the context."""
+
+
+def _need(data: bytes, size: int, *, exact: bool) -> None:
+    if len(data) < size or (exact and len(data) != size):
+        raise _Malformed(f"data has {len(data)} bytes, expected {'' if exact else 'at least '}{size}")
+
+
+def _uint(data: bytes, pos: int) -> int:
+    word = data[pos : pos + 32]
+    if len(word) != 32:
+        raise _Malformed(f"data ends inside the word at byte {pos}")
+    return int.from_bytes(word, "big")
+
+
+def _address(data: bytes, pos: int) -> bytes:
+    word = data[pos : pos + 32]
+    if len(word) != 32 or word[:12] != _ZERO12:
+        raise _Malformed(f"word at byte {pos} is not an address")
+    return word[12:]
+
+
+def _uint8(data: bytes, pos: int) -> int:
+    word = data[pos : pos + 32]
+    if len(word) != 32 or word[:31] != _ZERO31:
+        raise _Malformed(f"word at byte {pos} is not a uint8")
+    return word[31]
+
+
+def _uint64(data: bytes, pos: int) -> int:
+    word = data[pos : pos + 32]
+    if len(word) != 32 or word[:24] != _ZERO24:
+        raise _Malformed(f"word at byte {pos} is not a uint64")
+    # The tables keep timestamps as bigint; beyond 2**63-1 is "never" to any reader, so saturate.
+    return min(int.from_bytes(word, "big"), _BIGINT_MAX)
+
+
+def _dynamic(data: bytes, pos: int) -> bytes:
+    """The length-prefixed ``bytes``/``string`` payload starting at ``pos``."""
+    length = _uint(data, pos)
+    end = pos + 32 + length
+    if end > len(data):
+        raise _Malformed(f"dynamic value at byte {pos} runs past the data ({length} bytes)")
+    return data[pos + 32 : end]
+
+
+def _text(raw: bytes) -> str:
+    # A pointer is meant to be an IPFS CID. Anyone can write any bytes into it, and a bad
+    # pointer must not cost us the pool or the registration, so it is kept, made text-safe
+    # (PostgreSQL text holds neither invalid UTF-8 nor NUL).
+    return raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
+
+
+def _metadata(data: bytes, pos: int) -> tuple[int, str]:
+    """Allo's ``Metadata(uint256 protocol, string pointer)`` encoded at ``pos``."""
+    protocol = _uint(data, pos)
+    return protocol, _text(_dynamic(data, pos + _uint(data, pos + 32)))
+
+
+def _topic_bytes(topic: str) -> bytes:
+    raw = bytes.fromhex(topic[2:])
+    if len(raw) != 32 or topic[:2] not in ("0x", "0X"):
+        raise _Malformed(f"topic {topic!r} is not 32 bytes of 0x-hex")
+    return raw
+
+
+def _topic_address(topic: str) -> bytes:
+    raw = _topic_bytes(topic)
+    if raw[:12] != _ZERO12:
+        raise _Malformed(f"topic {topic} is not an address")
+    return raw[12:]
+
+
+def _topic_uint(topic: str) -> int:
+    return int.from_bytes(_topic_bytes(topic), "big")
+
+
+def _registration(raw: bytes) -> tuple[bytes | None, int | None, int | None, str | None]:
+    """(recipient_address, recipient_index, metadata protocol, pointer) from ``Registered.data``.
+
+    Donation-voting strategies emit ``abi.encode(abi.encode(recipientId, recipientAddress,
+    Metadata), recipientIndex)``; other Allo v2 strategies put other things there, so a
+    layout that does not fit gives NULLs and the raw bytes stay in the row.
+    """
+    try:
+        index = _uint(raw, 32)
+        inner = _dynamic(raw, _uint(raw, 0))
+        _address(inner, 0)  # recipientId (or registry anchor): the topic already says who
+        recipient_address = _address(inner, 32)
+        protocol, pointer = _metadata(inner, _uint(inner, 64))
+    except _Malformed:
+        return None, None, None, None
+    if index > _BIGINT_MAX:
+        return None, None, None, None
+    return recipient_address, index, protocol, pointer
+
+
+# -- one decoder per event: (topics, data) -> values in column order ----------------------
+
+_Decoder = Callable[[Sequence[str], bytes], tuple[Value, ...]]
+
+
+def _pool_created(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 4 * 32, exact=False)
+    protocol, pointer = _metadata(data, _uint(data, 96))
+    return (
+        _topic_uint(topics[1]),
+        _topic_bytes(topics[2]),
+        _address(data, 0),
+        _address(data, 32),
+        _uint(data, 64),
+        protocol,
+        pointer,
+    )
+
+
+def _pool_funded(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 64, exact=True)
+    return _topic_uint(topics[1]), _uint(data, 0), _uint(data, 32)
+
+
+def _pool_metadata_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 32, exact=False)
+    protocol, pointer = _metadata(data, _uint(data, 0))
+    return _topic_uint(topics[1]), protocol, pointer
+
+
+def _registered(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 2 * 32, exact=False)
+    raw = _dynamic(data, _uint(data, 0))
+    return (_topic_address(topics[1]), *_registration(raw), raw, _address(data, 32))
+
+
+def _updated_registration(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 3 * 32, exact=False)
+    raw = _dynamic(data, _uint(data, 0))
+    return (
+        _topic_address(topics[1]),
+        *_registration(raw),
+        raw,
+        _address(data, 32),
+        _uint8(data, 64),
+    )
+
+
+def _recipient_status_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 64, exact=True)
+    return _topic_uint(topics[1]), _uint(data, 0), _address(data, 32)
+
+
+def _timestamps_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 5 * 32, exact=True)
+    return (
+        _uint64(data, 0),
+        _uint64(data, 32),
+        _uint64(data, 64),
+        _uint64(data, 96),
+        _address(data, 128),
+    )
+
+
+def _allocated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 4 * 32, exact=True)
+    return (
+        _topic_address(topics[1]),
+        _uint(data, 0),
+        _address(data, 32),
+        _address(data, 64),
+        _address(data, 96),
+    )
+
+
+def _distributed(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 3 * 32, exact=True)
+    return _topic_address(topics[1]), _address(data, 0), _uint(data, 32), _address(data, 64)
+
+
+def _funds_distributed(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 64, exact=True)
+    return _uint(data, 0), _address(data, 32), _topic_address(topics[1]), _topic_address(topics[2])
+
+
+_REGISTRATION_COLUMNS: Final = (
+    "recipient_id",
+    "recipient_address",
+    "recipient_index",
+    "metadata_protocol",
+    "metadata_pointer",
+    "data",
+    "sender",
+)
+
+_SPECS: Final[tuple[tuple[EventSpec, _Decoder], ...]] = (
+    (
+        EventSpec(
+            "PoolCreated",
+            "pool_created",
+            ("pool_id", "profile_id", "strategy", "token", "amount", "metadata_protocol", "metadata_pointer"),
+            topic_count=3,
+        ),
+        _pool_created,
+    ),
+    (EventSpec("PoolFunded", "pool_funded", ("pool_id", "amount", "fee"), topic_count=2), _pool_funded),
+    (
+        EventSpec(
+            "PoolMetadataUpdated",
+            "pool_metadata_updated",
+            ("pool_id", "metadata_protocol", "metadata_pointer"),
+            topic_count=2,
+        ),
+        _pool_metadata_updated,
+    ),
+    (EventSpec("Registered", "registered", _REGISTRATION_COLUMNS, topic_count=2), _registered),
+    (
+        EventSpec(
+            "UpdatedRegistration",
+            "updated_registration",
+            (*_REGISTRATION_COLUMNS, "status"),
+            topic_count=2,
+        ),
+        _updated_registration,
+    ),
+    (
+        EventSpec(
+            "RecipientStatusUpdated",
+            "recipient_status_updated",
+            ("row_index", "full_row", "sender"),
+            topic_count=2,
+        ),
+        _recipient_status_updated,
+    ),
+    (
+        EventSpec(
+            "TimestampsUpdated",
+            "timestamps_updated",
+            ("registration_start", "registration_end", "allocation_start", "allocation_end", "sender"),
+            topic_count=1,
+        ),
+        _timestamps_updated,
+    ),
+    (
+        EventSpec(
+            "Allocated",
+            "allocated",
+            ("recipient_id", "amount", "token", "sender", "origin"),
+            ALLOCATED_CONTEXT_COLUMNS,
+            topic_count=2,
+        ),
+        _allocated,
+    ),
+    (
+        EventSpec(
+            "Distributed",
+            "distributed",
+            ("recipient_id", "recipient_address", "amount", "sender"),
+            topic_count=2,
+        ),
+        _distributed,
+    ),
+    (
+        EventSpec(
+            "FundsDistributed",
+            "funds_distributed",
+            ("amount", "grantee", "token", "recipient_id"),
+            topic_count=3,
+        ),
+        _funds_distributed,
+    ),
+)
+
+_DECODERS: Final[dict[str, tuple[EventSpec, _Decoder]]] = {
+    topic0(ALLO_V2_EVENTS[spec.name]): (spec, fn) for spec, fn in _SPECS
+}
+
+#: topic0 (lowercase 0x-hex) -> event.
+EVENTS: Final[dict[str, EventSpec]] = {topic: spec for topic, (spec, _fn) in _DECODERS.items()}
+
+#: Event name -> event.
+EVENTS_BY_NAME: Final[dict[str, EventSpec]] = {spec.name: spec for spec in EVENTS.values()}
+
+#: Every known topic0: the ``topics[0]`` filter for ``eth_getLogs``.
+TOPIC0S: Final[tuple[str, ...]] = tuple(EVENTS)
+
+
+# -- the public entry points --------------------------------------------------------------
+
+
+def _hash(value: str, size: int, what: str) -> bytes:
+    raw = bytes.fromhex(value[2:])
+    if len(raw) != size or value[:2] not in ("0x", "0X"):
+        raise _Malformed(f"{what} {value!r} is not {size} bytes of 0x-hex")
+    return raw
+
+
+def decode_log(log: Mapping[str, Any]) -> DecodedLog | None:
+    """Decode one ``eth_getLogs`` log object; ``None`` if its topic0 is not an Allo v2 event.
+
+    Raises `DecodeError` when the topic is known but the log does not fit the
+    event (other indexed parameters, bad lengths, bad padding) or the log
+    object itself is malformed.
+    """
+    spec: EventSpec | None = None
+    try:
+        topics = log["topics"]
+        if not topics:
+            return None  # an anonymous event: not one of ours
+        first = topics[0]
+        entry = _DECODERS.get(first) or _DECODERS.get(first.lower())
+        if entry is None:
+            return None
+        spec, decoder = entry
+        if len(topics) != spec.topic_count:
+            raise _Malformed(f"{len(topics)} topics, expected {spec.topic_count}")
+        data_hex = log["data"]
+        if data_hex[:2] not in ("0x", "0X"):
+            raise _Malformed("data is not 0x-hex")
+        values = decoder(topics, bytes.fromhex(data_hex[2:]))
+        return DecodedLog(
+            spec.name,
+            spec.table,
+            int(log["blockNumber"], 16),
+            _hash(log["blockHash"], 32, "blockHash"),
+            _hash(log["transactionHash"], 32, "transactionHash"),
+            int(log["transactionIndex"], 16),
+            int(log["logIndex"], 16),
+            _hash(log["address"], 20, "address"),
+            values,
+        )
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        # _Malformed is a ValueError; the others come from a log object that is not JSON-RPC's.
+        raise _decode_error(log, spec, exc) from None
+
+
+def _decode_error(log: object, spec: EventSpec | None, exc: Exception) -> DecodeError:
+    if isinstance(exc, _Malformed):
+        reason = str(exc)
+    else:
+        reason = f"malformed log object ({type(exc).__name__}: {exc})"
+    fields: Mapping[str, Any] = log if isinstance(log, Mapping) else {}
+    tx_hash = fields.get("transactionHash")
+    return DecodeError(
+        reason,
+        event=spec.name if spec else None,
+        block_number=_int_or_none(fields.get("blockNumber")),
+        tx_hash=tx_hash if isinstance(tx_hash, str) else None,
+        log_index=_int_or_none(fields.get("logIndex")),
+    )
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(value, 16) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def strategy_of(decoded: DecodedLog) -> bytes | None:
+    """The strategy contract a ``PoolCreated`` row announces; ``None`` for other events.
+
+    Strategy events carry no pool id: the emitting contract is the strategy,
+    so this is the key that joins them to their pool.
+    """
+    if decoded.name != "PoolCreated":
+        return None
+    strategy = decoded.values[2]
+    assert isinstance(strategy, bytes)
+    return strategy
+
+
+def pool_id_of(decoded: DecodedLog) -> int | None:
+    """The pool id of a core event (``PoolCreated``, ``PoolFunded``, ``PoolMetadataUpdated``)."""
+    if decoded.name not in ("PoolCreated", "PoolFunded", "PoolMetadataUpdated"):
+        return None
+    pool_id = decoded.values[0]
+    assert isinstance(pool_id, int)
+    return pool_id

@@ -1,0 +1,240 @@
+"""Download one block range: logs, the blocks they sit in, donation context, tokens.
+
+Everything the indexer writes for a range is fetched here, before any database
+transaction opens. The result is self-consistent: every log's block hash
+matches the header fetched for its block, or ``ChainMoved`` is raised and the
+range is fetched again (the chain reorganised during the download).
+
+Requests are batched: one ``eth_getLogs`` per range (plus one per newly
+discovered strategy), one batch of headers, and for donations either the whole
+block (when a block holds many donations) or a batch of transactions by hash.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from indexer.decode import DecodedLog, decode_log, pool_id_of, strategy_of
+from indexer.errors import DecodeError, IndexerError
+from indexer.rpc import ResilientRpc
+from qf.chain.abi import NATIVE_TOKEN
+
+log = structlog.get_logger()
+
+#: Fetch a whole block (one request, all its transactions) instead of single
+#: transactions once a block holds at least this many donation transactions.
+FULL_BLOCK_THRESHOLD = 4
+NATIVE = bytes.fromhex(NATIVE_TOKEN[2:])
+DECIMALS_SELECTOR = "0x313ce567"
+SYMBOL_SELECTOR = "0x95d89b41"
+
+
+class ChainMoved(IndexerError):
+    """A log's block hash differs from the header fetched for its block: retry the range."""
+
+    retriable = True
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    number: int
+    hash: bytes
+    parent_hash: bytes
+    time: datetime
+
+
+@dataclass(slots=True)
+class Fetched:
+    from_block: int
+    to_block: int
+    logs: list[DecodedLog] = field(default_factory=list)
+    headers: dict[int, Header] = field(default_factory=dict)
+    #: tx hash -> (from, nonce, gas price)
+    tx_context: dict[bytes, tuple[bytes, int, int]] = field(default_factory=dict)
+    #: (strategy address, pool id, block)
+    new_strategies: list[tuple[bytes, int, int]] = field(default_factory=list)
+    new_tokens: list[tuple[bytes, str | None, int | None]] = field(default_factory=list)
+    unknown: Counter[tuple[bytes, bytes]] = field(default_factory=Counter)
+    decode_errors: int = 0
+    rpc_logs: int = 0
+
+
+def header_of(block: Mapping[str, Any]) -> Header:
+    return Header(
+        number=int(block["number"], 16),
+        hash=bytes.fromhex(block["hash"][2:]),
+        parent_hash=bytes.fromhex(block["parentHash"][2:]),
+        time=datetime.fromtimestamp(int(block["timestamp"], 16), tz=UTC),
+    )
+
+
+def fetch_headers(rpc: ResilientRpc, numbers: list[int]) -> dict[int, Header]:
+    blocks = rpc.get_blocks(numbers)
+    headers = {}
+    for n, block in zip(numbers, blocks, strict=True):
+        if block is None:
+            raise ChainMoved(f"block {n} is not on the node (any more)")
+        headers[n] = header_of(block)
+    return headers
+
+
+def _hex(address: bytes) -> str:
+    return "0x" + address.hex()
+
+
+def _decode_all(raw: list[dict[str, Any]], out: Fetched) -> list[DecodedLog]:
+    decoded = []
+    for entry in raw:
+        try:
+            row = decode_log(entry)
+        except DecodeError as exc:
+            out.decode_errors += 1
+            log.warning("log_undecodable", error=str(exc), block=int(entry["blockNumber"], 16))
+            continue
+        if row is None:
+            topic = bytes.fromhex(entry["topics"][0][2:]) if entry.get("topics") else b""
+            out.unknown[(bytes.fromhex(entry["address"][2:]), topic)] += 1
+            continue
+        decoded.append(row)
+    return decoded
+
+
+def fetch_range(
+    rpc: ResilientRpc,
+    from_block: int,
+    to_block: int,
+    *,
+    core: bytes,
+    strategies: Mapping[bytes, tuple[int, int]],
+    known_tokens: set[bytes],
+    contiguous_from: int | None = None,
+) -> Fetched:
+    """Everything needed to commit [from_block, to_block].
+
+    Headers are fetched for the blocks that carry logs and the range's ends, and
+    for every block from ``contiguous_from`` on: the blocks a reorg can still
+    reach, whose hashes the fork-point search walks back through.
+    """
+    out = Fetched(from_block, to_block)
+    addresses = [_hex(core), *(_hex(a) for a in strategies)]
+    raw = rpc.get_logs(from_block, to_block, addresses)
+    out.rpc_logs = len(raw)
+    logs = _decode_all(raw, out)
+
+    # Strategies created in this range: Allo emits a new strategy's first events
+    # in the PoolCreated transaction itself, so fetch their logs from that block.
+    found = {}
+    for row in logs:
+        strategy = strategy_of(row)
+        if strategy is not None and strategy not in strategies and strategy not in found:
+            pool_id = pool_id_of(row)
+            assert pool_id is not None
+            found[strategy] = (pool_id, row.block_number)
+    for strategy, (pool_id, block) in found.items():
+        out.new_strategies.append((strategy, pool_id, block))
+        more = rpc.get_logs(block, to_block, [_hex(strategy)])
+        out.rpc_logs += len(more)
+        logs += _decode_all(more, out)
+    logs.sort(key=lambda r: (r.block_number, r.log_index))
+    out.logs = logs
+
+    numbers = {r.block_number for r in logs} | {from_block, to_block}
+    if contiguous_from is not None and contiguous_from <= to_block:
+        numbers |= set(range(max(from_block, contiguous_from), to_block + 1))
+    out.headers = fetch_headers(rpc, sorted(numbers))
+    for n, header in out.headers.items():
+        parent = out.headers.get(n - 1)
+        if parent is not None and header.parent_hash != parent.hash:
+            raise ChainMoved(f"block {n} does not link to block {n - 1}: the node switched forks")
+    for row in logs:
+        if out.headers[row.block_number].hash != row.block_hash:
+            raise ChainMoved(f"block {row.block_number} changed while range {from_block}..{to_block} was fetched")
+
+    _fetch_tx_context(rpc, logs, out)
+    _fetch_tokens(rpc, logs, known_tokens, out)
+    return out
+
+
+def _fetch_tx_context(rpc: ResilientRpc, logs: list[DecodedLog], out: Fetched) -> None:
+    by_block: dict[int, set[bytes]] = defaultdict(set)
+    for row in logs:
+        if row.name == "Allocated":
+            by_block[row.block_number].add(row.tx_hash)
+    full_blocks = sorted(n for n, txs in by_block.items() if len(txs) >= FULL_BLOCK_THRESHOLD)
+    singles = sorted(h for n, txs in by_block.items() if len(txs) < FULL_BLOCK_THRESHOLD for h in txs)
+    transactions: list[dict[str, Any] | None] = []
+    for block in rpc.get_blocks(full_blocks, full=True) if full_blocks else []:
+        if block is None:
+            raise ChainMoved("a block with donations disappeared during the fetch")
+        transactions.extend(block["transactions"])
+    if singles:
+        transactions.extend(rpc.get_transactions(["0x" + h.hex() for h in singles]))
+    for tx in transactions:
+        if tx is None:
+            raise ChainMoved("a donation transaction disappeared during the fetch")
+        tx_hash = bytes.fromhex(tx["hash"][2:])
+        out.tx_context[tx_hash] = (bytes.fromhex(tx["from"][2:]), int(tx["nonce"], 16), int(tx["gasPrice"], 16))
+    missing = {row.tx_hash for row in logs if row.name == "Allocated"} - out.tx_context.keys()
+    if missing:
+        raise ChainMoved(f"{len(missing)} donation transactions were not found in their blocks")
+
+
+def _fetch_tokens(rpc: ResilientRpc, logs: list[DecodedLog], known: set[bytes], out: Fetched) -> None:
+    seen: set[bytes] = set()
+    for row in logs:
+        token: Any = None
+        if row.name == "PoolCreated":
+            token = row.values[3]
+        elif row.name == "Allocated":
+            token = row.values[2]
+        if isinstance(token, bytes) and token not in known:
+            seen.add(token)
+    if not seen:
+        return
+    contracts = sorted(t for t in seen if t != NATIVE)
+    if NATIVE in seen:
+        out.new_tokens.append((NATIVE, "ETH", 18))
+    calls = []
+    for token in contracts:
+        calls.append(("eth_call", [{"to": _hex(token), "data": DECIMALS_SELECTOR}, "latest"]))
+        calls.append(("eth_call", [{"to": _hex(token), "data": SYMBOL_SELECTOR}, "latest"]))
+    answers = _tolerant_batch(rpc, calls)
+    for i, token in enumerate(contracts):
+        out.new_tokens.append((token, _symbol(answers[2 * i + 1]), _decimals(answers[2 * i])))
+
+
+def _tolerant_batch(rpc: ResilientRpc, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+    """A token that does not implement decimals()/symbol() answers with an error: that is a None."""
+    from qf.errors import RpcError
+
+    out: list[Any] = []
+    for call in calls:
+        try:
+            out.append(rpc.call(*call))
+        except RpcError:
+            out.append(None)
+    return out
+
+
+def _decimals(answer: Any) -> int | None:
+    if not isinstance(answer, str) or len(answer) < 66:
+        return None
+    value = int(answer[2:66], 16)
+    return value if value <= 255 else None
+
+
+def _symbol(answer: Any) -> str | None:
+    if not isinstance(answer, str) or len(answer) < 130:
+        return None
+    try:
+        raw = bytes.fromhex(answer[2:])
+        length = int.from_bytes(raw[32:64], "big")
+        return raw[64 : 64 + length].decode("utf-8", errors="replace")[:32] or None
+    except (ValueError, IndexError):
+        return None

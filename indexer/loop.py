@@ -1,0 +1,344 @@
+"""The indexing loop: backfill and live follow are the same loop.
+
+Each ``step`` looks at the head, and either fetches the next block range and
+commits it (with its checkpoint) in one transaction, or, when caught up, checks
+that the checkpoint block is still canonical. A parent-hash mismatch at either
+place is a reorg: find the common ancestor, delete everything above it in one
+transaction, and go on from there. Because the checkpoint only moves with the
+rows it covers, a crash at any point resumes with no gap and no duplicate.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import psycopg
+import structlog
+
+from indexer.decode import ALLOCATED_CONTEXT_COLUMNS, EVENTS, EVENTS_BY_NAME, DecodedLog
+from indexer.errors import RangeRefused, ReorgTooDeep
+from indexer.fetch import ChainMoved, Fetched, fetch_range
+from indexer.metrics import HealthState, IndexerMetrics
+from indexer.ranges import BlockRange, RangeHint, RangePlanner, RangePolicy, is_range_error, parse_range_hint
+from indexer.reorg import find_fork_point
+from indexer.rpc import ResilientRpc
+from indexer.store import Batch, BlockRow, ChainState, StaleCheckpoint, Store
+from qf.errors import ChainIdMismatch, ConfigError, RpcError, RpcUnavailable
+
+log = structlog.get_logger()
+
+EVENT_TABLES = tuple(spec.table for spec in EVENTS.values())
+
+
+@dataclass(frozen=True, slots=True)
+class IndexerConfig:
+    chain_id: int | None
+    core: bytes
+    start_block: int
+    poll_interval_seconds: float = 0.5
+    confirmations: int = 64
+    max_reorg_depth: int = 128
+    range_policy: RangePolicy = RangePolicy()
+    refresh_debounce_seconds: float = 1.0
+    #: Blocks behind the head that still count as "caught up" for /readyz.
+    ready_lag_blocks: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    caught_up: bool
+    committed_blocks: int = 0
+    events: int = 0
+    reorg_depth: int | None = None
+
+
+class Indexer:
+    """One chain, one core contract, one writer."""
+
+    def __init__(
+        self,
+        config: IndexerConfig,
+        rpc: ResilientRpc,
+        store: Store,
+        metrics: IndexerMetrics | None = None,
+        health: HealthState | None = None,
+    ) -> None:
+        self.config = config
+        self.rpc = rpc
+        self.store = store
+        self.metrics = metrics or IndexerMetrics()
+        self.health = health or HealthState()
+        self.planner = RangePlanner.start(config.range_policy)
+        self.state: ChainState | None = None
+        self.strategies: dict[bytes, tuple[int, int]] = {}
+        self.tokens: set[bytes] = set()
+        self.chain_id = store.chain_id
+        self._dirty_views = False
+        self._last_refresh = 0.0
+        self._last_finality_check = 0.0
+        self.head = 0
+
+    # -- start ------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Check the node, record or load this chain's state, restore discovered strategies."""
+        served = self.rpc.chain_id()
+        if served != self.chain_id or (self.config.chain_id is not None and served != self.config.chain_id):
+            raise ChainIdMismatch(
+                f"node {self.rpc.current_url} serves chain {served}, expected {self.config.chain_id or self.chain_id}"
+            )
+        code = self.rpc.call("eth_getCode", ["0x" + self.config.core.hex(), "latest"])
+        if code in (None, "0x", "0x0"):
+            raise ConfigError(f"no contract at core address 0x{self.config.core.hex()} on chain {served}")
+        self.reload()
+
+    def reload(self) -> None:
+        """(Re)read state from the database: after start, a lost connection or a takeover."""
+        self.state = self.store.load_state() or self.store.init_state(self.config.core, self.config.start_block)
+        if self.state.core != self.config.core:
+            self.state = self.store.init_state(self.config.core, self.config.start_block)  # raises ConfigError
+        self.strategies = self.store.strategies()
+        self.tokens = self.store.known_tokens()
+        self.metrics.last_block.set(self.state.checkpoint_block or 0)
+
+    # -- one iteration ----------------------------------------------------------------------
+    def step(self) -> StepResult:
+        assert self.state is not None, "call prepare() first"
+        started = time.monotonic()
+        self.head = self.rpc.block_number()
+        self.metrics.head_block.set(self.head)
+        self._maybe_update_finality()
+        span = self.planner.propose(self.state.next_block, self.head)
+        if span is None:
+            depth = self._check_tip()
+            self._maybe_refresh(force=False)
+            return self._tick(StepResult(caught_up=True, reorg_depth=depth))
+        try:
+            fetched = fetch_range(
+                self.rpc, span.from_block, span.to_block,
+                core=self.config.core, strategies=self.strategies, known_tokens=self.tokens,
+                contiguous_from=self.head - self.config.max_reorg_depth,
+            )  # fmt: skip
+        except RpcError as exc:
+            if not is_range_error(exc.rpc_message, exc.code):
+                raise
+            hint = parse_range_hint(exc.rpc_message, exc.code, span.from_block, span.to_block)
+            self._refused(span, hint, exc)
+            return self._tick(StepResult(caught_up=False))
+        except RangeRefused as exc:
+            self._refused(span, RangeHint.of(exc), exc)
+            return self._tick(StepResult(caught_up=False))
+        except ChainMoved as exc:
+            log.info("chain_moved_during_fetch", reason=str(exc))
+            return self._tick(StepResult(caught_up=False))
+
+        first = fetched.headers[span.from_block]
+        if self.state.checkpoint_hash is not None and first.parent_hash != self.state.checkpoint_hash:
+            depth = self._repair_reorg()
+            return self._tick(StepResult(caught_up=False, reorg_depth=depth))
+
+        batch = self._batch(fetched)
+        self.store.commit_batch(batch, expected_checkpoint=self.state.checkpoint_block)
+        self._after_commit(batch, fetched)
+        self.planner = self.planner.succeeded(span)
+        self.metrics.batch_seconds.observe(time.monotonic() - started)
+        self.metrics.range_blocks.set(self.planner.size)
+        self._maybe_refresh(force=False)
+        caught_up = self.head - span.to_block <= self.config.ready_lag_blocks
+        log.debug("batch_committed", from_block=span.from_block, to_block=span.to_block, events=batch.event_count)
+        return self._tick(StepResult(caught_up=caught_up, committed_blocks=span.blocks, events=batch.event_count))
+
+    def _tick(self, result: StepResult) -> StepResult:
+        assert self.state is not None
+        last = self.state.checkpoint_block or 0
+        self.metrics.blocks_behind.set(max(0, self.head - last))
+        ready = self.head - last <= self.config.ready_lag_blocks
+        self.metrics.ready.set(1 if ready else 0)
+        self.health.tick(caught_up=ready)
+        return result
+
+    def _refused(self, span: BlockRange, hint: RangeHint | None, exc: Exception) -> None:
+        self.planner = self.planner.refused(span, hint)  # raises on a refused single block
+        log.info("log_range_refused", from_block=span.from_block, to_block=span.to_block,
+                 next_size=self.planner.size, reason=str(exc)[:200])  # fmt: skip
+        self.metrics.range_blocks.set(self.planner.size)
+
+    def _batch(self, fetched: Fetched) -> Batch:
+        assert self.state is not None
+        last = fetched.headers[fetched.to_block]
+        batch = Batch(from_block=fetched.from_block, to_block=fetched.to_block, to_hash=last.hash)
+        grouped: dict[str, list[tuple[object, ...]]] = {}
+        for row in fetched.logs:
+            grouped.setdefault(row.table, []).append(self._row(row, fetched))
+        for name, spec in EVENTS_BY_NAME.items():
+            del name
+            if spec.table in grouped:
+                batch.rows[spec.table] = (spec.table_columns, grouped[spec.table])
+        batch.blocks = [BlockRow(h.number, h.hash, h.parent_hash, h.time) for h in fetched.headers.values()]
+        batch.strategies = list(fetched.new_strategies)
+        batch.tokens = list(fetched.new_tokens)
+        batch.unknown = fetched.unknown
+        return batch
+
+    def _row(self, row: DecodedLog, fetched: Fetched) -> tuple[object, ...]:
+        base = row.row(self.chain_id)
+        if row.name != "Allocated":
+            return base
+        sender, nonce, gas_price = fetched.tx_context[row.tx_hash]
+        context = {"tx_from": sender, "tx_nonce": nonce, "gas_price": gas_price,
+                   "block_time": fetched.headers[row.block_number].time}  # fmt: skip
+        return base + tuple(context[c] for c in ALLOCATED_CONTEXT_COLUMNS)
+
+    def _after_commit(self, batch: Batch, fetched: Fetched) -> None:
+        assert self.state is not None
+        self.state = ChainState(
+            self.chain_id, self.state.core, self.state.start_block, batch.to_block, batch.to_hash,
+            batch.finalized_block or self.state.finalized_block,
+        )  # fmt: skip
+        for address, pool_id, block in batch.strategies:
+            self.strategies[address] = (pool_id, block)
+            log.info("strategy_discovered", pool_id=pool_id, strategy="0x" + address.hex(), block=block)
+        self.tokens.update(t for t, _, _ in batch.tokens)
+        for row in fetched.logs:
+            self.metrics.events.labels(row.name).inc()
+        if fetched.unknown:
+            self.metrics.unknown_topics.inc(sum(fetched.unknown.values()))
+        if fetched.decode_errors:
+            self.metrics.decode_errors.inc(fetched.decode_errors)
+        self.metrics.last_block.set(batch.to_block)
+        last_time = fetched.headers[batch.to_block].time.timestamp()
+        self.metrics.head_lag.set(max(0.0, time.time() - last_time))
+        if batch.event_count:
+            self._dirty_views = True
+
+    # -- reorgs -----------------------------------------------------------------------------
+    def _check_tip(self) -> int | None:
+        """Caught up: is our checkpoint block still the canonical one?"""
+        assert self.state is not None
+        if self.state.checkpoint_block is None:
+            return None
+        block = self.rpc.get_block(self.state.checkpoint_block)
+        if block is not None and bytes.fromhex(block["hash"][2:]) == self.state.checkpoint_hash:
+            return None
+        return self._repair_reorg()
+
+    def _repair_reorg(self) -> int:
+        assert self.state is not None and self.state.checkpoint_block is not None
+        tip = self.state.checkpoint_block
+        floor = max(self.state.start_block - 1, tip - self.config.max_reorg_depth)
+        stored = self.store.stored_block_numbers(above=floor)
+        stored_hashes = self.store.block_hashes(stored)
+
+        def canonical(numbers: Sequence[int]) -> list[bytes | None]:
+            blocks = self.rpc.get_blocks(list(numbers))
+            return [None if b is None else bytes.fromhex(b["hash"][2:]) for b in blocks]
+
+        reorg = find_fork_point(stored_hashes, canonical, max_depth=self.config.max_reorg_depth)
+        ancestor, depth = reorg.common_ancestor, reorg.depth
+        ancestor_hash = stored_hashes.get(ancestor)
+        if ancestor_hash is None and ancestor >= self.state.start_block:
+            ancestor_hash = canonical([ancestor])[0]
+        deleted = self.store.rollback_to(ancestor, ancestor_hash)
+        self.reload()
+        self.metrics.reorgs.inc()
+        self.metrics.last_reorg_depth.set(depth)
+        log.warning("reorg_repaired", common_ancestor=ancestor, depth=depth,
+                    deleted={k: v for k, v in deleted.items() if v})  # fmt: skip
+        self._dirty_views = True
+        self._maybe_refresh(force=True)
+        return depth
+
+    # -- finality and views ----------------------------------------------------------------
+    def _maybe_update_finality(self) -> None:
+        now = time.monotonic()
+        if now - self._last_finality_check < 10.0:
+            return
+        self._last_finality_check = now
+        finalized: int | None = None
+        try:
+            block = self.rpc.get_block("finalized")
+            finalized = int(block["number"], 16) if block else None
+        except RpcError:
+            finalized = None
+        if finalized is None:
+            finalized = self.head - self.config.confirmations
+        self.metrics.finalized_block.set(max(finalized, 0))
+        if finalized > 0:
+            pruned = self.store.prune_blocks(below=finalized)
+            if pruned:
+                log.debug("block_hashes_pruned", below=finalized, rows=pruned)
+
+    def _maybe_refresh(self, *, force: bool) -> None:
+        if not self._dirty_views:
+            return
+        if not force and time.monotonic() - self._last_refresh < self.config.refresh_debounce_seconds:
+            return
+        seconds = self.store.refresh_views()
+        self.metrics.refresh_seconds.observe(seconds)
+        self._last_refresh = time.monotonic()
+        self._dirty_views = False
+        log.debug("views_refreshed", seconds=round(seconds, 3))
+
+    def flush(self) -> None:
+        """Refresh views now if anything changed (end of backfill, shutdown)."""
+        self._maybe_refresh(force=True)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        until_caught_up: bool = False,
+        on_step: Callable[[StepResult], None] | None = None,
+    ) -> None:
+        """Step until ``stop`` is set (or, with ``until_caught_up``, until the head is reached).
+
+        Database outages are waited out: the connection is dropped, re-opened, the
+        writer lock re-taken (as a standby if another writer took over meanwhile)
+        and the state re-read, so the batch in flight is simply fetched again.
+        RPC outages are waited out the same way. A reorg deeper than allowed
+        stops the loop with ``ReorgTooDeep``, having deleted nothing.
+        """
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                result = self.step()
+                backoff = 0.5
+            except ReorgTooDeep:
+                raise
+            except (psycopg.OperationalError, StaleCheckpoint) as exc:
+                log.warning("database_unavailable", error=str(exc).splitlines()[0][:200], retry_in=backoff)
+                self.store.reset()
+                self.metrics.is_writer.set(0)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                self._regain(stop)
+                continue
+            except RpcUnavailable as exc:
+                log.warning("rpc_unavailable", error=str(exc)[:200], retry_in=backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if on_step is not None:
+                on_step(result)
+            if result.caught_up:
+                self.flush()
+                if until_caught_up:
+                    return
+                stop.wait(self.config.poll_interval_seconds)
+        self.flush()
+
+    def _regain(self, stop: threading.Event) -> None:
+        """After a lost connection: reconnect, re-take the writer lock, reload state."""
+        while not stop.is_set():
+            try:
+                if self.store.wait_for_lock(poll_seconds=1.0, should_stop=stop.is_set):
+                    self.metrics.is_writer.set(1)
+                    self.reload()
+                    log.info("database_recovered", checkpoint=self.state.checkpoint_block if self.state else None)
+                return
+            except psycopg.OperationalError:
+                self.store.reset()
+                stop.wait(1.0)

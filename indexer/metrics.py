@@ -1,0 +1,135 @@
+"""The indexer's Prometheus metrics and its small HTTP endpoint.
+
+``/metrics`` (Prometheus text format), ``/healthz`` (the loop is alive: it
+ticked recently) and ``/readyz`` (caught up with the chain head). Metrics live
+in their own registry so tests can run several indexers in one process. Label
+values are bounded: event names, RPC methods, endpoint indexes, never an
+address or a hash.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+PREFIX = "qf_indexer"
+
+
+class IndexerMetrics:
+    """Every series the indexer exports."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.last_block = Gauge(f"{PREFIX}_last_indexed_block", "Last block whose events are committed.", registry=r)
+        self.head_block = Gauge(f"{PREFIX}_chain_head_block", "Chain head seen at the last poll.", registry=r)
+        self.blocks_behind = Gauge(f"{PREFIX}_blocks_behind", "Chain head minus last indexed block.", registry=r)
+        self.head_lag = Gauge(
+            f"{PREFIX}_head_lag_seconds", "Now minus the timestamp of the last indexed block.", registry=r
+        )
+        self.finalized_block = Gauge(f"{PREFIX}_finalized_block", "Highest block counted final.", registry=r)
+        self.events = Counter(f"{PREFIX}_events_ingested_total", "Events committed, by event.", ["event"], registry=r)
+        self.unknown_topics = Counter(f"{PREFIX}_unknown_topics_total", "Logs with unknown topic0, skipped.", registry=r)
+        self.decode_errors = Counter(f"{PREFIX}_decode_errors_total", "Known-topic logs that failed to decode.", registry=r)
+        self.reorgs = Counter(f"{PREFIX}_reorgs_total", "Reorgs detected and repaired.", registry=r)
+        self.last_reorg_depth = Gauge(f"{PREFIX}_last_reorg_depth_blocks", "Depth of the last reorg.", registry=r)
+        self.rpc_requests = Counter(
+            f"{PREFIX}_rpc_requests_total", "JSON-RPC requests, by method and endpoint.", ["method", "endpoint"], registry=r
+        )
+        self.rpc_errors = Counter(
+            f"{PREFIX}_rpc_errors_total",
+            "Failed JSON-RPC requests, by method, endpoint and kind.",
+            ["method", "endpoint", "kind"],
+            registry=r,
+        )
+        self.rpc_seconds = Histogram(
+            f"{PREFIX}_rpc_request_seconds",
+            "JSON-RPC request latency.",
+            ["method", "endpoint"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.range_blocks = Gauge(f"{PREFIX}_log_range_blocks", "Current eth_getLogs block span.", registry=r)
+        self.batch_seconds = Histogram(
+            f"{PREFIX}_batch_seconds",
+            "Time to fetch and commit one batch.",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.refresh_seconds = Histogram(
+            f"{PREFIX}_view_refresh_seconds",
+            "Time to refresh the materialized views.",
+            buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.ready = Gauge(f"{PREFIX}_ready", "1 when caught up with the head, else 0.", registry=r)
+        self.is_writer = Gauge(f"{PREFIX}_is_writer", "1 when this process holds the chain's writer lock.", registry=r)
+
+    def request(self, method: str, url: str, seconds: float, ok: bool, error_kind: str | None) -> None:
+        """Hook for the RPC client (``RpcObserver``); ``url`` is already reduced to an endpoint label."""
+        self.rpc_requests.labels(method, url).inc()
+        self.rpc_seconds.labels(method, url).observe(seconds)
+        if not ok:
+            self.rpc_errors.labels(method, url, error_kind or "error").inc()
+
+
+class HealthState:
+    """What /healthz and /readyz answer from; updated by the loop."""
+
+    def __init__(self, *, stale_after_seconds: float = 60.0) -> None:
+        self.stale_after_seconds = stale_after_seconds
+        self.last_tick = time.monotonic()
+        self.caught_up = False
+
+    def tick(self, *, caught_up: bool) -> None:
+        self.last_tick = time.monotonic()
+        self.caught_up = caught_up
+
+    def alive(self) -> bool:
+        return time.monotonic() - self.last_tick < self.stale_after_seconds
+
+
+def serve_metrics(
+    metrics: IndexerMetrics, health: HealthState, host: str, port: int
+) -> tuple[ThreadingHTTPServer, Callable[[], None]]:
+    """Start the endpoint in a daemon thread; returns the server and a stop function."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
+            elif path == "/healthz":
+                ok = health.alive()
+                self._send(200 if ok else 503, b"ok\n" if ok else b"stalled\n")
+            elif path == "/readyz":
+                ok = health.caught_up and health.alive()
+                self._send(200 if ok else 503, b"ready\n" if ok else b"catching up\n")
+            else:
+                self._send(404, b"not found\n")
+
+        def _send(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+            return  # scrapes are not worth a log line each
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="indexer-metrics", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return server, stop

@@ -1,0 +1,668 @@
+"""The indexer's RPC edge: JSON-RPC over several endpoints with retries, failover and rate limits.
+
+``qf.chain.rpc.RpcClient`` talks to one node and gives up at the first failure,
+which suits the devnet. Public providers drop connections, rate-limit, time out,
+answer half a batch and now and then return logs outside the range asked for;
+``ResilientRpc`` turns all of that into either a checked answer or one clear
+error. The decisions are pure functions at the top of this module
+(``classify``, ``backoff_delay``, ``retry_after_seconds``, ``redact_url``,
+``validate_logs``, ``TokenBucket``); only ``ResilientRpc`` waits on sockets, the
+clock or ``sleep``, and those three are injectable.
+
+Errors are the transport errors of ``qf.errors``: ``RpcError`` for a JSON-RPC
+error the caller must handle (bad params, a revert, a block range the node
+refuses, which ``indexer.ranges`` turns into ``RangeRefused``), raised at once;
+``RpcExhausted`` (an ``RpcUnavailable`` carrying ``attempts``) once every
+attempt failed. URLs are only ever shown redacted: provider URLs carry API keys.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+import structlog
+
+from qf.errors import ConfigError, RpcError, RpcUnavailable
+
+log = structlog.get_logger()
+
+T = TypeVar("T")
+Call = tuple[str, Sequence[Any]]
+Decision = Literal["retry", "permanent"]
+#: A topic filter as eth_getLogs takes it: per position None (any), one topic, or any of several.
+TopicFilter = Sequence[str | Sequence[str] | None]
+
+#: Fields every log must carry; a node that leaves one out (or a pending log) is faulty.
+REQUIRED_LOG_FIELDS = (
+    "address",
+    "topics",
+    "data",
+    "blockNumber",
+    "blockHash",
+    "transactionHash",
+    "transactionIndex",
+    "logIndex",
+)
+
+# JSON-RPC 2.0 parse error, invalid request, method not found, invalid params:
+# the request itself is wrong, so no endpoint will answer it differently.
+_PERMANENT_CODES = frozenset({-32700, -32600, -32601, -32602})
+# eth_getLogs range refusals: retrying the same range cannot help, splitting it can
+# (the caller's job). Checked before the retriable wording, which some of them share
+# ("query timeout exceeded, try a smaller block range").
+_RANGE_REFUSALS = (
+    "query returned more than",
+    "block range",
+    "range is too",
+    "range too",
+    "response size exceeded",
+    "too many blocks",
+    "exceed maximum block range",
+)
+_RETRIABLE_MESSAGES = (
+    "rate limit",
+    "rate-limit",
+    "ratelimit",
+    "rate exceeded",
+    "too many requests",
+    "capacity",
+    "try again",
+    "timeout",
+    "timed out",
+    "header not found",
+    "temporarily unavailable",
+)
+# EIP-1474 "limit exceeded" (Infura's rate limit) and providers that echo HTTP 429.
+_RETRIABLE_CODES = frozenset({-32005, 429})
+
+
+def classify(error: BaseException) -> Decision:
+    """Whether trying again (possibly elsewhere) can turn ``error`` into an answer."""
+    if isinstance(error, RpcUnavailable):
+        return "retry" if error.retriable else "permanent"
+    if not isinstance(error, RpcError):
+        return "permanent"
+    message = error.rpc_message.lower()
+    if error.code in _PERMANENT_CODES or "execution reverted" in message:
+        return "permanent"
+    if any(words in message for words in _RANGE_REFUSALS):
+        return "permanent"
+    if error.code in _RETRIABLE_CODES or any(words in message for words in _RETRIABLE_MESSAGES):
+        return "retry"
+    return "permanent"
+
+
+def backoff_delay(
+    attempt: int,
+    *,
+    base_seconds: float,
+    max_seconds: float,
+    rng: random.Random,
+    retry_after_seconds: float | None = None,
+) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (counted from 1).
+
+    Full jitter, uniform in [0, min(max, base·2^(attempt-1))], keeps many clients
+    from retrying in step. A server's Retry-After wins when given, still capped
+    so that one endpoint cannot stall the indexer.
+    """
+    if retry_after_seconds is not None:
+        return min(max(retry_after_seconds, 0.0), max_seconds)
+    ceiling = min(max_seconds, base_seconds * 2.0 ** min(attempt - 1, 64))
+    return rng.uniform(0.0, ceiling)
+
+
+def retry_after_seconds(header: str | None, *, now: datetime) -> float | None:
+    """The delay a Retry-After header asks for (delta-seconds or an HTTP date), if it parses."""
+    if header is None:
+        return None
+    text = header.strip()
+    try:
+        return max(float(text), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - now).total_seconds(), 0.0)
+
+
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]``, plus ``/...`` if a path or query (where API keys hide) was cut."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    host = parts.netloc.rpartition("@")[2]
+    if not parts.scheme or not host:
+        return "<invalid url>"
+    hidden = parts.path not in ("", "/") or parts.query or parts.fragment
+    return f"{parts.scheme}://{host}" + ("/..." if hidden else "")
+
+
+def validate_logs(
+    logs: object,
+    *,
+    from_block: int,
+    to_block: int,
+    addresses: Collection[str] | None = None,
+    topics: TopicFilter | None = None,
+) -> list[dict[str, Any]]:
+    """The logs of one eth_getLogs answer, checked against the request; ``removed`` ones dropped.
+
+    Raises ``ValueError`` naming the first log that is malformed, outside
+    [from_block, to_block] or not matching the address/topic filter: the whole
+    answer is then untrustworthy.
+    """
+    if not isinstance(logs, list):
+        raise ValueError(f"result is {type(logs).__name__}, not a list")
+    wanted = {a.lower() for a in addresses} if addresses is not None else None
+    checked = []
+    for position, entry in enumerate(logs):
+        if not isinstance(entry, dict):
+            raise ValueError(f"log {position} is {type(entry).__name__}, not an object")
+        missing = [name for name in REQUIRED_LOG_FIELDS if entry.get(name) is None]
+        if missing:
+            raise ValueError(f"log {position} lacks {', '.join(missing)}")
+        number = _hex_int(entry["blockNumber"])
+        if number is None or not from_block <= number <= to_block:
+            raise ValueError(
+                f"log {position} has blockNumber {entry['blockNumber']!r:.20},"
+                f" outside {from_block}..{to_block}"
+            )
+        if wanted is not None and str(entry["address"]).lower() not in wanted:
+            raise ValueError(f"log {position} comes from {entry['address']!r:.44}, not a requested address")
+        if topics is not None and not _topics_match(entry["topics"], topics):
+            raise ValueError(f"log {position} does not match the topic filter")
+        if entry.get("removed") is True:
+            continue
+        checked.append(entry)
+    return checked
+
+
+def _hex_int(value: object) -> int | None:
+    if not isinstance(value, str) or not value.startswith("0x"):
+        return None
+    try:
+        return int(value, 16)
+    except ValueError:
+        return None
+
+
+def _topics_match(got: object, wanted: TopicFilter) -> bool:
+    if not isinstance(got, list):
+        return False
+    for position, accepted in enumerate(wanted):
+        if accepted is None:
+            continue
+        if position >= len(got) or not isinstance(got[position], str):
+            return False
+        options = [accepted] if isinstance(accepted, str) else list(accepted)
+        if None in options:
+            continue
+        if got[position].lower() not in {o.lower() for o in options}:
+            return False
+    return True
+
+
+class TokenBucket:
+    """A token bucket over an external clock: ``reserve(now)`` takes a token, returns the wait.
+
+    A bucket of one token (the default) spaces requests exactly 1/rate apart;
+    a larger one lets that many through at once after a quiet spell.
+    """
+
+    def __init__(self, rate_per_second: float, *, capacity: float = 1.0) -> None:
+        if rate_per_second <= 0 or capacity < 1:
+            raise ValueError("a token bucket needs a positive rate and room for one token")
+        self.rate_per_second = rate_per_second
+        self.capacity = capacity
+        self._tokens = capacity
+        self._updated: float | None = None
+
+    def reserve(self, now: float) -> float:
+        """Take one token; seconds to wait before using it (0 if one was there)."""
+        if self._updated is not None:
+            elapsed = max(now - self._updated, 0.0)
+            self._tokens = min(self.capacity, self._tokens + elapsed * self.rate_per_second)
+        self._updated = now
+        # Tokens may go negative: the debt is what later callers wait out.
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate_per_second
+
+
+class RpcObserver(Protocol):
+    """Hooks for metrics, called once per HTTP attempt.
+
+    ``url`` is redacted; ``error_kind`` is None on success, else one of
+    ``connect``, ``timeout``, ``dropped``, ``transport``, ``http_429``,
+    ``http_5xx``, ``http_status``, ``malformed``, ``batch_incomplete``,
+    ``bad_logs``, ``rpc_retriable`` (a JSON-RPC error worth retrying) or
+    ``rpc_error`` (one raised to the caller).
+    """
+
+    def request(self, method: str, url: str, seconds: float, ok: bool, error_kind: str | None) -> None: ...
+
+
+class RpcExhausted(RpcUnavailable):
+    """Every attempt failed; the last failure is the ``__cause__``."""
+
+    def __init__(self, message: str, *, url: str, attempts: int) -> None:
+        super().__init__(message, url=url, retriable=True)
+        self.attempts = attempts
+
+
+class _Failure(Exception):
+    """One attempt's failure: the error a caller would see, and what the retry loop needs."""
+
+    def __init__(
+        self, error: RpcError | RpcUnavailable, kind: str, retry_after_seconds: float | None = None
+    ) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.kind = kind
+        self.retry_after_seconds = retry_after_seconds
+
+
+@dataclass(slots=True)
+class _Endpoint:
+    url: str  # with its secrets: only ever passed to httpx
+    label: str  # redacted, for messages, logs and metrics
+    bucket: TokenBucket | None
+    failed_until: float = -math.inf
+    failing: bool = False
+
+
+class ResilientRpc:
+    """Synchronous JSON-RPC over an ordered list of endpoints (not thread-safe).
+
+    Requests go to the first endpoint not marked failed. A retriable failure
+    marks the endpoint failed for ``recover_after_seconds``, waits (exponential
+    backoff with full jitter, or the server's Retry-After, capped) and tries the
+    next one; when the first endpoint's time is up it is preferred again. A
+    permanent error is raised at once; after ``max_attempts`` failures in one
+    call, ``RpcExhausted``. ``requests_per_second`` paces each endpoint
+    separately; a batch counts as one request.
+    """
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        timeout_seconds: float = 10.0,
+        max_attempts: int = 6,
+        backoff_base_seconds: float = 0.1,
+        backoff_max_seconds: float = 5.0,
+        requests_per_second: float | None = None,
+        recover_after_seconds: float = 30.0,
+        max_batch_size: int = 100,
+        metrics: RpcObserver | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        if isinstance(urls, str) or not urls:
+            raise ConfigError("ResilientRpc needs a non-empty list of RPC URLs")
+        for url in urls:
+            if urlsplit(url).scheme not in ("http", "https") or redact_url(url) == "<invalid url>":
+                raise ConfigError(f"not an http(s) RPC URL: {redact_url(url)}")
+        if max_attempts < 1 or max_batch_size < 1 or timeout_seconds <= 0:
+            raise ConfigError("max_attempts, max_batch_size and timeout_seconds must be positive")
+        if requests_per_second is not None and requests_per_second <= 0:
+            raise ConfigError("requests_per_second must be positive (or None for no limit)")
+        self._endpoints = [
+            _Endpoint(
+                url,
+                redact_url(url),
+                TokenBucket(requests_per_second) if requests_per_second is not None else None,
+            )
+            for url in urls
+        ]
+        self._timeout_seconds = timeout_seconds
+        self._max_attempts = max_attempts
+        self._backoff_base_seconds = backoff_base_seconds
+        self._backoff_max_seconds = backoff_max_seconds
+        self._recover_after_seconds = recover_after_seconds
+        self._max_batch_size = max_batch_size
+        self._observer = metrics
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
+        self._current = 0
+        self._ids = itertools.count(1)
+        self._http = httpx.Client(
+            timeout=timeout_seconds,
+            headers={"content-type": "application/json"},
+            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
+        )
+
+    def __repr__(self) -> str:
+        return f"ResilientRpc({[e.label for e in self._endpoints]})"
+
+    def __enter__(self) -> ResilientRpc:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    @property
+    def current_url(self) -> str:
+        """The endpoint in use (redacted)."""
+        return self._endpoints[self._current].label
+
+    # -- JSON-RPC -----------------------------------------------------------
+
+    def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        """One request; its ``result``, or ``RpcError`` / ``RpcExhausted``."""
+        request_id = next(self._ids)
+        payload = orjson.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": list(params)})
+        return self._execute(method, payload, lambda body, ep: _single_result(body, request_id, method, ep))
+
+    def batch(self, calls: Sequence[Call]) -> list[Any]:
+        """Several requests in one HTTP round trip; results in call order.
+
+        An item's permanent JSON-RPC error raises ``RpcError`` for that item's
+        method (the first such item); a retriable one, or an item missing from
+        the answer, retries the whole batch.
+        """
+        if not calls:
+            return []
+        first_id = next(self._ids)
+        for _ in range(len(calls) - 1):
+            next(self._ids)
+        payload = orjson.dumps(
+            [
+                {"jsonrpc": "2.0", "id": first_id + i, "method": method, "params": list(params)}
+                for i, (method, params) in enumerate(calls)
+            ]
+        )
+        methods = {method for method, _ in calls}
+        label = methods.pop() if len(methods) == 1 else "batch"
+        return self._execute(label, payload, lambda body, ep: _batch_results(body, first_id, calls, ep))
+
+    # -- Ethereum -----------------------------------------------------------
+
+    def chain_id(self) -> int:
+        return int(self.call("eth_chainId"), 16)
+
+    def block_number(self) -> int:
+        return int(self.call("eth_blockNumber"), 16)
+
+    def get_block(self, number_or_tag: int | str, full: bool = False) -> dict[str, Any] | None:
+        """A block by number or tag ("latest", "finalized", ...); None if the node does not have it."""
+        block: dict[str, Any] | None = self.call("eth_getBlockByNumber", [_block_id(number_or_tag), full])
+        return block
+
+    def get_blocks(self, numbers: Sequence[int], full: bool = False) -> list[dict[str, Any] | None]:
+        """Blocks by number in batches of ``max_batch_size``; None for any the node does not have."""
+        return self._chunked([("eth_getBlockByNumber", [_block_id(n), full]) for n in numbers])
+
+    def get_transactions(self, hashes: Sequence[str]) -> list[dict[str, Any] | None]:
+        """Transactions by hash in batches; None for any the node does not know."""
+        return self._chunked([("eth_getTransactionByHash", [h]) for h in hashes])
+
+    def get_logs(
+        self,
+        from_block: int,
+        to_block: int,
+        addresses: Sequence[str] | None = None,
+        topics: TopicFilter | None = None,
+    ) -> list[dict[str, Any]]:
+        """eth_getLogs over [from_block, to_block], checked by ``validate_logs``.
+
+        An answer with a bad log counts as a faulty response (``bad_logs``) and
+        is retried, elsewhere if possible. ``addresses=None`` means any address.
+        """
+        if from_block > to_block:
+            raise ValueError(f"from_block {from_block} is after to_block {to_block}")
+        if addresses is not None and not addresses:
+            raise ValueError("addresses is empty: pass None to match any address")
+        query: dict[str, Any] = {"fromBlock": hex(from_block), "toBlock": hex(to_block)}
+        if addresses is not None:
+            query["address"] = list(addresses)
+        if topics is not None:
+            query["topics"] = [t if t is None or isinstance(t, str) else list(t) for t in topics]
+        request_id = next(self._ids)
+        payload = orjson.dumps(
+            {"jsonrpc": "2.0", "id": request_id, "method": "eth_getLogs", "params": [query]}
+        )
+
+        def decode(body: Any, endpoint: _Endpoint) -> list[dict[str, Any]]:
+            result = _single_result(body, request_id, "eth_getLogs", endpoint)
+            try:
+                return validate_logs(
+                    result, from_block=from_block, to_block=to_block, addresses=addresses, topics=topics
+                )
+            except ValueError as exc:
+                raise _Failure(
+                    RpcUnavailable(
+                        f"eth_getLogs answer from {endpoint.label} rejected: {exc}", url=endpoint.label
+                    ),
+                    "bad_logs",
+                ) from None
+
+        return self._execute("eth_getLogs", payload, decode)
+
+    def _chunked(self, calls: Sequence[Call]) -> list[Any]:
+        results: list[Any] = []
+        for start in range(0, len(calls), self._max_batch_size):
+            results.extend(self.batch(calls[start : start + self._max_batch_size]))
+        return results
+
+    # -- retries and failover -----------------------------------------------
+
+    def _execute(self, method: str, payload: bytes, decode: Callable[[Any, _Endpoint], T]) -> T:
+        last: _Failure | None = None
+        for attempt in range(1, self._max_attempts + 1):
+            endpoint = self._switch_to(self._choose())
+            if endpoint.bucket is not None:
+                wait = endpoint.bucket.reserve(self._clock())
+                if wait > 0:
+                    self._sleep(wait)
+            started = self._clock()
+            try:
+                result = decode(self._post(endpoint, payload), endpoint)
+            except _Failure as failure:
+                self._observe(method, endpoint, started, failure.kind)
+                if classify(failure.error) == "permanent":
+                    raise failure.error from None
+                self._mark_failed(endpoint, failure)
+                last = failure
+                if attempt < self._max_attempts:
+                    self._back_off(method, endpoint, attempt, failure)
+                continue
+            self._observe(method, endpoint, started, None)
+            if endpoint.failing:
+                endpoint.failing = False
+                log.info("rpc_recovered", url=endpoint.label)
+            return result
+        assert last is not None
+        raise RpcExhausted(
+            f"{method} failed after {self._max_attempts} attempts; last at {self.current_url}: {last.error}",
+            url=self.current_url,
+            attempts=self._max_attempts,
+        ) from last.error
+
+    def _choose(self) -> int:
+        now = self._clock()
+        for index, endpoint in enumerate(self._endpoints):
+            if endpoint.failed_until <= now:
+                return index
+        # Every endpoint failed within recover_after_seconds: keep going round them in order.
+        return (self._current + 1) % len(self._endpoints)
+
+    def _switch_to(self, index: int) -> _Endpoint:
+        if index != self._current:
+            log.warning(
+                "rpc_failover",
+                **{"from": self._endpoints[self._current].label, "to": self._endpoints[index].label},
+            )
+            self._current = index
+        return self._endpoints[index]
+
+    def _mark_failed(self, endpoint: _Endpoint, failure: _Failure) -> None:
+        hold = max(self._recover_after_seconds, failure.retry_after_seconds or 0.0)
+        endpoint.failed_until = self._clock() + hold
+        endpoint.failing = True
+
+    def _back_off(self, method: str, endpoint: _Endpoint, attempt: int, failure: _Failure) -> None:
+        delay = backoff_delay(
+            attempt,
+            base_seconds=self._backoff_base_seconds,
+            max_seconds=self._backoff_max_seconds,
+            rng=self._rng,
+            retry_after_seconds=failure.retry_after_seconds,
+        )
+        log.warning(
+            "rpc_retry",
+            method=method,
+            url=endpoint.label,
+            attempt=attempt,
+            delay=round(delay, 3),
+            reason=failure.kind,
+        )
+        self._sleep(delay)
+
+    def _observe(self, method: str, endpoint: _Endpoint, started: float, kind: str | None) -> None:
+        if self._observer is not None:
+            seconds = max(self._clock() - started, 0.0)
+            self._observer.request(method, endpoint.label, seconds, kind is None, kind)
+
+    # -- one HTTP exchange --------------------------------------------------
+
+    def _post(self, endpoint: _Endpoint, payload: bytes) -> Any:
+        """The decoded JSON body of one POST, or ``_Failure`` saying what went wrong."""
+        label = endpoint.label
+        try:
+            response = self._http.post(endpoint.url, content=payload)
+        except httpx.TimeoutException:
+            raise _unavailable(
+                f"RPC at {label} timed out after {self._timeout_seconds} s", label, "timeout"
+            ) from None
+        except httpx.ConnectError as exc:
+            raise _unavailable(
+                f"cannot connect to RPC at {label}: {_scrub(exc, endpoint)}", label, "connect"
+            ) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            raise _unavailable(
+                f"RPC at {label} dropped the connection: {_scrub(exc, endpoint)}", label, "dropped"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise _unavailable(
+                f"RPC at {label} failed: {_scrub(exc, endpoint)}", label, "transport"
+            ) from None
+        status = response.status_code
+        if status == 429:
+            wait = retry_after_seconds(response.headers.get("retry-after"), now=datetime.now(UTC))
+            raise _unavailable(f"RPC at {label} answered HTTP 429", label, "http_429", wait)
+        if status >= 500:
+            raise _unavailable(f"RPC at {label} answered HTTP {status}", label, "http_5xx")
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            body = None
+            if status == 200:
+                raise _unavailable(f"RPC at {label} answered non-JSON", label, "malformed") from None
+        if status != 200 and not _is_error_answer(body):
+            # Not a JSON-RPC answer (a bad key, a wrong path, a proxy page): the
+            # request may still be fine elsewhere, so this endpoint is skipped.
+            raise _unavailable(f"RPC at {label} answered HTTP {status}", label, "http_status")
+        return body
+
+
+def _unavailable(message: str, label: str, kind: str, retry_after_seconds: float | None = None) -> _Failure:
+    return _Failure(RpcUnavailable(message, url=label), kind, retry_after_seconds)
+
+
+def _scrub(exc: Exception, endpoint: _Endpoint) -> str:
+    """An httpx error's text without the endpoint's secrets, should it quote the URL."""
+    return str(exc).replace(endpoint.url, endpoint.label) or type(exc).__name__
+
+
+def _is_error_answer(body: object) -> bool:
+    if isinstance(body, list):
+        return bool(body) and all(isinstance(i, dict) and i.get("error") is not None for i in body)
+    return isinstance(body, dict) and body.get("error") is not None
+
+
+def _block_id(number_or_tag: int | str) -> str:
+    return hex(number_or_tag) if isinstance(number_or_tag, int) else number_or_tag
+
+
+def _rpc_error(error: object, method: str) -> RpcError:
+    if isinstance(error, dict):
+        code = error.get("code")
+        return RpcError(
+            str(error.get("message", "")),
+            code=code if isinstance(code, int) else -1,
+            method=method,
+            data=error.get("data"),
+        )
+    return RpcError(str(error), code=-1, method=method)
+
+
+def _rpc_failure(error: RpcError) -> _Failure:
+    return _Failure(error, "rpc_error" if classify(error) == "permanent" else "rpc_retriable")
+
+
+def _malformed(what: str, endpoint: _Endpoint) -> _Failure:
+    return _unavailable(f"RPC at {endpoint.label} answered {what}", endpoint.label, "malformed")
+
+
+def _single_result(body: Any, request_id: int, method: str, endpoint: _Endpoint) -> Any:
+    if not isinstance(body, dict):
+        raise _malformed(f"{type(body).__name__} instead of an object to {method}", endpoint)
+    if body.get("error") is not None:
+        # Error answers may carry id null (a parse error): the error is ours all the same.
+        raise _rpc_failure(_rpc_error(body["error"], method))
+    if body.get("id") != request_id or "result" not in body:
+        raise _malformed(f"an object without our id or a result to {method}", endpoint)
+    return body["result"]
+
+
+def _batch_results(body: Any, first_id: int, calls: Sequence[Call], endpoint: _Endpoint) -> list[Any]:
+    if isinstance(body, dict) and body.get("error") is not None:
+        # Some nodes answer a whole batch with one error object (a batch limit, a rate limit).
+        raise _rpc_failure(_rpc_error(body["error"], "batch"))
+    if not isinstance(body, list):
+        raise _malformed(f"{type(body).__name__} instead of a list to a batch", endpoint)
+    by_id = {item.get("id"): item for item in body if isinstance(item, dict)}
+    results: list[Any] = []
+    retry: _Failure | None = None
+    for offset, (method, _) in enumerate(calls):
+        item = by_id.get(first_id + offset)
+        if item is None or (item.get("error") is None and "result" not in item):
+            retry = retry or _unavailable(
+                f"batch answer from {endpoint.label} lacks item {offset} ({method})",
+                endpoint.label,
+                "batch_incomplete",
+            )
+            continue
+        if item.get("error") is not None:
+            failure = _rpc_failure(_rpc_error(item["error"], method))
+            if failure.kind == "rpc_error":
+                # A permanent item error is the answer: retrying would only repeat it.
+                raise failure
+            retry = retry or failure
+            continue
+        results.append(item["result"])
+    if retry is not None:
+        raise retry
+    return results

@@ -1,0 +1,323 @@
+"""The indexer's PostgreSQL edge: batches in, reorg rollbacks, views refreshed.
+
+One ``Store`` owns one connection. That connection also holds the per-chain
+writer lock (a session advisory lock), so if the process dies the lock goes
+with its session and a standby takes over. Every batch is one transaction: its
+rows (bulk-loaded with COPY into staging tables, then inserted with ON
+CONFLICT DO NOTHING on the natural key, so a replayed batch is harmless), the
+blocks, strategies and tokens it discovered, and the new checkpoint. The
+checkpoint update is conditional on the previous checkpoint, so a writer that
+lost its lock cannot move the chain backwards or forwards behind another.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg
+import structlog
+from psycopg import sql
+
+from qf.db import connect
+from qf.errors import ConfigError, DatabaseError
+
+log = structlog.get_logger()
+
+#: Advisory-lock namespace for "the writer of chain N" (the key's first half).
+LOCK_NAMESPACE = 0x51F1
+#: Channel that carries "views refreshed" notifications (payload: chain_id:block).
+NOTIFY_CHANNEL = "qf_views_refreshed"
+MATERIALIZED_VIEWS: tuple[str, ...] = ("project_totals",)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainState:
+    chain_id: int
+    core: bytes
+    start_block: int
+    checkpoint_block: int | None
+    checkpoint_hash: bytes | None
+    finalized_block: int | None
+
+    @property
+    def next_block(self) -> int:
+        return self.start_block if self.checkpoint_block is None else self.checkpoint_block + 1
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRow:
+    number: int
+    hash: bytes
+    parent_hash: bytes
+    time: datetime
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything one committed batch writes, prepared before the transaction opens."""
+
+    from_block: int
+    to_block: int
+    to_hash: bytes
+    #: table -> (column names, rows in that order)
+    rows: dict[str, tuple[Sequence[str], list[tuple[object, ...]]]] = field(default_factory=dict)
+    blocks: list[BlockRow] = field(default_factory=list)
+    #: (strategy address, pool id, discovery block)
+    strategies: list[tuple[bytes, int, int]] = field(default_factory=list)
+    #: (token address, symbol, decimals)
+    tokens: list[tuple[bytes, str | None, int | None]] = field(default_factory=list)
+    #: (contract, topic0) -> count
+    unknown: Counter[tuple[bytes, bytes]] = field(default_factory=Counter)
+    finalized_block: int | None = None
+
+    @property
+    def event_count(self) -> int:
+        return sum(len(rows) for _, rows in self.rows.values())
+
+
+class StaleCheckpoint(DatabaseError):
+    """The checkpoint moved under this writer: another writer holds the chain."""
+
+
+class Store:
+    def __init__(self, url: str, chain_id: int, event_tables: Sequence[str]) -> None:
+        self.url = url
+        self.chain_id = chain_id
+        self.event_tables = tuple(event_tables)
+        self._conn: psycopg.Connection | None = None
+        self._staged: set[str] = set()
+
+    # -- connection and lock ------------------------------------------------------------
+    @property
+    def conn(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self.url)
+            self._staged = set()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()
+        self._conn = None
+
+    def reset(self) -> None:
+        """Drop a broken connection (the lock goes with it); the next use reconnects."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg.Error:
+                pass
+        self._conn = None
+
+    def try_lock(self) -> bool:
+        """Take the writer lock of this chain if free; held until the session ends."""
+        got = self.conn.execute(
+            "SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, self.chain_id % 2**31)
+        ).fetchone()
+        self.conn.commit()
+        return bool(got and got[0])
+
+    def wait_for_lock(self, *, poll_seconds: float, should_stop: callable[[], bool]) -> bool:  # type: ignore[valid-type]
+        """Hot standby: poll for the lock until it is ours (True) or we are told to stop."""
+        announced = False
+        while not should_stop():
+            if self.try_lock():
+                return True
+            if not announced:
+                log.info("standby_waiting", chain_id=self.chain_id)
+                announced = True
+            time.sleep(poll_seconds)
+        return False
+
+    # -- state ---------------------------------------------------------------------------
+    def load_state(self) -> ChainState | None:
+        row = self.conn.execute(
+            "SELECT core, start_block, checkpoint_block, checkpoint_hash, finalized_block "
+            "FROM qf.chains WHERE chain_id = %s",
+            (self.chain_id,),
+        ).fetchone()
+        self.conn.commit()
+        if row is None:
+            return None
+        return ChainState(self.chain_id, bytes(row[0]), row[1], row[2], _b(row[3]), row[4])
+
+    def init_state(self, core: bytes, start_block: int) -> ChainState:
+        """Record where this chain is indexed from; refuse a different core later."""
+        with self.conn.transaction():
+            self.conn.execute(
+                "INSERT INTO qf.chains (chain_id, core, start_block) VALUES (%s, %s, %s) "
+                "ON CONFLICT (chain_id) DO NOTHING",
+                (self.chain_id, core, start_block),
+            )
+        state = self.load_state()
+        assert state is not None
+        if state.core != core:
+            raise ConfigError(
+                f"chain {self.chain_id} is already indexed for core 0x{state.core.hex()}, "
+                f"not 0x{core.hex()}; use another database or delete its rows first"
+            )
+        return state
+
+    def strategies(self) -> dict[bytes, tuple[int, int]]:
+        """Known strategies: address -> (pool id, discovery block)."""
+        rows = self.conn.execute(
+            "SELECT address, pool_id, discovered_block FROM qf.strategies WHERE chain_id = %s",
+            (self.chain_id,),
+        ).fetchall()
+        self.conn.commit()
+        return {bytes(a): (int(p), int(b)) for a, p, b in rows}
+
+    def known_tokens(self) -> set[bytes]:
+        rows = self.conn.execute("SELECT address FROM qf.tokens WHERE chain_id = %s", (self.chain_id,)).fetchall()
+        self.conn.commit()
+        return {bytes(r[0]) for r in rows}
+
+    def block_hashes(self, numbers: Iterable[int]) -> dict[int, bytes]:
+        rows = self.conn.execute(
+            "SELECT number, hash FROM qf.blocks WHERE chain_id = %s AND number = ANY(%s)",
+            (self.chain_id, list(numbers)),
+        ).fetchall()
+        self.conn.commit()
+        return {n: bytes(h) for n, h in rows}
+
+    def stored_block_numbers(self, *, above: int) -> list[int]:
+        """Numbers of stored block hashes above ``above``, highest first."""
+        rows = self.conn.execute(
+            "SELECT number FROM qf.blocks WHERE chain_id = %s AND number > %s ORDER BY number DESC",
+            (self.chain_id, above),
+        ).fetchall()
+        self.conn.commit()
+        return [r[0] for r in rows]
+
+    # -- writes --------------------------------------------------------------------------
+    def commit_batch(self, batch: Batch, expected_checkpoint: int | None) -> None:
+        """Write the whole batch and move the checkpoint, atomically."""
+        conn = self.conn
+        with conn.transaction(), conn.cursor() as cur:
+            for table, (columns, rows) in batch.rows.items():
+                if rows:
+                    self._copy_insert(cur, table, columns, rows)
+            if batch.blocks:
+                cur.executemany(
+                    "INSERT INTO qf.blocks (chain_id, number, hash, parent_hash, block_time) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (chain_id, number) DO UPDATE "
+                    "SET hash = EXCLUDED.hash, parent_hash = EXCLUDED.parent_hash, block_time = EXCLUDED.block_time",
+                    [(self.chain_id, b.number, b.hash, b.parent_hash, b.time) for b in batch.blocks],
+                )
+            if batch.strategies:
+                cur.executemany(
+                    "INSERT INTO qf.strategies (chain_id, address, pool_id, discovered_block) "
+                    "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    [(self.chain_id, a, p, b) for a, p, b in batch.strategies],
+                )
+            if batch.tokens:
+                cur.executemany(
+                    "INSERT INTO qf.tokens (chain_id, address, symbol, decimals) VALUES (%s, %s, %s, %s) "
+                    "ON CONFLICT DO NOTHING",
+                    [(self.chain_id, a, s, d) for a, s, d in batch.tokens],
+                )
+            if batch.unknown:
+                cur.executemany(
+                    "INSERT INTO qf.unknown_topics (chain_id, contract, topic0, seen) VALUES (%s, %s, %s, %s) "
+                    "ON CONFLICT (chain_id, contract, topic0) DO UPDATE SET seen = qf.unknown_topics.seen + EXCLUDED.seen",
+                    [(self.chain_id, c, t, n) for (c, t), n in batch.unknown.items()],
+                )
+            cur.execute(
+                "UPDATE qf.chains SET checkpoint_block = %s, checkpoint_hash = %s, "
+                "finalized_block = COALESCE(%s, finalized_block), updated_at = now() "
+                "WHERE chain_id = %s AND checkpoint_block IS NOT DISTINCT FROM %s",
+                (batch.to_block, batch.to_hash, batch.finalized_block, self.chain_id, expected_checkpoint),
+            )
+            if cur.rowcount != 1:
+                raise StaleCheckpoint(
+                    f"checkpoint of chain {self.chain_id} is no longer {expected_checkpoint}: another writer?"
+                )
+
+    def _copy_insert(self, cur: psycopg.Cursor, table: str, columns: Sequence[str], rows: list[tuple[object, ...]]) -> None:
+        stage = f"stage_{table}"
+        if stage not in self._staged:
+            cur.execute(
+                sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(
+                    sql.Identifier(stage), sql.Identifier("qf", table)
+                )
+            )
+            self._staged.add(stage)
+        cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+        with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(stage), cols)) as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
+                sql.Identifier("qf", table), cols, cols, sql.Identifier(stage)
+            )
+        )
+
+    def rollback_to(self, ancestor: int, ancestor_hash: bytes | None) -> dict[str, int]:
+        """Delete everything above ``ancestor`` and move the checkpoint there, in one transaction."""
+        deleted: dict[str, int] = {}
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            for table in self.event_tables:
+                cur.execute(
+                    sql.SQL("DELETE FROM {} WHERE chain_id = %s AND block_number > %s").format(
+                        sql.Identifier("qf", table)
+                    ),
+                    (self.chain_id, ancestor),
+                )
+                deleted[table] = cur.rowcount
+            cur.execute(
+                "DELETE FROM qf.strategies WHERE chain_id = %s AND discovered_block > %s", (self.chain_id, ancestor)
+            )
+            deleted["strategies"] = cur.rowcount
+            cur.execute("DELETE FROM qf.blocks WHERE chain_id = %s AND number > %s", (self.chain_id, ancestor))
+            deleted["blocks"] = cur.rowcount
+            cur.execute(
+                "UPDATE qf.chains SET checkpoint_block = %s, checkpoint_hash = %s, updated_at = now() "
+                "WHERE chain_id = %s",
+                (ancestor, ancestor_hash, self.chain_id),
+            )
+        return deleted
+
+    def prune_blocks(self, below: int) -> int:
+        """Forget block hashes below finality (a reorg cannot reach them)."""
+        with self.conn.transaction():
+            cur = self.conn.execute(
+                "DELETE FROM qf.blocks WHERE chain_id = %s AND number < %s", (self.chain_id, below)
+            )
+        return cur.rowcount
+
+    def refresh_views(self) -> float:
+        """REFRESH ... CONCURRENTLY every materialized view, then NOTIFY; returns seconds."""
+        started = time.monotonic()
+        conn = self.conn
+        conn.commit()
+        conn.autocommit = True
+        try:
+            for view in MATERIALIZED_VIEWS:
+                conn.execute(sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(sql.Identifier("qf", view)))
+            state = self.conn.execute(
+                "SELECT checkpoint_block FROM qf.chains WHERE chain_id = %s", (self.chain_id,)
+            ).fetchone()
+            payload = f"{self.chain_id}:{state[0] if state else ''}"
+            conn.execute(sql.SQL("NOTIFY {}, {}").format(sql.Identifier(NOTIFY_CHANNEL), sql.Literal(payload)))
+        finally:
+            conn.autocommit = False
+        return time.monotonic() - started
+
+
+def _b(value: object) -> bytes | None:
+    return None if value is None else bytes(value)  # type: ignore[arg-type]
+
+
+def counts_by_table(conn: psycopg.Connection, chain_id: int, tables: Sequence[str]) -> Mapping[str, int]:
+    """Rows per event table for one chain (for logs and tests)."""
+    out = {}
+    for table in tables:
+        row = conn.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE chain_id = %s").format(sql.Identifier("qf", table)), (chain_id,)
+        ).fetchone()
+        out[table] = int(row[0]) if row else 0
+    return out
