@@ -31,6 +31,9 @@ from qf.settings import Settings
 
 log = structlog.get_logger()
 
+#: Connections used to look up donation transactions in parallel.
+TX_LOOKUP_CONNECTIONS = 4
+
 
 def resolve_target(settings: Settings) -> tuple[list[str], bytes, int]:
     """(RPC URLs, core address, start block) from settings, else the devnet deployment."""
@@ -53,12 +56,18 @@ def resolve_target(settings: Settings) -> tuple[list[str], bytes, int]:
 
 def build_indexer(settings: Settings, metrics: IndexerMetrics, health: HealthState) -> Indexer:
     urls, core, start = resolve_target(settings)
-    rpc = ResilientRpc(
-        urls,
-        timeout_seconds=settings.rpc_timeout_seconds,
-        requests_per_second=settings.rpc_rate_limit,
-        metrics=metrics,
-    )
+    def client() -> ResilientRpc:
+        return ResilientRpc(
+            urls,
+            timeout_seconds=settings.rpc_timeout_seconds,
+            requests_per_second=settings.rpc_rate_limit,
+            metrics=metrics,
+        )
+
+    rpc = client()
+    # Parallel transaction lookups only when the endpoints are not rate limited
+    # (a limit is per client, so helpers would multiply it).
+    helpers = [client() for _ in range(TX_LOOKUP_CONNECTIONS - 1)] if settings.rpc_rate_limit is None else []
     chain_id = rpc.chain_id()
     if settings.chain_id is not None and settings.chain_id != chain_id:
         from qf.errors import ChainIdMismatch
@@ -81,7 +90,7 @@ def build_indexer(settings: Settings, metrics: IndexerMetrics, health: HealthSta
         ),
         refresh_debounce_seconds=settings.refresh_debounce_seconds,
     )
-    return Indexer(config, rpc, store, metrics, health)
+    return Indexer(config, rpc, store, metrics, health, helpers=helpers)
 
 
 def run_indexer(settings: Settings, *, until_caught_up: bool = False) -> None:
@@ -115,6 +124,8 @@ def run_indexer(settings: Settings, *, until_caught_up: bool = False) -> None:
     finally:
         indexer.store.close()
         indexer.rpc.close()
+        for helper in indexer.helpers:
+            helper.close()
         if stop_metrics:
             stop_metrics()
         for s, handler in previous.items():

@@ -13,7 +13,8 @@ block (when a block holds many donations) or a batch of transactions by hash.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -114,6 +115,7 @@ def fetch_range(
     strategies: Mapping[bytes, tuple[int, int]],
     known_tokens: set[bytes],
     contiguous_from: int | None = None,
+    helpers: Sequence[ResilientRpc] = (),
 ) -> Fetched:
     """Everything needed to commit [from_block, to_block].
 
@@ -156,25 +158,43 @@ def fetch_range(
         if out.headers[row.block_number].hash != row.block_hash:
             raise ChainMoved(f"block {row.block_number} changed while range {from_block}..{to_block} was fetched")
 
-    _fetch_tx_context(rpc, logs, out)
+    _fetch_tx_context(rpc, logs, out, helpers)
     _fetch_tokens(rpc, logs, known_tokens, out)
     return out
 
 
-def _fetch_tx_context(rpc: ResilientRpc, logs: list[DecodedLog], out: Fetched) -> None:
+def _fetch_tx_context(
+    rpc: ResilientRpc, logs: list[DecodedLog], out: Fetched, helpers: Sequence[ResilientRpc] = ()
+) -> None:
     by_block: dict[int, set[bytes]] = defaultdict(set)
     for row in logs:
         if row.name == "Allocated":
             by_block[row.block_number].add(row.tx_hash)
     full_blocks = sorted(n for n, txs in by_block.items() if len(txs) >= FULL_BLOCK_THRESHOLD)
-    singles = sorted(h for n, txs in by_block.items() if len(txs) < FULL_BLOCK_THRESHOLD for h in txs)
-    transactions: list[dict[str, Any] | None] = []
-    for block in rpc.get_blocks(full_blocks, full=True) if full_blocks else []:
-        if block is None:
-            raise ChainMoved("a block with donations disappeared during the fetch")
-        transactions.extend(block["transactions"])
-    if singles:
-        transactions.extend(rpc.get_transactions(["0x" + h.hex() for h in singles]))
+    singles = ["0x" + h.hex() for n, txs in sorted(by_block.items()) if len(txs) < FULL_BLOCK_THRESHOLD for h in txs]
+    clients = [rpc, *helpers]
+
+    def blocks_part(i: int) -> list[dict[str, Any] | None]:
+        part = full_blocks[i :: len(clients)]
+        txs: list[dict[str, Any] | None] = []
+        for block in clients[i].get_blocks(part, full=True) if part else []:
+            if block is None:
+                raise ChainMoved("a block with donations disappeared during the fetch")
+            txs.extend(block["transactions"])
+        part_singles = singles[i :: len(clients)]
+        if part_singles:
+            txs.extend(clients[i].get_transactions(part_singles))
+        return txs
+
+    # Nodes answer transaction lookups far slower than logs; spread them over
+    # a few connections (each client is used by one thread at a time).
+    if len(clients) > 1 and len(full_blocks) + len(singles) > 50:
+        with ThreadPoolExecutor(len(clients), thread_name_prefix="tx-context") as pool:
+            parts = list(pool.map(blocks_part, range(len(clients))))
+    else:
+        clients = [rpc]
+        parts = [blocks_part(0)]
+    transactions = [tx for part in parts for tx in part]
     for tx in transactions:
         if tx is None:
             raise ChainMoved("a donation transaction disappeared during the fetch")

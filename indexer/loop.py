@@ -65,9 +65,12 @@ class Indexer:
         store: Store,
         metrics: IndexerMetrics | None = None,
         health: HealthState | None = None,
+        helpers: Sequence[ResilientRpc] = (),
     ) -> None:
         self.config = config
         self.rpc = rpc
+        #: Extra connections (same endpoints) for parallel transaction lookups.
+        self.helpers = tuple(helpers)
         self.store = store
         self.metrics = metrics or IndexerMetrics()
         self.health = health or HealthState()
@@ -119,7 +122,7 @@ class Indexer:
             fetched = fetch_range(
                 self.rpc, span.from_block, span.to_block,
                 core=self.config.core, strategies=self.strategies, known_tokens=self.tokens,
-                contiguous_from=self.head - self.config.max_reorg_depth,
+                contiguous_from=self.head - self.config.max_reorg_depth, helpers=self.helpers,
             )  # fmt: skip
         except RpcError as exc:
             if not is_range_error(exc.rpc_message, exc.code):

@@ -6,7 +6,7 @@ answer half a batch and now and then return logs outside the range asked for;
 ``ResilientRpc`` turns all of that into either a checked answer or one clear
 error. The decisions are pure functions at the top of this module
 (``classify``, ``backoff_delay``, ``retry_after_seconds``, ``redact_url``,
-``validate_logs``, ``TokenBucket``); only ``ResilientRpc`` waits on sockets, the
+``validate_logs``, ``check_block``, ``check_transactions``, ``TokenBucket``); only ``ResilientRpc`` waits on sockets, the
 clock or ``sleep``, and those three are injectable.
 
 Errors are the transport errors of ``qf.errors``: ``RpcError`` for a JSON-RPC
@@ -26,6 +26,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -194,6 +195,30 @@ def validate_logs(
     return checked
 
 
+def check_block(block: object, number: int | None) -> dict[str, Any] | None:
+    """A block answer: None, or a block with a hash and the number asked for (if one was)."""
+    if block is None:
+        return None
+    if not isinstance(block, dict) or block.get("hash") is None or _hex_int(block.get("number")) is None:
+        raise ValueError(f"not a block: {block!r:.60}")
+    if number is not None and _hex_int(block["number"]) != number:
+        raise ValueError(f"block {block['number']} instead of {number}")
+    return block
+
+
+def check_blocks(blocks: list[Any], numbers: Sequence[int]) -> list[Any]:
+    """A batch of block answers, each checked by ``check_block``."""
+    return [check_block(block, number) for block, number in zip(blocks, numbers, strict=True)]
+
+
+def check_transactions(transactions: list[Any], hashes: Sequence[str]) -> list[Any]:
+    """Transaction answers: each None or the transaction with the hash asked for."""
+    for tx, tx_hash in zip(transactions, hashes, strict=True):
+        if tx is not None and not (isinstance(tx, dict) and str(tx.get("hash")).lower() == tx_hash.lower()):
+            raise ValueError(f"another transaction than {tx_hash}: {tx!r:.60}")
+    return transactions
+
+
 def _hex_int(value: object) -> int | None:
     if not isinstance(value, str) or not value.startswith("0x"):
         return None
@@ -251,7 +276,8 @@ class RpcObserver(Protocol):
     ``url`` is redacted; ``error_kind`` is None on success, else one of
     ``connect``, ``timeout``, ``dropped``, ``transport``, ``http_429``,
     ``http_5xx``, ``http_status``, ``malformed``, ``batch_incomplete``,
-    ``bad_logs``, ``rpc_retriable`` (a JSON-RPC error worth retrying) or
+    ``bad_logs``, ``bad_response`` (a block or transaction other than the
+    one asked for), ``rpc_retriable`` (a JSON-RPC error worth retrying) or
     ``rpc_error`` (one raised to the caller).
     """
 
@@ -371,9 +397,7 @@ class ResilientRpc:
 
     def call(self, method: str, params: Sequence[Any] = ()) -> Any:
         """One request; its ``result``, or ``RpcError`` / ``RpcExhausted``."""
-        request_id = next(self._ids)
-        payload = orjson.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": list(params)})
-        return self._execute(method, payload, lambda body, ep: _single_result(body, request_id, method, ep))
+        return self._call(method, params)
 
     def batch(self, calls: Sequence[Call]) -> list[Any]:
         """Several requests in one HTTP round trip; results in call order.
@@ -382,6 +406,28 @@ class ResilientRpc:
         method (the first such item); a retriable one, or an item missing from
         the answer, retries the whole batch.
         """
+        return self._batch(calls)
+
+    def _call(
+        self,
+        method: str,
+        params: Sequence[Any],
+        check: Callable[[Any], Any] | None = None,
+        kind: str = "bad_response",
+    ) -> Any:
+        """``call``, with ``check`` turning the result into the answer or rejecting it (ValueError)."""
+        request_id = next(self._ids)
+        payload = orjson.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": list(params)})
+
+        def decode(body: Any, endpoint: _Endpoint) -> Any:
+            result = _single_result(body, request_id, method, endpoint)
+            return _checked(result, check, method, endpoint, kind)
+
+        return self._execute(method, payload, decode)
+
+    def _batch(
+        self, calls: Sequence[Call], check: Callable[[list[Any]], list[Any]] | None = None
+    ) -> list[Any]:
         if not calls:
             return []
         first_id = next(self._ids)
@@ -395,7 +441,13 @@ class ResilientRpc:
         )
         methods = {method for method, _ in calls}
         label = methods.pop() if len(methods) == 1 else "batch"
-        return self._execute(label, payload, lambda body, ep: _batch_results(body, first_id, calls, ep))
+
+        def decode(body: Any, endpoint: _Endpoint) -> list[Any]:
+            results = _batch_results(body, first_id, calls, endpoint)
+            checked: list[Any] = _checked(results, check, label, endpoint, "bad_response")
+            return checked
+
+        return self._execute(label, payload, decode)
 
     # -- Ethereum -----------------------------------------------------------
 
@@ -406,17 +458,33 @@ class ResilientRpc:
         return int(self.call("eth_blockNumber"), 16)
 
     def get_block(self, number_or_tag: int | str, full: bool = False) -> dict[str, Any] | None:
-        """A block by number or tag ("latest", "finalized", ...); None if the node does not have it."""
-        block: dict[str, Any] | None = self.call("eth_getBlockByNumber", [_block_id(number_or_tag), full])
+        """A block by number or tag ("latest", "finalized", ...); None if the node does not have it.
+
+        A block other than the one asked for is a faulty answer (``bad_response``), retried.
+        """
+        number = number_or_tag if isinstance(number_or_tag, int) else None
+        block: dict[str, Any] | None = self._call(
+            "eth_getBlockByNumber", [_block_id(number_or_tag), full], partial(check_block, number=number)
+        )
         return block
 
     def get_blocks(self, numbers: Sequence[int], full: bool = False) -> list[dict[str, Any] | None]:
         """Blocks by number in batches of ``max_batch_size``; None for any the node does not have."""
-        return self._chunked([("eth_getBlockByNumber", [_block_id(n), full]) for n in numbers])
+        blocks: list[dict[str, Any] | None] = []
+        for start in range(0, len(numbers), self._max_batch_size):
+            chunk = numbers[start : start + self._max_batch_size]
+            calls = [("eth_getBlockByNumber", [_block_id(n), full]) for n in chunk]
+            blocks.extend(self._batch(calls, partial(check_blocks, numbers=chunk)))
+        return blocks
 
     def get_transactions(self, hashes: Sequence[str]) -> list[dict[str, Any] | None]:
         """Transactions by hash in batches; None for any the node does not know."""
-        return self._chunked([("eth_getTransactionByHash", [h]) for h in hashes])
+        transactions: list[dict[str, Any] | None] = []
+        for start in range(0, len(hashes), self._max_batch_size):
+            chunk = hashes[start : start + self._max_batch_size]
+            calls = [("eth_getTransactionByHash", [h]) for h in chunk]
+            transactions.extend(self._batch(calls, partial(check_transactions, hashes=chunk)))
+        return transactions
 
     def get_logs(
         self,
@@ -439,32 +507,11 @@ class ResilientRpc:
             query["address"] = list(addresses)
         if topics is not None:
             query["topics"] = [t if t is None or isinstance(t, str) else list(t) for t in topics]
-        request_id = next(self._ids)
-        payload = orjson.dumps(
-            {"jsonrpc": "2.0", "id": request_id, "method": "eth_getLogs", "params": [query]}
+        check = partial(
+            validate_logs, from_block=from_block, to_block=to_block, addresses=addresses, topics=topics
         )
-
-        def decode(body: Any, endpoint: _Endpoint) -> list[dict[str, Any]]:
-            result = _single_result(body, request_id, "eth_getLogs", endpoint)
-            try:
-                return validate_logs(
-                    result, from_block=from_block, to_block=to_block, addresses=addresses, topics=topics
-                )
-            except ValueError as exc:
-                raise _Failure(
-                    RpcUnavailable(
-                        f"eth_getLogs answer from {endpoint.label} rejected: {exc}", url=endpoint.label
-                    ),
-                    "bad_logs",
-                ) from None
-
-        return self._execute("eth_getLogs", payload, decode)
-
-    def _chunked(self, calls: Sequence[Call]) -> list[Any]:
-        results: list[Any] = []
-        for start in range(0, len(calls), self._max_batch_size):
-            results.extend(self.batch(calls[start : start + self._max_batch_size]))
-        return results
+        logs: list[dict[str, Any]] = self._call("eth_getLogs", [query], check, "bad_logs")
+        return logs
 
     # -- retries and failover -----------------------------------------------
 
@@ -585,6 +632,19 @@ class ResilientRpc:
             # request may still be fine elsewhere, so this endpoint is skipped.
             raise _unavailable(f"RPC at {label} answered HTTP {status}", label, "http_status")
         return body
+
+
+def _checked(
+    result: Any, check: Callable[[Any], Any] | None, method: str, endpoint: _Endpoint, kind: str
+) -> Any:
+    if check is None:
+        return result
+    try:
+        return check(result)
+    except ValueError as exc:
+        raise _unavailable(
+            f"{method} answer from {endpoint.label} rejected: {exc}", endpoint.label, kind
+        ) from None
 
 
 def _unavailable(message: str, label: str, kind: str, retry_after_seconds: float | None = None) -> _Failure:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -11,7 +12,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from indexer.rpc import TokenBucket, backoff_delay, classify, redact_url, retry_after_seconds, validate_logs
+from indexer.rpc import (
+    TokenBucket,
+    backoff_delay,
+    check_block,
+    check_blocks,
+    check_transactions,
+    classify,
+    redact_url,
+    retry_after_seconds,
+    validate_logs,
+)
 from qf.errors import ChainIdMismatch, RpcError, RpcUnavailable
 
 
@@ -132,7 +143,7 @@ def test_token_bucket_spaces_requests() -> None:
     for _ in range(5):
         now += bucket.reserve(now)
         starts.append(now)
-    assert [b - a for a, b in zip(starts, starts[1:], strict=False)] == pytest.approx([0.25] * 4)
+    assert [b - a for a, b in itertools.pairwise(starts)] == pytest.approx([0.25] * 4)
     assert bucket.reserve(now + 10.0) == 0.0
     assert bucket.reserve(now + 10.0) == pytest.approx(0.25)
 
@@ -204,3 +215,26 @@ def test_validate_logs_needs_a_list() -> None:
     """A null or object result is not a log list."""
     with pytest.raises(ValueError, match="not a list"):
         validate_logs(None, from_block=0, to_block=1)
+
+
+def test_check_block_wants_the_block_asked_for() -> None:
+    """None passes (not there yet); another block number or a non-block is a faulty answer."""
+    block = {"number": "0x10", "hash": "0x" + "aa" * 32}
+    assert check_block(block, 16) is block
+    assert check_block(block, None) is block
+    assert check_block(None, 16) is None
+    assert check_blocks([block, None], [16, 17]) == [block, None]
+    with pytest.raises(ValueError, match="instead of 15"):
+        check_block(block, 15)
+    with pytest.raises(ValueError, match="not a block"):
+        check_block({"number": "0x10"}, 16)
+    with pytest.raises(ValueError, match="not a block"):
+        check_blocks(["0x10"], [16])
+
+
+def test_check_transactions_wants_the_hashes_asked_for() -> None:
+    """Each answer is None or the transaction with the requested hash, compared case-insensitively."""
+    tx = {"hash": "0x" + "AB" * 32}
+    assert check_transactions([tx, None], ["0x" + "ab" * 32, "0x" + "cd" * 32]) == [tx, None]
+    with pytest.raises(ValueError, match="another transaction"):
+        check_transactions([tx], ["0x" + "cd" * 32])
