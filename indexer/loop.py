@@ -117,7 +117,8 @@ class Indexer:
         if span is None:
             depth = self._check_tip()
             self._maybe_refresh(force=False)
-            return self._tick(StepResult(caught_up=True, reorg_depth=depth))
+            # After a repair the blocks above the common ancestor still need re-indexing.
+            return self._tick(StepResult(caught_up=depth is None, reorg_depth=depth))
         try:
             fetched = fetch_range(
                 self.rpc, span.from_block, span.to_block,

@@ -6,8 +6,9 @@ answer half a batch and now and then return logs outside the range asked for;
 ``ResilientRpc`` turns all of that into either a checked answer or one clear
 error. The decisions are pure functions at the top of this module
 (``classify``, ``backoff_delay``, ``retry_after_seconds``, ``redact_url``,
-``validate_logs``, ``check_block``, ``check_transactions``, ``TokenBucket``); only ``ResilientRpc`` waits on sockets, the
-clock or ``sleep``, and those three are injectable.
+``validate_logs``, ``check_block``, ``check_transactions``, ``TokenBucket``);
+only ``ResilientRpc`` waits on sockets, the clock or ``sleep``, and those
+three are injectable.
 
 Errors are the transport errors of ``qf.errors``: ``RpcError`` for a JSON-RPC
 error the caller must handle (bad params, a revert, a block range the node

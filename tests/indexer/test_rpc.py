@@ -68,7 +68,7 @@ def make_rpc(fake_time: FakeTime) -> Iterator[Callable[..., ResilientRpc]]:
 
     def make(urls: list[str], **options: Any) -> ResilientRpc:
         settings: dict[str, Any] = {
-            "timeout_seconds": 0.2,
+            "timeout_seconds": 0.5,
             "max_attempts": 4,
             "sleep": fake_time.sleep,
             "clock": fake_time.clock,
@@ -162,7 +162,7 @@ def test_each_fault_is_retried_to_the_right_answer(
 ) -> None:
     """One injected fault costs one retry, and the answer is still anvil's own."""
     first, last = minted
-    proxy = fault_proxy(chain.url, FaultPolicy.scripted(fault, stall_seconds=1.0))
+    proxy = fault_proxy(chain.url, FaultPolicy.scripted(fault, stall_seconds=1.5))
     recorder = Recorder(fake_time)
     rpc = make_rpc([proxy.url], metrics=recorder)
     if fault == Fault.BATCH_MISSING:
@@ -184,7 +184,7 @@ def test_seeded_random_faults_never_change_answers(
 ) -> None:
     """Under a 40% mix of every fault kind, every answer still equals anvil's."""
     first, last = minted
-    proxy = fault_proxy(chain.url, FaultPolicy.seeded(0.4, seed=7, stall_seconds=1.0))
+    proxy = fault_proxy(chain.url, FaultPolicy.seeded(0.4, seed=7, stall_seconds=1.5))
     rpc = make_rpc([proxy.url], max_attempts=12)
     expected_blocks = [
         chain.rpc.call("eth_getBlockByNumber", [hex(n), False]) for n in range(first, last + 1)
@@ -443,3 +443,19 @@ def test_logging_is_structured(dead_url: str, make_rpc: Any) -> None:
     (retry,) = [e for e in events if e["event"] == "rpc_retry"]
     assert set(retry) >= {"method", "url", "attempt", "delay", "reason"}
     assert retry["method"] == "eth_chainId"
+
+
+def test_faults_can_target_some_methods(
+    chain: Chain, minted: tuple[int, int], fault_proxy: MakeProxy, make_rpc: Any
+) -> None:
+    """A policy limited to eth_getLogs leaves other methods alone."""
+    first, last = minted
+    policy = FaultPolicy(rate=1.0, faults=[Fault.HTTP_503], methods={"eth_getLogs"})
+    proxy = fault_proxy(chain.url, policy)
+    rpc = make_rpc([proxy.url], max_attempts=2)
+    assert rpc.block_number() == chain.rpc.block_number()
+    assert proxy.stats.injected == {}
+    with pytest.raises(RpcExhausted):
+        rpc.get_logs(first, last)
+    assert proxy.stats.injected == {Fault.HTTP_503: 2}
+    assert proxy.stats.calls == {"eth_blockNumber": 1}

@@ -1,0 +1,115 @@
+"""Running the real indexer in tests, and comparing what it stored with the chain.
+
+``make_indexer`` builds the production wiring (``indexer.app.build_indexer``)
+against a test chain and a test database; ``snapshot`` reads every event table
+in a canonical order so two databases can be compared for equality, and
+``chain_events`` reads the same events straight from the node.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from psycopg import sql
+
+from indexer.app import build_indexer
+from indexer.decode import EVENTS
+from indexer.loop import EVENT_TABLES, Indexer
+from indexer.metrics import HealthState, IndexerMetrics
+from qf.db import connect
+from qf.settings import Settings
+from tests.fixtures.chain import Chain
+from tests.sim.onchain import TOPIC_NAMES
+
+
+def settings_for(url: str, chain: Chain, db_url: str, home: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "home": home,
+        "database_url": db_url,
+        "rpc_urls": url,
+        "core_address": chain.deployment.core,
+        "start_block": chain.deployment.start_block,
+        "indexer_metrics_port": 0,
+        "poll_interval_seconds": 0.05,
+        "refresh_debounce_seconds": 0.0,
+        "rpc_timeout_seconds": 2.0,
+    }
+    values.update(overrides)
+    return Settings.from_env({}, **values)
+
+
+def make_indexer(chain: Chain, db_url: str, home: Path, *, url: str | None = None, **overrides: Any) -> Indexer:
+    """A prepared indexer holding the writer lock, ready to step."""
+    settings = settings_for(url or chain.url, chain, db_url, home, **overrides)
+    indexer = build_indexer(settings, IndexerMetrics(), HealthState())
+    assert indexer.store.try_lock()
+    indexer.prepare()
+    return indexer
+
+
+def close(indexer: Indexer) -> None:
+    indexer.store.close()
+    indexer.rpc.close()
+    for helper in indexer.helpers:
+        helper.close()
+
+
+def sync(indexer: Indexer) -> None:
+    """Step until the indexer has caught up with the head."""
+    indexer.run(threading.Event(), until_caught_up=True)
+
+
+def backfill(chain: Chain, db_url: str, home: Path, **overrides: Any) -> None:
+    """A fresh indexer from scratch to the head: the reference a database must equal."""
+    indexer = make_indexer(chain, db_url, home, **overrides)
+    try:
+        sync(indexer)
+    finally:
+        close(indexer)
+
+
+def snapshot(db_url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every event row and strategy, in chain order (comparable across databases)."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with connect(db_url) as conn:
+        for table in EVENT_TABLES:
+            rows = conn.execute(
+                sql.SQL("SELECT * FROM {} ORDER BY block_number, log_index").format(sql.Identifier("qf", table))
+            ).fetchall()
+            out[table] = [tuple(r) for r in rows]
+        out["strategies"] = [tuple(r) for r in conn.execute(
+            "SELECT chain_id, address, pool_id, discovered_block FROM qf.strategies ORDER BY address").fetchall()]
+        out["checkpoint"] = [tuple(r) for r in conn.execute(
+            "SELECT chain_id, checkpoint_block, checkpoint_hash FROM qf.chains").fetchall()]
+    return out
+
+
+def stored_keys(db_url: str) -> set[tuple[str, bytes, int]]:
+    """(event name, tx hash, log index) of every stored event."""
+    names = {spec.table: spec.name for spec in EVENTS.values()}
+    keys = set()
+    with connect(db_url) as conn:
+        for table in EVENT_TABLES:
+            for tx_hash, log_index in conn.execute(
+                sql.SQL("SELECT tx_hash, log_index FROM {}").format(sql.Identifier("qf", table))
+            ).fetchall():
+                keys.add((names[table], bytes(tx_hash), log_index))
+    return keys
+
+
+def chain_events(chain: Chain, to_block: int | None = None) -> set[tuple[str, bytes, int]]:
+    """(event name, tx hash, log index) of every Allo v2 event the core and its strategies emitted."""
+    rpc = chain.rpc
+    head = to_block if to_block is not None else rpc.block_number()
+    created = [n for n, name in TOPIC_NAMES.items() if name == "PoolCreated"]
+    pools = rpc.call("eth_getLogs", [{"fromBlock": "0x0", "toBlock": hex(head), "address": chain.deployment.core,
+                                      "topics": [created]}])
+    addresses = [chain.deployment.core] + ["0x" + lg["data"][26:66] for lg in pools]
+    logs = rpc.call("eth_getLogs", [{"fromBlock": "0x0", "toBlock": hex(head), "address": addresses}])
+    return {
+        (TOPIC_NAMES[lg["topics"][0]], bytes.fromhex(lg["transactionHash"][2:]), int(lg["logIndex"], 16))
+        for lg in logs
+        if lg["topics"] and lg["topics"][0] in TOPIC_NAMES
+    }
