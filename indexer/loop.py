@@ -150,7 +150,7 @@ class Indexer:
         self.metrics.batch_seconds.observe(time.monotonic() - started)
         self.metrics.range_blocks.set(self.planner.size)
         self._maybe_refresh(force=False)
-        caught_up = self.head - span.to_block <= self.config.ready_lag_blocks
+        caught_up = span.to_block >= self.head
         log.debug("batch_committed", from_block=span.from_block, to_block=span.to_block, events=batch.event_count)
         return self._tick(StepResult(caught_up=caught_up, committed_blocks=span.blocks, events=batch.event_count))
 

@@ -7,9 +7,12 @@ which takes unsigned transaction requests from unlocked accounts.
 
 from __future__ import annotations
 
+from typing import Any
+
 import eth_abi
 
 from qf.chain.abi import NATIVE_TOKEN, load_artifact
+from qf.chain.tx import wait_for_receipts
 from tests.fixtures.chain import Chain
 
 CORE = load_artifact("QFAllo")
@@ -27,10 +30,9 @@ class LivePool:
         rpc.call("evm_setAutomine", [True])
         now = int(rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
         windows = [now, now + 10**7, now, now + 10**7]
-        self._send(self.manager, chain.deployment.core, CORE.encode_call(
+        receipt = self._send(self.manager, chain.deployment.core, CORE.encode_call(
             "createPool", [b"\x09" * 32, NATIVE_TOKEN, 0, (1, "live"), windows, [NATIVE_TOKEN]]))
-        created = rpc.call("eth_getLogs", [{"fromBlock": "latest", "toBlock": "latest",
-                                            "address": chain.deployment.core}])[-1]
+        created = receipt["logs"][-1]
         self.pool_id = int(created["topics"][1], 16)
         self.strategy = "0x" + created["data"][26:66]
         for r in self.recipients:
@@ -50,6 +52,8 @@ class LivePool:
         tx_hash: str = self.chain.rpc.call("eth_sendTransaction", [self.donation(donor, recipient, amount_wei)])
         return tx_hash
 
-    def _send(self, sender: str, to: str, data: bytes) -> None:
-        self.chain.rpc.call("eth_sendTransaction", [{"from": sender, "to": to, "data": "0x" + data.hex(),
-                                                     "gas": hex(6_000_000)}])
+    def _send(self, sender: str, to: str, data: bytes) -> dict[str, Any]:
+        tx_hash = self.chain.rpc.call("eth_sendTransaction", [{"from": sender, "to": to, "data": "0x" + data.hex(),
+                                                               "gas": hex(6_000_000)}])
+        (receipt,) = wait_for_receipts(self.chain.rpc, [tx_hash])
+        return receipt
