@@ -51,16 +51,37 @@ SPAN = 2000
 
 def strategies_of(rpc: RpcClient, core: str, head: int) -> list[str]:
     topic = "0x69bcb5a6cf6a3c95185cbb451e77787240c866dd2e8332597e3013ff18a1aba1"
-    logs = rpc.call("eth_getLogs", [{"fromBlock": "0x0", "toBlock": hex(head), "address": core, "topics": [topic]}])
+    logs = rpc.call(
+        "eth_getLogs", [{"fromBlock": "0x0", "toBlock": hex(head), "address": core, "topics": [topic]}]
+    )
     return ["0x" + lg["data"][26:66] for lg in logs]
 
 
 def bare(rpc: RpcClient, addresses: list[str], head: int) -> tuple[float, int]:
     started, n = time.perf_counter(), 0
     for a in range(0, head + 1, SPAN):
-        n += len(rpc.call("eth_getLogs", [{"fromBlock": hex(a), "toBlock": hex(min(a + SPAN - 1, head)),
-                                           "address": addresses}]))
+        n += len(
+            rpc.call(
+                "eth_getLogs",
+                [{"fromBlock": hex(a), "toBlock": hex(min(a + SPAN - 1, head)), "address": addresses}],
+            )
+        )
     return time.perf_counter() - started, n
+
+
+def bare_with_transactions(rpc: RpcClient, addresses: list[str], head: int) -> float:
+    """The node's limit for what the indexer must read: the logs, plus every donation's transaction."""
+    allocated = "0x" + load_artifact("DonationStrategy").event_topics()["Allocated"][2:]
+    started = time.perf_counter()
+    for a in range(0, head + 1, SPAN):
+        logs = rpc.call(
+            "eth_getLogs",
+            [{"fromBlock": hex(a), "toBlock": hex(min(a + SPAN - 1, head)), "address": addresses}],
+        )
+        hashes = sorted({lg["transactionHash"] for lg in logs if lg["topics"][0] == allocated})
+        for i in range(0, len(hashes), 100):
+            rpc.batch([("eth_getTransactionByHash", [h]) for h in hashes[i : i + 100]])
+    return time.perf_counter() - started
 
 
 def fresh_db(server_url: str) -> str:
@@ -71,8 +92,15 @@ def fresh_db(server_url: str) -> str:
 
 
 def ours(url: str, core: str, db_url: str, home: Path) -> tuple[float, int]:
-    settings = Settings.from_env({}, home=home, database_url=db_url, rpc_urls=url, core_address=core,
-                                 start_block=0, indexer_metrics_port=0)
+    settings = Settings.from_env(
+        {},
+        home=home,
+        database_url=db_url,
+        rpc_urls=url,
+        core_address=core,
+        start_block=0,
+        indexer_metrics_port=0,
+    )
     started = time.perf_counter()
     indexer = build_indexer(settings, IndexerMetrics(), HealthState())
     assert indexer.store.try_lock()
@@ -80,9 +108,21 @@ def ours(url: str, core: str, db_url: str, home: Path) -> tuple[float, int]:
     indexer.run(threading.Event(), until_caught_up=True)
     elapsed = time.perf_counter() - started
     with connect(db_url) as conn:
-        events = sum(conn.execute(f"SELECT count(*) FROM qf.{t}").fetchone()[0] for t in
-                     ("pool_created", "pool_funded", "pool_metadata_updated", "registered", "updated_registration",
-                      "recipient_status_updated", "timestamps_updated", "allocated", "distributed", "funds_distributed"))
+        events = sum(
+            conn.execute(f"SELECT count(*) FROM qf.{t}").fetchone()[0]
+            for t in (
+                "pool_created",
+                "pool_funded",
+                "pool_metadata_updated",
+                "registered",
+                "updated_registration",
+                "recipient_status_updated",
+                "timestamps_updated",
+                "allocated",
+                "distributed",
+                "funds_distributed",
+            )
+        )
     indexer.store.close()
     indexer.rpc.close()
     for helper in indexer.helpers:
@@ -101,7 +141,9 @@ def naive(url: str, core: str, strategies: list[str], head: int, db_url: str) ->
     w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 120}))
     core_c = w3.eth.contract(address=Web3.to_checksum_address(core), abi=load_artifact("QFAllo").abi)
     strategy_abi = load_artifact("DonationStrategy").abi
-    contracts = [core_c] + [w3.eth.contract(address=Web3.to_checksum_address(s), abi=strategy_abi) for s in strategies]
+    contracts = [core_c] + [
+        w3.eth.contract(address=Web3.to_checksum_address(s), abi=strategy_abi) for s in strategies
+    ]
     started = time.perf_counter()
     rows = 0
     with psycopg.connect(db_url) as conn:
@@ -114,11 +156,26 @@ def naive(url: str, core: str, strategies: list[str], head: int, db_url: str) ->
                         if ev["event"] == "Allocated":
                             tx = w3.eth.get_transaction(ev["transactionHash"])
                             block = w3.eth.get_block(ev["blockNumber"])
-                            tx_from, nonce, gas_price, block_time = tx["from"], tx["nonce"], tx["gasPrice"], block["timestamp"]
+                            tx_from, nonce, gas_price, block_time = (
+                                tx["from"],
+                                tx["nonce"],
+                                tx["gasPrice"],
+                                block["timestamp"],
+                            )
                         conn.execute(
-                            "INSERT INTO naive_events VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                            (ev["transactionHash"].hex(), ev["logIndex"], ev["event"], ev["blockNumber"],
-                             json.dumps(dict(ev["args"]), default=str), tx_from, nonce, gas_price, block_time),
+                            "INSERT INTO naive_events VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                            "ON CONFLICT DO NOTHING",
+                            (
+                                ev["transactionHash"].hex(),
+                                ev["logIndex"],
+                                ev["event"],
+                                ev["blockNumber"],
+                                json.dumps(dict(ev["args"]), default=str),
+                                tx_from,
+                                nonce,
+                                gas_price,
+                                block_time,
+                            ),
                         )
                         rows += 1
         conn.commit()
@@ -142,16 +199,51 @@ def live_lag(url: str, core: str, db_url: str, home: Path, donations: int) -> di
 
     for who in (donor.address, recipient.address):
         send(DEV_PRIVATE_KEY, funder, who.lower(), value=10**20)
-    receipt = send(DEV_PRIVATE_KEY, funder, core, core_art.encode_call(
-        "createPool", [b"\x07" * 32, NATIVE_TOKEN, 0, (1, "bench"), [now, now + 10**6, now, now + 10**6], [NATIVE_TOKEN]]))
+    receipt = send(
+        DEV_PRIVATE_KEY,
+        funder,
+        core,
+        core_art.encode_call(
+            "createPool",
+            [
+                b"\x07" * 32,
+                NATIVE_TOKEN,
+                0,
+                (1, "bench"),
+                [now, now + 10**6, now, now + 10**6],
+                [NATIVE_TOKEN],
+            ],
+        ),
+    )
     created = receipt["logs"][-1]
     pool_id, strategy = int(created["topics"][1], 16), "0x" + created["data"][26:66]
-    data = eth_abi.encode(["address", "address", "(uint256,string)"], [recipient.address, recipient.address, (1, "r")])
-    send(recipient.key, recipient.address.lower(), core, core_art.encode_call("registerRecipient", [pool_id, data]))
-    send(DEV_PRIVATE_KEY, funder, strategy, strategy_art.encode_call("reviewRecipients", [[recipient.address], [2]]))
+    data = eth_abi.encode(
+        ["address", "address", "(uint256,string)"], [recipient.address, recipient.address, (1, "r")]
+    )
+    send(
+        recipient.key,
+        recipient.address.lower(),
+        core,
+        core_art.encode_call("registerRecipient", [pool_id, data]),
+    )
+    send(
+        DEV_PRIVATE_KEY,
+        funder,
+        strategy,
+        strategy_art.encode_call("reviewRecipients", [[recipient.address], [2]]),
+    )
 
-    settings = Settings.from_env({}, home=home, database_url=db_url, rpc_urls=url, core_address=core, start_block=0,
-                                 indexer_metrics_port=0, poll_interval_seconds=0.1, refresh_debounce_seconds=1.0)
+    settings = Settings.from_env(
+        {},
+        home=home,
+        database_url=db_url,
+        rpc_urls=url,
+        core_address=core,
+        start_block=0,
+        indexer_metrics_port=0,
+        poll_interval_seconds=0.1,
+        refresh_debounce_seconds=1.0,
+    )
     indexer = build_indexer(settings, IndexerMetrics(), HealthState())
     assert indexer.store.try_lock()
     indexer.prepare()
@@ -163,9 +255,18 @@ def live_lag(url: str, core: str, db_url: str, home: Path, donations: int) -> di
     rpc.call("evm_setAutomine", [False])
     with psycopg.connect(db_url, autocommit=True) as conn:
         for _ in range(donations):
-            call = core_art.encode_call("allocate", [pool_id, eth_abi.encode(
-                ["address", "address", "uint256"], [recipient.address, NATIVE_TOKEN, 10**15])])
-            (tx_hash,) = sender.send([TxRequest(donor.key, donor.address.lower(), core, call, 10**15, 500_000)])
+            call = core_art.encode_call(
+                "allocate",
+                [
+                    pool_id,
+                    eth_abi.encode(
+                        ["address", "address", "uint256"], [recipient.address, NATIVE_TOKEN, 10**15]
+                    ),
+                ],
+            )
+            (tx_hash,) = sender.send(
+                [TxRequest(donor.key, donor.address.lower(), core, call, 10**15, 500_000)]
+            )
             rpc.call("evm_mine")
             mined = time.perf_counter()
             while not conn.execute("SELECT 1 FROM qf.donations WHERE tx_hash = %s", (tx_hash,)).fetchone():
@@ -176,8 +277,11 @@ def live_lag(url: str, core: str, db_url: str, home: Path, donations: int) -> di
     stop.set()
     thread.join()
     lags.sort()
-    return {"donations": donations, "p50_seconds": round(statistics.median(lags), 3),
-            "p95_seconds": round(lags[int(0.95 * (len(lags) - 1))], 3)}
+    return {
+        "donations": donations,
+        "p50_seconds": round(statistics.median(lags), 3),
+        "p95_seconds": round(lags[int(0.95 * (len(lags) - 1))], 3),
+    }
 
 
 def main() -> None:
@@ -187,16 +291,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--live-donations", type=int, default=40)
+    parser.add_argument("--to-block", type=int, help="index only up to this block (default: the head)")
     args = parser.parse_args()
     core = args.core.lower()
     rpc = RpcClient(args.rpc_url, timeout_seconds=300)
-    head = rpc.block_number()
+    head = args.to_block if args.to_block is not None else rpc.block_number()
     strategies = strategies_of(rpc, core, head)
     work = Path(tempfile.mkdtemp(prefix="qf-bench-"))
     server = start_server(work / "pgdata", cleanup_mode="delete")
     try:
         server_url = server.get_uri()
         bare_runs = [bare(rpc, [core, *strategies], head) for _ in range(args.repeats)]
+        with_tx = [bare_with_transactions(rpc, [core, *strategies], head) for _ in range(args.repeats)]
         our_runs = [ours(args.rpc_url, core, fresh_db(server_url), work) for _ in range(args.repeats)]
         result: dict[str, Any] = {
             "blocks": head + 1,
@@ -209,6 +315,8 @@ def main() -> None:
         ours_median = statistics.median(s for s, _ in our_runs)
         result["ours_events_per_second"] = round(our_runs[0][1] / ours_median)
         result["ours_over_bare"] = round(ours_median / bare_median, 2)
+        result["bare_logs_and_transactions_seconds"] = [round(s, 2) for s in with_tx]
+        result["ours_over_bare_logs_and_transactions"] = round(ours_median / statistics.median(with_tx), 2)
         if not args.skip_naive:
             naive_seconds, naive_rows = naive(args.rpc_url, core, strategies, head, fresh_db(server_url))
             result["naive_seconds"] = round(naive_seconds, 1)

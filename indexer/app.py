@@ -23,10 +23,11 @@ from indexer.metrics import HealthState, IndexerMetrics, serve_metrics
 from indexer.ranges import RangePolicy
 from indexer.rpc import ResilientRpc
 from indexer.store import Store
+from qf.chain.devnet import devnet_url, load_devnet_deployment
 from qf.db import connect
 from qf.db.embedded import resolve_database_url
 from qf.db.migrate import apply_migrations
-from qf.errors import ConfigError
+from qf.errors import ChainIdMismatch, ConfigError
 from qf.settings import Settings
 
 log = structlog.get_logger()
@@ -37,8 +38,6 @@ TX_LOOKUP_CONNECTIONS = 4
 
 def resolve_target(settings: Settings) -> tuple[list[str], bytes, int]:
     """(RPC URLs, core address, start block) from settings, else the devnet deployment."""
-    from qf.chain.devnet import devnet_url, load_devnet_deployment
-
     deployment = load_devnet_deployment(settings)
     urls = list(settings.rpc_urls)
     if not urls:
@@ -56,6 +55,7 @@ def resolve_target(settings: Settings) -> tuple[list[str], bytes, int]:
 
 def build_indexer(settings: Settings, metrics: IndexerMetrics, health: HealthState) -> Indexer:
     urls, core, start = resolve_target(settings)
+
     def client() -> ResilientRpc:
         return ResilientRpc(
             urls,
@@ -70,9 +70,9 @@ def build_indexer(settings: Settings, metrics: IndexerMetrics, health: HealthSta
     helpers = [client() for _ in range(TX_LOOKUP_CONNECTIONS - 1)] if settings.rpc_rate_limit is None else []
     chain_id = rpc.chain_id()
     if settings.chain_id is not None and settings.chain_id != chain_id:
-        from qf.errors import ChainIdMismatch
-
-        raise ChainIdMismatch(f"node {rpc.current_url} serves chain {chain_id}, but QF_CHAIN_ID is {settings.chain_id}")
+        raise ChainIdMismatch(
+            f"node {rpc.current_url} serves chain {chain_id}, but QF_CHAIN_ID is {settings.chain_id}"
+        )
     url = resolve_database_url(settings)
     with connect(url) as conn:
         apply_migrations(conn)
@@ -90,7 +90,7 @@ def build_indexer(settings: Settings, metrics: IndexerMetrics, health: HealthSta
         ),
         refresh_debounce_seconds=settings.refresh_debounce_seconds,
     )
-    return Indexer(config, rpc, store, metrics, health, helpers=helpers)
+    return Indexer(config, rpc, store, metrics=metrics, health=health, helpers=helpers)
 
 
 def run_indexer(settings: Settings, *, until_caught_up: bool = False) -> None:
@@ -107,7 +107,9 @@ def run_indexer(settings: Settings, *, until_caught_up: bool = False) -> None:
     stop_metrics = None
     if settings.indexer_metrics_port:
         _, stop_metrics = serve_metrics(metrics, health, settings.metrics_host, settings.indexer_metrics_port)
-        log.info("metrics_listening", url=f"http://{settings.metrics_host}:{settings.indexer_metrics_port}/metrics")
+        log.info(
+            "metrics_listening", url=f"http://{settings.metrics_host}:{settings.indexer_metrics_port}/metrics"
+        )
     indexer = build_indexer(settings, metrics, health)
     try:
         if not indexer.store.wait_for_lock(poll_seconds=1.0, should_stop=stop.is_set):
@@ -118,7 +120,7 @@ def run_indexer(settings: Settings, *, until_caught_up: bool = False) -> None:
         assert state is not None
         log.info("indexer_started", chain_id=indexer.chain_id, core="0x" + state.core.hex(),
                  from_block=state.next_block, rpc=indexer.rpc.current_url)  # fmt: skip
-        with _progress(indexer) as on_step:
+        with _Progress(indexer) as on_step:
             indexer.run(stop, until_caught_up=until_caught_up, on_step=on_step)
         log.info("indexer_stopped", checkpoint=indexer.state.checkpoint_block if indexer.state else None)
     finally:
@@ -132,7 +134,7 @@ def run_indexer(settings: Settings, *, until_caught_up: bool = False) -> None:
             signal.signal(s, handler)
 
 
-class _progress:
+class _Progress:
     """Backfill progress (blocks/s, events/s) on a terminal; a log line per minute elsewhere."""
 
     def __init__(self, indexer: Indexer) -> None:
@@ -149,7 +151,7 @@ class _progress:
         )  # fmt: skip
         self.task = self.bar.add_task("backfill", total=None, bps=0.0, eps=0.0)
 
-    def __enter__(self) -> _progress:
+    def __enter__(self) -> _Progress:
         self.bar.__enter__()
         return self
 
@@ -164,8 +166,15 @@ class _progress:
         assert state is not None
         done = (state.checkpoint_block or state.start_block) - state.start_block
         total = max(self.indexer.head - state.start_block, 1)
-        self.bar.update(self.task, completed=done, total=total, bps=self.blocks / elapsed, eps=self.events / elapsed)
+        self.bar.update(
+            self.task, completed=done, total=total, bps=self.blocks / elapsed, eps=self.events / elapsed
+        )
         if not self.tty and time.monotonic() - self.last_log > 60:
             self.last_log = time.monotonic()
-            log.info("backfill_progress", block=state.checkpoint_block, head=self.indexer.head,
-                     blocks_per_second=round(self.blocks / elapsed), events_per_second=round(self.events / elapsed))
+            log.info(
+                "backfill_progress",
+                block=state.checkpoint_block,
+                head=self.indexer.head,
+                blocks_per_second=round(self.blocks / elapsed),
+                events_per_second=round(self.events / elapsed),
+            )

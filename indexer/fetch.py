@@ -25,6 +25,7 @@ from indexer.decode import DecodedLog, decode_log, pool_id_of, strategy_of
 from indexer.errors import DecodeError, IndexerError
 from indexer.rpc import ResilientRpc
 from qf.chain.abi import NATIVE_TOKEN
+from qf.errors import RpcError
 
 log = structlog.get_logger()
 
@@ -156,7 +157,9 @@ def fetch_range(
             raise ChainMoved(f"block {n} does not link to block {n - 1}: the node switched forks")
     for row in logs:
         if out.headers[row.block_number].hash != row.block_hash:
-            raise ChainMoved(f"block {row.block_number} changed while range {from_block}..{to_block} was fetched")
+            raise ChainMoved(
+                f"block {row.block_number} changed while range {from_block}..{to_block} was fetched"
+            )
 
     _fetch_tx_context(rpc, logs, out, helpers)
     _fetch_tokens(rpc, logs, known_tokens, out)
@@ -171,7 +174,9 @@ def _fetch_tx_context(
         if row.name == "Allocated":
             by_block[row.block_number].add(row.tx_hash)
     full_blocks = sorted(n for n, txs in by_block.items() if len(txs) >= FULL_BLOCK_THRESHOLD)
-    singles = ["0x" + h.hex() for n, txs in sorted(by_block.items()) if len(txs) < FULL_BLOCK_THRESHOLD for h in txs]
+    singles = [
+        "0x" + h.hex() for n, txs in sorted(by_block.items()) if len(txs) < FULL_BLOCK_THRESHOLD for h in txs
+    ]
     clients = [rpc, *helpers]
 
     def blocks_part(i: int) -> list[dict[str, Any] | None]:
@@ -199,7 +204,11 @@ def _fetch_tx_context(
         if tx is None:
             raise ChainMoved("a donation transaction disappeared during the fetch")
         tx_hash = bytes.fromhex(tx["hash"][2:])
-        out.tx_context[tx_hash] = (bytes.fromhex(tx["from"][2:]), int(tx["nonce"], 16), int(tx["gasPrice"], 16))
+        out.tx_context[tx_hash] = (
+            bytes.fromhex(tx["from"][2:]),
+            int(tx["nonce"], 16),
+            int(tx["gasPrice"], 16),
+        )
     missing = {row.tx_hash for row in logs if row.name == "Allocated"} - out.tx_context.keys()
     if missing:
         raise ChainMoved(f"{len(missing)} donation transactions were not found in their blocks")
@@ -231,8 +240,6 @@ def _fetch_tokens(rpc: ResilientRpc, logs: list[DecodedLog], known: set[bytes], 
 
 def _tolerant_batch(rpc: ResilientRpc, calls: list[tuple[str, list[Any]]]) -> list[Any]:
     """A token that does not implement decimals()/symbol() answers with an error: that is a None."""
-    from qf.errors import RpcError
-
     out: list[Any] = []
     for call in calls:
         try:

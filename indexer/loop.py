@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 import structlog
@@ -41,7 +41,7 @@ class IndexerConfig:
     poll_interval_seconds: float = 0.5
     confirmations: int = 64
     max_reorg_depth: int = 128
-    range_policy: RangePolicy = RangePolicy()
+    range_policy: RangePolicy = field(default_factory=RangePolicy)
     refresh_debounce_seconds: float = 1.0
     #: Blocks behind the head that still count as "caught up" for /readyz.
     ready_lag_blocks: int = 2
@@ -63,6 +63,7 @@ class Indexer:
         config: IndexerConfig,
         rpc: ResilientRpc,
         store: Store,
+        *,
         metrics: IndexerMetrics | None = None,
         health: HealthState | None = None,
         helpers: Sequence[ResilientRpc] = (),
@@ -99,9 +100,13 @@ class Indexer:
 
     def reload(self) -> None:
         """(Re)read state from the database: after start, a lost connection or a takeover."""
-        self.state = self.store.load_state() or self.store.init_state(self.config.core, self.config.start_block)
+        self.state = self.store.load_state() or self.store.init_state(
+            self.config.core, self.config.start_block
+        )
         if self.state.core != self.config.core:
-            self.state = self.store.init_state(self.config.core, self.config.start_block)  # raises ConfigError
+            self.state = self.store.init_state(
+                self.config.core, self.config.start_block
+            )  # raises ConfigError
         self.strategies = self.store.strategies()
         self.tokens = self.store.known_tokens()
         self.metrics.last_block.set(self.state.checkpoint_block or 0)
@@ -151,8 +156,12 @@ class Indexer:
         self.metrics.range_blocks.set(self.planner.size)
         self._maybe_refresh(force=False)
         caught_up = span.to_block >= self.head
-        log.debug("batch_committed", from_block=span.from_block, to_block=span.to_block, events=batch.event_count)
-        return self._tick(StepResult(caught_up=caught_up, committed_blocks=span.blocks, events=batch.event_count))
+        log.debug(
+            "batch_committed", from_block=span.from_block, to_block=span.to_block, events=batch.event_count
+        )
+        return self._tick(
+            StepResult(caught_up=caught_up, committed_blocks=span.blocks, events=batch.event_count)
+        )
 
     def _tick(self, result: StepResult) -> StepResult:
         assert self.state is not None
@@ -229,7 +238,8 @@ class Indexer:
         return self._repair_reorg()
 
     def _repair_reorg(self) -> int:
-        assert self.state is not None and self.state.checkpoint_block is not None
+        assert self.state is not None
+        assert self.state.checkpoint_block is not None
         tip = self.state.checkpoint_block
         floor = max(self.state.start_block - 1, tip - self.config.max_reorg_depth)
         stored = self.store.stored_block_numbers(above=floor)
@@ -269,10 +279,13 @@ class Indexer:
         if finalized is None:
             finalized = self.head - self.config.confirmations
         self.metrics.finalized_block.set(max(finalized, 0))
-        if finalized > 0:
-            pruned = self.store.prune_blocks(below=finalized)
+        # Keep every hash a repairable reorg could reach, even where the node calls it final.
+        assert self.state is not None
+        keep_from = min(finalized, (self.state.checkpoint_block or 0) - self.config.max_reorg_depth)
+        if keep_from > 0:
+            pruned = self.store.prune_blocks(below=keep_from)
             if pruned:
-                log.debug("block_hashes_pruned", below=finalized, rows=pruned)
+                log.debug("block_hashes_pruned", below=keep_from, rows=pruned)
 
     def _maybe_refresh(self, *, force: bool) -> None:
         if not self._dirty_views:
@@ -341,7 +354,9 @@ class Indexer:
                 if self.store.wait_for_lock(poll_seconds=1.0, should_stop=stop.is_set):
                     self.metrics.is_writer.set(1)
                     self.reload()
-                    log.info("database_recovered", checkpoint=self.state.checkpoint_block if self.state else None)
+                    log.info(
+                        "database_recovered", checkpoint=self.state.checkpoint_block if self.state else None
+                    )
                 return
             except psycopg.OperationalError:
                 self.store.reset()

@@ -12,9 +12,10 @@ lost its lock cannot move the chain backwards or forwards behind another.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -107,10 +108,8 @@ class Store:
     def reset(self) -> None:
         """Drop a broken connection (the lock goes with it); the next use reconnects."""
         if self._conn is not None:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 self._conn.close()
-            except psycopg.Error:
-                pass
         self._conn = None
 
     def try_lock(self) -> bool:
@@ -121,7 +120,7 @@ class Store:
         self.conn.commit()
         return bool(got and got[0])
 
-    def wait_for_lock(self, *, poll_seconds: float, should_stop: callable[[], bool]) -> bool:  # type: ignore[valid-type]
+    def wait_for_lock(self, *, poll_seconds: float, should_stop: Callable[[], bool]) -> bool:
         """Hot standby: poll for the lock until it is ours (True) or we are told to stop."""
         announced = False
         while not should_stop():
@@ -172,7 +171,9 @@ class Store:
         return {bytes(a): (int(p), int(b)) for a, p, b in rows}
 
     def known_tokens(self) -> set[bytes]:
-        rows = self.conn.execute("SELECT address FROM qf.tokens WHERE chain_id = %s", (self.chain_id,)).fetchall()
+        rows = self.conn.execute(
+            "SELECT address FROM qf.tokens WHERE chain_id = %s", (self.chain_id,)
+        ).fetchall()
         self.conn.commit()
         return {bytes(r[0]) for r in rows}
 
@@ -223,7 +224,8 @@ class Store:
             if batch.unknown:
                 cur.executemany(
                     "INSERT INTO qf.unknown_topics (chain_id, contract, topic0, seen) VALUES (%s, %s, %s, %s) "
-                    "ON CONFLICT (chain_id, contract, topic0) DO UPDATE SET seen = qf.unknown_topics.seen + EXCLUDED.seen",
+                    "ON CONFLICT (chain_id, contract, topic0) "
+                    "DO UPDATE SET seen = qf.unknown_topics.seen + EXCLUDED.seen",
                     [(self.chain_id, c, t, n) for (c, t), n in batch.unknown.items()],
                 )
             cur.execute(
@@ -237,13 +239,15 @@ class Store:
                     f"checkpoint of chain {self.chain_id} is no longer {expected_checkpoint}: another writer?"
                 )
 
-    def _copy_insert(self, cur: psycopg.Cursor, table: str, columns: Sequence[str], rows: list[tuple[object, ...]]) -> None:
+    def _copy_insert(
+        self, cur: psycopg.Cursor, table: str, columns: Sequence[str], rows: list[tuple[object, ...]]
+    ) -> None:
         stage = f"stage_{table}"
         if stage not in self._staged:
             cur.execute(
-                sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(
-                    sql.Identifier(stage), sql.Identifier("qf", table)
-                )
+                sql.SQL(
+                    "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                ).format(sql.Identifier(stage), sql.Identifier("qf", table))
             )
             self._staged.add(stage)
         cols = sql.SQL(", ").join(map(sql.Identifier, columns))
@@ -269,10 +273,13 @@ class Store:
                 )
                 deleted[table] = cur.rowcount
             cur.execute(
-                "DELETE FROM qf.strategies WHERE chain_id = %s AND discovered_block > %s", (self.chain_id, ancestor)
+                "DELETE FROM qf.strategies WHERE chain_id = %s AND discovered_block > %s",
+                (self.chain_id, ancestor),
             )
             deleted["strategies"] = cur.rowcount
-            cur.execute("DELETE FROM qf.blocks WHERE chain_id = %s AND number > %s", (self.chain_id, ancestor))
+            cur.execute(
+                "DELETE FROM qf.blocks WHERE chain_id = %s AND number > %s", (self.chain_id, ancestor)
+            )
             deleted["blocks"] = cur.rowcount
             cur.execute(
                 "UPDATE qf.chains SET checkpoint_block = %s, checkpoint_hash = %s, updated_at = now() "
@@ -297,19 +304,23 @@ class Store:
         conn.autocommit = True
         try:
             for view in MATERIALIZED_VIEWS:
-                conn.execute(sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(sql.Identifier("qf", view)))
+                conn.execute(
+                    sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(sql.Identifier("qf", view))
+                )
             state = self.conn.execute(
                 "SELECT checkpoint_block FROM qf.chains WHERE chain_id = %s", (self.chain_id,)
             ).fetchone()
             payload = f"{self.chain_id}:{state[0] if state else ''}"
-            conn.execute(sql.SQL("NOTIFY {}, {}").format(sql.Identifier(NOTIFY_CHANNEL), sql.Literal(payload)))
+            conn.execute(
+                sql.SQL("NOTIFY {}, {}").format(sql.Identifier(NOTIFY_CHANNEL), sql.Literal(payload))
+            )
         finally:
             conn.autocommit = False
         return time.monotonic() - started
 
 
-def _b(value: object) -> bytes | None:
-    return None if value is None else bytes(value)  # type: ignore[arg-type]
+def _b(value: bytes | memoryview | None) -> bytes | None:
+    return None if value is None else bytes(value)
 
 
 def counts_by_table(conn: psycopg.Connection, chain_id: int, tables: Sequence[str]) -> Mapping[str, int]:
@@ -317,7 +328,8 @@ def counts_by_table(conn: psycopg.Connection, chain_id: int, tables: Sequence[st
     out = {}
     for table in tables:
         row = conn.execute(
-            sql.SQL("SELECT count(*) FROM {} WHERE chain_id = %s").format(sql.Identifier("qf", table)), (chain_id,)
+            sql.SQL("SELECT count(*) FROM {} WHERE chain_id = %s").format(sql.Identifier("qf", table)),
+            (chain_id,),
         ).fetchone()
         out[table] = int(row[0]) if row else 0
     return out

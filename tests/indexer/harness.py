@@ -40,7 +40,9 @@ def settings_for(url: str, chain: Chain, db_url: str, home: Path, **overrides: A
     return Settings.from_env({}, **values)
 
 
-def make_indexer(chain: Chain, db_url: str, home: Path, *, url: str | None = None, **overrides: Any) -> Indexer:
+def make_indexer(
+    chain: Chain, db_url: str, home: Path, *, url: str | None = None, **overrides: Any
+) -> Indexer:
     """A prepared indexer holding the writer lock, ready to step."""
     settings = settings_for(url or chain.url, chain, db_url, home, **overrides)
     indexer = build_indexer(settings, IndexerMetrics(), HealthState())
@@ -76,13 +78,23 @@ def snapshot(db_url: str) -> dict[str, list[tuple[Any, ...]]]:
     with connect(db_url) as conn:
         for table in EVENT_TABLES:
             rows = conn.execute(
-                sql.SQL("SELECT * FROM {} ORDER BY block_number, log_index").format(sql.Identifier("qf", table))
+                sql.SQL("SELECT * FROM {} ORDER BY block_number, log_index").format(
+                    sql.Identifier("qf", table)
+                )
             ).fetchall()
             out[table] = [tuple(r) for r in rows]
-        out["strategies"] = [tuple(r) for r in conn.execute(
-            "SELECT chain_id, address, pool_id, discovered_block FROM qf.strategies ORDER BY address").fetchall()]
-        out["checkpoint"] = [tuple(r) for r in conn.execute(
-            "SELECT chain_id, checkpoint_block, checkpoint_hash FROM qf.chains").fetchall()]
+        out["strategies"] = [
+            tuple(r)
+            for r in conn.execute(
+                "SELECT chain_id, address, pool_id, discovered_block FROM qf.strategies ORDER BY address"
+            ).fetchall()
+        ]
+        out["checkpoint"] = [
+            tuple(r)
+            for r in conn.execute(
+                "SELECT chain_id, checkpoint_block, checkpoint_hash FROM qf.chains"
+            ).fetchall()
+        ]
     return out
 
 
@@ -104,8 +116,10 @@ def chain_events(chain: Chain, to_block: int | None = None) -> set[tuple[str, by
     rpc = chain.rpc
     head = to_block if to_block is not None else rpc.block_number()
     created = [n for n, name in TOPIC_NAMES.items() if name == "PoolCreated"]
-    pools = rpc.call("eth_getLogs", [{"fromBlock": "0x0", "toBlock": hex(head), "address": chain.deployment.core,
-                                      "topics": [created]}])
+    pools = rpc.call(
+        "eth_getLogs",
+        [{"fromBlock": "0x0", "toBlock": hex(head), "address": chain.deployment.core, "topics": [created]}],
+    )
     addresses = [chain.deployment.core] + ["0x" + lg["data"][26:66] for lg in pools]
     logs = rpc.call("eth_getLogs", [{"fromBlock": "0x0", "toBlock": hex(head), "address": addresses}])
     return {

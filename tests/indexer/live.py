@@ -30,30 +30,47 @@ class LivePool:
         rpc.call("evm_setAutomine", [True])
         now = int(rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
         windows = [now, now + 10**7, now, now + 10**7]
-        receipt = self._send(self.manager, chain.deployment.core, CORE.encode_call(
-            "createPool", [b"\x09" * 32, NATIVE_TOKEN, 0, (1, "live"), windows, [NATIVE_TOKEN]]))
+        receipt = self._send(
+            self.manager,
+            chain.deployment.core,
+            CORE.encode_call(
+                "createPool", [b"\x09" * 32, NATIVE_TOKEN, 0, (1, "live"), windows, [NATIVE_TOKEN]]
+            ),
+        )
         created = receipt["logs"][-1]
         self.pool_id = int(created["topics"][1], 16)
         self.strategy = "0x" + created["data"][26:66]
         for r in self.recipients:
             data = eth_abi.encode(["address", "address", "(uint256,string)"], [r, r, (1, "live")])
             self._send(r, chain.deployment.core, CORE.encode_call("registerRecipient", [self.pool_id, data]))
-        self._send(self.manager, self.strategy,
-                   STRATEGY.encode_call("reviewRecipients", [self.recipients, [2] * len(self.recipients)]))
+        self._send(
+            self.manager,
+            self.strategy,
+            STRATEGY.encode_call("reviewRecipients", [self.recipients, [2] * len(self.recipients)]),
+        )
 
     def donation(self, donor: str, recipient: str, amount_wei: int) -> dict[str, str]:
         """An unsigned transaction request for one native donation."""
         data = eth_abi.encode(["address", "address", "uint256"], [recipient, NATIVE_TOKEN, amount_wei])
-        return {"from": donor, "to": self.chain.deployment.core, "value": hex(amount_wei), "gas": hex(500_000),
-                "data": "0x" + CORE.encode_call("allocate", [self.pool_id, data]).hex()}
+        return {
+            "from": donor,
+            "to": self.chain.deployment.core,
+            "value": hex(amount_wei),
+            "gas": hex(500_000),
+            "data": "0x" + CORE.encode_call("allocate", [self.pool_id, data]).hex(),
+        }
 
     def donate(self, donor: str, recipient: str, amount_wei: int) -> str:
         """Send (and, with automine, mine) one donation; returns its hash."""
-        tx_hash: str = self.chain.rpc.call("eth_sendTransaction", [self.donation(donor, recipient, amount_wei)])
+        tx_hash: str = self.chain.rpc.call(
+            "eth_sendTransaction", [self.donation(donor, recipient, amount_wei)]
+        )
         return tx_hash
 
     def _send(self, sender: str, to: str, data: bytes) -> dict[str, Any]:
-        tx_hash = self.chain.rpc.call("eth_sendTransaction", [{"from": sender, "to": to, "data": "0x" + data.hex(),
-                                                               "gas": hex(6_000_000)}])
+        tx_hash = self.chain.rpc.call(
+            "eth_sendTransaction",
+            [{"from": sender, "to": to, "data": "0x" + data.hex(), "gas": hex(6_000_000)}],
+        )
         (receipt,) = wait_for_receipts(self.chain.rpc, [tx_hash])
         return receipt

@@ -137,7 +137,12 @@ def sample_rows(spec: EventSpec) -> list[DecodedLog]:
 
 def context(i: int) -> tuple[object, ...]:
     """Values for the allocated table's transaction and block columns."""
-    return (bytes([i + 1]) * 20, [0, 2**63 - 1, 7][i], [1, 2**256 - 1, 10**9][i], datetime(2024, 1, 1 + i, tzinfo=UTC))
+    return (
+        bytes([i + 1]) * 20,
+        [0, 2**63 - 1, 7][i],
+        [1, 2**256 - 1, 10**9][i],
+        datetime(2024, 1, 1 + i, tzinfo=UTC),
+    )
 
 
 def _plain(value: object) -> object:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,26 +16,18 @@ from tests.indexer.harness import backfill, chain_events, close, make_indexer, s
 from tests.indexer.live import LivePool
 from tests.sim.onchain import all_logs, allocations
 
-SMALL = {"honest_donors": 15, "projects_per_pool": 6, "pools": 2, "whales": 1, "fan_out_clusters": 1,
-         "fan_out_size": 4, "ring_size": 3, "ring_helpers": 1, "self_donation_projects": 1,
-         "self_donation_wallets": 2}
-
-
-@pytest.fixture
-def second_db(pg_server_url: str) -> Iterator[str]:
-    """Another empty database on the same server, for a reference backfill."""
-    import uuid
-
-    from psycopg import sql
-
-    from qf.db import with_database
-
-    name = f"test_ref_{uuid.uuid4().hex}"
-    with connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield with_database(pg_server_url, name)
-    with connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+SMALL = {
+    "honest_donors": 15,
+    "projects_per_pool": 6,
+    "pools": 2,
+    "whales": 1,
+    "fan_out_clusters": 1,
+    "fan_out_size": 4,
+    "ring_size": 3,
+    "ring_helpers": 1,
+    "self_donation_projects": 1,
+    "self_donation_wallets": 2,
+}
 
 
 def test_simulated_round_is_stored_exactly_once(chain: Chain, db_url: str, tmp_path: Path) -> None:
@@ -58,19 +49,25 @@ def test_simulated_round_is_stored_exactly_once(chain: Chain, db_url: str, tmp_p
             "SELECT tx_hash, tx_from, tx_nonce, gas_price, block_number, block_time FROM qf.allocated "
             "ORDER BY block_number, log_index LIMIT 25"
         ).fetchall()
-        donations_view = conn.execute("SELECT count(*), count(pool_id), count(amount) FROM qf.donations").fetchone()
+        donations_view = conn.execute(
+            "SELECT count(*), count(pool_id), count(amount) FROM qf.donations"
+        ).fetchone()
     assert sorted((d, r, k, int(a)) for d, r, k, a in stored) == landed
     assert donations_view == (len(landed), len(landed), len(landed))
     for tx_hash, tx_from, nonce, gas_price, block_number, block_time in sample:
         tx = chain.rpc.call("eth_getTransactionByHash", ["0x" + bytes(tx_hash).hex()])
         block = chain.rpc.call("eth_getBlockByNumber", [hex(block_number), False])
-        assert (bytes(tx_from).hex(), nonce, int(gas_price)) == (tx["from"][2:], int(tx["nonce"], 16),
-                                                                 int(tx["gasPrice"], 16))
+        assert (bytes(tx_from).hex(), nonce, int(gas_price)) == (
+            tx["from"][2:],
+            int(tx["nonce"], 16),
+            int(tx["gasPrice"], 16),
+        )
         assert int(block_time.timestamp()) == int(block["timestamp"], 16)
 
 
-def test_restart_resumes_with_no_gap_and_no_duplicate(chain: Chain, db_url: str, second_db: str,
-                                                      tmp_path: Path) -> None:
+def test_restart_resumes_with_no_gap_and_no_duplicate(
+    chain: Chain, db_url: str, second_db: str, tmp_path: Path
+) -> None:
     """Stopping after some batches and starting a new indexer gives the same database as one run."""
     execute_plan(chain.rpc, chain.deployment, plan_simulated_round(22, **SMALL), chain.funder_key)
     first = make_indexer(chain, db_url, tmp_path, log_range_blocks=7)
@@ -92,29 +89,33 @@ def test_random_reorgs_during_live_follow(chain: Chain, db_url: str, second_db: 
     indexer = make_indexer(chain, db_url, tmp_path, max_reorg_depth=16)
     try:
         sync(indexer)
-        reorgs = 0
         for _ in range(12):
             for _ in range(rng.randint(1, 4)):
                 pool.donate(rng.choice(pool.donors), rng.choice(pool.recipients), rng.randint(1, 10**15))
             sync(indexer)
             depth = rng.randint(1, 5)
             replacements = [
-                [pool.donation(rng.choice(pool.donors), rng.choice(pool.recipients), rng.randint(1, 10**15)),
-                 rng.randint(0, depth - 1)]
+                [
+                    pool.donation(
+                        rng.choice(pool.donors), rng.choice(pool.recipients), rng.randint(1, 10**15)
+                    ),
+                    rng.randint(0, depth - 1),
+                ]
                 for _ in range(rng.randint(0, 3))
             ]
             chain.rpc.call("anvil_reorg", [depth, replacements])
             sync(indexer)
-            reorgs += 1
             assert stored_keys(db_url) == chain_events(chain)
-        assert indexer.metrics.reorgs._value.get() >= 1  # noqa: SLF001 - prometheus has no public getter
+        assert indexer.metrics.reorgs._value.get() >= 1
     finally:
         close(indexer)
     backfill(chain, second_db, tmp_path)
     assert snapshot(db_url) == snapshot(second_db)
 
 
-def test_reorg_deeper_than_the_limit_stops_and_deletes_nothing(chain: Chain, db_url: str, tmp_path: Path) -> None:
+def test_reorg_deeper_than_the_limit_stops_and_deletes_nothing(
+    chain: Chain, db_url: str, tmp_path: Path
+) -> None:
     """A reorg deeper than QF_MAX_REORG_DEPTH raises ReorgTooDeep and leaves every row in place."""
     pool = LivePool(chain)
     indexer = make_indexer(chain, db_url, tmp_path, max_reorg_depth=3)

