@@ -128,11 +128,7 @@ def encode_log(
     }
 
 
-def registration_data(
-    recipient_id: str, recipient_address: str, metadata: tuple[int, str], index: int
-) -> bytes:
+def registration_data(recipient_id: str, recipient_address: str, metadata: tuple[int, str], index: int) -> bytes:
     """``Registered.data`` as donation-voting strategies build it."""
-    inner = eth_abi.encode(
-        ["address", "address", "(uint256,string)"], [recipient_id, recipient_address, metadata]
-    )
+    inner = eth_abi.encode(["address", "address", "(uint256,string)"], [recipient_id, recipient_address, metadata])
     return eth_abi.encode(["bytes", "uint256"], [inner, index])

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 import eth_abi
 import pytest
-from eth_account import Account
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +17,6 @@ from indexer.decode import (
     EVENTS,
     EVENTS_BY_NAME,
     TOPIC0S,
-    DecodedLog,
     decode_log,
     pool_id_of,
     strategy_of,
@@ -26,9 +24,7 @@ from indexer.decode import (
 from indexer.errors import DecodeError
 from qf.chain.abi import ALLO_V2_EVENTS, NATIVE_TOKEN, topic0
 from qf.chain.deploy import DEVNET_PERCENT_FEE
-from qf.sim.execute import ExecutionResult, execute_plan
-from qf.sim.plan import RecipientStatus, RoundPlan, Token
-from qf.sim.scenario import plan_simulated_round
+from qf.sim.plan import RecipientStatus, Token
 from tests.fixtures.chain import Chain
 from tests.indexer.reference import (
     ABI_EVENTS,
@@ -38,59 +34,7 @@ from tests.indexer.reference import (
     reference_values,
     registration_data,
 )
-from tests.sim.onchain import all_logs
-
-SMALL_ROUND = {
-    "honest_donors": 10,
-    "projects_per_pool": 6,
-    "pools": 2,
-    "whales": 1,
-    "fan_out_clusters": 1,
-    "fan_out_size": 3,
-    "ring_size": 3,
-    "ring_helpers": 1,
-    "self_donation_projects": 1,
-    "self_donation_wallets": 2,
-}
-
-
-@dataclass
-class Round:
-    plan: RoundPlan
-    result: ExecutionResult
-    logs: list[dict[str, Any]]
-    decoded: list[DecodedLog]
-    funder: bytes
-    token: bytes
-
-    def of(self, name: str) -> list[DecodedLog]:
-        return [d for d in self.decoded if d.name == name]
-
-
-def run_round(chain: Chain, seed: int = 7) -> Round:
-    plan = plan_simulated_round(seed, **SMALL_ROUND)
-    result = execute_plan(chain.rpc, chain.deployment, plan, chain.funder_key)
-    logs = all_logs(chain.rpc, chain.deployment.start_block)
-    decoded = [decode_log(lg) for lg in logs]
-    assert all(d is not None for d in decoded)
-    return Round(
-        plan,
-        result,
-        logs,
-        [d for d in decoded if d is not None],
-        addr(Account.from_key(chain.funder_key).address),
-        addr(chain.deployment.token),
-    )
-
-
-def addr(text: str) -> bytes:
-    return bytes.fromhex(text[2:])
-
-
-def metadata(name: str) -> tuple[int, str]:
-    """What the executor sends as a pool's or project's metadata."""
-    return 1, "bafy" + hashlib.sha256(name.encode()).hexdigest()[:52]
-
+from tests.indexer.rounds import addr, metadata, run_round
 
 # -- real logs ----------------------------------------------------------------------------
 
@@ -433,7 +377,5 @@ _ODD_STRINGS = st.one_of(
 def test_garbage_log_objects_never_crash(garbage: dict[str, Any]) -> None:
     """A log object with the wrong shape under a known topic0 is a DecodeError, never a crash."""
     log = {**_allocated_log(), **garbage}
-    try:
+    with contextlib.suppress(DecodeError):
         decode_log(log)
-    except DecodeError:
-        pass

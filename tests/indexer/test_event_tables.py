@@ -21,7 +21,9 @@ from indexer.decode import (
     decode_log,
 )
 from qf.db import connect
+from tests.fixtures.chain import Chain
 from tests.indexer.reference import ABI_EVENTS, abi_type, encode_log, registration_data
+from tests.indexer.rounds import addr, run_round
 
 CHAIN_ID = 31337
 
@@ -95,9 +97,9 @@ def test_every_table_and_column_is_commented(migrated_db_url: str) -> None:
     with connect(migrated_db_url) as conn:
         for spec in EVENTS.values():
             name = f"{SCHEMA}.{spec.table}"
-            (table_comment,) = conn.execute(
-                "SELECT obj_description(%s::regclass, 'pg_class')", [name]
-            ).fetchone() or (None,)
+            (table_comment,) = conn.execute("SELECT obj_description(%s::regclass, 'pg_class')", [name]).fetchone() or (
+                None,
+            )
             assert table_comment, name
             missing = conn.execute(
                 "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
@@ -155,22 +157,27 @@ def test_decoded_rows_copy_into_their_tables(migrated_db_url: str, binary: bool)
     with connect(migrated_db_url) as conn, conn.cursor() as cur:
         for spec in EVENTS.values():
             rows = [
-                d.row(CHAIN_ID) + (context(i) if spec.context_columns else ())
-                for i, d in enumerate(sample_rows(spec))
+                d.row(CHAIN_ID) + (context(i) if spec.context_columns else ()) for i, d in enumerate(sample_rows(spec))
             ]
             table = sql.Identifier(SCHEMA, spec.table)
             columns = sql.SQL(", ").join(map(sql.Identifier, spec.table_columns))
             statement = sql.SQL("COPY {} ({}) FROM STDIN").format(table, columns)
             if binary:
                 statement = sql.SQL("{} (FORMAT BINARY)").format(statement)
+            types = [
+                oid
+                for (oid,) in conn.execute(
+                    "SELECT atttypid::int FROM pg_attribute WHERE attrelid = %s::regclass"
+                    " AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                    [f"{SCHEMA}.{spec.table}"],
+                )
+            ]
             with cur.copy(statement) as copy:
                 if binary:
-                    copy.set_types([kind for _, kind, _ in table_columns(conn, spec.table)])
+                    copy.set_types(types)
                 for row in rows:
                     copy.write_row(row)
-            back = cur.execute(
-                sql.SQL("SELECT {} FROM {} ORDER BY log_index").format(columns, table)
-            ).fetchall()
+            back = cur.execute(sql.SQL("SELECT {} FROM {} ORDER BY log_index").format(columns, table)).fetchall()
             assert [tuple(map(_plain, r)) for r in back] == rows, spec.table
         conn.rollback()
 
@@ -187,3 +194,40 @@ def test_registration_nulls_survive_copy(migrated_db_url: str) -> None:
         assert cur.execute(
             "SELECT recipient_address IS NULL, recipient_index IS NULL, data FROM qf.registered"
         ).fetchone() == (True, True, foreign.values[5])
+
+
+def test_a_real_round_loads_with_its_transaction_context(chain: Chain, migrated_db_url: str) -> None:
+    """Every decoded log of a simulated round COPYs in; donations carry their transaction's sender,
+    nonce, gas price and block time."""
+    rnd = run_round(chain)
+    allocated = rnd.of("Allocated")
+    txs = chain.rpc.batch([("eth_getTransactionByHash", ["0x" + d.tx_hash.hex()]) for d in allocated])
+    blocks = {n: chain.rpc.call("eth_getBlockByNumber", [hex(n), False]) for n in {d.block_number for d in allocated}}
+    with connect(migrated_db_url) as conn, conn.cursor() as cur:
+        for spec in EVENTS.values():
+            rows = []
+            for d in rnd.of(spec.name):
+                extra: tuple[object, ...] = ()
+                if spec.context_columns:
+                    tx = txs[allocated.index(d)]
+                    stamp = int(blocks[d.block_number]["timestamp"], 16)
+                    extra = (
+                        addr(tx["from"]),
+                        int(tx["nonce"], 16),
+                        int(tx["gasPrice"], 16),
+                        datetime.fromtimestamp(stamp, UTC),
+                    )
+                rows.append(d.row(CHAIN_ID) + extra)
+            columns = sql.SQL(", ").join(map(sql.Identifier, spec.table_columns))
+            table = sql.Identifier(SCHEMA, spec.table)
+            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(table, columns)) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            back = cur.execute(
+                sql.SQL("SELECT {} FROM {} ORDER BY block_number, log_index").format(columns, table)
+            ).fetchall()
+            assert [tuple(map(_plain, r)) for r in back] == rows, spec.table
+        donors = cur.execute(
+            "SELECT count(*) FROM qf.allocated WHERE tx_from = sender AND tx_nonce >= 0 AND gas_price > 0"
+        ).fetchone()
+        assert donors == (len(allocated),)
