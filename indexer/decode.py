@@ -460,10 +460,7 @@ def decode_log(log: Mapping[str, Any]) -> DecodedLog | None:
 
 
 def _decode_error(log: object, spec: EventSpec | None, exc: Exception) -> DecodeError:
-    if isinstance(exc, _Malformed):
-        reason = str(exc)
-    else:
-        reason = f"malformed log object ({type(exc).__name__}: {exc})"
+    reason = str(exc) if isinstance(exc, _Malformed) else f"malformed log object ({type(exc).__name__}: {exc})"
     fields: Mapping[str, Any] = log if isinstance(log, Mapping) else {}
     tx_hash = fields.get("transactionHash")
     return DecodeError(

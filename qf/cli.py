@@ -329,7 +329,7 @@ def demo(
     ctx: typer.Context,
     seed: Annotated[int, typer.Option(help="Seed of the simulated round.")] = 42,
 ) -> None:
-    """The main job on embedded defaults: devnet, database, a simulated round with ground truth."""
+    """The main job on embedded defaults: devnet, database, a simulated round with ground truth, indexed."""
     from qf.db import redact_url
 
     settings = _settings(ctx)
@@ -350,6 +350,24 @@ def demo(
         block_seconds=12,
         labels_out=None,
     )
+    out.rule("4. index")
+    from rich.table import Table
+
+    from indexer.app import run_indexer
+
+    started = time.monotonic()
+    run_indexer(settings.with_(indexer_metrics_port=0), until_caught_up=True)
+    with _migrated_connection(settings) as conn:
+        rows = conn.execute(
+            "SELECT pool_id, token_symbol, count(*), count(DISTINCT donor), round(sum(amount), 2) "
+            "FROM qf.donations GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
+    out.print(f"indexed the devnet in {time.monotonic() - started:.1f} s; qf.donations by pool and token:")
+    table = Table("pool", "token", "donations", "donors", "amount")
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    out.print(table)
+    out.print("Explore with `qf psql`, e.g. SELECT * FROM qf.project_totals ORDER BY unique_donors DESC LIMIT 5;")
     out.rule("done")
     out.print("Stop the background devnet and database with `make stop`.")
 
