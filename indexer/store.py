@@ -32,7 +32,7 @@ log = structlog.get_logger()
 LOCK_NAMESPACE = 0x51F1
 #: Channel that carries "views refreshed" notifications (payload: chain_id:block).
 NOTIFY_CHANNEL = "qf_views_refreshed"
-MATERIALIZED_VIEWS: tuple[str, ...] = ("project_totals",)
+MATERIALIZED_VIEWS: tuple[str, ...] = ("project_totals", "round_matching", "donor_features", "round_stats")
 
 
 @dataclass(frozen=True, slots=True)

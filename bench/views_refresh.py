@@ -1,0 +1,183 @@
+"""Refresh time of the analytics materialized views as the number of donations grows.
+
+    .venv/bin/python bench/views_refresh.py [--database-url URL] [--sizes 1101,10000,100000,1000000]
+
+For each size a scratch database gets every migration, then synthetic event rows
+written directly with INSERT ... SELECT generate_series: 10 pools (strategy,
+PoolCreated, PoolFunded, TimestampsUpdated), 100 registered recipients per pool
+reviewed in one RecipientStatusUpdated per 64-row (1 in 10 rejected), donors =
+donations / 5, two 18-decimal tokens, 20 donations per block, recipients and
+donors drawn with a skew (seeded, so runs are comparable). Each materialized
+view of ``indexer.store.MATERIALIZED_VIEWS`` is then refreshed CONCURRENTLY
+(as the indexer does) ``--repeats`` times; the median seconds per view, the
+total, and the growth from one size to the next are printed, then the scratch
+database is dropped. 1,101 donations is the size of the `make demo` round.
+
+Without --database-url a throwaway embedded PostgreSQL is started (and deleted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from psycopg import sql
+
+from indexer.store import MATERIALIZED_VIEWS
+from qf.db import connect, with_database
+from qf.db.embedded import start_server
+from qf.db.migrate import apply_migrations
+
+POOLS = 10
+RECIPIENTS_PER_POOL = 100
+DONATIONS_PER_BLOCK = 20
+START_TIME = 1_700_000_000
+
+# Sizes come in as session settings (bench.*), read with current_setting.
+# Addresses: 20 bytes from a kind byte and a number; hashes: sha256 of the same.
+SEED_SQL = """
+CREATE FUNCTION pg_temp.cfg(name text) RETURNS bigint LANGUAGE sql STABLE
+RETURN current_setting('bench.' || name)::bigint;
+CREATE FUNCTION pg_temp.addr(kind int, n bigint) RETURNS bytea LANGUAGE sql IMMUTABLE
+RETURN decode(lpad(to_hex(kind), 2, '0') || lpad(to_hex(n), 38, '0'), 'hex');
+CREATE FUNCTION pg_temp.h32(kind int, n bigint) RETURNS bytea LANGUAGE sql IMMUTABLE
+RETURN sha256(pg_temp.addr(kind, n));
+
+INSERT INTO qf.tokens VALUES (31337, pg_temp.addr(1, 1), 'TST', 18), (31337, pg_temp.addr(1, 2), 'ETH', 18);
+
+INSERT INTO qf.strategies
+SELECT 31337, pg_temp.addr(2, p), p, 1 FROM generate_series(1, pg_temp.cfg('pools')) p;
+
+INSERT INTO qf.pool_created
+SELECT 31337, 1, pg_temp.h32(9, 1), pg_temp.h32(3, p), 0, p, pg_temp.addr(9, 0), p, pg_temp.h32(4, p),
+       pg_temp.addr(2, p), pg_temp.addr(1, 1 + p % 2), 0, 1, 'x'
+FROM generate_series(1, pg_temp.cfg('pools')) p;
+
+INSERT INTO qf.pool_funded
+SELECT 31337, 2, pg_temp.h32(9, 2), pg_temp.h32(5, p), 0, p, pg_temp.addr(9, 0), p, (1000 * p)::numeric * 1e18, 0
+FROM generate_series(1, pg_temp.cfg('pools')) p;
+
+INSERT INTO qf.timestamps_updated
+SELECT 31337, 3, pg_temp.h32(9, 3), pg_temp.h32(6, p), 0, p, pg_temp.addr(2, p),
+       pg_temp.cfg('start') - 86400, pg_temp.cfg('start'), pg_temp.cfg('start'), pg_temp.cfg('end'), pg_temp.addr(9, 1)
+FROM generate_series(1, pg_temp.cfg('pools')) p;
+
+INSERT INTO qf.registered
+SELECT 31337, 4, pg_temp.h32(9, 4), pg_temp.h32(7, p * 1000 + r), 0, r, pg_temp.addr(2, p),
+       pg_temp.addr(3, r), pg_temp.addr(3, r), r, 1, 'x', '\\x', pg_temp.addr(3, r)
+FROM generate_series(1, pg_temp.cfg('pools')) p, generate_series(0, pg_temp.cfg('recipients') - 1) r;
+
+-- One review per 64-row: every recipient accepted (2) but every tenth rejected (3).
+INSERT INTO qf.recipient_status_updated
+SELECT 31337, 5, pg_temp.h32(9, 5), pg_temp.h32(8, p * 1000 + row_index), 0, row_index, pg_temp.addr(2, p),
+       row_index, full_row, pg_temp.addr(9, 1)
+FROM generate_series(1, pg_temp.cfg('pools')) p,
+LATERAL (
+    SELECT r / 64 AS row_index,
+           sum(CASE WHEN r % 10 = 9 THEN 3 ELSE 2 END * power(2::numeric, 4 * (r % 64))) AS full_row
+    FROM generate_series(0, pg_temp.cfg('recipients') - 1) r GROUP BY r / 64
+) rows;
+
+SELECT setseed(0.42);
+INSERT INTO qf.allocated
+SELECT 31337, 10 + i / pg_temp.cfg('per_block'), pg_temp.h32(10, 10 + i / pg_temp.cfg('per_block')), pg_temp.h32(11, i),
+       i % pg_temp.cfg('per_block'), i % pg_temp.cfg('per_block'), pg_temp.addr(2, pool), pg_temp.addr(3, recipient),
+       amount, pg_temp.addr(1, 1 + (i % 7 = 0)::int), pg_temp.addr(4, donor), pg_temp.addr(4, donor),
+       pg_temp.addr(4, donor), (i / pg_temp.cfg('donors'))::bigint, (1 + donor % 30)::numeric * 1e9,
+       to_timestamp(pg_temp.cfg('start')
+                    + 12 * (i / pg_temp.cfg('per_block')) % (pg_temp.cfg('end') - pg_temp.cfg('start')))
+FROM (
+    SELECT i,
+           1 + (i % pg_temp.cfg('pools')) AS pool,
+           floor(pg_temp.cfg('recipients') * random() ^ 2)::int AS recipient,
+           floor(pg_temp.cfg('donors') * random() ^ 1.5)::bigint AS donor,
+           CASE WHEN random() < 0.3 THEN (1 + floor(random() * 20)) * 1e18
+                ELSE floor(random() * 1e6) * 1e13 END AS amount
+    FROM generate_series(0, pg_temp.cfg('n') - 1) i
+) g;
+ANALYZE;
+"""
+
+
+def seed(url: str, donations: int) -> float:
+    started = time.monotonic()
+    with connect(url) as conn:
+        apply_migrations(conn)
+        params = {
+            "pools": POOLS,
+            "recipients": RECIPIENTS_PER_POOL,
+            "per_block": DONATIONS_PER_BLOCK,
+            "donors": max(1, donations // 5),
+            "n": donations,
+            "start": START_TIME,
+            "end": START_TIME + 14 * 86_400,
+        }
+        for key, value in params.items():
+            conn.execute("SELECT set_config(%s, %s, false)", (f"bench.{key}", str(value)))
+        conn.execute(SEED_SQL)
+        conn.commit()
+    return time.monotonic() - started
+
+
+def refresh_times(url: str, repeats: int) -> dict[str, float]:
+    times: dict[str, list[float]] = {v: [] for v in MATERIALIZED_VIEWS}
+    with connect(url, autocommit=True) as conn:
+        for _ in range(repeats):
+            for view in MATERIALIZED_VIEWS:
+                started = time.monotonic()
+                conn.execute(sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(sql.Identifier("qf", view)))
+                times[view].append(time.monotonic() - started)
+    return {v: statistics.median(t) for v, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", help="server where databases may be created (default: embedded)")
+    parser.add_argument("--sizes", default="1101,10000,100000,1000000")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    workdir = None
+    server_url = args.database_url
+    if server_url is None:
+        workdir = Path(tempfile.mkdtemp(prefix="qf-bench-views-"))
+        server = start_server(workdir / "pgdata", cleanup_mode="delete")
+        server_url = server.get_uri()
+    results: dict[int, dict[str, float]] = {}
+    try:
+        for n in sizes:
+            name = f"bench_views_{uuid.uuid4().hex[:12]}"
+            with connect(server_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            url = with_database(server_url, name)
+            try:
+                seeded = seed(url, n)
+                results[n] = refresh_times(url, args.repeats)
+                row = "  ".join(f"{v}={s:.3f}s" for v, s in results[n].items())
+                print(f"{n:>9,} donations  seeded in {seeded:6.1f}s  {row}  total={sum(results[n].values()):.3f}s",
+                      flush=True)  # fmt: skip
+            finally:
+                with connect(server_url, autocommit=True) as conn:
+                    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    finally:
+        if workdir is not None:
+            server.cleanup()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    print()
+    print(f"{'view':<16}" + "".join(f"{n:>12,}" for n in sizes) + "   growth per step")
+    for view in [*MATERIALIZED_VIEWS, "total"]:
+        secs = [sum(results[n].values()) if view == "total" else results[n][view] for n in sizes]
+        growth = "  ".join(f"x{b / a:.1f}" for a, b in itertools.pairwise(secs) if a > 0)
+        print(f"{view:<16}" + "".join(f"{s:>11.3f}s" for s in secs) + f"   {growth}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Hand-made Allo v2 event rows written straight into the event tables.
+
+The analytics views read only the event tables and the indexer's strategies
+and tokens, so a few rows written here are a round the views cannot tell from
+an indexed one. Used for cases a real strategy refuses to produce (a donation
+outside the window, a donation to a rejected recipient) and for exact hand
+checks. Every row gets its own block and log position in insertion order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import psycopg
+from psycopg import sql
+
+from indexer.store import MATERIALIZED_VIEWS
+
+CHAIN_ID = 31337
+TOKEN = bytes.fromhex("11" * 20)
+NATIVE = bytes.fromhex("ee" * 20)
+UNIT = 10**18
+#: Allocation window of every hand-made pool (unix seconds).
+WINDOW = (1_700_000_000, 1_700_086_400)
+
+
+def address(name: str) -> bytes:
+    """A stable 20-byte address for a name."""
+    return hashlib.sha256(name.encode()).digest()[:20]
+
+
+def units(amount: str | int) -> int:
+    """Token units (18 decimals) to base units."""
+    return int(Decimal(amount) * UNIT)
+
+
+class EventWriter:
+    """Appends event rows in chain order: each call is one log in a new block unless ``block`` is given."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+        self._blocks = itertools.count(100)
+        self._logs = itertools.count(0)
+        #: (strategy, recipient) -> (recipient index, current status), as the strategy keeps them.
+        self.recipients: dict[tuple[bytes, bytes], tuple[int, int]] = {}
+        for token in (TOKEN, NATIVE):
+            conn.execute(
+                "INSERT INTO qf.tokens (chain_id, address, symbol, decimals) VALUES (%s, %s, 'T', 18)",
+                (CHAIN_ID, token),
+            )
+
+    def _where(self, block: int | None) -> tuple[int, bytes, bytes, int, int]:
+        number = next(self._blocks) if block is None else block
+        log_index = next(self._logs)
+        tx = hashlib.sha256(f"{number}:{log_index}".encode()).digest()
+        return number, hashlib.sha256(str(number).encode()).digest(), tx, 0, log_index
+
+    def _insert(self, table: str, contract: bytes, block: int | None, **values: object) -> int:
+        number, block_hash, tx_hash, tx_index, log_index = self._where(block)
+        row = {
+            "chain_id": CHAIN_ID,
+            "block_number": number,
+            "block_hash": block_hash,
+            "tx_hash": tx_hash,
+            "tx_index": tx_index,
+            "log_index": log_index,
+            "contract": contract,
+            **values,
+        }
+        self.conn.execute(
+            sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+                sql.Identifier("qf", table),
+                sql.SQL(", ").join(map(sql.Identifier, row)),
+                sql.SQL(", ").join(sql.Placeholder() * len(row)),
+            ),
+            list(row.values()),
+        )
+        return number
+
+    def pool(self, pool_id: int, *, funded: int, token: bytes = TOKEN, window: tuple[int, int] = WINDOW) -> bytes:
+        """Create, fund and open a pool; returns its strategy address."""
+        strategy = address(f"strategy-{pool_id}")
+        core = address("core")
+        block = self._insert(
+            "pool_created", core, None, pool_id=pool_id, profile_id=b"\0" * 32, strategy=strategy,
+            token=token, amount=funded, metadata_protocol=1, metadata_pointer="x",
+        )  # fmt: skip
+        self.conn.execute(
+            "INSERT INTO qf.strategies (chain_id, address, pool_id, discovered_block) VALUES (%s, %s, %s, %s)",
+            (CHAIN_ID, strategy, pool_id, block),
+        )
+        self._insert("pool_funded", core, None, pool_id=pool_id, amount=funded, fee=0)
+        self.window(strategy, *window)
+        return strategy
+
+    def window(self, strategy: bytes, start: int, end: int) -> None:
+        self._insert(
+            "timestamps_updated", strategy, None, registration_start=start - 100, registration_end=end,
+            allocation_start=start, allocation_end=end, sender=address("manager"),
+        )  # fmt: skip
+
+    def register(self, strategy: bytes, recipient: bytes) -> None:
+        index = sum(1 for s, _ in self.recipients if s == strategy)
+        self.recipients[strategy, recipient] = (index, 1)
+        self._insert(
+            "registered", strategy, None, recipient_id=recipient, recipient_address=recipient,
+            recipient_index=index, metadata_protocol=1, metadata_pointer="p", data=b"", sender=recipient,
+        )  # fmt: skip
+
+    def review(self, strategy: bytes, statuses: dict[bytes, int]) -> None:
+        """Set statuses; one RecipientStatusUpdated per recipient, carrying its whole row after the change."""
+        for recipient, status in statuses.items():
+            index, _ = self.recipients[strategy, recipient]
+            self.recipients[strategy, recipient] = (index, status)
+            row_index = index // 64
+            full_row = sum(
+                s << (4 * (i % 64))
+                for (st, _), (i, s) in self.recipients.items()
+                if st == strategy and i // 64 == row_index
+            )
+            self._insert(
+                "recipient_status_updated", strategy, None, row_index=row_index, full_row=full_row,
+                sender=address("manager"),
+            )  # fmt: skip
+
+    def donate(
+        self, strategy: bytes, donor: bytes, recipient: bytes, amount: int, *, at: int, token: bytes = TOKEN,
+        nonce: int = 10, gas_price: int = 10**9, block: int | None = None,
+    ) -> None:  # fmt: skip
+        self._insert(
+            "allocated", strategy, block, recipient_id=recipient, amount=amount, token=token, sender=donor,
+            origin=donor, tx_from=donor, tx_nonce=nonce, gas_price=gas_price,
+            block_time=datetime.fromtimestamp(at, UTC),
+        )  # fmt: skip
+
+
+def refresh(conn: psycopg.Connection) -> None:
+    """Refresh every materialized view the way the indexer does (concurrently, in list order)."""
+    conn.commit()
+    for view in MATERIALIZED_VIEWS:
+        conn.execute(sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(sql.Identifier("qf", view)))
+    conn.commit()
