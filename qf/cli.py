@@ -43,13 +43,9 @@ def _global(
     home: Annotated[Path | None, typer.Option(help="State directory (env QF_HOME, default ./.qf).")] = None,
     database_url: Annotated[str | None, typer.Option(help="PostgreSQL URL (env QF_DATABASE_URL).")] = None,
     log_format: Annotated[str | None, typer.Option(help="auto, json or console (env QF_LOG_FORMAT).")] = None,
-    log_level: Annotated[
-        str | None, typer.Option(help="debug, info, warning, error (env QF_LOG_LEVEL).")
-    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error (env QF_LOG_LEVEL).")] = None,
 ) -> None:
-    settings = Settings.from_env(
-        home=home, database_url=database_url, log_format=log_format, log_level=log_level
-    )
+    settings = Settings.from_env(home=home, database_url=database_url, log_format=log_format, log_level=log_level)
     configure_logging(settings.log_format, settings.log_level)  # type: ignore[arg-type]
     ctx.obj = settings
 
@@ -151,9 +147,7 @@ def devnet(
         return
     state = "started" if net.started else "already running"
     deployed = "deployed" if net.deployed else "already deployed"
-    out.print(
-        f"devnet {state} at [bold]{net.rpc_url}[/] (chain id {net.deployment.chain_id}); contracts {deployed}"
-    )
+    out.print(f"devnet {state} at [bold]{net.rpc_url}[/] (chain id {net.deployment.chain_id}); contracts {deployed}")
     for key, value in net.as_dict().items():
         if key not in ("started", "deployed"):
             out.print(f"  {key:12} {value}")
@@ -173,9 +167,7 @@ def _chain_target(settings: Settings, rpc_url: str | None) -> tuple[Any, Any, by
     rpc = RpcClient(url)
     chain_id = rpc.chain_id()
     if settings.chain_id is not None and chain_id != settings.chain_id:
-        raise ChainIdMismatch(
-            f"node at {url} serves chain {chain_id}, but QF_CHAIN_ID is {settings.chain_id}"
-        )
+        raise ChainIdMismatch(f"node at {url} serves chain {chain_id}, but QF_CHAIN_ID is {settings.chain_id}")
     if settings.funder_key:
         try:
             key = bytes.fromhex(settings.funder_key.removeprefix("0x"))
@@ -227,9 +219,7 @@ def simulate(
     honest_donors: Annotated[int, typer.Option(min=1)] = 300,
     projects_per_pool: Annotated[int, typer.Option(min=4)] = 20,
     pools: Annotated[int, typer.Option(min=1)] = 2,
-    rpc_url: Annotated[
-        str | None, typer.Option(help="Node to drive (default: QF_RPC_URLS, else the devnet).")
-    ] = None,
+    rpc_url: Annotated[str | None, typer.Option(help="Node to drive (default: QF_RPC_URLS, else the devnet).")] = None,
     block_seconds: Annotated[int, typer.Option(min=1, help="Seconds per block slot on anvil.")] = 12,
     labels_out: Annotated[
         Path | None, typer.Option(help="CSV of ground truth (default QF_HOME/labels/sim-SEED.csv).")
@@ -240,9 +230,7 @@ def simulate(
     from qf.sim.scenario import plan_simulated_round
 
     settings = _settings(ctx)
-    plan = plan_simulated_round(
-        seed, honest_donors=honest_donors, projects_per_pool=projects_per_pool, pools=pools
-    )
+    plan = plan_simulated_round(seed, honest_donors=honest_donors, projects_per_pool=projects_per_pool, pools=pools)
     result, deployment = _execute(settings, plan, rpc_url, block_seconds)
     path = labels_out or settings.home / "labels" / f"{plan.name}.csv"
     write_labels_file(path, plan.labels, source="simulate")
@@ -267,9 +255,7 @@ def simulate(
 def replay_gitcoin(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="Round 9 contributions CSV (.csv or .csv.xz).")] = ROUND9_CSV,
-    rpc_url: Annotated[
-        str | None, typer.Option(help="Node to drive (default: QF_RPC_URLS, else the devnet).")
-    ] = None,
+    rpc_url: Annotated[str | None, typer.Option(help="Node to drive (default: QF_RPC_URLS, else the devnet).")] = None,
     block_seconds: Annotated[
         int,
         typer.Option(
@@ -322,6 +308,98 @@ def index(
         "start_block": start_block,
     }.items() if v is not None})  # fmt: skip
     run_indexer(settings, until_caught_up=until_caught_up)
+
+
+@app.command()
+def matching(
+    ctx: typer.Context,
+    pool: Annotated[int, typer.Option(help="Allo pool id.")],
+    method: Annotated[str, typer.Option(help="standard, pairwise, cocm or risk-adjusted.")] = "standard",
+    chain_id: Annotated[int | None, typer.Option(help="Chain (default: the only one indexed).")] = None,
+    cap: Annotated[float | None, typer.Option(help="Cap per project, percent of the pool.")] = None,
+    pct_cocm: Annotated[float, typer.Option(min=0.0, max=1.0, help="COCM share of the crossfade with QF.")] = 1.0,
+    cocm_variant: Annotated[str, typer.Option(help="harsh (Gitcoin's) or markov.")] = "harsh",
+    pairwise_m: Annotated[float | None, typer.Option(help="Pairwise bound M (default: the library's).")] = None,
+    weights: Annotated[
+        str, typer.Option(help="risk-adjusted: `labels` (sybil labels get 0) or a CSV of address,score.")
+    ] = "labels",
+    threshold: Annotated[
+        float | None, typer.Option(help="risk-adjusted with scores: exclude donors above this score.")
+    ] = None,
+    output: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Compute a pool's matching with a sybil-resistant method; results also go to qf.matching_results."""
+    from qf.matching import METHODS, compute_matching, weights_from_scores
+    from qf.matching.db import load_round, read_scores_csv, resolve_chain, store_run, weights_from_labels
+    from qf.matching.pairwise import DEFAULT_M
+
+    if method not in METHODS:
+        raise ConfigError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
+    if output not in ("table", "csv", "json"):
+        raise ConfigError(f"--format must be table, csv or json, not {output!r}")
+    settings = _settings(ctx)
+    with _migrated_connection(settings) as conn:
+        chain = resolve_chain(conn, chain_id)
+        round_ = load_round(conn, chain, pool)
+        params: dict[str, Any] = {"cap_pct": cap}
+        donor_weights = None
+        if method == "risk-adjusted":
+            if weights == "labels":
+                donor_weights = weights_from_labels(conn, chain, round_.donors)
+            else:
+                scores = read_scores_csv(Path(weights))
+                raw = [scores.get(d, 0.0) for d in round_.donors]
+                donor_weights = weights_from_scores(raw, threshold=threshold, mode="exclude" if threshold else "linear")
+            params |= {"weights": weights, "threshold": threshold}
+        if method == "cocm":
+            params |= {"pct_cocm": pct_cocm, "cocm_variant": cocm_variant}
+        m = pairwise_m if pairwise_m is not None else DEFAULT_M
+        if method == "pairwise":
+            params["pairwise_m"] = m
+        matches = compute_matching(
+            round_.contributions, round_.pool_amount, method=method,
+            cap_pct=cap, pct_cocm=pct_cocm, pairwise_m=m,
+            cocm_variant=cocm_variant,  # type: ignore[arg-type]
+            weights=donor_weights,
+        )  # fmt: skip
+        base = (
+            compute_matching(round_.contributions, round_.pool_amount, method="standard", cap_pct=cap)
+            if method == "risk-adjusted"
+            else None
+        )
+        run_id = store_run(conn, round_, method=method, params=params, matches=matches, base=base)
+    contributors = (round_.contributions > 0).sum(axis=0)
+    amounts = round_.contributions.sum(axis=0)
+    rows: list[dict[str, Any]] = []
+    for j, project in enumerate(round_.projects):
+        row: dict[str, Any] = {"recipient_id": "0x" + project.hex(), "contributors": int(contributors[j]),
+                               "amount": round(float(amounts[j]), 6), "match": round(float(matches[j]), 6)}  # fmt: skip
+        if base is not None:
+            row |= {"base_match": round(float(base[j]), 6), "delta": round(float(matches[j] - base[j]), 6)}
+        rows.append(row)
+    rows.sort(key=lambda r: -float(r["match"]))
+    _render_matching(output, rows, {"run_id": run_id, "chain_id": chain, "pool_id": pool, "method": method,
+                                    "params": params, "pool_amount": round_.pool_amount})  # fmt: skip
+
+
+def _render_matching(output: str, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    import csv as csv_module
+    import json as json_module
+
+    if output == "json":
+        print(json_module.dumps(meta | {"results": rows}, indent=2))
+    elif output == "csv":
+        writer = csv_module.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["recipient_id"])
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        from rich.table import Table
+
+        title = f"pool {meta['pool_id']} · {meta['method']} · run {meta['run_id']} (qf.matching_results)"
+        table = Table(*(rows[0] if rows else ["recipient_id"]), title=title)
+        for row in rows:
+            table.add_row(*(str(v) for v in row.values()))
+        out.print(table)
 
 
 @app.command()

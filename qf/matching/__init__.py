@@ -1,0 +1,81 @@
+"""Matching formulas for quadratic-funding rounds: pure functions over a contribution matrix.
+
+Input everywhere is ``C`` (donors x projects, float64, ``C[i, p] >= 0`` = donor
+``i``'s total to project ``p``); nothing here touches the database. Modules:
+
+* ``standard`` -- plain QF, pro-rata scaling to the pool, Gitcoin's cap;
+* ``pairwise`` -- Buterin's pairwise-bounded QF (numba kernel + numpy reference);
+* ``cocm`` -- connection-oriented cluster matching as Gitcoin runs it;
+* ``risk`` -- donor weights from risk scores, applied before any method.
+
+:func:`compute_matching` is the one-call facade. Bad arguments raise
+:class:`qf.errors.ConfigError`, malformed matrices :class:`qf.errors.DataError`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy.typing as npt
+
+from qf.errors import ConfigError
+from qf.matching.cocm import Variant, cocm
+from qf.matching.pairwise import DEFAULT_M, pairwise_subsidies
+from qf.matching.risk import match_delta, risk_weighted, weights_from_scores
+from qf.matching.standard import FloatArray, apply_cap, as_contributions, scale_to_pool, standard_qf
+
+Method = Literal["standard", "pairwise", "cocm", "risk-adjusted"]
+METHODS: tuple[Method, ...] = ("standard", "pairwise", "cocm", "risk-adjusted")
+
+__all__ = [
+    "METHODS",
+    "Method",
+    "apply_cap",
+    "cocm",
+    "compute_matching",
+    "match_delta",
+    "pairwise_subsidies",
+    "risk_weighted",
+    "scale_to_pool",
+    "standard_qf",
+    "weights_from_scores",
+]
+
+
+def compute_matching(
+    contributions: npt.ArrayLike,
+    pool_amount: float,
+    *,
+    method: Method = "standard",
+    cap_pct: float | None = None,
+    pct_cocm: float = 1.0,
+    pairwise_m: float = DEFAULT_M,
+    cocm_variant: Variant = "harsh",
+    weights: npt.ArrayLike | None = None,
+) -> FloatArray:
+    """Match amounts per project that spend ``pool_amount`` (less only when the cap strands some).
+
+    ``weights`` (one per donor, in ``[0, 1]``) scale the donors' rows first,
+    for any method; ``"risk-adjusted"`` is standard QF on the weighted matrix
+    and requires them. ``cap_pct`` is the cap as a percentage of the pool
+    (``10`` = 10 %), applied last. ``cocm_variant`` defaults to ``"harsh"``,
+    the setting Gitcoin's calculator uses for COCM.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"matching method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "risk-adjusted" and weights is None:
+        raise ConfigError('method "risk-adjusted" needs donor weights')
+    if cap_pct is not None and not 0.0 < cap_pct <= 100.0:
+        raise ConfigError(f"cap percentage must be in (0, 100], got {cap_pct}")
+    matrix = as_contributions(contributions)
+    if weights is not None:
+        matrix = risk_weighted(matrix, weights)
+    if method == "pairwise":
+        matches = scale_to_pool(pairwise_subsidies(matrix, pairwise_m), pool_amount)
+    elif method == "cocm":
+        matches = scale_to_pool(cocm(matrix, variant=cocm_variant, pct_cocm=pct_cocm), pool_amount)
+    else:
+        matches = scale_to_pool(standard_qf(matrix)[1], pool_amount)
+    if cap_pct is not None:
+        matches = apply_cap(matches, pool_amount, cap_pct / 100.0)
+    return matches

@@ -1,0 +1,153 @@
+"""The database edge of matching: the eligible contribution matrix in, results out.
+
+Eligibility is the same as in ``qf.round_matching``: accepted recipients, donations
+inside the pool's latest allocation window, in the pool's own token, in token units.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from qf.errors import ConfigError, DataError
+from qf.matching.standard import FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class PoolRound:
+    chain_id: int
+    pool_id: int
+    pool_amount: float
+    donors: list[bytes]
+    projects: list[bytes]
+    #: donors x projects, token units
+    contributions: FloatArray
+
+
+def resolve_chain(conn: psycopg.Connection[Any], chain_id: int | None) -> int:
+    """The chain to use: the given one, or the only one indexed."""
+    if chain_id is not None:
+        return chain_id
+    chains = [r[0] for r in conn.execute("SELECT chain_id FROM qf.chains ORDER BY 1").fetchall()]
+    if len(chains) != 1:
+        raise ConfigError(f"{len(chains)} chains are indexed; say which with --chain-id")
+    return int(chains[0])
+
+
+def load_round(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> PoolRound:
+    pool = conn.execute(
+        "SELECT funded, token_decimals FROM qf.pools WHERE chain_id = %s AND pool_id = %s", (chain_id, pool_id)
+    ).fetchone()
+    if pool is None:
+        raise ConfigError(f"pool {pool_id} is not indexed on chain {chain_id}")
+    if pool[1] is None:
+        raise DataError(f"pool {pool_id}: the matching token's decimals are unknown")
+    projects = [
+        bytes(r[0])
+        for r in conn.execute(
+            "SELECT recipient_id FROM qf.recipient_status WHERE chain_id = %s AND pool_id = %s AND status = 2 "
+            "ORDER BY recipient_id",
+            (chain_id, pool_id),
+        ).fetchall()
+    ]
+    rows = conn.execute(
+        """
+        SELECT a.sender, a.recipient_id, sum(a.amount) / (10::numeric ^ p.token_decimals)
+        FROM qf.allocated a
+        JOIN qf.strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
+        JOIN qf.pools p ON p.chain_id = a.chain_id AND p.pool_id = s.pool_id
+        JOIN qf.recipient_status r
+          ON r.chain_id = a.chain_id AND r.strategy = a.contract AND r.recipient_id = a.recipient_id AND r.status = 2
+        WHERE a.chain_id = %s AND s.pool_id = %s AND a.token = p.token
+          AND a.block_time BETWEEN p.allocation_start AND p.allocation_end
+        GROUP BY a.sender, a.recipient_id, p.token_decimals
+        """,
+        (chain_id, pool_id),
+    ).fetchall()
+    donors = sorted({bytes(r[0]) for r in rows})
+    donor_index = {d: i for i, d in enumerate(donors)}
+    project_index = {p: j for j, p in enumerate(projects)}
+    matrix = np.zeros((len(donors), len(projects)))
+    for donor, recipient, amount in rows:
+        matrix[donor_index[bytes(donor)], project_index[bytes(recipient)]] = float(amount)
+    return PoolRound(chain_id, pool_id, float(pool[0] or 0), donors, projects, matrix)
+
+
+def weights_from_labels(conn: psycopg.Connection[Any], chain_id: int, donors: list[bytes]) -> FloatArray:
+    """Weight 0 for donors labelled sybil (any source), 1 for everyone else."""
+    sybils = {
+        bytes(r[0])
+        for r in conn.execute(
+            "SELECT DISTINCT address FROM qf.labels WHERE chain_id = %s AND is_sybil", (chain_id,)
+        ).fetchall()
+    }
+    return np.array([0.0 if d in sybils else 1.0 for d in donors])
+
+
+def read_scores_csv(path: Path) -> dict[bytes, float]:
+    """``address,score`` rows (score = risk in [0, 1]); a header row is allowed."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    scores: dict[bytes, float] = {}
+    with path.open(newline="") as f:
+        for line_number, row in enumerate(csv.reader(f), start=1):
+            if not row or (line_number == 1 and not row[0].startswith("0x")):
+                continue
+            try:
+                address = bytes.fromhex(row[0].strip().lower().removeprefix("0x"))
+                score = float(row[1])
+            except (ValueError, IndexError):
+                raise DataError(f"{path}:{line_number}: expected `address,score`, got {row!r}") from None
+            if len(address) != 20 or not 0.0 <= score <= 1.0:
+                raise DataError(f"{path}:{line_number}: need a 20-byte address and a score in [0, 1]")
+            scores[address] = score
+    return scores
+
+
+def store_run(
+    conn: psycopg.Connection[Any],
+    pool: PoolRound,
+    *,
+    method: str,
+    params: dict[str, Any],
+    matches: FloatArray,
+    base: FloatArray | None,
+) -> int:
+    """Write the run and its per-recipient results in one transaction; returns the run id."""
+    contributors = (pool.contributions > 0).sum(axis=0)
+    amounts = pool.contributions.sum(axis=0)
+    with conn.transaction():
+        row = conn.execute(
+            "INSERT INTO qf.matching_runs (chain_id, pool_id, method, params, pool_amount, donors, projects) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING run_id",
+            (
+                pool.chain_id,
+                pool.pool_id,
+                method,
+                json.dumps(params),
+                pool.pool_amount,
+                len(pool.donors),
+                len(pool.projects),
+            ),
+        ).fetchone()
+        assert row is not None
+        run_id = int(row[0])
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO qf.matching_results "
+                "(run_id, recipient_id, contributors, amount, match, share, base_match) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (run_id, p, int(contributors[j]), float(amounts[j]), float(matches[j]),
+                     float(matches[j] / pool.pool_amount) if pool.pool_amount else 0.0,
+                     None if base is None else float(base[j]))
+                    for j, p in enumerate(pool.projects)
+                ],
+            )  # fmt: skip
+    return run_id
