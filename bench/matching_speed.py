@@ -39,7 +39,8 @@ def round9_matrix() -> np.ndarray:
     rows = pd.read_csv(ROUND9, usecols=["contributor", "grant", "amount", "success"])
     rows = rows[(rows["success"].astype(str) == "True") & (rows["amount"] > 0)]
     table = rows.pivot_table(index="contributor", columns="grant", values="amount", aggfunc="sum", fill_value=0.0)
-    return table.to_numpy(dtype=np.float64)
+    matrix: np.ndarray = table.to_numpy(dtype=np.float64)
+    return matrix
 
 
 def plain_standard(matrix: np.ndarray) -> np.ndarray:
