@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -138,9 +139,14 @@ class Pool:
 
     def send(self, wallet: Any, to: str, data: bytes, value: int = 0) -> dict[str, Any]:
         request = TxRequest(wallet.private_key, wallet.address, to, data, value, 600_000)
-        hashes = self.sender.send([request])
-        receipts = self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
-        return receipts[0]  # type: ignore[no-any-return]
+        (tx_hash,) = self.sender.send([request])
+        # Reverted transactions are mined too; poll for the receipt (automine can lag a moment under load).
+        for _ in range(500):
+            receipt = self.rpc.call("eth_getTransactionReceipt", [tx_hash])
+            if receipt is not None:
+                return receipt  # type: ignore[no-any-return]
+            time.sleep(0.01)
+        raise AssertionError(f"transaction {tx_hash} was not mined")
 
     def at(self, offset: int) -> None:
         """Make the next block's timestamp now + offset."""
