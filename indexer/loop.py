@@ -31,6 +31,8 @@ from qf.errors import ChainIdMismatch, ConfigError, RpcError, RpcUnavailable
 log = structlog.get_logger()
 
 EVENT_TABLES = tuple(spec.table for spec in EVENTS.values())
+#: Views are refreshed at most every (this x the last refresh's duration): at most ~20% of the time.
+REFRESH_BUDGET_FACTOR = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,7 @@ class Indexer:
         self.chain_id = store.chain_id
         self._dirty_views = False
         self._last_refresh = 0.0
+        self._last_refresh_seconds = 0.0
         self._last_finality_check = 0.0
         self.head = 0
 
@@ -290,11 +293,15 @@ class Indexer:
     def _maybe_refresh(self, *, force: bool) -> None:
         if not self._dirty_views:
             return
-        if not force and time.monotonic() - self._last_refresh < self.config.refresh_debounce_seconds:
+        # A full refresh grows with the data: wait at least REFRESH_BUDGET_FACTOR times as long as the
+        # last one took, so refreshing never takes more than a fixed share of the loop's time.
+        wait = max(self.config.refresh_debounce_seconds, REFRESH_BUDGET_FACTOR * self._last_refresh_seconds)
+        if not force and time.monotonic() - self._last_refresh < wait:
             return
         seconds = self.store.refresh_views()
         self.metrics.refresh_seconds.observe(seconds)
         self._last_refresh = time.monotonic()
+        self._last_refresh_seconds = seconds
         self._dirty_views = False
         log.debug("views_refreshed", seconds=round(seconds, 3))
 
