@@ -53,7 +53,9 @@ def resolve_target(settings: Settings) -> tuple[list[str], bytes, int]:
     return urls, bytes.fromhex(core[2:]), start
 
 
-def build_indexer(settings: Settings, metrics: IndexerMetrics, health: HealthState) -> Indexer:
+def build_indexer(
+    settings: Settings, metrics: IndexerMetrics, health: HealthState, *, reset_on_new_chain: bool = False
+) -> Indexer:
     urls, core, start = resolve_target(settings)
 
     def client() -> ResilientRpc:
@@ -70,9 +72,7 @@ def build_indexer(settings: Settings, metrics: IndexerMetrics, health: HealthSta
     helpers = [client() for _ in range(TX_LOOKUP_CONNECTIONS - 1)] if settings.rpc_rate_limit is None else []
     chain_id = rpc.chain_id()
     if settings.chain_id is not None and settings.chain_id != chain_id:
-        raise ChainIdMismatch(
-            f"node {rpc.current_url} serves chain {chain_id}, but QF_CHAIN_ID is {settings.chain_id}"
-        )
+        raise ChainIdMismatch(f"node {rpc.current_url} serves chain {chain_id}, but QF_CHAIN_ID is {settings.chain_id}")
     url = resolve_database_url(settings)
     with connect(url) as conn:
         apply_migrations(conn)
@@ -89,11 +89,12 @@ def build_indexer(settings: Settings, metrics: IndexerMetrics, health: HealthSta
             max_blocks=settings.log_range_max_blocks,
         ),
         refresh_debounce_seconds=settings.refresh_debounce_seconds,
+        reset_on_new_chain=reset_on_new_chain,
     )
     return Indexer(config, rpc, store, metrics=metrics, health=health, helpers=helpers)
 
 
-def run_indexer(settings: Settings, *, until_caught_up: bool = False) -> None:
+def run_indexer(settings: Settings, *, until_caught_up: bool = False, reset_on_new_chain: bool = False) -> None:
     """The ``qf index`` process: lock, prepare, loop, stop cleanly on SIGTERM/SIGINT."""
     stop = threading.Event()
 
@@ -107,10 +108,8 @@ def run_indexer(settings: Settings, *, until_caught_up: bool = False) -> None:
     stop_metrics = None
     if settings.indexer_metrics_port:
         _, stop_metrics = serve_metrics(metrics, health, settings.metrics_host, settings.indexer_metrics_port)
-        log.info(
-            "metrics_listening", url=f"http://{settings.metrics_host}:{settings.indexer_metrics_port}/metrics"
-        )
-    indexer = build_indexer(settings, metrics, health)
+        log.info("metrics_listening", url=f"http://{settings.metrics_host}:{settings.indexer_metrics_port}/metrics")
+    indexer = build_indexer(settings, metrics, health, reset_on_new_chain=reset_on_new_chain)
     try:
         if not indexer.store.wait_for_lock(poll_seconds=1.0, should_stop=stop.is_set):
             return
@@ -166,9 +165,7 @@ class _Progress:
         assert state is not None
         done = (state.checkpoint_block or state.start_block) - state.start_block
         total = max(self.indexer.head - state.start_block, 1)
-        self.bar.update(
-            self.task, completed=done, total=total, bps=self.blocks / elapsed, eps=self.events / elapsed
-        )
+        self.bar.update(self.task, completed=done, total=total, bps=self.blocks / elapsed, eps=self.events / elapsed)
         if not self.tty and time.monotonic() - self.last_log > 60:
             self.last_log = time.monotonic()
             log.info(

@@ -157,9 +157,7 @@ def fetch_range(
             raise ChainMoved(f"block {n} does not link to block {n - 1}: the node switched forks")
     for row in logs:
         if out.headers[row.block_number].hash != row.block_hash:
-            raise ChainMoved(
-                f"block {row.block_number} changed while range {from_block}..{to_block} was fetched"
-            )
+            raise ChainMoved(f"block {row.block_number} changed while range {from_block}..{to_block} was fetched")
 
     _fetch_tx_context(rpc, logs, out, helpers)
     _fetch_tokens(rpc, logs, known_tokens, out)
@@ -174,9 +172,7 @@ def _fetch_tx_context(
         if row.name == "Allocated":
             by_block[row.block_number].add(row.tx_hash)
     full_blocks = sorted(n for n, txs in by_block.items() if len(txs) >= FULL_BLOCK_THRESHOLD)
-    singles = [
-        "0x" + h.hex() for n, txs in sorted(by_block.items()) if len(txs) < FULL_BLOCK_THRESHOLD for h in txs
-    ]
+    singles = ["0x" + h.hex() for n, txs in sorted(by_block.items()) if len(txs) < FULL_BLOCK_THRESHOLD for h in txs]
     clients = [rpc, *helpers]
 
     def blocks_part(i: int) -> list[dict[str, Any] | None]:

@@ -47,6 +47,9 @@ class IndexerConfig:
     refresh_debounce_seconds: float = 1.0
     #: Blocks behind the head that still count as "caught up" for /readyz.
     ready_lag_blocks: int = 2
+    #: When the node's genesis differs from the one the rows came from (a restarted devnet):
+    #: delete the old chain's rows (True) or stop with an error (False, the default).
+    reset_on_new_chain: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,17 +102,27 @@ class Indexer:
         code = self.rpc.call("eth_getCode", ["0x" + self.config.core.hex(), "latest"])
         if code in (None, "0x", "0x0"):
             raise ConfigError(f"no contract at core address 0x{self.config.core.hex()} on chain {served}")
+        genesis_block = self.rpc.get_block(0)
+        genesis = bytes.fromhex(genesis_block["hash"][2:]) if genesis_block else None
+        stored = self.store.genesis_hash()
+        if genesis is not None and stored is not None and stored != genesis:
+            if not self.config.reset_on_new_chain:
+                raise ConfigError(
+                    f"the database holds chain {served} from genesis 0x{stored.hex()[:12]}..., but the node's genesis "
+                    f"is 0x{genesis.hex()[:12]}...: another chain (a restarted devnet?). "
+                    "Use another database, or `qf index --reset-chain` to delete the old rows"
+                )
+            deleted = self.store.forget_chain()
+            log.warning("chain_reset", chain_id=served, deleted={k: v for k, v in deleted.items() if v})
         self.reload()
+        if genesis is not None and self.store.genesis_hash() != genesis:
+            self.store.set_genesis_hash(genesis)
 
     def reload(self) -> None:
         """(Re)read state from the database: after start, a lost connection or a takeover."""
-        self.state = self.store.load_state() or self.store.init_state(
-            self.config.core, self.config.start_block
-        )
+        self.state = self.store.load_state() or self.store.init_state(self.config.core, self.config.start_block)
         if self.state.core != self.config.core:
-            self.state = self.store.init_state(
-                self.config.core, self.config.start_block
-            )  # raises ConfigError
+            self.state = self.store.init_state(self.config.core, self.config.start_block)  # raises ConfigError
         self.strategies = self.store.strategies()
         self.tokens = self.store.known_tokens()
         self.metrics.last_block.set(self.state.checkpoint_block or 0)
@@ -159,12 +172,8 @@ class Indexer:
         self.metrics.range_blocks.set(self.planner.size)
         self._maybe_refresh(force=False)
         caught_up = span.to_block >= self.head
-        log.debug(
-            "batch_committed", from_block=span.from_block, to_block=span.to_block, events=batch.event_count
-        )
-        return self._tick(
-            StepResult(caught_up=caught_up, committed_blocks=span.blocks, events=batch.event_count)
-        )
+        log.debug("batch_committed", from_block=span.from_block, to_block=span.to_block, events=batch.event_count)
+        return self._tick(StepResult(caught_up=caught_up, committed_blocks=span.blocks, events=batch.event_count))
 
     def _tick(self, result: StepResult) -> StepResult:
         assert self.state is not None
@@ -361,9 +370,7 @@ class Indexer:
                 if self.store.wait_for_lock(poll_seconds=1.0, should_stop=stop.is_set):
                     self.metrics.is_writer.set(1)
                     self.reload()
-                    log.info(
-                        "database_recovered", checkpoint=self.state.checkpoint_block if self.state else None
-                    )
+                    log.info("database_recovered", checkpoint=self.state.checkpoint_block if self.state else None)
                 return
             except psycopg.OperationalError:
                 self.store.reset()

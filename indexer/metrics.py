@@ -26,20 +26,14 @@ class IndexerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.last_block = Gauge(
-            f"{PREFIX}_last_indexed_block", "Last block whose events are committed.", registry=r
-        )
+        self.last_block = Gauge(f"{PREFIX}_last_indexed_block", "Last block whose events are committed.", registry=r)
         self.head_block = Gauge(f"{PREFIX}_chain_head_block", "Chain head seen at the last poll.", registry=r)
-        self.blocks_behind = Gauge(
-            f"{PREFIX}_blocks_behind", "Chain head minus last indexed block.", registry=r
-        )
+        self.blocks_behind = Gauge(f"{PREFIX}_blocks_behind", "Chain head minus last indexed block.", registry=r)
         self.head_lag = Gauge(
             f"{PREFIX}_head_lag_seconds", "Now minus the timestamp of the last indexed block.", registry=r
         )
         self.finalized_block = Gauge(f"{PREFIX}_finalized_block", "Highest block counted final.", registry=r)
-        self.events = Counter(
-            f"{PREFIX}_events_ingested_total", "Events committed, by event.", ["event"], registry=r
-        )
+        self.events = Counter(f"{PREFIX}_events_ingested_total", "Events committed, by event.", ["event"], registry=r)
         self.unknown_topics = Counter(
             f"{PREFIX}_unknown_topics_total", "Logs with unknown topic0, skipped.", registry=r
         )
@@ -47,9 +41,7 @@ class IndexerMetrics:
             f"{PREFIX}_decode_errors_total", "Known-topic logs that failed to decode.", registry=r
         )
         self.reorgs = Counter(f"{PREFIX}_reorgs_total", "Reorgs detected and repaired.", registry=r)
-        self.last_reorg_depth = Gauge(
-            f"{PREFIX}_last_reorg_depth_blocks", "Depth of the last reorg.", registry=r
-        )
+        self.last_reorg_depth = Gauge(f"{PREFIX}_last_reorg_depth_blocks", "Depth of the last reorg.", registry=r)
         self.rpc_requests = Counter(
             f"{PREFIX}_rpc_requests_total",
             "JSON-RPC requests, by method and endpoint.",
@@ -83,9 +75,7 @@ class IndexerMetrics:
             registry=r,
         )
         self.ready = Gauge(f"{PREFIX}_ready", "1 when caught up with the head, else 0.", registry=r)
-        self.is_writer = Gauge(
-            f"{PREFIX}_is_writer", "1 when this process holds the chain's writer lock.", registry=r
-        )
+        self.is_writer = Gauge(f"{PREFIX}_is_writer", "1 when this process holds the chain's writer lock.", registry=r)
 
     def request(self, method: str, url: str, seconds: float, ok: bool, error_kind: str | None) -> None:
         """Hook for the RPC client (``RpcObserver``); ``url`` is already reduced to an endpoint label."""

@@ -183,8 +183,7 @@ def validate_logs(
         number = _hex_int(entry["blockNumber"])
         if number is None or not from_block <= number <= to_block:
             raise ValueError(
-                f"log {position} has blockNumber {entry['blockNumber']!r:.20},"
-                f" outside {from_block}..{to_block}"
+                f"log {position} has blockNumber {entry['blockNumber']!r:.20}, outside {from_block}..{to_block}"
             )
         if wanted is not None and str(entry["address"]).lower() not in wanted:
             raise ValueError(f"log {position} comes from {entry['address']!r:.44}, not a requested address")
@@ -296,9 +295,7 @@ class RpcExhausted(RpcUnavailable):
 class _Failure(Exception):
     """One attempt's failure: the error a caller would see, and what the retry loop needs."""
 
-    def __init__(
-        self, error: RpcError | RpcUnavailable, kind: str, retry_after_seconds: float | None = None
-    ) -> None:
+    def __init__(self, error: RpcError | RpcUnavailable, kind: str, retry_after_seconds: float | None = None) -> None:
         super().__init__(str(error))
         self.error = error
         self.kind = kind
@@ -426,9 +423,7 @@ class ResilientRpc:
 
         return self._execute(method, payload, decode)
 
-    def _batch(
-        self, calls: Sequence[Call], check: Callable[[list[Any]], list[Any]] | None = None
-    ) -> list[Any]:
+    def _batch(self, calls: Sequence[Call], check: Callable[[list[Any]], list[Any]] | None = None) -> list[Any]:
         if not calls:
             return []
         first_id = next(self._ids)
@@ -508,9 +503,7 @@ class ResilientRpc:
             query["address"] = list(addresses)
         if topics is not None:
             query["topics"] = [t if t is None or isinstance(t, str) else list(t) for t in topics]
-        check = partial(
-            validate_logs, from_block=from_block, to_block=to_block, addresses=addresses, topics=topics
-        )
+        check = partial(validate_logs, from_block=from_block, to_block=to_block, addresses=addresses, topics=topics)
         logs: list[dict[str, Any]] = self._call("eth_getLogs", [query], check, "bad_logs")
         return logs
 
@@ -601,21 +594,15 @@ class ResilientRpc:
         try:
             response = self._http.post(endpoint.url, content=payload)
         except httpx.TimeoutException:
-            raise _unavailable(
-                f"RPC at {label} timed out after {self._timeout_seconds} s", label, "timeout"
-            ) from None
+            raise _unavailable(f"RPC at {label} timed out after {self._timeout_seconds} s", label, "timeout") from None
         except httpx.ConnectError as exc:
-            raise _unavailable(
-                f"cannot connect to RPC at {label}: {_scrub(exc, endpoint)}", label, "connect"
-            ) from None
+            raise _unavailable(f"cannot connect to RPC at {label}: {_scrub(exc, endpoint)}", label, "connect") from None
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             raise _unavailable(
                 f"RPC at {label} dropped the connection: {_scrub(exc, endpoint)}", label, "dropped"
             ) from None
         except httpx.HTTPError as exc:
-            raise _unavailable(
-                f"RPC at {label} failed: {_scrub(exc, endpoint)}", label, "transport"
-            ) from None
+            raise _unavailable(f"RPC at {label} failed: {_scrub(exc, endpoint)}", label, "transport") from None
         status = response.status_code
         if status == 429:
             wait = retry_after_seconds(response.headers.get("retry-after"), now=datetime.now(UTC))
@@ -635,17 +622,13 @@ class ResilientRpc:
         return body
 
 
-def _checked(
-    result: Any, check: Callable[[Any], Any] | None, method: str, endpoint: _Endpoint, kind: str
-) -> Any:
+def _checked(result: Any, check: Callable[[Any], Any] | None, method: str, endpoint: _Endpoint, kind: str) -> Any:
     if check is None:
         return result
     try:
         return check(result)
     except ValueError as exc:
-        raise _unavailable(
-            f"{method} answer from {endpoint.label} rejected: {exc}", endpoint.label, kind
-        ) from None
+        raise _unavailable(f"{method} answer from {endpoint.label} rejected: {exc}", endpoint.label, kind) from None
 
 
 def _unavailable(message: str, label: str, kind: str, retry_after_seconds: float | None = None) -> _Failure:

@@ -171,9 +171,7 @@ class Store:
         return {bytes(a): (int(p), int(b)) for a, p, b in rows}
 
     def known_tokens(self) -> set[bytes]:
-        rows = self.conn.execute(
-            "SELECT address FROM qf.tokens WHERE chain_id = %s", (self.chain_id,)
-        ).fetchall()
+        rows = self.conn.execute("SELECT address FROM qf.tokens WHERE chain_id = %s", (self.chain_id,)).fetchall()
         self.conn.commit()
         return {bytes(r[0]) for r in rows}
 
@@ -245,9 +243,9 @@ class Store:
         stage = f"stage_{table}"
         if stage not in self._staged:
             cur.execute(
-                sql.SQL(
-                    "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-                ).format(sql.Identifier(stage), sql.Identifier("qf", table))
+                sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(
+                    sql.Identifier(stage), sql.Identifier("qf", table)
+                )
             )
             self._staged.add(stage)
         cols = sql.SQL(", ").join(map(sql.Identifier, columns))
@@ -277,9 +275,7 @@ class Store:
                 (self.chain_id, ancestor),
             )
             deleted["strategies"] = cur.rowcount
-            cur.execute(
-                "DELETE FROM qf.blocks WHERE chain_id = %s AND number > %s", (self.chain_id, ancestor)
-            )
+            cur.execute("DELETE FROM qf.blocks WHERE chain_id = %s AND number > %s", (self.chain_id, ancestor))
             deleted["blocks"] = cur.rowcount
             cur.execute(
                 "UPDATE qf.chains SET checkpoint_block = %s, checkpoint_hash = %s, updated_at = now() "
@@ -288,12 +284,29 @@ class Store:
             )
         return deleted
 
+    def genesis_hash(self) -> bytes | None:
+        row = self.conn.execute("SELECT genesis_hash FROM qf.chains WHERE chain_id = %s", (self.chain_id,)).fetchone()
+        self.conn.commit()
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    def set_genesis_hash(self, genesis: bytes) -> None:
+        with self.conn.transaction():
+            self.conn.execute("UPDATE qf.chains SET genesis_hash = %s WHERE chain_id = %s", (genesis, self.chain_id))
+
+    def forget_chain(self) -> dict[str, int]:
+        """Delete every row of this chain (events, blocks, strategies, tokens, state), in one transaction."""
+        deleted: dict[str, int] = {}
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            for table in (*self.event_tables, "strategies", "blocks", "tokens", "unknown_topics", "chains"):
+                cur.execute(sql.SQL("DELETE FROM {} WHERE chain_id = %s").format(sql.Identifier("qf", table)),
+                            (self.chain_id,))  # fmt: skip
+                deleted[table] = cur.rowcount
+        return deleted
+
     def prune_blocks(self, below: int) -> int:
         """Forget block hashes below finality (a reorg cannot reach them)."""
         with self.conn.transaction():
-            cur = self.conn.execute(
-                "DELETE FROM qf.blocks WHERE chain_id = %s AND number < %s", (self.chain_id, below)
-            )
+            cur = self.conn.execute("DELETE FROM qf.blocks WHERE chain_id = %s AND number < %s", (self.chain_id, below))
         return cur.rowcount
 
     def refresh_views(self) -> float:
@@ -304,16 +317,12 @@ class Store:
         conn.autocommit = True
         try:
             for view in MATERIALIZED_VIEWS:
-                conn.execute(
-                    sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(sql.Identifier("qf", view))
-                )
+                conn.execute(sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(sql.Identifier("qf", view)))
             state = self.conn.execute(
                 "SELECT checkpoint_block FROM qf.chains WHERE chain_id = %s", (self.chain_id,)
             ).fetchone()
             payload = f"{self.chain_id}:{state[0] if state else ''}"
-            conn.execute(
-                sql.SQL("NOTIFY {}, {}").format(sql.Identifier(NOTIFY_CHANNEL), sql.Literal(payload))
-            )
+            conn.execute(sql.SQL("NOTIFY {}, {}").format(sql.Identifier(NOTIFY_CHANNEL), sql.Literal(payload)))
         finally:
             conn.autocommit = False
         return time.monotonic() - started

@@ -298,6 +298,9 @@ def index(
     core: Annotated[str | None, typer.Option(help="Allo v2 core address (env QF_CORE_ADDRESS).")] = None,
     start_block: Annotated[int | None, typer.Option(help="First block (env QF_START_BLOCK).")] = None,
     until_caught_up: Annotated[bool, typer.Option(help="Exit once the head is reached.")] = False,
+    reset_chain: Annotated[
+        bool, typer.Option(help="If the node is a new chain with the same id (a restarted devnet), drop the old rows.")
+    ] = False,
 ) -> None:
     """Index Allo v2 events into PostgreSQL: backfill, then follow the head (Ctrl-C stops cleanly)."""
     from indexer.app import run_indexer
@@ -307,7 +310,7 @@ def index(
         "core_address": core.lower() if core else None,
         "start_block": start_block,
     }.items() if v is not None})  # fmt: skip
-    run_indexer(settings, until_caught_up=until_caught_up)
+    run_indexer(settings, until_caught_up=until_caught_up, reset_on_new_chain=reset_chain)
 
 
 @app.command()
@@ -382,6 +385,32 @@ def matching(
                                     "params": params, "pool_amount": round_.pool_amount})  # fmt: skip
 
 
+def _demo_matching(settings: Settings) -> None:
+    """Pool 1's top projects under standard QF, COCM and risk-adjusted (sybil labels) matching."""
+    from rich.table import Table
+
+    from qf.matching import compute_matching
+    from qf.matching.db import load_round, resolve_chain, weights_from_labels
+
+    with _migrated_connection(settings) as conn:
+        chain = resolve_chain(conn, None)
+        pool = load_round(conn, chain, 1)
+        weights = weights_from_labels(conn, chain, pool.donors)
+    c, amount = pool.contributions, pool.pool_amount
+    results = {
+        "standard": compute_matching(c, amount),
+        "cocm": compute_matching(c, amount, method="cocm"),
+        "risk-adjusted": compute_matching(c, amount, method="risk-adjusted", weights=weights),
+    }
+    order = sorted(range(len(pool.projects)), key=lambda j: -results["standard"][j])[:6]
+    table = Table("recipient", "donors", *results, title=f"pool 1 matching ({amount:,.0f} tUSD, top 6 by standard)")
+    for j in order:
+        table.add_row("0x" + pool.projects[j].hex()[:10] + "…", str(int((c[:, j] > 0).sum())),
+                      *(f"{m[j]:,.0f}" for m in results.values()))  # fmt: skip
+    out.print(table)
+    out.print("Sybil-funded projects lose most under COCM and risk-adjusted; `qf matching --help` for all methods.")
+
+
 def _render_matching(output: str, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     import csv as csv_module
     import json as json_module
@@ -434,7 +463,8 @@ def demo(
     from indexer.app import run_indexer
 
     started = time.monotonic()
-    run_indexer(settings.with_(indexer_metrics_port=0), until_caught_up=True)
+    # The demo's devnet may have been restarted since the last demo: then its old rows are another chain's.
+    run_indexer(settings.with_(indexer_metrics_port=0), until_caught_up=True, reset_on_new_chain=True)
     with _migrated_connection(settings) as conn:
         rows = conn.execute(
             "SELECT pool_id, token_symbol, count(*), count(DISTINCT donor), round(sum(amount), 2) "
@@ -445,7 +475,9 @@ def demo(
     for row in rows:
         table.add_row(*(str(v) for v in row))
     out.print(table)
-    out.print("Explore with `qf psql`, e.g. SELECT * FROM qf.project_totals ORDER BY unique_donors DESC LIMIT 5;")
+    out.print("Explore with `qf psql`, e.g. SELECT * FROM qf.round_stats;")
+    out.rule("5. matching")
+    _demo_matching(settings)
     out.rule("done")
     out.print("Stop the background devnet and database with `make stop`.")
 

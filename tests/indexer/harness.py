@@ -41,13 +41,17 @@ def settings_for(url: str, chain: Chain, db_url: str, home: Path, **overrides: A
 
 
 def make_indexer(
-    chain: Chain, db_url: str, home: Path, *, url: str | None = None, **overrides: Any
+    chain: Chain, db_url: str, home: Path, *, url: str | None = None, reset_on_new_chain: bool = False, **overrides: Any
 ) -> Indexer:
     """A prepared indexer holding the writer lock, ready to step."""
     settings = settings_for(url or chain.url, chain, db_url, home, **overrides)
-    indexer = build_indexer(settings, IndexerMetrics(), HealthState())
+    indexer = build_indexer(settings, IndexerMetrics(), HealthState(), reset_on_new_chain=reset_on_new_chain)
     assert indexer.store.try_lock()
-    indexer.prepare()
+    try:
+        indexer.prepare()
+    except BaseException:
+        close(indexer)
+        raise
     return indexer
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from indexer.errors import ReorgTooDeep
 from qf.db import connect
+from qf.errors import ConfigError
 from qf.sim.execute import execute_plan
 from qf.sim.scenario import plan_simulated_round
 from tests.fixtures.chain import Chain
@@ -146,4 +148,25 @@ def test_chain_shortened_under_the_indexer(chain: Chain, db_url: str, second_db:
     finally:
         close(indexer)
     backfill(chain, second_db, tmp_path)
+    assert snapshot(db_url) == snapshot(second_db)
+
+
+def test_a_new_chain_with_the_same_id_is_refused_or_reset(
+    new_anvil: Callable[[], Chain], db_url: str, second_db: str, tmp_path: Path
+) -> None:
+    """A restarted devnet (same chain id, new genesis) is not mistaken for the indexed chain:
+    refused by default, its old rows replaced with --reset-chain."""
+    first = new_anvil()
+    execute_plan(first.rpc, first.deployment, plan_simulated_round(23, **SMALL), first.funder_key)
+    backfill(first, db_url, tmp_path)
+    second = new_anvil()
+    execute_plan(second.rpc, second.deployment, plan_simulated_round(24, **SMALL), second.funder_key)
+    with pytest.raises(ConfigError, match="another chain"):
+        make_indexer(second, db_url, tmp_path)
+    indexer = make_indexer(second, db_url, tmp_path, reset_on_new_chain=True)
+    try:
+        sync(indexer)
+    finally:
+        close(indexer)
+    backfill(second, second_db, tmp_path)
     assert snapshot(db_url) == snapshot(second_db)
