@@ -197,8 +197,7 @@ class Indexer:
         grouped: dict[str, list[tuple[object, ...]]] = {}
         for row in fetched.logs:
             grouped.setdefault(row.table, []).append(self._row(row, fetched))
-        for name, spec in EVENTS_BY_NAME.items():
-            del name
+        for spec in EVENTS_BY_NAME.values():
             if spec.table in grouped:
                 batch.rows[spec.table] = (spec.table_columns, grouped[spec.table])
         batch.blocks = [BlockRow(h.number, h.hash, h.parent_hash, h.time) for h in fetched.headers.values()]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -330,15 +330,3 @@ class Store:
 
 def _b(value: bytes | memoryview | None) -> bytes | None:
     return None if value is None else bytes(value)
-
-
-def counts_by_table(conn: psycopg.Connection, chain_id: int, tables: Sequence[str]) -> Mapping[str, int]:
-    """Rows per event table for one chain (for logs and tests)."""
-    out = {}
-    for table in tables:
-        row = conn.execute(
-            sql.SQL("SELECT count(*) FROM {} WHERE chain_id = %s").format(sql.Identifier("qf", table)),
-            (chain_id,),
-        ).fetchone()
-        out[table] = int(row[0]) if row else 0
-    return out

@@ -63,7 +63,6 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     log_format: str = "auto"
     log_level: str = "info"
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

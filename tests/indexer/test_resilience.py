@@ -65,6 +65,14 @@ class Indexing:
         return self.proc.poll() is None
 
 
+def index_until_caught_up(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`qf index --until-caught-up` to completion, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "qf.cli", "index", "--until-caught-up"],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
 def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
     """Poll ``condition`` (a database that is not there yet counts as False)."""
     deadline = time.monotonic() + timeout
@@ -99,14 +107,7 @@ def test_kill_9_at_random_points_leaves_no_gap_or_duplicate(
             pool.donate(rng.choice(pool.donors), rng.choice(pool.recipients), rng.randint(1, 10**15))
             time.sleep(rng.uniform(0.05, 0.4))
         proc.kill()
-    done = subprocess.run(
-        [sys.executable, "-m", "qf.cli", "index", "--until-caught-up"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = index_until_caught_up(env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert stored_keys(db_url) == chain_events(chain)
     backfill(chain, second_db, tmp_path)
@@ -151,9 +152,7 @@ def own_postgres() -> Iterator[tuple[str, Path]]:
         server.cleanup()
 
 
-def test_postgres_restart_under_the_indexer(
-    chain: Chain, own_postgres: tuple[str, Path], tmp_path: Path
-) -> None:
+def test_postgres_restart_under_the_indexer(chain: Chain, own_postgres: tuple[str, Path], tmp_path: Path) -> None:
     """The database restarts while the indexer follows the head: it reconnects and misses nothing."""
     db_url, pgdata = own_postgres
     pool = LivePool(chain)
@@ -217,14 +216,7 @@ def test_sigterm_stops_cleanly_and_resumes(chain: Chain, db_url: str, second_db:
     code, err = proc.terminate()
     assert code == 0, err[-2000:]
     assert '"shutdown_requested"' in err
-    done = subprocess.run(
-        [sys.executable, "-m", "qf.cli", "index", "--until-caught-up"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = index_until_caught_up(env)
     assert done.returncode == 0
     backfill(chain, second_db, tmp_path)
     assert snapshot(db_url) == snapshot(second_db)
@@ -282,14 +274,7 @@ def test_bad_configuration_is_one_line(
 ) -> None:
     """Wrong chain id, a core address without code, or an unreachable node: one clear line."""
     env = index_env(chain, db_url, tmp_path, **extra)
-    proc = subprocess.run(
-        [sys.executable, "-m", "qf.cli", "index", "--until-caught-up"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = index_until_caught_up(env)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
