@@ -1,4 +1,4 @@
-"""Refresh time of the analytics materialized views as the number of donations grows.
+"""Cost of keeping the analytics tables current as the number of donations grows.
 
     .venv/bin/python bench/views_refresh.py [--database-url URL] [--sizes 1101,10000,100000,1000000]
 
@@ -7,11 +7,20 @@ written directly with INSERT ... SELECT generate_series: 10 pools (strategy,
 PoolCreated, PoolFunded, TimestampsUpdated), 100 registered recipients per pool
 reviewed in one RecipientStatusUpdated per 64-row (1 in 10 rejected), donors =
 donations / 5, two 18-decimal tokens, 20 donations per block, recipients and
-donors drawn with a skew (seeded, so runs are comparable). Each materialized
-view of ``indexer.store.MATERIALIZED_VIEWS`` is then refreshed CONCURRENTLY
-(as the indexer does) ``--repeats`` times; the median seconds per view, the
-total, and the growth from one size to the next are printed, then the scratch
-database is dropped. 1,101 donations is the size of the `make demo` round.
+donors drawn with a skew (seeded, so runs are comparable). Then, ``--repeats``
+times each (medians printed):
+
+* full: ``qf.rebuild_analytics()``, every analytics table recomputed from the
+  event tables -- what a REFRESH of the former materialized views cost, the
+  baseline;
+* block: one more block of 20 donations appended (mostly by existing donors,
+  with their whole history), then ``qf.refresh_analytics()``, which recomputes
+  only the dirty donors, projects and pools -- what the live indexer pays
+  after each block;
+* batch: 1,000 more donations (50 blocks) appended, then ``qf.refresh_analytics()``.
+
+and the ratio full / block. The scratch database is dropped at the end.
+1,101 donations is the size of the `make demo` round.
 
 Without --database-url a throwaway embedded PostgreSQL is started (and deleted).
 """
@@ -27,9 +36,8 @@ import time
 import uuid
 from pathlib import Path
 
-from psycopg import sql
+from psycopg import Connection, sql
 
-from indexer.store import MATERIALIZED_VIEWS
 from qf.db import connect, with_database
 from qf.db.embedded import start_server
 from qf.db.migrate import apply_migrations
@@ -84,7 +92,12 @@ LATERAL (
     FROM generate_series(0, pg_temp.cfg('recipients') - 1) r GROUP BY r / 64
 ) rows;
 
-SELECT setseed(0.42);
+ANALYZE;
+"""
+
+# Donations offset .. offset + count - 1 (bench.offset, bench.count); run after SEED_SQL in the same session.
+DONATIONS_SQL = """
+SELECT setseed(pg_temp.cfg('offset')::float8 / (pg_temp.cfg('offset') + pg_temp.cfg('n') + 1));
 INSERT INTO qf.allocated
 SELECT 31337, 10 + i / pg_temp.cfg('per_block'), pg_temp.h32(10, 10 + i / pg_temp.cfg('per_block')), pg_temp.h32(11, i),
        i % pg_temp.cfg('per_block'), i % pg_temp.cfg('per_block'), pg_temp.addr(2, pool), pg_temp.addr(3, recipient),
@@ -99,41 +112,57 @@ FROM (
            floor(pg_temp.cfg('donors') * random() ^ 1.5)::bigint AS donor,
            CASE WHEN random() < 0.3 THEN (1 + floor(random() * 20)) * 1e18
                 ELSE floor(random() * 1e6) * 1e13 END AS amount
-    FROM generate_series(0, pg_temp.cfg('n') - 1) i
+    FROM generate_series(pg_temp.cfg('offset'), pg_temp.cfg('offset') + pg_temp.cfg('count') - 1) i
 ) g;
-ANALYZE;
 """
 
 
-def seed(url: str, donations: int) -> float:
+def _set(conn: Connection, **params: int) -> None:
+    for key, value in params.items():
+        conn.execute("SELECT set_config(%s, %s, false)", (f"bench.{key}", str(value)))
+
+
+def seed(conn: Connection, donations: int) -> float:
+    """Every migration, the pools and recipients, then ``donations`` donations; returns seconds."""
     started = time.monotonic()
-    with connect(url) as conn:
-        apply_migrations(conn)
-        params = {
-            "pools": POOLS,
-            "recipients": RECIPIENTS_PER_POOL,
-            "per_block": DONATIONS_PER_BLOCK,
-            "donors": max(1, donations // 5),
-            "n": donations,
-            "start": START_TIME,
-            "end": START_TIME + 14 * 86_400,
-        }
-        for key, value in params.items():
-            conn.execute("SELECT set_config(%s, %s, false)", (f"bench.{key}", str(value)))
-        conn.execute(SEED_SQL)
-        conn.commit()
+    apply_migrations(conn)
+    _set(conn, pools=POOLS, recipients=RECIPIENTS_PER_POOL, per_block=DONATIONS_PER_BLOCK,
+         donors=max(1, donations // 5), n=donations, start=START_TIME, end=START_TIME + 14 * 86_400)  # fmt: skip
+    conn.execute(SEED_SQL)
+    append(conn, 0, donations)
+    conn.execute("ANALYZE")
+    conn.commit()
     return time.monotonic() - started
 
 
-def refresh_times(url: str, repeats: int) -> dict[str, float]:
-    times: dict[str, list[float]] = {v: [] for v in MATERIALIZED_VIEWS}
-    with connect(url, autocommit=True) as conn:
-        for _ in range(repeats):
-            for view in MATERIALIZED_VIEWS:
-                started = time.monotonic()
-                conn.execute(sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(sql.Identifier("qf", view)))
-                times[view].append(time.monotonic() - started)
-    return {v: statistics.median(t) for v, t in times.items()}
+def append(conn: Connection, offset: int, count: int) -> None:
+    _set(conn, offset=offset, count=count)
+    conn.execute(DONATIONS_SQL)
+    conn.commit()
+
+
+def timed(conn: Connection, query: str) -> float:
+    started = time.monotonic()
+    conn.execute(query)
+    conn.commit()
+    return time.monotonic() - started
+
+
+def measure(conn: Connection, donations: int, repeats: int) -> dict[str, float]:
+    """Median seconds of a full rebuild, and of the refresh after one block and after 1,000 donations."""
+    timed(conn, "SELECT qf.refresh_analytics()")  # the seed's own dirty keys
+    full = [timed(conn, "SELECT qf.rebuild_analytics()") for _ in range(repeats)]
+    block: list[float] = []
+    batch: list[float] = []
+    offset = donations
+    for _ in range(repeats):
+        append(conn, offset, DONATIONS_PER_BLOCK)
+        offset += DONATIONS_PER_BLOCK
+        block.append(timed(conn, "SELECT qf.refresh_analytics()"))
+        append(conn, offset, 1000)
+        offset += 1000
+        batch.append(timed(conn, "SELECT qf.refresh_analytics()"))
+    return {"full": statistics.median(full), "block": statistics.median(block), "batch": statistics.median(batch)}
 
 
 def main() -> None:
@@ -158,10 +187,12 @@ def main() -> None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
             url = with_database(server_url, name)
             try:
-                seeded = seed(url, n)
-                results[n] = refresh_times(url, args.repeats)
-                row = "  ".join(f"{v}={s:.3f}s" for v, s in results[n].items())
-                print(f"{n:>9,} donations  seeded in {seeded:6.1f}s  {row}  total={sum(results[n].values()):.3f}s",
+                with connect(url) as conn:
+                    seeded = seed(conn, n)
+                    results[n] = measure(conn, n, args.repeats)
+                r = results[n]
+                print(f"{n:>9,} donations  seeded in {seeded:6.1f}s  full {r['full']:.3f}s  "
+                      f"block {r['block']:.4f}s  1k batch {r['batch']:.4f}s  full/block x{r['full'] / r['block']:.0f}",
                       flush=True)  # fmt: skip
             finally:
                 with connect(server_url, autocommit=True) as conn:
@@ -172,11 +203,11 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
     print()
-    print(f"{'view':<16}" + "".join(f"{n:>12,}" for n in sizes) + "   growth per step")
-    for view in [*MATERIALIZED_VIEWS, "total"]:
-        secs = [sum(results[n].values()) if view == "total" else results[n][view] for n in sizes]
+    print(f"{'seconds':<10}" + "".join(f"{n:>12,}" for n in sizes) + "   growth per step")
+    for kind in ("full", "block", "batch"):
+        secs = [results[n][kind] for n in sizes]
         growth = "  ".join(f"x{b / a:.1f}" for a, b in itertools.pairwise(secs) if a > 0)
-        print(f"{view:<16}" + "".join(f"{s:>11.3f}s" for s in secs) + f"   {growth}")
+        print(f"{kind:<10}" + "".join(f"{s:>11.4f}s" for s in secs) + f"   {growth}")
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ class IndexerMetrics:
         )
         self.refresh_seconds = Histogram(
             f"{PREFIX}_view_refresh_seconds",
-            "Time to refresh the materialized views.",
+            "Time to bring the analytics tables up to date (qf.refresh_analytics).",
             buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )

@@ -32,7 +32,8 @@ log = structlog.get_logger()
 LOCK_NAMESPACE = 0x51F1
 #: Channel that carries "views refreshed" notifications (payload: chain_id:block).
 NOTIFY_CHANNEL = "qf_views_refreshed"
-MATERIALIZED_VIEWS: tuple[str, ...] = ("project_totals", "round_matching", "donor_features", "round_stats")
+# Maintained incrementally by qf.refresh_analytics() (sql/007_incremental_analytics.sql).
+ANALYTICS_TABLES: tuple[str, ...] = ("project_totals", "round_matching", "donor_features", "round_stats")
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,21 +311,22 @@ class Store:
         return cur.rowcount
 
     def refresh_views(self) -> float:
-        """REFRESH ... CONCURRENTLY every materialized view, then NOTIFY; returns seconds."""
+        """Recompute the analytics rows of what changed since the last call, then NOTIFY; returns seconds.
+
+        Triggers on the event tables mark dirty donors, projects and pools in each batch's
+        transaction; ``qf.refresh_analytics()`` recomputes just those, in one transaction, so
+        the cost follows the size of the change, not of the history.
+        """
         started = time.monotonic()
         conn = self.conn
         conn.commit()
-        conn.autocommit = True
-        try:
-            for view in MATERIALIZED_VIEWS:
-                conn.execute(sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(sql.Identifier("qf", view)))
-            state = self.conn.execute(
+        with conn.transaction():
+            conn.execute("SELECT qf.refresh_analytics()")
+            state = conn.execute(
                 "SELECT checkpoint_block FROM qf.chains WHERE chain_id = %s", (self.chain_id,)
             ).fetchone()
             payload = f"{self.chain_id}:{state[0] if state else ''}"
             conn.execute(sql.SQL("NOTIFY {}, {}").format(sql.Identifier(NOTIFY_CHANNEL), sql.Literal(payload)))
-        finally:
-            conn.autocommit = False
         return time.monotonic() - started
 
 

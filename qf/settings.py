@@ -31,7 +31,7 @@ ENV_VARS: dict[str, str] = {
     "QF_LOG_RANGE_MAX_BLOCKS": "Largest eth_getLogs block span (default 50000).",
     "QF_RPC_RATE_LIMIT": "Requests per second per RPC endpoint (default unlimited).",
     "QF_RPC_TIMEOUT_SECONDS": "Per-request RPC timeout (default 10).",
-    "QF_REFRESH_DEBOUNCE_SECONDS": "Least time between materialized-view refreshes (default 1).",
+    "QF_REFRESH_DEBOUNCE_SECONDS": "Least time between analytics refreshes (default 1).",
     "QF_INDEXER_METRICS_PORT": "Port of the indexer's /metrics, /healthz and /readyz (default 9101; 0 = off).",
     "QF_METRICS_HOST": "Address the metrics endpoints bind to (default 127.0.0.1).",
     "QF_LOG_FORMAT": "auto (console on a terminal, else JSON), json or console.",

@@ -17,8 +17,6 @@ from decimal import Decimal
 import psycopg
 from psycopg import sql
 
-from indexer.store import MATERIALIZED_VIEWS
-
 CHAIN_ID = 31337
 TOKEN = bytes.fromhex("11" * 20)
 NATIVE = bytes.fromhex("ee" * 20)
@@ -138,8 +136,7 @@ class EventWriter:
 
 
 def refresh(conn: psycopg.Connection) -> None:
-    """Refresh every materialized view the way the indexer does (concurrently, in list order)."""
+    """Bring the analytics tables up to date the way the indexer does (qf.refresh_analytics)."""
     conn.commit()
-    for view in MATERIALIZED_VIEWS:
-        conn.execute(sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(sql.Identifier("qf", view)))
+    conn.execute("SELECT qf.refresh_analytics()")
     conn.commit()

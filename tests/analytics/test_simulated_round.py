@@ -219,20 +219,20 @@ def test_donor_features_equal_python_for_chosen_donors(indexed: Indexed) -> None
 
 
 def test_round_stats_equal_python(indexed: Indexed) -> None:
-    """Donors, donations, amount, median, fresh-wallet share, matching pool, Gini and top-10 share per pool."""
+    """Donors, donations, amount, mean donation, fresh-wallet share, matching pool, Gini and top-10 share per pool."""
     want_matching = _reference_matching(indexed)
     rows = _query(
         indexed.db_url,
-        "SELECT pool_id, donors, donations, amount, median_donation, fresh_wallet_donation_share, matching_pool, "
+        "SELECT pool_id, donors, donations, amount, mean_donation, fresh_wallet_donation_share, matching_pool, "
         "accepted_projects, match_gini, top10_match_share FROM qf.round_stats",
     )
     assert len(rows) == len(indexed.result.pools)
-    for pool_id, donors, donations, amount, median, fresh, funded, accepted, g, top10 in rows:
+    for pool_id, donors, donations, amount, mean, fresh, funded, accepted, g, top10 in rows:
         mine = [x for x in indexed.gifts if x.pool == int(pool_id)]
         std = sorted((v[0] for v in want_matching[int(pool_id)].values()), reverse=True)
         assert (donors, donations, accepted) == (len({x.donor for x in mine}), len(mine), len(std))
         assert float(amount) == pytest.approx(float(sum(x.amount for x in mine)), rel=1e-12)
-        assert median == pytest.approx(statistics.median(float(x.amount) for x in mine), rel=1e-12)
+        assert float(mean) == pytest.approx(statistics.mean(float(x.amount) for x in mine), rel=1e-12)
         assert float(fresh) == pytest.approx(sum(x.nonce < 3 for x in mine) / len(mine))
         assert float(funded) == pytest.approx(float(indexed.funded[int(pool_id)]))
         assert float(g) == pytest.approx(gini(std), rel=1e-9)
@@ -241,18 +241,19 @@ def test_round_stats_equal_python(indexed: Indexed) -> None:
 
 def test_every_analytics_view_and_column_is_commented(indexed: Indexed) -> None:
     """Analysts read the meaning and unit of each view and column from psql's \\d+."""
+    tables = ("project_totals", "round_matching", "donor_features", "round_stats")
+    analytics = f"(c.relkind IN ('v', 'm') OR (c.relkind = 'r' AND c.relname IN {tables!r}))"
     missing = _query(
         indexed.db_url,
         "SELECT c.relname, a.attname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-        "WHERE n.nspname = 'qf' AND c.relkind IN ('v', 'm') AND col_description(c.oid, a.attnum) IS NULL",
+        f"WHERE n.nspname = 'qf' AND {analytics} AND col_description(c.oid, a.attnum) IS NULL",
     )
     assert missing == []
     views = _query(
         indexed.db_url,
         "SELECT c.relname, obj_description(c.oid, 'pg_class') IS NOT NULL FROM pg_class c "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'qf' AND c.relkind IN ('v', 'm')",
+        f"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'qf' AND {analytics}",
     )
-    names = ("recipient_status_history", "recipient_status", "pools", "donations", "project_totals",
-             "round_matching", "donor_features", "round_stats")  # fmt: skip
+    names = ("recipient_status_history", "recipient_status", "pools", "donations", *tables)
     assert dict(views) == dict.fromkeys(names, True)

@@ -1,0 +1,515 @@
+-- Incremental maintenance of the analytics: the four materialized views of 003/004 become
+-- tables that are recomputed only for the keys that changed.
+--
+-- Why: a full REFRESH grows with the whole history (33 s at 1M donations), so a live round's
+-- views would lag further behind as the round grows. Now:
+-- * Statement-level triggers on the event tables (with transition tables, so COPY, INSERT and
+--   a reorg's DELETE all count) note the keys they touch in three small "dirty" tables, in the
+--   writer's own transaction: donors (qf.dirty_donors), projects (qf.dirty_projects) and pools
+--   (qf.dirty_pools; "full" when the pool's window, token or existence changed).
+-- * qf.refresh_analytics() claims those keys and recomputes just their rows: donor features of
+--   the dirty donors (their own donations), project totals of the dirty projects (their own
+--   donations), QF matching and round stats of the dirty pools (from per-project aggregates,
+--   so a pool's matching costs O(projects), not O(donations)). The indexer calls it after its
+--   batches; an analyst can call it any time (e.g. after changing qf.matching_caps).
+-- * qf.rebuild_analytics() recomputes everything from the event tables (after a TRUNCATE or a
+--   hand edit that the triggers could not see).
+-- Column names, meanings and comments are those of 003/004; only "refreshed CONCURRENTLY"
+-- became "maintained incrementally". Readers never see a half-done refresh: it is one transaction.
+
+-- Lookups the per-key recomputation needs ----------------------------------------------------
+
+CREATE INDEX allocated_sender_idx ON qf.allocated (chain_id, sender);
+CREATE INDEX allocated_project_idx ON qf.allocated (chain_id, contract, recipient_id, block_number);
+
+-- Dirty keys ------------------------------------------------------------------------------
+
+CREATE TABLE qf.dirty_donors (
+    chain_id bigint NOT NULL,
+    donor    bytea  NOT NULL
+);
+COMMENT ON TABLE qf.dirty_donors IS
+    'Donors whose qf.donor_features row is out of date (written by triggers, emptied by qf.refresh_analytics). Duplicates allowed.';
+
+CREATE TABLE qf.dirty_projects (
+    chain_id     bigint NOT NULL,
+    contract     bytea  NOT NULL,
+    recipient_id bytea  NOT NULL
+);
+COMMENT ON TABLE qf.dirty_projects IS
+    'Projects (strategy, recipient) whose qf.project_totals rows are out of date (triggers; emptied by qf.refresh_analytics).';
+
+CREATE TABLE qf.dirty_pools (
+    chain_id       bigint  NOT NULL,
+    contract       bytea,
+    pool_id        numeric(78,0),
+    full_recompute boolean NOT NULL,
+    CHECK (contract IS NOT NULL OR pool_id IS NOT NULL)
+);
+COMMENT ON TABLE qf.dirty_pools IS
+    'Pools (by strategy contract or pool id) whose qf.round_matching and qf.round_stats rows are out of date; '
+    'full_recompute when every project of the pool must be recomputed too (window, token or pool changed).';
+
+-- Tables replacing the materialized views (same columns and column comments) ----------------
+
+ALTER MATERIALIZED VIEW qf.project_totals RENAME TO project_totals_mv;
+ALTER MATERIALIZED VIEW qf.round_matching RENAME TO round_matching_mv;
+ALTER MATERIALIZED VIEW qf.donor_features RENAME TO donor_features_mv;
+ALTER MATERIALIZED VIEW qf.round_stats RENAME TO round_stats_mv;
+
+CREATE TABLE qf.project_totals (LIKE qf.project_totals_mv INCLUDING COMMENTS);
+ALTER TABLE qf.project_totals ADD PRIMARY KEY (chain_id, pool_id, recipient_id, token);
+CREATE TABLE qf.round_matching (LIKE qf.round_matching_mv INCLUDING COMMENTS);
+ALTER TABLE qf.round_matching ADD PRIMARY KEY (chain_id, pool_id, recipient_id);
+CREATE TABLE qf.donor_features (LIKE qf.donor_features_mv INCLUDING COMMENTS);
+ALTER TABLE qf.donor_features ADD PRIMARY KEY (chain_id, donor);
+CREATE TABLE qf.round_stats (LIKE qf.round_stats_mv INCLUDING COMMENTS);
+ALTER TABLE qf.round_stats ADD PRIMARY KEY (chain_id, pool_id);
+-- A median needs every donation of the pool at each refresh; the mean is kept from running totals.
+ALTER TABLE qf.round_stats RENAME COLUMN median_donation TO mean_donation;
+ALTER TABLE qf.round_stats ALTER COLUMN mean_donation TYPE numeric;
+COMMENT ON COLUMN qf.round_stats.mean_donation IS 'Mean donation (amount / donations), token units; NULL without donations.';
+
+DROP MATERIALIZED VIEW qf.round_stats_mv;
+DROP MATERIALIZED VIEW qf.round_matching_mv;
+DROP MATERIALIZED VIEW qf.donor_features_mv;
+DROP MATERIALIZED VIEW qf.project_totals_mv;
+
+COMMENT ON TABLE qf.project_totals IS
+    'Per (chain, pool, recipient, token): unique donors, donations, amount, and the sum over donors of '
+    'the square root of each donor''s total (the QF building block). One row per token: a pool that '
+    'takes several tokens has several rows per recipient, never added together. All donations count, '
+    'whatever the window or status (see qf.round_matching for the eligible ones). Maintained '
+    'incrementally by qf.refresh_analytics().';
+COMMENT ON TABLE qf.round_matching IS
+    'Standard QF matching per accepted recipient (current status 2) of each pool. Eligible donations: '
+    'in the pool''s latest allocation window and in the pool''s own token (no prices, so other tokens '
+    'are left out). match_standard = (sum_i sqrt(c_i))^2 - sum_i c_i over donors i with totals c_i; '
+    'match scales it pro rata so the pool''s funded amount is paid in full; match_capped applies the '
+    'optional cap of qf.matching_caps with qf.capped_matches. Maintained incrementally by '
+    'qf.refresh_analytics() (a cap change takes effect at its next call).';
+COMMENT ON TABLE qf.donor_features IS
+    'One row per donor (Allocated sender) per chain: behaviour features for sybil scoring, over all '
+    'its donations (every pool, token, window and status). Amounts are token units added one for one '
+    'across tokens (no prices); donations in tokens of unknown decimals are left out of the amount '
+    'features. Maintained incrementally by qf.refresh_analytics().';
+COMMENT ON TABLE qf.round_stats IS
+    'One row per pool: participation, amounts, the matching pool, and how concentrated the standard '
+    'QF matching of qf.round_matching is. Donation figures cover every donation of the pool (all '
+    'tokens, added one for one in token units); matching figures only the eligible ones. Maintained '
+    'incrementally by qf.refresh_analytics().';
+
+CREATE TABLE qf.project_eligible (
+    chain_id        bigint        NOT NULL,
+    pool_id         numeric(78,0) NOT NULL,
+    recipient_id    bytea         NOT NULL,
+    contributors    bigint        NOT NULL,
+    donations       numeric       NOT NULL,
+    amount          numeric       NOT NULL,
+    sum_sqrt_amount numeric       NOT NULL,
+    sum_root_square numeric       NOT NULL,
+    PRIMARY KEY (chain_id, pool_id, recipient_id)
+);
+COMMENT ON TABLE qf.project_eligible IS
+    'Per project, the QF inputs over its eligible donations (in window, pool token), so that a pool''s '
+    'matching is recomputed from O(projects) rows. Internal to qf.refresh_analytics(); see qf.round_matching.';
+COMMENT ON COLUMN qf.project_eligible.sum_sqrt_amount IS 'Sum over donors of sqrt(c_i), pool token units.';
+COMMENT ON COLUMN qf.project_eligible.sum_root_square IS
+    'Sum over donors of sqrt(c_i)^2 (= sum c_i up to rounding; used so a one-donor match is exactly 0).';
+
+CREATE TABLE qf.donor_pool (
+    chain_id        bigint        NOT NULL,
+    pool_id         numeric(78,0) NOT NULL,
+    donor           bytea         NOT NULL,
+    donations       bigint        NOT NULL,
+    amount          numeric,
+    fresh_donations bigint        NOT NULL,
+    PRIMARY KEY (chain_id, donor, pool_id)
+);
+COMMENT ON TABLE qf.donor_pool IS
+    'Per donor and pool: donations, amount (token units, tokens added one for one) and donations from a '
+    'wallet with nonce < 3. Recomputed with the donor; its changes are added to qf.pool_donation_totals. '
+    'Internal to qf.refresh_analytics().';
+
+CREATE TABLE qf.pool_donation_totals (
+    chain_id        bigint        NOT NULL,
+    pool_id         numeric(78,0) NOT NULL,
+    donors          bigint        NOT NULL,
+    donations       bigint        NOT NULL,
+    amount          numeric       NOT NULL,
+    fresh_donations bigint        NOT NULL,
+    PRIMARY KEY (chain_id, pool_id)
+);
+COMMENT ON TABLE qf.pool_donation_totals IS
+    'Running totals per pool, kept by adding the change of each recomputed qf.donor_pool row, so a '
+    'pool''s stats cost O(changed donors), not O(donations). Internal to qf.refresh_analytics().';
+
+-- Triggers that mark dirty keys --------------------------------------------------------------
+
+CREATE FUNCTION qf.mark_donations_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO qf.dirty_donors SELECT DISTINCT chain_id, sender FROM changed;
+    INSERT INTO qf.dirty_projects SELECT DISTINCT chain_id, contract, recipient_id FROM changed;
+    INSERT INTO qf.dirty_pools (chain_id, contract, full_recompute)
+    SELECT DISTINCT chain_id, contract, false FROM changed;
+    RETURN NULL;
+END
+$$;
+
+-- TG_ARGV[0]: whether the change needs every project of the pool recomputed.
+CREATE FUNCTION qf.mark_strategy_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO qf.dirty_pools (chain_id, contract, full_recompute)
+    SELECT DISTINCT chain_id, contract, TG_ARGV[0]::boolean FROM changed;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION qf.mark_pool_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO qf.dirty_pools (chain_id, pool_id, full_recompute)
+    SELECT DISTINCT chain_id, pool_id, TG_ARGV[0]::boolean FROM changed;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER allocated_insert_dirty AFTER INSERT ON qf.allocated
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.mark_donations_dirty();
+CREATE TRIGGER allocated_delete_dirty AFTER DELETE ON qf.allocated
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.mark_donations_dirty();
+
+CREATE TRIGGER registered_insert_dirty AFTER INSERT ON qf.registered
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.mark_strategy_dirty('false');
+CREATE TRIGGER registered_delete_dirty AFTER DELETE ON qf.registered
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.mark_strategy_dirty('false');
+CREATE TRIGGER updated_registration_insert_dirty AFTER INSERT ON qf.updated_registration
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.mark_strategy_dirty('false');
+CREATE TRIGGER updated_registration_delete_dirty AFTER DELETE ON qf.updated_registration
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.mark_strategy_dirty('false');
+CREATE TRIGGER recipient_status_updated_insert_dirty AFTER INSERT ON qf.recipient_status_updated
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.mark_strategy_dirty('false');
+CREATE TRIGGER recipient_status_updated_delete_dirty AFTER DELETE ON qf.recipient_status_updated
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.mark_strategy_dirty('false');
+-- A new window changes which donations are eligible: every project of the pool.
+CREATE TRIGGER timestamps_updated_insert_dirty AFTER INSERT ON qf.timestamps_updated
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.mark_strategy_dirty('true');
+CREATE TRIGGER timestamps_updated_delete_dirty AFTER DELETE ON qf.timestamps_updated
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.mark_strategy_dirty('true');
+
+CREATE TRIGGER pool_created_insert_dirty AFTER INSERT ON qf.pool_created
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.mark_pool_dirty('true');
+CREATE TRIGGER pool_created_delete_dirty AFTER DELETE ON qf.pool_created
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.mark_pool_dirty('true');
+CREATE TRIGGER pool_funded_insert_dirty AFTER INSERT ON qf.pool_funded
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.mark_pool_dirty('false');
+CREATE TRIGGER pool_funded_delete_dirty AFTER DELETE ON qf.pool_funded
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.mark_pool_dirty('false');
+CREATE TRIGGER matching_caps_insert_dirty AFTER INSERT ON qf.matching_caps
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.mark_pool_dirty('false');
+CREATE TRIGGER matching_caps_update_dirty AFTER UPDATE ON qf.matching_caps
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.mark_pool_dirty('false');
+CREATE TRIGGER matching_caps_delete_dirty AFTER DELETE ON qf.matching_caps
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.mark_pool_dirty('false');
+
+-- New decimals for a token change every amount in it: its donors, projects and pools.
+CREATE FUNCTION qf.mark_token_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO qf.dirty_donors
+    SELECT DISTINCT a.chain_id, a.sender FROM qf.allocated a JOIN changed c USING (chain_id)
+    WHERE a.token = c.address;
+    INSERT INTO qf.dirty_projects
+    SELECT DISTINCT a.chain_id, a.contract, a.recipient_id FROM qf.allocated a JOIN changed c USING (chain_id)
+    WHERE a.token = c.address;
+    INSERT INTO qf.dirty_pools (chain_id, pool_id, full_recompute)
+    SELECT DISTINCT p.chain_id, p.pool_id, true FROM qf.pool_created p JOIN changed c USING (chain_id)
+    WHERE p.token = c.address;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER tokens_insert_dirty AFTER INSERT ON qf.tokens
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.mark_token_dirty();
+CREATE TRIGGER tokens_update_dirty AFTER UPDATE ON qf.tokens
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.mark_token_dirty();
+
+-- Recomputation -----------------------------------------------------------------------------
+
+CREATE FUNCTION qf.refresh_analytics(OUT donors bigint, OUT projects bigint, OUT pools bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+    -- One refresh at a time; writers adding dirty keys meanwhile are not blocked (their rows
+    -- are not visible to the DELETEs below and wait for the next call).
+    PERFORM pg_advisory_xact_lock(hashtext('qf.refresh_analytics'));
+    DROP TABLE IF EXISTS pg_temp.refresh_donors, pg_temp.refresh_pools, pg_temp.refresh_projects,
+        pg_temp.refresh_pool_delta;
+
+    CREATE TEMP TABLE refresh_donors (chain_id bigint, donor bytea, PRIMARY KEY (chain_id, donor)) ON COMMIT DROP;
+    WITH d AS (DELETE FROM qf.dirty_donors RETURNING chain_id, donor)
+    INSERT INTO refresh_donors SELECT DISTINCT chain_id, donor FROM d;
+
+    -- Pools by id; a strategy that no longer exists went with its PoolCreated, whose delete
+    -- marked the pool id itself.
+    CREATE TEMP TABLE refresh_pools (
+        chain_id bigint, pool_id numeric(78,0), strategy bytea, full_recompute boolean,
+        PRIMARY KEY (chain_id, pool_id)
+    ) ON COMMIT DROP;
+    WITH d AS (DELETE FROM qf.dirty_pools RETURNING chain_id, contract, pool_id, full_recompute),
+    resolved AS (
+        SELECT d.chain_id, coalesce(d.pool_id, s.pool_id) AS pool_id, d.full_recompute
+        FROM d LEFT JOIN qf.strategies s ON s.chain_id = d.chain_id AND s.address = d.contract
+    )
+    INSERT INTO refresh_pools
+    SELECT r.chain_id, r.pool_id, min(s.address), bool_or(r.full_recompute)
+    FROM resolved r LEFT JOIN qf.strategies s ON s.chain_id = r.chain_id AND s.pool_id = r.pool_id
+    WHERE r.pool_id IS NOT NULL
+    GROUP BY r.chain_id, r.pool_id;
+
+    CREATE TEMP TABLE refresh_projects (
+        chain_id bigint, pool_id numeric(78,0), contract bytea, recipient_id bytea,
+        PRIMARY KEY (chain_id, contract, recipient_id)
+    ) ON COMMIT DROP;
+    WITH d AS (DELETE FROM qf.dirty_projects RETURNING chain_id, contract, recipient_id)
+    INSERT INTO refresh_projects
+    SELECT DISTINCT d.chain_id, s.pool_id, d.contract, d.recipient_id
+    FROM d JOIN qf.strategies s ON s.chain_id = d.chain_id AND s.address = d.contract;
+    IF EXISTS (SELECT 1 FROM refresh_pools WHERE full_recompute) THEN
+        INSERT INTO refresh_projects
+        SELECT DISTINCT a.chain_id, p.pool_id, a.contract, a.recipient_id
+        FROM refresh_pools p JOIN qf.allocated a ON a.chain_id = p.chain_id AND a.contract = p.strategy
+        WHERE p.full_recompute
+        ON CONFLICT DO NOTHING;
+    END IF;
+
+    ANALYZE refresh_donors, refresh_pools, refresh_projects;
+    SELECT count(*) INTO donors FROM refresh_donors;
+    SELECT count(*) INTO projects FROM refresh_projects;
+    SELECT count(*) INTO pools FROM refresh_pools;
+
+    -- Project totals and eligible QF inputs, per dirty project ------------------------------
+    DELETE FROM qf.project_totals t USING refresh_pools p
+    WHERE p.full_recompute AND t.chain_id = p.chain_id AND t.pool_id = p.pool_id;
+    DELETE FROM qf.project_totals t USING refresh_projects k
+    WHERE t.chain_id = k.chain_id AND t.pool_id = k.pool_id AND t.recipient_id = k.recipient_id;
+    INSERT INTO qf.project_totals
+    WITH per_donor AS (
+        SELECT k.chain_id, k.pool_id, a.recipient_id, a.token, a.sender,
+               count(*) AS donations, sum(a.amount) AS amount
+        FROM refresh_projects k
+        JOIN qf.allocated a ON a.chain_id = k.chain_id AND a.contract = k.contract AND a.recipient_id = k.recipient_id
+        GROUP BY 1, 2, 3, 4, 5
+    )
+    SELECT d.chain_id, d.pool_id, d.recipient_id, d.token,
+           count(*), sum(d.donations), sum(d.amount), sum(sqrt(d.amount)),
+           sum(d.amount) / (10::numeric ^ t.decimals),
+           sum(sqrt(d.amount / (10::numeric ^ t.decimals)))
+    FROM per_donor d
+    LEFT JOIN qf.tokens t ON t.chain_id = d.chain_id AND t.address = d.token
+    GROUP BY d.chain_id, d.pool_id, d.recipient_id, d.token, t.decimals;
+
+    DELETE FROM qf.project_eligible e USING refresh_pools p
+    WHERE p.full_recompute AND e.chain_id = p.chain_id AND e.pool_id = p.pool_id;
+    DELETE FROM qf.project_eligible e USING refresh_projects k
+    WHERE e.chain_id = k.chain_id AND e.pool_id = k.pool_id AND e.recipient_id = k.recipient_id;
+    INSERT INTO qf.project_eligible
+    WITH per_donor AS (
+        SELECT k.chain_id, k.pool_id, k.recipient_id, a.sender, count(*) AS donations,
+               sum(a.amount) / (10::numeric ^ p.token_decimals) AS amount
+        FROM refresh_projects k
+        JOIN qf.pools p ON p.chain_id = k.chain_id AND p.pool_id = k.pool_id
+        JOIN qf.allocated a ON a.chain_id = k.chain_id AND a.contract = k.contract
+                           AND a.recipient_id = k.recipient_id AND a.token = p.token
+        WHERE a.block_time BETWEEN p.allocation_start AND p.allocation_end
+        GROUP BY k.chain_id, k.pool_id, k.recipient_id, a.sender, p.token_decimals
+    )
+    SELECT chain_id, pool_id, recipient_id, count(*), sum(donations), sum(amount),
+           sum(sqrt(amount)), sum(sqrt(amount) * sqrt(amount))
+    FROM per_donor
+    WHERE amount IS NOT NULL
+    GROUP BY chain_id, pool_id, recipient_id;
+
+    -- Matching per dirty pool, from the per-project inputs -----------------------------------
+    DELETE FROM qf.round_matching m USING refresh_pools p WHERE m.chain_id = p.chain_id AND m.pool_id = p.pool_id;
+    INSERT INTO qf.round_matching
+    WITH accepted AS (
+        SELECT r.chain_id, r.pool_id, r.recipient_id, p.token, p.funded, c.cap_pct,
+               coalesce(j.contributors, 0)                          AS contributors,
+               coalesce(j.donations, 0)                             AS donations,
+               coalesce(j.amount, 0)                                AS amount,
+               coalesce(j.sum_sqrt_amount, 0)                       AS sum_sqrt_amount,
+               -- (sum sqrt c)^2 - sum c, with sum c taken as sum (sqrt c)^2 so that it is exactly 0
+               -- for one donor and never negative.
+               coalesce(j.sum_sqrt_amount * j.sum_sqrt_amount - j.sum_root_square, 0) AS match_standard
+        FROM refresh_pools k
+        JOIN qf.recipient_status r ON r.chain_id = k.chain_id AND r.pool_id = k.pool_id
+        JOIN qf.pools p ON p.chain_id = r.chain_id AND p.pool_id = r.pool_id
+        LEFT JOIN qf.project_eligible j
+               ON j.chain_id = r.chain_id AND j.pool_id = r.pool_id AND j.recipient_id = r.recipient_id
+        LEFT JOIN qf.matching_caps c ON c.chain_id = r.chain_id AND c.pool_id = r.pool_id
+        WHERE r.status = 2
+    ),
+    scaled AS (
+        SELECT x.*,
+               CASE WHEN x.total > 0 THEN x.match_standard / x.total ELSE 0 END AS match_share,
+               CASE WHEN x.total > 0 THEN coalesce(x.funded, 0) * x.match_standard / x.total ELSE 0 END AS match
+        FROM (SELECT a.*, sum(a.match_standard) OVER (PARTITION BY a.chain_id, a.pool_id) AS total
+              FROM accepted a) x
+    ),
+    capped AS (
+        SELECT g.chain_id, g.pool_id, u.recipient_id, u.match_capped
+        FROM (
+            SELECT chain_id, pool_id,
+                   array_agg(recipient_id ORDER BY recipient_id) AS ids,
+                   qf.capped_matches(array_agg(match ORDER BY recipient_id),
+                                     max(cap_pct) / 100 * coalesce(max(funded), 0)) AS matches
+            FROM scaled
+            GROUP BY chain_id, pool_id
+        ) g
+        CROSS JOIN LATERAL unnest(g.ids, g.matches) AS u(recipient_id, match_capped)
+    )
+    SELECT s.chain_id, s.pool_id, s.recipient_id, s.token,
+           s.contributors, s.donations, s.amount, s.sum_sqrt_amount, s.match_standard,
+           s.match_share, s.match, s.cap_pct, c.match_capped
+    FROM scaled s
+    JOIN capped c USING (chain_id, pool_id, recipient_id);
+
+    -- Per-pool donation totals: take out the dirty donors' old rows, add their new ones ----------
+    CREATE TEMP TABLE refresh_pool_delta (
+        chain_id bigint, pool_id numeric(78,0), donors bigint, donations bigint, amount numeric, fresh bigint
+    ) ON COMMIT DROP;
+    WITH old AS (
+        DELETE FROM qf.donor_pool o USING refresh_donors k WHERE o.chain_id = k.chain_id AND o.donor = k.donor
+        RETURNING o.*
+    )
+    INSERT INTO refresh_pool_delta
+    SELECT chain_id, pool_id, -count(*), -sum(donations), -coalesce(sum(amount), 0), -sum(fresh_donations)
+    FROM old GROUP BY chain_id, pool_id;
+    WITH new AS (
+        INSERT INTO qf.donor_pool
+        SELECT a.chain_id, s.pool_id, a.sender, count(*), sum(a.amount / (10::numeric ^ t.decimals)),
+               count(*) FILTER (WHERE a.tx_nonce < 3)
+        FROM refresh_donors k
+        JOIN qf.allocated a ON a.chain_id = k.chain_id AND a.sender = k.donor
+        JOIN qf.strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
+        LEFT JOIN qf.tokens t ON t.chain_id = a.chain_id AND t.address = a.token
+        GROUP BY a.chain_id, s.pool_id, a.sender
+        RETURNING *
+    )
+    INSERT INTO refresh_pool_delta
+    SELECT chain_id, pool_id, count(*), sum(donations), coalesce(sum(amount), 0), sum(fresh_donations)
+    FROM new GROUP BY chain_id, pool_id;
+    INSERT INTO qf.pool_donation_totals AS p
+    SELECT chain_id, pool_id, sum(donors), sum(donations), sum(amount), sum(fresh)
+    FROM refresh_pool_delta GROUP BY chain_id, pool_id
+    ON CONFLICT (chain_id, pool_id) DO UPDATE
+    SET donors = p.donors + EXCLUDED.donors, donations = p.donations + EXCLUDED.donations,
+        amount = p.amount + EXCLUDED.amount, fresh_donations = p.fresh_donations + EXCLUDED.fresh_donations;
+    DELETE FROM qf.pool_donation_totals WHERE donors = 0;
+
+    -- Round stats per dirty pool ---------------------------------------------------------------
+    DELETE FROM qf.round_stats r USING refresh_pools p WHERE r.chain_id = p.chain_id AND r.pool_id = p.pool_id;
+    INSERT INTO qf.round_stats
+    WITH don AS (
+        SELECT t.chain_id, t.pool_id, t.donors, t.donations, t.amount,
+               CASE WHEN t.donations > 0 THEN t.amount / t.donations END AS mean_donation,
+               CASE WHEN t.donations > 0 THEN t.fresh_donations::numeric / t.donations END
+                   AS fresh_wallet_donation_share
+        FROM refresh_pools k
+        JOIN qf.pool_donation_totals t ON t.chain_id = k.chain_id AND t.pool_id = k.pool_id
+    ),
+    ranked AS (
+        SELECT m.chain_id, m.pool_id, m.match_standard,
+               row_number() OVER (PARTITION BY m.chain_id, m.pool_id ORDER BY m.match_standard) AS up,
+               row_number() OVER (PARTITION BY m.chain_id, m.pool_id ORDER BY m.match_standard DESC) AS down
+        FROM refresh_pools k
+        JOIN qf.round_matching m ON m.chain_id = k.chain_id AND m.pool_id = k.pool_id
+    ),
+    mat AS (
+        SELECT chain_id, pool_id,
+               count(*) AS accepted_projects,
+               CASE WHEN sum(match_standard) > 0
+                    THEN 2 * sum(up * match_standard) / (count(*) * sum(match_standard))
+                         - (count(*) + 1)::numeric / count(*)
+               END AS match_gini,
+               CASE WHEN sum(match_standard) > 0
+                    THEN sum(match_standard) FILTER (WHERE down <= 10) / sum(match_standard)
+               END AS top10_match_share
+        FROM ranked
+        GROUP BY chain_id, pool_id
+    )
+    SELECT p.chain_id, p.pool_id, p.token,
+           coalesce(d.donors, 0), coalesce(d.donations, 0), coalesce(d.amount, 0),
+           d.mean_donation, d.fresh_wallet_donation_share, p.funded,
+           coalesce(m.accepted_projects, 0), m.match_gini, m.top10_match_share
+    FROM refresh_pools k
+    JOIN qf.pools p ON p.chain_id = k.chain_id AND p.pool_id = k.pool_id
+    LEFT JOIN don d ON d.chain_id = p.chain_id AND d.pool_id = p.pool_id
+    LEFT JOIN mat m ON m.chain_id = p.chain_id AND m.pool_id = p.pool_id;
+
+    -- Donor features per dirty donor (all of the donor's donations) ----------------------------
+    DELETE FROM qf.donor_features f USING refresh_donors k WHERE f.chain_id = k.chain_id AND f.donor = k.donor;
+    INSERT INTO qf.donor_features
+    WITH d AS (
+        SELECT a.chain_id, a.sender AS donor, s.pool_id, a.contract, a.recipient_id, a.token,
+               a.block_number, a.log_index, a.block_time, a.tx_nonce, a.gas_price,
+               a.amount / (10::numeric ^ t.decimals) AS amount,
+               extract(epoch FROM a.block_time - lag(a.block_time) OVER w) AS gap_seconds,
+               row_number() OVER w AS nth,
+               EXISTS (SELECT 1 FROM qf.allocated o
+                       WHERE o.chain_id = a.chain_id AND o.contract = a.contract
+                         AND o.recipient_id = a.recipient_id AND o.block_number = a.block_number
+                         AND o.sender <> a.sender) AS codonation
+        FROM refresh_donors k
+        JOIN qf.allocated a ON a.chain_id = k.chain_id AND a.sender = k.donor
+        JOIN qf.strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
+        LEFT JOIN qf.tokens t ON t.chain_id = a.chain_id AND t.address = a.token
+        WINDOW w AS (PARTITION BY a.chain_id, a.sender ORDER BY a.block_number, a.log_index)
+    ),
+    per_project AS (
+        SELECT chain_id, donor, max(amount) AS top_amount, count(*) AS projects
+        FROM (SELECT chain_id, donor, contract, recipient_id, sum(amount) AS amount
+              FROM d GROUP BY 1, 2, 3, 4) x
+        GROUP BY 1, 2
+    )
+    SELECT d.chain_id, d.donor,
+           count(*),
+           sum(d.amount),
+           avg(d.amount),
+           coalesce(stddev_pop(d.amount), 0),
+           max(p.projects),
+           count(DISTINCT d.pool_id),
+           count(DISTINCT d.token),
+           min(d.block_time),
+           max(d.block_time),
+           extract(epoch FROM max(d.block_time) - min(d.block_time)),
+           min(d.tx_nonce) FILTER (WHERE d.nth = 1),
+           min(d.tx_nonce) FILTER (WHERE d.nth = 1) < 3,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY d.gap_seconds),
+           avg((d.amount % 0.5 = 0)::int),
+           count(*) FILTER (WHERE d.codonation),
+           CASE WHEN sum(d.amount) > 0 THEN max(p.top_amount) / sum(d.amount) END,
+           count(DISTINCT d.gas_price)
+    FROM d
+    JOIN per_project p ON p.chain_id = d.chain_id AND p.donor = d.donor
+    GROUP BY d.chain_id, d.donor;
+END
+$$;
+COMMENT ON FUNCTION qf.refresh_analytics() IS
+    'Bring qf.project_totals, qf.round_matching, qf.round_stats and qf.donor_features up to date by '
+    'recomputing only the donors, projects and pools marked dirty since the last call; returns how '
+    'many of each. The indexer calls it after its batches; call it yourself after changing qf.matching_caps.';
+
+CREATE FUNCTION qf.rebuild_analytics(OUT donors bigint, OUT projects bigint, OUT pools bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('qf.refresh_analytics'));
+    TRUNCATE qf.project_totals, qf.project_eligible, qf.round_matching, qf.round_stats, qf.donor_features,
+        qf.donor_pool, qf.pool_donation_totals;
+    INSERT INTO qf.dirty_donors SELECT DISTINCT chain_id, sender FROM qf.allocated;
+    INSERT INTO qf.dirty_pools (chain_id, pool_id, full_recompute) SELECT chain_id, pool_id, true FROM qf.pool_created;
+    SELECT r.donors, r.projects, r.pools INTO donors, projects, pools FROM qf.refresh_analytics() r;
+END
+$$;
+COMMENT ON FUNCTION qf.rebuild_analytics() IS
+    'Recompute every analytics table from the event tables (after a TRUNCATE or hand edits the triggers did not see).';
+
+SELECT qf.rebuild_analytics();
