@@ -1,0 +1,780 @@
+"""Fitted models as flat numpy arrays: the contract between training and the scoring sidecar.
+
+The sidecar scores on the request hot path with the numba kernels of
+:mod:`scorer.kernels`, which cannot call XGBoost, LightGBM or scikit-learn.
+This module converts a fitted model into frozen dataclasses of plain arrays
+that those kernels walk, and saves each as one ``.npz`` file (no pickle)::
+
+    TreeEnsemble           XGBoost, LightGBM, random forest -> scorer.kernels.trees
+    LinearModel            StandardScaler + LogisticRegression -> scorer.kernels.trees
+    IsolationForestArrays  IsolationForest -> scorer.kernels.iforest
+    LofArrays              LocalOutlierFactor(novelty=True) -> scorer.kernels.lof
+
+Every converter reproduces the library's own arithmetic, not just its idea:
+XGBoost and scikit-learn compare ``float32(x)`` against the split, XGBoost sums
+its trees in float32 from a float32 base margin, LightGBM compares doubles,
+reads inputs within 1e-35 of zero as 0.0 and has three ways of reading a
+missing value. The parity tests in ``tests/train/test_parity.py`` hold the
+kernels to the libraries' own predictions.
+
+Trees are stored flat: node ``i`` of the forest splits on ``feature[i]``
+(``-1`` for a leaf) and its children ``left[i]``/``right[i]`` are absolute
+indices greater than ``i``, so a walk from any root always ends at a leaf.
+``value[i]`` is the leaf output for a leaf and the node's expected output
+otherwise, which is what Saabas contributions need.
+
+Only the numpy stack is imported here: the sidecar loads exports without the
+training libraries, which each converter imports when it is called.
+Errors: :class:`UnsupportedModel` (a :class:`qf.errors.ConfigError` and a
+``ValueError``) for a model the kernels cannot reproduce or a malformed file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from qf.errors import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+    from lightgbm import Booster as LightGBMBooster
+    from lightgbm import LGBMModel
+    from xgboost import Booster as XGBoostBooster
+    from xgboost import XGBModel
+
+FloatArray = npt.NDArray[np.float64]
+Int32Array = npt.NDArray[np.int32]
+Int64Array = npt.NDArray[np.int64]
+UInt8Array = npt.NDArray[np.uint8]
+KernelArg = npt.NDArray[Any] | int | float
+PathLike = str | os.PathLike[str]
+
+FORMAT_VERSION = 1
+
+# How a split reads a missing value (LightGBM's three missing types; XGBoost and
+# scikit-learn always behave like MISSING_NAN).
+MISSING_AS_ZERO = 0  # LightGBM "None": NaN is read as 0.0 and compared as usual
+MISSING_ZERO = 1  # LightGBM "Zero": 0.0 (|x| <= 1e-35f) and NaN take the default branch
+MISSING_NAN = 2  # NaN takes the default branch
+
+# LightGBM's kZeroThreshold (the float literal 1e-35f held in a double). Its predictor drops inputs with
+# |x| <= kZeroThreshold as sparse zeros, so they are compared as 0.0; the "Zero" missing type uses it too.
+LIGHTGBM_ZERO_THRESHOLD = float(np.float32(1e-35))
+
+COMPARE_LESS = 0  # go left if x < threshold (XGBoost)
+COMPARE_LESS_EQUAL = 1  # go left if x <= threshold (LightGBM, scikit-learn)
+
+LINKS = ("identity", "logistic")
+AGGREGATIONS = ("sum", "mean")
+
+
+class UnsupportedModel(ConfigError, ValueError):
+    """The model (or a saved file) holds something the kernels cannot reproduce exactly."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TreeEnsemble:
+    """A forest of binary trees over one output; the margin is ``base_margin`` plus the sum or mean of leaves.
+
+    ``float32_inputs``: round x to float32 before comparing (XGBoost, scikit-learn).
+    ``float32_sums``: round the running sum over trees to float32 (XGBoost).
+    ``zero_threshold``: read inputs with ``|x| <= zero_threshold`` as 0.0 (LightGBM; 0.0 elsewhere).
+    """
+
+    feature: Int32Array
+    threshold: FloatArray
+    left: Int32Array
+    right: Int32Array
+    default_left: UInt8Array
+    missing_type: UInt8Array
+    value: FloatArray
+    roots: Int64Array
+    n_features: int
+    comparison: int
+    float32_inputs: bool
+    float32_sums: bool
+    zero_threshold: float
+    base_margin: float
+    link: str
+    aggregation: str
+
+    def __post_init__(self) -> None:
+        _coerce(self, feature=np.int32, left=np.int32, right=np.int32, roots=np.int64)
+        _coerce(self, threshold=np.float64, value=np.float64, default_left=np.uint8, missing_type=np.uint8)
+        _coerce_scalars(self, n_features=int, comparison=int, float32_inputs=bool, float32_sums=bool)
+        _coerce_scalars(self, zero_threshold=float, base_margin=float, link=str, aggregation=str)
+        _check_trees(self.feature, self.left, self.right, self.roots, self.n_features, self.threshold, self.value)
+        _check_same_length(self.feature, default_left=self.default_left, missing_type=self.missing_type)
+        if not np.all(self.missing_type <= MISSING_NAN):
+            raise UnsupportedModel(f"missing_type must be {MISSING_AS_ZERO}, {MISSING_ZERO} or {MISSING_NAN}")
+        if self.comparison not in {COMPARE_LESS, COMPARE_LESS_EQUAL}:
+            raise UnsupportedModel(f"comparison must be {COMPARE_LESS} (<) or {COMPARE_LESS_EQUAL} (<=)")
+        if self.link not in LINKS or self.aggregation not in AGGREGATIONS:
+            raise UnsupportedModel(f"link must be one of {LINKS} and aggregation one of {AGGREGATIONS}")
+
+    @property
+    def n_trees(self) -> int:
+        return int(self.roots.size)
+
+    def kernel_args(self) -> dict[str, KernelArg]:
+        """Keyword arguments of every kernel in :mod:`scorer.kernels.trees` (flags as ints: one compilation)."""
+        return {
+            "feature": self.feature,
+            "threshold": self.threshold,
+            "left": self.left,
+            "right": self.right,
+            "default_left": self.default_left,
+            "missing_type": self.missing_type,
+            "value": self.value,
+            "roots": self.roots,
+            "n_features": self.n_features,
+            "comparison": self.comparison,
+            "float32_inputs": int(self.float32_inputs),
+            "float32_sums": int(self.float32_sums),
+            "zero_threshold": self.zero_threshold,
+            "base_margin": self.base_margin,
+            "logistic": int(self.link == "logistic"),
+            "mean": int(self.aggregation == "mean"),
+        }
+
+    def save(self, path: PathLike) -> None:
+        _save_npz(self, path)
+
+    @classmethod
+    def load(cls, path: PathLike) -> TreeEnsemble:
+        return cls(**_load_npz(path, cls))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class IsolationForestArrays:
+    """Isolation trees whose leaves hold the path length ``depth + c(n_samples_in_leaf)``, as scikit-learn adds it.
+
+    Feature indices are already mapped through each tree's feature subset
+    (``estimators_features_``), so the kernel reads the full row.
+    """
+
+    feature: Int32Array
+    threshold: FloatArray
+    left: Int32Array
+    right: Int32Array
+    default_left: UInt8Array
+    path_length: FloatArray
+    roots: Int64Array
+    n_features: int
+    max_samples: int
+    offset: float
+
+    def __post_init__(self) -> None:
+        _coerce(self, feature=np.int32, left=np.int32, right=np.int32, roots=np.int64)
+        _coerce(self, threshold=np.float64, path_length=np.float64, default_left=np.uint8)
+        _coerce_scalars(self, n_features=int, max_samples=int, offset=float)
+        _check_trees(self.feature, self.left, self.right, self.roots, self.n_features, self.threshold, self.path_length)
+        _check_same_length(self.feature, default_left=self.default_left)
+        if self.max_samples < 1:
+            raise UnsupportedModel(f"max_samples must be positive, got {self.max_samples}")
+
+    def kernel_args(self) -> dict[str, KernelArg]:
+        """Keyword arguments of every kernel in :mod:`scorer.kernels.iforest`."""
+        return {
+            "feature": self.feature,
+            "threshold": self.threshold,
+            "left": self.left,
+            "right": self.right,
+            "default_left": self.default_left,
+            "path_length": self.path_length,
+            "roots": self.roots,
+            "max_samples": self.max_samples,
+            "offset": self.offset,
+        }
+
+    def save(self, path: PathLike) -> None:
+        _save_npz(self, path)
+
+    @classmethod
+    def load(cls, path: PathLike) -> IsolationForestArrays:
+        return cls(**_load_npz(path, cls))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LinearModel:
+    """Standardise, then a linear margin: ``intercept + sum(coef * (x - mean) / scale)``."""
+
+    mean: FloatArray
+    scale: FloatArray
+    coef: FloatArray
+    intercept: float
+    link: str
+
+    def __post_init__(self) -> None:
+        _coerce(self, mean=np.float64, scale=np.float64, coef=np.float64)
+        _coerce_scalars(self, intercept=float, link=str)
+        if self.coef.ndim != 1:
+            raise UnsupportedModel(f"coef must be one-dimensional, got shape {self.coef.shape}")
+        _check_same_length(self.coef, mean=self.mean, scale=self.scale)
+        if self.link not in LINKS:
+            raise UnsupportedModel(f"link must be one of {LINKS}, got {self.link!r}")
+
+    @property
+    def n_features(self) -> int:
+        return int(self.coef.size)
+
+    def kernel_args(self) -> dict[str, KernelArg]:
+        """Keyword arguments of the ``linear_*`` kernels in :mod:`scorer.kernels.trees`."""
+        return {
+            "mean": self.mean,
+            "scale": self.scale,
+            "coef": self.coef,
+            "intercept": self.intercept,
+            "logistic": int(self.link == "logistic"),
+        }
+
+    def save(self, path: PathLike) -> None:
+        _save_npz(self, path)
+
+    @classmethod
+    def load(cls, path: PathLike) -> LinearModel:
+        return cls(**_load_npz(path, cls))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LofArrays:
+    """What LOF needs to score a new point: the training points, their k-distances and densities (euclidean)."""
+
+    fit_x: FloatArray
+    k_distance: FloatArray
+    lrd: FloatArray
+    n_neighbors: int
+    offset: float
+
+    def __post_init__(self) -> None:
+        _coerce(self, fit_x=np.float64, k_distance=np.float64, lrd=np.float64)
+        _coerce_scalars(self, n_neighbors=int, offset=float)
+        if self.fit_x.ndim != 2:
+            raise UnsupportedModel(f"fit_x must be two-dimensional, got shape {self.fit_x.shape}")
+        _check_same_length(self.k_distance, lrd=self.lrd)
+        if self.k_distance.shape != (self.fit_x.shape[0],):
+            raise UnsupportedModel("k_distance and lrd need one entry per training point")
+        if not 1 <= self.n_neighbors <= self.fit_x.shape[0]:
+            raise UnsupportedModel(f"n_neighbors must be in [1, {self.fit_x.shape[0]}], got {self.n_neighbors}")
+
+    @property
+    def n_features(self) -> int:
+        return int(self.fit_x.shape[1])
+
+    def kernel_args(self) -> dict[str, KernelArg]:
+        """Keyword arguments of every kernel in :mod:`scorer.kernels.lof`."""
+        return {
+            "fit_x": self.fit_x,
+            "k_distance": self.k_distance,
+            "lrd": self.lrd,
+            "n_neighbors": self.n_neighbors,
+            "offset": self.offset,
+        }
+
+    def save(self, path: PathLike) -> None:
+        _save_npz(self, path)
+
+    @classmethod
+    def load(cls, path: PathLike) -> LofArrays:
+        return cls(**_load_npz(path, cls))
+
+
+# --- XGBoost ---------------------------------------------------------------------------------------------------------
+
+_XGBOOST_LOGISTIC = frozenset({"binary:logistic", "reg:logistic"})
+_XGBOOST_IDENTITY = frozenset({"binary:logitraw", "reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror"})
+
+
+def from_xgboost(model: XGBoostBooster | XGBModel, *, n_rounds: int | None = None) -> TreeEnsemble:
+    """Export a binary or single-output XGBoost ``gbtree`` model.
+
+    ``n_rounds=None`` keeps what the model predicts with by default: every
+    round for a ``Booster``, ``best_iteration + 1`` rounds for an early-stopped
+    scikit-learn wrapper.
+    """
+    import xgboost  # noqa: PLC0415 - training-only dependency; see the module docstring
+
+    if isinstance(model, xgboost.XGBModel):
+        if not (model.missing is None or math.isnan(model.missing)):
+            raise UnsupportedModel(f"XGBoost missing={model.missing!r}: the kernels treat only NaN as missing")
+        if n_rounds is None:
+            try:
+                n_rounds = model.best_iteration + 1
+            except AttributeError:  # not early-stopped: all rounds
+                n_rounds = None
+        booster = model.get_booster()
+    elif isinstance(model, xgboost.Booster):
+        booster = model
+    else:
+        raise UnsupportedModel(f"expected an XGBoost Booster or XGBModel, got {type(model).__name__}")
+    return from_xgboost_json(json.loads(bytes(booster.save_raw("json"))), n_rounds=n_rounds)
+
+
+def from_xgboost_json(document: dict[str, Any], *, n_rounds: int | None = None) -> TreeEnsemble:
+    """Export the JSON model of ``Booster.save_raw("json")`` (the whole learner, not ``get_dump``)."""
+    learner = document["learner"]
+    booster = learner["gradient_booster"]
+    if booster["name"] != "gbtree":
+        raise UnsupportedModel(f"XGBoost booster {booster['name']!r} is not supported (gbtree only)")
+    if "c" in learner.get("feature_types", []):  # XGBoost 3 also re-codes categories before splitting
+        raise UnsupportedModel("XGBoost models with categorical features are not supported")
+    params = learner["learner_model_param"]
+    if int(params.get("num_class", "0")) > 1 or int(params.get("num_target", "1")) > 1:
+        raise UnsupportedModel("XGBoost models with several outputs are not supported")
+    objective = learner["objective"]["name"]
+    base_score = _xgboost_base_score(params["base_score"])
+    if objective in _XGBOOST_LOGISTIC:
+        if not 0.0 < base_score < 1.0:
+            raise UnsupportedModel(f"XGBoost base_score {base_score} is not a probability")
+        # XGBoost keeps base_score as a probability and takes -logf(1.0f / p - 1.0f) in float32. The
+        # float64 log of the float32 ratio, rounded, is the correctly rounded logf; numpy's float32 log is not.
+        one = np.float32(1.0)
+        ratio = one / np.float32(base_score) - one
+        base_margin = float(np.float32(-math.log(float(ratio))))
+        link = "logistic"
+    elif objective in _XGBOOST_IDENTITY:
+        base_margin = float(np.float32(base_score))
+        link = "identity"
+    else:
+        raise UnsupportedModel(f"XGBoost objective {objective!r} is not supported")
+
+    model = booster["model"]
+    trees = model["trees"]
+    if n_rounds is not None:
+        indptr = model.get("iteration_indptr") or list(range(len(trees) + 1))
+        if not 1 <= n_rounds < len(indptr):
+            raise UnsupportedModel(f"n_rounds must be in [1, {len(indptr) - 1}], got {n_rounds}")
+        trees = trees[: indptr[n_rounds]]
+    if not trees:
+        raise UnsupportedModel("the XGBoost model has no trees")
+    return _assemble(
+        [_xgboost_tree(tree) for tree in trees],
+        n_features=int(params["num_feature"]),
+        comparison=COMPARE_LESS,
+        float32_inputs=True,
+        float32_sums=True,
+        zero_threshold=0.0,
+        base_margin=base_margin,
+        link=link,
+        aggregation="sum",
+    )
+
+
+def _xgboost_base_score(text: str) -> float:
+    # "[5E-1]" since XGBoost 3.1 (a vector, one entry per target), "5E-1" before.
+    entries = text.strip("[]").split(",")
+    if len(entries) != 1:
+        raise UnsupportedModel(f"XGBoost base_score {text!r} has several targets")
+    return float(entries[0])
+
+
+def _xgboost_tree(tree: dict[str, Any]) -> _Tree:
+    if any(int(kind) != 0 for kind in tree["split_type"]):
+        raise UnsupportedModel(f"XGBoost tree {tree.get('id')} has categorical splits, which are not supported")
+    if int(tree["tree_param"].get("size_leaf_vector", "1")) > 1:
+        raise UnsupportedModel("XGBoost vector-leaf (multi-target) trees are not supported")
+    left = np.asarray(tree["left_children"], dtype=np.int64)
+    is_leaf = left == -1
+    # Thresholds and leaves are float32 in XGBoost; the JSON text round-trips through float32.
+    conditions = np.asarray(tree["split_conditions"], dtype=np.float32).astype(np.float64)
+    raw = _Tree(
+        feature=np.where(is_leaf, -1, np.asarray(tree["split_indices"], dtype=np.int64)),
+        threshold=np.where(is_leaf, 0.0, conditions),
+        left=left,
+        right=np.asarray(tree["right_children"], dtype=np.int64),
+        default_left=np.asarray(tree["default_left"], dtype=np.uint8),
+        missing_type=np.full(left.size, MISSING_NAN, dtype=np.uint8),
+        value=np.where(is_leaf, conditions, 0.0),
+    )
+    flat = _preorder(raw)
+    hessian = np.asarray(tree["sum_hessian"], dtype=np.float32).astype(np.float64)[flat.order]
+    # Internal values as XGBoost's approx_contribs uses them: leaf values averaged by hessian (cover).
+    value = flat.value
+    for node in range(value.size - 1, -1, -1):  # preorder: children come after their parent
+        if flat.feature[node] >= 0 and hessian[node] > 0:
+            low, high = flat.left[node], flat.right[node]
+            value[node] = (value[low] * hessian[low] + value[high] * hessian[high]) / hessian[node]
+    return flat
+
+
+# --- LightGBM --------------------------------------------------------------------------------------------------------
+
+_LIGHTGBM_MISSING = {"None": MISSING_AS_ZERO, "Zero": MISSING_ZERO, "NaN": MISSING_NAN}
+_LIGHTGBM_IDENTITY = frozenset({"regression", "regression_l1", "huber", "fair", "quantile", "mape"})
+
+
+def from_lightgbm(model: LightGBMBooster | LGBMModel) -> TreeEnsemble:
+    """Export a binary or single-output LightGBM model with numerical splits (best iteration, if any)."""
+    import lightgbm  # noqa: PLC0415 - training-only dependency; see the module docstring
+
+    if isinstance(model, lightgbm.LGBMModel):
+        booster = model.booster_
+    elif isinstance(model, lightgbm.Booster):
+        booster = model
+    else:
+        raise UnsupportedModel(f"expected a LightGBM Booster or LGBMModel, got {type(model).__name__}")
+    return from_lightgbm_dump(booster.dump_model())
+
+
+def from_lightgbm_dump(document: dict[str, Any]) -> TreeEnsemble:
+    """Export the dictionary of ``Booster.dump_model()`` (same iterations as ``Booster.predict``)."""
+    if int(document.get("num_tree_per_iteration", 1)) != 1 or int(document.get("num_class", 1)) > 1:
+        raise UnsupportedModel("LightGBM models with several outputs per iteration are not supported")
+    name, *options = str(document["objective"]).split()
+    if name == "binary" and options == ["sigmoid:1"]:
+        link = "logistic"
+    elif name == "cross_entropy" or (name in _LIGHTGBM_IDENTITY and "sqrt" not in options):
+        link = "logistic" if name == "cross_entropy" else "identity"
+    else:
+        raise UnsupportedModel(f"LightGBM objective {document['objective']!r} is not supported")
+    trees = document["tree_info"]
+    if not trees:
+        raise UnsupportedModel("the LightGBM model has no trees")
+    return _assemble(
+        [_lightgbm_tree(tree) for tree in trees],
+        n_features=int(document["max_feature_idx"]) + 1,
+        comparison=COMPARE_LESS_EQUAL,
+        float32_inputs=False,
+        float32_sums=False,
+        zero_threshold=LIGHTGBM_ZERO_THRESHOLD,
+        base_margin=0.0,  # LightGBM folds the initial score into the first tree
+        link=link,
+        aggregation="mean" if document.get("average_output") else "sum",
+    )
+
+
+def _lightgbm_tree(tree: dict[str, Any]) -> _Tree:
+    if int(tree.get("num_cat", 0)) > 0:
+        raise UnsupportedModel(
+            f"LightGBM tree {tree.get('tree_index')} has categorical splits, which are not supported"
+        )
+    names = ("feature", "threshold", "left", "right", "default_left", "missing_type", "value")
+    columns: dict[str, list[Any]] = {name: [] for name in names}
+    stack: list[tuple[dict[str, Any], int, str]] = [(tree["tree_structure"], -1, "")]
+    while stack:  # preorder, iteratively: LightGBM trees can be deeper than Python's recursion limit
+        node, parent, side = stack.pop()
+        index = len(columns["feature"])
+        if parent >= 0:
+            columns[side][parent] = index
+        if "leaf_coeff" in node:
+            raise UnsupportedModel("LightGBM linear trees are not supported")
+        is_split = "split_index" in node
+        if is_split and node["decision_type"] != "<=":
+            raise UnsupportedModel(f"LightGBM split {node['decision_type']!r} (categorical) is not supported")
+        columns["feature"].append(int(node["split_feature"]) if is_split else -1)
+        columns["threshold"].append(float(node["threshold"]) if is_split else 0.0)
+        columns["default_left"].append(bool(node["default_left"]) if is_split else False)
+        columns["missing_type"].append(_LIGHTGBM_MISSING[node["missing_type"]] if is_split else MISSING_AS_ZERO)
+        columns["value"].append(float(node["internal_value"] if is_split else node["leaf_value"]))
+        columns["left"].append(-1)
+        columns["right"].append(-1)
+        if is_split:
+            stack.append((node["right_child"], index, "right"))
+            stack.append((node["left_child"], index, "left"))
+    return _Tree(
+        feature=np.asarray(columns["feature"], dtype=np.int64),
+        threshold=np.asarray(columns["threshold"], dtype=np.float64),
+        left=np.asarray(columns["left"], dtype=np.int64),
+        right=np.asarray(columns["right"], dtype=np.int64),
+        default_left=np.asarray(columns["default_left"], dtype=np.uint8),
+        missing_type=np.asarray(columns["missing_type"], dtype=np.uint8),
+        value=np.asarray(columns["value"], dtype=np.float64),
+    )
+
+
+# --- scikit-learn ----------------------------------------------------------------------------------------------------
+
+
+def from_random_forest(model: Any) -> TreeEnsemble:
+    """Export a binary ``RandomForestClassifier`` (or ``ExtraTreesClassifier``): the mean of P(class 1) per tree."""
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier  # noqa: PLC0415 - training-only
+
+    if not isinstance(model, RandomForestClassifier | ExtraTreesClassifier):
+        raise UnsupportedModel(f"expected a RandomForestClassifier, got {type(model).__name__}")
+    if model.n_outputs_ != 1 or len(model.classes_) != 2:
+        raise UnsupportedModel("only binary, single-output forests are supported")
+    trees = []
+    for estimator in model.estimators_:
+        per_class = estimator.tree_.value[:, 0, :].astype(np.float64)  # class fractions (weighted counts before 1.4)
+        totals = per_class.sum(axis=1)
+        probability = per_class[:, 1] / np.where(totals > 0, totals, 1.0)
+        trees.append(_sklearn_tree(estimator.tree_, probability, None))
+    return _assemble(
+        trees,
+        n_features=int(model.n_features_in_),
+        comparison=COMPARE_LESS_EQUAL,
+        float32_inputs=True,  # scikit-learn casts X to float32, then compares with float64 thresholds
+        float32_sums=False,
+        zero_threshold=0.0,
+        base_margin=0.0,
+        link="identity",
+        aggregation="mean",
+    )
+
+
+def from_isolation_forest(model: Any) -> IsolationForestArrays:
+    """Export an ``IsolationForest``; its kernel equals ``score_samples`` and ``decision_function``."""
+    from sklearn.ensemble import IsolationForest  # noqa: PLC0415 - training-only dependency
+
+    if not isinstance(model, IsolationForest):
+        raise UnsupportedModel(f"expected an IsolationForest, got {type(model).__name__}")
+    n_features = int(model.n_features_in_)
+    # scikit-learn indexes X by the tree's feature subset only when it drew fewer than all features.
+    subsampled = int(model._max_features) != n_features  # the attribute scikit-learn itself tests
+    trees = []
+    for estimator, features in zip(model.estimators_, model.estimators_features_, strict=True):
+        tree = estimator.tree_
+        depth = tree.compute_node_depths()  # the root has depth 1, as in _decision_path_lengths
+        leaf_path = depth + average_path_length(tree.n_node_samples) - 1.0
+        trees.append(_sklearn_tree(tree, leaf_path, np.asarray(features) if subsampled else None))
+    flat = _concatenate(trees)
+    return IsolationForestArrays(
+        feature=flat.feature,
+        threshold=flat.threshold,
+        left=flat.left,
+        right=flat.right,
+        default_left=flat.default_left,
+        path_length=flat.value,
+        roots=flat.roots,
+        n_features=n_features,
+        max_samples=int(model.max_samples_),
+        offset=float(model.offset_),
+    )
+
+
+def average_path_length(n_samples: npt.ArrayLike) -> FloatArray:
+    """Mean path length of an unsuccessful search in a binary search tree of ``n`` nodes (scikit-learn's ``c(n)``)."""
+    n = np.asarray(n_samples, dtype=np.float64)
+    result = np.zeros(n.shape)
+    result[n == 2] = 1.0
+    many = n > 2
+    result[many] = 2.0 * (np.log(n[many] - 1.0) + np.euler_gamma) - 2.0 * (n[many] - 1.0) / n[many]
+    return result
+
+
+def from_logistic(model: Any) -> LinearModel:
+    """Export ``Pipeline([StandardScaler, LogisticRegression])`` or a bare binary ``LogisticRegression``."""
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 - training-only dependency
+    from sklearn.pipeline import Pipeline  # noqa: PLC0415
+    from sklearn.preprocessing import StandardScaler  # noqa: PLC0415
+
+    scaler = None
+    regression = model
+    if isinstance(model, Pipeline):
+        steps = [step for _, step in model.steps if step is not None and step != "passthrough"]
+        if len(steps) != 2 or not isinstance(steps[0], StandardScaler):
+            raise UnsupportedModel("expected Pipeline([StandardScaler, LogisticRegression])")
+        scaler, regression = steps
+    if not isinstance(regression, LogisticRegression):
+        raise UnsupportedModel(f"expected a LogisticRegression, got {type(regression).__name__}")
+    if len(regression.classes_) != 2:
+        raise UnsupportedModel("only binary logistic regression is supported")
+    coef = np.asarray(regression.coef_, dtype=np.float64).reshape(-1)
+    mean = np.zeros(coef.size)
+    scale = np.ones(coef.size)
+    if scaler is not None and scaler.with_mean:
+        mean = np.asarray(scaler.mean_, dtype=np.float64)
+    if scaler is not None and scaler.with_std:
+        scale = np.asarray(scaler.scale_, dtype=np.float64)
+    return LinearModel(
+        mean=mean, scale=scale, coef=coef, intercept=float(np.asarray(regression.intercept_)[0]), link="logistic"
+    )
+
+
+def from_lof(model: Any) -> LofArrays:
+    """Export a ``LocalOutlierFactor(novelty=True)`` fitted with the euclidean metric."""
+    from sklearn.neighbors import LocalOutlierFactor  # noqa: PLC0415 - training-only dependency
+
+    if not isinstance(model, LocalOutlierFactor):
+        raise UnsupportedModel(f"expected a LocalOutlierFactor, got {type(model).__name__}")
+    if not model.novelty:
+        raise UnsupportedModel("LocalOutlierFactor must be fitted with novelty=True to score new points")
+    if model.effective_metric_ != "euclidean" or model.effective_metric_params_:
+        raise UnsupportedModel(f"LocalOutlierFactor metric {model.metric!r} is not supported (euclidean only)")
+    fit_x = model._fit_X  # the training points scikit-learn searches
+    if not isinstance(fit_x, np.ndarray):
+        raise UnsupportedModel("LocalOutlierFactor fitted on a sparse matrix is not supported")
+    k = int(model.n_neighbors_)
+    return LofArrays(
+        fit_x=fit_x,
+        k_distance=model._distances_fit_X_[:, k - 1],
+        lrd=model._lrd,
+        n_neighbors=k,
+        offset=float(model.offset_),
+    )
+
+
+def _sklearn_tree(tree: Any, value: FloatArray, features: npt.NDArray[np.integer[Any]] | None) -> _Tree:
+    left = np.asarray(tree.children_left, dtype=np.int64)
+    is_leaf = left == -1
+    feature = np.asarray(tree.feature, dtype=np.int64)
+    if features is not None:  # the tree was grown on X[:, features]
+        feature = np.where(is_leaf, -1, features[np.where(is_leaf, 0, feature)])
+    raw = _Tree(
+        feature=np.where(is_leaf, -1, feature),
+        threshold=np.where(is_leaf, 0.0, np.asarray(tree.threshold, dtype=np.float64)),
+        left=left,
+        right=np.asarray(tree.children_right, dtype=np.int64),
+        default_left=np.asarray(tree.missing_go_to_left, dtype=np.uint8),
+        missing_type=np.full(left.size, MISSING_NAN, dtype=np.uint8),
+        value=np.asarray(value, dtype=np.float64),
+    )
+    return _preorder(raw)
+
+
+# --- flat layout -----------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Tree:
+    """One tree with local node ids; ``order`` maps each node to its id in the source model."""
+
+    feature: Int64Array
+    threshold: FloatArray
+    left: Int64Array
+    right: Int64Array
+    default_left: UInt8Array
+    missing_type: UInt8Array
+    value: FloatArray
+    order: Int64Array | None = None
+
+
+@dataclasses.dataclass
+class _Forest:
+    feature: Int32Array
+    threshold: FloatArray
+    left: Int32Array
+    right: Int32Array
+    default_left: UInt8Array
+    missing_type: UInt8Array
+    value: FloatArray
+    roots: Int64Array
+
+
+def _preorder(tree: _Tree) -> _Tree:
+    """Renumber the nodes reachable from node 0 in preorder, so every child id exceeds its parent's."""
+    order: list[int] = []
+    stack = [0]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        if tree.left[node] != -1:
+            stack.append(int(tree.right[node]))
+            stack.append(int(tree.left[node]))
+    old = np.asarray(order, dtype=np.int64)
+    new_id = np.full(tree.left.size, -1, dtype=np.int64)
+    new_id[old] = np.arange(old.size)
+    left, right = tree.left[old], tree.right[old]
+    return _Tree(
+        feature=tree.feature[old],
+        threshold=tree.threshold[old],
+        left=np.where(left == -1, -1, new_id[left]),
+        right=np.where(left == -1, -1, new_id[right]),
+        default_left=tree.default_left[old],
+        missing_type=tree.missing_type[old],
+        value=tree.value[old].copy(),
+        order=old,
+    )
+
+
+def _concatenate(trees: list[_Tree]) -> _Forest:
+    sizes = np.asarray([tree.feature.size for tree in trees], dtype=np.int64)
+    roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+    def shifted(children: Int64Array, root: np.int64) -> Int64Array:
+        return np.where(children == -1, -1, children + root)
+
+    return _Forest(
+        feature=np.concatenate([tree.feature for tree in trees]).astype(np.int32),
+        threshold=np.concatenate([tree.threshold for tree in trees]),
+        left=np.concatenate([shifted(t.left, r) for t, r in zip(trees, roots, strict=True)]).astype(np.int32),
+        right=np.concatenate([shifted(t.right, r) for t, r in zip(trees, roots, strict=True)]).astype(np.int32),
+        default_left=np.concatenate([tree.default_left for tree in trees]),
+        missing_type=np.concatenate([tree.missing_type for tree in trees]),
+        value=np.concatenate([tree.value for tree in trees]),
+        roots=roots,
+    )
+
+
+def _assemble(trees: list[_Tree], **scalars: Any) -> TreeEnsemble:
+    flat = _concatenate(trees)
+    return TreeEnsemble(**dataclasses.asdict(flat), **scalars)
+
+
+def _check_trees(
+    feature: Int32Array,
+    left: Int32Array,
+    right: Int32Array,
+    roots: Int64Array,
+    n_features: int,
+    *per_node: FloatArray,
+) -> None:
+    """Refuse arrays a kernel could walk out of bounds or forever (kernels do not check indices)."""
+    _check_same_length(feature, left=left, right=right)
+    for array in per_node:
+        _check_same_length(feature, values=array)
+    n_nodes = feature.size
+    if roots.size == 0 or roots.ndim != 1 or np.any((roots < 0) | (roots >= n_nodes)):
+        raise UnsupportedModel("roots must be a non-empty list of node indices")
+    split = feature >= 0
+    index = np.arange(n_nodes)
+    if np.any(feature < -1) or np.any(feature[split] >= n_features):
+        raise UnsupportedModel(f"split features must be in [0, {n_features}) and -1 marks a leaf")
+    for children in (left, right):
+        if np.any(children[split] <= index[split]) or np.any(children[split] >= n_nodes):
+            raise UnsupportedModel("each child index must exceed its parent's and stay inside the node arrays")
+
+
+def _check_same_length(reference: npt.NDArray[Any], **arrays: npt.NDArray[Any]) -> None:
+    for name, array in arrays.items():
+        if array.shape != reference.shape or reference.ndim != 1:
+            raise UnsupportedModel(f"{name} has shape {array.shape}, expected {reference.shape}")
+
+
+def _coerce(model: object, **dtypes: type[np.generic]) -> None:
+    for name, dtype in dtypes.items():
+        object.__setattr__(model, name, np.ascontiguousarray(getattr(model, name), dtype=dtype))
+
+
+def _coerce_scalars(model: object, **kinds: type[Any]) -> None:
+    for name, kind in kinds.items():
+        object.__setattr__(model, name, kind(getattr(model, name)))
+
+
+# --- .npz files ------------------------------------------------------------------------------------------------------
+
+
+def _save_npz(model: DataclassInstance, path: PathLike) -> None:
+    """Write every field as an array (scalars and strings as 0-d arrays), tagged with the class name."""
+    entries: dict[str, Any] = {
+        field.name: np.asarray(getattr(model, field.name)) for field in dataclasses.fields(model)
+    }
+    entries["kind"] = np.asarray(type(model).__name__)
+    entries["format_version"] = np.asarray(FORMAT_VERSION)
+    with open(path, "wb") as handle:  # a file object: numpy must not append ".npz" to the name
+        np.savez(handle, **entries)
+
+
+def _load_npz(path: PathLike, kind: type[DataclassInstance]) -> dict[str, Any]:
+    """Read the fields of ``kind`` back (0-d arrays become Python scalars); the class validates them."""
+    with np.load(path, allow_pickle=False) as data:
+        saved_kind = str(data["kind"]) if "kind" in data else "unknown"
+        if saved_kind != kind.__name__:
+            raise UnsupportedModel(f"{os.fspath(path)} holds a {saved_kind}, not a {kind.__name__}")
+        version = int(data["format_version"])
+        if version != FORMAT_VERSION:
+            raise UnsupportedModel(f"{os.fspath(path)} has format version {version}, not {FORMAT_VERSION}")
+        fields: dict[str, Any] = {}
+        for field in dataclasses.fields(kind):
+            if field.name not in data:
+                raise UnsupportedModel(f"{os.fspath(path)} lacks the {kind.__name__} field {field.name!r}")
+            array = data[field.name]
+            fields[field.name] = array.item() if array.ndim == 0 else array
+        return fields

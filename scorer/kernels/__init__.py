@@ -1,0 +1,1 @@
+"""Numba kernels of the scoring hot path: they read the flat arrays exported by qf.train."""
