@@ -30,6 +30,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The database: where it is, stop the embedded server.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+labels_app = typer.Typer(help="Sybil labels: import reviewers' verdicts.", no_args_is_help=True)
+app.add_typer(labels_app, name="labels")
 
 out = Console()
 log = structlog.get_logger()
@@ -429,6 +431,74 @@ def _render_matching(output: str, rows: list[dict[str, Any]], meta: dict[str, An
         for row in rows:
             table.add_row(*(str(v) for v in row.values()))
         out.print(table)
+
+
+@labels_app.command("import")
+def labels_import(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="CSV with columns address,label,source (pattern optional).")],
+    chain_id: Annotated[int | None, typer.Option(help="Chain of the addresses (default: the one indexed).")] = None,
+) -> None:
+    """Import labels; the whole file is checked first and nothing is written if any row is bad."""
+    from qf.labels import import_labels, parse_labels
+    from qf.matching.db import resolve_chain
+
+    labels = parse_labels(path)
+    settings = _settings(ctx)
+    with _migrated_connection(settings) as conn:
+        chain = resolve_chain(conn, chain_id if chain_id is not None else settings.chain_id)
+        written = import_labels(conn, chain, labels, run_id=f"import-{path.name}")
+    sybils = sum(x.is_sybil for x in labels)
+    out.print(f"imported {written} labels ({sybils} sybil) for chain {chain} from {path}")
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    chain_id: Annotated[int | None, typer.Option(help="Chain to train on (default: the only one indexed).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every model and resample: same data + seed = same models.")] = 42,
+    folds: Annotated[int, typer.Option(min=2, help="Folds of the stratified k-fold split.")] = 5,
+    n_boot: Annotated[int, typer.Option(min=1, help="Bootstrap resamples per confidence interval.")] = 1000,
+    review_threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Risk from which to REVIEW.")] = 0.4,
+    block_threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Risk above which to BLOCK.")] = 0.7,
+    models_dir: Annotated[Path | None, typer.Option(help="Output root (env QF_MODELS_DIR).")] = None,
+) -> None:
+    """Train and evaluate the risk, anomaly and recommendation models; write models/<version>/ and its report."""
+    from qf.matching.db import resolve_chain
+    from qf.train.dataset import load_dataset
+    from qf.train.pipeline import TrainConfig
+    from qf.train.pipeline import train as run_training
+
+    if review_threshold > block_threshold:
+        raise ConfigError("--review-threshold must not exceed --block-threshold")
+    settings = _settings(ctx)
+    root = (models_dir or settings.models_dir or settings.home / "models").resolve()
+    config = TrainConfig(seed=seed, folds=folds, n_boot=n_boot, review_threshold=review_threshold,
+                         block_threshold=block_threshold)  # fmt: skip
+    started = time.monotonic()
+    with _migrated_connection(settings) as conn:
+        chain = resolve_chain(conn, chain_id if chain_id is not None else settings.chain_id)
+        dataset = load_dataset(conn, chain)
+    result = run_training(dataset, root, config, progress=lambda line: out.print(f"  {line}"))
+    _print_headline(result.headline)
+    out.print(f"model version {result.version_dir.name} in {result.version_dir} ({time.monotonic() - started:.1f} s)")
+    out.print(f"report: {result.version_dir / 'report.md'}")
+
+
+def _print_headline(headline: dict[str, Any]) -> None:
+    """The served model on each split: AUCs with their 95% intervals and the gate's error rates."""
+    from rich.table import Table
+
+    def ci(metric: dict[str, float]) -> str:
+        return f"{metric['point']:.3f} [{metric['low']:.3f}, {metric['high']:.3f}]"
+
+    table = Table("split", "ROC AUC", "PR AUC", "honest blocked", "honest to review", "sybils approved",
+                  title=f"served model: {headline['served_model']}")  # fmt: skip
+    for split, row in headline["splits"].items():
+        rates = [row.get(k) for k in ("honest_blocked_rate", "honest_review_rate", "sybil_approved_rate")]
+        table.add_row(split, ci(row["roc_auc"]), ci(row["pr_auc"]),
+                      *("-" if r is None else f"{r:.1%}" for r in rates))  # fmt: skip
+    out.print(table)
 
 
 @app.command()

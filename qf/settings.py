@@ -34,6 +34,7 @@ ENV_VARS: dict[str, str] = {
     "QF_REFRESH_DEBOUNCE_SECONDS": "Least time between analytics refreshes (default 1).",
     "QF_INDEXER_METRICS_PORT": "Port of the indexer's /metrics, /healthz and /readyz (default 9101; 0 = off).",
     "QF_METRICS_HOST": "Address the metrics endpoints bind to (default 127.0.0.1).",
+    "QF_MODELS_DIR": "Where `qf train` writes model versions and the scorer reads them (default QF_HOME/models).",
     "QF_LOG_FORMAT": "auto (console on a terminal, else JSON), json or console.",
     "QF_LOG_LEVEL": "debug, info, warning or error (default info).",
 }
@@ -61,6 +62,7 @@ class Settings:
     refresh_debounce_seconds: float = 1.0
     indexer_metrics_port: int = 9101
     metrics_host: str = "127.0.0.1"
+    models_dir: Path | None = None
     log_format: str = "auto"
     log_level: str = "info"
 
@@ -93,6 +95,7 @@ class Settings:
             ),
             "indexer_metrics_port": _port("QF_INDEXER_METRICS_PORT", env.get("QF_INDEXER_METRICS_PORT"), 9101),
             "metrics_host": env.get("QF_METRICS_HOST") or "127.0.0.1",
+            "models_dir": Path(env["QF_MODELS_DIR"]) if env.get("QF_MODELS_DIR") else None,
             "log_format": env.get("QF_LOG_FORMAT") or "auto",
             "log_level": env.get("QF_LOG_LEVEL") or "info",
         }
@@ -100,6 +103,7 @@ class Settings:
         if isinstance(values["rpc_urls"], str):
             values["rpc_urls"] = _split_urls(values["rpc_urls"])
         values["home"] = Path(values["home"]).expanduser().resolve()
+        values["models_dir"] = Path(values["models_dir"] or values["home"] / "models").expanduser().resolve()
         if values["log_format"] not in ("auto", "json", "console"):
             raise ConfigError(f"QF_LOG_FORMAT must be auto, json or console, not {values['log_format']!r}")
         return cls(**values)

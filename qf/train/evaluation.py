@@ -377,7 +377,11 @@ def evaluate(
     labels, scores = _validated(y, score, both_classes=True)
 
     def interval(metric: Metric) -> ConfidenceInterval:
-        return bootstrap_ci(metric, labels, scores, n_boot=n_boot, seed=seed, alpha=alpha)
+        # Precision is undefined when no score reaches the threshold: reported as NaN (null in JSON).
+        try:
+            return bootstrap_ci(metric, labels, scores, n_boot=n_boot, seed=seed, alpha=alpha)
+        except MetricError:
+            return ConfidenceInterval(float(metric(labels, scores)), math.nan, math.nan)
 
     return Evaluation(
         n=labels.size,

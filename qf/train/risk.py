@@ -1,0 +1,124 @@
+"""Risk model candidates: XGBoost and LightGBM against logistic-regression and random-forest baselines.
+
+Every candidate is built by one function from a seed and the training labels,
+so each split trains the same recipe. Class imbalance is handled with class
+weights, not resampling: every real donor stays in the data exactly once (no
+synthetic or duplicated sybils leaking across folds), and the weights make the
+minority class count as much as the majority in the loss. The price is that
+scores are not calibrated to the round's base rate; the report's calibration
+plot shows by how much, and the serving thresholds apply to these scores.
+
+All candidates run single-threaded with fixed seeds, so a run is reproducible
+bit for bit (a requirement of the versioned artifacts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from qf.train.export import LinearModel, TreeEnsemble, from_lightgbm, from_logistic, from_random_forest, from_xgboost
+
+FloatArray = npt.NDArray[np.float64]
+CANDIDATES: tuple[str, ...] = ("xgboost", "lightgbm", "logistic", "random_forest")
+#: The served model is the candidate with the highest pooled out-of-fold PR AUC on the k-fold split.
+SELECTION_CRITERION = (
+    "highest PR AUC of the pooled out-of-fold k-fold predictions (PR AUC, not ROC AUC, because sybils are "
+    "the minority and the gate acts on the top of the ranking); ties go to the earlier of "
+    + ", ".join(CANDIDATES)
+)
+
+
+def _positive_weight(y: npt.NDArray[np.bool_]) -> float:
+    positives = int(y.sum())
+    return (len(y) - positives) / positives if positives else 1.0
+
+
+def build(name: str, y: npt.NDArray[np.bool_], seed: int) -> Any:
+    """An unfitted candidate, weighted for the class balance of ``y``."""
+    if name == "xgboost":
+        from xgboost import XGBClassifier  # noqa: PLC0415 - heavy import only when training
+
+        return XGBClassifier(
+            n_estimators=200, max_depth=4, learning_rate=0.08, subsample=0.8, colsample_bytree=0.8,
+            min_child_weight=1.0, scale_pos_weight=_positive_weight(y), tree_method="hist",
+            objective="binary:logistic", eval_metric="aucpr", random_state=seed, n_jobs=1,
+        )  # fmt: skip
+    if name == "lightgbm":
+        from lightgbm import LGBMClassifier  # noqa: PLC0415
+
+        return LGBMClassifier(
+            n_estimators=200, num_leaves=15, learning_rate=0.05, subsample=0.8, subsample_freq=1,
+            colsample_bytree=0.8, min_child_samples=5, scale_pos_weight=_positive_weight(y),
+            random_state=seed, n_jobs=1, deterministic=True, force_row_wise=True, verbose=-1,
+        )  # fmt: skip
+    if name == "logistic":
+        from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+        from sklearn.pipeline import make_pipeline  # noqa: PLC0415
+        from sklearn.preprocessing import StandardScaler  # noqa: PLC0415
+
+        return make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=5000))
+    if name == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier  # noqa: PLC0415
+
+        return RandomForestClassifier(
+            n_estimators=300, min_samples_leaf=2, class_weight="balanced_subsample", random_state=seed, n_jobs=1
+        )
+    raise ValueError(f"unknown risk model {name!r}; choose from {', '.join(CANDIDATES)}")
+
+
+def fit(name: str, x: FloatArray, y: npt.NDArray[np.bool_], seed: int) -> Any:
+    model = build(name, y, seed)
+    model.fit(x, y.astype(np.int64))
+    return model
+
+
+def predict(model: Any, x: FloatArray) -> FloatArray:
+    """P(sybil) per row, from the library itself (the reference the exported arrays must match)."""
+    return np.asarray(model.predict_proba(x)[:, 1], dtype=np.float64)
+
+
+def export(name: str, model: Any) -> TreeEnsemble | LinearModel:
+    """The flat arrays the scorer's numba kernels evaluate."""
+    exporters: dict[str, Callable[[Any], TreeEnsemble | LinearModel]] = {
+        "xgboost": from_xgboost,
+        "lightgbm": from_lightgbm,
+        "logistic": from_logistic,
+        "random_forest": from_random_forest,
+    }
+    return exporters[name](model)
+
+
+def importance(name: str, model: Any, feature_names: tuple[str, ...]) -> dict[str, float]:
+    """Feature importance normalised to sum 1: gain for the boosters, impurity for the forest, |coef| for LR."""
+    if name == "logistic":
+        raw = np.abs(model[-1].coef_[0])
+    elif name == "xgboost":
+        scores = model.get_booster().get_score(importance_type="total_gain")
+        raw = np.array([scores.get(f"f{i}", 0.0) for i in range(len(feature_names))])
+    elif name == "lightgbm":
+        raw = np.asarray(model.booster_.feature_importance(importance_type="gain"), dtype=np.float64)
+    else:
+        raw = np.asarray(model.feature_importances_, dtype=np.float64)
+    total = float(raw.sum())
+    values = raw / total if total > 0 else raw
+    return {n: float(v) for n, v in zip(feature_names, values, strict=True)}
+
+
+def save_native(name: str, model: Any, directory: Any) -> str:
+    """Save in the library's own format; returns the file name."""
+    if name == "xgboost":
+        file = "risk_xgboost.json"
+        model.get_booster().save_model(str(directory / file))
+    elif name == "lightgbm":
+        file = "risk_lightgbm.txt"
+        model.booster_.save_model(str(directory / file))
+    else:
+        import joblib  # noqa: PLC0415
+
+        file = f"risk_{name}.joblib"
+        joblib.dump(model, directory / file)
+    return file
