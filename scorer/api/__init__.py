@@ -1,0 +1,1 @@
+"""Generated gRPC API of the scoring sidecar; see scripts/gen_proto.py."""
