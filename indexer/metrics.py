@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -85,6 +86,10 @@ class IndexerMetrics:
             self.rpc_errors.labels(method, url, error_kind or "error").inc()
 
 
+class HasRegistry(Protocol):
+    registry: CollectorRegistry
+
+
 class HealthState:
     """What /healthz and /readyz answer from; updated by the loop."""
 
@@ -102,7 +107,7 @@ class HealthState:
 
 
 def serve_metrics(
-    metrics: IndexerMetrics, health: HealthState, host: str, port: int
+    metrics: HasRegistry, health: HealthState, host: str, port: int
 ) -> tuple[ThreadingHTTPServer, Callable[[], None]]:
     """Start the endpoint in a daemon thread; returns the server and a stop function."""
 
@@ -132,7 +137,7 @@ def serve_metrics(
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="indexer-metrics", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
     thread.start()
 
     def stop() -> None:

@@ -490,14 +490,16 @@ def _print_headline(headline: dict[str, Any]) -> None:
     from rich.table import Table
 
     def ci(metric: dict[str, float]) -> str:
-        return f"{metric['point']:.3f} [{metric['low']:.3f}, {metric['high']:.3f}]"
+        return f"{metric['point']:.3f} [{metric['low']:.2f}-{metric['high']:.2f}]"
 
-    table = Table("split", "ROC AUC", "PR AUC", "honest blocked", "honest to review", "sybils approved",
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0%}"
+
+    table = Table("split", "ROC AUC [95% CI]", "PR AUC [95% CI]", "honest blocked/review, sybils approved",
                   title=f"served model: {headline['served_model']}")  # fmt: skip
     for split, row in headline["splits"].items():
-        rates = [row.get(k) for k in ("honest_blocked_rate", "honest_review_rate", "sybil_approved_rate")]
-        table.add_row(split, ci(row["roc_auc"]), ci(row["pr_auc"]),
-                      *("-" if r is None else f"{r:.1%}" for r in rates))  # fmt: skip
+        gate = " / ".join(pct(row.get(k)) for k in ("honest_blocked_rate", "honest_review_rate", "sybil_approved_rate"))
+        table.add_row(split.replace("leave-out-", "without "), ci(row["roc_auc"]), ci(row["pr_auc"]), gate)
     out.print(table)
 
 
@@ -548,6 +550,9 @@ def demo(
     out.print("Explore with `qf psql`, e.g. SELECT * FROM qf.round_stats;")
     out.rule("5. matching")
     _demo_matching(settings)
+    out.rule("6. train")
+    train(ctx, chain_id=None, seed=seed, folds=5, n_boot=1000, review_threshold=0.4, block_threshold=0.7,
+          models_dir=None)  # fmt: skip
     out.rule("done")
     out.print("Stop the background devnet and database with `make stop`.")
 

@@ -35,6 +35,21 @@ ENV_VARS: dict[str, str] = {
     "QF_INDEXER_METRICS_PORT": "Port of the indexer's /metrics, /healthz and /readyz (default 9101; 0 = off).",
     "QF_METRICS_HOST": "Address the metrics endpoints bind to (default 127.0.0.1).",
     "QF_MODELS_DIR": "Where `qf train` writes model versions and the scorer reads them (default QF_HOME/models).",
+    "QF_SCORER_HOST": "Address the scoring sidecar's gRPC server binds to (default 127.0.0.1).",
+    "QF_SCORER_PORT": "gRPC port of the scoring sidecar (default 50051).",
+    "QF_SCORER_METRICS_PORT": "Port of the sidecar's Prometheus /metrics (default 9102; 0 = off).",
+    "QF_SCORER_TOKENS": "Client bearer tokens, `name:token` separated by commas.",
+    "QF_SCORER_TOKENS_FILE": "File with one `name:token` client token per line (e.g. a Docker secret).",
+    "QF_SCORER_ADMIN_TOKENS": "Admin bearer tokens for ReloadModels, `name:token` separated by commas.",
+    "QF_SCORER_ADMIN_TOKENS_FILE": "File with one `name:token` admin token per line.",
+    "QF_SCORER_RATE_LIMIT_PER_MINUTE": "Requests per minute per client, token bucket (default 100; 0 = unlimited).",
+    "QF_SCORER_MAX_BATCH": "Largest ScoreContributions batch (default 256).",
+    "QF_SCORER_MAX_CONCURRENT_RPCS": "RPCs handled at once; more are refused with RESOURCE_EXHAUSTED (default 256).",
+    "QF_SCORER_REVIEW_THRESHOLD": "Risk from which a contribution goes to REVIEW (default: the model's manifest, 0.4).",
+    "QF_SCORER_BLOCK_THRESHOLD": "Risk above which a contribution is BLOCKed (default: the model's manifest, 0.7).",
+    "QF_SCORER_FEATURE_RELOAD_SECONDS": "Fallback interval of the feature reload; NOTIFY is sooner (default 60).",
+    "QF_AUDIT_RETENTION_DAYS": "Days the sidecar's decisions are kept in qf.scorer_decisions (default 90).",
+    "QF_EXPERIMENT_RETENTION_DAYS": "Days experiment outcomes are kept (default 365).",
     "QF_LOG_FORMAT": "auto (console on a terminal, else JSON), json or console.",
     "QF_LOG_LEVEL": "debug, info, warning or error (default info).",
 }
@@ -63,6 +78,19 @@ class Settings:
     indexer_metrics_port: int = 9101
     metrics_host: str = "127.0.0.1"
     models_dir: Path | None = None
+    scorer_host: str = "127.0.0.1"
+    scorer_port: int = 50051
+    scorer_metrics_port: int = 9102
+    scorer_tokens: dict[str, str] = field(default_factory=dict, repr=False)
+    scorer_admin_tokens: dict[str, str] = field(default_factory=dict, repr=False)
+    scorer_rate_limit_per_minute: float = 100.0
+    scorer_max_batch: int = 256
+    scorer_max_concurrent_rpcs: int = 256
+    scorer_review_threshold: float | None = None
+    scorer_block_threshold: float | None = None
+    scorer_feature_reload_seconds: float = 60.0
+    audit_retention_days: int = 90
+    experiment_retention_days: int = 365
     log_format: str = "auto"
     log_level: str = "info"
 
@@ -96,6 +124,27 @@ class Settings:
             "indexer_metrics_port": _port("QF_INDEXER_METRICS_PORT", env.get("QF_INDEXER_METRICS_PORT"), 9101),
             "metrics_host": env.get("QF_METRICS_HOST") or "127.0.0.1",
             "models_dir": Path(env["QF_MODELS_DIR"]) if env.get("QF_MODELS_DIR") else None,
+            "scorer_host": env.get("QF_SCORER_HOST") or "127.0.0.1",
+            "scorer_port": _port("QF_SCORER_PORT", env.get("QF_SCORER_PORT"), 50051),
+            "scorer_metrics_port": _port("QF_SCORER_METRICS_PORT", env.get("QF_SCORER_METRICS_PORT"), 9102),
+            "scorer_tokens": _tokens(env, "QF_SCORER_TOKENS"),
+            "scorer_admin_tokens": _tokens(env, "QF_SCORER_ADMIN_TOKENS"),
+            "scorer_rate_limit_per_minute": _float(
+                "QF_SCORER_RATE_LIMIT_PER_MINUTE", env.get("QF_SCORER_RATE_LIMIT_PER_MINUTE"), 100.0
+            ),
+            "scorer_max_batch": _int_default("QF_SCORER_MAX_BATCH", env.get("QF_SCORER_MAX_BATCH"), 256),
+            "scorer_max_concurrent_rpcs": _int_default(
+                "QF_SCORER_MAX_CONCURRENT_RPCS", env.get("QF_SCORER_MAX_CONCURRENT_RPCS"), 256
+            ),
+            "scorer_review_threshold": _fraction("QF_SCORER_REVIEW_THRESHOLD", env.get("QF_SCORER_REVIEW_THRESHOLD")),
+            "scorer_block_threshold": _fraction("QF_SCORER_BLOCK_THRESHOLD", env.get("QF_SCORER_BLOCK_THRESHOLD")),
+            "scorer_feature_reload_seconds": _float(
+                "QF_SCORER_FEATURE_RELOAD_SECONDS", env.get("QF_SCORER_FEATURE_RELOAD_SECONDS"), 60.0
+            ),
+            "audit_retention_days": _int_default("QF_AUDIT_RETENTION_DAYS", env.get("QF_AUDIT_RETENTION_DAYS"), 90),
+            "experiment_retention_days": _int_default(
+                "QF_EXPERIMENT_RETENTION_DAYS", env.get("QF_EXPERIMENT_RETENTION_DAYS"), 365
+            ),
             "log_format": env.get("QF_LOG_FORMAT") or "auto",
             "log_level": env.get("QF_LOG_LEVEL") or "info",
         }
@@ -127,6 +176,34 @@ def _split_urls(raw: str) -> tuple[str, ...]:
         if not url.startswith(("http://", "https://", "ws://", "wss://")):
             raise ConfigError(f"QF_RPC_URLS: {url!r} is not an http(s) or ws(s) URL")
     return urls
+
+
+def _tokens(env: Mapping[str, str], name: str) -> dict[str, str]:
+    """``name:token`` pairs from the variable (comma-separated) and from the file ``<name>_FILE`` (one per line)."""
+    entries = [e for e in (env.get(name) or "").split(",") if e.strip()]
+    path = env.get(f"{name}_FILE")
+    if path:
+        try:
+            entries += [line for line in Path(path).read_text().splitlines() if line.strip()]
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE: cannot read {path} ({exc.strerror})") from None
+    tokens: dict[str, str] = {}
+    for entry in entries:
+        client, sep, token = entry.strip().partition(":")
+        if not sep or not client or len(token) < 16:
+            # Never echo the entry: it may hold a secret.
+            raise ConfigError(f"{name}: every entry must be name:token with a token of at least 16 characters")
+        if client in tokens:
+            raise ConfigError(f"{name}: client {client!r} appears twice")
+        tokens[client] = token
+    return tokens
+
+
+def _fraction(name: str, raw: str | None) -> float | None:
+    value = _float(name, raw, None)
+    if value is not None and value > 1:
+        raise ConfigError(f"{name} must be between 0 and 1, not {raw!r}")
+    return value
 
 
 def _float(name: str, raw: str | None, default: float | None) -> float | None:

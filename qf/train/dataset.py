@@ -68,7 +68,8 @@ class Dataset:
 
 
 def load_dataset(conn: psycopg.Connection[Any], chain_id: int) -> Dataset:
-    """Read one chain's donor features, labels and donations."""
+    """Read one chain's donor features, labels and donations (ends any transaction open on ``conn`` first)."""
+    conn.commit()  # the repeatable-read snapshot must start with this function's first query
     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
     try:
         return _load(conn, chain_id)

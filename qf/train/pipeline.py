@@ -157,7 +157,8 @@ def train(dataset: Dataset, root: Path, config: TrainConfig, progress: Progress 
         evaluations=evaluated.evaluations,
         scores=evaluated.scores,
         feature_importance=importance,
-        served_scores=served_scores[rows],
+        # Held-out (out-of-fold) scores: in-sample ones would show a perfect separation.
+        served_scores=next(s.score for s in evaluated.scores if s.split == "kfold" and s.model == served),
         served_labels=data.patterns,
         pca=coords,
         pca_labels=donors["pattern"].to_numpy(),

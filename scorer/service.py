@@ -1,0 +1,341 @@
+"""The gRPC service: request parsing, the engine, the audit log and the experiment store, one method per RPC.
+
+This is the service boundary: every error the parts below raise on purpose is
+mapped to a status code here and nowhere else --
+
+=========================  ===================
+ValidationError            INVALID_ARGUMENT
+UnknownExperiment          NOT_FOUND
+ConfigError / DataError    FAILED_PRECONDITION
+ModelError                 FAILED_PRECONDITION
+NotReady                   UNAVAILABLE
+anything else              INTERNAL (logged with its traceback; the process keeps serving)
+=========================  ===================
+
+Scoring runs inline on the event loop: the numba kernels take microseconds and
+the model bundle and feature snapshot are immutable references taken once per
+request, so a hot reload never mixes two versions in one answer. Database work
+(experiments) runs in worker threads; audit rows are only queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+import structlog
+from grpc import aio
+from psycopg_pool import ConnectionPool
+
+from qf.errors import ConfigError, DataError
+from scorer import engine, experiment_store, validation
+from scorer.api.v1 import scorer_pb2 as pb
+from scorer.api.v1 import scorer_pb2_grpc
+from scorer.audit import AuditLog, AuditRow
+from scorer.errors import ModelError, NotReady, ValidationError
+from scorer.experiments import UnknownExperiment
+from scorer.feature_store import FeatureStore
+from scorer.interceptors import CLIENT
+from scorer.metrics import ScorerMetrics
+from scorer.models import ModelBundle, ModelStore
+
+log = structlog.get_logger("scorer.service")
+Context = aio.ServicerContext[Any, Any]
+T = TypeVar("T")
+
+LEVELS = {
+    engine.RiskLevel.LOW: pb.RISK_LEVEL_LOW, engine.RiskLevel.MEDIUM: pb.RISK_LEVEL_MEDIUM,
+    engine.RiskLevel.HIGH: pb.RISK_LEVEL_HIGH,
+}  # fmt: skip
+DECISIONS = {
+    engine.Decision.APPROVE: pb.DECISION_APPROVE, engine.Decision.REVIEW: pb.DECISION_REVIEW,
+    engine.Decision.BLOCK: pb.DECISION_BLOCK,
+}  # fmt: skip
+MAX_CONTEXT_ENTRIES = 32
+MAX_CONTEXT_CHARS = 256
+
+
+def _status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    if isinstance(exc, ValidationError):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+    if isinstance(exc, UnknownExperiment):
+        return grpc.StatusCode.NOT_FOUND, str(exc)
+    if isinstance(exc, ModelError | ConfigError | DataError):
+        return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
+    if isinstance(exc, NotReady):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
+    return grpc.StatusCode.INTERNAL, "internal error"
+
+
+def handled(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Map the errors of one RPC method to status codes (see the module docstring)."""
+
+    @functools.wraps(method)
+    async def wrapper(self: ScorerService, request: Any, context: Context) -> T:
+        try:
+            return await method(self, request, context)
+        except aio.AbortError:
+            raise
+        except Exception as exc:
+            code, message = _status(exc)
+            if code is grpc.StatusCode.INTERNAL:
+                log.exception("rpc_failed", method=method.__name__)
+            await context.abort(code, message)
+            raise  # unreachable: abort raises
+
+    return wrapper
+
+
+class ScorerService(scorer_pb2_grpc.ScorerServicer):
+    def __init__(
+        self, *, models: ModelStore, features: FeatureStore, models_root: Path, metrics: ScorerMetrics,
+        audit: AuditLog, pool: ConnectionPool[Any], max_batch: int, seed: int | None = None,
+    ) -> None:  # fmt: skip
+        self.models = models
+        self.features = features
+        self.models_root = models_root
+        self.metrics = metrics
+        self.audit = audit
+        self.pool = pool
+        self.max_batch = max_batch
+        self._rng = np.random.default_rng(seed)
+        self._reload_lock = asyncio.Lock()
+
+    # -- scoring --------------------------------------------------------------------------------
+
+    def _check_chain(self, bundle: ModelBundle, chain_id: int, field: str) -> None:
+        if bundle.chain_id is not None and chain_id != bundle.chain_id:
+            raise ValidationError(field, f"chain {chain_id} is not served (this sidecar serves {bundle.chain_id})")
+
+    def _score_one(
+        self, bundle: ModelBundle, c: pb.Contribution, field: str, method: str
+    ) -> pb.ScoreContributionResponse:
+        started = time.perf_counter()
+        donor = validation.address(c.donor, f"{field}.donor")
+        recipient = validation.recipient_id(c.recipient_id, f"{field}.recipient_id")
+        pool_id = validation.pool_id(c.pool_id, f"{field}.pool_id")
+        chain_id = validation.chain_id(c.chain_id, f"{field}.chain_id")
+        token = validation.address(c.token, f"{field}.token")
+        amount = validation.amount(c.amount, f"{field}.amount")
+        context = _context(c.context, f"{field}.context")
+        self._check_chain(bundle, chain_id, f"{field}.chain_id")
+        snapshot = self.features.current()
+        kernel_started = time.perf_counter()
+        result = engine.score(bundle, snapshot, donor, amount)
+        self.metrics.inference_seconds.labels(model=bundle.served_model).observe(time.perf_counter() - kernel_started)
+        self.metrics.decisions.labels(level=result.level.value).inc()
+        decision_id = str(uuid.uuid4())
+        response = pb.ScoreContributionResponse(
+            risk_score=result.score, level=LEVELS[result.level], decision=DECISIONS[result.decision],
+            anomaly=_anomaly(result.anomaly), model_version=bundle.version, cold_start=result.cold_start,
+            decision_id=decision_id,
+            reasons=[pb.Reason(feature=r.feature, value=r.value, contribution=r.contribution) for r in result.reasons],
+        )  # fmt: skip
+        row, _ = engine.donor_row(bundle, snapshot, donor)
+        self.audit.record(
+            AuditRow(
+                decision_id=decision_id, created_at=datetime.now(UTC), client=CLIENT.get(), method=method,
+                model_version=bundle.version, latency_ms=(time.perf_counter() - started) * 1000, chain_id=chain_id,
+                donor=donor, recipient_id=recipient, pool_id=pool_id, token=token, amount=Decimal(c.amount.strip()),
+                risk_score=result.score, level=result.level.value, decision=result.decision.value,
+                cold_start=result.cold_start, anomaly=_anomaly_dict(result.anomaly),
+                reasons=[{"feature": r.feature, "value": r.value, "contribution": r.contribution}
+                         for r in result.reasons],
+                features=dict(zip(bundle.feature_names, map(float, row), strict=True)), context=context,
+            )
+        )  # fmt: skip
+        return response
+
+    @handled
+    async def ScoreContribution(  # noqa: N802
+        self, request: pb.ScoreContributionRequest, context: Context
+    ) -> pb.ScoreContributionResponse:
+        if not request.HasField("contribution"):
+            raise ValidationError("contribution", "is required")
+        return self._score_one(self.models.current(), request.contribution, "contribution", "ScoreContribution")
+
+    @handled
+    async def ScoreContributions(  # noqa: N802
+        self, request: pb.ScoreContributionsRequest, context: Context
+    ) -> pb.ScoreContributionsResponse:
+        validation.batch_size(len(request.contributions), self.max_batch)
+        bundle = self.models.current()
+        # Validate everything first: a bad item fails the whole batch before anything is logged.
+        for i, c in enumerate(request.contributions):
+            _validate_contribution(c, f"contributions[{i}]")
+            self._check_chain(bundle, c.chain_id, f"contributions[{i}].chain_id")
+        results = [
+            self._score_one(bundle, c, f"contributions[{i}]", "ScoreContributions")
+            for i, c in enumerate(request.contributions)
+        ]
+        return pb.ScoreContributionsResponse(results=results)
+
+    @handled
+    async def DetectAnomaly(  # noqa: N802
+        self, request: pb.DetectAnomalyRequest, context: Context
+    ) -> pb.DetectAnomalyResponse:
+        started = time.perf_counter()
+        donor = validation.address(request.donor, "donor")
+        chain_id = validation.chain_id(request.chain_id, "chain_id")
+        bundle = self.models.current()
+        self._check_chain(bundle, chain_id, "chain_id")
+        result = engine.detect(bundle, self.features.current(), donor)
+        self.metrics.inference_seconds.labels(model="anomaly").observe(time.perf_counter() - started)
+        self.audit.record(
+            AuditRow(
+                decision_id=str(uuid.uuid4()), created_at=datetime.now(UTC), client=CLIENT.get(),
+                method="DetectAnomaly", model_version=bundle.version, chain_id=chain_id, donor=donor,
+                latency_ms=(time.perf_counter() - started) * 1000, cold_start=result.cold_start,
+                anomaly=_anomaly_dict(result),
+            )
+        )  # fmt: skip
+        return pb.DetectAnomalyResponse(
+            anomaly=_anomaly(result), cold_start=result.cold_start, model_version=bundle.version
+        )
+
+    @handled
+    async def Recommend(self, request: pb.RecommendRequest, context: Context) -> pb.RecommendResponse:  # noqa: N802
+        donor = validation.address(request.donor, "donor")
+        pool_id = validation.pool_id(request.pool_id, "pool_id")
+        k = validation.k(request.k, "k")
+        chain_id = validation.chain_id(request.chain_id, "chain_id")
+        bundle = self.models.current()
+        self._check_chain(bundle, chain_id, "chain_id")
+        started = time.perf_counter()
+        projects, source = engine.recommend(bundle, self.features.current(), donor, pool_id, k)
+        self.metrics.inference_seconds.labels(model="recommender").observe(time.perf_counter() - started)
+        return pb.RecommendResponse(
+            projects=[pb.RecommendedProject(recipient_id=r, score=s) for r, s in projects],
+            source=source, model_version=bundle.version,
+        )  # fmt: skip
+
+    # -- experiments ------------------------------------------------------------------------------
+
+    async def _db(self, work: Callable[..., T], *args: Any) -> T:
+        def run() -> T:
+            with self.pool.connection() as conn:
+                return work(conn, *args)
+
+        return await asyncio.to_thread(run)
+
+    @handled
+    async def AssignVariant(  # noqa: N802
+        self, request: pb.AssignVariantRequest, context: Context
+    ) -> pb.AssignVariantResponse:
+        name = validation.experiment_name(request.experiment, "experiment")
+        user = validation.user_id(request.user_id, "user_id")
+
+        def work(conn: Any) -> tuple[str, bool, str]:
+            config = experiment_store.get_experiment(conn, name)
+            if config is None:
+                raise UnknownExperiment(name)
+            variant, new = experiment_store.assign(conn, config, user, self._rng)
+            return variant, new, config.policy
+
+        variant, new, policy = await self._db(work)
+        return pb.AssignVariantResponse(variant=variant, new_assignment=new, policy=policy)
+
+    @handled
+    async def RecordOutcome(  # noqa: N802
+        self, request: pb.RecordOutcomeRequest, context: Context
+    ) -> pb.RecordOutcomeResponse:
+        name = validation.experiment_name(request.experiment, "experiment")
+        user = validation.user_id(request.user_id, "user_id")
+        reward = validation.reward(request.reward, "reward")
+        variant = await self._db(experiment_store.record_outcome, name, user, reward)
+        return pb.RecordOutcomeResponse(variant=variant)
+
+    @handled
+    async def GetExperimentStats(  # noqa: N802
+        self, request: pb.GetExperimentStatsRequest, context: Context
+    ) -> pb.GetExperimentStatsResponse:
+        name = validation.experiment_name(request.experiment, "experiment")
+        stats = await self._db(experiment_store.stats, name)
+        return pb.GetExperimentStatsResponse(
+            experiment=stats.experiment, policy=stats.policy, baseline=stats.baseline,
+            chi_square=stats.chi_square, p_value=stats.p_value,
+            variants=[
+                pb.VariantStats(
+                    variant=v.variant, exposures=v.exposures, conversions=v.conversions,
+                    conversion_rate=v.conversion_rate, lift=v.lift, lift_ci_low=v.lift_ci_low,
+                    lift_ci_high=v.lift_ci_high,
+                )
+                for v in stats.variants
+            ],
+        )  # fmt: skip
+
+    # -- models -------------------------------------------------------------------------------------
+
+    @handled
+    async def GetModelInfo(self, request: pb.GetModelInfoRequest, context: Context) -> pb.ModelInfo:  # noqa: N802
+        bundle = self.models.current()
+        snapshot = self.features.current()
+        return pb.ModelInfo(
+            version=bundle.version, served_model=bundle.served_model, feature_names=list(bundle.feature_names),
+            review_threshold=bundle.thresholds.review, block_threshold=bundle.thresholds.block,
+            trained_at=bundle.trained_at, content_sha256=bundle.content_sha256, donors_loaded=snapshot.n_donors,
+            features_refreshed_at=snapshot.refreshed_at.isoformat(timespec="seconds"),
+        )  # fmt: skip
+
+    @handled
+    async def ReloadModels(  # noqa: N802
+        self, request: pb.ReloadModelsRequest, context: Context
+    ) -> pb.ReloadModelsResponse:
+        version = validation.model_version(request.version, "version")
+        async with self._reload_lock:
+            try:
+                old, new = await asyncio.to_thread(self.models.load_and_swap, self.models_root, version)
+            except Exception:
+                self.metrics.reloads.labels(outcome="refused").inc()
+                raise
+        self.metrics.reloads.labels(outcome="swapped").inc()
+        self.metrics.set_model(new.version, new.served_model)
+        log.info("model_reloaded", previous=old.version if old else None, version=new.version, client=CLIENT.get())
+        return pb.ReloadModelsResponse(previous_version=old.version if old else "", version=new.version)
+
+
+def _validate_contribution(c: pb.Contribution, field: str) -> None:
+    validation.address(c.donor, f"{field}.donor")
+    validation.recipient_id(c.recipient_id, f"{field}.recipient_id")
+    validation.pool_id(c.pool_id, f"{field}.pool_id")
+    validation.chain_id(c.chain_id, f"{field}.chain_id")
+    validation.address(c.token, f"{field}.token")
+    validation.amount(c.amount, f"{field}.amount")
+    _context(c.context, f"{field}.context")
+
+
+def _context(values: Any, field: str) -> dict[str, str]:
+    """The client's context map, bounded so it cannot bloat the audit log."""
+    if len(values) > MAX_CONTEXT_ENTRIES:
+        raise ValidationError(field, f"at most {MAX_CONTEXT_ENTRIES} entries, got {len(values)}")
+    for key, value in values.items():
+        if len(key) > MAX_CONTEXT_CHARS or len(value) > MAX_CONTEXT_CHARS:
+            raise ValidationError(field, f"keys and values are at most {MAX_CONTEXT_CHARS} characters")
+    return dict(values)
+
+
+def _anomaly(result: engine.AnomalyResult) -> pb.AnomalyScores:
+    return pb.AnomalyScores(
+        isolation_forest=result.iforest_score, lof=result.lof_score, isolation_forest_flag=result.iforest_flag,
+        lof_flag=result.lof_flag, consensus_flag=result.consensus,
+    )  # fmt: skip
+
+
+def _anomaly_dict(result: engine.AnomalyResult) -> dict[str, Any]:
+    def finite(x: float) -> float | None:
+        return x if math.isfinite(x) else None
+
+    return {
+        "isolation_forest": finite(result.iforest_score), "lof": finite(result.lof_score),
+        "isolation_forest_flag": result.iforest_flag, "lof_flag": result.lof_flag, "consensus_flag": result.consensus,
+    }  # fmt: skip
