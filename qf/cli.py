@@ -504,6 +504,47 @@ def _print_headline(headline: dict[str, Any]) -> None:
 
 
 @app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Bind address (env QF_SCORER_HOST, default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="gRPC port (env QF_SCORER_PORT, default 50051).")] = None,
+    version: Annotated[str | None, typer.Option(help="Model version to serve (default: LATEST).")] = None,
+    models_dir: Annotated[Path | None, typer.Option(help="Models root (env QF_MODELS_DIR).")] = None,
+) -> None:
+    """Run the scoring sidecar (gRPC, health, reflection, /metrics) until SIGTERM or Ctrl-C."""
+    import asyncio
+
+    from scorer.server import SidecarOptions, serve_forever
+
+    settings = _settings(ctx)
+    if not settings.scorer_tokens:
+        raise ConfigError("no client tokens: set QF_SCORER_TOKENS (name:token,...) or QF_SCORER_TOKENS_FILE")
+    with _migrated_connection(settings):
+        pass
+    options = SidecarOptions(
+        host=host or settings.scorer_host, port=port if port is not None else settings.scorer_port,
+        models_root=(models_dir or settings.models_dir or settings.home / "models").resolve(), version=version,
+    )  # fmt: skip
+    asyncio.run(serve_forever(settings, _database(settings), options))
+
+
+@app.command()
+def retention(ctx: typer.Context) -> None:
+    """Apply the data-retention policy once: old audit decisions and experiment outcomes are deleted."""
+    from scorer.server import run_retention
+
+    settings = _settings(ctx)
+    with _migrated_connection(settings):
+        pass
+    deleted = run_retention(_database(settings), settings)
+    out.print(
+        f"deleted {deleted['decisions_deleted']} decisions older than {settings.audit_retention_days} days and "
+        f"{deleted['outcomes_deleted']} experiment outcomes older than {settings.experiment_retention_days} days; "
+        "chain data is kept (public and re-derivable)"
+    )
+
+
+@app.command()
 def demo(
     ctx: typer.Context,
     seed: Annotated[int, typer.Option(help="Seed of the simulated round.")] = 42,

@@ -22,7 +22,7 @@ import hmac
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 import structlog
@@ -37,9 +37,12 @@ CLIENT: contextvars.ContextVar[str] = contextvars.ContextVar("qf_scorer_client",
 PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 ADMIN_METHODS = frozenset({"/qf.scorer.v1.Scorer/ReloadModels"})
 
-Context = aio.ServicerContext[Any, Any]
-Handler = grpc.RpcMethodHandler[Any, Any]
-Interceptor = aio.ServerInterceptor[Any, Any]
+if TYPE_CHECKING:  # the stubs' generics are not subscriptable at run time
+    Context = aio.ServicerContext[Any, Any]
+    Handler = grpc.RpcMethodHandler[Any, Any]
+    Interceptor = aio.ServerInterceptor[Any, Any]
+else:
+    Context, Handler, Interceptor = aio.ServicerContext, grpc.RpcMethodHandler, aio.ServerInterceptor
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Handler]]
 Behavior = Callable[[Any, Context], Awaitable[Any]]
 

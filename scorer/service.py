@@ -23,13 +23,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import numpy as np
@@ -50,7 +51,10 @@ from scorer.metrics import ScorerMetrics
 from scorer.models import ModelBundle, ModelStore
 
 log = structlog.get_logger("scorer.service")
-Context = aio.ServicerContext[Any, Any]
+if TYPE_CHECKING:  # the stubs' generics are not subscriptable at run time
+    Context = aio.ServicerContext[Any, Any]
+else:
+    Context = aio.ServicerContext
 T = TypeVar("T")
 
 LEVELS = {
@@ -109,6 +113,7 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
         self.pool = pool
         self.max_batch = max_batch
         self._rng = np.random.default_rng(seed)
+        self._rng_lock = threading.Lock()  # numpy generators are not thread-safe; requests run in threads
         self._reload_lock = asyncio.Lock()
 
     # -- scoring --------------------------------------------------------------------------------
@@ -239,7 +244,9 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
             config = experiment_store.get_experiment(conn, name)
             if config is None:
                 raise UnknownExperiment(name)
-            variant, new = experiment_store.assign(conn, config, user, self._rng)
+            with self._rng_lock:
+                rng = np.random.default_rng(self._rng.integers(2**63))
+            variant, new = experiment_store.assign(conn, config, user, rng)
             return variant, new, config.policy
 
         variant, new, policy = await self._db(work)

@@ -2,7 +2,9 @@
 
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.chain", "tests.fixtures.rpc_proxy"]
+pytest_plugins = [
+    "tests.fixtures.postgres", "tests.fixtures.chain", "tests.fixtures.rpc_proxy", "tests.fixtures.rounds",
+]
 
 # These machines are shared and noisy: no test may depend on wall-clock speed,
 # Hypothesis's own deadline and slow-generation checks included.

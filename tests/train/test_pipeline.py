@@ -16,7 +16,7 @@ from qf.train.dataset import Dataset, load_dataset
 from qf.train.export import LinearModel, TreeEnsemble
 from qf.train.pipeline import TrainConfig, TrainResult, time_split_features, train
 from scorer.kernels import trees
-from tests.train.conftest import CHAIN_ID, LabelledRound
+from tests.fixtures.rounds import CHAIN_ID, LabelledRound
 
 CONFIG = TrainConfig(seed=7, folds=5, n_boot=200)
 

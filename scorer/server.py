@@ -1,0 +1,222 @@
+"""Assembling and running the sidecar: gRPC server, health, reflection, features, audit, retention, metrics.
+
+:class:`Sidecar` owns everything with a lifetime. ``start()`` loads the model
+version (LATEST unless told otherwise) and the chain's features *before* the
+port reports SERVING, so the first call is never a cold one. ``stop()`` flips
+health to NOT_SERVING first (load balancers stop sending), waits
+``drain_seconds``, then lets calls in flight finish within ``grace_seconds``,
+flushes the audit log and closes the pools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer as AsyncHealthServicer
+from grpc_reflection.v1alpha import reflection
+from psycopg_pool import ConnectionPool
+
+from indexer.metrics import HealthState
+from qf.db import connect
+from qf.settings import Settings
+from scorer import audit as audit_log
+from scorer import experiment_store
+from scorer.api.v1 import scorer_pb2, scorer_pb2_grpc
+from scorer.audit import AuditLog
+from scorer.experiments import ExperimentConfig
+from scorer.feature_store import FeatureStore
+from scorer.interceptors import chain
+from scorer.metrics import ScorerMetrics, serve
+from scorer.models import ModelStore, Thresholds
+from scorer.service import ScorerService
+
+log = structlog.get_logger("scorer.server")
+SERVICE_NAME = scorer_pb2.DESCRIPTOR.services_by_name["Scorer"].full_name
+MAX_RECEIVE_BYTES = 1 << 20  # a full batch of contributions is far below this
+MAX_SEND_BYTES = 4 << 20
+RETENTION_EVERY_SECONDS = 3600.0
+#: Experiments every deployment has; more can be inserted into qf.experiments.
+DEFAULT_EXPERIMENTS = (
+    ExperimentConfig(name="project_list", variants=("baseline", "recommend", "cluster"), baseline="baseline",
+                     policy="hash"),
+    ExperimentConfig(name="project_list_bandit", variants=("baseline", "recommend", "cluster"), baseline="baseline",
+                     policy="thompson"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarOptions:
+    host: str
+    port: int
+    models_root: Path
+    version: str | None = None
+    drain_seconds: float = 0.5
+    grace_seconds: float = 5.0
+    metrics: bool = True
+    seed: int | None = None
+
+
+class Sidecar:
+    def __init__(self, settings: Settings, database_url: str, options: SidecarOptions) -> None:
+        self.settings = settings
+        self.database_url = database_url
+        self.options = options
+        self.metrics = ScorerMetrics()
+        self.health_state = HealthState(stale_after_seconds=float("inf"))
+        self.health = AsyncHealthServicer()
+        thresholds = None
+        if settings.scorer_review_threshold is not None or settings.scorer_block_threshold is not None:
+            thresholds = Thresholds(
+                review=settings.scorer_review_threshold if settings.scorer_review_threshold is not None else 0.4,
+                block=settings.scorer_block_threshold if settings.scorer_block_threshold is not None else 0.7,
+            )
+        self.models = ModelStore(thresholds=thresholds)
+        self.features: FeatureStore | None = None
+        self.pool: ConnectionPool[Any] | None = None
+        self.audit = AuditLog(database_url, self.metrics)
+        self.server: aio.Server | None = None
+        self.port = 0
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop_metrics: Any = None
+
+    async def start(self) -> int:
+        """Load, bind and serve; returns the bound port (useful with port 0)."""
+        options, settings = self.options, self.settings
+        _, bundle = await asyncio.to_thread(self.models.load_and_swap, options.models_root, options.version)
+        self.metrics.set_model(bundle.version, bundle.served_model)
+        if bundle.chain_id is None:
+            raise ValueError(f"model version {bundle.version} does not say which chain it was trained on")
+        self.features = FeatureStore(bundle.chain_id, lambda: self.models.current().recommender.project_ids)
+        features = self.features
+
+        def load_features() -> None:
+            with connect(self.database_url) as conn:
+                snapshot = features.reload(conn)
+            self.metrics.donors_loaded.set(snapshot.n_donors)
+            self.metrics.features_age.set(snapshot.refreshed_at.timestamp())
+
+        await asyncio.to_thread(load_features)
+        self.pool = ConnectionPool(self.database_url, min_size=1, max_size=4, open=False, name="scorer")
+        await asyncio.to_thread(self.pool.open, True, 30.0)
+        await asyncio.to_thread(self._ensure_experiments)
+        self.audit.start()
+
+        server = aio.server(
+            interceptors=chain(self.metrics, settings.scorer_tokens, settings.scorer_admin_tokens,
+                               settings.scorer_rate_limit_per_minute),
+            maximum_concurrent_rpcs=settings.scorer_max_concurrent_rpcs or None,
+            options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
+                     ("grpc.max_send_message_length", MAX_SEND_BYTES),
+                     ("grpc.so_reuseport", 0)],
+        )  # fmt: skip
+        service = ScorerService(
+            models=self.models, features=features, models_root=options.models_root, metrics=self.metrics,
+            audit=self.audit, pool=self.pool, max_batch=settings.scorer_max_batch, seed=options.seed,
+        )  # fmt: skip
+        scorer_pb2_grpc.add_ScorerServicer_to_server(service, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        self.port = server.add_insecure_port(f"{options.host}:{options.port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind {options.host}:{options.port}")
+        await server.start()
+        self.server = server
+        if options.metrics and settings.scorer_metrics_port:
+            _, self._stop_metrics = serve(self.metrics, self.health_state, settings.metrics_host,
+                                          settings.scorer_metrics_port)  # fmt: skip
+        self._tasks = [
+            asyncio.create_task(self._follow_features(), name="features"),
+            asyncio.create_task(self._retention(), name="retention"),
+        ]
+        await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        self.health_state.tick(caught_up=True)
+        log.info("scorer_started", address=f"{options.host}:{self.port}", model=bundle.version,
+                 donors=features.current().n_donors, chain_id=bundle.chain_id)  # fmt: skip
+        return self.port
+
+    def _ensure_experiments(self) -> None:
+        assert self.pool is not None
+        with self.pool.connection() as conn:
+            for config in DEFAULT_EXPERIMENTS:
+                if experiment_store.get_experiment(conn, config.name) is None:
+                    experiment_store.ensure_experiment(conn, config)
+
+    async def _follow_features(self) -> None:
+        assert self.features is not None
+        await self.features.follow(
+            self.database_url, stop_event=self._stop, interval_seconds=self.settings.scorer_feature_reload_seconds
+        )
+
+    async def _retention(self) -> None:
+        """Delete expired audit rows and experiment outcomes now and then every hour."""
+        while not self._stop.is_set():
+            try:
+                deleted = await asyncio.to_thread(run_retention, self.database_url, self.settings)
+                if any(deleted.values()):
+                    log.info("retention_applied", **deleted)
+            except Exception as exc:  # a failed cleanup must never stop the sidecar
+                log.warning("retention_failed", error=str(exc).splitlines()[0])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), RETENTION_EVERY_SECONDS)
+
+    async def wait(self) -> None:
+        await self._stop.wait()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def stop(self) -> None:
+        """NOT_SERVING, drain, graceful stop, flush the audit log, close everything."""
+        await self.health.enter_graceful_shutdown()
+        self.health_state.tick(caught_up=False)
+        await asyncio.sleep(self.options.drain_seconds)
+        self._stop.set()
+        if self.server is not None:
+            await self.server.stop(self.options.grace_seconds)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.audit.close()
+        if self.pool is not None:
+            await asyncio.to_thread(self.pool.close)
+        if self._stop_metrics is not None:
+            self._stop_metrics()
+        log.info("scorer_stopped")
+
+
+def run_retention(database_url: str, settings: Settings) -> dict[str, int]:
+    """Apply the retention policy once: decisions after QF_AUDIT_RETENTION_DAYS, outcomes after QF_EXPERIMENT_..."""
+    with connect(database_url) as conn:
+        decisions = audit_log.delete_expired(conn, days=settings.audit_retention_days)
+        outcomes = experiment_store.delete_older_than(conn, settings.experiment_retention_days)
+        conn.commit()
+    return {"decisions_deleted": decisions, "outcomes_deleted": outcomes}
+
+
+async def serve_forever(settings: Settings, database_url: str, options: SidecarOptions) -> None:
+    """``qf serve``: run until SIGTERM/SIGINT, then stop gracefully."""
+    import signal  # noqa: PLC0415
+
+    sidecar = Sidecar(settings, database_url, options)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, sidecar.request_stop)
+    try:
+        await sidecar.start()
+        await sidecar.wait()
+    finally:
+        await sidecar.stop()
+
+
+__all__ = ["DEFAULT_EXPERIMENTS", "Sidecar", "SidecarOptions", "run_retention", "serve_forever"]

@@ -1,0 +1,352 @@
+"""The sidecar end to end: a real gRPC server on loopback, a real Postgres with an indexed, labelled round,
+and model versions trained from it by the real pipeline."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qf.db import connect
+from qf.db.migrate import apply_migrations
+from qf.train import features
+from qf.train.dataset import Dataset, load_dataset
+from qf.train.pipeline import TrainConfig, train
+from scorer.api.v1 import scorer_pb2 as pb
+from scorer.client import ScorerClient
+from tests.fixtures.rounds import CHAIN_ID, LabelledRound
+from tests.scorer.harness import ADMIN, ADMIN_TOKEN, AUTH, CLIENT_TOKEN, RunningSidecar, running_sidecar, settings_for
+from tests.scorer.synthetic import native_model, native_probability
+
+TOKEN = "0x" + "11" * 20
+
+
+@dataclass
+class Served:
+    round: LabelledRound
+    dataset: Dataset
+    models_root: Path
+    versions: tuple[str, str]
+    sidecar: RunningSidecar
+
+
+@pytest.fixture(scope="module")
+def served(labelled_round: LabelledRound, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with connect(labelled_round.db_url) as conn:
+        apply_migrations(conn)
+        dataset = load_dataset(conn, CHAIN_ID)
+    root = tmp_path_factory.mktemp("models")
+    first = train(dataset, root, TrainConfig(seed=1, folds=3, n_boot=50)).version_dir.name
+    second = train(dataset, root, TrainConfig(seed=2, folds=3, n_boot=50)).version_dir.name
+    tmp = tmp_path_factory.mktemp("home")
+    with running_sidecar(settings_for(tmp), labelled_round.db_url, root, version=first, metrics=True) as sidecar:
+        yield Served(labelled_round, dataset, root, (first, second), sidecar)
+
+
+def contribution(donor: str, **overrides: Any) -> pb.Contribution:
+    values = {"donor": donor, "recipient_id": "0x" + "22" * 20, "pool_id": "1", "chain_id": CHAIN_ID,
+              "token": TOKEN, "amount": "5"} | overrides  # fmt: skip
+    return pb.Contribution(**values)
+
+
+def score(served: Served, donor: str, **overrides: Any) -> pb.ScoreContributionResponse:
+    request = pb.ScoreContributionRequest(contribution=contribution(donor, **overrides))
+    response: pb.ScoreContributionResponse = served.sidecar.stub.ScoreContribution(request, metadata=AUTH, timeout=10)
+    return response
+
+
+def code_of(call: Any) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    return info.value.code()  # type: ignore[attr-defined, no-any-return]
+
+
+def test_scores_equal_the_native_model_on_indexed_donors(served: Served) -> None:
+    """Every known donor's risk equals the trained library's predict_proba on its features; sybils score high."""
+    version_dir = served.models_root / served.versions[0]
+    manifest = json.loads((version_dir / "manifest.json").read_text())
+    model = native_model(version_dir, manifest["served_model"])
+    d = served.dataset.donations
+    x = features.feature_matrix(
+        served.dataset.donors,
+        features.graph_features(d.donor, d.project, n_donors=len(served.dataset.donors), n_projects=len(d.project_ids)),
+    )
+    expected = native_probability(model, x)
+    got = np.array([score(served, address).risk_score for address in served.dataset.donors["address"]])
+    np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
+    sybil = served.dataset.donors["is_sybil"].to_numpy()
+    assert got[sybil].mean() > 0.7 > 0.3 > got[~sybil].mean()
+
+
+def test_decision_follows_the_thresholds_and_names_reasons(served: Served) -> None:
+    donors = served.dataset.donors
+    sybil = donors.loc[donors["is_sybil"], "address"].iloc[0]
+    honest = donors.loc[~donors["is_sybil"], "address"].iloc[0]
+    high, low = score(served, sybil), score(served, honest)
+    for r in (high, low):
+        expected = (
+            pb.DECISION_APPROVE if r.risk_score < 0.4
+            else pb.DECISION_BLOCK if r.risk_score > 0.7
+            else pb.DECISION_REVIEW
+        )
+        assert r.decision == expected
+        assert r.model_version == served.versions[0]
+        assert not r.cold_start
+        assert r.decision_id
+        assert 1 <= len(r.reasons) <= 3
+        assert all(x.feature in features.FEATURE_NAMES for x in r.reasons)
+    assert high.risk_score > low.risk_score
+
+
+def test_unknown_donor_is_a_cold_start_not_an_error(served: Served) -> None:
+    r = score(served, "0x" + "ab" * 20)
+    assert r.cold_start
+    assert r.reasons[0].feature == "cold_start"
+    assert 0 <= r.risk_score <= 1
+
+
+def test_batch_scores_like_single_calls_in_order(served: Served) -> None:
+    donors = list(served.dataset.donors["address"][:20])
+    request = pb.ScoreContributionsRequest(contributions=[contribution(d) for d in donors])
+    batch = served.sidecar.stub.ScoreContributions(request, metadata=AUTH, timeout=10)
+    assert [r.risk_score for r in batch.results] == [score(served, d).risk_score for d in donors]
+
+
+def test_batch_with_one_bad_item_names_it(served: Served) -> None:
+    request = pb.ScoreContributionsRequest(contributions=[contribution(TOKEN), contribution(TOKEN, amount="-1")])
+    with pytest.raises(grpc.RpcError) as info:
+        served.sidecar.stub.ScoreContributions(request, metadata=AUTH, timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert "contributions[1].amount" in info.value.details()  # type: ignore[attr-defined]
+
+
+def test_detect_anomaly_and_recommend(served: Served) -> None:
+    donor = served.dataset.donors["address"].iloc[0]
+    anomaly = served.sidecar.stub.DetectAnomaly(pb.DetectAnomalyRequest(donor=donor, chain_id=CHAIN_ID),
+                                                metadata=AUTH, timeout=10)  # fmt: skip
+    assert not anomaly.cold_start
+    assert anomaly.model_version == served.versions[0]
+    assert anomaly.anomaly.consensus_flag == (anomaly.anomaly.isolation_forest_flag and anomaly.anomaly.lof_flag)
+    pool = served.dataset.donations.project_ids[0].split(":")[0]
+    rec = served.sidecar.stub.Recommend(pb.RecommendRequest(donor=donor, pool_id=pool, k=5, chain_id=CHAIN_ID),
+                                        metadata=AUTH, timeout=10)  # fmt: skip
+    funded = {
+        served.dataset.donations.project_ids[p].split(":")[1]
+        for p in served.dataset.donations.project[served.dataset.donations.donor == 0]
+    }
+    assert 1 <= len(rec.projects) <= 5
+    assert rec.source in ("cf", "popularity")
+    assert not funded & {p.recipient_id for p in rec.projects}, "already funded projects are never recommended"
+    cold = served.sidecar.stub.Recommend(pb.RecommendRequest(donor="0x" + "cd" * 20, pool_id=pool, k=3,
+                                                             chain_id=CHAIN_ID), metadata=AUTH, timeout=10)  # fmt: skip
+    assert cold.source == "popularity"
+    assert len(cold.projects) == 3
+
+
+def test_experiments_are_sticky_and_counted(served: Served) -> None:
+    stub = served.sidecar.stub
+    first = stub.AssignVariant(pb.AssignVariantRequest(experiment="project_list", user_id="u1"), metadata=AUTH)
+    again = stub.AssignVariant(pb.AssignVariantRequest(experiment="project_list", user_id="u1"), metadata=AUTH)
+    assert first.new_assignment
+    assert not again.new_assignment
+    assert first.variant == again.variant
+    assert first.policy == "hash"
+    credited = stub.RecordOutcome(pb.RecordOutcomeRequest(experiment="project_list", user_id="u1", reward=1.0),
+                                  metadata=AUTH)  # fmt: skip
+    assert credited.variant == first.variant
+    stats = stub.GetExperimentStats(pb.GetExperimentStatsRequest(experiment="project_list"), metadata=AUTH)
+    row = next(v for v in stats.variants if v.variant == first.variant)
+    assert row.exposures >= 1
+    assert row.conversions >= 1
+    assert code_of(lambda: stub.AssignVariant(pb.AssignVariantRequest(experiment="nope", user_id="u1"),
+                                              metadata=AUTH)) == grpc.StatusCode.NOT_FOUND  # fmt: skip
+    assert code_of(lambda: stub.RecordOutcome(pb.RecordOutcomeRequest(experiment="project_list", user_id="never"),
+                                              metadata=AUTH)) == grpc.StatusCode.FAILED_PRECONDITION  # fmt: skip
+
+
+def test_authentication_and_admin_separation(served: Served) -> None:
+    stub = served.sidecar.stub
+    info = pb.GetModelInfoRequest()
+    assert code_of(lambda: stub.GetModelInfo(info)) == grpc.StatusCode.UNAUTHENTICATED
+    assert code_of(lambda: stub.GetModelInfo(info, metadata=(("authorization", "Bearer wrong"),))) == (
+        grpc.StatusCode.UNAUTHENTICATED
+    )
+    assert code_of(lambda: stub.GetModelInfo(info, metadata=(("authorization", CLIENT_TOKEN),))) == (
+        grpc.StatusCode.UNAUTHENTICATED
+    )
+    reload = pb.ReloadModelsRequest(version=served.versions[0])
+    assert code_of(lambda: stub.ReloadModels(reload, metadata=AUTH)) == grpc.StatusCode.PERMISSION_DENIED
+    assert stub.ReloadModels(reload, metadata=ADMIN).version == served.versions[0]
+    model = stub.GetModelInfo(info, metadata=ADMIN)  # an admin token also works for client calls
+    assert model.donors_loaded == len(served.dataset.donors)
+    health = health_pb2_grpc.HealthStub(served.sidecar.channel)
+    assert health.Check(health_pb2.HealthCheckRequest(service="qf.scorer.v1.Scorer")).status == (
+        health_pb2.HealthCheckResponse.SERVING
+    )
+
+
+def test_bad_version_is_refused_and_the_old_one_keeps_serving(served: Served) -> None:
+    stub = served.sidecar.stub
+    for version in ("does-not-exist", "../etc", ""):
+        if version == "":
+            continue
+        assert code_of(lambda v=version: stub.ReloadModels(pb.ReloadModelsRequest(version=v), metadata=ADMIN)) in (
+            grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT,
+        )  # fmt: skip
+    assert stub.GetModelInfo(pb.GetModelInfoRequest(), metadata=AUTH).version == served.versions[0]
+
+
+def test_hot_reload_under_load_fails_no_call(served: Served) -> None:
+    """Four threads score continuously while an admin swaps versions back and forth: every call succeeds."""
+    donors = list(served.dataset.donors["address"][:50])
+    stop = threading.Event()
+    seen: set[str] = set()
+    errors: list[BaseException] = []
+    calls = [0]
+
+    def load() -> None:
+        i = 0
+        while not stop.is_set():
+            try:
+                seen.add(score(served, donors[i % len(donors)]).model_version)
+                calls[0] += 1
+            except BaseException as exc:
+                errors.append(exc)
+            i += 1
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(load) for _ in range(4)]
+        for i in range(6):
+            version = served.versions[(i + 1) % 2]
+            served.sidecar.stub.ReloadModels(pb.ReloadModelsRequest(version=version), metadata=ADMIN, timeout=60)
+        stop.set()
+        for f in futures:
+            f.result()
+    assert errors == []
+    assert calls[0] > 0
+    assert seen <= set(served.versions)
+    served.sidecar.stub.ReloadModels(pb.ReloadModelsRequest(version=served.versions[0]), metadata=ADMIN, timeout=60)
+
+
+ascii_or_any = st.one_of(st.text(max_size=80), st.sampled_from(["", "0x", "-1", "NaN", "inf", "1e999", "0", "1" * 80]))
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(donor=ascii_or_any, recipient=ascii_or_any, pool=ascii_or_any, token=ascii_or_any, amount=ascii_or_any,
+       chain=st.integers(0, 2**64 - 1))  # fmt: skip
+def test_fuzzed_fields_never_crash_or_mislead(
+    served: Served, donor: str, recipient: str, pool: str, token: str, amount: str, chain: int
+) -> None:
+    """Any field values give a score or INVALID_ARGUMENT, nothing else, and the server keeps serving."""
+    request = pb.ScoreContributionRequest(
+        contribution=pb.Contribution(donor=donor, recipient_id=recipient, pool_id=pool, chain_id=chain, token=token,
+                                     amount=amount)
+    )
+    code, r = grpc.StatusCode.OK, None
+    try:
+        r = served.sidecar.stub.ScoreContribution(request, metadata=AUTH, timeout=10)
+    except grpc.RpcError as exc:
+        code = exc.code()  # type: ignore[attr-defined]
+    assert code in (grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT)
+    if r is not None:
+        assert 0.0 <= r.risk_score <= 1.0
+
+
+def test_every_decision_is_audited(served: Served) -> None:
+    """Each score is written to qf.scorer_decisions with its client, model version and features."""
+    marker = {"test": "audit"}
+    ids = [
+        served.sidecar.stub.ScoreContribution(
+            pb.ScoreContributionRequest(contribution=contribution(d, context=marker)), metadata=AUTH, timeout=10
+        ).decision_id
+        for d in served.dataset.donors["address"][:7]
+    ]
+    deadline = time.monotonic() + 30
+    rows: list[Any] = []
+    while time.monotonic() < deadline:
+        with connect(served.round.db_url) as conn:
+            rows = conn.execute(
+                "SELECT decision_id::text, client, model_version, decision, features ? 'donation_count' "
+                "FROM qf.scorer_decisions WHERE decision_id = ANY(%s::uuid[])",
+                (ids,),
+            ).fetchall()
+        if len(rows) == len(ids):
+            break
+        time.sleep(0.1)
+    assert sorted(r[0] for r in rows) == sorted(ids)
+    assert {(r[1], r[2], r[4]) for r in rows} == {("dapp", served.versions[0], True)}
+
+
+def test_metrics_count_calls_by_method_and_code(served: Served) -> None:
+    metrics = served.sidecar.sidecar.metrics
+    score(served, TOKEN)
+    value = metrics.registry.get_sample_value(
+        "qf_scorer_rpcs_handled_total", {"method": "ScoreContribution", "code": "OK"}
+    )
+    assert value is not None
+    assert value >= 1
+    assert metrics.registry.get_sample_value("qf_scorer_rpcs_handled_total",
+                                             {"method": "GetModelInfo", "code": "UNAUTHENTICATED"}) >= 1  # fmt: skip
+
+
+def test_rate_limit_and_health_flip(labelled_round: LabelledRound, served: Served, tmp_path: Path) -> None:
+    """A client over its budget gets RESOURCE_EXHAUSTED; on shutdown health turns NOT_SERVING before the port closes."""
+    config = settings_for(tmp_path).with_(scorer_rate_limit_per_minute=5.0)
+    with running_sidecar(config, labelled_round.db_url, served.models_root, drain_seconds=2.0) as sidecar:
+        codes = []
+        for _ in range(8):
+            try:
+                sidecar.stub.GetModelInfo(pb.GetModelInfoRequest(), metadata=AUTH, timeout=10)
+                codes.append(grpc.StatusCode.OK)
+            except grpc.RpcError as exc:
+                codes.append(exc.code())  # type: ignore[attr-defined]
+        assert codes[:5] == [grpc.StatusCode.OK] * 5
+        assert codes[5:] == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 3
+        registry = sidecar.sidecar.metrics.registry
+        assert registry.get_sample_value("qf_scorer_rate_limited_total", {"client": "dapp"}) == 3
+        health = health_pb2_grpc.HealthStub(sidecar.channel)
+        request = health_pb2.HealthCheckRequest(service="qf.scorer.v1.Scorer")
+        assert health.Check(request).status == health_pb2.HealthCheckResponse.SERVING
+        sidecar.loop.call_soon_threadsafe(sidecar.sidecar.request_stop)
+        deadline = time.monotonic() + 10
+        status = None
+        while time.monotonic() < deadline:
+            status = health.Check(request, timeout=5).status
+            if status == health_pb2.HealthCheckResponse.NOT_SERVING:
+                break
+            time.sleep(0.05)
+        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def test_client_fail_policy_when_the_sidecar_is_down(served: Served) -> None:
+    """The Python client: real verdicts when up; REVIEW (default), BLOCK (closed) or APPROVE (open) when down."""
+    donor = served.dataset.donors["address"].iloc[0]
+    args = {"donor": donor, "recipient_id": "0x" + "22" * 20, "pool_id": 1, "chain_id": CHAIN_ID, "token": TOKEN,
+            "amount": "5"}  # fmt: skip
+    with ScorerClient(served.sidecar.target, token=CLIENT_TOKEN, timeout_seconds=5) as client:
+        verdict = client.gate(**args)
+        assert not verdict.degraded
+        assert verdict.model_version == served.versions[0]
+        with pytest.raises(grpc.RpcError):
+            client.gate(**(args | {"amount": "-5"}))  # bad input is raised, never masked
+    for mode, decision in (("review", "REVIEW"), ("closed", "BLOCK"), ("open", "APPROVE")):
+        with ScorerClient("127.0.0.1:1", token=CLIENT_TOKEN, timeout_seconds=0.5, fail_mode=mode) as down:  # type: ignore[arg-type]
+            verdict = down.gate(**args)
+        assert verdict.degraded
+        assert verdict.decision == decision
+    wrong = ScorerClient(served.sidecar.target, token="wrong-token-0123456789", timeout_seconds=5)
+    with wrong, pytest.raises(grpc.RpcError):
+        wrong.gate(**args)  # bad credentials are raised too
+    assert ADMIN_TOKEN != CLIENT_TOKEN
