@@ -1,0 +1,22 @@
+"""Fixtures of the scorer tests: a real model version trained on the synthetic round of tests/scorer/synthetic.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qf.train.dataset import Dataset
+from tests.scorer.synthetic import synthetic_dataset, train_version
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> Dataset:
+    """The synthetic labelled round (numpy and pandas only, no database)."""
+    return synthetic_dataset()
+
+
+@pytest.fixture(scope="module")
+def model_dir(synthetic: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model version directory trained on :func:`synthetic` by the real pipeline (LATEST of its root)."""
+    return train_version(tmp_path_factory.mktemp("models"), synthetic)
