@@ -305,6 +305,10 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
             except Exception:
                 self.metrics.reloads.labels(outcome="refused").inc()
                 raise
+        if old is None or old.projects_key != new.projects_key:
+            # The snapshot indexes funded projects by the recommender's project list: rebuild it for the new one.
+            snapshot = await self._db(self.features.reload)
+            self.metrics.donors_loaded.set(snapshot.n_donors)
         self.metrics.reloads.labels(outcome="swapped").inc()
         self.metrics.set_model(new.version, new.served_model)
         log.info("model_reloaded", previous=old.version if old else None, version=new.version, client=CLIENT.get())
