@@ -153,12 +153,14 @@ class AuditLog:
             await conn.close()
 
     async def _take(self) -> list[AuditRow]:
-        """Wait for at most flush_seconds, then take up to batch_rows queued rows."""
-        rows: list[AuditRow] = []
+        """Rows queued over one flush period (up to batch_rows): one COPY per period, not one per decision."""
         try:
-            rows.append(await asyncio.wait_for(self._queue.get(), self._flush_seconds))
+            rows = [await asyncio.wait_for(self._queue.get(), self._flush_seconds)]
         except TimeoutError:
-            return rows
+            return []
+        if self._queue.qsize() < self._batch_rows - 1 and not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):  # let the period's rows gather (or stop early on close)
+                await asyncio.wait_for(self._closing.wait(), self._flush_seconds)
         while len(rows) < self._batch_rows and not self._queue.empty():
             rows.append(self._queue.get_nowait())
         return rows
