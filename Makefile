@@ -30,6 +30,7 @@ demo: setup
 	$(BIN)/qf demo
 
 test: setup
+	scripts/ensure_prometheus.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest

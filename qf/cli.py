@@ -544,6 +544,70 @@ def retention(ctx: typer.Context) -> None:
     )
 
 
+def _demo_scorer(settings: Settings) -> None:
+    """Start the sidecar on a free loopback port, make a few real gRPC calls, stop it."""
+    import asyncio
+    import secrets
+
+    from grpc import aio
+    from rich.table import Table
+
+    from scorer.api.v1 import scorer_pb2 as pb
+    from scorer.api.v1 import scorer_pb2_grpc
+    from scorer.server import Sidecar, SidecarOptions
+
+    with _migrated_connection(settings) as conn:
+        donors = conn.execute(
+            "SELECT DISTINCT ON (l.pattern) '0x' || encode(l.address, 'hex'), l.pattern FROM qf.labels l "
+            "JOIN qf.donor_features f ON f.chain_id = l.chain_id AND f.donor = l.address "
+            "ORDER BY l.pattern, f.donation_count DESC"
+        ).fetchall()
+        pool = conn.execute("SELECT min(pool_id) FROM qf.pools").fetchone()[0]
+    token = secrets.token_hex(16)
+    demo_settings = settings.with_(scorer_tokens={"demo": token}, scorer_rate_limit_per_minute=0.0)
+    options = SidecarOptions(host="127.0.0.1", port=0, models_root=settings.models_dir or settings.home / "models",
+                             metrics=False)  # fmt: skip
+    metadata = (("authorization", f"Bearer {token}"),)
+
+    async def calls() -> None:
+        sidecar = Sidecar(demo_settings, _database(settings), options)
+        port = await sidecar.start()
+        try:
+            async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = scorer_pb2_grpc.ScorerStub(channel)
+                info = await stub.GetModelInfo(pb.GetModelInfoRequest(), metadata=metadata)
+                out.print(f"sidecar on 127.0.0.1:{port}: model {info.version} ({info.served_model}), "
+                          f"{info.donors_loaded} donors in memory")  # fmt: skip
+                table = Table("donor", "label", "risk", "decision", "top reason", "anomaly", title="ScoreContribution")
+                for address, pattern in [*donors, ("0x" + "ab" * 20, "(never seen)")]:
+                    request = pb.ScoreContributionRequest(contribution=pb.Contribution(
+                        donor=address, recipient_id="0x" + "00" * 20, pool_id=str(pool), chain_id=31337,
+                        token="0x" + "ee" * 20, amount="5"))  # fmt: skip
+                    r = await stub.ScoreContribution(request, metadata=metadata, timeout=5)
+                    table.add_row(address[:12] + "…", pattern, f"{r.risk_score:.3f}", pb.Decision.Name(r.decision)[9:],
+                                  r.reasons[0].feature if r.reasons else "-",
+                                  "consensus" if r.anomaly.consensus_flag else "-")  # fmt: skip
+                out.print(table)
+                honest = next(a for a, p in donors if p == "honest")
+                rec = await stub.Recommend(pb.RecommendRequest(donor=honest, pool_id=str(pool), k=3, chain_id=31337),
+                                           metadata=metadata)  # fmt: skip
+                out.print(f"Recommend({honest[:12]}…, pool {pool}): {rec.source}, "
+                          + ", ".join(f"{p.recipient_id[:10]}… ({p.score:.2f})" for p in rec.projects))  # fmt: skip
+                variant = await stub.AssignVariant(pb.AssignVariantRequest(experiment="project_list", user_id=honest),
+                                                   metadata=metadata)  # fmt: skip
+                out.print(f"AssignVariant(project_list): {variant.variant} ({variant.policy}); "
+                          "every decision is in qf.scorer_decisions")  # fmt: skip
+        finally:
+            await sidecar.stop()
+
+    configure_logging(settings.log_format, "warning")  # type: ignore[arg-type]  # the tables say it all
+    try:
+        asyncio.run(calls())
+    finally:
+        configure_logging(settings.log_format, settings.log_level)  # type: ignore[arg-type]
+    out.print("Run it yourself: QF_SCORER_TOKENS=name:<token> qf serve (gRPC on 127.0.0.1:50051, reflection on).")
+
+
 @app.command()
 def demo(
     ctx: typer.Context,
@@ -594,6 +658,8 @@ def demo(
     out.rule("6. train")
     train(ctx, chain_id=None, seed=seed, folds=5, n_boot=1000, review_threshold=0.4, block_threshold=0.7,
           models_dir=None)  # fmt: skip
+    out.rule("7. scoring sidecar")
+    _demo_scorer(settings)
     out.rule("done")
     out.print("Stop the background devnet and database with `make stop`.")
 

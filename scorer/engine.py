@@ -11,10 +11,12 @@ A donor the snapshot does not know is a *cold start*: it is scored on
 :func:`qf.train.features.cold_start_row` (no donations, unknown nonce, no
 co-donors) and flagged as such, never refused.
 
-The contribution amount is deliberately not used: the model scores donors
-(their whole indexed behaviour), not single transfers, so the same donor gets
-the same score whatever it is about to give. The server still validates the
-amount (:func:`scorer.validation.amount`) and logs it with the decision.
+The model scores donors (their whole indexed behaviour), not single transfers,
+so a known donor gets the same score whatever it is about to give. The amount
+matters only for a cold start, which is scored as a donor with this one
+donation (:func:`qf.train.features.first_donation_row`); a cold start's
+decision is at most REVIEW (level HIGH stays visible): no history is no
+evidence, and a one-off newcomer must not be blocked outright.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import numpy.typing as npt
 
-from qf.train.features import signed_log1p
+from qf.train.features import first_donation_row, signed_log1p
 from scorer.kernels import iforest, lof, topk, trees
 
 if TYPE_CHECKING:
@@ -91,8 +93,15 @@ class RiskResult:
 
 
 def score(bundle: ModelBundle, snapshot: FeatureSnapshot, donor: bytes, amount: float) -> RiskResult:
-    """Risk score, level, decision and reasons of a donor about to give ``amount`` (unused: see the module doc)."""
+    """Risk score, level, decision and reasons of a donor about to give ``amount``.
+
+    A known donor is scored on its indexed history. An unknown one is scored as
+    it will look once this donation is indexed (:func:`first_donation_row`: one
+    donation of ``amount``), the nearest thing to what the model was trained on.
+    """
     row, cold_start = donor_row(bundle, snapshot, donor)
+    if cold_start:
+        row = first_donation_row(amount)
     return score_row(bundle, row, cold_start=cold_start)
 
 
@@ -146,6 +155,9 @@ def score_row(bundle: ModelBundle, row: FloatArray, *, cold_start: bool) -> Risk
     margin = risk_margin(bundle, row)
     probability = _link(margin) if bundle.risk.link == "logistic" else margin
     level, decision = classify(probability, bundle.thresholds.review, bundle.thresholds.block)
+    if cold_start and decision is Decision.BLOCK:
+        # No history is no evidence: an unknown wallet is sent to review, never blocked outright.
+        decision = Decision.REVIEW
     return RiskResult(
         score=probability,
         level=level,

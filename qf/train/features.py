@@ -97,6 +97,24 @@ def cold_start_row() -> FloatArray:
     return row
 
 
+def first_donation_row(amount: float) -> FloatArray:
+    """The vector of a donor never seen, as it will look once this one donation of ``amount`` is indexed.
+
+    Closer to what the model was trained on (every training donor has at least
+    one donation) than :func:`cold_start_row`; the wallet's nonce is unknown
+    (-1) and it has no co-donors yet.
+    """
+    row = cold_start_row()
+    values = {
+        "donation_count": 1.0, "total_amount": amount, "mean_amount": amount, "distinct_projects": 1.0,
+        "distinct_pools": 1.0, "distinct_tokens": 1.0, "round_amount_share": float(amount % 0.5 == 0),
+        "top_project_share": 1.0, "gas_price_distinct": 1.0,
+    }  # fmt: skip
+    for name, value in values.items():
+        row[FEATURE_NAMES.index(name)] = value
+    return row
+
+
 def signed_log1p(matrix: npt.ArrayLike) -> FloatArray:
     """sign(x) * log(1 + |x|): tames heavy-tailed amounts before distance-based models (LOF, k-means)."""
     values = np.asarray(matrix, dtype=np.float64)

@@ -130,19 +130,21 @@ def test_reasons_are_the_strongest_pushes_riskiest_first(
 
 
 def test_cold_start_donor(bundle: ModelBundle, snapshot: FeatureSnapshot) -> None:
-    """An unknown donor is scored on the cold-start row and says so, in the result and in its first reason."""
+    """An unknown donor is scored as a donor with this one donation, says so, and is at most sent to review."""
     result = engine.score(bundle, snapshot, UNKNOWN, 5.0)
     assert result.cold_start
     assert result.anomaly.cold_start
     assert result.reasons[0] == engine.Reason("cold_start", 1.0, 0.0)
     assert all(r.feature in features.FEATURE_NAMES for r in result.reasons[1:])
-    native = native_probability(native_model(bundle.version_dir, bundle.served_model), features.cold_start_row()[None])
+    row = features.first_donation_row(5.0)[None]
+    native = native_probability(native_model(bundle.version_dir, bundle.served_model), row)
     assert result.score == pytest.approx(native[0], abs=1e-6)
+    assert result.decision is not Decision.BLOCK
     assert engine.detect(bundle, snapshot, UNKNOWN).cold_start
 
 
 def test_amount_does_not_change_the_score(bundle: ModelBundle, snapshot: FeatureSnapshot) -> None:
-    """The model scores donors, not transfers: the amount is validated upstream and not used."""
+    """The model scores donors, not transfers: a known donor's score does not depend on the amount."""
     donor = next(iter(snapshot.index))
     assert engine.score(bundle, snapshot, donor, 0.01) == engine.score(bundle, snapshot, donor, 1e12)
 
