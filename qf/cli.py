@@ -7,6 +7,8 @@ non-zero exit; a traceback means a bug.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
 import time
 import uuid
@@ -624,16 +626,25 @@ def demo(
         labels_before = conn.execute("SELECT count(*) FROM qf.labels").fetchone()[0]
     out.print(f"PostgreSQL at {redact_url(_database(settings))} (qf.labels holds {labels_before} rows)")
     out.rule("3. simulated round")
-    simulate(
-        ctx,
-        seed=seed,
-        honest_donors=300,
-        projects_per_pool=20,
-        pools=2,
-        rpc_url=None,
-        block_seconds=12,
-        labels_out=None,
-    )
+    # One demo round per devnet: a second copy would make every donor active in two rounds.
+    deployment_file = settings.devnet_dir / "deployment.json"
+    marker = settings.devnet_dir / f"demo-round-{seed}.sha256"
+    deployed = hashlib.sha256(deployment_file.read_bytes()).hexdigest() if deployment_file.exists() else ""
+    if deployed and marker.exists() and marker.read_text().strip() == deployed:
+        out.print(f"this devnet already holds the demo round of seed {seed}; reusing it (`make clean` starts over)")
+    else:
+        simulate(
+            ctx,
+            seed=seed,
+            honest_donors=300,
+            projects_per_pool=20,
+            pools=2,
+            rpc_url=None,
+            block_seconds=12,
+            labels_out=None,
+        )
+        if deployed:
+            marker.write_text(deployed + "\n")
     out.rule("4. index")
     from rich.table import Table
 
@@ -673,6 +684,8 @@ def env() -> None:
 
 def main() -> None:
     """Console entry point: run the app, turning known errors into one line."""
+    # gRPC core logs at INFO to stderr (e.g. about fork() with live channels); our own logs say what matters.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         app()
     except QFError as exc:
