@@ -1,0 +1,76 @@
+# syntax=docker/dockerfile:1
+# QF Sentinel's Python services in one image: `qf migrate`, `qf index`, `qf serve`, `qf train`, ...
+#
+#   docker build -t qf-sentinel:local .
+#   docker run --rm qf-sentinel:local env        # the environment variables it reads
+#
+# The entry point is `qf`: the container's command is the subcommand. No secret is
+# baked in; docker-compose.yml passes them as Docker secrets at run time.
+#
+# Layout: the project lives in /app and is installed into the virtualenv /opt/venv
+# in editable mode, because the code finds sql/ and contracts_abi/ next to its
+# packages (qf/db/migrate.py and qf/chain/abi.py: Path(__file__).parents[2]), which a
+# plain install into site-packages would break.
+
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+# -- builder: dependencies first, so that this layer is reused until pyproject.toml changes
+FROM ${PYTHON_IMAGE} AS builder
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PATH=/opt/venv/bin:$PATH
+
+RUN python -m venv /opt/venv
+
+WORKDIR /app
+COPY pyproject.toml ./
+# The build backend and the runtime dependencies, read from pyproject.toml (not the dev extras).
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb')); \
+print('\n'.join(p['build-system']['requires'] + p['project']['dependencies']))" > /tmp/requirements.txt \
+    && pip install --requirement /tmp/requirements.txt
+
+# Only what the services read at run time: the packages, the migrations and the ABIs.
+# (data/ is the Round 9 replay input and node_modules/ the devnet's anvil: neither runs here.)
+COPY README.md ./
+COPY qf/ qf/
+COPY indexer/ indexer/
+COPY scorer/ scorer/
+COPY sql/ sql/
+COPY contracts_abi/ contracts_abi/
+RUN pip install --no-deps --no-build-isolation --editable . \
+    && python -m compileall -q qf indexer scorer
+
+# -- runtime
+FROM ${PYTHON_IMAGE}
+
+# libgomp1: LightGBM's wheel links the system OpenMP runtime (`qf train`).
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 qf \
+    && useradd --system --uid 10001 --gid qf --home-dir /home/qf --create-home --shell /usr/sbin/nologin qf \
+    && install --directory --owner qf --group qf /var/lib/qf /var/lib/qf/models
+
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /app /app
+COPY --chmod=0755 ops/docker/with-pgpassword /usr/local/bin/with-pgpassword
+
+# QF_HOME and QF_MODELS_DIR: writable state outside the read-only code (models/ is a volume in compose).
+# NUMBA_CACHE_DIR: the numba kernels cache their compiled code; /app is not writable by the qf user.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    QF_HOME=/var/lib/qf \
+    QF_MODELS_DIR=/var/lib/qf/models \
+    NUMBA_CACHE_DIR=/home/qf/.cache/numba \
+    MPLCONFIGDIR=/home/qf/.config/matplotlib
+
+WORKDIR /app
+USER 10001:10001
+
+# gRPC of `qf serve`, /metrics of `qf index` and of `qf serve`.
+EXPOSE 50051 9101 9102
+
+ENTRYPOINT ["qf"]
+CMD ["--help"]
