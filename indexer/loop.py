@@ -89,6 +89,8 @@ class Indexer:
         self._last_refresh = 0.0
         self._last_refresh_seconds = 0.0
         self._last_finality_check = 0.0
+        #: Highest block the node calls final (or head - confirmations); recorded with each batch.
+        self._finalized: int | None = None
         self.head = 0
 
     # -- start ------------------------------------------------------------------------------
@@ -193,7 +195,8 @@ class Indexer:
     def _batch(self, fetched: Fetched) -> Batch:
         assert self.state is not None
         last = fetched.headers[fetched.to_block]
-        batch = Batch(from_block=fetched.from_block, to_block=fetched.to_block, to_hash=last.hash)
+        batch = Batch(from_block=fetched.from_block, to_block=fetched.to_block, to_hash=last.hash,
+                      finalized_block=self._finalized)  # fmt: skip
         grouped: dict[str, list[tuple[object, ...]]] = {}
         for row in fetched.logs:
             grouped.setdefault(row.table, []).append(self._row(row, fetched))
@@ -290,6 +293,7 @@ class Indexer:
         if finalized is None:
             finalized = self.head - self.config.confirmations
         self.metrics.finalized_block.set(max(finalized, 0))
+        self._finalized = max(finalized, 0)
         # Keep every hash a repairable reorg could reach, even where the node calls it final.
         assert self.state is not None
         keep_from = min(finalized, (self.state.checkpoint_block or 0) - self.config.max_reorg_depth)

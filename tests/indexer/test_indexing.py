@@ -54,6 +54,12 @@ def test_simulated_round_is_stored_exactly_once(chain: Chain, db_url: str, tmp_p
         donations_view = conn.execute(
             "SELECT count(*), count(pool_id), count(amount) FROM qf.donations"
         ).fetchone()
+        finalized = conn.execute("SELECT finalized_block FROM qf.chains").fetchone()
+    # The chain's finality is recorded with the checkpoint: anvil's "finalized" tag, at most the head.
+    node_final = int(chain.rpc.call("eth_getBlockByNumber", ["finalized", False])["number"], 16)
+    assert finalized is not None
+    assert finalized[0] is not None
+    assert 0 <= finalized[0] <= node_final
     assert sorted((d, r, k, int(a)) for d, r, k, a in stored) == landed
     assert donations_view == (len(landed), len(landed), len(landed))
     for tx_hash, tx_from, nonce, gas_price, block_number, block_time in sample:
