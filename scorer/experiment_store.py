@@ -1,6 +1,6 @@
 """The database edge of experiments: configurations, sticky assignments and outcomes in PostgreSQL.
 
-The tables are those of ``sql/009_experiments.sql``; the choices are made by
+The tables are those of ``sql/008_experiments.sql``; the choices are made by
 the pure `scorer.experiments`. Every function takes a psycopg connection and
 runs in its own transaction (a savepoint if the caller has one open), so the
 server decides about pooling and may run these blocking calls in a thread

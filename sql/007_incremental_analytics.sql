@@ -5,13 +5,18 @@
 -- views would lag further behind as the round grows. Now:
 -- * Statement-level triggers on the event tables (with transition tables, so COPY, INSERT and
 --   a reorg's DELETE all count) note the keys they touch in three small "dirty" tables, in the
---   writer's own transaction: donors (qf.dirty_donors), projects (qf.dirty_projects) and pools
+--   writer's own transaction: donors (qf.dirty_donors), (project, donor) pairs (qf.dirty_projects) and pools
 --   (qf.dirty_pools; "full" when the pool's window, token or existence changed).
 -- * qf.refresh_analytics() claims those keys and recomputes just their rows: donor features of
---   the dirty donors (their own donations), project totals of the dirty projects (their own
---   donations), QF matching and round stats of the dirty pools (from per-project aggregates,
---   so a pool's matching costs O(projects), not O(donations)). The indexer calls it after its
---   batches; an analyst can call it any time (e.g. after changing qf.matching_caps).
+--   the dirty donors (their own donations); for each dirty (project, donor) pair its
+--   qf.donor_project row (the donor's own donations to the project), whose change (new - old)
+--   is added to qf.project_totals and qf.project_eligible, so a popular project is never
+--   re-read; QF matching of the dirty pools from the per-project sums (O(projects)); round
+--   stats from running per-pool totals (qf.donor_pool deltas). Numeric sums are exact, so the
+--   totals always equal the sum of the stored rows. The indexer calls it after its batches; an
+--   analyst can call it any time (e.g. after changing qf.matching_caps).
+--   project_totals.amount and sum_sqrt_amount are amount_raw / 10^decimals and
+--   sum_sqrt_amount_raw / sqrt(10^decimals).
 -- * qf.rebuild_analytics() recomputes everything from the event tables (after a TRUNCATE or a
 --   hand edit that the triggers could not see).
 -- Column names, meanings and comments are those of 003/004; only "refreshed CONCURRENTLY"
@@ -19,7 +24,7 @@
 
 -- Lookups the per-key recomputation needs ----------------------------------------------------
 
-CREATE INDEX allocated_sender_idx ON qf.allocated (chain_id, sender);
+CREATE INDEX allocated_sender_project_idx ON qf.allocated (chain_id, sender, contract, recipient_id);
 CREATE INDEX allocated_project_idx ON qf.allocated (chain_id, contract, recipient_id, block_number);
 
 -- Dirty keys ------------------------------------------------------------------------------
@@ -34,10 +39,12 @@ COMMENT ON TABLE qf.dirty_donors IS
 CREATE TABLE qf.dirty_projects (
     chain_id     bigint NOT NULL,
     contract     bytea  NOT NULL,
-    recipient_id bytea  NOT NULL
+    recipient_id bytea  NOT NULL,
+    sender       bytea  NOT NULL
 );
 COMMENT ON TABLE qf.dirty_projects IS
-    'Projects (strategy, recipient) whose qf.project_totals rows are out of date (triggers; emptied by qf.refresh_analytics).';
+    'Donors of projects (strategy, recipient, sender) whose qf.donor_project rows are out of date '
+    '(triggers; emptied by qf.refresh_analytics).';
 
 CREATE TABLE qf.dirty_pools (
     chain_id       bigint  NOT NULL,
@@ -117,6 +124,27 @@ COMMENT ON COLUMN qf.project_eligible.sum_sqrt_amount IS 'Sum over donors of sqr
 COMMENT ON COLUMN qf.project_eligible.sum_root_square IS
     'Sum over donors of sqrt(c_i)^2 (= sum c_i up to rounding; used so a one-donor match is exactly 0).';
 
+CREATE TABLE qf.donor_project (
+    chain_id           bigint        NOT NULL,
+    pool_id            numeric(78,0) NOT NULL,
+    contract           bytea         NOT NULL,
+    recipient_id       bytea         NOT NULL,
+    sender             bytea         NOT NULL,
+    token              bytea         NOT NULL,
+    donations          bigint        NOT NULL,
+    amount_raw         numeric       NOT NULL,
+    sqrt_raw           numeric       NOT NULL,
+    eligible_donations bigint        NOT NULL,
+    eligible_amount    numeric,
+    eligible_sqrt      numeric,
+    PRIMARY KEY (chain_id, contract, recipient_id, sender, token)
+);
+CREATE INDEX donor_project_pool_idx ON qf.donor_project (chain_id, pool_id);
+COMMENT ON TABLE qf.donor_project IS
+    'Per (project, donor, token): the donor''s donations, raw total and its square root, and the eligible part '
+    '(pool token, in the window) in token units with its square root. The unit of the incremental project '
+    'aggregates; internal to qf.refresh_analytics().';
+
 CREATE TABLE qf.donor_pool (
     chain_id        bigint        NOT NULL,
     pool_id         numeric(78,0) NOT NULL,
@@ -149,7 +177,7 @@ COMMENT ON TABLE qf.pool_donation_totals IS
 CREATE FUNCTION qf.mark_donations_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO qf.dirty_donors SELECT DISTINCT chain_id, sender FROM changed;
-    INSERT INTO qf.dirty_projects SELECT DISTINCT chain_id, contract, recipient_id FROM changed;
+    INSERT INTO qf.dirty_projects SELECT DISTINCT chain_id, contract, recipient_id, sender FROM changed;
     INSERT INTO qf.dirty_pools (chain_id, contract, full_recompute)
     SELECT DISTINCT chain_id, contract, false FROM changed;
     RETURN NULL;
@@ -218,7 +246,7 @@ BEGIN
     SELECT DISTINCT a.chain_id, a.sender FROM qf.allocated a JOIN changed c USING (chain_id)
     WHERE a.token = c.address;
     INSERT INTO qf.dirty_projects
-    SELECT DISTINCT a.chain_id, a.contract, a.recipient_id FROM qf.allocated a JOIN changed c USING (chain_id)
+    SELECT DISTINCT a.chain_id, a.contract, a.recipient_id, a.sender FROM qf.allocated a JOIN changed c USING (chain_id)
     WHERE a.token = c.address;
     INSERT INTO qf.dirty_pools (chain_id, pool_id, full_recompute)
     SELECT DISTINCT p.chain_id, p.pool_id, true FROM qf.pool_created p JOIN changed c USING (chain_id)
@@ -240,8 +268,8 @@ BEGIN
     -- One refresh at a time; writers adding dirty keys meanwhile are not blocked (their rows
     -- are not visible to the DELETEs below and wait for the next call).
     PERFORM pg_advisory_xact_lock(hashtext('qf.refresh_analytics'));
-    DROP TABLE IF EXISTS pg_temp.refresh_donors, pg_temp.refresh_pools, pg_temp.refresh_projects,
-        pg_temp.refresh_pool_delta;
+    DROP TABLE IF EXISTS pg_temp.refresh_donors, pg_temp.refresh_pools, pg_temp.refresh_pairs,
+        pg_temp.refresh_pool_delta, pg_temp.refresh_project_delta;
 
     CREATE TEMP TABLE refresh_donors (chain_id bigint, donor bytea, PRIMARY KEY (chain_id, donor)) ON COMMIT DROP;
     WITH d AS (DELETE FROM qf.dirty_donors RETURNING chain_id, donor)
@@ -264,68 +292,109 @@ BEGIN
     WHERE r.pool_id IS NOT NULL
     GROUP BY r.chain_id, r.pool_id;
 
-    CREATE TEMP TABLE refresh_projects (
-        chain_id bigint, pool_id numeric(78,0), contract bytea, recipient_id bytea,
-        PRIMARY KEY (chain_id, contract, recipient_id)
+    -- (project, donor) pairs whose qf.donor_project rows are out of date; a full pool recomputes all of its pairs.
+    CREATE TEMP TABLE refresh_pairs (
+        chain_id bigint, pool_id numeric(78,0), contract bytea, recipient_id bytea, sender bytea,
+        PRIMARY KEY (chain_id, contract, recipient_id, sender)
     ) ON COMMIT DROP;
-    WITH d AS (DELETE FROM qf.dirty_projects RETURNING chain_id, contract, recipient_id)
-    INSERT INTO refresh_projects
-    SELECT DISTINCT d.chain_id, s.pool_id, d.contract, d.recipient_id
+    WITH d AS (DELETE FROM qf.dirty_projects RETURNING chain_id, contract, recipient_id, sender)
+    INSERT INTO refresh_pairs
+    SELECT DISTINCT d.chain_id, s.pool_id, d.contract, d.recipient_id, d.sender
     FROM d JOIN qf.strategies s ON s.chain_id = d.chain_id AND s.address = d.contract;
     IF EXISTS (SELECT 1 FROM refresh_pools WHERE full_recompute) THEN
-        INSERT INTO refresh_projects
-        SELECT DISTINCT a.chain_id, p.pool_id, a.contract, a.recipient_id
+        INSERT INTO refresh_pairs
+        SELECT DISTINCT a.chain_id, p.pool_id, a.contract, a.recipient_id, a.sender
         FROM refresh_pools p JOIN qf.allocated a ON a.chain_id = p.chain_id AND a.contract = p.strategy
+        WHERE p.full_recompute
+        ON CONFLICT DO NOTHING;
+        -- Pairs of a pool that is gone or lost donations: their old rows must go.
+        INSERT INTO refresh_pairs
+        SELECT x.chain_id, x.pool_id, x.contract, x.recipient_id, x.sender
+        FROM refresh_pools p JOIN qf.donor_project x ON x.chain_id = p.chain_id AND x.pool_id = p.pool_id
         WHERE p.full_recompute
         ON CONFLICT DO NOTHING;
     END IF;
 
-    ANALYZE refresh_donors, refresh_pools, refresh_projects;
+    ANALYZE refresh_donors, refresh_pools, refresh_pairs;
     SELECT count(*) INTO donors FROM refresh_donors;
-    SELECT count(*) INTO projects FROM refresh_projects;
+    SELECT count(*) INTO projects FROM (SELECT DISTINCT chain_id, contract, recipient_id FROM refresh_pairs) x;
     SELECT count(*) INTO pools FROM refresh_pools;
 
-    -- Project totals and eligible QF inputs, per dirty project ------------------------------
-    DELETE FROM qf.project_totals t USING refresh_pools p
-    WHERE p.full_recompute AND t.chain_id = p.chain_id AND t.pool_id = p.pool_id;
-    DELETE FROM qf.project_totals t USING refresh_projects k
-    WHERE t.chain_id = k.chain_id AND t.pool_id = k.pool_id AND t.recipient_id = k.recipient_id;
-    INSERT INTO qf.project_totals
-    WITH per_donor AS (
-        SELECT k.chain_id, k.pool_id, a.recipient_id, a.token, a.sender,
-               count(*) AS donations, sum(a.amount) AS amount
-        FROM refresh_projects k
-        JOIN qf.allocated a ON a.chain_id = k.chain_id AND a.contract = k.contract AND a.recipient_id = k.recipient_id
-        GROUP BY 1, 2, 3, 4, 5
+    -- Per (project, donor) rows: take the old ones out and the new ones in, as deltas ---------
+    CREATE TEMP TABLE refresh_project_delta (
+        chain_id bigint, pool_id numeric(78,0), recipient_id bytea, token bytea, donors bigint, donations bigint,
+        amount_raw numeric, sqrt_raw numeric, eligible_donors bigint, eligible_donations bigint,
+        eligible_amount numeric, eligible_sqrt numeric, eligible_square numeric
+    ) ON COMMIT DROP;
+    WITH old AS (
+        DELETE FROM qf.donor_project x USING refresh_pairs k
+        WHERE x.chain_id = k.chain_id AND x.contract = k.contract AND x.recipient_id = k.recipient_id
+          AND x.sender = k.sender
+        RETURNING x.*
     )
-    SELECT d.chain_id, d.pool_id, d.recipient_id, d.token,
-           count(*), sum(d.donations), sum(d.amount), sum(sqrt(d.amount)),
-           sum(d.amount) / (10::numeric ^ t.decimals),
-           sum(sqrt(d.amount / (10::numeric ^ t.decimals)))
-    FROM per_donor d
-    LEFT JOIN qf.tokens t ON t.chain_id = d.chain_id AND t.address = d.token
-    GROUP BY d.chain_id, d.pool_id, d.recipient_id, d.token, t.decimals;
+    INSERT INTO refresh_project_delta
+    SELECT chain_id, pool_id, recipient_id, token, -count(*), -sum(donations), -sum(amount_raw), -sum(sqrt_raw),
+           -count(*) FILTER (WHERE eligible_donations > 0), -sum(eligible_donations),
+           -coalesce(sum(eligible_amount), 0), -coalesce(sum(eligible_sqrt), 0),
+           -coalesce(sum(eligible_sqrt * eligible_sqrt), 0)
+    FROM old GROUP BY chain_id, pool_id, recipient_id, token;
+    WITH new AS (
+        INSERT INTO qf.donor_project
+        SELECT g.*, sqrt(g.eligible_amount)
+        FROM (
+            SELECT k.chain_id, k.pool_id, k.contract, k.recipient_id, k.sender, a.token,
+                   count(*) AS donations, sum(a.amount) AS amount_raw, sqrt(sum(a.amount)) AS sqrt_raw,
+                   count(*) FILTER (WHERE e.eligible) AS eligible_donations,
+                   coalesce(sum(a.amount) FILTER (WHERE e.eligible), 0) / (10::numeric ^ max(p.token_decimals))
+                       AS eligible_amount
+            FROM refresh_pairs k
+            JOIN qf.allocated a ON a.chain_id = k.chain_id AND a.sender = k.sender AND a.contract = k.contract
+                               AND a.recipient_id = k.recipient_id
+            LEFT JOIN qf.pools p ON p.chain_id = k.chain_id AND p.pool_id = k.pool_id
+            CROSS JOIN LATERAL (
+                SELECT coalesce(a.token = p.token AND p.token_decimals IS NOT NULL
+                                AND a.block_time BETWEEN p.allocation_start AND p.allocation_end, false) AS eligible
+            ) e
+            GROUP BY k.chain_id, k.pool_id, k.contract, k.recipient_id, k.sender, a.token
+        ) g
+        RETURNING *
+    )
+    INSERT INTO refresh_project_delta
+    SELECT chain_id, pool_id, recipient_id, token, count(*), sum(donations), sum(amount_raw), sum(sqrt_raw),
+           count(*) FILTER (WHERE eligible_donations > 0), sum(eligible_donations),
+           coalesce(sum(eligible_amount), 0), coalesce(sum(eligible_sqrt), 0),
+           coalesce(sum(eligible_sqrt * eligible_sqrt), 0)
+    FROM new GROUP BY chain_id, pool_id, recipient_id, token;
 
-    DELETE FROM qf.project_eligible e USING refresh_pools p
-    WHERE p.full_recompute AND e.chain_id = p.chain_id AND e.pool_id = p.pool_id;
-    DELETE FROM qf.project_eligible e USING refresh_projects k
-    WHERE e.chain_id = k.chain_id AND e.pool_id = k.pool_id AND e.recipient_id = k.recipient_id;
-    INSERT INTO qf.project_eligible
-    WITH per_donor AS (
-        SELECT k.chain_id, k.pool_id, k.recipient_id, a.sender, count(*) AS donations,
-               sum(a.amount) / (10::numeric ^ p.token_decimals) AS amount
-        FROM refresh_projects k
-        JOIN qf.pools p ON p.chain_id = k.chain_id AND p.pool_id = k.pool_id
-        JOIN qf.allocated a ON a.chain_id = k.chain_id AND a.contract = k.contract
-                           AND a.recipient_id = k.recipient_id AND a.token = p.token
-        WHERE a.block_time BETWEEN p.allocation_start AND p.allocation_end
-        GROUP BY k.chain_id, k.pool_id, k.recipient_id, a.sender, p.token_decimals
-    )
-    SELECT chain_id, pool_id, recipient_id, count(*), sum(donations), sum(amount),
-           sum(sqrt(amount)), sum(sqrt(amount) * sqrt(amount))
-    FROM per_donor
-    WHERE amount IS NOT NULL
-    GROUP BY chain_id, pool_id, recipient_id;
+    -- Project totals (every token) and eligible QF inputs (pool token, in window) ------------
+    INSERT INTO qf.project_totals AS t (chain_id, pool_id, recipient_id, token, unique_donors, donations,
+                                        amount_raw, sum_sqrt_amount_raw)
+    SELECT chain_id, pool_id, recipient_id, token, sum(donors), sum(donations), sum(amount_raw), sum(sqrt_raw)
+    FROM refresh_project_delta GROUP BY chain_id, pool_id, recipient_id, token
+    ON CONFLICT (chain_id, pool_id, recipient_id, token) DO UPDATE
+    SET unique_donors = t.unique_donors + EXCLUDED.unique_donors, donations = t.donations + EXCLUDED.donations,
+        amount_raw = t.amount_raw + EXCLUDED.amount_raw,
+        sum_sqrt_amount_raw = t.sum_sqrt_amount_raw + EXCLUDED.sum_sqrt_amount_raw;
+    DELETE FROM qf.project_totals t USING refresh_project_delta d
+    WHERE t.chain_id = d.chain_id AND t.pool_id = d.pool_id AND t.recipient_id = d.recipient_id
+      AND t.token = d.token AND t.unique_donors = 0;
+    UPDATE qf.project_totals t
+    SET amount = t.amount_raw / (10::numeric ^ k.decimals),
+        sum_sqrt_amount = t.sum_sqrt_amount_raw / sqrt(10::numeric ^ k.decimals)
+    FROM (SELECT DISTINCT d.chain_id, d.pool_id, d.recipient_id, d.token, tk.decimals
+          FROM refresh_project_delta d
+          LEFT JOIN qf.tokens tk ON tk.chain_id = d.chain_id AND tk.address = d.token) k
+    WHERE t.chain_id = k.chain_id AND t.pool_id = k.pool_id AND t.recipient_id = k.recipient_id AND t.token = k.token;
+
+    INSERT INTO qf.project_eligible AS e
+    SELECT chain_id, pool_id, recipient_id, sum(eligible_donors), sum(eligible_donations), sum(eligible_amount),
+           sum(eligible_sqrt), sum(eligible_square)
+    FROM refresh_project_delta GROUP BY chain_id, pool_id, recipient_id
+    ON CONFLICT (chain_id, pool_id, recipient_id) DO UPDATE
+    SET contributors = e.contributors + EXCLUDED.contributors, donations = e.donations + EXCLUDED.donations,
+        amount = e.amount + EXCLUDED.amount, sum_sqrt_amount = e.sum_sqrt_amount + EXCLUDED.sum_sqrt_amount,
+        sum_root_square = e.sum_root_square + EXCLUDED.sum_root_square;
+    DELETE FROM qf.project_eligible WHERE contributors = 0;
 
     -- Matching per dirty pool, from the per-project inputs -----------------------------------
     DELETE FROM qf.round_matching m USING refresh_pools p WHERE m.chain_id = p.chain_id AND m.pool_id = p.pool_id;
@@ -503,7 +572,7 @@ LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('qf.refresh_analytics'));
     TRUNCATE qf.project_totals, qf.project_eligible, qf.round_matching, qf.round_stats, qf.donor_features,
-        qf.donor_pool, qf.pool_donation_totals;
+        qf.donor_pool, qf.pool_donation_totals, qf.donor_project;
     INSERT INTO qf.dirty_donors SELECT DISTINCT chain_id, sender FROM qf.allocated;
     INSERT INTO qf.dirty_pools (chain_id, pool_id, full_recompute) SELECT chain_id, pool_id, true FROM qf.pool_created;
     SELECT r.donors, r.projects, r.pools INTO donors, projects, pools FROM qf.refresh_analytics() r;
