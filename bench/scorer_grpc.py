@@ -114,12 +114,9 @@ def main() -> None:
             "QF_HOME": str(work), "QF_SCORER_TOKENS": f"bench:{TOKEN}", "QF_SCORER_RATE_LIMIT_PER_MINUTE": "0",
             "QF_SCORER_MAX_CONCURRENT_RPCS": "10000", "QF_LOG_LEVEL": "error", "QF_LOG_FORMAT": "json",
         })  # fmt: skip
-        import structlog  # noqa: PLC0415
-
         from qf.logs import configure_logging  # noqa: PLC0415
 
-        configure_logging("json", "error")
-        structlog.get_logger().info("quiet")
+        configure_logging("json", "error")  # no access-log line per request
         with running_sidecar(settings, db_url, work / "models") as sidecar:
             context = multiprocessing.get_context("spawn")
             per_rate = []

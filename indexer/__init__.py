@@ -1,4 +1,7 @@
 """The indexer: Allo v2 events from any Ethereum JSON-RPC node into PostgreSQL.
 
-Not built yet (issue 3); the shared core it will use lives in ``qf``.
+``app`` builds and runs it; ``loop`` is the backfill/live-follow loop over
+``ranges`` planning, ``fetch`` (logs and donation transactions), ``decode``,
+``reorg`` repair and the ``store``; ``rpc`` is the resilient JSON-RPC client
+and ``metrics`` the Prometheus endpoint.
 """

@@ -153,6 +153,8 @@ class Settings:
             values["rpc_urls"] = _split_urls(values["rpc_urls"])
         values["home"] = Path(values["home"]).expanduser().resolve()
         values["models_dir"] = Path(values["models_dir"] or values["home"] / "models").expanduser().resolve()
+        if (values["scorer_review_threshold"] is None) != (values["scorer_block_threshold"] is None):
+            raise ConfigError("set both QF_SCORER_REVIEW_THRESHOLD and QF_SCORER_BLOCK_THRESHOLD, or neither")
         if values["log_format"] not in ("auto", "json", "console"):
             raise ConfigError(f"QF_LOG_FORMAT must be auto, json or console, not {values['log_format']!r}")
         return cls(**values)

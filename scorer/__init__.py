@@ -1,4 +1,7 @@
-"""The scoring sidecar: a gRPC service gating contributions.
+"""The scoring sidecar: a gRPC service (``proto/qf/scorer/v1``) gating contributions.
 
-Not built yet (issue 6); its API will be defined in ``proto/qf/scorer/v1``.
+``server`` assembles it, ``service`` maps RPCs to the pure ``engine`` over a
+``models`` bundle and a ``feature_store`` snapshot, ``interceptors`` guard every
+call, ``audit`` logs decisions, ``experiments``/``experiment_store`` assign UI
+variants, ``kernels`` hold the numba hot path and ``client`` is for dApp backends.
 """

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -90,6 +90,8 @@ class RiskResult:
     anomaly: AnomalyResult
     cold_start: bool
     margin: float
+    #: the feature vector the model scored (the donor's row, or the first-donation row of a cold start)
+    features: FloatArray = field(compare=False, repr=False)
 
 
 def score(bundle: ModelBundle, snapshot: FeatureSnapshot, donor: bytes, amount: float) -> RiskResult:
@@ -166,6 +168,7 @@ def score_row(bundle: ModelBundle, row: FloatArray, *, cold_start: bool) -> Risk
         anomaly=anomaly_row(bundle, row, cold_start=cold_start),
         cold_start=cold_start,
         margin=margin,
+        features=row,
     )
 
 

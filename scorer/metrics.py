@@ -2,17 +2,13 @@
 
 Own registry per server (tests run several in one process). Label values are
 bounded: method names, status codes, model names, levels and configured client
-names, never an address or a token.
+names, never an address or a token. The HTTP endpoint is the indexer's
+(``indexer.metrics.serve_metrics``) serving this registry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from http.server import ThreadingHTTPServer
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
-from indexer.metrics import HealthState, serve_metrics
 
 PREFIX = "qf_scorer"
 # The hot path is sub-millisecond: buckets from 100 us to 1 s.
@@ -61,13 +57,3 @@ class ScorerMetrics:
     def set_model(self, version: str, served_model: str) -> None:
         self.model_info.clear()
         self.model_info.labels(version=version, served_model=served_model).set(1)
-
-
-def serve(
-    metrics: ScorerMetrics, health: HealthState, host: str, port: int
-) -> tuple[ThreadingHTTPServer, Callable[[], None]]:
-    """/metrics, /healthz and /readyz on a daemon thread (the indexer's endpoint, this registry)."""
-    return serve_metrics(metrics, health, host, port)
-
-
-__all__ = ["HealthState", "ScorerMetrics", "serve"]

@@ -23,7 +23,7 @@ from grpc_health.v1._async import HealthServicer as AsyncHealthServicer
 from grpc_reflection.v1alpha import reflection
 from psycopg_pool import ConnectionPool
 
-from indexer.metrics import HealthState
+from indexer.metrics import HealthState, serve_metrics
 from qf.db import connect
 from qf.settings import Settings
 from scorer import audit as audit_log
@@ -33,7 +33,7 @@ from scorer.audit import AuditLog
 from scorer.experiments import ExperimentConfig
 from scorer.feature_store import FeatureStore
 from scorer.interceptors import chain
-from scorer.metrics import ScorerMetrics, serve
+from scorer.metrics import ScorerMetrics
 from scorer.models import ModelStore, Thresholds
 from scorer.service import ScorerService
 
@@ -71,12 +71,8 @@ class Sidecar:
         self.metrics = ScorerMetrics()
         self.health_state = HealthState(stale_after_seconds=float("inf"))
         self.health = AsyncHealthServicer()
-        thresholds = None
-        if settings.scorer_review_threshold is not None or settings.scorer_block_threshold is not None:
-            thresholds = Thresholds(
-                review=settings.scorer_review_threshold if settings.scorer_review_threshold is not None else 0.4,
-                block=settings.scorer_block_threshold if settings.scorer_block_threshold is not None else 0.7,
-            )
+        review, block = settings.scorer_review_threshold, settings.scorer_block_threshold
+        thresholds = Thresholds(review=review, block=block) if review is not None and block is not None else None
         self.models = ModelStore(thresholds=thresholds)
         self.features: FeatureStore | None = None
         self.pool: ConnectionPool[Any] | None = None
@@ -130,7 +126,7 @@ class Sidecar:
         await server.start()
         self.server = server
         if options.metrics and settings.scorer_metrics_port:
-            _, self._stop_metrics = serve(self.metrics, self.health_state, settings.metrics_host,
+            _, self._stop_metrics = serve_metrics(self.metrics, self.health_state, settings.metrics_host,
                                           settings.scorer_metrics_port)  # fmt: skip
         self._tasks = [
             asyncio.create_task(self._follow_features(), name="features"),

@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -122,22 +123,25 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
         if bundle.chain_id is not None and chain_id != bundle.chain_id:
             raise ValidationError(field, f"chain {chain_id} is not served (this sidecar serves {bundle.chain_id})")
 
-    def _score_one(
-        self, bundle: ModelBundle, c: pb.Contribution, field: str, method: str
-    ) -> pb.ScoreContributionResponse:
+    def _parse(self, bundle: ModelBundle, c: pb.Contribution, field: str) -> _Contribution:
+        """Every field of a contribution, checked once; ValidationError names the first bad one."""
+        parsed = _Contribution(
+            donor=validation.address(c.donor, f"{field}.donor"),
+            recipient=validation.recipient_id(c.recipient_id, f"{field}.recipient_id"),
+            pool_id=validation.pool_id(c.pool_id, f"{field}.pool_id"),
+            chain_id=validation.chain_id(c.chain_id, f"{field}.chain_id"),
+            token=validation.address(c.token, f"{field}.token"),
+            amount=validation.amount(c.amount, f"{field}.amount"),
+            amount_text=c.amount,
+            context=_context(c.context, f"{field}.context"),
+        )
+        self._check_chain(bundle, parsed.chain_id, f"{field}.chain_id")
+        return parsed
+
+    def _score_one(self, bundle: ModelBundle, c: _Contribution, method: str) -> pb.ScoreContributionResponse:
         started = time.perf_counter()
-        donor = validation.address(c.donor, f"{field}.donor")
-        recipient = validation.recipient_id(c.recipient_id, f"{field}.recipient_id")
-        pool_id = validation.pool_id(c.pool_id, f"{field}.pool_id")
-        chain_id = validation.chain_id(c.chain_id, f"{field}.chain_id")
-        token = validation.address(c.token, f"{field}.token")
-        amount = validation.amount(c.amount, f"{field}.amount")
-        context = _context(c.context, f"{field}.context")
-        self._check_chain(bundle, chain_id, f"{field}.chain_id")
-        snapshot = self.features.current()
-        kernel_started = time.perf_counter()
-        result = engine.score(bundle, snapshot, donor, amount)
-        self.metrics.inference_seconds.labels(model=bundle.served_model).observe(time.perf_counter() - kernel_started)
+        result = engine.score(bundle, self.features.current(), c.donor, c.amount)
+        self.metrics.inference_seconds.labels(model=bundle.served_model).observe(time.perf_counter() - started)
         self.metrics.decisions.labels(level=result.level.value).inc()
         decision_id = str(uuid.uuid4())
         response = pb.ScoreContributionResponse(
@@ -146,17 +150,17 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
             decision_id=decision_id,
             reasons=[pb.Reason(feature=r.feature, value=r.value, contribution=r.contribution) for r in result.reasons],
         )  # fmt: skip
-        row, _ = engine.donor_row(bundle, snapshot, donor)
         self.audit.record(
             AuditRow(
                 decision_id=decision_id, created_at=datetime.now(UTC), client=CLIENT.get(), method=method,
-                model_version=bundle.version, latency_ms=(time.perf_counter() - started) * 1000, chain_id=chain_id,
-                donor=donor, recipient_id=recipient, pool_id=pool_id, token=token, amount=Decimal(c.amount.strip()),
-                risk_score=result.score, level=result.level.value, decision=result.decision.value,
-                cold_start=result.cold_start, anomaly=_anomaly_dict(result.anomaly),
+                model_version=bundle.version, latency_ms=(time.perf_counter() - started) * 1000,
+                chain_id=c.chain_id, donor=c.donor, recipient_id=c.recipient, pool_id=c.pool_id, token=c.token,
+                amount=Decimal(c.amount_text), risk_score=result.score, level=result.level.value,
+                decision=result.decision.value, cold_start=result.cold_start, anomaly=_anomaly_dict(result.anomaly),
                 reasons=[{"feature": r.feature, "value": r.value, "contribution": r.contribution}
                          for r in result.reasons],
-                features=dict(zip(bundle.feature_names, map(float, row), strict=True)), context=context,
+                features=dict(zip(bundle.feature_names, result.features.tolist(), strict=True)),
+                context=c.context,
             )
         )  # fmt: skip
         return response
@@ -167,7 +171,8 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
     ) -> pb.ScoreContributionResponse:
         if not request.HasField("contribution"):
             raise ValidationError("contribution", "is required")
-        return self._score_one(self.models.current(), request.contribution, "contribution", "ScoreContribution")
+        bundle = self.models.current()
+        return self._score_one(bundle, self._parse(bundle, request.contribution, "contribution"), "ScoreContribution")
 
     @handled
     async def ScoreContributions(  # noqa: N802
@@ -175,14 +180,9 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
     ) -> pb.ScoreContributionsResponse:
         validation.batch_size(len(request.contributions), self.max_batch)
         bundle = self.models.current()
-        # Validate everything first: a bad item fails the whole batch before anything is logged.
-        for i, c in enumerate(request.contributions):
-            _validate_contribution(c, f"contributions[{i}]")
-            self._check_chain(bundle, c.chain_id, f"contributions[{i}].chain_id")
-        results = [
-            self._score_one(bundle, c, f"contributions[{i}]", "ScoreContributions")
-            for i, c in enumerate(request.contributions)
-        ]
+        # Parse everything first: a bad item fails the whole batch before anything is scored or logged.
+        parsed = [self._parse(bundle, c, f"contributions[{i}]") for i, c in enumerate(request.contributions)]
+        results = [self._score_one(bundle, c, "ScoreContributions") for c in parsed]
         return pb.ScoreContributionsResponse(results=results)
 
     @handled
@@ -315,14 +315,18 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
         return pb.ReloadModelsResponse(previous_version=old.version if old else "", version=new.version)
 
 
-def _validate_contribution(c: pb.Contribution, field: str) -> None:
-    validation.address(c.donor, f"{field}.donor")
-    validation.recipient_id(c.recipient_id, f"{field}.recipient_id")
-    validation.pool_id(c.pool_id, f"{field}.pool_id")
-    validation.chain_id(c.chain_id, f"{field}.chain_id")
-    validation.address(c.token, f"{field}.token")
-    validation.amount(c.amount, f"{field}.amount")
-    _context(c.context, f"{field}.context")
+@dataclass(frozen=True, slots=True)
+class _Contribution:
+    """A checked ``Contribution``: raw bytes and numbers, plus the amount's text for the audit log (exact)."""
+
+    donor: bytes
+    recipient: bytes
+    pool_id: int
+    chain_id: int
+    token: bytes
+    amount: float
+    amount_text: str
+    context: dict[str, str]
 
 
 def _context(values: Any, field: str) -> dict[str, str]:

@@ -89,11 +89,10 @@ def fill(values: FloatArray, name: str) -> FloatArray:
 
 
 def cold_start_row() -> FloatArray:
-    """The vector of a donor never seen: no donations, unknown nonce, no co-donors."""
+    """The vector of a donor never seen: every feature missing, i.e. 0 or its fill value (as training fills NULLs)."""
     row = np.zeros(len(FEATURE_NAMES), dtype=np.float64)
     for name, value in FILL_VALUES.items():
         row[FEATURE_NAMES.index(name)] = value
-    row[FEATURE_NAMES.index("top_project_share")] = 0.0
     return row
 
 
@@ -108,7 +107,7 @@ def first_donation_row(amount: float) -> FloatArray:
     values = {
         "donation_count": 1.0, "total_amount": amount, "mean_amount": amount, "distinct_projects": 1.0,
         "distinct_pools": 1.0, "distinct_tokens": 1.0, "round_amount_share": float(amount % 0.5 == 0),
-        "top_project_share": 1.0, "gas_price_distinct": 1.0,
+        "gas_price_distinct": 1.0,
     }  # fmt: skip
     for name, value in values.items():
         row[FEATURE_NAMES.index(name)] = value

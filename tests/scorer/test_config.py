@@ -41,3 +41,11 @@ def test_serve_without_tokens_is_one_line(tmp_path: Path) -> None:
 def test_unreadable_token_file_is_one_line(tmp_path: Path) -> None:
     proc = qf("serve", env={"QF_SCORER_TOKENS_FILE": str(tmp_path / "missing")}, home=tmp_path)
     assert_one_line_error(proc, "QF_SCORER_TOKENS_FILE", "cannot read")
+
+
+def test_thresholds_are_overridden_together() -> None:
+    """One threshold alone would silently pair with a default instead of the model's: refused."""
+    with pytest.raises(ConfigError, match="both"):
+        Settings.from_env({"QF_SCORER_REVIEW_THRESHOLD": "0.3"})
+    both = Settings.from_env({"QF_SCORER_REVIEW_THRESHOLD": "0.3", "QF_SCORER_BLOCK_THRESHOLD": "0.8"})
+    assert (both.scorer_review_threshold, both.scorer_block_threshold) == (0.3, 0.8)
