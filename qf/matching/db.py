@@ -13,10 +13,35 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 
 from qf.errors import ConfigError, DataError
 from qf.matching.standard import FloatArray
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolDonations:
+    """A pool's eligible donations, one entry per donation, before any eligibility knob.
+
+    Eligible as in ``qf.round_matching``: to a currently accepted recipient, in
+    the pool's latest allocation window, in the pool's own token. ``donors`` and
+    ``projects`` are sorted; ``donor``/``project`` index them.
+    """
+
+    chain_id: int
+    pool_id: int
+    pool_amount: float
+    donors: list[bytes]
+    projects: list[bytes]
+    donor: IntArray
+    project: IntArray
+    #: token units
+    amount: FloatArray
+    #: per project, the addresses that count as the recipient itself (id, payout address, registrant)
+    recipient_addresses: list[frozenset[bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,43 +65,72 @@ def resolve_chain(conn: psycopg.Connection[Any], chain_id: int | None) -> int:
     return int(chains[0])
 
 
-def load_round(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> PoolRound:
+def load_donations(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> PoolDonations:
+    """Read a pool's eligible donations in one query over the event tables (no per-row lookups)."""
     pool = conn.execute(
-        "SELECT funded, token_decimals FROM qf.pools WHERE chain_id = %s AND pool_id = %s", (chain_id, pool_id)
+        "SELECT funded, token_decimals, strategy FROM qf.pools WHERE chain_id = %s AND pool_id = %s",
+        (chain_id, pool_id),
     ).fetchone()
     if pool is None:
         raise ConfigError(f"pool {pool_id} is not indexed on chain {chain_id}")
     if pool[1] is None:
         raise DataError(f"pool {pool_id}: the matching token's decimals are unknown")
-    projects = [
-        bytes(r[0])
-        for r in conn.execute(
-            "SELECT recipient_id FROM qf.recipient_status WHERE chain_id = %s AND pool_id = %s AND status = 2 "
-            "ORDER BY recipient_id",
+    strategy = bytes(pool[2])
+    recipients = conn.execute(
+        """
+        SELECT h.recipient_id, array_remove(ARRAY[g.recipient_address, g.sender], NULL)
+        FROM qf.recipient_status_history h
+        LEFT JOIN LATERAL (
+            SELECT r.recipient_address, r.sender FROM qf.registered r
+            WHERE r.chain_id = h.chain_id AND r.contract = h.contract AND r.recipient_id = h.recipient_id
+            ORDER BY r.block_number, r.log_index LIMIT 1
+        ) g ON true
+        WHERE h.chain_id = %s AND h.contract = %s AND h.next_block_number IS NULL AND h.status = 2
+        ORDER BY h.recipient_id
+        """,
+        (chain_id, strategy),
+    ).fetchall()
+    projects = [bytes(r[0]) for r in recipients]
+    with conn.cursor(binary=True) as cur:
+        rows = cur.execute(
+            """
+            SELECT a.sender, a.recipient_id, a.amount::float8 / 10::float8 ^ p.token_decimals
+            FROM qf.pools p
+            JOIN qf.allocated a ON a.chain_id = p.chain_id AND a.contract = p.strategy AND a.token = p.token
+            JOIN qf.recipient_status_history h
+              ON h.chain_id = a.chain_id AND h.contract = a.contract AND h.recipient_id = a.recipient_id
+             AND h.next_block_number IS NULL AND h.status = 2
+            WHERE p.chain_id = %s AND p.pool_id = %s AND a.block_time BETWEEN p.allocation_start AND p.allocation_end
+            """,
             (chain_id, pool_id),
         ).fetchall()
-    ]
-    rows = conn.execute(
-        """
-        SELECT a.sender, a.recipient_id, sum(a.amount) / (10::numeric ^ p.token_decimals)
-        FROM qf.allocated a
-        JOIN qf.strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
-        JOIN qf.pools p ON p.chain_id = a.chain_id AND p.pool_id = s.pool_id
-        JOIN qf.recipient_status r
-          ON r.chain_id = a.chain_id AND r.strategy = a.contract AND r.recipient_id = a.recipient_id AND r.status = 2
-        WHERE a.chain_id = %s AND s.pool_id = %s AND a.token = p.token
-          AND a.block_time BETWEEN p.allocation_start AND p.allocation_end
-        GROUP BY a.sender, a.recipient_id, p.token_decimals
-        """,
-        (chain_id, pool_id),
-    ).fetchall()
-    donors = sorted({bytes(r[0]) for r in rows})
-    donor_index = {d: i for i, d in enumerate(donors)}
-    project_index = {p: j for j, p in enumerate(projects)}
-    matrix = np.zeros((len(donors), len(projects)))
-    for donor, recipient, amount in rows:
-        matrix[donor_index[bytes(donor)], project_index[bytes(recipient)]] = float(amount)
-    return PoolRound(chain_id, pool_id, float(pool[0] or 0), donors, projects, matrix)
+    senders = np.array([r[0] for r in rows], dtype="S20")
+    donors, donor = np.unique(senders, return_inverse=True)
+    project = np.searchsorted(np.array(projects, dtype="S20"), np.array([r[1] for r in rows], dtype="S20"))
+    return PoolDonations(
+        chain_id=chain_id,
+        pool_id=pool_id,
+        pool_amount=float(pool[0] or 0),
+        donors=[bytes(d) for d in donors],
+        projects=projects,
+        donor=donor.astype(np.int64),
+        project=project.astype(np.int64),
+        amount=np.array([r[2] for r in rows], dtype=np.float64),
+        recipient_addresses=[frozenset([p, *map(bytes, r[1])]) for p, r in zip(projects, recipients, strict=True)],
+    )
+
+
+def contribution_matrix(donations: PoolDonations) -> PoolRound:
+    """Donors x projects totals of the donations as they are (no eligibility knob)."""
+    matrix = np.zeros((len(donations.donors), len(donations.projects)))
+    np.add.at(matrix, (donations.donor, donations.project), donations.amount)
+    return PoolRound(
+        donations.chain_id, donations.pool_id, donations.pool_amount, donations.donors, donations.projects, matrix
+    )
+
+
+def load_round(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> PoolRound:
+    return contribution_matrix(load_donations(conn, chain_id, pool_id))
 
 
 def weights_from_labels(conn: psycopg.Connection[Any], chain_id: int, donors: list[bytes]) -> FloatArray:

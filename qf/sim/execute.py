@@ -35,6 +35,7 @@ from qf.chain.rpc import RpcClient
 from qf.chain.tx import TxRequest, TxSender, block_receipts, wait_for_receipts
 from qf.errors import ChainError, RpcError
 from qf.sim.plan import Donation, RecipientStatus, RoundPlan, Token
+from qf.sim.wallets import gas_price_wei
 
 log = structlog.get_logger()
 
@@ -118,11 +119,6 @@ def _metadata(name: str) -> tuple[int, str]:
     return (1, "bafy" + hashlib.sha256(name.encode()).hexdigest()[:52])
 
 
-def _gas_price(address: str) -> int:
-    """A stable per-wallet gas price between 1 and 30 gwei (wallets keep habits)."""
-    return (1 + int(address[2:10], 16) % 30) * 10**9
-
-
 class _Round:
     def __init__(self, rpc: RpcClient, deployment: Deployment, plan: RoundPlan, funder_key: bytes) -> None:
         self.rpc = rpc
@@ -149,7 +145,7 @@ class _Round:
         self, index: int, to: str, data: bytes = b"", value: int = 0, gas: int = 250_000
     ) -> TxRequest:
         w = self.plan.wallets[index]
-        return TxRequest(w.private_key, w.address, to, data, value, gas, _gas_price(w.address))
+        return TxRequest(w.private_key, w.address, to, data, value, gas, gas_price_wei(w.address))
 
     def run(self, requests: Sequence[TxRequest], timestamp: int | None = None) -> list[dict[str, Any]]:
         """Send, mine, and return receipts (raising on any revert)."""
