@@ -2,8 +2,8 @@
 
 The scorer never queries Postgres on the request path: a :class:`FeatureSnapshot`
 holds, for one chain, the feature matrix computed by the very code training
-uses (:func:`qf.train.dataset.load_dataset`, then :func:`qf.train.features.graph_features`
-and :func:`qf.train.features.feature_matrix` over all donations), so a donor
+uses (:func:`qf.train.dataset.load_dataset`, then :func:`qf.train.features.feature_matrix`
+over all donations), so a donor
 scores the same here as in the training report. It also keeps each donor's
 funded projects as indices into the served recommender's ``project_ids``, the
 history :func:`scorer.engine.recommend` excludes and scores from.
@@ -121,8 +121,7 @@ def build_snapshot(dataset: Dataset, project_ids: Sequence[str], refreshed_at: d
     """
     d = dataset.donations
     n_donors = len(dataset.donors)
-    graph = features.graph_features(d.donor, d.project, n_donors=n_donors, n_projects=len(d.project_ids))
-    matrix = features.feature_matrix(dataset.donors, graph)
+    matrix = features.feature_matrix(dataset)
     index = {bytes.fromhex(address[2:]): i for i, address in enumerate(dataset.donors["address"])}
 
     wanted = {key: i for i, key in enumerate(project_ids)}
@@ -154,7 +153,7 @@ def load_snapshot(conn: psycopg.Connection[Any], chain_id: int, project_ids: Seq
     refreshed_at = datetime.now(UTC)
     try:
         dataset = load_dataset(conn, chain_id)
-    except DataError:  # no donor in qf.donor_features yet
+    except DataError:  # no donation indexed yet
         return FeatureSnapshot.empty(chain_id, project_ids, refreshed_at)
     return build_snapshot(dataset, project_ids, refreshed_at)
 

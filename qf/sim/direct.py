@@ -63,6 +63,17 @@ def _hash32(*parts: object) -> bytes:
     return hashlib.sha256(":".join(map(str, parts)).encode()).digest()
 
 
+def token_address(chain_id: int, token: Token) -> bytes:
+    """The address a plan's token gets on ``chain_id``: the native placeholder, or the chain's test token."""
+    return bytes.fromhex(NATIVE_TOKEN[2:]) if token is Token.NATIVE else derived_address("direct-token", chain_id)
+
+
+def first_donation_block(plan: RoundPlan, setup_block: int = 1) -> int:
+    """Block of the first donation when the setup starts at ``setup_block``: one block per pool, then
+    registrations, reviews (each one block), then the donations."""
+    return setup_block + len(plan.pools) + 2
+
+
 def write_plan(
     conn: psycopg.Connection[Any],
     plan: RoundPlan,
@@ -81,8 +92,8 @@ def write_plan(
     """
     if block_seconds < 1:
         raise ConfigError(f"block_seconds must be at least 1, got {block_seconds}")
-    erc20 = derived_address("direct-token", chain_id)
-    token_of = {Token.NATIVE: bytes.fromhex(NATIVE_TOKEN[2:]), Token.ERC20: erc20}
+    token_of = {t: token_address(chain_id, t) for t in Token}
+    erc20 = token_of[Token.ERC20]
     with conn.transaction():
         row = conn.execute(
             "SELECT coalesce(max(pool_id), 0), coalesce(max(block_number), 0) FROM qf.pool_created WHERE chain_id = %s",
@@ -141,6 +152,7 @@ def write_plan(
                            sender=core)  # fmt: skip
         writer.flush()
         first_block = writer.next_block()
+        assert first_block == first_donation_block(plan, setup_block)
         last_block = _write_donations(conn, plan, chain_id, pools, token_of, first_block, start_time, block_seconds)
         conn.execute(
             "UPDATE qf.chains SET checkpoint_block = greatest(checkpoint_block, %s), checkpoint_hash = %s "
@@ -155,6 +167,49 @@ def write_plan(
     return WrittenRound(chain_id, tuple(pools), len(plan.donations), setup_block, last_block)
 
 
+@dataclass(frozen=True, slots=True)
+class DonationRow:
+    """Where and how one planned donation lands: block, position, time and the sender's transaction fields."""
+
+    block: int
+    log_index: int
+    #: unix seconds of the block
+    time: int
+    donor: int
+    project: int
+    amount: int
+    token: Token
+    nonce: int
+    gas_price: int
+
+
+def donation_rows(plan: RoundPlan, *, first_block: int, start_time: int, block_seconds: int) -> list[DonationRow]:
+    """Every donation of ``plan`` as :func:`write_plan` stores it (blocks of ``block_seconds`` from ``first_block``).
+
+    A donor's nonce counts its prior nonce, its own fundings, its ERC-20
+    approval and its earlier donations, as the executor would send them.
+    """
+    erc20_donors = {d.donor for d in plan.donations if d.token is Token.ERC20}
+    sent: dict[int, int] = defaultdict(int)
+    for f in plan.fundings:
+        if f.source is not None:
+            sent[f.source] += 1
+    nonce = {i: w.prior_nonce + sent[i] + (i in erc20_donors) for i, w in enumerate(plan.wallets)}
+    gas = [gas_price_wei(w.address) for w in plan.wallets]
+    rows = []
+    last_block, log_index = first_block, 0
+    for d in plan.donations:
+        block = first_block + int(d.at_seconds // block_seconds)
+        if block != last_block:
+            last_block, log_index = block, 0
+        time = start_time + (block - first_block) * block_seconds
+        rows.append(DonationRow(block, log_index, time, d.donor, d.project, d.amount, d.token, nonce[d.donor],
+                                gas[d.donor]))  # fmt: skip
+        nonce[d.donor] += 1
+        log_index += 1
+    return rows
+
+
 def _write_donations(  # noqa: PLR0917 - one call site, every argument needed
     conn: psycopg.Connection[Any],
     plan: RoundPlan,
@@ -166,31 +221,18 @@ def _write_donations(  # noqa: PLR0917 - one call site, every argument needed
     block_seconds: int,
 ) -> int:
     """COPY every donation into qf.allocated; returns the last block used."""
-    erc20_donors = {d.donor for d in plan.donations if d.token is Token.ERC20}
-    sent: dict[int, int] = defaultdict(int)
-    for f in plan.fundings:
-        if f.source is not None:
-            sent[f.source] += 1
-    nonce = {i: w.prior_nonce + sent[i] + (i in erc20_donors) for i, w in enumerate(plan.wallets)}
     recipient = [bytes.fromhex(plan.wallets[p.owner].address[2:]) for p in plan.projects]
     addresses = [bytes.fromhex(w.address[2:]) for w in plan.wallets]
-    gas = [gas_price_wei(w.address) for w in plan.wallets]
-    last_block, log_index = first_block, 0
+    rows = donation_rows(plan, first_block=first_block, start_time=start_time, block_seconds=block_seconds)
     with conn.cursor() as cur, cur.copy(f"COPY qf.allocated ({', '.join(_ALLOCATED_COLUMNS)}) FROM STDIN") as copy:
-        for n, d in enumerate(plan.donations):
-            block = first_block + int(d.at_seconds // block_seconds)
-            if block != last_block:
-                last_block, log_index = block, 0
-            at = datetime.fromtimestamp(start_time + (block - first_block) * block_seconds, UTC)
-            donor = addresses[d.donor]
+        for n, r in enumerate(rows):
+            donor = addresses[r.donor]
             copy.write_row((
-                chain_id, block, _hash32("block", chain_id, block), _hash32("tx", chain_id, plan.name, n),
-                log_index, log_index, pools[plan.projects[d.project].pool][1], recipient[d.project], d.amount,
-                token_of[d.token], donor, donor, donor, nonce[d.donor], gas[d.donor], at,
+                chain_id, r.block, _hash32("block", chain_id, r.block), _hash32("tx", chain_id, plan.name, n),
+                r.log_index, r.log_index, pools[plan.projects[r.project].pool][1], recipient[r.project], r.amount,
+                token_of[r.token], donor, donor, donor, r.nonce, r.gas_price, datetime.fromtimestamp(r.time, UTC),
             ))  # fmt: skip
-            nonce[d.donor] += 1
-            log_index += 1
-    return last_block
+    return rows[-1].block if rows else first_block
 
 
 class _Writer:

@@ -1,18 +1,24 @@
-"""The model's feature vector: its names, order and missing-value rules, from plain arrays.
+"""The model's feature vector: its names, order and missing-value rules, from the donation arrays.
 
-Shared by training and the scorer, so the order and the fill values can only
-be defined once. A donor's vector is the per-donor columns of
-``qf.donor_features`` (see ``sql/004_analytics.sql`` for their meaning and
-units) followed by co-donation features computed here from the donations:
+Shared by training, the sidecar and ``qf score``, so the order and the fill
+values are defined once and every path computes the same numbers with the same
+code (:func:`feature_matrix` of a :class:`~qf.train.dataset.Dataset`). A donor's
+vector is, in order:
 
-* ``codonor_max_similarity`` -- highest cosine similarity (0..1) between the
-  donor's set of projects and any other donor's: sybil farms and collusion
-  rings fund the same projects;
-* ``codonor_similar_count`` -- how many other donors' project sets have cosine
-  similarity >= 0.9 with the donor's (donors with one project excluded, since
-  any two donors to one popular project would match);
-* ``mean_project_donors_log`` -- log1p of the mean number of donors of the
-  donor's projects: fan-out attacks favour unknown projects.
+* the behaviour features of :mod:`qf.train.behaviour` (the columns of
+  ``qf.donor_features``, computed in numpy);
+* the coordination features of :mod:`qf.train.coordination` (per project,
+  per donor against its projects' other donors, per community);
+* co-donation features computed here:
+
+  - ``codonor_max_similarity`` -- highest cosine similarity (0..1) between the
+    donor's set of projects and any other donor's: sybil farms and collusion
+    rings fund the same projects;
+  - ``codonor_similar_count`` -- how many other donors' project sets have cosine
+    similarity >= 0.9 with the donor's (donors with one project excluded, since
+    any two donors to one popular project would match);
+  - ``mean_project_donors_log`` -- log1p of the mean number of donors of the
+    donor's projects: fan-out attacks favour unknown projects.
 
 Missing values are filled (trees could route NaN, but the baselines cannot):
 ``median_gap_seconds`` and ``first_nonce`` with -1 (one donation / unknown),
@@ -23,18 +29,35 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 from scipy import sparse
 
-from qf.train.dataset import SQL_FEATURES
+from qf.train.behaviour import BEHAVIOUR_FEATURES, behaviour_features
+from qf.train.coordination import COORDINATION_FEATURES, coordination_features
+from qf.train.dataset import Dataset
 
 FloatArray = npt.NDArray[np.float64]
 
 GRAPH_FEATURES: tuple[str, ...] = ("codonor_max_similarity", "codonor_similar_count", "mean_project_donors_log")
-FEATURE_NAMES: tuple[str, ...] = (*SQL_FEATURES, *GRAPH_FEATURES)
+FEATURE_NAMES: tuple[str, ...] = (*BEHAVIOUR_FEATURES, *COORDINATION_FEATURES, *GRAPH_FEATURES)
 FILL_VALUES: dict[str, float] = {"median_gap_seconds": -1.0, "first_nonce": -1.0, "top_project_share": 1.0}
 SIMILAR_AT = 0.9
+#: Seed of the community detection: fixed, so a donor's vector depends on the data only.
+COMMUNITY_SEED = 0
 _CHUNK_ROWS = 1024
+
+
+def feature_matrix(dataset: Dataset, selected: npt.NDArray[np.bool_] | None = None) -> FloatArray:
+    """[n_donors, len(FEATURE_NAMES)] float64, filled; only the ``selected`` donations count (default all)."""
+    d = dataset.donations
+    n = len(dataset.donors)
+    keep = np.ones(d.size, dtype=bool) if selected is None else selected
+    behaviour = behaviour_features(d, n, keep)
+    coordination = coordination_features(d, n, seed=COMMUNITY_SEED, selected=keep)
+    graph = graph_features(d.donor[keep], d.project[keep], n_donors=n, n_projects=len(d.project_ids))
+    matrix = np.column_stack([behaviour, coordination, graph])
+    for j, name in enumerate(FEATURE_NAMES):
+        matrix[:, j] = fill(matrix[:, j], name)
+    return np.ascontiguousarray(matrix, dtype=np.float64)
 
 
 def graph_features(
@@ -72,13 +95,6 @@ def graph_features(
         mean_donors = np.asarray(x @ project_donors).ravel() / sizes
     out[:, 2] = np.where(sizes > 0, np.log1p(np.nan_to_num(mean_donors)), 0.0)
     return out
-
-
-def feature_matrix(donors: pd.DataFrame, graph: FloatArray) -> FloatArray:
-    """[n, len(FEATURE_NAMES)] float64 matrix from qf.donor_features columns and :func:`graph_features`."""
-    columns = [fill(donors[name].to_numpy(dtype=np.float64, na_value=np.nan), name) for name in SQL_FEATURES]
-    matrix = np.column_stack([*columns, graph]) if columns else graph
-    return np.ascontiguousarray(matrix, dtype=np.float64)
 
 
 def fill(values: FloatArray, name: str) -> FloatArray:

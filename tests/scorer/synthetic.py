@@ -6,8 +6,7 @@ over time, two sybil patterns (``fan_out``: fresh wallets giving round amounts
 to the same few projects in the same blocks; ``ring``: wallets giving each
 other's projects identical amounts again and again), each in an early and a
 late wave so the time split has both classes on both sides, and a few
-unlabelled donors. The SQL feature columns are computed from the donations
-with the meaning ``qf.donor_features`` gives them.
+unlabelled donors.
 
 :func:`train_version` runs the real training pipeline on it (seconds);
 :func:`serve_other_model` republishes a version with another candidate's
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from qf.train import artifacts, risk
-from qf.train.dataset import SQL_FEATURES, Dataset, Donations
+from qf.train.dataset import Dataset, assemble_dataset
 from qf.train.export import LinearModel, TreeEnsemble
 from qf.train.pipeline import TrainConfig, train
 
@@ -89,59 +88,24 @@ def synthetic_dataset(seed: int = 0) -> Dataset:
     table = pd.DataFrame(rows, columns=["donor", "project", "amount", "block", "log", "nonce", "gas"])
     table = table.sort_values(["block", "log", "donor"], kind="stable").reset_index(drop=True)
     table["log"] = table.groupby("block").cumcount()  # distinct log positions within a block
-    frame = _sql_features(table, len(donors))
-    frame.insert(0, "address", [a for a, _, _ in donors])
-    frame["first_block"] = table.groupby("donor")["block"].min().to_numpy()
-    frame["last_block"] = table.groupby("donor")["block"].max().to_numpy()
-    frame["labelled"] = [label is not None for _, label, _ in donors]
-    frame["is_sybil"] = [bool(label) for _, label, _ in donors]
-    frame["pattern"] = [pattern for _, _, pattern in donors]
-    frame["source"] = ["synthetic" if label is not None else None for _, label, _ in donors]
-
     ids = project_ids()
-    donations = Donations(
-        donor=table["donor"].to_numpy(np.int64),
-        project=table["project"].to_numpy(np.int64),
-        amount=table["amount"].to_numpy(np.float64),
+    labels = {a: (bool(label), pattern, "synthetic") for a, label, pattern in donors if label is not None}
+    amounts = table["amount"].to_numpy(np.float64)
+    return assemble_dataset(
+        CHAIN_ID,
+        senders=[donors[i][0] for i in table["donor"]],
+        projects=[ids[j] for j in table["project"]],
+        tokens=[b"t"] * len(table),
+        amount=amounts,
+        round_amount=(amounts % 0.5 == 0).astype(np.float64),
+        time=(table["block"] * SECONDS_PER_BLOCK).to_numpy(np.float64),
         block=table["block"].to_numpy(np.int64),
-        order=(table["block"] * 100_000 + table["log"]).to_numpy(np.int64),
-        project_pool=np.repeat(np.arange(len(POOLS), dtype=np.int64), PROJECTS_PER_POOL),
-        project_ids=ids,
+        log_index=table["log"].to_numpy(np.int64),
+        nonce=table["nonce"].to_numpy(np.int64),
+        gas_price=table["gas"].to_numpy(np.float64),
+        labels=labels,
+        label_sources={"synthetic": len(labels)},
     )
-    labelled = int(frame["labelled"].sum())
-    return Dataset(chain_id=CHAIN_ID, donors=frame, donations=donations, label_sources={"synthetic": labelled})
-
-
-def _sql_features(table: pd.DataFrame, n_donors: int) -> pd.DataFrame:
-    """The qf.donor_features columns of each donor, from its donations (one row per donor, in donor order)."""
-    out: dict[str, list[float]] = {name: [] for name in SQL_FEATURES}
-    same_block = table.groupby(["block", "project"])["donor"].transform("nunique") > 1
-    for d in range(n_donors):
-        mine = table[table["donor"] == d]
-        amounts = mine["amount"].to_numpy()
-        seconds = mine["block"].to_numpy() * SECONDS_PER_BLOCK
-        per_project = mine.groupby("project")["amount"].sum()
-        first_nonce = float(mine["nonce"].iloc[0])
-        values = {
-            "donation_count": len(mine),
-            "total_amount": amounts.sum(),
-            "mean_amount": amounts.mean(),
-            "amount_stddev": amounts.std(),
-            "distinct_projects": per_project.size,
-            "distinct_pools": len(set(mine["project"] // PROJECTS_PER_POOL)),
-            "distinct_tokens": 1.0,
-            "active_seconds": float(seconds.max() - seconds.min()),
-            "first_nonce": first_nonce,
-            "fresh_wallet": float(first_nonce < 3),
-            "median_gap_seconds": float(np.median(np.diff(seconds))) if len(mine) > 1 else np.nan,
-            "round_amount_share": float(np.mean(amounts % 0.5 == 0)),
-            "same_block_codonations": float(same_block[mine.index].sum()),
-            "top_project_share": per_project.max() / amounts.sum(),
-            "gas_price_distinct": mine["gas"].nunique(),
-        }
-        for name in SQL_FEATURES:
-            out[name].append(float(values[name]))
-    return pd.DataFrame(out)
 
 
 def train_version(root: Path, dataset: Dataset | None = None) -> Path:
