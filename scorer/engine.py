@@ -81,7 +81,12 @@ class AnomalyResult:
 
 @dataclass(frozen=True, slots=True)
 class RiskResult:
-    """The gate's answer for one donor; ``margin`` is the model's raw output (log-odds for a logistic link)."""
+    """The gate's answer for one donor.
+
+    ``score`` is the calibrated risk (the model's probability through the
+    version's isotonic calibration); ``margin`` is the model's raw output
+    (log-odds for a logistic link), whose per-feature pushes are the reasons.
+    """
 
     score: float
     level: RiskLevel
@@ -155,7 +160,8 @@ def donor_history(bundle: ModelBundle, snapshot: FeatureSnapshot, donor: bytes) 
 
 def score_row(bundle: ModelBundle, row: FloatArray, *, cold_start: bool) -> RiskResult:
     margin = risk_margin(bundle, row)
-    probability = _link(margin) if bundle.risk.link == "logistic" else margin
+    raw = _link(margin) if bundle.risk.link == "logistic" else margin
+    probability = float(np.interp(raw, bundle.calibration.x, bundle.calibration.y))
     level, decision = classify(probability, bundle.thresholds.review, bundle.thresholds.block)
     if cold_start and decision is Decision.BLOCK:
         # No history is no evidence: an unknown wallet is sent to review, never blocked outright.

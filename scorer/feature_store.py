@@ -113,15 +113,23 @@ class FeatureSnapshot:
         )
 
 
-def build_snapshot(dataset: Dataset, project_ids: Sequence[str], refreshed_at: datetime) -> FeatureSnapshot:
+def build_snapshot(
+    dataset: Dataset,
+    project_ids: Sequence[str],
+    refreshed_at: datetime,
+    coordination: features.CoordinationScore | None = None,
+) -> FeatureSnapshot:
     """The snapshot of a dataset: features exactly as training computes them, history in recommender indices.
 
     Donations to projects the recommender does not know (a pool created after
     training) are left out of the history: they cannot be recommended anyway.
+    ``coordination`` is the served version's coordination model
+    (:attr:`scorer.models.ModelBundle.coordination_score`); the snapshot must be
+    rebuilt when the version changes.
     """
     d = dataset.donations
     n_donors = len(dataset.donors)
-    matrix = features.feature_matrix(dataset)
+    matrix = features.feature_matrix(dataset, coordination=coordination)
     index = {bytes.fromhex(address[2:]): i for i, address in enumerate(dataset.donors["address"])}
 
     wanted = {key: i for i, key in enumerate(project_ids)}
@@ -144,7 +152,12 @@ def build_snapshot(dataset: Dataset, project_ids: Sequence[str], refreshed_at: d
     )
 
 
-def load_snapshot(conn: psycopg.Connection[Any], chain_id: int, project_ids: Sequence[str]) -> FeatureSnapshot:
+def load_snapshot(
+    conn: psycopg.Connection[Any],
+    chain_id: int,
+    project_ids: Sequence[str],
+    coordination: features.CoordinationScore | None = None,
+) -> FeatureSnapshot:
     """Read the chain from the database (one repeatable-read transaction) and build its snapshot.
 
     ``conn`` must not be in autocommit mode nor inside a transaction:
@@ -155,23 +168,29 @@ def load_snapshot(conn: psycopg.Connection[Any], chain_id: int, project_ids: Seq
         dataset = load_dataset(conn, chain_id)
     except DataError:  # no donation indexed yet
         return FeatureSnapshot.empty(chain_id, project_ids, refreshed_at)
-    return build_snapshot(dataset, project_ids, refreshed_at)
+    return build_snapshot(dataset, project_ids, refreshed_at, coordination)
 
 
 class FeatureStore:
     """The current snapshot of one chain; swapped atomically, read once per request.
 
     ``project_ids`` gives the served recommender's project list at reload time
-    (usually ``lambda: model_store.current().recommender.project_ids``); reload
-    after swapping in a model with other projects so indices agree again (the
-    engine copes with a mismatch meanwhile, more slowly).
+    (usually ``lambda: model_store.current().recommender.project_ids``) and
+    ``coordination`` the served version's coordination model (its
+    ``coordination_score``); reload after swapping in another version, so the
+    ``coordination_anomaly`` column and the project indices are that version's.
     """
 
     def __init__(
-        self, chain_id: int, project_ids: Callable[[], Sequence[str]], snapshot: FeatureSnapshot | None = None
+        self,
+        chain_id: int,
+        project_ids: Callable[[], Sequence[str]],
+        snapshot: FeatureSnapshot | None = None,
+        coordination: Callable[[], features.CoordinationScore | None] = lambda: None,
     ) -> None:
         self.chain_id = chain_id
         self._project_ids = project_ids
+        self._coordination = coordination
         self._snapshot = snapshot
         self._swap_lock = threading.Lock()
 
@@ -190,11 +209,26 @@ class FeatureStore:
             old, self._snapshot = self._snapshot, new
         return old
 
+    def build(
+        self,
+        conn: psycopg.Connection[Any],
+        project_ids: Sequence[str],
+        coordination: features.CoordinationScore | None,
+    ) -> FeatureSnapshot:
+        """A snapshot for a model version about to be served (not swapped in)."""
+        return load_snapshot(conn, self.chain_id, project_ids, coordination)
+
     def reload(self, conn: psycopg.Connection[Any]) -> FeatureSnapshot:
         """Load a new snapshot and swap it in; on error the old one stays and the error propagates."""
-        snapshot = load_snapshot(conn, self.chain_id, self._project_ids())
-        self.swap(snapshot)
-        return snapshot
+        for _ in range(3):
+            coordination = self._coordination()
+            snapshot = load_snapshot(conn, self.chain_id, self._project_ids(), coordination)
+            with self._swap_lock:
+                # A version swapped in meanwhile has its own snapshot already: never replace it with an older one.
+                if self._coordination() is coordination:
+                    self._snapshot = snapshot
+                    return snapshot
+        raise NotReady("the model version kept changing while the features were loading")
 
     async def follow(
         self,

@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from qf.errors import ConfigError, QFError
 from qf.train import artifacts, features
+from qf.train.calibration import Calibration
 from qf.train.export import IsolationForestArrays, LinearModel, LofArrays, TreeEnsemble
 from qf.train.recommend import RecommenderArrays
 from scorer import engine, validation
@@ -41,7 +42,8 @@ FloatArray = npt.NDArray[np.float64]
 
 #: Files a version must hold, each covered by the manifest's content hash.
 REQUIRED_FILES = (
-    "risk.npz", "isolation_forest.npz", "lof.npz", "anomaly_scaler.npz", "recommender.npz", "clusters.npz",
+    "risk.npz", "calibration.npz", "coordination.npz", "isolation_forest.npz", "lof.npz", "anomaly_scaler.npz",
+    "recommender.npz", "clusters.npz",
 )  # fmt: skip
 
 
@@ -71,6 +73,10 @@ class ModelBundle:
     manifest: Mapping[str, Any]
     served_model: str
     risk: TreeEnsemble | LinearModel
+    #: raw model probability -> calibrated risk
+    calibration: Calibration
+    #: the unsupervised coordination model behind the ``coordination_anomaly`` feature
+    coordination: IsolationForestArrays
     iforest: IsolationForestArrays
     lof: LofArrays
     scaler_mean: FloatArray
@@ -90,6 +96,8 @@ class ModelBundle:
     recipients: tuple[str, ...] = field(repr=False)
     projects_key: str = field(repr=False)
     cold_row: FloatArray = field(repr=False)
+    #: ``coordination_anomaly`` of full feature rows, by the exported kernel (what training used)
+    coordination_score: features.CoordinationScore = field(repr=False)
 
     @property
     def linear(self) -> bool:
@@ -146,6 +154,8 @@ def _read(version_dir: Path, override: Thresholds | None) -> ModelBundle:
     risk: TreeEnsemble | LinearModel = (
         LinearModel.load(risk_file) if served == "logistic" else TreeEnsemble.load(risk_file)
     )
+    calibration = Calibration.load(version_dir / "calibration.npz")
+    coordination = IsolationForestArrays.load(version_dir / "coordination.npz")
     forest = IsolationForestArrays.load(version_dir / "isolation_forest.npz")
     neighbours = LofArrays.load(version_dir / "lof.npz")
     with np.load(version_dir / "anomaly_scaler.npz", allow_pickle=False) as data:
@@ -164,6 +174,8 @@ def _read(version_dir: Path, override: Thresholds | None) -> ModelBundle:
         "clusters.npz": centers.shape[1] if centers.ndim == 2 else -1,
     }
     wrong = {name: n for name, n in widths.items() if n != width}
+    if coordination.n_features != len(features.COORDINATION_COLUMNS):
+        wrong["coordination.npz"] = coordination.n_features
     if wrong:
         raise fail(f"arrays of the wrong width (expected {width} features): {wrong}")
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
@@ -180,6 +192,8 @@ def _read(version_dir: Path, override: Thresholds | None) -> ModelBundle:
         manifest=manifest,
         served_model=served,
         risk=risk,
+        calibration=calibration,
+        coordination=coordination,
         iforest=forest,
         lof=neighbours,
         scaler_mean=mean,
@@ -196,6 +210,7 @@ def _read(version_dir: Path, override: Thresholds | None) -> ModelBundle:
         recipients=recipients,
         projects_key=projects_key(recommender.project_ids),
         cold_row=features.cold_start_row(),
+        coordination_score=iforest.anomaly_scorer(coordination.kernel_args()),
     )
 
 
@@ -226,6 +241,7 @@ def _warm_up_and_check(bundle: ModelBundle) -> None:
     """Compile every kernel the engine uses, then check a cold-start donor gets a finite score in [0, 1]."""
     try:
         engine.score_row(bundle, np.zeros(len(bundle.feature_names)), cold_start=False)
+        bundle.coordination_score(features.coordination_input(bundle.cold_row))
         result = engine.score_row(bundle, bundle.cold_row, cold_start=True)
         if bundle.recipients:
             pool = int(bundle.recommender.project_pool[0])
@@ -274,8 +290,12 @@ class ModelStore:
         If anything fails the error propagates and the bundle being served stays.
         """
         with self._load_lock:
-            bundle = ModelBundle.load(resolve_version(Path(root), version), thresholds=self._thresholds)
+            bundle = self.load(root, version)
             return self.swap(bundle), bundle
+
+    def load(self, root: Path, version: str | None = None) -> ModelBundle:
+        """Load and verify ``root/version`` (``LATEST`` when None) without serving it yet."""
+        return ModelBundle.load(resolve_version(Path(root), version), thresholds=self._thresholds)
 
 
 def resolve_version(root: Path, version: str | None) -> Path:

@@ -90,7 +90,11 @@ class Sidecar:
         self.metrics.set_model(bundle.version, bundle.served_model)
         if bundle.chain_id is None:
             raise ValueError(f"model version {bundle.version} does not say which chain it was trained on")
-        self.features = FeatureStore(bundle.chain_id, lambda: self.models.current().recommender.project_ids)
+        self.features = FeatureStore(
+            bundle.chain_id,
+            lambda: self.models.current().recommender.project_ids,
+            coordination=lambda: self.models.current().coordination_score,
+        )
         features = self.features
 
         def load_features() -> None:

@@ -301,14 +301,16 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
         version = validation.model_version(request.version, "version")
         async with self._reload_lock:
             try:
-                old, new = await asyncio.to_thread(self.models.load_and_swap, self.models_root, version)
+                new = await asyncio.to_thread(self.models.load, self.models_root, version)
+                # The snapshot's coordination_anomaly column and project indices are the version's own: build
+                # the new version's snapshot first, then swap both, so no answer mixes two versions.
+                snapshot = await self._db(self.features.build, new.recommender.project_ids, new.coordination_score)
             except Exception:
                 self.metrics.reloads.labels(outcome="refused").inc()
                 raise
-        if old is None or old.projects_key != new.projects_key:
-            # The snapshot indexes funded projects by the recommender's project list: rebuild it for the new one.
-            snapshot = await self._db(self.features.reload)
-            self.metrics.donors_loaded.set(snapshot.n_donors)
+            old = self.models.swap(new)
+            self.features.swap(snapshot)
+        self.metrics.donors_loaded.set(snapshot.n_donors)
         self.metrics.reloads.labels(outcome="swapped").inc()
         self.metrics.set_model(new.version, new.served_model)
         log.info("model_reloaded", previous=old.version if old else None, version=new.version, client=CLIENT.get())

@@ -53,6 +53,52 @@ def weights_from_scores(
     return weights
 
 
+#: A community most of whose donors the gate flags is discounted as a whole from this share on.
+COMMUNITY_FLAGGED_SHARE = 0.5
+
+
+def gate_weights(
+    scores: npt.ArrayLike,
+    *,
+    review: float,
+    block: float,
+    community: npt.ArrayLike | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """Donor weights from the served model's calibrated risk and thresholds; ``(weights, community flagged share)``.
+
+    Designed to take from attackers without reshaping honest funding: a donor
+    the gate approves keeps weight 1 (so the background, at most 5% of which
+    the thresholds let the gate question, is untouched), a reviewed one falls
+    linearly from 1 at ``review`` to 0 at ``block``, a blocked one has 0. A
+    campaign's wallets the gate let through share its community with the ones
+    it caught: where at least :data:`COMMUNITY_FLAGGED_SHARE` of a community's
+    donors are not approved, every member's weight is also scaled by the share
+    approved (``community``: one community id per donor; -1 = none).
+    """
+    values = np.asarray(scores, dtype=np.float64)
+    if values.ndim != 1 or not np.all((values >= 0) & (values <= 1)):
+        raise DataError("scores must be a 1-D array in [0, 1]")
+    if not 0.0 <= review <= block <= 1.0:
+        raise ConfigError(f"need 0 <= review <= block <= 1, got {review} and {block}")
+    span = max(block - review, 1e-12)
+    weights = np.clip((block - values) / span, 0.0, 1.0)
+    weights[values < review] = 1.0
+    flagged_share = np.zeros_like(values)
+    if community is not None:
+        groups = np.asarray(community, dtype=np.int64)
+        if groups.shape != values.shape:
+            raise DataError("need one community per donor")
+        known = groups >= 0
+        if known.any():
+            _, inverse = np.unique(groups[known], return_inverse=True)
+            flagged = np.bincount(inverse, weights=(values[known] >= review).astype(np.float64))
+            share = flagged / np.bincount(inverse)
+            flagged_share[known] = share[inverse]
+            discount = np.where(flagged_share >= COMMUNITY_FLAGGED_SHARE, 1.0 - flagged_share, 1.0)
+            weights = weights * discount
+    return weights, flagged_share
+
+
 def risk_weighted(contributions: npt.ArrayLike, weights: npt.ArrayLike) -> FloatArray:
     """Scale each donor's row of ``C`` by its weight in ``[0, 1]`` (0 excludes the donor)."""
     matrix = as_contributions(contributions)

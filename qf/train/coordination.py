@@ -281,6 +281,17 @@ def _amount_match(donor: IntArray, project: IntArray, amount: FloatArray, n_dono
         return np.where(count > 0, np.bincount(donor, weights=near, minlength=n_donors) / count, 0.0)
 
 
+def donor_communities(d: Donations, n_donors: int, *, seed: int = 0) -> IntArray:
+    """Each donor's community (as the coordination features see it); -1 for a donor without donations."""
+    if d.size == 0:
+        return np.full(n_donors, -1, dtype=np.int64)
+    gave = sparse.csr_array((np.ones(d.size), (d.donor, d.project)), shape=(n_donors, len(d.project_ids)))
+    gave.data[:] = 1.0
+    membership, _ = communities(gave, seed)
+    membership[np.diff(gave.indptr) == 0] = -1
+    return membership
+
+
 def communities(gave: sparse.csr_array, seed: int) -> tuple[IntArray, IntArray]:
     """Leiden communities (modularity) of the donor-project graph: (donor's community, project's community)."""
     import igraph  # noqa: PLC0415 - only needed here

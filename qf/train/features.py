@@ -20,12 +20,22 @@ vector is, in order:
   - ``mean_project_donors_log`` -- log1p of the mean number of donors of the
     donor's projects: fan-out attacks favour unknown projects.
 
+* ``coordination_anomaly`` -- how unusual the donor's coordination features are
+  among this round's donors: an Isolation Forest fitted without labels on the
+  coordination features (``signed_log1p``) of the round's real donors, its
+  ``-score_samples`` (higher = more unusual; about 0.35-0.45 is ordinary). It
+  flags coordination shapes no label describes; the supervised model decides
+  how much it counts. Training and serving compute it with the same exported
+  kernel (:data:`CoordinationScore`); 0 when no model is given.
+
 Missing values are filled (trees could route NaN, but the baselines cannot):
 ``median_gap_seconds`` and ``first_nonce`` with -1 (one donation / unknown),
 ``top_project_share`` with 1, anything else with 0.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -38,7 +48,12 @@ from qf.train.dataset import Dataset
 FloatArray = npt.NDArray[np.float64]
 
 GRAPH_FEATURES: tuple[str, ...] = ("codonor_max_similarity", "codonor_similar_count", "mean_project_donors_log")
-FEATURE_NAMES: tuple[str, ...] = (*BEHAVIOUR_FEATURES, *COORDINATION_FEATURES, *GRAPH_FEATURES)
+ANOMALY_FEATURES: tuple[str, ...] = ("coordination_anomaly",)
+FEATURE_NAMES: tuple[str, ...] = (*BEHAVIOUR_FEATURES, *COORDINATION_FEATURES, *GRAPH_FEATURES, *ANOMALY_FEATURES)
+#: Columns of FEATURE_NAMES the coordination anomaly model reads, in order.
+COORDINATION_COLUMNS: tuple[int, ...] = tuple(FEATURE_NAMES.index(n) for n in COORDINATION_FEATURES)
+#: The unsupervised coordination score: signed_log1p'd coordination columns in, one score per row out.
+CoordinationScore = Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]]
 FILL_VALUES: dict[str, float] = {"median_gap_seconds": -1.0, "first_nonce": -1.0, "top_project_share": 1.0}
 SIMILAR_AT = 0.9
 #: Seed of the community detection: fixed, so a donor's vector depends on the data only.
@@ -46,18 +61,39 @@ COMMUNITY_SEED = 0
 _CHUNK_ROWS = 1024
 
 
-def feature_matrix(dataset: Dataset, selected: npt.NDArray[np.bool_] | None = None) -> FloatArray:
-    """[n_donors, len(FEATURE_NAMES)] float64, filled; only the ``selected`` donations count (default all)."""
+def feature_matrix(
+    dataset: Dataset,
+    selected: npt.NDArray[np.bool_] | None = None,
+    *,
+    coordination: CoordinationScore | None = None,
+) -> FloatArray:
+    """[n_donors, len(FEATURE_NAMES)] float64, filled; only the ``selected`` donations count (default all).
+
+    ``coordination`` scores the ``coordination_anomaly`` column (0 without it).
+    """
     d = dataset.donations
     n = len(dataset.donors)
     keep = np.ones(d.size, dtype=bool) if selected is None else selected
     behaviour = behaviour_features(d, n, keep)
-    coordination = coordination_features(d, n, seed=COMMUNITY_SEED, selected=keep)
+    coordination_part = coordination_features(d, n, seed=COMMUNITY_SEED, selected=keep)
     graph = graph_features(d.donor[keep], d.project[keep], n_donors=n, n_projects=len(d.project_ids))
-    matrix = np.column_stack([behaviour, coordination, graph])
+    matrix = np.column_stack([behaviour, coordination_part, graph, np.zeros(n)])
     for j, name in enumerate(FEATURE_NAMES):
         matrix[:, j] = fill(matrix[:, j], name)
+    if coordination is not None:
+        matrix[:, -1] = coordination_anomaly(matrix, coordination)
     return np.ascontiguousarray(matrix, dtype=np.float64)
+
+
+def coordination_input(matrix: npt.ArrayLike) -> FloatArray:
+    """What the coordination anomaly model reads of full feature rows: signed_log1p of the coordination columns."""
+    rows = np.atleast_2d(np.asarray(matrix, dtype=np.float64))
+    return np.ascontiguousarray(signed_log1p(rows[:, list(COORDINATION_COLUMNS)]))
+
+
+def coordination_anomaly(matrix: npt.ArrayLike, score: CoordinationScore) -> FloatArray:
+    """The ``coordination_anomaly`` column of full feature rows."""
+    return np.asarray(score(coordination_input(matrix)), dtype=np.float64)
 
 
 def graph_features(

@@ -2,18 +2,27 @@
 
 Steps (each a pure module; only :mod:`qf.train.dataset` touches the database):
 
-1. donors, features and labels (:mod:`dataset`, :mod:`features`);
-2. every risk candidate (:mod:`risk`) on the same three kinds of split
-   (:mod:`splits`): stratified k-fold, a time split whose training features only
-   use donations before the cut, and leave-one-sybil-pattern-out; metrics with
-   bootstrap intervals and the gating outcome (:mod:`evaluation`);
-3. the served model (best by :data:`risk.SELECTION_CRITERION`) refitted on all
-   labelled donors, exported to flat arrays and checked against the library on
-   every donor (parity below 1e-6 or the run fails);
-4. Isolation Forest and LOF on every donor (:mod:`anomaly`), the item-item
+1. the round's donations and labels (:mod:`dataset`); a real round has none or
+   few, so the attack families of :mod:`qf.sim.attacks` are added to it in
+   memory, labelled (:mod:`injection`); every donor without a sybil label is
+   background (negative), real donors are never assumed to be anything else;
+2. features (:mod:`features`): behaviour, coordination and co-donation, plus
+   ``coordination_anomaly`` from an Isolation Forest fitted without labels on
+   the real donors' coordination features;
+3. every risk candidate (:mod:`risk`) on leave-one-family-out splits (each
+   attack family held out with half the background; this selects the served
+   model, :data:`risk.SELECTION_CRITERION`), and for the report on stratified
+   k-fold and a time split; metrics with bootstrap intervals (:mod:`evaluation`);
+4. isotonic calibration on the served model's held-out scores, thresholds that
+   hold the stated background block and review rates (:mod:`calibration`), and
+   the gate measured per held-out family with calibration and thresholds
+   chosen without that family and on background donors they were not chosen on;
+5. the served model refitted on everything, exported to flat arrays and checked
+   against the library on every donor (parity below 1e-6 or the run fails);
+6. Isolation Forest and LOF on every real donor (:mod:`anomaly`), the item-item
    recommender with its hit rate (:mod:`recommend`), k-means clusters and PCA
    (:mod:`clusters`), co-donation rules (:mod:`rules`);
-5. the files, manifest and report (:mod:`artifacts`, :mod:`report`).
+7. the files, manifest and report (:mod:`artifacts`, :mod:`report`).
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +38,9 @@ import numpy as np
 import numpy.typing as npt
 
 from qf.errors import DataError
-from qf.train import anomaly, artifacts, evaluation, features, risk, splits
+from qf.sim.attacks import FAMILIES
+from qf.train import anomaly, artifacts, evaluation, features, injection, risk, splits
+from qf.train.calibration import Calibration, choose_thresholds, fit_calibration
 from qf.train.clusters import choose_kmeans, pca_2d
 from qf.train.dataset import Dataset
 from qf.train.export import IsolationForestArrays, LinearModel, LofArrays, TreeEnsemble, from_isolation_forest, from_lof
@@ -38,8 +49,12 @@ from qf.train.report import ReportData, SplitScores, headline, write_report
 from qf.train.rules import top_rules
 
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 PARITY_TOLERANCE = 1e-6
-LIBRARIES = ("numpy", "scipy", "scikit-learn", "xgboost-cpu", "lightgbm", "numba")
+LIBRARIES = ("numpy", "scipy", "scikit-learn", "xgboost-cpu", "lightgbm", "numba", "igraph")
+#: A family needs this many donors to be held out (fewer cannot give a metric worth reporting).
+MIN_FAMILY = 5
+FAMILY_PREFIX = "leave-out-"
 Progress = Callable[[str], None]
 
 
@@ -48,9 +63,22 @@ class TrainConfig:
     seed: int = 42
     folds: int = 5
     n_boot: int = 1000
+    #: nominal thresholds (the report's precision/recall points; block is raised until block_rate holds)
     review_threshold: float = 0.4
     block_threshold: float = 0.7
+    #: the served review threshold spends the review budget (review_rate) but never goes below this
+    review_floor: float = 0.05
+    #: most of the held-out background the gate may block / send to review
+    block_rate: float = 0.01
+    review_rate: float = 0.05
     time_test_fraction: float = 0.3
+    #: add the attack families of qf.sim.attacks to the round (in memory) as labelled sybils
+    inject: bool = True
+    families: tuple[str, ...] = FAMILIES
+    #: share of the background held out in each leave-one-family-out split
+    background_test_fraction: float = 0.5
+    #: also evaluate stratified k-fold and the time split (for the report; they select nothing)
+    in_distribution: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +89,15 @@ class TrainResult:
 
 
 @dataclass
-class _Labelled:
-    """The labelled donors' rows (indices into the donor table), features and labels."""
+class _Data:
+    """Every donor's features and labels (real and injected), and which donors are real."""
 
-    rows: npt.NDArray[np.intp]
+    dataset: Dataset
     x: FloatArray
-    y: npt.NDArray[np.bool_]
+    y: BoolArray
     patterns: npt.NDArray[Any]
+    real: BoolArray
+    coordination: IsolationForestArrays
 
 
 @dataclass
@@ -75,68 +105,103 @@ class _Evaluated:
     scores: list[SplitScores]
     evaluations: dict[str, dict[str, dict[str, Any]]]
     notes: list[str]
+    #: model -> (rows of the donors held out, held-out score, split name) over every leave-out split
+    held_out: dict[str, list[tuple[npt.NDArray[np.intp], FloatArray, str]]] = field(default_factory=dict)
 
 
-def train(dataset: Dataset, root: Path, config: TrainConfig, progress: Progress = lambda _: None) -> TrainResult:
-    donors, d = dataset.donors, dataset.donations
-    x_all = _features(dataset, np.ones(d.block.size, dtype=bool))
-    rows = np.flatnonzero(donors["labelled"].to_numpy())
-    data = _Labelled(rows, x_all[rows], donors["is_sybil"].to_numpy()[rows], donors["pattern"].to_numpy()[rows])
-    if rows.size == 0 or data.y.all() or not data.y.any():
+def train(  # noqa: PLR0915 - one run, step by step; each step is a function of its own
+    dataset: Dataset, root: Path, config: TrainConfig, progress: Progress = lambda _: None
+) -> TrainResult:
+    data = _prepare(dataset, config, progress)
+    y = data.y
+    if y.all() or not y.any():
         raise DataError(
-            f"training needs labelled sybils and honest donors; chain {dataset.chain_id} has {rows.size} labelled "
-            f"donors, {int(data.y.sum())} sybil (`qf simulate` writes labels; `qf labels import` adds yours)"
+            f"training needs sybils and background donors; chain {dataset.chain_id} has {int(y.sum())} sybils "
+            f"among {y.size} donors (`qf simulate` and `qf labels import` add labels; injection adds attacks)"
         )
-    progress(f"evaluating {len(risk.CANDIDATES)} models on {rows.size} labelled donors ({int(data.y.sum())} sybil)")
-    evaluated = _evaluate(dataset, data, config)
-    kfold = evaluated.evaluations["kfold"]
-    served = max(risk.CANDIDATES, key=lambda n: (kfold[n]["pr_auc"]["point"], -risk.CANDIDATES.index(n)))
-    progress(f"served model: {served} (k-fold PR AUC {kfold[served]['pr_auc']['point']:.3f})")
+    progress(f"evaluating {len(risk.CANDIDATES)} models on {y.size} donors ({int(y.sum())} sybil)")
+    evaluated = _evaluate(data, config)
+    families = {s: per for s, per in evaluated.evaluations.items() if s.startswith(FAMILY_PREFIX)}
+    if not families:
+        raise DataError("no attack family has enough donors to be held out; the served model cannot be chosen")
+
+    def generalisation(name: str) -> float:
+        return float(np.mean([per[name]["roc_auc"]["point"] for per in families.values() if name in per]))
+
+    served = max(risk.CANDIDATES, key=lambda n: (generalisation(n), -risk.CANDIDATES.index(n)))
+    progress(f"served model: {served} (mean held-out-family ROC AUC {generalisation(served):.3f})")
+    _intervals(evaluated, served, config)
+
+    calibration, (review, block), gate = _calibrate(data, evaluated.held_out[served], config)
+    progress(f"calibrated; thresholds review {review:.3f}, block {block:.3f}")
 
     staging = artifacts.staging_dir(root)
     model_files: list[str] = []
     importance: dict[str, dict[str, float]] = {}
     finals: dict[str, Any] = {}
     for name in risk.CANDIDATES:
-        finals[name] = risk.fit(name, data.x, data.y, config.seed)
+        finals[name] = risk.fit(name, data.x, y, config.seed)
         importance[name] = risk.importance(name, finals[name], features.FEATURE_NAMES)
         model_files.append(risk.save_native(name, finals[name], staging))
     arrays = risk.export(served, finals[served])
-    served_scores = risk.predict(finals[served], x_all)
-    parity = {"risk": _max_diff(_kernel_risk(arrays, x_all), served_scores)}
+    served_scores = risk.predict(finals[served], data.x)
+    parity = {"risk": _max_diff(_kernel_risk(arrays, data.x), served_scores)}
     arrays.save(staging / "risk.npz")
-    model_files.append("risk.npz")
+    calibration.save(staging / "calibration.npz")
+    data.coordination.save(staging / "coordination.npz")
+    model_files += ["risk.npz", "calibration.npz", "coordination.npz"]
 
-    progress(f"anomaly models on {len(donors)} donors")
-    detectors = anomaly.fit(x_all, config.seed)
-    z_all = detectors.scaler.transform(x_all)
-    parity |= _save_anomaly(detectors, z_all, staging)
+    real = np.flatnonzero(data.real)
+    x_real = data.x[real]
+    progress(f"anomaly models on {real.size} donors")
+    detectors = anomaly.fit(x_real, config.seed)
+    z_real = detectors.scaler.transform(x_real)
+    parity |= _save_anomaly(detectors, z_real, staging)
     model_files += ["isolation_forest.npz", "lof.npz", "anomaly_scaler.npz"]
-    anomaly_summary = anomaly.sanity_check({k: v[rows] for k, v in anomaly.scores(detectors, x_all).items()}, data.y)
+    labelled_real = real[data.dataset.donors["labelled"].to_numpy()[real]]
+    anomaly_summary = anomaly.sanity_check(
+        {k: v[np.searchsorted(real, labelled_real)] for k, v in anomaly.scores(detectors, x_real).items()},
+        y[labelled_real],
+    )
     bad = {k: v for k, v in parity.items() if not v <= PARITY_TOLERANCE}
     if bad:
         raise DataError(f"exported arrays disagree with the libraries beyond {PARITY_TOLERANCE}: {bad}")
 
     progress("recommender, clusters and co-donation rules")
-    matrix = donation_matrix(d.donor, d.project, d.amount, n_donors=len(donors), n_projects=len(d.project_ids))
+    d = dataset.donations
+    matrix = donation_matrix(d.donor, d.project, d.amount, n_donors=len(dataset.donors), n_projects=len(d.project_ids))
     RecommenderArrays.fit(matrix, d.project_pool, d.project_ids).save(staging / "recommender.npz")
     hits = hit_rate_at_k(d.donor, d.project, d.order, d.project_pool, k=5)
-    clusters = choose_kmeans(z_all, seed=config.seed)
+    clusters = choose_kmeans(z_real, seed=config.seed)
     np.savez(staging / "clusters.npz", centers=clusters.centers)
     model_files += ["recommender.npz", "clusters.npz"]
-    coords, _ = pca_2d(z_all, seed=config.seed)
+    coords, _ = pca_2d(z_real, seed=config.seed)
 
-    summary = _data_summary(dataset, data)
+    summary = _data_summary(data)
     manifest = {
         "chain_id": dataset.chain_id,
         "served_model": served,
         "selection_criterion": risk.SELECTION_CRITERION,
         "feature_names": list(features.FEATURE_NAMES),
         "fill_values": features.FILL_VALUES,
-        "thresholds": {"review": config.review_threshold, "block": config.block_threshold},
-        "anomaly": {"transform": "signed_log1p then (z - mean) / scale (anomaly_scaler.npz)", "flag": "decision < 0"},
+        "thresholds": {"review": review, "block": block},
+        "threshold_policy": {
+            "nominal": {"review": config.review_threshold, "block": config.block_threshold},
+            "background_block_rate": config.block_rate, "background_review_rate": config.review_rate,
+            "review_floor": config.review_floor,
+            "rule": "block: the nominal block threshold, raised until at most block_rate of the held-out background "
+                    "is above it; review: the lowest threshold sending at most review_rate of it to review or "
+                    "block, never below review_floor",
+        },
+        "calibration": "isotonic on held-out leave-one-family-out scores (calibration.npz: np.interp(p, x, y))",
+        "coordination": "Isolation Forest on signed_log1p of the coordination features of the real donors "
+                        "(coordination.npz), its -score_samples is the coordination_anomaly feature",
+        "gate": gate,
+        "anomaly": {"transform": "signed_log1p then (z - mean) / scale (anomaly_scaler.npz)", "flag": "decision < 0",
+                    "lof": "fitted on the distinct rows; every tie at the k-th distance is a neighbour"},
         "training_data": summary,
-        "config": {"seed": config.seed, "folds": config.folds, "n_boot": config.n_boot},
+        "config": {"seed": config.seed, "folds": config.folds, "n_boot": config.n_boot, "inject": config.inject,
+                   "families": list(config.families)},
         "metrics": {s: {m: _brief(e) for m, e in per.items()} for s, per in evaluated.evaluations.items()},
         "anomaly_check": anomaly_summary,
         "recommendation": hits,
@@ -144,24 +209,25 @@ def train(dataset: Dataset, root: Path, config: TrainConfig, progress: Progress 
         "parity_max_abs_diff": parity,
         "libraries": _library_versions(),
         "notes": evaluated.notes,
-    }
+    }  # fmt: skip
     version_dir = artifacts.publish(staging, root, manifest, model_files=model_files)
     manifest = artifacts.read_manifest(version_dir)
+    held = evaluated.held_out[served]
     report = ReportData(
         version=str(manifest["version"]),
         created_at=str(manifest["created_at"]),
         served_model=served,
         selection_criterion=risk.SELECTION_CRITERION,
-        thresholds=(config.review_threshold, config.block_threshold),
+        thresholds=(review, block),
         data_summary=summary,
         evaluations=evaluated.evaluations,
         scores=evaluated.scores,
         feature_importance=importance,
-        # Held-out (out-of-fold) scores: in-sample ones would show a perfect separation.
-        served_scores=next(s.score for s in evaluated.scores if s.split == "kfold" and s.model == served),
-        served_labels=data.patterns,
+        # Held-out scores (each donor scored by a model that never saw its family): in-sample ones would flatter.
+        served_scores=calibration.apply(np.concatenate([s for _, s, _ in held])),
+        served_labels=data.patterns[np.concatenate([r for r, _, _ in held])],
         pca=coords,
-        pca_labels=donors["pattern"].to_numpy(),
+        pca_labels=data.patterns[real],
         clusters=clusters.labels,
         cluster_silhouette=clusters.silhouette,
         anomaly=dict(anomaly_summary),
@@ -170,105 +236,241 @@ def train(dataset: Dataset, root: Path, config: TrainConfig, progress: Progress 
         notes=evaluated.notes,
     )
     write_report(version_dir, report)
-    return TrainResult(version_dir=version_dir, manifest=manifest, headline=headline(report))
+    return TrainResult(version_dir=version_dir, manifest=manifest, headline=headline(report) | {"gate": gate})
 
 
-def _features(dataset: Dataset, donations: npt.NDArray[np.bool_]) -> FloatArray:
-    """Every donor's feature vector, the co-donation features counting only the selected donations."""
-    d = dataset.donations
-    graph = features.graph_features(
-        d.donor[donations], d.project[donations], n_donors=len(dataset.donors), n_projects=len(d.project_ids)
+def _prepare(dataset: Dataset, config: TrainConfig, progress: Progress) -> _Data:
+    """The training round (with injected attacks), its features and the coordination anomaly model."""
+    combined = injection.inject_dataset(dataset, config.families, seed=config.seed) if config.inject else dataset
+    real = np.isin(combined.donors["address"].to_numpy(), dataset.donors["address"].to_numpy())
+    progress(f"features of {len(combined.donors)} donors ({int((~real).sum())} injected attackers)")
+    base = features.feature_matrix(combined)
+    coordination = fit_coordination(base[real], config.seed)
+    x = base.copy()
+    x[:, -1] = features.coordination_anomaly(base, _coordination_score(coordination))
+    donors = combined.donors
+    return _Data(
+        dataset=combined,
+        x=np.ascontiguousarray(x),
+        y=donors["is_sybil"].to_numpy(dtype=bool),
+        patterns=np.where(donors["labelled"].to_numpy(), donors["pattern"].to_numpy(), "background"),
+        real=real,
+        coordination=coordination,
     )
-    return features.feature_matrix(dataset.donors, graph)
 
 
-def _evaluate(dataset: Dataset, data: _Labelled, config: TrainConfig) -> _Evaluated:
-    """Every candidate on the k-fold, time and leave-one-pattern-out splits."""
+def fit_coordination(x: FloatArray, seed: int) -> IsolationForestArrays:
+    """The unsupervised coordination model: an Isolation Forest on the real donors' coordination features."""
+    from sklearn.ensemble import IsolationForest  # noqa: PLC0415 - heavy import only when training
+
+    forest = IsolationForest(n_estimators=200, random_state=seed, n_jobs=1).fit(features.coordination_input(x))
+    arrays = from_isolation_forest(forest)
+    z = features.coordination_input(x)
+    diff = _max_diff(_coordination_score(arrays)(z), -forest.score_samples(z))
+    if not diff <= PARITY_TOLERANCE:
+        raise DataError(f"the coordination forest's arrays disagree with scikit-learn by {diff}")
+    return arrays
+
+
+def _coordination_score(arrays: IsolationForestArrays) -> features.CoordinationScore:
+    from scorer.kernels import iforest  # noqa: PLC0415 - numba compiles on first use
+
+    return iforest.anomaly_scorer(arrays.kernel_args())
+
+
+def _evaluate(data: _Data, config: TrainConfig) -> _Evaluated:
+    """Every candidate on the leave-one-family-out splits, and (for the report) k-fold and the time split."""
     out = _Evaluated(scores=[], evaluations={}, notes=[])
     thresholds = (config.review_threshold, config.block_threshold)
-    y = data.y
+    x, y = data.x, data.y
 
-    def record(split: str, model: str, truth: npt.NDArray[np.bool_], score: FloatArray) -> None:
+    def record(split: str, model: str, truth: BoolArray, score: FloatArray) -> None:
         out.scores.append(SplitScores(split=split, model=model, y=truth.astype(np.int64), score=score))
         if truth.all() or not truth.any():
             out.notes.append(f"split {split}: test set has one class only, no metrics")
             return
-        result = evaluation.evaluate(truth, score, thresholds, n_boot=config.n_boot, seed=config.seed)
+        # Point estimates now; intervals once the served model is known (see _intervals).
+        result = evaluation.evaluate(truth, score, thresholds, n_boot=1, seed=config.seed)
         out.evaluations.setdefault(split, {})[model] = result.to_dict()
 
+    names, counts = np.unique(data.patterns[y], return_counts=True)
+    families = [str(n) for n, c in zip(names, counts, strict=True) if c >= MIN_FAMILY]
+    if len(families) < names.size:
+        out.notes.append(f"families with fewer than {MIN_FAMILY} donors are never held out: "
+                         + ", ".join(str(n) for n, c in zip(names, counts, strict=True) if c < MIN_FAMILY))  # fmt: skip
+    held_out = splits.leave_pattern_out(
+        data.patterns, y, families, test_fraction_of_honest=config.background_test_fraction, seed=config.seed
+    ) if families and len(names) >= 2 else []  # fmt: skip
+    if not held_out:
+        out.notes.append("leave-one-family-out needs at least two attack families")
+    pooled: dict[str, tuple[list[BoolArray], list[FloatArray]]] = {}
+    for split in held_out:
+        splits.check_disjoint(split, n_rows=y.size)
+        for name in risk.CANDIDATES:
+            model = risk.fit(name, x[split.train], y[split.train], config.seed)
+            score = risk.predict(model, x[split.test])
+            record(split.name, name, y[split.test], score)
+            out.held_out.setdefault(name, []).append((split.test, score, split.name))
+            truths, scores = pooled.setdefault(name, ([], []))
+            truths.append(y[split.test])
+            scores.append(score)
+    for name, (truths, scores) in pooled.items():
+        record("leave-out-pooled", name, np.concatenate(truths), np.concatenate(scores))
+    if config.in_distribution:
+        _in_distribution(data, config, record, out.notes)
+    return out
+
+
+def _intervals(evaluated: _Evaluated, served: str, config: TrainConfig) -> None:
+    """Bootstrap intervals: ``n_boot`` resamples for the served model, at most 100 for the other candidates.
+
+    The intervals of the candidates that are not served only inform the
+    report; 1,000 resamples of every candidate on every split would cost most
+    of a run's time on a 10k-donor round.
+    """
+    thresholds = (config.review_threshold, config.block_threshold)
+    for run in evaluated.scores:
+        if run.split not in evaluated.evaluations or run.model not in evaluated.evaluations[run.split]:
+            continue
+        n_boot = config.n_boot if run.model == served else min(config.n_boot, 100)
+        truth = run.y.astype(bool)
+        result = evaluation.evaluate(truth, run.score, thresholds, n_boot=n_boot, seed=config.seed)
+        evaluated.evaluations[run.split][run.model] = result.to_dict()
+
+
+def _in_distribution(data: _Data, config: TrainConfig, record: Callable[..., None], notes: list[str]) -> None:
+    """Stratified k-fold and the time split: how well the models fit the round they were trained on."""
+    x, y = data.x, data.y
     folds = splits.stratified_kfold(y, k=config.folds, seed=config.seed)
     for name in risk.CANDIDATES:
         oof = np.full(y.size, np.nan)
         for split in folds:
             splits.check_disjoint(split, n_rows=y.size)
-            model = risk.fit(name, data.x[split.train], y[split.train], config.seed)
-            oof[split.test] = risk.predict(model, data.x[split.test])
+            model = risk.fit(name, x[split.train], y[split.train], config.seed)
+            oof[split.test] = risk.predict(model, x[split.test])
         record("kfold", name, y, oof)
-
-    donors = dataset.donors
+    donors = data.dataset.donors
     try:
         cut = splits.time_split(
-            donors["first_block"].to_numpy()[data.rows], donors["last_block"].to_numpy()[data.rows], y,
+            donors["first_block"].to_numpy(), donors["last_block"].to_numpy(), y,
             test_fraction=config.time_test_fraction,
         )  # fmt: skip
     except splits.SplitError as exc:
-        out.notes.append(f"time split not evaluated: {exc}")
-    else:
-        splits.check_disjoint(cut, n_rows=y.size)
-        assert cut.cut_block is not None
-        x_train = time_split_features(dataset, cut.cut_block)[data.rows][cut.train]
-        out.notes.append(
-            f"time split: cut at block {cut.cut_block}; train {cut.train.size} donors active only before it, "
-            f"test {cut.test.size} first seen at or after it, {cut.dropped} straddling donors left out"
-        )
-        for name in risk.CANDIDATES:
-            model = risk.fit(name, x_train, y[cut.train], config.seed)
-            record("time", name, y[cut.test], risk.predict(model, data.x[cut.test]))
-
-    try:
-        held_out = splits.leave_pattern_out(data.patterns, y, seed=config.seed)
-    except splits.SplitError as exc:
-        held_out = []
-        out.notes.append(f"leave-one-pattern-out not evaluated: {exc}")
-    for split in held_out:
-        splits.check_disjoint(split, n_rows=y.size)
-        for name in risk.CANDIDATES:
-            model = risk.fit(name, data.x[split.train], y[split.train], config.seed)
-            record(split.name, name, y[split.test], risk.predict(model, data.x[split.test]))
-    return out
+        notes.append(f"time split not evaluated: {exc}")
+        return
+    splits.check_disjoint(cut, n_rows=y.size)
+    assert cut.cut_block is not None
+    x_train = time_split_features(data.dataset, cut.cut_block, _coordination_score(data.coordination))[cut.train]
+    notes.append(
+        f"time split: cut at block {cut.cut_block}; train {cut.train.size} donors active only before it, "
+        f"test {cut.test.size} first seen at or after it, {cut.dropped} straddling donors left out"
+    )
+    for name in risk.CANDIDATES:
+        model = risk.fit(name, x_train, y[cut.train], config.seed)
+        record("time", name, y[cut.test], risk.predict(model, x[cut.test]))
 
 
-def time_split_features(dataset: Dataset, cut_block: int) -> FloatArray:
-    """Features as they were before ``cut_block``: co-donation features from earlier donations only.
+def _calibrate(
+    data: _Data, held: list[tuple[npt.NDArray[np.intp], FloatArray, str]], config: TrainConfig
+) -> tuple[Calibration, tuple[float, float], dict[str, Any]]:
+    """Calibration and thresholds from every held-out score, and the gate measured honestly per family.
 
-    The SQL features of a training donor of the time split already describe
-    only its own pre-cut donations (its last donation is before the cut); the
-    co-donation features also look at other donors, so they are recomputed
-    without any donation at or after the cut.
+    For the gate figures of family F, calibration and thresholds are refitted
+    without F's donors and on one half of the held-out background, then
+    applied to F and to the other half (so no figure is measured on what set it).
     """
-    return _features(dataset, dataset.donations.block < cut_block)
+    rows = np.concatenate([r for r, _, _ in held])
+    raw = np.concatenate([s for _, s, _ in held])
+    split_of = np.concatenate([np.full(r.size, name) for r, _, name in held])
+    y = data.y[rows]
+    calibration, calibrated = fit_calibration(raw, y)
+    review, block = choose_thresholds(
+        calibrated[~y], block=config.block_threshold, review_rate=config.review_rate, block_rate=config.block_rate,
+        review_floor=config.review_floor,
+    )  # fmt: skip
+    half = (rows % 2).astype(bool)  # background donors: half set thresholds, the other half is measured
+    per_family: dict[str, dict[str, Any]] = {}
+    background_rates: list[tuple[float, float]] = []
+    for name in sorted(set(split_of.tolist())):
+        family = data.patterns[rows[(split_of == name) & y][0]] if ((split_of == name) & y).any() else name
+        fit_rows = (split_of != name) & (y | half)
+        if not (y[fit_rows].any() and (~y[fit_rows]).any()):
+            continue
+        cal, cal_scores = fit_calibration(raw[fit_rows], y[fit_rows])
+        r, b = choose_thresholds(
+            cal_scores[~y[fit_rows]], block=config.block_threshold, review_rate=config.review_rate,
+            block_rate=config.block_rate, review_floor=config.review_floor,
+        )  # fmt: skip
+        held_attackers = cal.apply(raw[(split_of == name) & y])
+        background = cal.apply(raw[(split_of == name) & ~y & ~half])
+        per_family[str(family)] = {
+            "attackers": int(held_attackers.size),
+            "attackers_approved": float(np.mean(held_attackers < r)) if held_attackers.size else float("nan"),
+            "attackers_blocked": float(np.mean(held_attackers > b)) if held_attackers.size else float("nan"),
+            "background": int(background.size),
+            "background_blocked": float(np.mean(background > b)),
+            "background_review": float(np.mean((background >= r) & (background <= b))),
+            "thresholds": [r, b],
+        }
+        background_rates.append((per_family[str(family)]["background_blocked"],
+                                 per_family[str(family)]["background_review"]))  # fmt: skip
+    attackers = sum(int(v["attackers"]) for v in per_family.values())
+    gate = {
+        "thresholds": {"review": review, "block": block},
+        "families": per_family,
+        "attackers_approved": (
+            sum(float(v["attackers_approved"]) * int(v["attackers"]) for v in per_family.values()) / attackers
+            if attackers else None
+        ),
+        "background_blocked": float(np.mean([b for b, _ in background_rates])) if background_rates else None,
+        "background_review": float(np.mean([r for _, r in background_rates])) if background_rates else None,
+    }
+    return calibration, (review, block), gate
+
+
+def time_split_features(dataset: Dataset, cut_block: int, coordination: features.CoordinationScore) -> FloatArray:
+    """Features as they were before ``cut_block``: every feature from earlier donations only.
+
+    A training donor of the time split has only pre-cut donations, but the
+    coordination and co-donation features also look at other donors, so all
+    are recomputed without any donation at or after the cut.
+    """
+    return features.feature_matrix(dataset, dataset.donations.block < cut_block, coordination=coordination)
 
 
 def _save_anomaly(detectors: anomaly.AnomalyModels, z: FloatArray, directory: Path) -> dict[str, float]:
-    """Export both detectors and the scaler; returns their parity with scikit-learn."""
+    """Export both detectors and the scaler; returns their parity with the libraries.
+
+    LOF is held to two references: on every row, the numpy reference of the
+    tie rule (:class:`anomaly.DistinctLof`, which keeps its own densities, so a
+    wrong export shows); on the rows where no distance ties, scikit-learn's own
+    ``decision_function`` (elsewhere it depends on the order of tied points).
+    """
     forest = from_isolation_forest(detectors.isolation_forest)
-    lof = from_lof(detectors.lof)
+    lof = from_lof(detectors.lof.estimator)
     forest.save(directory / "isolation_forest.npz")
     lof.save(directory / "lof.npz")
     np.savez(directory / "anomaly_scaler.npz", mean=detectors.scaler.mean, scale=detectors.scaler.scale)
+    neighbours = _kernel_lof(lof, z)
+    tie_free = detectors.lof.tie_free(z)
+    library = detectors.lof.estimator.decision_function(z[tie_free]) if tie_free.any() else np.zeros(0)
     return {
         "isolation_forest": _max_diff(_kernel_iforest(forest, z), detectors.isolation_forest.decision_function(z)),
-        "lof": _max_diff(_kernel_lof(lof, z), detectors.lof.decision_function(z)),
+        "lof": _max_diff(neighbours, detectors.lof.decision_function(z)),
+        "lof_scikit_learn": _max_diff(neighbours[tie_free], library),
     }
 
 
-def _data_summary(dataset: Dataset, data: _Labelled) -> dict[str, Any]:
+def _data_summary(data: _Data) -> dict[str, Any]:
+    dataset = data.dataset
     d = dataset.donations
     counts = dataset.donors.loc[dataset.donors["labelled"], "pattern"].value_counts().sort_index()
     return {
         "chain_id": dataset.chain_id,
         "donors": len(dataset.donors),
-        "labelled": int(data.rows.size),
+        "real_donors": int(data.real.sum()),
+        "injected_attackers": int((~data.real).sum()),
+        "labelled": int(dataset.donors["labelled"].sum()),
         "sybils": int(data.y.sum()),
         "patterns": {str(k): int(v) for k, v in counts.items()},
         "projects": len(d.project_ids),

@@ -11,6 +11,8 @@ is compared (``x <= threshold``) and NaN follows the branch recorded at fit.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numba
 import numpy as np
@@ -124,3 +126,16 @@ def decision_function_batch(  # noqa: PLR0917
     """``decision_function`` of every row of ``X``."""
     out = score_samples_batch(X, feature, threshold, left, right, default_left, path_length, roots, max_samples, offset)
     return out - offset
+
+
+def anomaly_scorer(kernel_args: dict[str, Any]) -> Callable[[FloatArray], FloatArray]:
+    """``-score_samples`` of each row (higher = more anomalous) with an exported forest's ``kernel_args()``.
+
+    Training computes ``coordination_anomaly`` with this very function, and so
+    does the sidecar's feature snapshot: one kernel, one number.
+    """
+
+    def score(rows: FloatArray) -> FloatArray:
+        return -np.asarray(score_samples_batch(np.ascontiguousarray(rows, dtype=np.float64), **kernel_args))
+
+    return score

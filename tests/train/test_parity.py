@@ -292,15 +292,32 @@ def test_isolation_forest_matches_scores(data: Data, isolation: IsolationForest)
 
 
 def test_lof_matches_novelty_scores(data: Data, lof_model: LocalOutlierFactor) -> None:
-    """Brute-force neighbours give LOF's novelty ``score_samples`` and ``decision_function``, training points too."""
+    """Without distance ties, brute-force neighbours give LOF's novelty scores exactly, training points too."""
     arrays = export.from_lof(lof_model)
     x = np.ascontiguousarray(np.vstack([data.x_test_complete, data.x_train_complete[:300], 4.0 * data.x_test[:200]]))
     x = np.nan_to_num(x)
     args = arrays.kernel_args()
-    np.testing.assert_allclose(lof.score_samples_batch(x, **args), lof_model.score_samples(x), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(arrays.lrd, lof_model._lrd, rtol=1e-12)
+    np.testing.assert_allclose(lof.score_samples_batch(x, **args), lof_model.score_samples(x), rtol=0, atol=1e-9)
     np.testing.assert_allclose(
-        lof.decision_function_batch(x, **args), lof_model.decision_function(x), rtol=0, atol=1e-6
+        lof.decision_function_batch(x, **args), lof_model.decision_function(x), rtol=0, atol=1e-9
     )
+
+
+@pytest.mark.parametrize(
+    ("n_features", "contamination"), [(18, "auto"), (30, "auto"), (15, 0.05)], ids=["brute-18", "brute-30", "offset"]
+)
+def test_lof_matches_other_searches_and_offsets(n_features: int, contamination: Any) -> None:
+    """Parity holds when scikit-learn searches by brute force (over 15 features, as for the donor features) and
+    when ``contamination`` sets the offset from the training scores."""
+    x, _ = make_classification(n_samples=3000, n_features=n_features, n_informative=8, random_state=12)
+    model = LocalOutlierFactor(n_neighbors=20, novelty=True, contamination=contamination).fit(x[:2000])
+    assert model._fit_method == ("brute" if n_features > 15 else "kd_tree")
+    arrays = export.from_lof(model)
+    assert arrays.offset == pytest.approx(model.offset_, abs=1e-12)
+    queries = np.ascontiguousarray(np.vstack([x[2000:], x[:300]]))
+    native = model.decision_function(queries)
+    np.testing.assert_allclose(lof.decision_function_batch(queries, **arrays.kernel_args()), native, rtol=0, atol=1e-9)
 
 
 def test_lof_needs_euclidean_novelty(data: Data) -> None:

@@ -1,0 +1,96 @@
+"""`qf score --pool N`: every donor of a pool scored by the served version, as the sidecar would score it.
+
+The snapshot is built by :func:`scorer.feature_store.build_snapshot` with the
+version's coordination model and each donor goes through
+:func:`scorer.engine.score_row`, the sidecar's own path, so ``qf.donor_risk``
+holds exactly what ``ScoreContribution`` answers for the same donors (tested).
+Each donor also gets its community (the one its coordination features were
+computed over) and its weight for risk-adjusted matching
+(:func:`qf.matching.risk.gate_weights`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+
+from qf.errors import ConfigError
+from qf.matching.risk import gate_weights
+from qf.train.coordination import donor_communities
+from qf.train.dataset import Dataset
+from qf.train.features import COMMUNITY_SEED
+from scorer import engine
+from scorer.feature_store import build_snapshot
+from scorer.models import ModelBundle
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolScores:
+    chain_id: int
+    pool_id: int
+    version: str
+    donors: list[bytes]
+    results: list[engine.RiskResult]
+    community: npt.NDArray[np.int64]
+    flagged_share: FloatArray
+    weights: FloatArray
+
+    def decisions(self) -> dict[str, int]:
+        counts = {d.value: 0 for d in engine.Decision}
+        for r in self.results:
+            counts[r.decision.value] += 1
+        return counts
+
+
+def score_pool(dataset: Dataset, bundle: ModelBundle, pool_id: int) -> PoolScores:
+    """Score every donor with a donation in Allo pool ``pool_id``; weights from the version's thresholds."""
+    d = dataset.donations
+    prefix = f"{pool_id}:"
+    in_pool = np.array([key.startswith(prefix) for key in d.project_ids], dtype=bool)
+    if not in_pool.any():
+        raise ConfigError(f"pool {pool_id} has no donations on chain {dataset.chain_id}")
+    rows = np.unique(d.donor[in_pool[d.project]])
+    snapshot = build_snapshot(dataset, bundle.recommender.project_ids, datetime.now(UTC), bundle.coordination_score)
+    results = [engine.score_row(bundle, snapshot.matrix[r], cold_start=False) for r in rows]
+    community = donor_communities(d, len(dataset.donors), seed=COMMUNITY_SEED)[rows]
+    weights, share = gate_weights(
+        np.array([r.score for r in results]), review=bundle.thresholds.review, block=bundle.thresholds.block,
+        community=community,
+    )  # fmt: skip
+    addresses = dataset.donors["address"].to_numpy()
+    return PoolScores(
+        chain_id=dataset.chain_id,
+        pool_id=pool_id,
+        version=bundle.version,
+        donors=[bytes.fromhex(str(addresses[r])[2:]) for r in rows],
+        results=results,
+        community=community,
+        flagged_share=share,
+        weights=weights,
+    )
+
+
+def store_pool_scores(conn: psycopg.Connection[Any], scores: PoolScores) -> int:
+    """Replace this version's rows for the pool in qf.donor_risk (one transaction); returns the rows written."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "DELETE FROM qf.donor_risk WHERE chain_id = %s AND pool_id = %s AND model_version = %s",
+            (scores.chain_id, scores.pool_id, scores.version),
+        )
+        columns = "chain_id, pool_id, donor, model_version, score, level, decision, reasons, community, " \
+                  "community_flagged_share, weight"  # fmt: skip
+        with cur.copy(f"COPY qf.donor_risk ({columns}) FROM STDIN") as copy:
+            for i, (donor, r) in enumerate(zip(scores.donors, scores.results, strict=True)):
+                copy.write_row((
+                    scores.chain_id, scores.pool_id, donor, scores.version, r.score, r.level.value, r.decision.value,
+                    [x.feature for x in r.reasons], int(scores.community[i]), float(scores.flagged_share[i]),
+                    float(scores.weights[i]),
+                ))  # fmt: skip
+    return len(scores.donors)
