@@ -328,7 +328,11 @@ def matching(
     cocm_variant: Annotated[str, typer.Option(help="harsh (Gitcoin's) or markov.")] = "harsh",
     pairwise_m: Annotated[float | None, typer.Option(help="Pairwise bound M (default: the library's).")] = None,
     weights: Annotated[
-        str, typer.Option(help="risk-adjusted: `labels` (sybil labels get 0) or a CSV of address,score.")
+        str,
+        typer.Option(
+            help="risk-adjusted: `model` (weights of the latest `qf score --pool`), `labels` (sybil labels get 0) "
+            "or a CSV of address,score."
+        ),
     ] = "labels",
     threshold: Annotated[
         float | None, typer.Option(help="risk-adjusted with scores: exclude donors above this score.")
@@ -337,7 +341,14 @@ def matching(
 ) -> None:
     """Compute a pool's matching with a sybil-resistant method; results also go to qf.matching_results."""
     from qf.matching import METHODS, compute_matching, weights_from_scores
-    from qf.matching.db import load_round, read_scores_csv, resolve_chain, store_run, weights_from_labels
+    from qf.matching.db import (
+        load_round,
+        read_scores_csv,
+        resolve_chain,
+        store_run,
+        weights_from_labels,
+        weights_from_model,
+    )
     from qf.matching.pairwise import DEFAULT_M
 
     if method not in METHODS:
@@ -351,7 +362,10 @@ def matching(
         params: dict[str, Any] = {"cap_pct": cap}
         donor_weights = None
         if method == "risk-adjusted":
-            if weights == "labels":
+            if weights == "model":
+                donor_weights, version, unscored = weights_from_model(conn, chain, pool, round_.donors)
+                params |= {"model_version": version, "unscored_donors": unscored}
+            elif weights == "labels":
                 donor_weights = weights_from_labels(conn, chain, round_.donors)
             else:
                 scores = read_scores_csv(Path(weights))
@@ -503,6 +517,103 @@ def _print_headline(headline: dict[str, Any]) -> None:
         gate = " / ".join(pct(row.get(k)) for k in ("honest_blocked_rate", "honest_review_rate", "sybil_approved_rate"))
         table.add_row(split.replace("leave-out-", "without "), ci(row["roc_auc"]), ci(row["pr_auc"]), gate)
     out.print(table)
+
+
+@app.command("eval")
+def evaluate(
+    ctx: typer.Context,
+    seed: Annotated[int, typer.Option(help="Seed of the injected attacks and of every model.")] = 42,
+    families: Annotated[
+        str | None, typer.Option(help="Comma-separated attack families (default: all of qf.sim.attacks).")
+    ] = None,
+    n_boot: Annotated[int, typer.Option(min=1, help="Bootstrap resamples per confidence interval.")] = 1000,
+    path: Annotated[Path | None, typer.Argument(help="Round 9 contributions CSV (default: the bundled one).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
+) -> None:
+    """Evaluate the sybil gate on real Round 9 donors against attack families held out of training."""
+    import json as json_module
+
+    from qf.train.offline import EvalConfig, families_option, run_offline_eval
+
+    started = time.monotonic()
+    config = EvalConfig(seed=seed, n_boot=n_boot, families=tuple(families_option(families)))
+    result = run_offline_eval(path or ROUND9_CSV, config, progress=lambda line: out.print(f"  {line}"))
+    result["seconds"] = round(time.monotonic() - started, 1)
+    _print_eval(result)
+    if json_out is not None:
+        json_out.write_text(json_module.dumps(result, indent=2, default=float))
+        out.print(f"figures written to {json_out}")
+
+
+def _print_eval(result: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    def ci(metric: dict[str, float]) -> str:
+        return f"{metric['point']:.3f} [{metric['low']:.2f}, {metric['high']:.2f}]"
+
+    table = Table("held-out family", "attackers", "ROC AUC [95% CI]", "approved", "blocked", "bg blocked", "bg review",
+                  "gain QF / COCM / risk-adj.", "honest L1 COCM / risk-adj.",
+                  title=f"qf eval: Round 9 background, served model {result['served_model']}")  # fmt: skip
+    for family, row in result["families"].items():
+        gate, m = row["gate"] or {}, row["matching"] or {}
+        table.add_row(
+            family, str(row["attackers"]), ci(row["roc_auc"]), pct(gate.get("attackers_approved")),
+            pct(gate.get("attackers_blocked")), pct(gate.get("background_blocked")), pct(gate.get("background_review")),
+            " / ".join(pct(m.get(k)) for k in ("attackers_standard", "attackers_cocm", "attackers_risk_adjusted")),
+            " / ".join(f"{m.get(k, float('nan')):.3f}" for k in ("honest_l1_cocm", "honest_l1_risk_adjusted")),
+        )  # fmt: skip
+    out.print(table)
+    g, m = result["gate"], result["matching"]
+    out.print(
+        f"pooled ROC AUC {ci(result['pooled']['roc_auc'])}; background blocked {pct(g['background_blocked'])}, "
+        f"to review {pct(g['background_review'])}; held-out attackers approved {pct(g['attackers_approved'])}; "
+        f"thresholds review {result['thresholds']['review']:.3f} / block {result['thresholds']['block']:.3f}"
+    )
+    out.print(
+        f"matching (mean over families): attackers' gain standard {pct(m['attackers_standard'])}, COCM "
+        f"{pct(m['attackers_cocm'])}, risk-adjusted {pct(m['attackers_risk_adjusted'])}; honest L1 from clean QF: "
+        f"COCM {m['honest_l1_cocm']:.3f}, risk-adjusted {m['honest_l1_risk_adjusted']:.3f} ({result['seconds']} s)"
+    )
+
+
+@app.command()
+def score(
+    ctx: typer.Context,
+    pool: Annotated[int, typer.Option(help="Allo pool id whose donors to score.")],
+    chain_id: Annotated[int | None, typer.Option(help="Chain (default: the only one indexed).")] = None,
+    version: Annotated[str | None, typer.Option(help="Model version (default: LATEST).")] = None,
+    models_dir: Annotated[Path | None, typer.Option(help="Models root (env QF_MODELS_DIR).")] = None,
+) -> None:
+    """Score every donor of a pool with the served model into qf.donor_risk (what the sidecar would answer)."""
+    from qf.matching.db import resolve_chain
+    from qf.train.dataset import load_dataset
+    from scorer.batch import score_pool, store_pool_scores
+    from scorer.errors import ModelError
+    from scorer.models import ModelStore
+
+    settings = _settings(ctx)
+    root = (models_dir or settings.models_dir or settings.home / "models").resolve()
+    started = time.monotonic()
+    try:
+        bundle = ModelStore().load(root, version)
+    except ModelError as exc:
+        raise ConfigError(f"cannot load a model version from {root}: {exc} (`qf train` writes one)") from exc
+    with _migrated_connection(settings) as conn:
+        chain = resolve_chain(conn, chain_id if chain_id is not None else settings.chain_id)
+        if bundle.chain_id is not None and bundle.chain_id != chain:
+            raise ConfigError(f"model version {bundle.version} was trained on chain {bundle.chain_id}, not {chain}")
+        scores = score_pool(load_dataset(conn, chain), bundle, pool)
+        written = store_pool_scores(conn, scores)
+    counts = scores.decisions()
+    discounted = int((scores.weights < 1).sum())
+    out.print(
+        f"scored {written:,} donors of pool {pool} with {bundle.version} in {time.monotonic() - started:.1f} s: "
+        + ", ".join(f"{n:,} {d}" for d, n in counts.items())
+        + f"; {discounted:,} discounted in risk-adjusted matching (qf.donor_risk, qf.matching_discounts)"
+    )
 
 
 @app.command()

@@ -6,7 +6,9 @@ Input everywhere is ``C`` (donors x projects, float64, ``C[i, p] >= 0`` = donor
 * ``standard`` -- plain QF, pro-rata scaling to the pool, Gitcoin's cap;
 * ``pairwise`` -- Buterin's pairwise-bounded QF (numba kernel + numpy reference);
 * ``cocm`` -- connection-oriented cluster matching as Gitcoin runs it;
-* ``risk`` -- donor weights from risk scores, applied before any method.
+* ``risk`` -- donor weights from risk scores, applied before any method;
+* ``eligibility`` -- the step before ``C``: Gitcoin's rules on which
+  donations count (minimum, self-donations, Passport-score scaling).
 
 :func:`compute_matching` is the one-call facade. Bad arguments raise
 :class:`qf.errors.ConfigError`, malformed matrices :class:`qf.errors.DataError`.
@@ -20,6 +22,7 @@ import numpy.typing as npt
 
 from qf.errors import ConfigError
 from qf.matching.cocm import Variant, cocm
+from qf.matching.eligibility import Eligibility, EligibleContributions, Exclusions, eligible_contributions
 from qf.matching.pairwise import DEFAULT_M, pairwise_subsidies
 from qf.matching.risk import match_delta, risk_weighted, weights_from_scores
 from qf.matching.standard import FloatArray, apply_cap, as_contributions, scale_to_pool, standard_qf
@@ -29,10 +32,14 @@ METHODS: tuple[Method, ...] = ("standard", "pairwise", "cocm", "risk-adjusted")
 
 __all__ = [
     "METHODS",
+    "Eligibility",
+    "EligibleContributions",
+    "Exclusions",
     "Method",
     "apply_cap",
     "cocm",
     "compute_matching",
+    "eligible_contributions",
     "match_delta",
     "pairwise_subsidies",
     "risk_weighted",
@@ -52,6 +59,7 @@ def compute_matching(
     pairwise_m: float = DEFAULT_M,
     cocm_variant: Variant = "harsh",
     weights: npt.ArrayLike | None = None,
+    exclude_uninformative_donors: bool = False,
 ) -> FloatArray:
     """Match amounts per project that spend ``pool_amount`` (less only when the cap strands some).
 
@@ -59,7 +67,10 @@ def compute_matching(
     for any method; ``"risk-adjusted"`` is standard QF on the weighted matrix
     and requires them. ``cap_pct`` is the cap as a percentage of the pool
     (``10`` = 10 %), applied last. ``cocm_variant`` defaults to ``"harsh"``,
-    the setting Gitcoin's calculator uses for COCM.
+    the setting Gitcoin's calculator uses for COCM, and COCM then gives the
+    calculator's result. ``exclude_uninformative_donors=True`` brings back this
+    project's earlier COCM, which left donors of one project or of every
+    funded project out (not the calculator's behaviour; COCM only).
     """
     if method not in METHODS:
         raise ConfigError(f"matching method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -73,7 +84,13 @@ def compute_matching(
     if method == "pairwise":
         matches = scale_to_pool(pairwise_subsidies(matrix, pairwise_m), pool_amount)
     elif method == "cocm":
-        matches = scale_to_pool(cocm(matrix, variant=cocm_variant, pct_cocm=pct_cocm), pool_amount)
+        shares = cocm(
+            matrix,
+            variant=cocm_variant,
+            pct_cocm=pct_cocm,
+            exclude_uninformative_donors=exclude_uninformative_donors,
+        )
+        matches = scale_to_pool(shares, pool_amount)
     else:
         matches = scale_to_pool(standard_qf(matrix)[1], pool_amount)
     if cap_pct is not None:

@@ -144,6 +144,24 @@ def weights_from_labels(conn: psycopg.Connection[Any], chain_id: int, donors: li
     return np.array([0.0 if d in sybils else 1.0 for d in donors])
 
 
+def weights_from_model(
+    conn: psycopg.Connection[Any], chain_id: int, pool_id: int, donors: list[bytes]
+) -> tuple[FloatArray, str, int]:
+    """Weights from the pool's latest ``qf score`` run: ``(weights, model version, donors never scored)``.
+
+    A donor the run did not score (it donated after the run) keeps weight 1.
+    """
+    rows = conn.execute(
+        "SELECT donor, weight, model_version FROM qf.donor_risk_latest WHERE chain_id = %s AND pool_id = %s",
+        (chain_id, pool_id),
+    ).fetchall()
+    if not rows:
+        raise ConfigError(f"pool {pool_id} has no model scores yet: run `qf score --pool {pool_id}` first")
+    weight = {bytes(r[0]): float(r[1]) for r in rows}
+    missing = sum(1 for d in donors if d not in weight)
+    return np.array([weight.get(d, 1.0) for d in donors]), str(rows[0][2]), missing
+
+
 def read_scores_csv(path: Path) -> dict[bytes, float]:
     """``address,score`` rows (score = risk in [0, 1]); a header row is allowed."""
     if not path.exists():

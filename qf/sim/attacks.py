@@ -118,6 +118,8 @@ class Attacks:
     project_owners: list[int] = field(default_factory=list)
     project_names: list[str] = field(default_factory=list)
     donations: list[tuple[float, int, int, int]] = field(default_factory=list)
+    #: family -> the projects its campaigns target (new attacker projects and bought ones)
+    targets: dict[str, set[int]] = field(default_factory=dict)
 
     def wallet(self, ident: str, family: str, prior_nonce: int = 0) -> int:
         self.wallets.append(AttackWallet(ident, int(prior_nonce), family))
@@ -166,6 +168,7 @@ def plan_attacks(
     for family in families:
         for c in range(int(rng.integers(campaigns[0], campaigns[1] + 1))):
             campaign = _plan_campaign(draft, rng, family, c, int(rng.integers(wallets[0], wallets[1] + 1)))
+            draft.targets.setdefault(family, set()).update(campaign.targets)
             _BEHAVIOURS[family](draft, rng, campaign)
     return draft
 
@@ -178,6 +181,13 @@ def inject(
     Attacker wallets get keys from namespace ``attack-{seed}`` and gas from the
     faucet, so the plan can also be executed on a chain.
     """
+    return inject_with_targets(plan, families, seed=seed, pool=pool, **sizes)[0]
+
+
+def inject_with_targets(
+    plan: RoundPlan, families: Sequence[str] = FAMILIES, *, seed: int = 0, pool: int = 0, **sizes: tuple[int, int]
+) -> tuple[RoundPlan, dict[str, set[int]]]:
+    """:func:`inject`, and the projects (plan indices) each family targets."""
     if not 0 <= pool < len(plan.pools):
         raise ConfigError(f"plan {plan.name!r} has no pool {pool}")
     attacks = plan_attacks(
@@ -186,7 +196,7 @@ def inject(
     )  # fmt: skip
     new_wallets = [derive_wallet(attacks.namespace, w.ident, w.prior_nonce) for w in attacks.wallets]
     token = attacks.background.token
-    return replace(
+    injected = replace(
         plan,
         name=f"{plan.name}+attacks-{seed}",
         wallets=(*plan.wallets, *new_wallets),
@@ -205,6 +215,7 @@ def inject(
             Label(wallet.address, True, w.family) for wallet, w in zip(new_wallets, attacks.wallets, strict=True)
         )),
     )  # fmt: skip
+    return injected, attacks.targets
 
 
 def _plan_campaign(draft: Attacks, rng: Rng, family: str, index: int, size: int) -> _Campaign:

@@ -55,6 +55,7 @@ LIBRARIES = ("numpy", "scipy", "scikit-learn", "xgboost-cpu", "lightgbm", "numba
 #: A family needs this many donors to be held out (fewer cannot give a metric worth reporting).
 MIN_FAMILY = 5
 FAMILY_PREFIX = "leave-out-"
+POOLED = "leave-out-pooled"
 Progress = Callable[[str], None]
 
 
@@ -89,7 +90,7 @@ class TrainResult:
 
 
 @dataclass
-class _Data:
+class TrainingData:
     """Every donor's features and labels (real and injected), and which donors are real."""
 
     dataset: Dataset
@@ -101,7 +102,7 @@ class _Data:
 
 
 @dataclass
-class _Evaluated:
+class Evaluated:
     scores: list[SplitScores]
     evaluations: dict[str, dict[str, dict[str, Any]]]
     notes: list[str]
@@ -112,7 +113,7 @@ class _Evaluated:
 def train(  # noqa: PLR0915 - one run, step by step; each step is a function of its own
     dataset: Dataset, root: Path, config: TrainConfig, progress: Progress = lambda _: None
 ) -> TrainResult:
-    data = _prepare(dataset, config, progress)
+    data = prepare(dataset, config, progress)
     y = data.y
     if y.all() or not y.any():
         raise DataError(
@@ -120,19 +121,12 @@ def train(  # noqa: PLR0915 - one run, step by step; each step is a function of 
             f"among {y.size} donors (`qf simulate` and `qf labels import` add labels; injection adds attacks)"
         )
     progress(f"evaluating {len(risk.CANDIDATES)} models on {y.size} donors ({int(y.sum())} sybil)")
-    evaluated = _evaluate(data, config)
-    families = {s: per for s, per in evaluated.evaluations.items() if s.startswith(FAMILY_PREFIX)}
-    if not families:
-        raise DataError("no attack family has enough donors to be held out; the served model cannot be chosen")
+    evaluated = evaluate_candidates(data, config)
+    served, generalisation = select_served(evaluated)
+    progress(f"served model: {served} (mean held-out-family ROC AUC {generalisation:.3f})")
+    add_intervals(evaluated, served, config)
 
-    def generalisation(name: str) -> float:
-        return float(np.mean([per[name]["roc_auc"]["point"] for per in families.values() if name in per]))
-
-    served = max(risk.CANDIDATES, key=lambda n: (generalisation(n), -risk.CANDIDATES.index(n)))
-    progress(f"served model: {served} (mean held-out-family ROC AUC {generalisation(served):.3f})")
-    _intervals(evaluated, served, config)
-
-    calibration, (review, block), gate = _calibrate(data, evaluated.held_out[served], config)
+    calibration, (review, block), gate = calibrate_gate(data, evaluated.held_out[served], config)
     progress(f"calibrated; thresholds review {review:.3f}, block {block:.3f}")
 
     staging = artifacts.staging_dir(root)
@@ -239,7 +233,20 @@ def train(  # noqa: PLR0915 - one run, step by step; each step is a function of 
     return TrainResult(version_dir=version_dir, manifest=manifest, headline=headline(report) | {"gate": gate})
 
 
-def _prepare(dataset: Dataset, config: TrainConfig, progress: Progress) -> _Data:
+def select_served(evaluated: Evaluated) -> tuple[str, float]:
+    """The candidate with the highest mean ROC AUC over the held-out families, and that mean."""
+    families = {s: per for s, per in evaluated.evaluations.items() if s.startswith(FAMILY_PREFIX) and s != POOLED}
+    if not families:
+        raise DataError("no attack family has enough donors to be held out; the served model cannot be chosen")
+
+    def generalisation(name: str) -> float:
+        return float(np.mean([per[name]["roc_auc"]["point"] for per in families.values() if name in per]))
+
+    served = max(risk.CANDIDATES, key=lambda n: (generalisation(n), -risk.CANDIDATES.index(n)))
+    return served, generalisation(served)
+
+
+def prepare(dataset: Dataset, config: TrainConfig, progress: Progress) -> TrainingData:
     """The training round (with injected attacks), its features and the coordination anomaly model."""
     combined = injection.inject_dataset(dataset, config.families, seed=config.seed) if config.inject else dataset
     real = np.isin(combined.donors["address"].to_numpy(), dataset.donors["address"].to_numpy())
@@ -249,7 +256,7 @@ def _prepare(dataset: Dataset, config: TrainConfig, progress: Progress) -> _Data
     x = base.copy()
     x[:, -1] = features.coordination_anomaly(base, _coordination_score(coordination))
     donors = combined.donors
-    return _Data(
+    return TrainingData(
         dataset=combined,
         x=np.ascontiguousarray(x),
         y=donors["is_sybil"].to_numpy(dtype=bool),
@@ -278,9 +285,9 @@ def _coordination_score(arrays: IsolationForestArrays) -> features.CoordinationS
     return iforest.anomaly_scorer(arrays.kernel_args())
 
 
-def _evaluate(data: _Data, config: TrainConfig) -> _Evaluated:
+def evaluate_candidates(data: TrainingData, config: TrainConfig) -> Evaluated:
     """Every candidate on the leave-one-family-out splits, and (for the report) k-fold and the time split."""
-    out = _Evaluated(scores=[], evaluations={}, notes=[])
+    out = Evaluated(scores=[], evaluations={}, notes=[])
     thresholds = (config.review_threshold, config.block_threshold)
     x, y = data.x, data.y
 
@@ -315,13 +322,13 @@ def _evaluate(data: _Data, config: TrainConfig) -> _Evaluated:
             truths.append(y[split.test])
             scores.append(score)
     for name, (truths, scores) in pooled.items():
-        record("leave-out-pooled", name, np.concatenate(truths), np.concatenate(scores))
+        record(POOLED, name, np.concatenate(truths), np.concatenate(scores))
     if config.in_distribution:
         _in_distribution(data, config, record, out.notes)
     return out
 
 
-def _intervals(evaluated: _Evaluated, served: str, config: TrainConfig) -> None:
+def add_intervals(evaluated: Evaluated, served: str, config: TrainConfig) -> None:
     """Bootstrap intervals: ``n_boot`` resamples for the served model, at most 100 for the other candidates.
 
     The intervals of the candidates that are not served only inform the
@@ -338,7 +345,7 @@ def _intervals(evaluated: _Evaluated, served: str, config: TrainConfig) -> None:
         evaluated.evaluations[run.split][run.model] = result.to_dict()
 
 
-def _in_distribution(data: _Data, config: TrainConfig, record: Callable[..., None], notes: list[str]) -> None:
+def _in_distribution(data: TrainingData, config: TrainConfig, record: Callable[..., None], notes: list[str]) -> None:
     """Stratified k-fold and the time split: how well the models fit the round they were trained on."""
     x, y = data.x, data.y
     folds = splits.stratified_kfold(y, k=config.folds, seed=config.seed)
@@ -370,8 +377,8 @@ def _in_distribution(data: _Data, config: TrainConfig, record: Callable[..., Non
         record("time", name, y[cut.test], risk.predict(model, x[cut.test]))
 
 
-def _calibrate(
-    data: _Data, held: list[tuple[npt.NDArray[np.intp], FloatArray, str]], config: TrainConfig
+def calibrate_gate(
+    data: TrainingData, held: list[tuple[npt.NDArray[np.intp], FloatArray, str]], config: TrainConfig
 ) -> tuple[Calibration, tuple[float, float], dict[str, Any]]:
     """Calibration and thresholds from every held-out score, and the gate measured honestly per family.
 
@@ -461,7 +468,7 @@ def _save_anomaly(detectors: anomaly.AnomalyModels, z: FloatArray, directory: Pa
     }
 
 
-def _data_summary(data: _Data) -> dict[str, Any]:
+def _data_summary(data: TrainingData) -> dict[str, Any]:
     dataset = data.dataset
     d = dataset.donations
     counts = dataset.donors.loc[dataset.donors["labelled"], "pattern"].value_counts().sort_index()

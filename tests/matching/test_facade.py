@@ -49,6 +49,23 @@ def test_cocm_matches_are_shares_times_pool() -> None:
     np.testing.assert_allclose(matches, 500.0 * cocm(ROUND, variant="markov", pct_cocm=0.3))
 
 
+def test_cocm_default_is_qf_calculators_and_counts_every_donor() -> None:
+    """Default COCM is harsh over every donor (the single-project donor of A included), as in qf-calculator."""
+    matches = compute_matching(ROUND, 500.0, method="cocm", pct_cocm=0.5)
+    np.testing.assert_allclose(matches, 500.0 * cocm(ROUND, variant="harsh", pct_cocm=0.5))
+    with_single = compute_matching(ROUND, 500.0, method="cocm")
+    without_single = compute_matching(ROUND[:-1], 500.0, method="cocm")
+    assert np.abs(with_single - without_single).max() > 1.0
+
+
+def test_old_exclusion_is_threaded_through() -> None:
+    """exclude_uninformative_donors=True gives the old COCM, where the single-project donor changes nothing."""
+    old = compute_matching(ROUND, 500.0, method="cocm", exclude_uninformative_donors=True)
+    np.testing.assert_allclose(old, 500.0 * cocm(ROUND, exclude_uninformative_donors=True))
+    np.testing.assert_allclose(old, compute_matching(ROUND[:-1], 500.0, method="cocm"), rtol=1e-12)
+    assert np.abs(old - compute_matching(ROUND, 500.0, method="cocm")).max() > 1.0
+
+
 def test_zero_pool_and_empty_round() -> None:
     """A zero pool or an all-zero matrix pays nothing."""
     np.testing.assert_array_equal(compute_matching(ROUND, 0.0, method="pairwise", cap_pct=10), np.zeros(5))
