@@ -337,19 +337,30 @@ def matching(
     threshold: Annotated[
         float | None, typer.Option(help="risk-adjusted with scores: exclude donors above this score.")
     ] = None,
+    min_donation: Annotated[
+        float | None, typer.Option(help="Donations below this (pool token units) count 0, as qf-calculator's minimum.")
+    ] = None,
+    exclude_self: Annotated[
+        bool, typer.Option(help="Drop donations from the recipient itself (id, payout address or registrant).")
+    ] = False,
+    score_csv: Annotated[
+        Path | None, typer.Option("--scores", help="CSV address,score of Passport-style scores to scale donors by.")
+    ] = None,
+    score_lower: Annotated[float | None, typer.Option(help="Score below which a donor counts 0 (half at it).")] = None,
+    score_upper: Annotated[float | None, typer.Option(help="Score from which a donor counts in full.")] = None,
+    exclude_uninformative_donors: Annotated[
+        bool, typer.Option(help="COCM: leave out donors of one project or of all (this project's old COCM).")
+    ] = False,
     output: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
-    """Compute a pool's matching with a sybil-resistant method; results also go to qf.matching_results."""
-    from qf.matching import METHODS, compute_matching, weights_from_scores
-    from qf.matching.db import (
-        load_round,
-        read_scores_csv,
-        resolve_chain,
-        store_run,
-        weights_from_labels,
-        weights_from_model,
-    )
-    from qf.matching.pairwise import DEFAULT_M
+    """Compute a pool's matching with a sybil-resistant method; results also go to qf.matching_results.
+
+    Eligibility follows qf-calculator: --min-donation per donation, --exclude-self, and --scores with
+    --score-lower/--score-upper (0 below lower, 0.5 at it rising linearly to 1 at upper; donors missing
+    from the CSV count as score 0, as qf-calculator's fillna(0)).
+    """
+    from qf.matching import METHODS, Eligibility, compute_matching
+    from qf.matching.db import eligible_round, load_donations, read_scores_csv, resolve_chain, store_run
 
     if method not in METHODS:
         raise ConfigError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -358,30 +369,33 @@ def matching(
     settings = _settings(ctx)
     with _migrated_connection(settings) as conn:
         chain = resolve_chain(conn, chain_id)
-        round_ = load_round(conn, chain, pool)
-        params: dict[str, Any] = {"cap_pct": cap}
+        rules = Eligibility(min_donation=min_donation, exclude_self=exclude_self, score_lower=score_lower,
+                            score_upper=score_upper)  # fmt: skip
+        if rules.scales_by_score and score_csv is None:
+            raise ConfigError("--score-lower/--score-upper need --scores CSV")
+        if score_csv is not None and not rules.scales_by_score:
+            raise ConfigError("--scores needs --score-lower and --score-upper")
+        passport = read_scores_csv(score_csv, unit_interval=False) if score_csv is not None else None
+        round_, excluded = eligible_round(load_donations(conn, chain, pool), rules, passport)
+        params: dict[str, Any] = {"cap_pct": cap, "eligibility": rules.params(), "excluded": excluded.as_dict()}
+        if score_csv is not None:
+            params["scores"] = str(score_csv)
         donor_weights = None
         if method == "risk-adjusted":
-            if weights == "model":
-                donor_weights, version, unscored = weights_from_model(conn, chain, pool, round_.donors)
-                params |= {"model_version": version, "unscored_donors": unscored}
-            elif weights == "labels":
-                donor_weights = weights_from_labels(conn, chain, round_.donors)
-            else:
-                scores = read_scores_csv(Path(weights))
-                raw = [scores.get(d, 0.0) for d in round_.donors]
-                donor_weights = weights_from_scores(raw, threshold=threshold, mode="exclude" if threshold else "linear")
-            params |= {"weights": weights, "threshold": threshold}
+            donor_weights, how = _donor_weights(conn, chain, pool, round_.donors, weights, threshold)
+            params |= how
         if method == "cocm":
-            params |= {"pct_cocm": pct_cocm, "cocm_variant": cocm_variant}
-        m = pairwise_m if pairwise_m is not None else DEFAULT_M
+            params |= {"pct_cocm": pct_cocm, "cocm_variant": cocm_variant,
+                       "exclude_uninformative_donors": exclude_uninformative_donors}  # fmt: skip
         if method == "pairwise":
-            params["pairwise_m"] = m
+            from qf.matching.pairwise import DEFAULT_M
+
+            params["pairwise_m"] = pairwise_m if pairwise_m is not None else DEFAULT_M
         matches = compute_matching(
             round_.contributions, round_.pool_amount, method=method,
-            cap_pct=cap, pct_cocm=pct_cocm, pairwise_m=m,
+            cap_pct=cap, pct_cocm=pct_cocm, pairwise_m=pairwise_m,
             cocm_variant=cocm_variant,  # type: ignore[arg-type]
-            weights=donor_weights,
+            weights=donor_weights, exclude_uninformative_donors=exclude_uninformative_donors,
         )  # fmt: skip
         base = (
             compute_matching(round_.contributions, round_.pool_amount, method="standard", cap_pct=cap)
@@ -401,6 +415,24 @@ def matching(
     rows.sort(key=lambda r: -float(r["match"]))
     _render_matching(output, rows, {"run_id": run_id, "chain_id": chain, "pool_id": pool, "method": method,
                                     "params": params, "pool_amount": round_.pool_amount})  # fmt: skip
+
+
+def _donor_weights(
+    conn: Any, chain: int, pool: int, donors: list[bytes], weights: str, threshold: float | None
+) -> tuple[Any, dict[str, Any]]:
+    """Risk-adjusted matching's donor weights from `model`, `labels` or a CSV, and how they were made."""
+    from qf.matching import weights_from_scores
+    from qf.matching.db import read_scores_csv, weights_from_labels, weights_from_model
+
+    how: dict[str, Any] = {"weights": weights, "threshold": threshold}
+    if weights == "model":
+        values, version, unscored = weights_from_model(conn, chain, pool, donors)
+        return values, how | {"model_version": version, "unscored_donors": unscored}
+    if weights == "labels":
+        return weights_from_labels(conn, chain, donors), how
+    scores = read_scores_csv(Path(weights))
+    raw = [scores.get(d, 0.0) for d in donors]
+    return weights_from_scores(raw, threshold=threshold, mode="exclude" if threshold else "linear"), how
 
 
 def _demo_matching(settings: Settings) -> None:
@@ -562,7 +594,8 @@ def _print_eval(result: dict[str, Any]) -> None:
         table.add_row(
             family, str(row["attackers"]), ci(row["roc_auc"]), pct(gate.get("attackers_approved")),
             pct(gate.get("attackers_blocked")), pct(gate.get("background_blocked")), pct(gate.get("background_review")),
-            " / ".join(pct(m.get(k)) for k in ("attackers_standard", "attackers_cocm", "attackers_risk_adjusted")),
+            " / ".join(f"{m.get(k, float('nan')):.2%}"
+                       for k in ("attackers_standard", "attackers_cocm", "attackers_risk_adjusted")),
             " / ".join(f"{m.get(k, float('nan')):.3f}" for k in ("honest_l1_cocm", "honest_l1_risk_adjusted")),
         )  # fmt: skip
     out.print(table)
@@ -573,8 +606,8 @@ def _print_eval(result: dict[str, Any]) -> None:
         f"thresholds review {result['thresholds']['review']:.3f} / block {result['thresholds']['block']:.3f}"
     )
     out.print(
-        f"matching (mean over families): attackers' gain standard {pct(m['attackers_standard'])}, COCM "
-        f"{pct(m['attackers_cocm'])}, risk-adjusted {pct(m['attackers_risk_adjusted'])}; honest L1 from clean QF: "
+        f"matching (mean over families): attackers' gain standard {m['attackers_standard']:.2%}, COCM "
+        f"{m['attackers_cocm']:.2%}, risk-adjusted {m['attackers_risk_adjusted']:.2%}; honest L1 from clean QF: "
         f"COCM {m['honest_l1_cocm']:.3f}, risk-adjusted {m['honest_l1_risk_adjusted']:.3f} ({result['seconds']} s)"
     )
 

@@ -16,16 +16,18 @@ Input everywhere is ``C`` (donors x projects, float64, ``C[i, p] >= 0`` = donor
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy.typing as npt
 
 from qf.errors import ConfigError
-from qf.matching.cocm import Variant, cocm
 from qf.matching.eligibility import Eligibility, EligibleContributions, Exclusions, eligible_contributions
-from qf.matching.pairwise import DEFAULT_M, pairwise_subsidies
 from qf.matching.risk import match_delta, risk_weighted, weights_from_scores
 from qf.matching.standard import FloatArray, apply_cap, as_contributions, scale_to_pool, standard_qf
+
+if TYPE_CHECKING:
+    from qf.matching.cocm import Variant, cocm
+    from qf.matching.pairwise import pairwise_subsidies
 
 Method = Literal["standard", "pairwise", "cocm", "risk-adjusted"]
 METHODS: tuple[Method, ...] = ("standard", "pairwise", "cocm", "risk-adjusted")
@@ -49,6 +51,20 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    """``cocm`` and ``pairwise_subsidies`` on first use: their modules compile numba kernels, which standard QF
+    (the `qf matching` default, timed end to end) does not need."""
+    if name == "cocm":
+        from qf.matching.cocm import cocm  # noqa: PLC0415
+
+        return cocm
+    if name == "pairwise_subsidies":
+        from qf.matching.pairwise import pairwise_subsidies  # noqa: PLC0415
+
+        return pairwise_subsidies
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def compute_matching(
     contributions: npt.ArrayLike,
     pool_amount: float,
@@ -56,7 +72,7 @@ def compute_matching(
     method: Method = "standard",
     cap_pct: float | None = None,
     pct_cocm: float = 1.0,
-    pairwise_m: float = DEFAULT_M,
+    pairwise_m: float | None = None,
     cocm_variant: Variant = "harsh",
     weights: npt.ArrayLike | None = None,
     exclude_uninformative_donors: bool = False,
@@ -66,7 +82,8 @@ def compute_matching(
     ``weights`` (one per donor, in ``[0, 1]``) scale the donors' rows first,
     for any method; ``"risk-adjusted"`` is standard QF on the weighted matrix
     and requires them. ``cap_pct`` is the cap as a percentage of the pool
-    (``10`` = 10 %), applied last. ``cocm_variant`` defaults to ``"harsh"``,
+    (``10`` = 10 %), applied last. ``pairwise_m`` defaults to
+    :data:`qf.matching.pairwise.DEFAULT_M`. ``cocm_variant`` defaults to ``"harsh"``,
     the setting Gitcoin's calculator uses for COCM, and COCM then gives the
     calculator's result. ``exclude_uninformative_donors=True`` brings back this
     project's earlier COCM, which left donors of one project or of every
@@ -82,8 +99,13 @@ def compute_matching(
     if weights is not None:
         matrix = risk_weighted(matrix, weights)
     if method == "pairwise":
-        matches = scale_to_pool(pairwise_subsidies(matrix, pairwise_m), pool_amount)
+        from qf.matching.pairwise import DEFAULT_M, pairwise_subsidies  # noqa: PLC0415 - numba, only when asked
+
+        m = DEFAULT_M if pairwise_m is None else pairwise_m
+        matches = scale_to_pool(pairwise_subsidies(matrix, m), pool_amount)
     elif method == "cocm":
+        from qf.matching.cocm import cocm  # noqa: PLC0415 - numba, only when asked
+
         shares = cocm(
             matrix,
             variant=cocm_variant,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy.typing as npt
 import psycopg
 
 from qf.errors import ConfigError, DataError
+from qf.matching.eligibility import Eligibility, Exclusions, eligible_contributions
 from qf.matching.standard import FloatArray
 
 IntArray = npt.NDArray[np.int64]
@@ -104,14 +106,16 @@ def load_donations(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -
             """,
             (chain_id, pool_id),
         ).fetchall()
-    senders = np.array([r[0] for r in rows], dtype="S20")
-    donors, donor = np.unique(senders, return_inverse=True)
-    project = np.searchsorted(np.array(projects, dtype="S20"), np.array([r[1] for r in rows], dtype="S20"))
+    # Hex text, not numpy "S20": fixed-width bytes drop trailing NULs, and an address may end in 00.
+    donors, donor = np.unique(np.array([bytes(r[0]).hex() for r in rows], dtype="U40"), return_inverse=True)
+    project = np.searchsorted(
+        np.array([p.hex() for p in projects], dtype="U40"), np.array([bytes(r[1]).hex() for r in rows], dtype="U40")
+    )
     return PoolDonations(
         chain_id=chain_id,
         pool_id=pool_id,
         pool_amount=float(pool[0] or 0),
-        donors=[bytes(d) for d in donors],
+        donors=[bytes.fromhex(str(d)) for d in donors],
         projects=projects,
         donor=donor.astype(np.int64),
         project=project.astype(np.int64),
@@ -131,6 +135,25 @@ def contribution_matrix(donations: PoolDonations) -> PoolRound:
 
 def load_round(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> PoolRound:
     return contribution_matrix(load_donations(conn, chain_id, pool_id))
+
+
+def eligible_round(
+    donations: PoolDonations, rules: Eligibility, scores: dict[bytes, float] | None = None
+) -> tuple[PoolRound, Exclusions]:
+    """The contribution matrix after qf-calculator's eligibility rules, and what they excluded."""
+    addresses = ["0x" + d.hex() for d in donations.donors]
+    result = eligible_contributions(
+        donations.donor, donations.project, donations.amount,
+        n_donors=len(donations.donors), n_projects=len(donations.projects), rules=rules,
+        donor_addresses=addresses,
+        donor_scores=None if scores is None else np.array([scores.get(d, np.nan) for d in donations.donors]),
+        project_self_addresses=[{"0x" + a.hex() for a in group} for group in donations.recipient_addresses],
+    )  # fmt: skip
+    pool = PoolRound(
+        donations.chain_id, donations.pool_id, donations.pool_amount, donations.donors, donations.projects,
+        result.matrix,
+    )  # fmt: skip
+    return pool, result.excluded
 
 
 def weights_from_labels(conn: psycopg.Connection[Any], chain_id: int, donors: list[bytes]) -> FloatArray:
@@ -162,8 +185,12 @@ def weights_from_model(
     return np.array([weight.get(d, 1.0) for d in donors]), str(rows[0][2]), missing
 
 
-def read_scores_csv(path: Path) -> dict[bytes, float]:
-    """``address,score`` rows (score = risk in [0, 1]); a header row is allowed."""
+def read_scores_csv(path: Path, *, unit_interval: bool = True) -> dict[bytes, float]:
+    """``address,score`` rows; a header row is allowed.
+
+    Risk scores lie in [0, 1] (``unit_interval``); Passport-style scores only
+    need to be finite and non-negative.
+    """
     if not path.exists():
         raise DataError(f"{path}: no such file")
     scores: dict[bytes, float] = {}
@@ -176,8 +203,10 @@ def read_scores_csv(path: Path) -> dict[bytes, float]:
                 score = float(row[1])
             except (ValueError, IndexError):
                 raise DataError(f"{path}:{line_number}: expected `address,score`, got {row!r}") from None
-            if len(address) != 20 or not 0.0 <= score <= 1.0:
-                raise DataError(f"{path}:{line_number}: need a 20-byte address and a score in [0, 1]")
+            in_range = 0.0 <= score <= 1.0 if unit_interval else math.isfinite(score) and score >= 0.0
+            if len(address) != 20 or not in_range:
+                wanted = "a score in [0, 1]" if unit_interval else "a finite score >= 0"
+                raise DataError(f"{path}:{line_number}: need a 20-byte address and {wanted}")
             scores[address] = score
     return scores
 

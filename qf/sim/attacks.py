@@ -153,7 +153,7 @@ def plan_attacks(
     wallet_offset: int,
     project_offset: int,
     campaigns: tuple[int, int] = (2, 3),
-    wallets: tuple[int, int] = (12, 60),
+    wallets: tuple[int, int] = (20, 150),
 ) -> Attacks:
     """Attack campaigns of each family against ``background``, deterministic by ``seed``.
 
