@@ -815,6 +815,13 @@ def demo(
           models_dir=None)  # fmt: skip
     out.rule("7. scoring sidecar")
     _demo_scorer(settings)
+    out.rule("8. batch scores and risk-adjusted matching")
+    score(ctx, pool=1, chain_id=None, version=None, models_dir=None)
+    matching(ctx, pool=1, method="risk-adjusted", chain_id=None, cap=None, pct_cocm=1.0, cocm_variant="harsh",
+             pairwise_m=None, weights="model", threshold=None, min_donation=None, exclude_self=False, score_csv=None,
+             score_lower=None, score_upper=None, exclude_uninformative_donors=False, output="table")  # fmt: skip
+    out.rule("9. the gate on real donors: Round 9 background, attack families held out (qf eval)")
+    evaluate(ctx, seed=seed, families=None, n_boot=200, path=None, json_out=settings.home / "eval.json")
     out.rule("done")
     out.print("Stop the background devnet and database with `make stop`.")
 

@@ -9,9 +9,10 @@
 --   and the position (block, log index) of the recipient's next status event, so each row is
 --   the interval in which that status held;
 -- * statement-level triggers on the three status event tables (INSERT from the indexer's COPY,
---   DELETE from a reorg) recompute the history of the strategies the statement touched, in the
---   same transaction, so the history is exactly as current as the events; a strategy's history
---   is O(recipients + reviews x 64) rows, so recomputing it whole is cheap and always right;
+--   DELETE from a reorg) recompute, in the same transaction, the history of just the recipients the
+--   statement touched (for a RecipientStatusUpdated, those of its 64-recipient row), so the history
+--   is exactly as current as the events; one recipient's history is a few rows, so recomputing it
+--   whole is cheap and always right;
 -- * qf.donations finds the status at each donation with an equality join on
 --   (chain, strategy, recipient) and the interval test, which the planner runs as a hash join;
 -- * qf.pools reads the latest window and the funded amount with grouped subqueries instead of
@@ -61,19 +62,24 @@ COMMENT ON COLUMN qf.recipient_status_history.next_block_number IS
     'Block of the recipient''s next status event, where this status ends; NULL for the current status.';
 COMMENT ON COLUMN qf.recipient_status_history.next_log_index IS 'Log index of that next event; NULL for the current status.';
 
-CREATE FUNCTION qf.recompute_status_history(chain_ids bigint[], contracts bytea[]) RETURNS void
-LANGUAGE plpgsql AS $$
+-- Recomputes the history of the given recipients (parallel arrays: chain, strategy, recipient) from
+-- the status event tables: their first Registered, their UpdatedRegistrations, and every
+-- RecipientStatusUpdated of their row after that registration.
+CREATE FUNCTION qf.recompute_status_history(chain_ids bigint[], contracts bytea[], recipients bytea[])
+RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM qf.recipient_status_history h USING unnest(chain_ids, contracts) k(chain_id, contract)
-    WHERE h.chain_id = k.chain_id AND h.contract = k.contract;
+    CREATE TEMP TABLE IF NOT EXISTS status_keys (chain_id bigint, contract bytea, recipient_id bytea) ON COMMIT DROP;
+    TRUNCATE status_keys;
+    INSERT INTO status_keys SELECT DISTINCT * FROM unnest(chain_ids, contracts, recipients);
+    ANALYZE status_keys;
+    DELETE FROM qf.recipient_status_history h USING status_keys k
+    WHERE h.chain_id = k.chain_id AND h.contract = k.contract AND h.recipient_id = k.recipient_id;
     INSERT INTO qf.recipient_status_history
-    WITH k AS (
-        SELECT DISTINCT chain_id, contract FROM unnest(chain_ids, contracts) k(chain_id, contract)
-    ),
-    reg AS (
+    WITH reg AS (
         SELECT DISTINCT ON (g.chain_id, g.contract, g.recipient_id)
                g.chain_id, g.contract, g.recipient_id, g.recipient_index, g.block_number, g.log_index
-        FROM k JOIN qf.registered g ON g.chain_id = k.chain_id AND g.contract = k.contract
+        FROM status_keys k
+        JOIN qf.registered g ON g.chain_id = k.chain_id AND g.contract = k.contract AND g.recipient_id = k.recipient_id
         ORDER BY g.chain_id, g.contract, g.recipient_id, g.block_number, g.log_index
     ),
     events AS (
@@ -82,15 +88,16 @@ BEGIN
         FROM reg
         UNION ALL
         SELECT u.chain_id, u.contract, u.recipient_id, u.block_number, u.log_index, u.status, 'UpdatedRegistration'
-        FROM k JOIN qf.updated_registration u ON u.chain_id = k.chain_id AND u.contract = k.contract
+        FROM status_keys k
+        JOIN qf.updated_registration u
+          ON u.chain_id = k.chain_id AND u.contract = k.contract AND u.recipient_id = k.recipient_id
         UNION ALL
         SELECT u.chain_id, u.contract, r.recipient_id, u.block_number, u.log_index,
                qf.status_nibble(u.full_row, r.recipient_index), 'RecipientStatusUpdated'
-        FROM k
-        JOIN qf.recipient_status_updated u ON u.chain_id = k.chain_id AND u.contract = k.contract
-        JOIN reg r ON r.chain_id = u.chain_id AND r.contract = u.contract
-                  AND u.row_index = r.recipient_index / 64
-                  AND (u.block_number, u.log_index) > (r.block_number, r.log_index)
+        FROM reg r
+        JOIN qf.recipient_status_updated u ON u.chain_id = r.chain_id AND u.contract = r.contract
+                                          AND u.row_index = r.recipient_index / 64
+                                          AND (u.block_number, u.log_index) > (r.block_number, r.log_index)
     )
     SELECT e.chain_id, e.contract, e.recipient_id, e.block_number, e.log_index, e.status, e.source,
            r.recipient_index,
@@ -100,36 +107,48 @@ BEGIN
     WINDOW w AS (PARTITION BY e.chain_id, e.contract, e.recipient_id ORDER BY e.block_number, e.log_index);
 END
 $$;
-COMMENT ON FUNCTION qf.recompute_status_history(bigint[], bytea[]) IS
-    'Recompute qf.recipient_status_history of the given strategies (parallel arrays of chain id and '
-    'contract) from the status event tables. Called by the triggers on those tables.';
+COMMENT ON FUNCTION qf.recompute_status_history(bigint[], bytea[], bytea[]) IS
+    'Recompute qf.recipient_status_history of the given recipients (parallel arrays of chain id, strategy '
+    'contract and recipient id) from the status event tables. Called by the triggers on those tables.';
 
+-- TG_ARGV[0]: "recipient" (the rows name their recipient) or "row" (RecipientStatusUpdated: every
+-- recipient registered in the 64-recipient row).
 CREATE FUNCTION qf.status_events_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     chain_ids bigint[];
     contracts bytea[];
+    recipients bytea[];
 BEGIN
-    SELECT array_agg(chain_id), array_agg(contract) INTO chain_ids, contracts
-    FROM (SELECT DISTINCT chain_id, contract FROM changed) x;
+    IF TG_ARGV[0] = 'row' THEN
+        SELECT array_agg(g.chain_id), array_agg(g.contract), array_agg(g.recipient_id)
+        INTO chain_ids, contracts, recipients
+        FROM (SELECT DISTINCT chain_id, contract, row_index FROM changed) c
+        JOIN qf.registered g ON g.chain_id = c.chain_id AND g.contract = c.contract
+                            AND g.recipient_index / 64 = c.row_index;
+    ELSE
+        SELECT array_agg(chain_id), array_agg(contract), array_agg(recipient_id)
+        INTO chain_ids, contracts, recipients
+        FROM (SELECT DISTINCT chain_id, contract, recipient_id FROM changed) c;
+    END IF;
     IF chain_ids IS NOT NULL THEN
-        PERFORM qf.recompute_status_history(chain_ids, contracts);
+        PERFORM qf.recompute_status_history(chain_ids, contracts, recipients);
     END IF;
     RETURN NULL;
 END
 $$;
 
 CREATE TRIGGER registered_insert_history AFTER INSERT ON qf.registered
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.status_events_changed();
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.status_events_changed('recipient');
 CREATE TRIGGER registered_delete_history AFTER DELETE ON qf.registered
-    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.status_events_changed();
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.status_events_changed('recipient');
 CREATE TRIGGER updated_registration_insert_history AFTER INSERT ON qf.updated_registration
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.status_events_changed();
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.status_events_changed('recipient');
 CREATE TRIGGER updated_registration_delete_history AFTER DELETE ON qf.updated_registration
-    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.status_events_changed();
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.status_events_changed('recipient');
 CREATE TRIGGER recipient_status_updated_insert_history AFTER INSERT ON qf.recipient_status_updated
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.status_events_changed();
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.status_events_changed('row');
 CREATE TRIGGER recipient_status_updated_delete_history AFTER DELETE ON qf.recipient_status_updated
-    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.status_events_changed();
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION qf.status_events_changed('row');
 
 -- Current status --------------------------------------------------------------------------
 
@@ -262,15 +281,15 @@ LANGUAGE plpgsql AS $$
 DECLARE
     chain_ids bigint[];
     contracts bytea[];
+    recipients bytea[];
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('qf.refresh_analytics'));
     TRUNCATE qf.recipient_status_history;
-    SELECT array_agg(chain_id), array_agg(contract) INTO chain_ids, contracts
-    FROM (SELECT chain_id, contract FROM qf.registered
-          UNION SELECT chain_id, contract FROM qf.updated_registration
-          UNION SELECT chain_id, contract FROM qf.recipient_status_updated) x;
+    SELECT array_agg(chain_id), array_agg(contract), array_agg(recipient_id) INTO chain_ids, contracts, recipients
+    FROM (SELECT chain_id, contract, recipient_id FROM qf.registered
+          UNION SELECT chain_id, contract, recipient_id FROM qf.updated_registration) x;
     IF chain_ids IS NOT NULL THEN
-        PERFORM qf.recompute_status_history(chain_ids, contracts);
+        PERFORM qf.recompute_status_history(chain_ids, contracts, recipients);
     END IF;
     TRUNCATE qf.project_totals, qf.project_eligible, qf.round_matching, qf.round_stats, qf.donor_features,
         qf.donor_pool, qf.pool_donation_totals, qf.donor_project;

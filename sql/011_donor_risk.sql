@@ -49,6 +49,19 @@ JOIN (
     FROM qf.donor_risk ORDER BY chain_id, pool_id, scored_at DESC
 ) v USING (chain_id, pool_id, model_version);
 COMMENT ON VIEW qf.donor_risk_latest IS 'qf.donor_risk of the most recently scored model version of each pool.';
+DO $$
+DECLARE
+    col record;
+BEGIN
+    -- The view's columns are qf.donor_risk's: the same comments.
+    FOR col IN
+        SELECT a.attname, col_description('qf.donor_risk'::regclass, a.attnum) AS text
+        FROM pg_attribute a WHERE a.attrelid = 'qf.donor_risk'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+    LOOP
+        EXECUTE format('COMMENT ON COLUMN qf.donor_risk_latest.%I IS %L', col.attname, col.text);
+    END LOOP;
+END
+$$;
 
 CREATE VIEW qf.matching_discounts AS
 SELECT r.chain_id, r.pool_id,
@@ -66,6 +79,16 @@ COMMENT ON VIEW qf.matching_discounts IS
     'Per project and donor, the eligible contributions risk-adjusted matching discounts (weight < 1 in the '
     'latest `qf score` of the pool), with the score, decision, reasons and community behind it. '
     'SELECT recipient_id, count(*), sum(amount_discounted) FROM qf.matching_discounts WHERE pool_id = 1 GROUP BY 1.';
+COMMENT ON COLUMN qf.matching_discounts.chain_id IS 'EIP-155 chain id.';
+COMMENT ON COLUMN qf.matching_discounts.pool_id IS 'Allo pool id.';
+COMMENT ON COLUMN qf.matching_discounts.recipient_id IS 'Project (recipient id), 0x-hex.';
+COMMENT ON COLUMN qf.matching_discounts.donor IS 'Donor, 0x-hex.';
+COMMENT ON COLUMN qf.matching_discounts.score IS 'Calibrated risk 0..1 of the donor.';
+COMMENT ON COLUMN qf.matching_discounts.decision IS 'APPROVE, REVIEW or BLOCK.';
+COMMENT ON COLUMN qf.matching_discounts.reasons IS 'The features that pushed the score most.';
+COMMENT ON COLUMN qf.matching_discounts.community IS 'The donor''s Leiden community.';
+COMMENT ON COLUMN qf.matching_discounts.community_flagged_share IS 'Share of the community''s donors not approved.';
+COMMENT ON COLUMN qf.matching_discounts.model_version IS 'Model version of the scores.';
 COMMENT ON COLUMN qf.matching_discounts.amount IS 'The donor''s eligible total to the project, pool token units.';
 COMMENT ON COLUMN qf.matching_discounts.weight IS 'Weight in risk-adjusted matching (qf.donor_risk.weight).';
 COMMENT ON COLUMN qf.matching_discounts.amount_discounted IS 'amount * (1 - weight): what the discount removes.';

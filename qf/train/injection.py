@@ -44,7 +44,13 @@ def busiest_pool(dataset: Dataset) -> int:
 def inject_dataset(
     dataset: Dataset, families: Sequence[str] = FAMILIES, *, seed: int = 0, **sizes: tuple[int, int]
 ) -> Dataset:
-    """``dataset`` with attack campaigns of each family in its busiest pool, attackers labelled ``injected``."""
+    """``dataset`` with attack campaigns of each family in its busiest pool, attackers labelled ``injected``.
+
+    Unless ``sizes`` say otherwise, a campaign runs between 1/200 and 1/60 of
+    the round's donors as wallets (at least 5 and 10): attacks large enough to
+    matter in the round's matching, small enough that the real donors stay
+    the bulk of what the model learns "normal" from.
+    """
     d = dataset.donations
     pool = busiest_pool(dataset)
     in_pool = d.project_pool[d.project] == pool
@@ -59,6 +65,7 @@ def inject_dataset(
         popularity=counts[order], amounts=np.array([int(a * 1e18) for a in amounts], dtype=object),
     )  # fmt: skip
     n_donors, n_projects = len(dataset.donors), len(d.project_ids)
+    sizes = {"wallets": (max(5, n_donors // 200), max(10, n_donors // 60))} | sizes
     attacks = plan_attacks(
         background, families, seed=seed, wallet_offset=n_donors, project_offset=n_projects, **sizes
     )

@@ -109,11 +109,14 @@ class EventWriter:
         )  # fmt: skip
 
     def review(self, strategy: bytes, statuses: dict[bytes, int]) -> None:
-        """Set statuses; one RecipientStatusUpdated per recipient, carrying its whole row after the change."""
+        """Set statuses; one RecipientStatusUpdated per 64-recipient row touched, carrying its whole row after the
+        change (as Allo's reviewRecipients emits them)."""
+        rows: set[int] = set()
         for recipient, status in statuses.items():
             index, _ = self.recipients[strategy, recipient]
             self.recipients[strategy, recipient] = (index, status)
-            row_index = index // 64
+            rows.add(index // 64)
+        for row_index in sorted(rows):
             full_row = sum(
                 s << (4 * (i % 64))
                 for (st, _), (i, s) in self.recipients.items()

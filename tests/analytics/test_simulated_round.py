@@ -241,7 +241,8 @@ def test_round_stats_equal_python(indexed: Indexed) -> None:
 
 def test_every_analytics_view_and_column_is_commented(indexed: Indexed) -> None:
     """Analysts read the meaning and unit of each view and column from psql's \\d+."""
-    tables = ("project_totals", "round_matching", "donor_features", "round_stats")
+    tables = ("project_totals", "round_matching", "donor_features", "round_stats", "recipient_status_history",
+              "donor_risk")  # fmt: skip
     analytics = f"(c.relkind IN ('v', 'm') OR (c.relkind = 'r' AND c.relname IN {tables!r}))"
     missing = _query(
         indexed.db_url,
@@ -255,6 +256,6 @@ def test_every_analytics_view_and_column_is_commented(indexed: Indexed) -> None:
         "SELECT c.relname, obj_description(c.oid, 'pg_class') IS NOT NULL FROM pg_class c "
         f"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'qf' AND {analytics}",
     )
-    names = ("recipient_status_history", "recipient_status", "pools", "donations", *tables,
-             "experiment_variant_counts")  # fmt: skip
+    names = ("recipient_status", "pools", "donations", *tables, "experiment_variant_counts", "donor_risk_latest",
+             "matching_discounts")  # fmt: skip
     assert dict(views) == dict.fromkeys(names, True)

@@ -29,7 +29,7 @@ from qf.train.export import LinearModel, TreeEnsemble
 from qf.train.pipeline import TrainConfig, train
 
 CHAIN_ID = 31337
-CONFIG = TrainConfig(n_boot=50, folds=3)
+CONFIG = TrainConfig(n_boot=50, folds=3, inject=False)  # its own two labelled patterns are the families
 POOLS = (7, 9)  # Allo pool ids
 PROJECTS_PER_POOL = 8
 SECONDS_PER_BLOCK = 12
@@ -128,6 +128,23 @@ def native_model(version_dir: Path, served: str) -> Any:
     import joblib  # noqa: PLC0415
 
     return joblib.load(version_dir / f"risk_{served}.joblib")
+
+
+def served_features(version_dir: Path, dataset: Dataset) -> np.ndarray:
+    """The feature matrix as the version serves it: its own coordination model fills ``coordination_anomaly``."""
+    from qf.train.export import IsolationForestArrays  # noqa: PLC0415
+    from qf.train.features import feature_matrix  # noqa: PLC0415
+    from scorer.kernels.iforest import anomaly_scorer  # noqa: PLC0415
+
+    forest = IsolationForestArrays.load(version_dir / "coordination.npz")
+    return feature_matrix(dataset, coordination=anomaly_scorer(forest.kernel_args()))
+
+
+def calibrated(version_dir: Path, probability: np.ndarray) -> np.ndarray:
+    """The version's calibrated risk of raw model probabilities."""
+    from qf.train.calibration import Calibration  # noqa: PLC0415
+
+    return Calibration.load(version_dir / "calibration.npz").apply(probability)
 
 
 def native_probability(model: Any, x: np.ndarray) -> np.ndarray:

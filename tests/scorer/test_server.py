@@ -28,7 +28,7 @@ from scorer.api.v1 import scorer_pb2 as pb
 from scorer.client import ScorerClient
 from tests.fixtures.rounds import CHAIN_ID, LabelledRound
 from tests.scorer.harness import ADMIN, AUTH, CLIENT_TOKEN, RunningSidecar, running_sidecar, settings_for
-from tests.scorer.synthetic import native_model, native_probability
+from tests.scorer.synthetic import calibrated, native_model, native_probability, served_features
 
 TOKEN = "0x" + "11" * 20
 
@@ -74,20 +74,45 @@ def code_of(call: Any) -> grpc.StatusCode:
 
 
 def test_scores_equal_the_native_model_on_indexed_donors(served: Served) -> None:
-    """Every known donor's risk equals the trained library's predict_proba on its features; sybils score high."""
+    """Every known donor's risk is the trained library's predict_proba on its features, through the version's
+    calibration; sybils score high."""
     version_dir = served.models_root / served.versions[0]
     manifest = json.loads((version_dir / "manifest.json").read_text())
     model = native_model(version_dir, manifest["served_model"])
-    d = served.dataset.donations
-    x = features.feature_matrix(
-        served.dataset.donors,
-        features.graph_features(d.donor, d.project, n_donors=len(served.dataset.donors), n_projects=len(d.project_ids)),
-    )
-    expected = native_probability(model, x)
+    x = served_features(version_dir, served.dataset)
+    expected = calibrated(version_dir, native_probability(model, x))
     got = np.array([score(served, address).risk_score for address in served.dataset.donors["address"]])
     np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
     sybil = served.dataset.donors["is_sybil"].to_numpy()
     assert got[sybil].mean() > 0.7 > 0.3 > got[~sybil].mean()
+
+
+def test_qf_score_equals_the_sidecar(served: Served) -> None:
+    """`qf score`'s rows for every donor of a pool are the sidecar's answers for the same donors."""
+    from qf.matching.db import weights_from_model  # noqa: PLC0415
+    from scorer.batch import score_pool, store_pool_scores  # noqa: PLC0415
+    from scorer.models import ModelBundle  # noqa: PLC0415
+
+    bundle = ModelBundle.load(served.models_root / served.versions[0])
+    pool_id = int(served.dataset.donations.project_ids[0].partition(":")[0])
+    with connect(served.round.db_url) as conn:
+        scores = score_pool(load_dataset(conn, CHAIN_ID), bundle, pool_id)
+        assert store_pool_scores(conn, scores) == len(scores.donors) > 20
+        rows = conn.execute(
+            "SELECT '0x' || encode(donor, 'hex'), score, decision, weight FROM qf.donor_risk_latest "
+            "WHERE pool_id = %s ORDER BY 1",
+            (pool_id,),
+        ).fetchall()
+        weights, version, unscored = weights_from_model(conn, CHAIN_ID, pool_id, scores.donors)
+    assert (version, unscored) == (bundle.version, 0)
+    np.testing.assert_array_equal(weights, scores.weights)
+    decision = {pb.DECISION_APPROVE: "APPROVE", pb.DECISION_REVIEW: "REVIEW", pb.DECISION_BLOCK: "BLOCK"}
+    for address, risk, verdict, weight in rows:
+        answer = score(served, address)
+        assert answer.risk_score == pytest.approx(risk, abs=1e-12)
+        assert decision[answer.decision] == verdict
+        if verdict == "BLOCK":
+            assert weight == 0.0
 
 
 def test_decision_follows_the_thresholds_and_names_reasons(served: Served) -> None:
@@ -96,9 +121,10 @@ def test_decision_follows_the_thresholds_and_names_reasons(served: Served) -> No
     honest = donors.loc[~donors["is_sybil"], "address"].iloc[0]
     high, low = score(served, sybil), score(served, honest)
     for r in (high, low):
+        thresholds = json.loads((served.models_root / served.versions[0] / "manifest.json").read_text())["thresholds"]
         expected = (
-            pb.DECISION_APPROVE if r.risk_score < 0.4
-            else pb.DECISION_BLOCK if r.risk_score > 0.7
+            pb.DECISION_APPROVE if r.risk_score < thresholds["review"]
+            else pb.DECISION_BLOCK if r.risk_score > thresholds["block"]
             else pb.DECISION_REVIEW
         )
         assert r.decision == expected
