@@ -109,6 +109,7 @@ def score(bundle: ModelBundle, snapshot: FeatureSnapshot, donor: bytes, amount: 
     row, cold_start = donor_row(bundle, snapshot, donor)
     if cold_start:
         row = first_donation_row(amount)
+        row[-1] = bundle.cold_anomaly  # coordination_anomaly: its coordination features are all 0
     return score_row(bundle, row, cold_start=cold_start)
 
 
@@ -160,7 +161,7 @@ def donor_history(bundle: ModelBundle, snapshot: FeatureSnapshot, donor: bytes) 
 
 def score_row(bundle: ModelBundle, row: FloatArray, *, cold_start: bool) -> RiskResult:
     margin = risk_margin(bundle, row)
-    raw = _link(margin) if bundle.risk.link == "logistic" else margin
+    raw = link(margin) if bundle.risk.link == "logistic" else margin
     probability = float(np.interp(raw, bundle.calibration.x, bundle.calibration.y))
     level, decision = classify(probability, bundle.thresholds.review, bundle.thresholds.block)
     if cold_start and decision is Decision.BLOCK:
@@ -251,7 +252,7 @@ def recommend_history(
     return items, "popularity" if fallback else "cf"
 
 
-def _link(margin: float) -> float:
+def link(margin: float) -> float:
     """The logistic function, without overflow for large negative margins."""
     if margin >= 0:
         return 1.0 / (1.0 + math.exp(-margin))

@@ -98,6 +98,8 @@ class ModelBundle:
     cold_row: FloatArray = field(repr=False)
     #: ``coordination_anomaly`` of full feature rows, by the exported kernel (what training used)
     coordination_score: features.CoordinationScore = field(repr=False)
+    #: that column for a donor never seen (its coordination features are all 0, whatever it gives)
+    cold_anomaly: float = field(repr=False, default=0.0)
 
     @property
     def linear(self) -> bool:
@@ -186,6 +188,10 @@ def _read(version_dir: Path, override: Thresholds | None) -> ModelBundle:
         override = Thresholds(float(configured["review"]), float(configured["block"]))
 
     pool_index, recipients = _pools(recommender)
+    coordination_score = iforest.anomaly_scorer(coordination.kernel_args())
+    cold_row = features.cold_start_row()
+    cold_anomaly = float(features.coordination_anomaly(cold_row, coordination_score)[0])
+    cold_row[-1] = cold_anomaly
     return ModelBundle(
         version=str(manifest.get("version", version_dir.name)),
         version_dir=version_dir,
@@ -209,8 +215,9 @@ def _read(version_dir: Path, override: Thresholds | None) -> ModelBundle:
         project_index={key: i for i, key in enumerate(recommender.project_ids)},
         recipients=recipients,
         projects_key=projects_key(recommender.project_ids),
-        cold_row=features.cold_start_row(),
-        coordination_score=iforest.anomaly_scorer(coordination.kernel_args()),
+        cold_row=cold_row,
+        coordination_score=coordination_score,
+        cold_anomaly=cold_anomaly,
     )
 
 
@@ -241,7 +248,8 @@ def _warm_up_and_check(bundle: ModelBundle) -> None:
     """Compile every kernel the engine uses, then check a cold-start donor gets a finite score in [0, 1]."""
     try:
         engine.score_row(bundle, np.zeros(len(bundle.feature_names)), cold_start=False)
-        bundle.coordination_score(features.coordination_input(bundle.cold_row))
+        margin = engine.risk_margin(bundle, bundle.cold_row)
+        raw = engine.link(margin) if bundle.risk.link == "logistic" else margin
         result = engine.score_row(bundle, bundle.cold_row, cold_start=True)
         if bundle.recipients:
             pool = int(bundle.recommender.project_pool[0])
@@ -255,9 +263,9 @@ def _warm_up_and_check(bundle: ModelBundle) -> None:
         "LOF score": result.anomaly.lof_score,
     }
     bad = {name: value for name, value in checks.items() if not math.isfinite(value)}
-    if bad or not 0.0 <= result.score <= 1.0:
+    if bad or not 0.0 <= raw <= 1.0 or not 0.0 <= result.score <= 1.0:
         raise ModelError(
-            f"self-check failed: a cold-start donor scores {bad or result.score} (need finite, risk in [0, 1])",
+            f"self-check failed: a cold-start donor scores {bad or raw} (need finite, risk in [0, 1])",
             version_dir=bundle.version_dir,
         )
 

@@ -58,6 +58,7 @@ community holds donors and projects), the donor's community's:
 from __future__ import annotations
 
 import random
+import threading
 
 import numpy as np
 import numpy.typing as npt
@@ -88,6 +89,7 @@ COORDINATION_FEATURES: tuple[str, ...] = (
 BURST_SECONDS = 3600.0
 SAME_MINUTE_SECONDS = 60.0
 AMOUNT_TOLERANCE = 0.05
+_IGRAPH_LOCK = threading.Lock()
 
 
 def coordination_features(
@@ -299,12 +301,14 @@ def communities(gave: sparse.csr_array, seed: int) -> tuple[IntArray, IntArray]:
     n_donors, n_projects = gave.shape
     coo = gave.tocoo()
     graph = igraph.Graph(n=n_donors + n_projects, edges=np.column_stack([coo.row, n_donors + coo.col]).tolist())
-    state = random.getstate()
-    random.seed(seed)  # igraph draws from Python's random module
-    try:
-        partition = graph.community_leiden(objective_function="modularity", n_iterations=-1)
-    finally:
-        random.setstate(state)
+    # igraph draws from one process-wide generator (Python's random module by default), which other threads
+    # (a server's) also draw from: a private seeded generator, one detection at a time, keeps it reproducible.
+    with _IGRAPH_LOCK:
+        igraph.set_random_number_generator(random.Random(seed))
+        try:
+            partition = graph.community_leiden(objective_function="modularity", n_iterations=-1)
+        finally:
+            igraph.set_random_number_generator(random)
     membership = np.asarray(partition.membership, dtype=np.int64)
     return membership[:n_donors], membership[n_donors:]
 

@@ -212,7 +212,9 @@ def test_sigterm_stops_cleanly_and_resumes(chain: Chain, db_url: str, second_db:
     execute_plan(chain.rpc, chain.deployment, plan_simulated_round(33, **SMALL), chain.funder_key)
     env = index_env(chain, db_url, tmp_path, QF_LOG_RANGE_BLOCKS="3", QF_LOG_RANGE_MAX_BLOCKS="3")
     proc = Indexing(env, tmp_path)
-    time.sleep(2.0)
+    # Mid-backfill: just after start-up (a fixed 2 s sleep raced the start-up on a loaded machine).
+    wait_until(lambda: '"indexer_started"' in proc.log_path.read_text())
+    time.sleep(0.3)
     code, err = proc.terminate()
     assert code == 0, err[-2000:]
     assert '"shutdown_requested"' in err

@@ -55,11 +55,7 @@ def test_snapshot_rows_equal_the_training_features(conn: psycopg.Connection) -> 
     write_round(conn)
     snapshot = load_snapshot(conn, CHAIN_ID, PROJECT_IDS)
     dataset = load_dataset(conn, CHAIN_ID)
-    d = dataset.donations
-    expected = features.feature_matrix(
-        dataset.donors,
-        features.graph_features(d.donor, d.project, n_donors=len(dataset.donors), n_projects=len(d.project_ids)),
-    )
+    expected = features.feature_matrix(dataset)
     assert set(snapshot.index) == {ALICE, BOB, CAROL}
     for address_hex, row in zip(dataset.donors["address"], expected, strict=True):
         np.testing.assert_array_equal(snapshot.matrix[snapshot.index[bytes.fromhex(address_hex[2:])]], row)

@@ -37,7 +37,8 @@ def test_bundle_loads_a_trained_version(model_dir: Path) -> None:
     assert bundle.version == model_dir.name == manifest["version"]
     assert bundle.served_model == manifest["served_model"]
     assert bundle.feature_names == features.FEATURE_NAMES
-    assert bundle.thresholds == Thresholds(0.4, 0.7)
+    assert bundle.thresholds == Thresholds(manifest["thresholds"]["review"], manifest["thresholds"]["block"])
+    assert bundle.thresholds.block >= 0.7
     assert bundle.chain_id == manifest["chain_id"]
     assert bundle.content_sha256 == manifest["content_sha256"]
     assert bundle.scaler_mean.shape == bundle.scaler_scale.shape == (len(features.FEATURE_NAMES),)

@@ -312,7 +312,8 @@ def test_every_decision_is_audited(served: Served) -> None:
         time.sleep(0.1)
     assert sorted(r[0] for r in rows) == sorted(ids)
     assert {(r[1], r[2]) for r in rows} == {("dapp", served.versions[0])}
-    counts = dict(zip(served.dataset.donors["address"], served.dataset.donors["donation_count"], strict=True))
+    per_donor = np.bincount(served.dataset.donations.donor, minlength=len(served.dataset.donors))
+    counts = dict(zip(served.dataset.donors["address"], per_donor.astype(float), strict=True))
     by_id = {r[0]: (r[3], r[4]) for r in rows}
     for decision_id, donor in zip(ids, donors, strict=True):
         # A known donor's indexed count; a cold start is scored (and logged) as its first donation.

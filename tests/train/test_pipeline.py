@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from qf.db import connect
 from qf.train import artifacts, features, risk
 from qf.train.dataset import Dataset, load_dataset
 from qf.train.export import LinearModel, TreeEnsemble
-from qf.train.pipeline import TrainConfig, TrainResult, time_split_features, train
+from qf.train.pipeline import TrainConfig, TrainResult, prepare, time_split_features, train
 from scorer.kernels import trees
 from tests.fixtures.rounds import CHAIN_ID, LabelledRound
 
@@ -40,7 +41,7 @@ def test_dataset_has_every_labelled_donor(dataset: Dataset, labelled_round: Labe
     for address, is_sybil, pattern in donors[["address", "is_sybil", "pattern"]].itertuples(index=False):
         assert (is_sybil, pattern) == (truth[address].is_sybil, truth[address].pattern)
     assert donors["is_sybil"].sum() > 20
-    assert dataset.donations.donor.size == int(donors["donation_count"].sum())
+    assert dataset.donations.size == len(labelled_round.plan.donations)
 
 
 def test_version_directory_verifies_and_is_latest(trained: TrainResult) -> None:
@@ -69,24 +70,34 @@ def test_tampered_file_fails_verification(trained: TrainResult, tmp_path: Path) 
 
 
 def test_served_arrays_predict_like_the_library(trained: TrainResult, dataset: Dataset) -> None:
-    """The exported risk.npz, run by the scorer's kernel, gives the native model's probabilities."""
+    """The exported risk.npz, run by the scorer's kernel, gives the native model's probabilities on the round
+    it was trained on (the indexed donors plus the injected attacks, features as training computes them)."""
     served = trained.manifest["served_model"]
-    x = features.feature_matrix(
-        dataset.donors,
-        features.graph_features(dataset.donations.donor, dataset.donations.project,
-                                n_donors=len(dataset.donors), n_projects=len(dataset.donations.project_ids)),
-    )  # fmt: skip
+    data = prepare(dataset, CONFIG, lambda _: None)
+    assert (~data.real).sum() > 0, "attacks were injected"
+    assert data.dataset.donors.loc[~data.real, "source"].eq("injected").all()
+    x = data.x
     if served in ("logistic",):
         arrays: TreeEnsemble | LinearModel = LinearModel.load(trained.version_dir / "risk.npz")
         kernel = trees.linear_score_batch(x, **arrays.kernel_args())
     else:
         arrays = TreeEnsemble.load(trained.version_dir / "risk.npz")
         kernel = trees.score_batch(x, **arrays.kernel_args())
-    labelled = dataset.donors["labelled"].to_numpy()
-    native = risk.predict(
-        risk.fit(served, x[labelled], dataset.donors["is_sybil"].to_numpy()[labelled], CONFIG.seed), x
-    )
+    native = risk.predict(risk.fit(served, x, data.y, CONFIG.seed), x)
     np.testing.assert_allclose(kernel, native, atol=1e-6, rtol=0)
+
+
+def test_wallet_history_never_lowers_risk(trained: TrainResult, dataset: Dataset) -> None:
+    """The same donor with an old wallet never scores riskier than with a fresh one, in every candidate:
+    "old wallet = sybil" cannot be learned, whatever the round."""
+    data = prepare(dataset, CONFIG, lambda _: None)
+    nonce, fresh = features.FEATURE_NAMES.index("first_nonce"), features.FEATURE_NAMES.index("fresh_wallet")
+    for name in risk.CANDIDATES:
+        model = risk.fit(name, data.x, data.y, CONFIG.seed)
+        young, old = data.x.copy(), data.x.copy()
+        young[:, nonce], young[:, fresh] = 0.0, 1.0
+        old[:, nonce], old[:, fresh] = 500.0, 0.0
+        assert np.all(risk.predict(model, old) <= risk.predict(model, young) + 1e-12), name
 
 
 def test_models_separate_the_simulated_sybils(trained: TrainResult) -> None:
@@ -108,27 +119,30 @@ def test_training_is_reproducible(dataset: Dataset, trained: TrainResult, tmp_pa
 
 
 def test_time_split_features_ignore_later_donations(dataset: Dataset) -> None:
-    """Co-donation features for the time split's training rows are computed from donations before the cut only."""
+    """Every feature of the time split's training rows is computed from donations before the cut only."""
     d = dataset.donations
     cut = int(np.quantile(d.block, 0.5))
-    before = time_split_features(dataset, cut)
+    score = np.ones  # any coordination model: the same one on both sides
+    before = time_split_features(dataset, cut, lambda z: score(len(z)))
     # Recompute by hand on a copy of the data without any donation at or after the cut.
     keep = d.block < cut
-    by_hand = features.feature_matrix(
-        dataset.donors,
-        features.graph_features(d.donor[keep], d.project[keep], n_donors=len(dataset.donors),
-                                n_projects=len(d.project_ids)),
+    shorter = replace(
+        dataset.donations, **{f: getattr(d, f)[keep] for f in ("donor", "project", "amount", "round_amount", "time",
+                                                              "block", "order", "nonce", "gas_price", "token")}
     )  # fmt: skip
+    by_hand = features.feature_matrix(replace(dataset, donations=shorter), coordination=lambda z: score(len(z)))
     np.testing.assert_array_equal(before, by_hand)
-    full = features.feature_matrix(
-        dataset.donors,
-        features.graph_features(d.donor, d.project, n_donors=len(dataset.donors), n_projects=len(d.project_ids)),
-    )
+    full = features.feature_matrix(dataset, coordination=lambda z: score(len(z)))
     graph = [features.FEATURE_NAMES.index(n) for n in features.GRAPH_FEATURES]
     assert not np.array_equal(before[:, graph], full[:, graph]), "the later donations do change the features"
 
 
 def test_manifest_is_json_with_library_versions(trained: TrainResult) -> None:
     manifest = json.loads((trained.version_dir / "manifest.json").read_text())
-    assert {"xgboost-cpu", "lightgbm", "scikit-learn", "numba"} <= set(manifest["libraries"])
-    assert manifest["thresholds"] == {"review": 0.4, "block": 0.7}
+    assert {"xgboost-cpu", "lightgbm", "scikit-learn", "numba", "igraph"} <= set(manifest["libraries"])
+    thresholds = manifest["thresholds"]
+    assert 0.05 <= thresholds["review"] <= thresholds["block"]
+    assert thresholds["block"] >= 0.7
+    gate = manifest["gate"]
+    assert set(gate["families"]) >= {"sybil_fan_out", "collusion_ring", "self_donation", "imitators"}
+    assert gate["background_blocked"] <= 0.05
