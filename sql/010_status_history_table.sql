@@ -37,7 +37,7 @@ CREATE TABLE qf.recipient_status_history (
     recipient_index   bigint,
     next_block_number bigint,
     next_log_index    integer,
-    PRIMARY KEY (chain_id, contract, recipient_id, block_number, log_index)
+    PRIMARY KEY (chain_id, contract, recipient_id, block_number, log_index, source)
 );
 CREATE INDEX recipient_status_history_current_idx
     ON qf.recipient_status_history (chain_id, contract, recipient_id) WHERE next_block_number IS NULL;
@@ -104,7 +104,7 @@ BEGIN
            lead(e.block_number) OVER w, lead(e.log_index) OVER w
     FROM events e
     LEFT JOIN reg r ON r.chain_id = e.chain_id AND r.contract = e.contract AND r.recipient_id = e.recipient_id
-    WINDOW w AS (PARTITION BY e.chain_id, e.contract, e.recipient_id ORDER BY e.block_number, e.log_index);
+    WINDOW w AS (PARTITION BY e.chain_id, e.contract, e.recipient_id ORDER BY e.block_number, e.log_index, e.source);
 END
 $$;
 COMMENT ON FUNCTION qf.recompute_status_history(bigint[], bytea[], bytea[]) IS
@@ -223,21 +223,27 @@ COMMENT ON COLUMN qf.pools.funded IS 'Matching pool in token units; NULL if the 
 
 -- Donations -------------------------------------------------------------------------------
 
--- Analysts look donors up by their 0x text; the view's expression is indexed so that is a lookup.
-CREATE INDEX allocated_donor_hex_idx ON qf.allocated (('0x' || encode(sender, 'hex')));
+-- A token's unit (10^decimals) once per token, not a numeric power per donation row.
+ALTER TABLE qf.tokens ADD COLUMN unit numeric GENERATED ALWAYS AS (10::numeric ^ decimals) STORED;
+COMMENT ON COLUMN qf.tokens.unit IS 'Base units per token unit (10^decimals); NULL if the decimals are unknown.';
+
+-- Analysts look donors up by their 0x text; the view's expression is indexed so that is a lookup. The 0x text
+-- columns are in the "C" collation: hex compares byte by byte, and DISTINCT / GROUP BY / ORDER BY on them
+-- then sort with memcmp instead of the locale's rules.
+CREATE INDEX allocated_donor_hex_idx ON qf.allocated ((('0x' || encode(sender, 'hex')) COLLATE "C"));
 
 CREATE VIEW qf.donations AS
 SELECT a.chain_id,
        s.pool_id,
-       '0x' || encode(a.recipient_id, 'hex')              AS recipient_id,
-       '0x' || encode(a.sender, 'hex')                    AS donor,
-       '0x' || encode(a.token, 'hex')                     AS token,
+       ('0x' || encode(a.recipient_id, 'hex')) COLLATE "C" AS recipient_id,
+       ('0x' || encode(a.sender, 'hex')) COLLATE "C"       AS donor,
+       ('0x' || encode(a.token, 'hex')) COLLATE "C"        AS token,
        t.symbol                                           AS token_symbol,
        a.amount                                           AS amount_raw,
-       a.amount / (10::numeric ^ t.decimals)              AS amount,
+       a.amount / t.unit                                  AS amount,
        a.block_number,
        a.block_time,
-       '0x' || encode(a.tx_hash, 'hex')                   AS tx_hash,
+       ('0x' || encode(a.tx_hash, 'hex')) COLLATE "C"      AS tx_hash,
        a.log_index,
        a.tx_nonce                                         AS donor_nonce,
        a.gas_price,
@@ -246,7 +252,11 @@ SELECT a.chain_id,
 FROM qf.allocated a
 JOIN qf.strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
 LEFT JOIN qf.tokens t ON t.chain_id = a.chain_id AND t.address = a.token
-LEFT JOIN qf.pools p ON p.chain_id = a.chain_id AND p.pool_id = s.pool_id
+-- Grouped by its key, so the planner drops this join when a query does not read in_window.
+LEFT JOIN (
+    SELECT chain_id, pool_id, min(allocation_start) AS allocation_start, min(allocation_end) AS allocation_end
+    FROM qf.pools GROUP BY chain_id, pool_id
+) p ON p.chain_id = a.chain_id AND p.pool_id = s.pool_id
 LEFT JOIN qf.recipient_status_history h
        ON h.chain_id = a.chain_id AND h.contract = a.contract AND h.recipient_id = a.recipient_id
       AND (h.block_number, h.log_index) <= (a.block_number, a.log_index)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,8 @@ def resolve_chain(conn: psycopg.Connection[Any], chain_id: int | None) -> int:
 def load_donations(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> PoolDonations:
     """Read a pool's eligible donations in one query over the event tables (no per-row lookups)."""
     pool = conn.execute(
-        "SELECT funded, token_decimals, strategy FROM qf.pools WHERE chain_id = %s AND pool_id = %s",
+        "SELECT funded, token_decimals, strategy, token, allocation_start, allocation_end FROM qf.pools "
+        "WHERE chain_id = %s AND pool_id = %s",
         (chain_id, pool_id),
     ).fetchone()
     if pool is None:
@@ -96,32 +98,35 @@ def load_donations(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -
     with conn.cursor(binary=True) as cur:
         rows = cur.execute(
             """
-            SELECT a.sender, a.recipient_id, a.amount::float8 / 10::float8 ^ p.token_decimals
-            FROM qf.pools p
-            JOIN qf.allocated a ON a.chain_id = p.chain_id AND a.contract = p.strategy AND a.token = p.token
+            SELECT a.sender, a.recipient_id, a.amount::float8 / %s
+            FROM qf.allocated a
             JOIN qf.recipient_status_history h
               ON h.chain_id = a.chain_id AND h.contract = a.contract AND h.recipient_id = a.recipient_id
              AND h.next_block_number IS NULL AND h.status = 2
-            WHERE p.chain_id = %s AND p.pool_id = %s AND a.block_time BETWEEN p.allocation_start AND p.allocation_end
+            WHERE a.chain_id = %s AND a.contract = %s AND a.token = %s AND a.block_time BETWEEN %s AND %s
             """,
-            (chain_id, pool_id),
+            (float(10 ** int(pool[1])), chain_id, strategy, bytes(pool[3]), pool[4], pool[5]),
         ).fetchall()
-    # Hex text, not numpy "S20": fixed-width bytes drop trailing NULs, and an address may end in 00.
-    donors, donor = np.unique(np.array([bytes(r[0]).hex() for r in rows], dtype="U40"), return_inverse=True)
-    project = np.searchsorted(
-        np.array([p.hex() for p in projects], dtype="U40"), np.array([bytes(r[1]).hex() for r in rows], dtype="U40")
-    )
+    senders, recipients_of, amounts = zip(*rows, strict=True) if rows else ((), (), ())
+    # As 20-byte void records (numpy "S20" would drop trailing NULs, and an address may end in 00).
+    donors, donor = np.unique(_as_void(senders), return_inverse=True)
+    project = np.searchsorted(_as_void(projects), _as_void(recipients_of))
     return PoolDonations(
         chain_id=chain_id,
         pool_id=pool_id,
         pool_amount=float(pool[0] or 0),
-        donors=[bytes.fromhex(str(d)) for d in donors],
+        donors=[d.tobytes() for d in donors],
         projects=projects,
         donor=donor.astype(np.int64),
         project=project.astype(np.int64),
-        amount=np.array([r[2] for r in rows], dtype=np.float64),
+        amount=np.array(amounts, dtype=np.float64),
         recipient_addresses=[frozenset([p, *map(bytes, r[1])]) for p, r in zip(projects, recipients, strict=True)],
     )
+
+
+def _as_void(addresses: Sequence[bytes]) -> npt.NDArray[np.void]:
+    """20-byte addresses as one numpy array of fixed-size raw records, sortable and exact."""
+    return np.frombuffer(b"".join(addresses), dtype="V20") if addresses else np.zeros(0, dtype="V20")
 
 
 def contribution_matrix(donations: PoolDonations) -> PoolRound:
