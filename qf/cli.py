@@ -40,6 +40,8 @@ out = Console()
 log = structlog.get_logger()
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ROUND9_CSV = REPO_ROOT / "data" / "gitcoin-round9-contributions.csv.xz"
+#: Rows of a ranking a terminal table shows (csv and json give them all).
+TABLE_ROWS = 25
 
 
 @app.callback()
@@ -479,9 +481,13 @@ def _render_matching(output: str, rows: list[dict[str, Any]], meta: dict[str, An
 
         title = f"pool {meta['pool_id']} · {meta['method']} · run {meta['run_id']} (qf.matching_results)"
         table = Table(*(rows[0] if rows else ["recipient_id"]), title=title)
-        for row in rows:
+        # A terminal shows the top of the ranking; every row is in the run's table and in --format csv|json.
+        for row in rows[:TABLE_ROWS]:
             table.add_row(*(str(v) for v in row.values()))
         out.print(table)
+        if len(rows) > TABLE_ROWS:
+            out.print(f"top {TABLE_ROWS} of {len(rows)} recipients; all of them with --format csv, or in "
+                      f"qf.matching_results (run_id {meta['run_id']})")  # fmt: skip
 
 
 @labels_app.command("import")
@@ -537,7 +543,7 @@ def train(
 
 
 def _print_headline(headline: dict[str, Any]) -> None:
-    """The served model on each split: AUCs with their 95% intervals and the gate's error rates."""
+    """The served model on each split: AUCs with their 95% intervals, and the gate on each held-out family."""
     from rich.table import Table
 
     def ci(metric: dict[str, float]) -> str:
@@ -546,12 +552,23 @@ def _print_headline(headline: dict[str, Any]) -> None:
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{value:.0%}"
 
-    table = Table("split", "ROC AUC [95% CI]", "PR AUC [95% CI]", "honest blocked/review, sybils approved",
-                  title=f"served model: {headline['served_model']}")  # fmt: skip
+    gate = headline.get("gate", {})
+    thresholds = gate.get("thresholds", headline["thresholds"])
+    table = Table("held out", "ROC AUC [95% CI]", "PR AUC", "gate: attackers approved / background blocked, review",
+                  title=f"served model: {headline['served_model']} (review from {thresholds['review']:.2f}, "
+                        f"block above {thresholds['block']:.2f})")  # fmt: skip
     for split, row in headline["splits"].items():
-        gate = " / ".join(pct(row.get(k)) for k in ("honest_blocked_rate", "honest_review_rate", "sybil_approved_rate"))
-        table.add_row(split.replace("leave-out-", "without "), ci(row["roc_auc"]), ci(row["pr_auc"]), gate)
+        family = gate.get("families", {}).get(split.removeprefix("leave-out-"))
+        cells = ("attackers_approved", "background_blocked", "background_review")
+        rates = " / ".join(pct(family.get(k)) for k in cells) if family else ""
+        name = split.replace("leave-out-", "without ")
+        table.add_row(name, ci(row["roc_auc"]), f"{row['pr_auc']['point']:.2f}", rates)
     out.print(table)
+    if gate.get("attackers_approved") is not None:
+        out.print(
+            f"gate over held-out families: attackers approved {pct(gate['attackers_approved'])}, background "
+            f"blocked {pct(gate['background_blocked'])}, sent to review {pct(gate['background_review'])}"
+        )
 
 
 @app.command("eval")
@@ -589,17 +606,16 @@ def _print_eval(result: dict[str, Any]) -> None:
     def ci(metric: dict[str, float]) -> str:
         return f"{metric['point']:.3f} [{metric['low']:.2f}, {metric['high']:.2f}]"
 
-    table = Table("held-out family", "attackers", "ROC AUC [95% CI]", "approved", "blocked", "bg blocked", "bg review",
-                  "gain QF / COCM / risk-adj.", "honest L1 COCM / risk-adj.",
-                  title=f"qf eval: Round 9 background, served model {result['served_model']}")  # fmt: skip
+    table = Table("held out", "n", "ROC AUC", "approved", "blocked", "bg blocked/review", "gain COCM/risk-adj.",
+                  "honest L1 COCM/risk-adj.", title=f"qf eval: Round 9 background, served {result['served_model']}")
     for family, row in result["families"].items():
         gate, m = row["gate"] or {}, row["matching"] or {}
         table.add_row(
-            family, str(row["attackers"]), ci(row["roc_auc"]), pct(gate.get("attackers_approved")),
-            pct(gate.get("attackers_blocked")), pct(gate.get("background_blocked")), pct(gate.get("background_review")),
-            " / ".join(f"{m.get(k, float('nan')):.2%}"
-                       for k in ("attackers_standard", "attackers_cocm", "attackers_risk_adjusted")),
-            " / ".join(f"{m.get(k, float('nan')):.3f}" for k in ("honest_l1_cocm", "honest_l1_risk_adjusted")),
+            family, str(row["attackers"]), f"{row['roc_auc']['point']:.3f}", pct(gate.get("attackers_approved")),
+            pct(gate.get("attackers_blocked")),
+            f"{pct(gate.get('background_blocked'))}/{pct(gate.get('background_review'))}",
+            f"{m.get('attackers_cocm', float('nan')):.2%}/{m.get('attackers_risk_adjusted', float('nan')):.2%}",
+            f"{m.get('honest_l1_cocm', float('nan')):.3f}/{m.get('honest_l1_risk_adjusted', float('nan')):.3f}",
         )  # fmt: skip
     out.print(table)
     g, m = result["gate"], result["matching"]
