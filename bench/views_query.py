@@ -43,7 +43,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -308,7 +308,7 @@ def main() -> None:
                 with connect(server_url, autocommit=True) as conn:
                     conn.execute("DROP DATABASE IF EXISTS qf WITH (FORCE)")
                     conn.execute("CREATE DATABASE qf")
-                ctx: Any = _noop(url)
+                ctx: Any = nullcontext(url)
             else:
                 ctx = scratch_database(server_url)
             with ctx as url:
@@ -329,11 +329,6 @@ def main() -> None:
                            check=False, capture_output=True)  # fmt: skip
             server.cleanup()
             shutil.rmtree(workdir, ignore_errors=True)
-
-
-@contextmanager
-def _noop(url: str) -> Iterator[str]:
-    yield url
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ class ModelBundle:
     #: ``coordination_anomaly`` of full feature rows, by the exported kernel (what training used)
     coordination_score: features.CoordinationScore = field(repr=False)
     #: that column for a donor never seen (its coordination features are all 0, whatever it gives)
-    cold_anomaly: float = field(repr=False, default=0.0)
+    cold_anomaly: float = field(repr=False)
 
     @property
     def linear(self) -> bool:

@@ -202,8 +202,7 @@ def assemble_dataset(
     addresses, donor = np.unique(np.array(senders), return_inverse=True)
     project_ids, project = _first_seen_index(projects)
     _, token = _first_seen_index([t.hex() for t in tokens])
-    pool_ids, project_pool = _first_seen_index([key.partition(":")[0] for key in project_ids])
-    del pool_ids
+    _, project_pool = _first_seen_index([key.partition(":")[0] for key in project_ids])
     n = addresses.size
     first_block = np.full(n, np.iinfo(np.int64).max)
     last_block = np.zeros(n, dtype=np.int64)

@@ -38,6 +38,7 @@ from qf.matching.risk import gate_weights
 from qf.sim.attacks import FAMILIES, inject_with_targets
 from qf.sim.gitcoin import load_round9
 from qf.train import risk
+from qf.train.calibration import fit_calibration
 from qf.train.coordination import donor_communities
 from qf.train.dataset import Dataset, dataset_from_plan
 from qf.train.features import COMMUNITY_SEED
@@ -134,8 +135,6 @@ def _matching(
     thresholds: tuple[float, float],
 ) -> dict[str, dict[str, float]]:
     """Per family: attackers' gain and honest projects' L1 under standard, COCM and risk-adjusted matching."""
-    from qf.train.calibration import fit_calibration  # noqa: PLC0415
-
     y, patterns, x = data.y, data.patterns, data.x
     background = np.flatnonzero(~y)
     half = background % 2 == 0
