@@ -10,7 +10,8 @@ Defaults a backend can live with:
   inside the same deadline; AssignVariant and RecordOutcome are never
   retried (a retried outcome could be counted twice);
 * :meth:`ScorerClient.gate` applies a documented policy when the sidecar cannot
-  answer (unreachable, deadline exceeded, overloaded, rate-limited):
+  answer (unreachable, shutting down, deadline exceeded, overloaded,
+  rate-limited, a call cancelled by a restart):
 
   - ``fail_mode="review"`` (default): the contribution goes to manual review;
   - ``"closed"``: it is blocked (the safest for the matching pool, the worst
@@ -50,6 +51,7 @@ FALLBACK: dict[str, DecisionName] = {"review": "REVIEW", "closed": "BLOCK", "ope
 UNAVAILABLE_CODES = frozenset({
     grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
     grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.CANCELLED,  # a call the server cancelled as it stopped: the sidecar could not answer
 })  # fmt: skip
 _SAFE_TO_RETRY = ("ScoreContribution", "ScoreContributions", "DetectAnomaly", "Recommend", "GetModelInfo",
                   "GetExperimentStats")  # fmt: skip

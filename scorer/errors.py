@@ -27,10 +27,13 @@ class ScorerError(QFError):
 
 
 class ModelError(ScorerError):
-    """A model version failed verification, loading, warm-up or its self-check; nothing was swapped in."""
+    """A model version failed verification, loading, warm-up or its self-check; nothing was swapped in.
+
+    The message names the version directory, not its path: it reaches clients of ReloadModels.
+    """
 
     def __init__(self, message: str, *, version_dir: Path | None = None) -> None:
-        super().__init__(f"{version_dir}: {message}" if version_dir is not None else message)
+        super().__init__(f"{version_dir.name}: {message}" if version_dir is not None else message)
         self.version_dir = version_dir
 
 

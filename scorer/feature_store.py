@@ -238,6 +238,8 @@ class FeatureStore:
         interval_seconds: float = 60.0,
         debounce_seconds: float = 5.0,
         retry_seconds: float = 5.0,
+        on_reload: Callable[[FeatureSnapshot], None] = lambda snapshot: None,
+        on_error: Callable[[BaseException], None] = lambda exc: None,
     ) -> None:
         """Keep the snapshot fresh until ``stop_event`` is set.
 
@@ -248,12 +250,17 @@ class FeatureStore:
         ``interval_seconds`` in case a notification was missed, and right after
         each (re)connection. A failing reload is logged and the old snapshot
         kept; a lost connection is retried every ``retry_seconds``. Loading
-        runs in a worker thread, so the event loop keeps serving.
+        runs in a worker thread, so the event loop keeps serving. ``on_reload``
+        gets each snapshot swapped in, ``on_error`` each failed reload or lost
+        connection (the sidecar's metrics).
         """
         logger = log.bind(chain_id=self.chain_id, database=describe_url(dsn))
         params = parse_url(dsn)
         timeout: dict[str, Any] = {} if "connect_timeout" in params else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
-        follower = _Follower(self, dsn, logger, interval_seconds, debounce_seconds)
+        follower = _Follower(
+            self, dsn, logger, interval=interval_seconds, debounce=debounce_seconds, on_reload=on_reload,
+            on_error=on_error,
+        )  # fmt: skip
         while not stop_event.is_set():
             try:
                 async with await psycopg.AsyncConnection.connect(dsn, autocommit=True, **timeout) as conn:
@@ -264,6 +271,7 @@ class FeatureStore:
             except (psycopg.Error, OSError) as exc:
                 error = error_line(exc, password=params.get("password"))
                 logger.warning("features_listen_failed", error=error, retry_seconds=retry_seconds)
+                on_error(exc)
                 await _wait_or_stop(stop_event, retry_seconds)
         logger.info("features_follow_stopped")
 
@@ -271,8 +279,13 @@ class FeatureStore:
 class _Follower:
     """The reload schedule of :meth:`FeatureStore.follow` (kept across reconnections)."""
 
-    def __init__(self, store: FeatureStore, dsn: str, logger: Any, interval: float, debounce: float) -> None:
+    def __init__(
+        self, store: FeatureStore, dsn: str, logger: Any, *, interval: float, debounce: float,
+        on_reload: Callable[[FeatureSnapshot], None], on_error: Callable[[BaseException], None],
+    ) -> None:  # fmt: skip
         self.store = store
+        self.on_reload = on_reload
+        self.on_error = on_error
         self.dsn = dsn
         self.log = logger
         self.interval = interval
@@ -296,9 +309,15 @@ class _Follower:
         self.last_reload = time.monotonic()
         try:
             snapshot = await asyncio.to_thread(self._load)
-        except Exception as exc:  # anything at all: the old snapshot keeps serving
-            self.log.exception("features_reload_failed", error=str(exc))
+        except (psycopg.OperationalError, OSError) as exc:  # the database is away: the old snapshot keeps serving
+            self.log.warning("features_reload_failed", error=error_line(exc), keeping="the previous snapshot")
+            self.on_error(exc)
             return
+        except Exception as exc:  # anything else too, with its traceback
+            self.log.exception("features_reload_failed", error=str(exc), keeping="the previous snapshot")
+            self.on_error(exc)
+            return
+        self.on_reload(snapshot)
         self.log.info(
             "features_reloaded", donors=snapshot.n_donors, seconds=round(time.monotonic() - self.last_reload, 3)
         )

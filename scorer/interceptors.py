@@ -3,8 +3,16 @@
 It wraps the unary handler of the method being called, so its code runs in
 the request's own task and can hand the authenticated client to the service
 through a context variable (:data:`CLIENT`). The order of the checks: metrics
-and the access log see every call (rejected ones included), then
-authentication, then the rate limit.
+and the access log see every call (rejected ones included), then the shutdown
+check, then authentication, then the rate limit, and only then the request's
+bytes are decoded. gRPC would otherwise decode them before any of this, and a
+malformed message would come out as UNKNOWN with a traceback on stderr, from
+anyone, uncounted and unlimited; here it is INVALID_ARGUMENT, one access-log
+line and ``qf_scorer_malformed_requests_total``, after authentication.
+
+Once :meth:`GatewayInterceptor.start_draining` is called (the sidecar is
+stopping) new calls get UNAVAILABLE, which clients retry elsewhere or answer
+with their fail policy, rather than being cancelled halfway by the stop.
 
 Tokens come as ``authorization: Bearer <token>`` metadata. Every configured
 token is compared in constant time (``hmac.compare_digest``), all of them on
@@ -26,6 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
 from grpc import aio
 
 from scorer.metrics import ScorerMetrics
@@ -45,6 +54,7 @@ else:
     Context, Handler, Interceptor = aio.ServicerContext, grpc.RpcMethodHandler, aio.ServerInterceptor
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Handler]]
 Behavior = Callable[[Any, Context], Awaitable[Any]]
+Deserializer = Callable[[bytes], Any]
 
 
 class GatewayInterceptor(Interceptor):
@@ -65,6 +75,11 @@ class GatewayInterceptor(Interceptor):
         self._tokens += [(n, t.encode(), True) for n, t in admins.items()]
         self._bucket = TokenBucket(rate_per_minute) if rate_per_minute > 0 else None
         self._handlers: dict[str, Handler] = {}
+        self.draining = False
+
+    def start_draining(self) -> None:
+        """From now on new calls get UNAVAILABLE (calls already running finish)."""
+        self.draining = True
 
     def identify(self, metadata: Any) -> tuple[str, bool] | None:
         """(client name, is admin) for the call's bearer token, comparing against every token in constant time."""
@@ -84,28 +99,35 @@ class GatewayInterceptor(Interceptor):
         if cached is not None:
             return cached
         handler = await continuation(details)
-        if handler is None or handler.unary_unary is None or method.startswith(PUBLIC_PREFIXES):
+        if handler is None or handler.unary_unary is None:
             return handler
+        behavior = cast(Behavior, handler.unary_unary)
+        decode = cast(Deserializer, handler.request_deserializer or (lambda raw: raw))
+        guard = self._public if method.startswith(PUBLIC_PREFIXES) else self._guard
+        # The request reaches the guard as bytes (no deserializer): it decodes them after its checks.
         wrapped = grpc.unary_unary_rpc_method_handler(
-            self._guard(method, cast(Behavior, handler.unary_unary)),
-            request_deserializer=handler.request_deserializer,
+            guard(method, behavior, decode), request_deserializer=None,
             response_serializer=handler.response_serializer,
-        )
+        )  # fmt: skip
         self._handlers[method] = wrapped
         return wrapped
 
-    def _guard(self, method: str, behavior: Behavior) -> Behavior:
+    def _guard(self, method: str, behavior: Behavior, decode: Deserializer) -> Behavior:
         name_of_method = method.rsplit("/", 1)[-1]
         admin_only = method in ADMIN_METHODS
         metrics, bucket = self._metrics, self._bucket
         handled = metrics.handled
         seconds = metrics.handling_seconds.labels(method=name_of_method)
+        malformed = metrics.malformed.labels(method=name_of_method)
 
-        async def guarded(request: Any, context: Context) -> Any:
+        async def guarded(raw: bytes, context: Context) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             client = "anonymous"
+            error: str | None = None
             try:
+                if self.draining:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry")
                 identity = self.identify(context.invocation_metadata())
                 if identity is None:
                     await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
@@ -116,6 +138,13 @@ class GatewayInterceptor(Interceptor):
                 if bucket is not None and not bucket.take(client):
                     metrics.rate_limited.labels(client=client).inc()
                     await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "rate limit exceeded; retry later")
+                try:
+                    request = decode(raw)
+                except Exception as exc:  # DecodeError, or anything a broken message makes the runtime raise
+                    malformed.inc()
+                    error = f"malformed request: {type(exc).__name__}"
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid message "
+                                        f"of {name_of_method} ({_decode_error(exc)})")  # fmt: skip
                 return await behavior(request, context)
             except BaseException:
                 code = _code(context, grpc.StatusCode.UNKNOWN)
@@ -124,9 +153,28 @@ class GatewayInterceptor(Interceptor):
                 elapsed = time.perf_counter() - started
                 handled.labels(method=name_of_method, code=code.name).inc()
                 seconds.observe(elapsed)
-                log.info("rpc", method=name_of_method, code=code.name, client=client, ms=round(elapsed * 1000, 3))
+                log.info("rpc", method=name_of_method, code=code.name, client=client, ms=round(elapsed * 1000, 3),
+                         **({"error": error} if error else {}))  # fmt: skip
 
         return guarded
+
+    def _public(self, method: str, behavior: Behavior, decode: Deserializer) -> Behavior:
+        """Health checks and the like: no token and no access-log line, but a malformed message is refused."""
+        name_of_method = method.rsplit("/", 1)[-1]
+        malformed = self._metrics.malformed.labels(method=name_of_method)
+
+        async def checked(raw: bytes, context: Context) -> Any:
+            try:
+                request = decode(raw)
+            except Exception as exc:
+                malformed.inc()
+                log.info("rpc", method=name_of_method, code="INVALID_ARGUMENT", client="anonymous",
+                         error=f"malformed request: {type(exc).__name__}")  # fmt: skip
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid message "
+                                    f"of {name_of_method} ({_decode_error(exc)})")  # fmt: skip
+            return await behavior(request, context)
+
+        return checked
 
 
 class TokenBucket:
@@ -149,6 +197,11 @@ class TokenBucket:
         return allowed
 
 
+def _decode_error(exc: BaseException) -> str:
+    """A short reason: protobuf's own message for a DecodeError, the class name for anything else."""
+    return str(exc).splitlines()[0][:120] if isinstance(exc, DecodeError) and str(exc) else type(exc).__name__
+
+
 def _code(context: Context, default: grpc.StatusCode) -> grpc.StatusCode:
     code = context.code()
     if isinstance(code, grpc.StatusCode):
@@ -156,10 +209,3 @@ def _code(context: Context, default: grpc.StatusCode) -> grpc.StatusCode:
     if isinstance(code, int):  # grpc.aio may report the raw integer
         return next((c for c in grpc.StatusCode if c.value[0] == code), default)
     return default
-
-
-def chain(
-    metrics: ScorerMetrics, clients: Mapping[str, str], admins: Mapping[str, str], rate_per_minute: float
-) -> list[Interceptor]:
-    """The server's interceptors (one: see :class:`GatewayInterceptor`)."""
-    return [GatewayInterceptor(metrics, clients, admins, rate_per_minute)]

@@ -48,8 +48,25 @@ class ScorerMetrics:
         self.audit_queue = Gauge(f"{PREFIX}_audit_queue_depth", "Decisions waiting to be written.", registry=r)
         self.audit_written = Counter(f"{PREFIX}_audit_rows_written_total", "Audit rows written.", registry=r)
         self.audit_dropped = Counter(
-            f"{PREFIX}_audit_rows_dropped_total", "Audit rows dropped because the queue was full.", registry=r
-        )
+            f"{PREFIX}_audit_rows_dropped_total", "Audit rows dropped: the queue was full, or left at shutdown.",
+            registry=r,
+        )  # fmt: skip
+        self.audit_refused = Counter(
+            f"{PREFIX}_audit_rows_refused_total", "Audit rows the database refused as bad data (each one logged).",
+            registry=r,
+        )  # fmt: skip
+        self.dependency_up = Gauge(
+            f"{PREFIX}_dependency_up", "1 while the last use of a dependency worked (audit, features, experiments).",
+            ["dependency"], registry=r,
+        )  # fmt: skip
+        self.dependency_errors = Counter(
+            f"{PREFIX}_dependency_errors_total", "Failed uses of a dependency (the database behind audit, features, "
+            "experiments).", ["dependency"], registry=r,
+        )  # fmt: skip
+        self.malformed = Counter(
+            f"{PREFIX}_malformed_requests_total", "Requests whose bytes are not a valid protobuf message, by method.",
+            ["method"], registry=r,
+        )  # fmt: skip
         self.reloads = Counter(
             f"{PREFIX}_model_reloads_total", "ReloadModels outcomes.", ["outcome"], registry=r
         )

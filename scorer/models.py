@@ -128,8 +128,13 @@ class ModelBundle:
             bundle = _read(Path(version_dir), thresholds)
         except ModelError:
             raise
+        except QFError as exc:  # verification: its message names the version already
+            raise ModelError(str(exc)) from exc
         except Exception as exc:  # a bad zip, a missing key, a malformed array: whatever it is, refuse the version
-            raise ModelError(f"cannot load model version: {exc}", version_dir=Path(version_dir)) from exc
+            reason = f"{type(exc).__name__}: {exc}"
+            for shown in sorted({str(Path(version_dir).resolve()), str(version_dir)}, key=len, reverse=True):
+                reason = reason.replace(shown, Path(version_dir).name)
+            raise ModelError(f"cannot load model version: {reason}", version_dir=Path(version_dir)) from exc
         _warm_up_and_check(bundle)
         return bundle
 
@@ -307,7 +312,11 @@ class ModelStore:
 
 
 def resolve_version(root: Path, version: str | None) -> Path:
-    """The directory of ``version`` under ``root`` (``LATEST`` when None or empty); never outside ``root``."""
+    """The directory of ``version`` under ``root`` (``LATEST`` when None or empty); never outside ``root``.
+
+    A version that is a symlink resolving outside the models root is refused,
+    and errors name versions, never the server's paths.
+    """
     name = validation.model_version(version or "")
     if name is None:
         try:
@@ -316,5 +325,7 @@ def resolve_version(root: Path, version: str | None) -> Path:
             raise ModelError(str(exc)) from exc
     path = root / name
     if not path.is_dir():
-        raise ModelError(f"no model version {version!r} under {root}")
+        raise ModelError(f"no model version {name!r} in the models directory")
+    if path.resolve().parent != root.resolve():
+        raise ModelError(f"model version {name!r} is a link to outside the models directory")
     return path

@@ -3,9 +3,10 @@
 :class:`Sidecar` owns everything with a lifetime. ``start()`` loads the model
 version (LATEST unless told otherwise) and the chain's features *before* the
 port reports SERVING, so the first call is never a cold one. ``stop()`` flips
-health to NOT_SERVING first (load balancers stop sending), waits
-``drain_seconds``, then lets calls in flight finish within ``grace_seconds``,
-flushes the audit log and closes the pools.
+health to NOT_SERVING first (load balancers stop sending) and answers new calls
+UNAVAILABLE (clients retry elsewhere or apply their fail policy; nothing is
+cancelled halfway), waits ``drain_seconds``, then lets calls in flight finish
+within ``grace_seconds``, flushes the audit log and closes the pools.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from scorer import experiment_store
 from scorer.api.v1 import scorer_pb2, scorer_pb2_grpc
 from scorer.audit import AuditLog
 from scorer.experiments import ExperimentConfig
-from scorer.feature_store import FeatureStore
-from scorer.interceptors import chain
+from scorer.feature_store import FeatureSnapshot, FeatureStore
+from scorer.interceptors import GatewayInterceptor
 from scorer.metrics import ScorerMetrics
 from scorer.models import ModelStore, Thresholds
 from scorer.service import ScorerService
@@ -42,6 +43,8 @@ SERVICE_NAME = scorer_pb2.DESCRIPTOR.services_by_name["Scorer"].full_name
 MAX_RECEIVE_BYTES = 1 << 20  # a full batch of contributions is far below this
 MAX_SEND_BYTES = 4 << 20
 RETENTION_EVERY_SECONDS = 3600.0
+POOL_TIMEOUT_SECONDS = 2.0
+CONNECT_TIMEOUT_SECONDS = 2
 #: Experiments every deployment has; more can be inserted into qf.experiments.
 DEFAULT_EXPERIMENTS = (
     ExperimentConfig(name="project_list", variants=("baseline", "recommend", "cluster"), baseline="baseline",
@@ -78,6 +81,7 @@ class Sidecar:
         self.pool: ConnectionPool[Any] | None = None
         self.audit = AuditLog(database_url, self.metrics)
         self.server: aio.Server | None = None
+        self.gateway: GatewayInterceptor | None = None
         self.port = 0
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -104,14 +108,20 @@ class Sidecar:
             self.metrics.features_age.set(snapshot.refreshed_at.timestamp())
 
         await asyncio.to_thread(load_features)
-        self.pool = ConnectionPool(self.database_url, min_size=1, max_size=4, open=False, name="scorer")
+        # check: a connection broken by a database restart is replaced before use, not handed to a request;
+        # timeout: a request waits at most POOL_TIMEOUT_SECONDS for a connection, then gets UNAVAILABLE.
+        self.pool = ConnectionPool(
+            self.database_url, min_size=1, max_size=4, open=False, name="scorer", timeout=POOL_TIMEOUT_SECONDS,
+            check=ConnectionPool.check_connection, kwargs={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        )  # fmt: skip
         await asyncio.to_thread(self.pool.open, True, 30.0)
         await asyncio.to_thread(self._ensure_experiments)
         self.audit.start()
 
+        self.gateway = GatewayInterceptor(self.metrics, settings.scorer_tokens, settings.scorer_admin_tokens,
+                                          settings.scorer_rate_limit_per_minute)  # fmt: skip
         server = aio.server(
-            interceptors=chain(self.metrics, settings.scorer_tokens, settings.scorer_admin_tokens,
-                               settings.scorer_rate_limit_per_minute),
+            interceptors=[self.gateway],
             maximum_concurrent_rpcs=settings.scorer_max_concurrent_rpcs or None,
             options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
                      ("grpc.max_send_message_length", MAX_SEND_BYTES),
@@ -152,9 +162,22 @@ class Sidecar:
 
     async def _follow_features(self) -> None:
         assert self.features is not None
+        metrics = self.metrics
+        up = metrics.dependency_up.labels(dependency="features")
+
+        def reloaded(snapshot: FeatureSnapshot) -> None:
+            metrics.donors_loaded.set(snapshot.n_donors)
+            metrics.features_age.set(snapshot.refreshed_at.timestamp())
+            up.set(1)
+
+        def failed(exc: BaseException) -> None:
+            metrics.dependency_errors.labels(dependency="features").inc()
+            up.set(0)
+
         await self.features.follow(
-            self.database_url, stop_event=self._stop, interval_seconds=self.settings.scorer_feature_reload_seconds
-        )
+            self.database_url, stop_event=self._stop, interval_seconds=self.settings.scorer_feature_reload_seconds,
+            on_reload=reloaded, on_error=failed,
+        )  # fmt: skip
 
     async def _retention(self) -> None:
         """Delete expired audit rows and experiment outcomes now and then every hour."""
@@ -175,8 +198,10 @@ class Sidecar:
         self._stop.set()
 
     async def stop(self) -> None:
-        """NOT_SERVING, drain, graceful stop, flush the audit log, close everything."""
+        """NOT_SERVING and new calls UNAVAILABLE, drain, graceful stop, flush the audit log, close everything."""
         await self.health.enter_graceful_shutdown()
+        if self.gateway is not None:
+            self.gateway.start_draining()
         self.health_state.tick(caught_up=False)
         await asyncio.sleep(self.options.drain_seconds)
         self._stop.set()

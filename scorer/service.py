@@ -9,6 +9,7 @@ UnknownExperiment          NOT_FOUND
 ConfigError / DataError    FAILED_PRECONDITION
 ModelError                 FAILED_PRECONDITION
 NotReady                   UNAVAILABLE
+database unreachable       UNAVAILABLE (psycopg OperationalError, pool timeout: logged and counted)
 anything else              INTERNAL (logged with its traceback; the process keeps serving)
 =========================  ===================
 
@@ -35,9 +36,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import numpy as np
+import psycopg
 import structlog
 from grpc import aio
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from qf.errors import ConfigError, DataError
 from scorer import engine, experiment_store, validation
@@ -66,6 +68,8 @@ DECISIONS = {
     engine.Decision.APPROVE: pb.DECISION_APPROVE, engine.Decision.REVIEW: pb.DECISION_REVIEW,
     engine.Decision.BLOCK: pb.DECISION_BLOCK,
 }  # fmt: skip
+#: The database could not be reached (down, restarting, out of connections): UNAVAILABLE, not a bug.
+UNREACHABLE = (psycopg.OperationalError, PoolTimeout)
 MAX_CONTEXT_ENTRIES = 32
 MAX_CONTEXT_CHARS = 256
 
@@ -79,6 +83,8 @@ def _status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
     if isinstance(exc, NotReady):
         return grpc.StatusCode.UNAVAILABLE, str(exc)
+    if isinstance(exc, UNREACHABLE):
+        return grpc.StatusCode.UNAVAILABLE, "the database is unavailable; retry later"
     return grpc.StatusCode.INTERNAL, "internal error"
 
 
@@ -226,12 +232,24 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
 
     # -- experiments ------------------------------------------------------------------------------
 
-    async def _db(self, work: Callable[..., T], *args: Any) -> T:
+    async def _db(self, work: Callable[..., T], *args: Any, dependency: str = "experiments") -> T:
+        """``work(conn, *args)`` on a pooled connection in a worker thread; an unreachable database is counted."""
+
         def run() -> T:
             with self.pool.connection() as conn:
                 return work(conn, *args)
 
-        return await asyncio.to_thread(run)
+        up = self.metrics.dependency_up.labels(dependency=dependency)
+        try:
+            result = await asyncio.to_thread(run)
+        except UNREACHABLE as exc:
+            self.metrics.dependency_errors.labels(dependency=dependency).inc()
+            up.set(0)
+            log.warning("database_unavailable", dependency=dependency,
+                        error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)  # fmt: skip
+            raise
+        up.set(1)
+        return result
 
     @handled
     async def AssignVariant(  # noqa: N802
@@ -304,7 +322,9 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
                 new = await asyncio.to_thread(self.models.load, self.models_root, version)
                 # The snapshot's coordination_anomaly column and project indices are the version's own: build
                 # the new version's snapshot first, then swap both, so no answer mixes two versions.
-                snapshot = await self._db(self.features.build, new.recommender.project_ids, new.coordination_score)
+                snapshot = await self._db(
+                    self.features.build, new.recommender.project_ids, new.coordination_score, dependency="features"
+                )
             except Exception:
                 self.metrics.reloads.labels(outcome="refused").inc()
                 raise
@@ -332,13 +352,14 @@ class _Contribution:
 
 
 def _context(values: Any, field: str) -> dict[str, str]:
-    """The client's context map, bounded so it cannot bloat the audit log."""
+    """The client's context map: bounded so it cannot bloat the audit log, and storable (no control characters)."""
     if len(values) > MAX_CONTEXT_ENTRIES:
         raise ValidationError(field, f"at most {MAX_CONTEXT_ENTRIES} entries, got {len(values)}")
+    checked = {}
     for key, value in values.items():
-        if len(key) > MAX_CONTEXT_CHARS or len(value) > MAX_CONTEXT_CHARS:
-            raise ValidationError(field, f"keys and values are at most {MAX_CONTEXT_CHARS} characters")
-    return dict(values)
+        name = validation.label(key, f"{field} key", MAX_CONTEXT_CHARS)
+        checked[name] = validation.label(value, f"{field}[{name!r}]", MAX_CONTEXT_CHARS)
+    return checked
 
 
 def _anomaly(result: engine.AnomalyResult) -> pb.AnomalyScores:

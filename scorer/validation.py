@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 from pathlib import PurePosixPath
 
 from scorer.errors import ValidationError
@@ -32,6 +33,9 @@ _DECIMAL_INTEGER = re.compile(r"[0-9]+")
 _DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 _EXPERIMENT = re.compile(r"[a-z0-9_-]{1,64}")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+#: C0 and C1 control characters (Unicode category Cc): NUL cannot be stored in text or jsonb at all, and the
+#: rest have no place in a label a person reads in the audit log.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SHOWN_CHARS = 48
 
 
@@ -70,15 +74,18 @@ def chain_id(value: object, field: str = "chain_id") -> int:
 def amount(value: object, field: str = "amount") -> float:
     """A contribution amount in token units: a plain decimal string > 0 ("12.5"), as a float.
 
-    No sign, exponent, whitespace, ``inf`` or ``nan``, and at most
-    :data:`MAX_DIGITS` digits: amounts are decimal renderings of uint256 base
-    units, and anything else is a client bug or an attempt to overflow.
+    No sign, exponent, whitespace, ``inf`` or ``nan``, at most
+    :data:`MAX_DIGITS` digits and no more than the largest uint256: amounts are
+    decimal renderings of uint256 base units, and anything else is a client bug
+    or an attempt to overflow.
     """
     text = _string(value, field)
     if len(text) > MAX_DIGITS + 1 or not _DECIMAL.fullmatch(text):
         raise ValidationError(field, f"expected a plain decimal number such as '12.5', got {_show(text)}")
     if len(text.replace(".", "")) > MAX_DIGITS:
         raise ValidationError(field, f"has more than {MAX_DIGITS} digits")
+    if Decimal(text) > MAX_UINT256:
+        raise ValidationError(field, "exceeds the largest uint256")
     number = float(text)
     if not (math.isfinite(number) and number > 0):
         raise ValidationError(field, f"must be greater than zero, got {_show(text)}")
@@ -108,6 +115,21 @@ def user_id(value: object, field: str = "user_id") -> str:
         raise ValidationError(field, f"must be 1 to {MAX_USER_ID_CHARS} characters long, got {len(text)}")
     if not text.isprintable() or not text.strip():
         raise ValidationError(field, "must be printable characters, not only spaces")
+    return text
+
+
+def label(value: object, field: str, max_chars: int) -> str:
+    """A free-form client string (a context key or value): at most ``max_chars`` characters, no control characters.
+
+    Control characters are refused rather than stripped: the audit log must hold
+    what the client sent, and PostgreSQL cannot store a NUL in text or jsonb.
+    """
+    text = _string(value, field)
+    if len(text) > max_chars:
+        raise ValidationError(field, f"is at most {max_chars} characters, got {len(text)}")
+    bad = _CONTROL.search(text)
+    if bad is not None:
+        raise ValidationError(field, f"holds the control character U+{ord(bad.group()):04X} at {bad.start()}")
     return text
 
 

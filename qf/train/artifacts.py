@@ -4,11 +4,18 @@ A training run writes everything into a staging directory, hashes every file
 into ``manifest.json`` and then renames the directory into place, so a reader
 (the scorer) never sees a half-written version. The version name is the UTC
 time of the run plus the first 8 hex digits of the *content hash*: the SHA-256
-over the model files (not the report or the manifest, which carry timestamps),
-so the same data and seed give the same content hash on any machine.
+over everything that can change a decision -- the model files and the
+manifest itself (thresholds, feature names, served model...), all but the
+fields derived at publication (:data:`UNHASHED_KEYS`: the hash, the version,
+the time and the per-file list, whose report entries carry timestamps). The
+same data, seed and libraries give the same content hash on any machine.
 
 :func:`verify` is what the scorer runs before it swaps a version in: every
-file the manifest lists exists and has its recorded hash.
+file the manifest lists exists inside the version directory (a symlink out of
+it is refused) and has its recorded hash, the content hash matches, and the
+directory is named after the version the hash gives. An edited manifest, or a
+version copied under another name, is refused. Errors name the version, never
+a server path.
 """
 
 from __future__ import annotations
@@ -25,7 +32,10 @@ from qf.errors import ConfigError, DataError
 
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
-FORMAT_VERSION = 1
+#: 2: the content hash covers the manifest too (format 1 hashed the model files only).
+FORMAT_VERSION = 2
+#: Manifest fields outside the content hash: derived from it or from the moment of publication.
+UNHASHED_KEYS = frozenset({"content_sha256", "version", "created_at", "files"})
 
 
 def sha256_file(path: Path) -> str:
@@ -36,12 +46,20 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def content_hash(hashes: dict[str, str]) -> str:
-    """One hash over the model files' names and hashes, in name order."""
+def content_hash(model_hashes: dict[str, str], manifest: dict[str, Any]) -> str:
+    """One hash over the model files' names and hashes, in name order, then the manifest's hashed fields."""
     digest = hashlib.sha256()
-    for name in sorted(hashes):
-        digest.update(f"{name}\0{hashes[name]}\n".encode())
+    for name in sorted(model_hashes):
+        digest.update(f"{name}\0{model_hashes[name]}\n".encode())
+    hashed = {key: value for key, value in manifest.items() if key not in UNHASHED_KEYS}
+    digest.update(b"manifest\0")
+    digest.update(json.dumps(hashed, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode())
     return digest.hexdigest()
+
+
+def version_name(created: datetime, content: str) -> str:
+    """``<UTC time>-<first 8 hex digits of the content hash>``: a version name follows from its content."""
+    return f"{created.strftime('%Y%m%dT%H%M%SZ')}-{content[:8]}"
 
 
 def staging_dir(root: Path) -> Path:
@@ -56,16 +74,16 @@ def publish(staging: Path, root: Path, manifest: dict[str, Any], *, model_files:
     files = sorted(p.name for p in staging.iterdir() if p.is_file() and p.name != MANIFEST)
     hashes = {name: sha256_file(staging / name) for name in files}
     model_hashes = {name: hashes[name] for name in model_files}
-    content = content_hash(model_hashes)
+    manifest = {"format_version": FORMAT_VERSION, **manifest, "model_files": sorted(model_files)}
+    # Hash what a reader will parse back (tuples become lists, and so on), so verify() recomputes the same.
+    content = content_hash(model_hashes, json.loads(json.dumps(manifest)))
     created = datetime.now(UTC)
-    version = f"{created.strftime('%Y%m%dT%H%M%SZ')}-{content[:8]}"
+    version = version_name(created, content)
     manifest = {
-        "format_version": FORMAT_VERSION,
+        **manifest,
         "version": version,
         "created_at": created.isoformat(timespec="seconds"),
-        **manifest,
         "content_sha256": content,
-        "model_files": sorted(model_files),
         "files": hashes,
     }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -80,43 +98,66 @@ def publish(staging: Path, root: Path, manifest: dict[str, Any], *, model_files:
 
 
 def read_manifest(version_dir: Path) -> dict[str, Any]:
+    name = version_dir.name
     path = version_dir / MANIFEST
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{version_dir} is not a model version: no {MANIFEST}") from None
+        raise ConfigError(f"{name} is not a model version: no {MANIFEST}") from None
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable manifest ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
-        raise DataError(f"{path}: not a format-{FORMAT_VERSION} manifest")
+        raise DataError(f"{name}: unreadable {MANIFEST} ({type(exc).__name__})") from None
+    if not isinstance(manifest, dict):
+        raise DataError(f"{name}: {MANIFEST} is not an object")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise DataError(
+            f"{name}: a format-{manifest.get('format_version')} manifest; this scorer reads format {FORMAT_VERSION} "
+            "(train the version again with `qf train`)"
+        )
     return manifest
 
 
 def verify(version_dir: Path) -> dict[str, Any]:
-    """The manifest, after checking every listed file's SHA-256; raises DataError on any mismatch."""
+    """The manifest, after checking files, hashes and name (see the module docstring); raises DataError."""
+    name = version_dir.name
+    inside = version_dir.resolve()
     manifest = read_manifest(version_dir)
     files = manifest.get("files")
     if not isinstance(files, dict):
-        raise DataError(f"{version_dir / MANIFEST}: no file list")
-    for name, expected in files.items():
-        path = version_dir / name
-        if Path(name).name != name or not path.is_file():
-            raise DataError(f"{version_dir}: {name} is missing")
+        raise DataError(f"{name}: {MANIFEST} has no file list")
+    for file, expected in files.items():
+        path = version_dir / file
+        if not isinstance(file, str) or Path(file).name != file or not path.is_file():
+            raise DataError(f"{name}: {file} is missing")
+        if path.resolve().parent != inside:
+            raise DataError(f"{name}: {file} is a link to outside the version directory")
         if sha256_file(path) != expected:
-            raise DataError(f"{version_dir}: {name} does not match its manifest hash")
-    model_hashes = {name: files[name] for name in manifest.get("model_files", [])}
-    if content_hash(model_hashes) != manifest.get("content_sha256"):
-        raise DataError(f"{version_dir}: content hash does not match the model files")
+            raise DataError(f"{name}: {file} does not match its manifest hash")
+    model_files = manifest.get("model_files", [])
+    if not isinstance(model_files, list) or any(f not in files for f in model_files):
+        raise DataError(f"{name}: a model file is not in the manifest's file list")
+    content = content_hash({f: files[f] for f in model_files}, manifest)
+    if content != manifest.get("content_sha256"):
+        raise DataError(f"{name}: the content hash does not match the model files and manifest (edited?)")
+    version = manifest.get("version")
+    if not isinstance(version, str) or not version.endswith(f"-{content[:8]}"):
+        raise DataError(f"{name}: version {version!r} does not follow from the content hash {content[:8]}")
+    if version != name:
+        raise DataError(f"{name}: the directory holds version {version} (copied under another name?)")
     return manifest
 
 
 def latest(root: Path) -> Path:
-    """The directory LATEST points to."""
+    """The directory LATEST points to (inside ``root``: a link out of it is refused)."""
+    pointer = root / LATEST
+    if pointer.is_symlink() and pointer.resolve().parent != root.resolve():
+        raise DataError(f"{LATEST} is a link to outside the models directory")
     try:
-        version = (root / LATEST).read_text().strip()
+        version = pointer.read_text().strip()
     except FileNotFoundError:
-        raise ConfigError(f"no trained model under {root}: run `qf train` first") from None
+        raise ConfigError("no trained model in the models directory (no LATEST): run `qf train` first") from None
     path = root / version
     if not version or Path(version).name != version or not path.is_dir():
-        raise DataError(f"{root / LATEST} points to {version!r}, which is not a version directory")
+        raise DataError(f"{LATEST} points to {version!r}, which is not a version directory")
+    if path.resolve().parent != root.resolve():
+        raise DataError(f"{LATEST} points to {version}, a link to outside the models directory")
     return path

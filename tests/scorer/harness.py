@@ -31,7 +31,9 @@ class RunningSidecar:
         self.stub = scorer_pb2_grpc.ScorerStub(self.channel)
 
     def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.sidecar.request_stop)
+        """Stop gracefully and wait (a no-op if the sidecar has stopped already)."""
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.sidecar.request_stop)
         self.thread.join(timeout=60)
         self.channel.close()
 

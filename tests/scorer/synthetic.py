@@ -159,14 +159,21 @@ def native_probability(model: Any, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict_proba(x)[:, 1], dtype=np.float64)
 
 
-def republish(version_dir: Path, root: Path, *, risk_arrays: TreeEnsemble | LinearModel, served: str) -> Path:
-    """A new version under ``root``: ``version_dir`` with other risk arrays and served model, hashed afresh."""
+def republish(
+    version_dir: Path, root: Path, *, risk_arrays: TreeEnsemble | LinearModel | None = None, served: str | None = None,
+    **manifest_changes: Any,
+) -> Path:  # fmt: skip
+    """A new version under ``root``: ``version_dir`` with other risk arrays, served model or manifest fields,
+    published (hashed and named) afresh as a training run would."""
     staging = artifacts.staging_dir(root)
     shutil.copytree(version_dir, staging, dirs_exist_ok=True)
-    risk_arrays.save(staging / "risk.npz")
+    if risk_arrays is not None:
+        risk_arrays.save(staging / "risk.npz")
     manifest = json.loads((staging / artifacts.MANIFEST).read_text())
     model_files = manifest["model_files"]
-    manifest = {k: v for k, v in manifest.items() if k not in _PUBLISHED_KEYS} | {"served_model": served}
+    manifest = {k: v for k, v in manifest.items() if k not in _PUBLISHED_KEYS} | manifest_changes
+    if served is not None:
+        manifest["served_model"] = served
     (staging / artifacts.MANIFEST).unlink()
     return artifacts.publish(staging, root, manifest, model_files=model_files)
 

@@ -89,14 +89,75 @@ def test_missing_file_is_refused(model_dir: Path, tmp_path: Path) -> None:
 
 
 def test_other_feature_order_is_refused(model_dir: Path, tmp_path: Path) -> None:
-    """A model trained on another feature order would read the scorer's rows wrongly: refused."""
+    """A model trained on another feature order would read the scorer's rows wrongly: refused, even when the
+    version is published (hashed and named) properly."""
+    names = list(features.FEATURE_NAMES)
+    names[0], names[1] = names[1], names[0]
+    other = republish(model_dir, tmp_path / "models", feature_names=names)
+    with pytest.raises(ModelError, match="feature names"):
+        ModelBundle.load(other)
+
+
+def test_edited_manifest_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    """Editing only the thresholds of a copy (the probe's way to approve a sybil) fails the content hash."""
     copy = copy_version(model_dir, tmp_path)
     manifest = json.loads((copy / "manifest.json").read_text())
-    names = manifest["feature_names"]
-    names[0], names[1] = names[1], names[0]
-    (copy / "manifest.json").write_text(json.dumps(manifest))  # the manifest itself is not hashed
-    with pytest.raises(ModelError, match="feature names"):
+    manifest["thresholds"] = {"review": 1.0, "block": 1.0}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="content hash does not match"):
         ModelBundle.load(copy)
+
+
+def test_a_manifest_change_is_a_new_version(model_dir: Path, tmp_path: Path) -> None:
+    """Thresholds are part of the content: publishing other ones gives another content hash and version name."""
+    original = json.loads((model_dir / "manifest.json").read_text())
+    other = republish(model_dir, tmp_path / "models", thresholds={"review": 0.9, "block": 0.95})
+    bundle = ModelBundle.load(other)
+    assert bundle.content_sha256 != original["content_sha256"]
+    assert bundle.version == other.name != original["version"]
+    assert bundle.version.endswith("-" + bundle.content_sha256[:8])
+    assert bundle.thresholds == Thresholds(0.9, 0.95)
+
+
+def test_version_copied_under_another_name_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    renamed = tmp_path / "models" / "20990101T000000Z-deadbeef"
+    shutil.copytree(model_dir, renamed)
+    with pytest.raises(ModelError, match="copied under another name"):
+        ModelBundle.load(renamed)
+
+
+def test_links_out_of_the_models_root_are_refused(model_dir: Path, tmp_path: Path) -> None:
+    """A version, a model file or LATEST that is a symlink resolving outside the models root is refused, and no
+    error shows a server path."""
+    copy = copy_version(model_dir, tmp_path)
+    root = copy.parent
+    outside = tmp_path / "outside"
+    shutil.copytree(model_dir, outside / model_dir.name)
+    (root / "etc").symlink_to("/etc")
+    (root / "elsewhere").symlink_to(outside / model_dir.name)
+    store = ModelStore()
+    messages = []
+    for name in ("etc", "elsewhere"):
+        with pytest.raises(ModelError, match="link to outside the models directory") as info:
+            store.load(root, name)
+        messages.append(str(info.value))
+
+    (copy / "lof.npz").rename(outside / "lof.npz")
+    (copy / "lof.npz").symlink_to(outside / "lof.npz")
+    with pytest.raises(ModelError, match=r"lof\.npz is a link to outside the version directory") as info:
+        store.load(root, copy.name)
+    messages.append(str(info.value))
+
+    (root / artifacts.LATEST).unlink()
+    (root / artifacts.LATEST).symlink_to(outside / "LATEST")
+    (outside / "LATEST").write_text(copy.name + "\n")
+    with pytest.raises(ModelError, match="LATEST is a link to outside") as info:
+        store.load(root)
+    messages.append(str(info.value))
+    with pytest.raises(ModelError, match="no model version 'absent' in the models directory") as info:
+        store.load(root, "absent")
+    messages.append(str(info.value))
+    assert not [m for m in messages if str(tmp_path) in m or "/etc" in m]
 
 
 def test_directory_without_manifest_is_refused(tmp_path: Path) -> None:
@@ -132,11 +193,11 @@ def test_store_swaps_and_keeps_the_old_bundle_on_failure(model_dir: Path, tmp_pa
     assert store.current() is first
     assert first.version_dir == copy
 
-    broken = root / "broken"
-    shutil.copytree(copy, broken)
+    broken = republish(copy, root)
     (broken / "isolation_forest.npz").write_bytes(b"not a model")
-    with pytest.raises(ModelError):
-        store.load_and_swap(root, "broken")
+    with pytest.raises(ModelError, match="isolation_forest.npz does not match its manifest hash"):
+        store.load_and_swap(root, broken.name)
+    (root / artifacts.LATEST).write_text(copy.name + "\n")
     with pytest.raises(ModelError, match="no model version"):
         store.load_and_swap(root, "absent")
     with pytest.raises(ValidationError, match="version"):

@@ -4,6 +4,7 @@ and model versions trained from it by the real pipeline."""
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -380,3 +381,226 @@ def test_client_fail_policy_when_the_sidecar_is_down(served: Served) -> None:
     wrong = ScorerClient(served.sidecar.target, token="wrong-token-0123456789", timeout_seconds=5)
     with wrong, pytest.raises(grpc.RpcError):
         wrong.gate(**args)  # bad credentials are raised too
+
+
+# -- hardening: findings of the outside probe ------------------------------------------------------------------------
+
+
+def test_control_characters_in_context_are_refused(served: Served) -> None:
+    """A NUL in a context value once broke the audit COPY and cost other clients their rows: now refused."""
+    donor = served.dataset.donors["address"].iloc[0]
+    for context in ({"k": "a\x00b"}, {"a\x00": "v"}, {"k": "line\nbreak"}):
+        request = pb.ScoreContributionRequest(contribution=contribution(donor, context=context))
+        with pytest.raises(grpc.RpcError) as info:
+            served.sidecar.stub.ScoreContribution(request, metadata=AUTH, timeout=10)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+        assert "control character" in info.value.details()  # type: ignore[attr-defined]
+    ok = {"k": "ünïcødé ✓ 🎉"}
+    assert score(served, donor, context=ok).decision_id
+
+
+def test_amount_above_uint256_is_refused(served: Served) -> None:
+    code = code_of(lambda: score(served, TOKEN, amount="9" * 78))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert score(served, TOKEN, amount=str(2**256 - 1)).decision_id
+
+
+MALFORMED = b"\x0a\x06\x0a\x04\xff\xfe\xfd\xfc"  # the probe's: a contribution whose donor is not UTF-8
+
+
+def raw_call(channel: grpc.Channel, method: str, payload: bytes, metadata: Any = None) -> grpc.StatusCode:
+    call = channel.unary_unary(f"/qf.scorer.v1.Scorer/{method}")
+    try:
+        call(payload, metadata=metadata, timeout=10)
+    except grpc.RpcError as exc:
+        return exc.code()  # type: ignore[attr-defined, no-any-return]
+    return grpc.StatusCode.OK
+
+
+def test_malformed_protobuf_is_invalid_argument_after_auth(served: Served, capfd: pytest.CaptureFixture[str]) -> None:
+    """Undecodable bytes: UNAUTHENTICATED without a token, INVALID_ARGUMENT with one, counted, no traceback."""
+    registry = served.sidecar.sidecar.metrics.registry
+    before = registry.get_sample_value("qf_scorer_malformed_requests_total", {"method": "ScoreContribution"}) or 0
+    channel = served.sidecar.channel
+    assert raw_call(channel, "ScoreContribution", MALFORMED) == grpc.StatusCode.UNAUTHENTICATED
+    assert raw_call(channel, "ScoreContribution", MALFORMED, AUTH) == grpc.StatusCode.INVALID_ARGUMENT
+    health = channel.unary_unary("/grpc.health.v1.Health/Check")
+    with pytest.raises(grpc.RpcError) as info:
+        health(b"\x0a\x02\xff\xfe", timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    after = registry.get_sample_value("qf_scorer_malformed_requests_total", {"method": "ScoreContribution"})
+    assert after == before + 1  # the unauthenticated call never reached the decoder
+    assert registry.get_sample_value(
+        "qf_scorer_rpcs_handled_total", {"method": "ScoreContribution", "code": "INVALID_ARGUMENT"}
+    ) >= 1  # fmt: skip
+    assert "Traceback" not in capfd.readouterr().err
+    assert served.sidecar.stub.GetModelInfo(pb.GetModelInfoRequest(), metadata=AUTH, timeout=10).version
+
+
+def test_malformed_protobuf_counts_against_the_rate_limit(
+    labelled_round: LabelledRound, served: Served, tmp_path: Path
+) -> None:
+    config = settings_for(tmp_path).with_(scorer_rate_limit_per_minute=3.0)
+    with running_sidecar(config, labelled_round.db_url, served.models_root) as sidecar:
+        codes = [raw_call(sidecar.channel, "ScoreContribution", MALFORMED, AUTH) for _ in range(5)]
+    assert codes == [grpc.StatusCode.INVALID_ARGUMENT] * 3 + [grpc.StatusCode.RESOURCE_EXHAUSTED] * 2
+
+
+def test_reload_refuses_an_edited_copy_and_hides_server_paths(served: Served) -> None:
+    """The probe's trick: copy a version, set its thresholds to 1.0 (approve everything), reload it."""
+    source = served.models_root / served.versions[0]
+    forged = served.models_root / (served.versions[0][:-8] + "00000000")
+    shutil.copytree(source, forged)
+    manifest = json.loads((forged / "manifest.json").read_text())
+    manifest["thresholds"] = {"review": 1.0, "block": 1.0}
+    (forged / "manifest.json").write_text(json.dumps(manifest))
+    (served.models_root / "outside").symlink_to("/etc")
+    stub = served.sidecar.stub
+    try:
+        for name, expected in ((forged.name, "content hash does not match"), ("outside", "link to outside")):
+            with pytest.raises(grpc.RpcError) as info:
+                stub.ReloadModels(pb.ReloadModelsRequest(version=name), metadata=ADMIN, timeout=60)
+            assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION  # type: ignore[attr-defined]
+            details = info.value.details()  # type: ignore[attr-defined]
+            assert expected in details
+            assert str(served.models_root) not in details
+            assert "/etc" not in details
+        info_now = stub.GetModelInfo(pb.GetModelInfoRequest(), metadata=AUTH, timeout=10)
+        assert info_now.version == served.versions[0]
+        assert info_now.content_sha256 == json.loads((source / "manifest.json").read_text())["content_sha256"]
+    finally:
+        shutil.rmtree(forged)
+        (served.models_root / "outside").unlink()
+
+
+def test_calls_during_shutdown_are_unavailable_and_the_client_applies_its_policy(
+    labelled_round: LabelledRound, served: Served, tmp_path: Path
+) -> None:
+    """Load through a stop: during the drain new calls get UNAVAILABLE (they used to be CANCELLED); the client's
+    gate() applies its fail policy to whatever comes (UNAVAILABLE, CANCELLED, a closed port) and never raises."""
+    donor = served.dataset.donors["address"].iloc[0]
+    args = {"donor": donor, "recipient_id": "0x" + "22" * 20, "pool_id": 1, "chain_id": CHAIN_ID, "token": TOKEN,
+            "amount": "5"}  # fmt: skip
+    codes: list[tuple[float, grpc.StatusCode]] = []
+    verdicts: list[str] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    with running_sidecar(settings_for(tmp_path), labelled_round.db_url, served.models_root, drain_seconds=1.0) as s:
+        request = pb.ScoreContributionRequest(contribution=contribution(donor))
+
+        def raw() -> None:
+            stub = s.stub
+            while not stop.is_set():
+                try:
+                    stub.ScoreContribution(request, metadata=AUTH, timeout=5)
+                    codes.append((time.monotonic(), grpc.StatusCode.OK))
+                except grpc.RpcError as exc:
+                    codes.append((time.monotonic(), exc.code()))  # type: ignore[attr-defined]
+
+        def gated() -> None:
+            with ScorerClient(s.target, token=CLIENT_TOKEN, timeout_seconds=5) as client:
+                while not stop.is_set():
+                    try:
+                        verdicts.append("degraded" if client.gate(**args).degraded else "scored")
+                    except BaseException as exc:
+                        errors.append(exc)
+
+        threads = [threading.Thread(target=f) for f in (raw, raw, gated, gated)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        stopping = time.monotonic()
+        s.loop.call_soon_threadsafe(s.sidecar.request_stop)
+        s.thread.join(timeout=60)
+        time.sleep(0.3)
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert errors == []
+    drain = 1.0
+    during = {c for t, c in codes if 0.05 < t - stopping < drain - 0.05}
+    assert during == {grpc.StatusCode.UNAVAILABLE}
+    assert {c for _, c in codes} <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
+    # gRPC core itself cancels a call that races the listener's close at the end of the drain: never before.
+    assert all(t - stopping > drain - 0.05 for t, c in codes if c == grpc.StatusCode.CANCELLED)
+    assert {"scored", "degraded"} <= set(verdicts)
+
+
+def _valid_requests(served: Served) -> dict[str, bytes]:
+    donor = served.dataset.donors["address"].iloc[0]
+    c = contribution(donor, context={"page": "checkout"})
+    messages = {
+        "ScoreContribution": pb.ScoreContributionRequest(contribution=c),
+        "ScoreContributions": pb.ScoreContributionsRequest(contributions=[c, c]),
+        "DetectAnomaly": pb.DetectAnomalyRequest(donor=donor, chain_id=CHAIN_ID),
+        "Recommend": pb.RecommendRequest(donor=donor, pool_id="7", k=3, chain_id=CHAIN_ID),
+        "AssignVariant": pb.AssignVariantRequest(experiment="project_list", user_id="fuzz-user"),
+        "RecordOutcome": pb.RecordOutcomeRequest(experiment="project_list", user_id="fuzz-user", reward=1.0),
+        "GetExperimentStats": pb.GetExperimentStatsRequest(experiment="project_list"),
+        "GetModelInfo": pb.GetModelInfoRequest(),
+        "ReloadModels": pb.ReloadModelsRequest(version=served.versions[0]),
+    }
+    assert set(messages) == set(pb.DESCRIPTOR.services_by_name["Scorer"].methods_by_name)
+    return {method: m.SerializeToString() for method, m in messages.items()}
+
+
+@st.composite
+def mutated(draw: st.DrawFn, seeds: dict[str, bytes]) -> tuple[str, bytes]:
+    """A method and bytes for it: random, or one of its valid requests with bytes flipped, cut or inserted."""
+    method = draw(st.sampled_from(sorted(seeds)))
+    if draw(st.booleans()):
+        return method, draw(st.binary(max_size=200))
+    data = bytearray(seeds[method])
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["flip", "cut", "insert"]))
+        at = draw(st.integers(0, max(len(data) - 1, 0)))
+        if kind == "flip" and data:
+            data[at] ^= draw(st.integers(1, 255))
+        elif kind == "cut":
+            del data[at : at + draw(st.integers(1, 8))]
+        else:
+            data[at:at] = draw(st.binary(min_size=1, max_size=8))
+    return method, bytes(data)
+
+
+#: What a fuzzed call may end with: never UNKNOWN, INTERNAL, CANCELLED or another sign of a crash.
+AUTHENTICATED_CODES = {
+    grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION,  # an outcome for a user who has no variant
+    grpc.StatusCode.PERMISSION_DENIED,  # ReloadModels with a client token
+}  # fmt: skip
+
+
+def test_protobuf_fuzz_never_crashes_the_server(served: Served) -> None:
+    """Random and mutated bytes to every method, with a client token and without: UNAUTHENTICATED without,
+    INVALID_ARGUMENT for bytes that are no message, a documented code otherwise; the server healthy after."""
+    seeds = _valid_requests(served)
+    channel = served.sidecar.channel
+    seen: dict[str, set[grpc.StatusCode]] = {}
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(case=mutated(seeds))
+    def check(case: tuple[str, bytes]) -> None:
+        method, payload = case
+        anonymous = raw_call(channel, method, payload)
+        assert anonymous == grpc.StatusCode.UNAUTHENTICATED, (method, payload)
+        code = raw_call(channel, method, payload, AUTH)
+        seen.setdefault(method, set()).add(code)
+        request_type = getattr(pb, pb.DESCRIPTOR.services_by_name["Scorer"].methods_by_name[method].input_type.name)
+        try:
+            request_type.FromString(payload)
+        except Exception:
+            if method == "ReloadModels":  # the admin check comes first; the admin token gets to the decoder
+                assert code == grpc.StatusCode.PERMISSION_DENIED
+                code = raw_call(channel, method, payload, ADMIN)
+            assert code == grpc.StatusCode.INVALID_ARGUMENT, (method, payload, code)
+        else:
+            assert code in AUTHENTICATED_CODES, (method, payload, code)
+
+    check()
+    assert grpc.StatusCode.INVALID_ARGUMENT in set().union(*seen.values())
+    health = health_pb2_grpc.HealthStub(channel)
+    assert health.Check(health_pb2.HealthCheckRequest(service="qf.scorer.v1.Scorer")).status == (
+        health_pb2.HealthCheckResponse.SERVING
+    )
+    assert score(served, TOKEN).decision_id

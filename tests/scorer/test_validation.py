@@ -70,7 +70,7 @@ def test_chain_id(value: object, ok: bool) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("12.5", 12.5), ("1", 1.0), ("0.000001", 1e-6), (".5", 0.5), ("5.", 5.0), ("9" * 78, float("9" * 78)),
+    [("12.5", 12.5), ("1", 1.0), ("0.000001", 1e-6), (".5", 0.5), ("5.", 5.0), (str(2**256 - 1), float(2**256 - 1)),
      ("0." + "0" * 76 + "1", 1e-77)],
 )  # fmt: skip
 def test_amount_accepts_plain_positive_decimals(value: str, expected: float) -> None:
@@ -80,7 +80,7 @@ def test_amount_accepts_plain_positive_decimals(value: str, expected: float) -> 
 @pytest.mark.parametrize(
     "value",
     ["", "0", "0.0", "-1", "+1", "1e5", "1e999", "1E-3", "inf", "Infinity", "nan", "NaN", "1,5", " 1", "1 ",
-     "1.2.3", ".", "0x10", "9" * 79, "1." + "0" * 78, "١", 1.5, None],
+     "1.2.3", ".", "0x10", "9" * 79, "1." + "0" * 78, "١", 1.5, None, "9" * 78, str(2**256), str(2**256 - 1) + ".5"],
 )  # fmt: skip
 def test_amount_rejects_anything_else(value: object) -> None:
     with pytest.raises(ValidationError, match=r"^amount: "):
@@ -196,3 +196,21 @@ def test_positive_decimals_parse_to_their_float(value: Decimal) -> None:
     if Decimal(text) <= 0:
         return
     assert validation.amount(text) == float(text)
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "\x00", "tab\there", "line\n", "\x7f", "\x9b", "bell\x07"])
+def test_label_refuses_control_characters(text: str) -> None:
+    """A NUL cannot be stored in text or jsonb (it once cost other clients their audit rows); no control character
+    is let through."""
+    with pytest.raises(ValidationError, match=r"^contribution\.context\['k'\]: holds the control character U\+"):
+        validation.label(text, "contribution.context['k']", 256)
+
+
+@pytest.mark.parametrize("text", ["", "plain", "ünïcødé ✓", "emoji 🎉", "quote \" and \\ backslash", "x" * 256])
+def test_label_keeps_printable_text_as_sent(text: str) -> None:
+    assert validation.label(text, "k", 256) == text
+
+
+def test_label_is_bounded() -> None:
+    with pytest.raises(ValidationError, match="at most 256 characters, got 257"):
+        validation.label("x" * 257, "k", 256)
