@@ -47,9 +47,9 @@ with warnings.catch_warnings():
     )
 
 # The library makes its command wrappers with setattr; build ours the same way, typed.
-_pg_ctl = create_command_function("pg_ctl")
+pg_ctl = create_command_function("pg_ctl")
 
-__all__ = ["DATABASE_NAME", "resolve_database_url", "start_server", "stop_embedded"]
+__all__ = ["DATABASE_NAME", "pg_ctl", "resolve_database_url", "start_server", "stop_embedded", "system_user"]
 
 DATABASE_NAME = "qf"
 STOP_TIMEOUT_SECONDS = 60
@@ -126,10 +126,10 @@ def stop_embedded(settings: Settings) -> bool:
             running = info is not None and info.is_running()
             if running:
                 _let_server_user_reach(pgdata)
-                _pg_ctl(
+                pg_ctl(
                     ["-w", "-m", "fast", "stop"],
                     pgdata=pgdata,
-                    user=_system_user(),
+                    user=system_user(),
                     timeout=STOP_TIMEOUT_SECONDS,
                 )
             DiskList(pgdata / _HOLDERS_FILE).put([])
@@ -193,11 +193,11 @@ def _let_server_user_reach(pgdata: Path) -> None:
     Something may have tightened them since (pytest resets its temp root to 0700),
     and pg_ctl, run as the server's user, must reach the directory to stop it.
     """
-    if _system_user() is not None:
+    if system_user() is not None:
         ensure_prefix_permissions(pgdata)
 
 
-def _system_user() -> str | None:
+def system_user() -> str | None:
     return _ROOT_SYSTEM_USER if os.geteuid() == 0 else None
 
 

