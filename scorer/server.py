@@ -150,6 +150,7 @@ class Sidecar:
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self.health_state.tick(caught_up=True)
         log.info("scorer_started", address=f"{options.host}:{self.port}", model=bundle.version,
+                 models_root=str(options.models_root),
                  donors=features.current().n_donors, chain_id=bundle.chain_id)  # fmt: skip
         return self.port
 

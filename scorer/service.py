@@ -122,6 +122,7 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
         self._rng = np.random.default_rng(seed)
         self._rng_lock = threading.Lock()  # numpy generators are not thread-safe; requests run in threads
         self._reload_lock = asyncio.Lock()
+        self._unreachable: set[str] = set()  # dependencies whose last use failed, for the recovery log line
 
     # -- scoring --------------------------------------------------------------------------------
 
@@ -245,10 +246,14 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
         except UNREACHABLE as exc:
             self.metrics.dependency_errors.labels(dependency=dependency).inc()
             up.set(0)
+            self._unreachable.add(dependency)
             log.warning("database_unavailable", dependency=dependency,
                         error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)  # fmt: skip
             raise
         up.set(1)
+        if dependency in self._unreachable:
+            self._unreachable.discard(dependency)
+            log.info("database_recovered", dependency=dependency)
         return result
 
     @handled
