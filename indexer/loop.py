@@ -25,8 +25,8 @@ from indexer.metrics import HealthState, IndexerMetrics
 from indexer.ranges import BlockRange, RangeHint, RangePlanner, RangePolicy, is_range_error, parse_range_hint
 from indexer.reorg import find_fork_point
 from indexer.rpc import ResilientRpc
-from indexer.store import Batch, BlockRow, ChainState, StaleCheckpoint, Store
-from qf.errors import ChainIdMismatch, ConfigError, RpcError, RpcUnavailable
+from indexer.store import Batch, BlockRow, ChainState, Store
+from qf.errors import ChainIdMismatch, ConfigError, DatabaseError, RpcError, RpcUnavailable
 
 log = structlog.get_logger()
 
@@ -344,7 +344,7 @@ class Indexer:
                 backoff = 0.5
             except ReorgTooDeep:
                 raise
-            except (psycopg.OperationalError, StaleCheckpoint) as exc:
+            except (psycopg.OperationalError, DatabaseError) as exc:  # StaleCheckpoint, or a failed reconnect
                 log.warning("database_unavailable", error=str(exc).splitlines()[0][:200], retry_in=backoff)
                 self.store.reset()
                 self.metrics.is_writer.set(0)
@@ -375,6 +375,7 @@ class Indexer:
                     self.reload()
                     log.info("database_recovered", checkpoint=self.state.checkpoint_block if self.state else None)
                 return
-            except psycopg.OperationalError:
+            except (psycopg.OperationalError, DatabaseError) as exc:  # still down: qf.db.connect raises DatabaseError
+                log.info("database_still_unavailable", error=str(exc).splitlines()[0][:200])
                 self.store.reset()
                 stop.wait(1.0)

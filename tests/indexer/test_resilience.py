@@ -24,6 +24,7 @@ from qf.db.embedded import start_server, system_user
 from qf.sim.execute import execute_plan
 from qf.sim.scenario import plan_simulated_round
 from tests.fixtures.chain import Chain, free_port
+from tests.fixtures.postgres import RestartablePostgres
 from tests.fixtures.rpc_proxy import Fault, FaultPolicy, FaultProxy
 from tests.indexer.harness import backfill, chain_events, close, make_indexer, snapshot, stored_keys, sync
 from tests.indexer.live import LivePool
@@ -282,3 +283,39 @@ def test_bad_configuration_is_one_line(
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ")
     assert fragment in last
+
+
+def test_postgres_outage_of_seconds_under_the_indexer(
+    chain: Chain, restartable_pg: RestartablePostgres, tmp_path: Path
+) -> None:
+    """The database is away for seconds (not a quick restart): reconnecting fails a few times, the indexer keeps
+    waiting instead of dying, and catches up once the database is back. (The soak found it dying.)"""
+    pool = LivePool(chain)
+    indexer = make_indexer(chain, restartable_pg.url, tmp_path)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            indexer.run(stop)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        for donor in pool.donors[:3]:
+            pool.donate(donor, pool.recipients[0], 10**14)
+        wait_until(lambda: stored_keys(restartable_pg.url) == chain_events(chain))
+        restartable_pg.stop()
+        for donor in pool.donors[3:6]:
+            pool.donate(donor, pool.recipients[1], 10**14)
+        time.sleep(4)  # several failed reconnections
+        assert thread.is_alive(), errors
+        restartable_pg.start()
+        wait_until(lambda: stored_keys(restartable_pg.url) == chain_events(chain))
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        close(indexer)
+    assert not errors

@@ -195,7 +195,7 @@ def test_store_swaps_and_keeps_the_old_bundle_on_failure(model_dir: Path, tmp_pa
 
     broken = republish(copy, root)
     (broken / "isolation_forest.npz").write_bytes(b"not a model")
-    with pytest.raises(ModelError, match="isolation_forest.npz does not match its manifest hash"):
+    with pytest.raises(ModelError, match=r"isolation_forest\.npz does not match its manifest hash"):
         store.load_and_swap(root, broken.name)
     (root / artifacts.LATEST).write_text(copy.name + "\n")
     with pytest.raises(ModelError, match="no model version"):

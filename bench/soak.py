@@ -1,0 +1,879 @@
+"""Soak: mixed gRPC load on the sidecar while the indexer follows a live devnet with reorgs, through three faults.
+
+    .venv/bin/python bench/soak.py [--minutes 10] [--rate 300] [--outage-seconds 30] [--seed 42] [--out soak.json]
+
+Not run in CI (10 minutes and both cores); a short trial: ``--minutes 2 --rate 100 --outage-seconds 10``.
+
+Set-up (all real parts, all throwaway): an embedded PostgreSQL in a temporary
+directory with every migration; anvil from npm on a free 127.0.0.1 port with
+the contracts deployed; a seeded simulated round (``qf.sim``, the size of the
+test fixtures' labelled round) with its labels, plus an open pool the anvil
+dev accounts keep donating to (``tests/indexer/live.py``); ``qf index`` in
+follow mode as a subprocess; two model versions trained by the real pipeline
+(``qf.train.pipeline.train``) on the indexed round; ``qf serve`` as a separate
+process serving the first version (rate limit off, everything else as
+deployed).
+
+During the run a thread keeps donating on the devnet and injects random reorgs
+(``anvil_reorg``, depth 1-5, with replacement donations, every 15-45 s). A load
+generator in another process (``multiprocessing`` spawn, ``grpc.aio``, the
+channel options of ``scorer.client``: retries on UNAVAILABLE for the read-only
+calls) sends an *open-loop* schedule at ``--rate`` per second: 80%
+ScoreContribution, 5% ScoreContributions (batches of 8), 5% DetectAnomaly,
+4% Recommend, 3% AssignVariant, 2% RecordOutcome, 1% GetModelInfo, each
+with a ``--deadline`` and timed from its *scheduled* send time (no
+coordinated omission). Every decision_id returned is kept.
+
+Faults, at 25%, 50% and 75% of the run:
+
+1. PostgreSQL restart: ``pg_ctl -m fast stop`` (``qf.db.embedded.stop_embedded``),
+   ``--outage-seconds`` down, started again on the same data directory and socket;
+2. model reload: ``ReloadModels`` (admin token) to the second version;
+3. view-refresh burst: ``--refresh-burst`` back-to-back ``qf.rebuild_analytics()``
+   and ``qf.refresh_analytics()`` calls, each followed by the indexer's
+   ``NOTIFY qf_views_refreshed`` (the sidecar reloads its features on it).
+
+Each fault has a *before* window (up to 60 s before it), *during* (from its
+start to 5 s after it ended, when the sidecar settles) and *after* (up to 60 s,
+never into the next fault's before window). At the end the chain stops moving,
+the indexer's lag and its agreement with the chain are measured, the sidecar is
+stopped gracefully (its audit log flushes) and every returned decision_id is
+looked up in ``qf.scorer_decisions``.
+
+Report (one JSON object on stdout, ``--out`` also writes it and a ``.md``
+next to it; a markdown summary on stderr): calls by method and status code,
+failed calls by code, audit rows lost (target 0), sidecar RSS at the start
+(after warm-up) / end / max and growth (target < 10%), p50/p99 per window,
+reorgs injected and repaired, indexer blocks behind at the end, whether the
+indexer survived the restart, and the warnings and errors the two processes
+logged. Everything started is stopped and deleted at the end, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+QF = ROOT / ".venv" / "bin" / "qf"
+CHAIN_ID = 31337
+METHODS = ("ScoreContribution", "ScoreContributions", "DetectAnomaly", "Recommend", "AssignVariant",
+           "RecordOutcome", "GetModelInfo")  # fmt: skip
+MIX = (0.80, 0.05, 0.05, 0.04, 0.03, 0.02, 0.01)
+BATCH = 8
+EXPERIMENTS = ("project_list", "project_list_bandit")
+WARMUP_SECONDS = 10.0
+WINDOW_SECONDS = 60.0
+SETTLE_SECONDS = 5.0
+REORG_EVERY = (15.0, 45.0)
+MAX_REORG_DEPTH = 5
+
+
+def log(message: str) -> None:
+    print(f"[soak {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the load generator (runs in its own process) -------------------------------------------
+
+
+def load_process(cfg: dict[str, Any], out_path: str, events: Any) -> None:
+    """Open-loop mixed RPCs; writes per-call arrays to ``out_path``.npz and decision ids to ``out_path``.ids."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the orchestrator decides when this process stops
+    try:
+        asyncio.run(_load(cfg, out_path, events))
+    except BaseException as exc:
+        events.put(("error", f"{type(exc).__name__}: {exc}"))
+        raise
+
+
+async def _load(cfg: dict[str, Any], out_path: str, events: Any) -> None:
+    import grpc  # noqa: PLC0415 - imported in the child process
+    from grpc import aio  # noqa: PLC0415
+
+    from scorer.api.v1 import scorer_pb2 as pb  # noqa: PLC0415
+    from scorer.api.v1 import scorer_pb2_grpc  # noqa: PLC0415
+    from scorer.client import SERVICE_CONFIG  # noqa: PLC0415
+
+    rate, seconds, deadline = float(cfg["rate"]), float(cfg["seconds"]), float(cfg["deadline"])
+    n = int(rate * seconds)
+    rng = np.random.default_rng(cfg["seed"])
+    methods = rng.choice(len(METHODS), size=n, p=MIX).astype(np.int8)
+    picks = rng.integers(0, 1 << 30, size=n)
+    contributions = [
+        pb.Contribution(donor=c["donor"], recipient_id=c["recipient_id"], pool_id=str(c["pool_id"]),
+                        chain_id=CHAIN_ID, token=c["token"], amount=c["amount"])
+        for c in cfg["contributions"]
+    ]  # fmt: skip
+    donors = [c.donor for c in contributions]
+    pools = sorted({c.pool_id for c in contributions})
+    metadata = (("authorization", f"Bearer {cfg['token']}"),)
+    options = [("grpc.service_config", SERVICE_CONFIG), ("grpc.enable_retries", 1)]
+    channel = aio.insecure_channel(cfg["target"], options=options)
+    stub = scorer_pb2_grpc.ScorerStub(channel)
+    codes = np.full(n, -1, dtype=np.int16)
+    latency = np.full(n, np.nan, dtype=np.float64)
+    ids: list[str] = []
+
+    async def call(i: int) -> None:
+        pick = int(picks[i])
+        m = METHODS[methods[i]]
+        if m == "ScoreContribution":
+            r = await stub.ScoreContribution(
+                pb.ScoreContributionRequest(contribution=contributions[pick % len(contributions)]),
+                metadata=metadata, timeout=deadline,
+            )  # fmt: skip
+            ids.append(r.decision_id)
+        elif m == "ScoreContributions":
+            batch = [contributions[(pick + k * 7919) % len(contributions)] for k in range(BATCH)]
+            rs = await stub.ScoreContributions(
+                pb.ScoreContributionsRequest(contributions=batch), metadata=metadata, timeout=deadline
+            )
+            ids.extend(x.decision_id for x in rs.results)
+        elif m == "DetectAnomaly":
+            await stub.DetectAnomaly(pb.DetectAnomalyRequest(donor=donors[pick % len(donors)], chain_id=CHAIN_ID),
+                                     metadata=metadata, timeout=deadline)  # fmt: skip
+        elif m == "Recommend":
+            await stub.Recommend(
+                pb.RecommendRequest(donor=donors[pick % len(donors)], pool_id=pools[pick % len(pools)], k=5,
+                                    chain_id=CHAIN_ID),
+                metadata=metadata, timeout=deadline,
+            )  # fmt: skip
+        elif m in ("AssignVariant", "RecordOutcome"):
+            experiment = EXPERIMENTS[pick % len(EXPERIMENTS)]
+            user = f"user-{pick % 5000}"
+            if m == "AssignVariant":
+                await stub.AssignVariant(pb.AssignVariantRequest(experiment=experiment, user_id=user),
+                                         metadata=metadata, timeout=deadline)  # fmt: skip
+            else:
+                await stub.RecordOutcome(
+                    pb.RecordOutcomeRequest(experiment=experiment, user_id=user, reward=float(pick % 2)),
+                    metadata=metadata, timeout=deadline,
+                )  # fmt: skip
+        else:
+            await stub.GetModelInfo(pb.GetModelInfoRequest(), metadata=metadata, timeout=deadline)
+
+    # Warm-up (not timed): the channel, and each method's first call on the server.
+    for i in range(min(n, 200)):
+        with contextlib.suppress(grpc.RpcError):
+            await call(i)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time() + 0.2  # asyncio's clock is time.monotonic(), system-wide on Linux: the orchestrator's
+    events.put(("started", t0))
+    pending: set[asyncio.Task[None]] = set()
+
+    async def one(i: int, scheduled: float) -> None:
+        try:
+            await call(i)
+            codes[i] = 0
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else None
+            codes[i] = code.value[0] if isinstance(code, grpc.StatusCode) else 2  # UNKNOWN
+        latency[i] = loop.time() - scheduled
+
+    for i in range(n):
+        scheduled = t0 + i / rate
+        delay = scheduled - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(i, scheduled))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    if pending:
+        await asyncio.gather(*pending)
+    await channel.close()
+    np.savez(out_path + ".npz", offset=np.arange(n) / rate, method=methods, code=codes, latency=latency)
+    Path(out_path + ".ids").write_text("\n".join(x for x in ids if x))
+    events.put(("done", len(ids)))
+
+
+# -- the chain: donations and random reorgs ------------------------------------------------
+
+
+class ChainDriver(threading.Thread):
+    """Donates on the live pool every 0.3-1.5 s and injects a reorg every 15-45 s until stopped."""
+
+    def __init__(self, pool: Any, seed: int) -> None:
+        super().__init__(name="chain-driver", daemon=True)
+        self.pool = pool
+        self.rng = random.Random(seed)
+        self.stop_event = threading.Event()
+        self.paused = threading.Event()
+        self.reorgs: list[dict[str, Any]] = []
+        self.donations = 0
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        rng, pool = self.rng, self.pool
+        next_reorg = time.monotonic() + rng.uniform(*REORG_EVERY)
+        while not self.stop_event.wait(rng.uniform(0.3, 1.5)):
+            if self.paused.is_set():
+                continue
+            try:
+                for _ in range(rng.randint(1, 3)):
+                    pool.donate(rng.choice(pool.donors), rng.choice(pool.recipients), rng.randint(1, 10**15))
+                    self.donations += 1
+                if time.monotonic() >= next_reorg:
+                    depth = rng.randint(1, MAX_REORG_DEPTH)
+                    replacements = [
+                        [pool.donation(rng.choice(pool.donors), rng.choice(pool.recipients), rng.randint(1, 10**15)),
+                         rng.randint(0, depth - 1)]
+                        for _ in range(rng.randint(0, 3))
+                    ]  # fmt: skip
+                    pool.chain.rpc.call("anvil_reorg", [depth, replacements])
+                    self.reorgs.append({"at": time.monotonic(), "depth": depth, "replacements": len(replacements)})
+                    next_reorg = time.monotonic() + rng.uniform(*REORG_EVERY)
+            except Exception as exc:  # keep driving; the report lists what failed
+                self.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(timeout=30)
+
+
+# -- sampling the sidecar ------------------------------------------------------------------
+
+
+def rss_kb(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def scrape(port: int) -> dict[str, float]:
+    """A Prometheus text page as {series with labels: value}; {} if unreachable."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            with contextlib.suppress(ValueError):
+                values[name] = float(value)
+    return values
+
+
+class Sampler(threading.Thread):
+    """Once a second: the sidecar's and the indexer's RSS, the sidecar's audit queue depth."""
+
+    def __init__(self, sidecar_pid: int, indexer_pid: int, metrics_port: int) -> None:
+        super().__init__(name="sampler", daemon=True)
+        self.pids = {"sidecar": sidecar_pid, "indexer": indexer_pid}
+        self.metrics_port = metrics_port
+        self.samples: list[tuple[float, int | None, int | None, float | None]] = []
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            metrics = scrape(self.metrics_port)
+            self.samples.append((time.monotonic(), rss_kb(self.pids["sidecar"]), rss_kb(self.pids["indexer"]),
+                                 metrics.get("qf_scorer_audit_queue_depth")))  # fmt: skip
+            self.stop_event.wait(1.0)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(timeout=10)
+
+
+# -- the soak ------------------------------------------------------------------------------
+
+
+@dataclass
+class Soak:
+    args: argparse.Namespace
+    work: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    load: Any = None
+    driver: ChainDriver | None = None
+    sampler: Sampler | None = None
+    server: Any = None
+    report: dict[str, Any] = field(default_factory=dict)
+    faults: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Any:
+        from qf.settings import Settings  # noqa: PLC0415
+
+        return Settings.from_env({"QF_HOME": str(self.work)})
+
+    def start_postgres(self) -> str:
+        from qf.db.embedded import start_server  # noqa: PLC0415
+
+        self.server = start_server(self.settings.pgdata_dir, cleanup_mode="delete")
+        return str(self.server.get_uri())
+
+    def stop_postgres(self) -> None:
+        from qf.db.embedded import stop_embedded  # noqa: PLC0415
+
+        self.server = None
+        stop_embedded(self.settings)
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        logs = self.work / "logs"
+        logs.mkdir(exist_ok=True)
+        with (logs / f"{name}.log").open("ab") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=os.environ | env, cwd=ROOT, start_new_session=True)  # fmt: skip
+        self.procs[name] = proc
+        return proc
+
+    def cleanup(self) -> None:
+        """Stop everything that was started, in order, and delete the working directory."""
+        if self.load is not None and self.load.is_alive():
+            self.load.terminate()
+            self.load.join(timeout=10)
+        for thread in (self.driver, self.sampler):
+            if thread is not None:
+                thread.stop()
+        for name in ("sidecar", "indexer", "anvil"):
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        with contextlib.suppress(Exception):
+            self.stop_postgres()
+        if self.args.logs:
+            with contextlib.suppress(OSError):
+                shutil.copytree(self.work / "logs", self.args.logs, dirs_exist_ok=True)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def train_versions(db_url: str, models: Path, seed: int) -> list[str]:
+    """Two versions trained by the real pipeline on the indexed round (the second only differs by its seed)."""
+    from qf.db import connect  # noqa: PLC0415
+    from qf.train.dataset import load_dataset  # noqa: PLC0415
+    from qf.train.pipeline import TrainConfig, train  # noqa: PLC0415
+
+    with connect(db_url) as conn:
+        dataset = load_dataset(conn, CHAIN_ID)
+    versions = []
+    for s in (seed, seed + 1):
+        result = train(dataset, models, TrainConfig(seed=s, folds=3, n_boot=50))
+        versions.append(result.version_dir.name)
+    return versions
+
+
+def checkpoint(db_url: str) -> int | None:
+    from qf.db import connect  # noqa: PLC0415
+
+    try:
+        with connect(db_url) as conn:
+            row = conn.execute("SELECT checkpoint_block FROM qf.chains WHERE chain_id = %s", [CHAIN_ID]).fetchone()
+    except Exception:
+        return None
+    return None if row is None else row[0]
+
+
+def wait_caught_up(db_url: str, rpc: Any, timeout: float, indexer: subprocess.Popen[bytes]) -> float | None:
+    """Seconds until the indexer's checkpoint reaches the head it saw at the start (None on timeout)."""
+    started = time.monotonic()
+    head = rpc.block_number()
+    while time.monotonic() - started < timeout:
+        if indexer.poll() is not None:
+            return None
+        done = checkpoint(db_url)
+        if done is not None and done >= head:
+            return time.monotonic() - started
+        time.sleep(0.25)
+    return None
+
+
+def wait_serving(target: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    import grpc  # noqa: PLC0415
+    from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"qf serve exited with code {proc.returncode} before serving")
+            with contextlib.suppress(grpc.RpcError):
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            time.sleep(0.5)
+    raise TimeoutError(f"qf serve did not report SERVING within {timeout:g} s")
+
+
+def refresh_burst(db_url: str, count: int) -> list[float]:
+    """Back-to-back full and incremental analytics refreshes, each NOTIFYing like the indexer; seconds each."""
+    from psycopg import sql  # noqa: PLC0415
+
+    from qf.db import connect  # noqa: PLC0415
+
+    took = []
+    with connect(db_url) as conn:
+        for i in range(count):
+            started = time.monotonic()
+            with conn.transaction():
+                conn.execute("SELECT qf.rebuild_analytics()" if i % 2 == 0 else "SELECT qf.refresh_analytics()")
+                row = conn.execute("SELECT checkpoint_block FROM qf.chains WHERE chain_id = %s", [CHAIN_ID]).fetchone()
+                payload = f"{CHAIN_ID}:{row[0] if row else ''}"
+                conn.execute(sql.SQL("NOTIFY qf_views_refreshed, {}").format(sql.Literal(payload)))
+            took.append(time.monotonic() - started)
+    return took
+
+
+def reconcile(db_url: str, ids: list[str]) -> dict[str, int]:
+    """Returned decision ids missing from qf.scorer_decisions, and rows there that no returned id names."""
+    from qf.db import connect  # noqa: PLC0415
+
+    with connect(db_url) as conn:
+        conn.execute("CREATE TEMP TABLE returned (decision_id uuid PRIMARY KEY)")
+        with conn.cursor().copy("COPY returned FROM STDIN") as copy:
+            for decision_id in set(ids):
+                copy.write_row((decision_id,))
+        missing = conn.execute(
+            "SELECT count(*) FROM returned r WHERE NOT EXISTS "
+            "(SELECT 1 FROM qf.scorer_decisions d WHERE d.decision_id = r.decision_id)"
+        ).fetchone()[0]
+        stored = conn.execute("SELECT count(*) FROM qf.scorer_decisions").fetchone()[0]
+        unreturned = conn.execute(
+            "SELECT count(*) FROM qf.scorer_decisions d WHERE NOT EXISTS "
+            "(SELECT 1 FROM returned r WHERE r.decision_id = d.decision_id)"
+        ).fetchone()[0]
+    return {"returned_ids": len(ids), "distinct_returned_ids": len(set(ids)), "rows_in_table": stored,
+            "lost": missing, "rows_not_returned_to_client": unreturned}  # fmt: skip
+
+
+def log_findings(path: Path) -> dict[str, Any]:
+    """Warnings and errors a process logged (JSON lines), by level and event; the non-JSON lines' tail."""
+    counts: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    other: list[str] = []
+    if not path.exists():
+        return {}
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            if line.strip():
+                other.append(line[:300])
+            continue
+        if not isinstance(entry, dict):
+            continue
+        level = str(entry.get("level", ""))
+        if level in ("warning", "error", "critical", "exception"):
+            key = f"{level}:{entry.get('event')}"
+            counts[key] += 1
+            examples.setdefault(key, line[:400])
+    return {"by_event": dict(counts.most_common()), "examples": examples, "non_json_tail": other[-15:]}
+
+
+def percentiles(latency: np.ndarray) -> dict[str, float | None]:
+    if latency.size == 0:
+        return {"p50_ms": None, "p99_ms": None, "max_ms": None}
+    ms = latency * 1000
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
+            "max_ms": round(float(ms.max()), 2)}  # fmt: skip
+
+
+def window_stats(name: str, lo: float, hi: float, data: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Calls scheduled in [lo, hi) s after the load's start: all of them (a failure at its time to fail)."""
+    sel = (data["offset"] >= lo) & (data["offset"] < hi) & (data["code"] >= 0)
+    score = sel & (data["method"] == 0)
+    failed = sel & (data["code"] != 0)
+    return {"window": name, "from_s": round(lo, 1), "to_s": round(hi, 1), "calls": int(sel.sum()),
+            "failed": int(failed.sum()), **percentiles(data["latency"][sel]),
+            "score_p99_ms": percentiles(data["latency"][score])["p99_ms"]}  # fmt: skip
+
+
+def windows(faults: list[dict[str, Any]], warmup: float, end: float) -> list[tuple[str, float, float]]:
+    """Baseline, then before / during / after per fault; before and after share the gaps between faults."""
+    out = [("baseline", warmup, faults[0]["start"] if faults else end)]
+    for k, fault in enumerate(faults):
+        prev_end = faults[k - 1]["settled"] if k else warmup
+        next_start = faults[k + 1]["start"] if k + 1 < len(faults) else end
+        before = min(WINDOW_SECONDS, (fault["start"] - prev_end) / (2 if k else 1))
+        after = min(WINDOW_SECONDS, (next_start - fault["settled"]) / (2 if k + 1 < len(faults) else 1))
+        out += [(f"{fault['name']}: before", fault["start"] - before, fault["start"]),
+                (f"{fault['name']}: during", fault["start"], fault["settled"]),
+                (f"{fault['name']}: after", fault["settled"], fault["settled"] + after)]  # fmt: skip
+    return out
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [f"## Soak: {report['config']['minutes']} min at {report['config']['rate']} req/s, "
+             f"{report['config']['outage_seconds']} s PostgreSQL outage", "",
+             "| window | from s | to s | calls | failed | p50 ms | p99 ms | ScoreContribution p99 ms | max ms |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for w in report.get("windows", []):
+        lines.append(f"| {w['window']} | {w['from_s']} | {w['to_s']} | {w['calls']} | {w['failed']} | {w['p50_ms']} "
+                     f"| {w['p99_ms']} | {w['score_p99_ms']} | {w['max_ms']} |")  # fmt: skip
+    lines += ["", "| method | " + " | ".join(report.get("codes_seen", [])) + " |",
+              "|---|" + "---:|" * len(report.get("codes_seen", []))]  # fmt: skip
+    for method, by_code in report.get("calls_by_method", {}).items():
+        lines.append(f"| {method} | " + " | ".join(str(by_code.get(c, 0)) for c in report["codes_seen"]) + " |")
+    audit, rss, idx = report.get("audit", {}), report.get("sidecar_rss", {}), report.get("indexer", {})
+    lines += [
+        "",
+        f"- failed calls by code: {report.get('failed_by_code')}",
+        f"- audit rows lost: {audit.get('lost')} of {audit.get('distinct_returned_ids')} returned decision ids "
+        f"(dropped counter {audit.get('sidecar_dropped_total')}, max queue depth {audit.get('max_queue_depth')})",
+        f"- sidecar RSS: {rss.get('start_mb')} MB after warm-up, {rss.get('end_mb')} MB at the end, max "
+        f"{rss.get('max_mb')} MB, growth {rss.get('growth_pct')}%",
+        f"- reorgs: {report.get('reorgs', {}).get('injected')} injected, {idx.get('reorgs_repaired')} repaired; "
+        f"indexer {idx.get('blocks_behind_at_end')} blocks behind at the end, caught up in "
+        f"{idx.get('caught_up_seconds')} s, index equals chain: {idx.get('index_matches_chain')}",
+        f"- indexer survived the PostgreSQL restart: {idx.get('survived_pg_restart')} "
+        f"(resumed in {idx.get('resumed_after_restart_seconds')} s); sidecar exit code "
+        f"{report.get('sidecar', {}).get('exit_code')}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run(soak: Soak) -> None:
+    args, work, report = soak.args, soak.work, soak.report
+    from qf.chain.anvil import DEV_PRIVATE_KEY, AnvilOptions, start_anvil  # noqa: PLC0415
+    from qf.chain.deploy import deploy_contracts  # noqa: PLC0415
+    from qf.chain.rpc import RpcClient  # noqa: PLC0415
+    from qf.db import connect, with_database  # noqa: PLC0415
+    from qf.db.migrate import apply_migrations  # noqa: PLC0415
+    from qf.sim.execute import execute_plan  # noqa: PLC0415
+    from qf.sim.labels import store_labels  # noqa: PLC0415
+    from qf.sim.scenario import plan_simulated_round  # noqa: PLC0415
+    from tests.fixtures.chain import Chain  # noqa: PLC0415
+    from tests.fixtures.rounds import ROUND  # noqa: PLC0415
+    from tests.indexer.harness import chain_events, stored_keys  # noqa: PLC0415
+    from tests.indexer.live import LivePool  # noqa: PLC0415
+
+    setup_started = time.monotonic()
+    # PostgreSQL
+    with connect(soak.start_postgres(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE soak")
+    db_url = with_database(str(soak.server.get_uri()), "soak")
+    with connect(db_url) as conn:
+        apply_migrations(conn)
+    log(f"embedded PostgreSQL up in {work / 'pgdata'}")
+    # devnet, round, live pool
+    anvil_port = free_port()
+    soak.procs["anvil"] = start_anvil(AnvilOptions(port=anvil_port), log_path=work / "logs" / "anvil.log",
+                                      detached=True)  # fmt: skip
+    url = f"http://127.0.0.1:{anvil_port}"
+    rpc = RpcClient(url)
+    deployment = deploy_contracts(rpc, DEV_PRIVATE_KEY)
+    plan = plan_simulated_round(args.seed, **ROUND)
+    result = execute_plan(rpc, deployment, plan, DEV_PRIVATE_KEY)
+    with connect(db_url) as conn:
+        store_labels(conn, CHAIN_ID, plan.labels, source="simulate", run_id=f"soak-{args.seed}")
+    live = LivePool(Chain(url, RpcClient(url), deployment))
+    log(f"devnet on {url}: {result.donations} simulated donations, live pool {live.pool_id}")
+    # indexer, following
+    indexer_port = free_port()
+    indexer = soak.spawn("indexer", [str(QF), "index"], {
+        "QF_HOME": str(work / "indexer"), "QF_DATABASE_URL": db_url, "QF_RPC_URLS": url,
+        "QF_CORE_ADDRESS": deployment.core, "QF_START_BLOCK": str(deployment.start_block),
+        "QF_CHAIN_ID": str(CHAIN_ID), "QF_INDEXER_METRICS_PORT": str(indexer_port), "QF_LOG_FORMAT": "json",
+        "QF_LOG_LEVEL": "info",
+    })  # fmt: skip
+    if wait_caught_up(db_url, rpc, 300, indexer) is None:
+        raise RuntimeError(f"the indexer did not catch up (exit code {indexer.poll()}); see its log")
+    time.sleep(2)  # its first analytics refresh
+    log("indexer caught up; training two model versions")
+    models = work / "models"
+    versions = train_versions(db_url, models, args.seed)
+    log(f"trained {versions}")
+    # sidecar
+    token, admin = secrets.token_hex(16), secrets.token_hex(16)
+    grpc_port, metrics_port = free_port(), free_port()
+    sidecar = soak.spawn("sidecar", [str(QF), "serve", "--port", str(grpc_port), "--version", versions[0],
+                                     "--models-dir", str(models)], {
+        "QF_HOME": str(work / "sidecar"), "QF_DATABASE_URL": db_url, "QF_SCORER_TOKENS": f"soak:{token}",
+        "QF_SCORER_ADMIN_TOKENS": f"ops:{admin}", "QF_SCORER_RATE_LIMIT_PER_MINUTE": "0",
+        "QF_SCORER_METRICS_PORT": str(metrics_port), "QF_LOG_FORMAT": "json", "QF_LOG_LEVEL": "warning",
+    })  # fmt: skip
+    target = f"127.0.0.1:{grpc_port}"
+    wait_serving(target, sidecar, 180)
+    log(f"sidecar serving {versions[0]} on {target} (pid {sidecar.pid})")
+    with connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT ON (donor) donor, pool_id, recipient_id, token, round(amount, 6)::text FROM qf.donations "
+            "WHERE chain_id = %s AND amount > 0 ORDER BY donor, block_number LIMIT 2000", [CHAIN_ID]
+        ).fetchall()  # fmt: skip
+    contributions = [{"donor": d, "pool_id": p, "recipient_id": r, "token": t, "amount": a} for d, p, r, t, a in rows]
+    rng = random.Random(args.seed)
+    for i in range(max(1, len(contributions) // 9)):  # about 10% never seen: cold starts
+        base = rng.choice(contributions)
+        contributions.append(base | {"donor": "0x" + f"{0xC01D0000 + i:040x}"})
+    report["setup_seconds"] = round(time.monotonic() - setup_started, 1)
+    report["setup"] = {"simulated_donations": result.donations, "live_pool": live.pool_id, "model_versions": versions,
+                       "request_contributions": len(contributions)}  # fmt: skip
+
+    # chain activity, sampling, load
+    soak.driver = ChainDriver(live, args.seed)
+    soak.driver.start()
+    soak.sampler = Sampler(sidecar.pid, indexer.pid, metrics_port)
+    soak.sampler.start()
+    duration = args.minutes * 60.0
+    context = multiprocessing.get_context("spawn")
+    events = context.Queue()
+    out_path = str(work / "load")
+    cfg = {"target": target, "token": token, "rate": args.rate, "seconds": duration, "deadline": args.deadline,
+           "seed": args.seed, "contributions": contributions}  # fmt: skip
+    soak.load = context.Process(target=load_process, args=(cfg, out_path, events), name="soak-load")
+    soak.load.start()
+    kind, t0 = events.get(timeout=300)
+    if kind != "started":
+        raise RuntimeError(f"the load generator failed: {t0}")
+    rss_before = rss_kb(sidecar.pid)
+    log(f"load started: {args.rate:g} req/s for {duration:g} s")
+
+    def at(offset: float) -> None:
+        while time.monotonic() < t0 + offset:
+            if not soak.load.is_alive():
+                raise RuntimeError("the load generator died")
+            time.sleep(min(0.5, max(0.0, t0 + offset - time.monotonic())))
+
+    def now() -> float:
+        return time.monotonic() - t0
+
+    indexer_status: dict[str, Any] = {}
+    # 1. PostgreSQL restart
+    at(0.25 * duration)
+    head_before = rpc.block_number()
+    start = now()
+    log("fault 1: stopping PostgreSQL (pg_ctl -m fast stop)")
+    soak.stop_postgres()
+    stopped = now()
+    time.sleep(args.outage_seconds)
+    restarted_uri = soak.start_postgres()
+    restarted = now()
+    log(f"PostgreSQL started again after {restarted - start:.1f} s")
+    indexer_status["alive_during_outage"] = indexer.poll() is None
+    soak.faults.append({"name": "postgres restart", "start": start, "stopped": stopped, "end": restarted,
+                        "settled": restarted + SETTLE_SECONDS,
+                        "same_socket": restarted_uri == str(soak.server.get_uri())})  # fmt: skip
+    resumed = None
+    while now() < 0.5 * duration - 10 and indexer.poll() is None:
+        done = checkpoint(db_url)
+        if done is not None and done > head_before:
+            resumed = now() - restarted
+            break
+        time.sleep(0.5)
+    indexer_status["resumed_after_restart_seconds"] = None if resumed is None else round(resumed, 1)
+    indexer_status["survived_pg_restart"] = indexer.poll() is None and resumed is not None
+
+    # 2. model reload
+    at(0.5 * duration)
+    import grpc  # noqa: PLC0415
+
+    from scorer.api.v1 import scorer_pb2 as pb  # noqa: PLC0415
+    from scorer.api.v1 import scorer_pb2_grpc  # noqa: PLC0415
+
+    start = now()
+    log(f"fault 2: ReloadModels -> {versions[1]}")
+    with grpc.insecure_channel(target) as channel:
+        stub = scorer_pb2_grpc.ScorerStub(channel)
+        try:
+            reply = stub.ReloadModels(pb.ReloadModelsRequest(version=versions[1]),
+                                      metadata=(("authorization", f"Bearer {admin}"),), timeout=60)  # fmt: skip
+            outcome = f"{reply.previous_version} -> {reply.version}"
+        except grpc.RpcError as exc:
+            outcome = f"failed: {exc.code().name} {exc.details()}"
+    end = now()
+    soak.faults.append({"name": "model reload", "start": start, "end": end, "settled": end + SETTLE_SECONDS,
+                        "outcome": outcome, "seconds": round(end - start, 3)})  # fmt: skip
+    log(f"reload: {outcome} in {end - start:.2f} s")
+
+    # 3. view-refresh burst
+    at(0.75 * duration)
+    start = now()
+    log(f"fault 3: {args.refresh_burst} back-to-back analytics refreshes")
+    try:
+        took = refresh_burst(db_url, args.refresh_burst)
+        outcome = "ok"
+    except Exception as exc:
+        took, outcome = [], f"failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+    end = now()
+    soak.faults.append({"name": "view refresh burst", "start": start, "end": end,
+                        "settled": end + 2 * SETTLE_SECONDS,  # the sidecar's feature reload is debounced 5 s
+                        "outcome": outcome, "refreshes": len(took),
+                        "refresh_seconds": [round(x, 3) for x in took]})  # fmt: skip
+    log(f"refresh burst: {outcome}, {sum(took):.2f} s")
+
+    # the end of the load
+    kind, detail = events.get(timeout=duration + 600)
+    if kind != "done":
+        raise RuntimeError(f"the load generator failed: {detail}")
+    soak.load.join(timeout=60)
+    end_of_load = now()
+    soak.sampler.stop()
+    soak.driver.stop()
+    log("load done; chain stopped")
+    head = rpc.block_number()
+    behind = None if (cp := checkpoint(db_url)) is None else head - cp
+    caught = wait_caught_up(db_url, rpc, 60, indexer)
+    time.sleep(1)
+    matches = None
+    if caught is not None:
+        matches = stored_keys(db_url) == chain_events(Chain(url, rpc, deployment))
+    indexer_metrics = scrape(indexer_port)
+    sidecar_metrics = scrape(metrics_port)
+    indexer_status |= {"alive_at_end": indexer.poll() is None, "blocks_behind_at_end": behind,
+                       "caught_up_seconds": None if caught is None else round(caught, 1),
+                       "index_matches_chain": matches,
+                       "reorgs_repaired": indexer_metrics.get("qf_indexer_reorgs_total"),
+                       "last_indexed_block": indexer_metrics.get("qf_indexer_last_indexed_block"),
+                       "head": head}  # fmt: skip
+
+    # graceful sidecar stop (flushes the audit log), then reconcile
+    sidecar_alive = sidecar.poll() is None
+    stop_started = time.monotonic()
+    sidecar.send_signal(signal.SIGTERM)
+    try:
+        code = sidecar.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        sidecar.kill()
+        code = f"killed after 60 s: {sidecar.wait()}"
+    report["sidecar"] = {"alive_at_end_of_load": sidecar_alive, "exit_code": code,
+                         "stop_seconds": round(time.monotonic() - stop_started, 1)}  # fmt: skip
+    ids = [x for x in Path(out_path + ".ids").read_text().splitlines() if x]
+    audit = reconcile(db_url, ids)
+    queue = [q for _, _, _, q in soak.sampler.samples if q is not None]
+    audit |= {"sidecar_written_total": sidecar_metrics.get("qf_scorer_audit_rows_written_total"),
+              "sidecar_dropped_total": sidecar_metrics.get("qf_scorer_audit_rows_dropped_total"),
+              "sidecar_refused_total": sidecar_metrics.get("qf_scorer_audit_rows_refused_total"),
+              "max_queue_depth": max(queue) if queue else None}  # fmt: skip
+    indexer.send_signal(signal.SIGTERM)
+    try:
+        indexer_status["exit_code"] = indexer.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        indexer.kill()
+        indexer_status["exit_code"] = f"killed after 60 s: {indexer.wait()}"
+
+    # figures
+    import grpc as grpc_module  # noqa: PLC0415
+
+    names = {c.value[0]: c.name for c in grpc_module.StatusCode}
+    with np.load(out_path + ".npz") as npz:
+        data = {k: npz[k] for k in npz.files}
+    sent = data["code"] >= 0
+    by_method: dict[str, dict[str, int]] = {}
+    failed: Counter[str] = Counter()
+    for m, name in enumerate(METHODS):
+        counts = Counter(names.get(int(c), str(c)) for c in data["code"][sent & (data["method"] == m)])
+        by_method[name] = dict(counts.most_common())
+        failed.update({k: v for k, v in counts.items() if k != "OK"})
+    codes_seen = sorted({c for d in by_method.values() for c in d}, key=lambda c: (c != "OK", c))
+    samples = soak.sampler.samples
+    rss = [(t - t0, s) for t, s, _, _ in samples if s is not None]
+    after_warmup = [s for t, s in rss if t >= WARMUP_SECONDS] or [s for _, s in rss]
+    during_load = [s for t, s in rss if t <= end_of_load]
+    idx_rss = [s for _, _, s, _ in samples if s is not None]
+    rss_start, rss_end = after_warmup[0], (during_load or after_warmup)[-1]
+    report.update({
+        "calls": int(sent.sum()), "achieved_rps": round(int(sent.sum()) / end_of_load, 1),
+        "calls_by_method": by_method, "codes_seen": codes_seen, "failed_by_code": dict(failed.most_common()),
+        "failed_calls": int(sum(failed.values())),
+        "windows": [window_stats(n, lo, hi, data) for n, lo, hi in windows(soak.faults, WARMUP_SECONDS, duration)],
+        "overall": window_stats("all", 0, duration, data),
+        "audit": audit,
+        "sidecar_rss": {"before_load_mb": None if rss_before is None else round(rss_before / 1024, 1),
+                        "start_mb": round(rss_start / 1024, 1), "end_mb": round(rss_end / 1024, 1),
+                        "max_mb": round(max(s for _, s in rss) / 1024, 1),
+                        "growth_pct": round((rss_end - rss_start) / rss_start * 100, 1),
+                        "growth_from_before_load_pct": None if not rss_before else
+                        round((rss_end - rss_before) / rss_before * 100, 1)},
+        "indexer_rss_mb": {"start": round(idx_rss[0] / 1024, 1), "end": round(idx_rss[-1] / 1024, 1),
+                           "max": round(max(idx_rss) / 1024, 1)} if idx_rss else None,
+        "faults": [{k: round(v, 2) if isinstance(v, float) else v for k, v in f.items()} for f in soak.faults],
+        "reorgs": {"injected": len(soak.driver.reorgs), "depths": [r["depth"] for r in soak.driver.reorgs],
+                   "donations_sent": soak.driver.donations, "driver_errors": soak.driver.errors[:20],
+                   "driver_error_count": len(soak.driver.errors)},
+        "indexer": indexer_status,
+        "logs": {"indexer": log_findings(work / "logs" / "indexer.log"),
+                 "sidecar": log_findings(work / "logs" / "sidecar.log")},
+    })  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=300.0, help="offered requests per second")
+    parser.add_argument("--outage-seconds", type=float, default=30.0, help="how long PostgreSQL stays down")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", type=Path, help="also write the JSON here (and the markdown next to it, .md)")
+    parser.add_argument("--deadline", type=float, default=1.0, help="per-call deadline in seconds")
+    parser.add_argument("--refresh-burst", type=int, default=10, help="refreshes in the view-refresh burst")
+    parser.add_argument("--logs", type=Path, help="copy the indexer's, sidecar's and anvil's logs here")
+    args = parser.parse_args()
+    if args.minutes * 60 * 0.25 < args.outage_seconds + 2 * SETTLE_SECONDS + WARMUP_SECONDS:
+        parser.error("--minutes is too short for --outage-seconds (the faults sit at 25%, 50% and 75% of the run)")
+
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    work = Path(tempfile.mkdtemp(prefix="qf-soak-"))
+    (work / "logs").mkdir()
+    soak = Soak(args=args, work=work)
+    soak.report["config"] = {"minutes": args.minutes, "rate": args.rate, "outage_seconds": args.outage_seconds,
+                             "seed": args.seed, "deadline_seconds": args.deadline, "refresh_burst": args.refresh_burst,
+                             "mix": dict(zip(METHODS, MIX, strict=True))}  # fmt: skip
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        run(soak)
+    except KeyboardInterrupt:
+        log("interrupted: cleaning up")
+        soak.report["aborted"] = "interrupted"
+    except Exception as exc:
+        log(f"failed: {type(exc).__name__}: {exc}")
+        soak.report["aborted"] = f"{type(exc).__name__}: {exc}"
+        soak.report["logs"] = {name: log_findings(work / "logs" / f"{name}.log") for name in ("indexer", "sidecar")}
+    finally:
+        with contextlib.suppress(KeyboardInterrupt):
+            soak.cleanup()
+    text = json.dumps(soak.report, indent=2, default=str)
+    print(text)
+    table = markdown(soak.report)
+    print(table, file=sys.stderr)
+    if args.out:
+        args.out.write_text(text + "\n")
+        args.out.with_suffix(".md").write_text(table)
+    if "aborted" in soak.report:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
