@@ -141,7 +141,10 @@ async def _load(cfg: dict[str, Any], out_path: str, events: Any) -> None:
     stub = scorer_pb2_grpc.ScorerStub(channel)
     codes = np.full(n, -1, dtype=np.int16)
     latency = np.full(n, np.nan, dtype=np.float64)
+    lag = np.full(n, np.nan, dtype=np.float64)  # how late the generator sent a call (its own share of latency)
     ids: list[str] = []
+    ok = np.zeros(len(METHODS), dtype=np.int64)  # answers per method, warm-up included (for the audit check)
+    assigned: list[tuple[str, str]] = []  # (experiment, user) with a variant: RecordOutcome needs one
 
     async def call(i: int) -> None:
         pick = int(picks[i])
@@ -167,21 +170,27 @@ async def _load(cfg: dict[str, Any], out_path: str, events: Any) -> None:
                                     chain_id=CHAIN_ID),
                 metadata=metadata, timeout=deadline,
             )  # fmt: skip
-        elif m in ("AssignVariant", "RecordOutcome"):
-            experiment = EXPERIMENTS[pick % len(EXPERIMENTS)]
-            user = f"user-{pick % 5000}"
-            if m == "AssignVariant":
-                await stub.AssignVariant(pb.AssignVariantRequest(experiment=experiment, user_id=user),
-                                         metadata=metadata, timeout=deadline)  # fmt: skip
-            else:
-                await stub.RecordOutcome(
-                    pb.RecordOutcomeRequest(experiment=experiment, user_id=user, reward=float(pick % 2)),
-                    metadata=metadata, timeout=deadline,
-                )  # fmt: skip
+        elif m == "AssignVariant":
+            experiment, user = EXPERIMENTS[pick % len(EXPERIMENTS)], f"user-{pick % 5000}"
+            await stub.AssignVariant(pb.AssignVariantRequest(experiment=experiment, user_id=user),
+                                     metadata=metadata, timeout=deadline)  # fmt: skip
+            assigned.append((experiment, user))
+        elif m == "RecordOutcome":
+            experiment, user = assigned[pick % len(assigned)]
+            await stub.RecordOutcome(
+                pb.RecordOutcomeRequest(experiment=experiment, user_id=user, reward=float(pick % 2)),
+                metadata=metadata, timeout=deadline,
+            )  # fmt: skip
         else:
             await stub.GetModelInfo(pb.GetModelInfoRequest(), metadata=metadata, timeout=deadline)
+        ok[methods[i]] += 1
 
-    # Warm-up (not timed): the channel, and each method's first call on the server.
+    # Warm-up (not timed): the channel, each method's first call on the server, users with a variant.
+    for k in range(40):
+        experiment, user = EXPERIMENTS[k % len(EXPERIMENTS)], f"user-{k}"
+        await stub.AssignVariant(pb.AssignVariantRequest(experiment=experiment, user_id=user), metadata=metadata,
+                                 timeout=10)  # fmt: skip
+        assigned.append((experiment, user))
     for i in range(min(n, 200)):
         with contextlib.suppress(grpc.RpcError):
             await call(i)
@@ -191,6 +200,7 @@ async def _load(cfg: dict[str, Any], out_path: str, events: Any) -> None:
     pending: set[asyncio.Task[None]] = set()
 
     async def one(i: int, scheduled: float) -> None:
+        lag[i] = loop.time() - scheduled
         try:
             await call(i)
             codes[i] = 0
@@ -210,7 +220,8 @@ async def _load(cfg: dict[str, Any], out_path: str, events: Any) -> None:
     if pending:
         await asyncio.gather(*pending)
     await channel.close()
-    np.savez(out_path + ".npz", offset=np.arange(n) / rate, method=methods, code=codes, latency=latency)
+    arrays = {"offset": np.arange(n) / rate, "method": methods, "code": codes, "latency": latency, "lag": lag}
+    np.savez(out_path + ".npz", ok=ok, **arrays)
     Path(out_path + ".ids").write_text("\n".join(x for x in ids if x))
     events.put(("done", len(ids)))
 
@@ -262,6 +273,15 @@ class ChainDriver(threading.Thread):
 # -- sampling the sidecar ------------------------------------------------------------------
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -289,21 +309,28 @@ def scrape(port: int) -> dict[str, float]:
 
 
 class Sampler(threading.Thread):
-    """Once a second: the sidecar's and the indexer's RSS, the sidecar's audit queue depth."""
+    """Once a second: RSS and CPU time of the sidecar, the indexer and the load generator; the audit queue."""
 
-    def __init__(self, sidecar_pid: int, indexer_pid: int, metrics_port: int) -> None:
+    def __init__(self, pids: dict[str, int], metrics_port: int) -> None:
         super().__init__(name="sampler", daemon=True)
-        self.pids = {"sidecar": sidecar_pid, "indexer": indexer_pid}
+        self.pids = pids  # more may be added while running (the load generator)
         self.metrics_port = metrics_port
-        self.samples: list[tuple[float, int | None, int | None, float | None]] = []
+        self.samples: list[dict[str, Any]] = []
         self.stop_event = threading.Event()
 
     def run(self) -> None:
         while not self.stop_event.is_set():
             metrics = scrape(self.metrics_port)
-            self.samples.append((time.monotonic(), rss_kb(self.pids["sidecar"]), rss_kb(self.pids["indexer"]),
-                                 metrics.get("qf_scorer_audit_queue_depth")))  # fmt: skip
+            pids = dict(self.pids)
+            self.samples.append({
+                "t": time.monotonic(), "rss": {k: rss_kb(p) for k, p in pids.items()},
+                "cpu": {k: cpu_seconds(p) for k, p in pids.items()},
+                "queue": metrics.get("qf_scorer_audit_queue_depth"),
+            })  # fmt: skip
             self.stop_event.wait(1.0)
+
+    def series(self, what: str, name: str) -> list[tuple[float, float]]:
+        return [(x["t"], v) for x in self.samples if (v := x[what].get(name)) is not None]
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -454,8 +481,11 @@ def refresh_burst(db_url: str, count: int) -> list[float]:
     return took
 
 
-def reconcile(db_url: str, ids: list[str]) -> dict[str, int]:
-    """Returned decision ids missing from qf.scorer_decisions, and rows there that no returned id names."""
+def reconcile(db_url: str, ids: list[str], answered: dict[str, int]) -> dict[str, Any]:
+    """Returned decision ids missing from qf.scorer_decisions, and rows there that no returned id names.
+
+    DetectAnomaly is audited too but returns no id: its rows are counted against its answers instead.
+    """
     from qf.db import connect  # noqa: PLC0415
 
     with connect(db_url) as conn:
@@ -470,10 +500,14 @@ def reconcile(db_url: str, ids: list[str]) -> dict[str, int]:
         stored = conn.execute("SELECT count(*) FROM qf.scorer_decisions").fetchone()[0]
         unreturned = conn.execute(
             "SELECT count(*) FROM qf.scorer_decisions d WHERE NOT EXISTS "
-            "(SELECT 1 FROM returned r WHERE r.decision_id = d.decision_id)"
+            "(SELECT 1 FROM returned r WHERE r.decision_id = d.decision_id) AND d.method <> 'DetectAnomaly'"
         ).fetchone()[0]
+        by_method = dict(conn.execute("SELECT method, count(*) FROM qf.scorer_decisions GROUP BY 1").fetchall())
+    anomaly_lost = max(0, answered.get("DetectAnomaly", 0) - by_method.get("DetectAnomaly", 0))
     return {"returned_ids": len(ids), "distinct_returned_ids": len(set(ids)), "rows_in_table": stored,
-            "lost": missing, "rows_not_returned_to_client": unreturned}  # fmt: skip
+            "rows_by_method": by_method, "lost": missing + anomaly_lost, "lost_scoring": missing,
+            "lost_detect_anomaly": anomaly_lost, "detect_anomaly_answers": answered.get("DetectAnomaly", 0),
+            "scoring_rows_not_returned_to_client": unreturned}  # fmt: skip
 
 
 def log_findings(path: Path) -> dict[str, Any]:
@@ -508,14 +542,34 @@ def percentiles(latency: np.ndarray) -> dict[str, float | None]:
             "max_ms": round(float(ms.max()), 2)}  # fmt: skip
 
 
-def window_stats(name: str, lo: float, hi: float, data: dict[str, np.ndarray]) -> dict[str, Any]:
+def window_stats(name: str, lo: float, hi: float, data: dict[str, np.ndarray], codes: dict[int, str]) -> dict[str, Any]:
     """Calls scheduled in [lo, hi) s after the load's start: all of them (a failure at its time to fail)."""
     sel = (data["offset"] >= lo) & (data["offset"] < hi) & (data["code"] >= 0)
     score = sel & (data["method"] == 0)
     failed = sel & (data["code"] != 0)
+    by_code = Counter(codes.get(int(c), str(c)) for c in data["code"][failed])
     return {"window": name, "from_s": round(lo, 1), "to_s": round(hi, 1), "calls": int(sel.sum()),
-            "failed": int(failed.sum()), **percentiles(data["latency"][sel]),
-            "score_p99_ms": percentiles(data["latency"][score])["p99_ms"]}  # fmt: skip
+            "failed": int(failed.sum()), "failed_by_code": dict(by_code.most_common()),
+            **percentiles(data["latency"][sel]), "score_p99_ms": percentiles(data["latency"][score])["p99_ms"],
+            "send_lag_p99_ms": percentiles(data["lag"][sel])["p99_ms"]}  # fmt: skip
+
+
+def timeline(data: dict[str, np.ndarray], codes: dict[int, str], sampler: Sampler, t0: float, end: float,
+             step: float = 10.0) -> list[dict[str, Any]]:  # fmt: skip
+    """Per ``step`` seconds: the window figures, and the CPU share and RSS of the processes."""
+    rows = []
+    for lo in np.arange(0.0, end, step):
+        row = window_stats(f"{lo:.0f}s", float(lo), float(lo + step), data, codes)
+        for name in ("sidecar", "load", "indexer"):
+            cpu = [(t - t0, v) for t, v in sampler.series("cpu", name) if lo <= t - t0 <= lo + step]
+            if len(cpu) >= 2:
+                row[f"{name}_cpu_pct"] = round((cpu[-1][1] - cpu[0][1]) / (cpu[-1][0] - cpu[0][0]) * 100, 1)
+        rss = [v for t, v in sampler.series("rss", "sidecar") if lo <= t - t0 <= lo + step]
+        row["sidecar_rss_mb"] = round(rss[-1] / 1024, 1) if rss else None
+        for key in ("window", "max_ms"):
+            row.pop(key)
+        rows.append(row)
+    return rows
 
 
 def windows(faults: list[dict[str, Any]], warmup: float, end: float) -> list[tuple[str, float, float]]:
@@ -535,11 +589,14 @@ def windows(faults: list[dict[str, Any]], warmup: float, end: float) -> list[tup
 def markdown(report: dict[str, Any]) -> str:
     lines = [f"## Soak: {report['config']['minutes']} min at {report['config']['rate']} req/s, "
              f"{report['config']['outage_seconds']} s PostgreSQL outage", "",
-             "| window | from s | to s | calls | failed | p50 ms | p99 ms | ScoreContribution p99 ms | max ms |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+             "| window | from s | to s | calls | failed (by code) | p50 ms | p99 ms | ScoreContribution p99 ms "
+             "| max ms | send lag p99 ms |",
+             "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     for w in report.get("windows", []):
-        lines.append(f"| {w['window']} | {w['from_s']} | {w['to_s']} | {w['calls']} | {w['failed']} | {w['p50_ms']} "
-                     f"| {w['p99_ms']} | {w['score_p99_ms']} | {w['max_ms']} |")  # fmt: skip
+        codes = ", ".join(f"{k} {v}" for k, v in w["failed_by_code"].items())
+        lines.append(f"| {w['window']} | {w['from_s']} | {w['to_s']} | {w['calls']} | {w['failed']}"
+                     f"{f' ({codes})' if codes else ''} | {w['p50_ms']} | {w['p99_ms']} | {w['score_p99_ms']} "
+                     f"| {w['max_ms']} | {w['send_lag_p99_ms']} |")  # fmt: skip
     lines += ["", "| method | " + " | ".join(report.get("codes_seen", [])) + " |",
               "|---|" + "---:|" * len(report.get("codes_seen", []))]  # fmt: skip
     for method, by_code in report.get("calls_by_method", {}).items():
@@ -612,7 +669,8 @@ def run(soak: Soak) -> None:
     log("indexer caught up; training two model versions")
     models = work / "models"
     versions = train_versions(db_url, models, args.seed)
-    log(f"trained {versions}")
+    served = [json.loads((models / v / "manifest.json").read_text()).get("served_model") for v in versions]
+    log(f"trained {versions} (served models {served})")
     # sidecar
     token, admin = secrets.token_hex(16), secrets.token_hex(16)
     grpc_port, metrics_port = free_port(), free_port()
@@ -636,13 +694,14 @@ def run(soak: Soak) -> None:
         base = rng.choice(contributions)
         contributions.append(base | {"donor": "0x" + f"{0xC01D0000 + i:040x}"})
     report["setup_seconds"] = round(time.monotonic() - setup_started, 1)
-    report["setup"] = {"simulated_donations": result.donations, "live_pool": live.pool_id, "model_versions": versions,
+    report["setup"] = {"simulated_donations": result.donations, "live_pool": live.pool_id,
+                       "model_versions": versions, "served_models": served,
                        "request_contributions": len(contributions)}  # fmt: skip
 
     # chain activity, sampling, load
     soak.driver = ChainDriver(live, args.seed)
     soak.driver.start()
-    soak.sampler = Sampler(sidecar.pid, indexer.pid, metrics_port)
+    soak.sampler = Sampler({"sidecar": sidecar.pid, "indexer": indexer.pid}, metrics_port)
     soak.sampler.start()
     duration = args.minutes * 60.0
     context = multiprocessing.get_context("spawn")
@@ -652,6 +711,7 @@ def run(soak: Soak) -> None:
            "seed": args.seed, "contributions": contributions}  # fmt: skip
     soak.load = context.Process(target=load_process, args=(cfg, out_path, events), name="soak-load")
     soak.load.start()
+    soak.sampler.pids["load"] = soak.load.pid
     kind, t0 = events.get(timeout=300)
     if kind != "started":
         raise RuntimeError(f"the load generator failed: {t0}")
@@ -670,7 +730,6 @@ def run(soak: Soak) -> None:
     indexer_status: dict[str, Any] = {}
     # 1. PostgreSQL restart
     at(0.25 * duration)
-    head_before = rpc.block_number()
     start = now()
     log("fault 1: stopping PostgreSQL (pg_ctl -m fast stop)")
     soak.stop_postgres()
@@ -678,6 +737,7 @@ def run(soak: Soak) -> None:
     time.sleep(args.outage_seconds)
     restarted_uri = soak.start_postgres()
     restarted = now()
+    head_at_restart = rpc.block_number()  # the chain kept moving while the database was down
     log(f"PostgreSQL started again after {restarted - start:.1f} s")
     indexer_status["alive_during_outage"] = indexer.poll() is None
     soak.faults.append({"name": "postgres restart", "start": start, "stopped": stopped, "end": restarted,
@@ -686,7 +746,7 @@ def run(soak: Soak) -> None:
     resumed = None
     while now() < 0.5 * duration - 10 and indexer.poll() is None:
         done = checkpoint(db_url)
-        if done is not None and done > head_before:
+        if done is not None and done >= head_at_restart:
             resumed = now() - restarted
             break
         time.sleep(0.5)
@@ -767,9 +827,14 @@ def run(soak: Soak) -> None:
         code = f"killed after 60 s: {sidecar.wait()}"
     report["sidecar"] = {"alive_at_end_of_load": sidecar_alive, "exit_code": code,
                          "stop_seconds": round(time.monotonic() - stop_started, 1)}  # fmt: skip
+    import grpc as grpc_module  # noqa: PLC0415
+
+    names = {c.value[0]: c.name for c in grpc_module.StatusCode}
+    with np.load(out_path + ".npz") as npz:
+        data = {k: npz[k] for k in npz.files}
     ids = [x for x in Path(out_path + ".ids").read_text().splitlines() if x]
-    audit = reconcile(db_url, ids)
-    queue = [q for _, _, _, q in soak.sampler.samples if q is not None]
+    audit = reconcile(db_url, ids, {m: int(k) for m, k in zip(METHODS, data["ok"], strict=True)})
+    queue = [x["queue"] for x in soak.sampler.samples if x["queue"] is not None]
     audit |= {"sidecar_written_total": sidecar_metrics.get("qf_scorer_audit_rows_written_total"),
               "sidecar_dropped_total": sidecar_metrics.get("qf_scorer_audit_rows_dropped_total"),
               "sidecar_refused_total": sidecar_metrics.get("qf_scorer_audit_rows_refused_total"),
@@ -782,11 +847,6 @@ def run(soak: Soak) -> None:
         indexer_status["exit_code"] = f"killed after 60 s: {indexer.wait()}"
 
     # figures
-    import grpc as grpc_module  # noqa: PLC0415
-
-    names = {c.value[0]: c.name for c in grpc_module.StatusCode}
-    with np.load(out_path + ".npz") as npz:
-        data = {k: npz[k] for k in npz.files}
     sent = data["code"] >= 0
     by_method: dict[str, dict[str, int]] = {}
     failed: Counter[str] = Counter()
@@ -795,18 +855,19 @@ def run(soak: Soak) -> None:
         by_method[name] = dict(counts.most_common())
         failed.update({k: v for k, v in counts.items() if k != "OK"})
     codes_seen = sorted({c for d in by_method.values() for c in d}, key=lambda c: (c != "OK", c))
-    samples = soak.sampler.samples
-    rss = [(t - t0, s) for t, s, _, _ in samples if s is not None]
-    after_warmup = [s for t, s in rss if t >= WARMUP_SECONDS] or [s for _, s in rss]
-    during_load = [s for t, s in rss if t <= end_of_load]
-    idx_rss = [s for _, _, s, _ in samples if s is not None]
+    rss = [(t - t0, v) for t, v in soak.sampler.series("rss", "sidecar")]
+    after_warmup = [v for t, v in rss if t >= WARMUP_SECONDS] or [v for _, v in rss]
+    during_load = [v for t, v in rss if t <= end_of_load]
+    idx_rss = [v for _, v in soak.sampler.series("rss", "indexer")]
     rss_start, rss_end = after_warmup[0], (during_load or after_warmup)[-1]
     report.update({
         "calls": int(sent.sum()), "achieved_rps": round(int(sent.sum()) / end_of_load, 1),
         "calls_by_method": by_method, "codes_seen": codes_seen, "failed_by_code": dict(failed.most_common()),
         "failed_calls": int(sum(failed.values())),
-        "windows": [window_stats(n, lo, hi, data) for n, lo, hi in windows(soak.faults, WARMUP_SECONDS, duration)],
-        "overall": window_stats("all", 0, duration, data),
+        "windows": [window_stats(n, lo, hi, data, names)
+                    for n, lo, hi in windows(soak.faults, WARMUP_SECONDS, duration)],
+        "overall": window_stats("all", 0, duration, data, names),
+        "timeline": timeline(data, names, soak.sampler, t0, duration),
         "audit": audit,
         "sidecar_rss": {"before_load_mb": None if rss_before is None else round(rss_before / 1024, 1),
                         "start_mb": round(rss_start / 1024, 1), "end_mb": round(rss_end / 1024, 1),
