@@ -89,6 +89,7 @@ WARMUP_SECONDS = 10.0
 WINDOW_SECONDS = 60.0
 SETTLE_SECONDS = 5.0
 REORG_EVERY = (15.0, 45.0)
+STALL_SECONDS = 30.0
 MAX_REORG_DEPTH = 5
 
 
@@ -230,7 +231,13 @@ async def _load(cfg: dict[str, Any], out_path: str, events: Any) -> None:
 
 
 class ChainDriver(threading.Thread):
-    """Donates on the live pool every 0.3-1.5 s and injects a reorg every 15-45 s until stopped."""
+    """Donates on the live pool every 0.3-1.5 s and injects a reorg every 15-45 s until stopped.
+
+    Every donation is mined (its receipt seen) before a reorg: anvil 1.7.1's ``anvil_reorg`` called while an
+    automined transaction is still being sealed mines extra blocks and can leave a block number with no block
+    (``eth_getBlockByNumber`` null below the head), which no real node does. The numbers around each reorg
+    are checked for such holes, and the report lists any.
+    """
 
     def __init__(self, pool: Any, seed: int) -> None:
         super().__init__(name="chain-driver", daemon=True)
@@ -243,15 +250,21 @@ class ChainDriver(threading.Thread):
         self.errors: list[str] = []
 
     def run(self) -> None:
+        from qf.chain.tx import wait_for_receipts  # noqa: PLC0415
+
         rng, pool = self.rng, self.pool
+        rpc = pool.chain.rpc
         next_reorg = time.monotonic() + rng.uniform(*REORG_EVERY)
         while not self.stop_event.wait(rng.uniform(0.3, 1.5)):
             if self.paused.is_set():
                 continue
             try:
+                sent = []
                 for _ in range(rng.randint(1, 3)):
-                    pool.donate(rng.choice(pool.donors), rng.choice(pool.recipients), rng.randint(1, 10**15))
+                    sent.append(pool.donate(rng.choice(pool.donors), rng.choice(pool.recipients),
+                                            rng.randint(1, 10**15)))  # fmt: skip
                     self.donations += 1
+                wait_for_receipts(rpc, sent)
                 if time.monotonic() >= next_reorg:
                     depth = rng.randint(1, MAX_REORG_DEPTH)
                     replacements = [
@@ -259,8 +272,13 @@ class ChainDriver(threading.Thread):
                          rng.randint(0, depth - 1)]
                         for _ in range(rng.randint(0, 3))
                     ]  # fmt: skip
-                    pool.chain.rpc.call("anvil_reorg", [depth, replacements])
-                    self.reorgs.append({"at": time.monotonic(), "depth": depth, "replacements": len(replacements)})
+                    head = rpc.block_number()
+                    rpc.call("anvil_reorg", [depth, replacements])
+                    after = rpc.block_number()
+                    holes = [n for n in range(head - depth - 2, after + 1)
+                             if rpc.call("eth_getBlockByNumber", [hex(n), False]) is None]  # fmt: skip
+                    self.reorgs.append({"at": time.monotonic(), "depth": depth, "replacements": len(replacements),
+                                        "head_before": head, "head_after": after, "holes": holes})  # fmt: skip
                     next_reorg = time.monotonic() + rng.uniform(*REORG_EVERY)
             except Exception as exc:  # keep driving; the report lists what failed
                 self.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
@@ -280,6 +298,19 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def py_spy(pid: int) -> str:
+    """The Python stacks of a process (py-spy from the venv), or why not."""
+    binary = ROOT / ".venv" / "bin" / "py-spy"
+    if not binary.exists():
+        return "py-spy is not installed in .venv"
+    try:
+        done = subprocess.run([str(binary), "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30,
+                              check=False)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"py-spy failed: {exc}"
+    return (done.stdout or done.stderr)[-6000:]
 
 
 def rss_kb(pid: int) -> int | None:
@@ -309,24 +340,39 @@ def scrape(port: int) -> dict[str, float]:
 
 
 class Sampler(threading.Thread):
-    """Once a second: RSS and CPU time of the sidecar, the indexer and the load generator; the audit queue."""
+    """Once a second: RSS and CPU time of the sidecar, the indexer and the load generator; the audit queue
+    depth; the indexer's last indexed block and head. An indexer that has not advanced for STALL_SECONDS
+    while the head moved is a stall: its Python stacks are taken once with py-spy, for the report."""
 
-    def __init__(self, pids: dict[str, int], metrics_port: int) -> None:
+    def __init__(self, pids: dict[str, int], sidecar_metrics: int, indexer_metrics: int) -> None:
         super().__init__(name="sampler", daemon=True)
         self.pids = pids  # more may be added while running (the load generator)
-        self.metrics_port = metrics_port
+        self.ports = {"sidecar": sidecar_metrics, "indexer": indexer_metrics}
         self.samples: list[dict[str, Any]] = []
+        self.stalls: list[dict[str, Any]] = []
         self.stop_event = threading.Event()
 
     def run(self) -> None:
+        progress: tuple[float, float] | None = None  # (time, last indexed block) of the last advance
         while not self.stop_event.is_set():
-            metrics = scrape(self.metrics_port)
+            scorer, indexer = scrape(self.ports["sidecar"]), scrape(self.ports["indexer"])
             pids = dict(self.pids)
+            now = time.monotonic()
+            last, head = indexer.get("qf_indexer_last_indexed_block"), indexer.get("qf_indexer_chain_head_block")
             self.samples.append({
-                "t": time.monotonic(), "rss": {k: rss_kb(p) for k, p in pids.items()},
+                "t": now, "rss": {k: rss_kb(p) for k, p in pids.items()},
                 "cpu": {k: cpu_seconds(p) for k, p in pids.items()},
-                "queue": metrics.get("qf_scorer_audit_queue_depth"),
+                "queue": scorer.get("qf_scorer_audit_queue_depth"), "indexed": last, "head": head,
             })  # fmt: skip
+            open_stall = bool(self.stalls) and self.stalls[-1]["resolved_at"] is None
+            if last is not None and (progress is None or last != progress[1]):
+                progress = (now, last)
+                if open_stall:
+                    self.stalls[-1]["resolved_at"] = now
+            elif (progress is not None and last is not None and head is not None and head > last + 2
+                  and now - progress[0] > STALL_SECONDS and not open_stall):  # fmt: skip
+                self.stalls.append({"since": progress[0], "at_block": last, "head": head, "resolved_at": None,
+                                    "stacks": py_spy(pids["indexer"])})  # fmt: skip
             self.stop_event.wait(1.0)
 
     def series(self, what: str, name: str) -> list[tuple[float, float]]:
@@ -511,7 +557,8 @@ def reconcile(db_url: str, ids: list[str], answered: dict[str, int]) -> dict[str
 
 
 def log_findings(path: Path) -> dict[str, Any]:
-    """Warnings and errors a process logged (JSON lines), by level and event; the non-JSON lines' tail."""
+    """What a process logged (JSON lines): counts by level and event, the first line of each warning or worse
+    and of each info event seen fewer than 20 times; the tail of the lines that are not JSON."""
     counts: Counter[str] = Counter()
     examples: dict[str, str] = {}
     other: list[str] = []
@@ -526,12 +573,12 @@ def log_findings(path: Path) -> dict[str, Any]:
             continue
         if not isinstance(entry, dict):
             continue
-        level = str(entry.get("level", ""))
-        if level in ("warning", "error", "critical", "exception"):
-            key = f"{level}:{entry.get('event')}"
-            counts[key] += 1
-            examples.setdefault(key, line[:400])
-    return {"by_event": dict(counts.most_common()), "examples": examples, "non_json_tail": other[-15:]}
+        key = f"{entry.get('level', '')}:{entry.get('event')}"
+        counts[key] += 1
+        examples.setdefault(key, line[:400])
+    routine = {k for k, n in counts.items() if k.startswith(("info:", "debug:")) and n >= 20}
+    return {"by_event": dict(counts.most_common()), "examples": {k: v for k, v in examples.items() if k not in routine},
+            "non_json_tail": other[-15:]}  # fmt: skip
 
 
 def percentiles(latency: np.ndarray) -> dict[str, float | None]:
@@ -566,6 +613,9 @@ def timeline(data: dict[str, np.ndarray], codes: dict[int, str], sampler: Sample
                 row[f"{name}_cpu_pct"] = round((cpu[-1][1] - cpu[0][1]) / (cpu[-1][0] - cpu[0][0]) * 100, 1)
         rss = [v for t, v in sampler.series("rss", "sidecar") if lo <= t - t0 <= lo + step]
         row["sidecar_rss_mb"] = round(rss[-1] / 1024, 1) if rss else None
+        behind = [x["head"] - x["indexed"] for x in sampler.samples
+                  if lo <= x["t"] - t0 <= lo + step and x["head"] is not None and x["indexed"] is not None]  # fmt: skip
+        row["indexer_behind_max"] = int(max(behind)) if behind else None
         for key in ("window", "max_ms"):
             row.pop(key)
         rows.append(row)
@@ -602,6 +652,8 @@ def markdown(report: dict[str, Any]) -> str:
     for method, by_code in report.get("calls_by_method", {}).items():
         lines.append(f"| {method} | " + " | ".join(str(by_code.get(c, 0)) for c in report["codes_seen"]) + " |")
     audit, rss, idx = report.get("audit", {}), report.get("sidecar_rss", {}), report.get("indexer", {})
+    stalls = "; ".join(f"from {x['since']} s at block {x['at_block']}, resolved at {x['resolved_at']}"
+                       for x in report.get("indexer_stalls", []))  # fmt: skip
     lines += [
         "",
         f"- failed calls by code: {report.get('failed_by_code')}",
@@ -612,6 +664,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"- reorgs: {report.get('reorgs', {}).get('injected')} injected, {idx.get('reorgs_repaired')} repaired; "
         f"indexer {idx.get('blocks_behind_at_end')} blocks behind at the end, caught up in "
         f"{idx.get('caught_up_seconds')} s, index equals chain: {idx.get('index_matches_chain')}",
+        f"- indexer stalls (no progress for {STALL_SECONDS:g} s while the head moved): {stalls or 'none'}; "
+        f"devnet holes after reorgs: {report.get('reorgs', {}).get('devnet_holes') or 'none'}",
         f"- indexer survived the PostgreSQL restart: {idx.get('survived_pg_restart')} "
         f"(resumed in {idx.get('resumed_after_restart_seconds')} s); sidecar exit code "
         f"{report.get('sidecar', {}).get('exit_code')}",
@@ -701,7 +755,7 @@ def run(soak: Soak) -> None:
     # chain activity, sampling, load
     soak.driver = ChainDriver(live, args.seed)
     soak.driver.start()
-    soak.sampler = Sampler({"sidecar": sidecar.pid, "indexer": indexer.pid}, metrics_port)
+    soak.sampler = Sampler({"sidecar": sidecar.pid, "indexer": indexer.pid}, metrics_port, indexer_port)
     soak.sampler.start()
     duration = args.minutes * 60.0
     context = multiprocessing.get_context("spawn")
@@ -878,9 +932,13 @@ def run(soak: Soak) -> None:
         "indexer_rss_mb": {"start": round(idx_rss[0] / 1024, 1), "end": round(idx_rss[-1] / 1024, 1),
                            "max": round(max(idx_rss) / 1024, 1)} if idx_rss else None,
         "faults": [{k: round(v, 2) if isinstance(v, float) else v for k, v in f.items()} for f in soak.faults],
-        "reorgs": {"injected": len(soak.driver.reorgs), "depths": [r["depth"] for r in soak.driver.reorgs],
-                   "donations_sent": soak.driver.donations, "driver_errors": soak.driver.errors[:20],
-                   "driver_error_count": len(soak.driver.errors)},
+        "reorgs": {"injected": len(soak.driver.reorgs), "donations_sent": soak.driver.donations,
+                   "devnet_holes": sorted({n for r in soak.driver.reorgs for n in r["holes"]}),
+                   "list": [r | {"at": round(r["at"] - t0, 1)} for r in soak.driver.reorgs],
+                   "driver_errors": soak.driver.errors[:20], "driver_error_count": len(soak.driver.errors)},
+        "indexer_stalls": [x | {"since": round(x["since"] - t0, 1),
+                                "resolved_at": None if x["resolved_at"] is None else round(x["resolved_at"] - t0, 1)}
+                           for x in soak.sampler.stalls],
         "indexer": indexer_status,
         "logs": {"indexer": log_findings(work / "logs" / "indexer.log"),
                  "sidecar": log_findings(work / "logs" / "sidecar.log")},

@@ -341,6 +341,8 @@ class Indexer:
         while not stop.is_set():
             try:
                 result = self.step()
+                if result.caught_up:
+                    self.flush()  # refreshes the analytics: it meets a database outage as often as step() does
                 backoff = 0.5
             except ReorgTooDeep:
                 raise
@@ -360,11 +362,13 @@ class Indexer:
             if on_step is not None:
                 on_step(result)
             if result.caught_up:
-                self.flush()
                 if until_caught_up:
                     return
                 stop.wait(self.config.poll_interval_seconds)
-        self.flush()
+        try:
+            self.flush()
+        except (psycopg.OperationalError, DatabaseError) as exc:  # stopping during an outage: the next run refreshes
+            log.warning("final_refresh_skipped", error=str(exc).splitlines()[0][:200])
 
     def _regain(self, stop: threading.Event) -> None:
         """After a lost connection: reconnect, re-take the writer lock, reload state."""
