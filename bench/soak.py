@@ -1,8 +1,10 @@
 """Soak: mixed gRPC load on the sidecar while the indexer follows a live devnet with reorgs, through three faults.
 
     .venv/bin/python bench/soak.py [--minutes 10] [--rate 300] [--outage-seconds 30] [--seed 42] [--out soak.json]
+                                   [--deadline 1.0] [--refresh-burst 10] [--logs DIR]
 
-Not run in CI (10 minutes and both cores); a short trial: ``--minutes 2 --rate 100 --outage-seconds 10``.
+Not run in CI (10 minutes, both cores); a short trial: ``--minutes 2 --rate 100 --outage-seconds 10``
+(``--minutes`` must leave a quarter of the run for the outage plus 20 s).
 
 Set-up (all real parts, all throwaway): an embedded PostgreSQL in a temporary
 directory with every migration; anvil from npm on a free 127.0.0.1 port with
@@ -15,38 +17,47 @@ process serving the first version (rate limit off, everything else as
 deployed).
 
 During the run a thread keeps donating on the devnet and injects random reorgs
-(``anvil_reorg``, depth 1-5, with replacement donations, every 15-45 s). A load
-generator in another process (``multiprocessing`` spawn, ``grpc.aio``, the
-channel options of ``scorer.client``: retries on UNAVAILABLE for the read-only
-calls) sends an *open-loop* schedule at ``--rate`` per second: 80%
-ScoreContribution, 5% ScoreContributions (batches of 8), 5% DetectAnomaly,
-4% Recommend, 3% AssignVariant, 2% RecordOutcome, 1% GetModelInfo, each
-with a ``--deadline`` and timed from its *scheduled* send time (no
-coordinated omission). Every decision_id returned is kept.
+(``anvil_reorg``, depth 1-5, with replacement donations, every 15-45 s; each
+donation is mined first, see `ChainDriver`). A load generator in another
+process (``multiprocessing`` spawn, ``grpc.aio``, the channel options of
+``scorer.client``: retries on UNAVAILABLE for the read-only calls) sends an
+*open-loop* schedule at ``--rate`` per second: 80% ScoreContribution, 5%
+ScoreContributions (batches of 8), 5% DetectAnomaly, 4% Recommend, 3%
+AssignVariant, 2% RecordOutcome (of users it has assigned), 1% GetModelInfo,
+each with a ``--deadline`` and timed from its *scheduled* send time (no
+coordinated omission; how late the generator itself sent is reported as
+"send lag"). Every decision_id returned is kept.
 
 Faults, at 25%, 50% and 75% of the run:
 
 1. PostgreSQL restart: ``pg_ctl -m fast stop`` (``qf.db.embedded.stop_embedded``),
    ``--outage-seconds`` down, started again on the same data directory and socket;
 2. model reload: ``ReloadModels`` (admin token) to the second version;
-3. view-refresh burst: ``--refresh-burst`` back-to-back ``qf.rebuild_analytics()``
-   and ``qf.refresh_analytics()`` calls, each followed by the indexer's
-   ``NOTIFY qf_views_refreshed`` (the sidecar reloads its features on it).
+3. view-refresh burst: ``--refresh-burst`` back-to-back refreshes, alternately
+   ``qf.rebuild_analytics()`` (everything) and ``qf.refresh_analytics()`` (what
+   changed), each followed by the indexer's ``NOTIFY qf_views_refreshed`` (the
+   sidecar reloads its features on it).
 
 Each fault has a *before* window (up to 60 s before it), *during* (from its
-start to 5 s after it ended, when the sidecar settles) and *after* (up to 60 s,
-never into the next fault's before window). At the end the chain stops moving,
-the indexer's lag and its agreement with the chain are measured, the sidecar is
-stopped gracefully (its audit log flushes) and every returned decision_id is
-looked up in ``qf.scorer_decisions``.
+start to 5 s after it ended, 10 s for the burst: the sidecar's feature reload
+is debounced 5 s) and *after* (up to 60 s, sharing the gap to the next fault
+with its before window). Once a second the sidecar's, the indexer's and the
+load generator's RSS and CPU, the audit queue depth and the indexer's progress
+against the node's head are sampled; an indexer that makes no progress for 30 s
+while the head moves gets its Python stacks taken with py-spy. At the end the
+chain stops, the indexer's lag and its agreement with the chain (every event
+key) are measured, the sidecar is stopped gracefully (its audit log flushes)
+and every returned decision_id is looked up in ``qf.scorer_decisions``
+(DetectAnomaly, audited without an id, by count).
 
-Report (one JSON object on stdout, ``--out`` also writes it and a ``.md``
-next to it; a markdown summary on stderr): calls by method and status code,
-failed calls by code, audit rows lost (target 0), sidecar RSS at the start
-(after warm-up) / end / max and growth (target < 10%), p50/p99 per window,
-reorgs injected and repaired, indexer blocks behind at the end, whether the
-indexer survived the restart, and the warnings and errors the two processes
-logged. Everything started is stopped and deleted at the end, also on Ctrl-C.
+Report (one JSON object on stdout; ``--out`` also writes it, and the markdown
+next to it as ``.md``; the markdown summary on stderr): calls by method and
+status code, failed calls by code, audit rows lost (target 0), sidecar RSS
+after warm-up / at the end / max and growth (target < 10%), p50/p99 per window
+and per 10 s, reorgs injected and repaired, indexer blocks behind at the end
+and stalls, whether the indexer survived the restart, and what the two
+processes logged. Everything started is stopped and deleted at the end, also
+on Ctrl-C (``--logs`` keeps a copy of the logs).
 """
 
 from __future__ import annotations
@@ -341,24 +352,32 @@ def scrape(port: int) -> dict[str, float]:
 
 class Sampler(threading.Thread):
     """Once a second: RSS and CPU time of the sidecar, the indexer and the load generator; the audit queue
-    depth; the indexer's last indexed block and head. An indexer that has not advanced for STALL_SECONDS
-    while the head moved is a stall: its Python stacks are taken once with py-spy, for the report."""
+    depth; the indexer's last indexed block and the node's head. An indexer that has not advanced for
+    STALL_SECONDS while the head moved is a stall: its Python stacks are taken once with py-spy, for the report."""
 
-    def __init__(self, pids: dict[str, int], sidecar_metrics: int, indexer_metrics: int) -> None:
+    def __init__(self, pids: dict[str, int], sidecar_metrics: int, indexer_metrics: int, rpc_url: str) -> None:
         super().__init__(name="sampler", daemon=True)
         self.pids = pids  # more may be added while running (the load generator)
         self.ports = {"sidecar": sidecar_metrics, "indexer": indexer_metrics}
+        self.rpc_url = rpc_url
         self.samples: list[dict[str, Any]] = []
         self.stalls: list[dict[str, Any]] = []
         self.stop_event = threading.Event()
 
     def run(self) -> None:
+        from qf.chain.rpc import RpcClient  # noqa: PLC0415
+
+        rpc = RpcClient(self.rpc_url, timeout_seconds=2.0)
         progress: tuple[float, float] | None = None  # (time, last indexed block) of the last advance
         while not self.stop_event.is_set():
             scorer, indexer = scrape(self.ports["sidecar"]), scrape(self.ports["indexer"])
             pids = dict(self.pids)
             now = time.monotonic()
-            last, head = indexer.get("qf_indexer_last_indexed_block"), indexer.get("qf_indexer_chain_head_block")
+            last = indexer.get("qf_indexer_last_indexed_block")
+            try:
+                head: float | None = rpc.block_number()
+            except Exception:
+                head = None
             self.samples.append({
                 "t": now, "rss": {k: rss_kb(p) for k, p in pids.items()},
                 "cpu": {k: cpu_seconds(p) for k, p in pids.items()},
@@ -636,6 +655,15 @@ def windows(faults: list[dict[str, Any]], warmup: float, end: float) -> list[tup
     return out
 
 
+def stall_entry(stall: dict[str, Any], t0: float, faults: list[dict[str, Any]]) -> dict[str, Any]:
+    """A stall with times from the load's start and the fault it overlaps (expected while the database is down)."""
+    since = stall["since"] - t0
+    until = None if stall["resolved_at"] is None else stall["resolved_at"] - t0
+    during = [f["name"] for f in faults if since < f["settled"] and (until is None or until > f["start"])]
+    return stall | {"since": round(since, 1), "resolved_at": None if until is None else round(until, 1),
+                    "overlaps_fault": during}  # fmt: skip
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [f"## Soak: {report['config']['minutes']} min at {report['config']['rate']} req/s, "
              f"{report['config']['outage_seconds']} s PostgreSQL outage", "",
@@ -652,7 +680,8 @@ def markdown(report: dict[str, Any]) -> str:
     for method, by_code in report.get("calls_by_method", {}).items():
         lines.append(f"| {method} | " + " | ".join(str(by_code.get(c, 0)) for c in report["codes_seen"]) + " |")
     audit, rss, idx = report.get("audit", {}), report.get("sidecar_rss", {}), report.get("indexer", {})
-    stalls = "; ".join(f"from {x['since']} s at block {x['at_block']}, resolved at {x['resolved_at']}"
+    stalls = "; ".join(f"from {x['since']} s at block {x['at_block']:.0f}, resolved at {x['resolved_at']} s"
+                       + (f" (during {', '.join(x['overlaps_fault'])})" if x["overlaps_fault"] else "")
                        for x in report.get("indexer_stalls", []))  # fmt: skip
     lines += [
         "",
@@ -755,7 +784,7 @@ def run(soak: Soak) -> None:
     # chain activity, sampling, load
     soak.driver = ChainDriver(live, args.seed)
     soak.driver.start()
-    soak.sampler = Sampler({"sidecar": sidecar.pid, "indexer": indexer.pid}, metrics_port, indexer_port)
+    soak.sampler = Sampler({"sidecar": sidecar.pid, "indexer": indexer.pid}, metrics_port, indexer_port, url)
     soak.sampler.start()
     duration = args.minutes * 60.0
     context = multiprocessing.get_context("spawn")
@@ -936,9 +965,7 @@ def run(soak: Soak) -> None:
                    "devnet_holes": sorted({n for r in soak.driver.reorgs for n in r["holes"]}),
                    "list": [r | {"at": round(r["at"] - t0, 1)} for r in soak.driver.reorgs],
                    "driver_errors": soak.driver.errors[:20], "driver_error_count": len(soak.driver.errors)},
-        "indexer_stalls": [x | {"since": round(x["since"] - t0, 1),
-                                "resolved_at": None if x["resolved_at"] is None else round(x["resolved_at"] - t0, 1)}
-                           for x in soak.sampler.stalls],
+        "indexer_stalls": [stall_entry(x, t0, soak.faults) for x in soak.sampler.stalls],
         "indexer": indexer_status,
         "logs": {"indexer": log_findings(work / "logs" / "indexer.log"),
                  "sidecar": log_findings(work / "logs" / "sidecar.log")},
