@@ -987,6 +987,9 @@ def main() -> None:
         parser.error("--minutes is too short for --outage-seconds (the faults sit at 25%, 50% and 75% of the run)")
 
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    from qf.logs import configure_logging  # noqa: PLC0415
+
+    configure_logging("auto", "warning")  # to stderr, and quiet: stdout is the JSON report
     work = Path(tempfile.mkdtemp(prefix="qf-soak-"))
     (work / "logs").mkdir()
     soak = Soak(args=args, work=work)
