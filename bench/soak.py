@@ -667,6 +667,7 @@ def stall_entry(stall: dict[str, Any], t0: float, faults: list[dict[str, Any]]) 
 def markdown(report: dict[str, Any]) -> str:
     lines = [f"## Soak: {report['config']['minutes']} min at {report['config']['rate']} req/s, "
              f"{report['config']['outage_seconds']} s PostgreSQL outage", "",
+             *([f"**aborted: {report['aborted']}**", ""] if report.get("aborted") else []),
              "| window | from s | to s | calls | failed (by code) | p50 ms | p99 ms | ScoreContribution p99 ms "
              "| max ms | send lag p99 ms |",
              "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]  # fmt: skip
