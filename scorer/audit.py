@@ -30,6 +30,7 @@ from typing import Any
 import psycopg
 import structlog
 
+from qf.db import error_line
 from scorer.metrics import ScorerMetrics
 
 log = structlog.get_logger("scorer.audit")
@@ -166,7 +167,7 @@ class AuditLog:
                     self._metrics.dependency_errors.labels(dependency="audit").inc()
                     self._metrics.dependency_up.labels(dependency="audit").set(0)
                     failing = True
-                    log.warning("audit_write_failed", error=str(exc).splitlines()[0] if str(exc) else repr(exc),
+                    log.warning("audit_write_failed", error=error_line(exc),
                                 buffered=self.buffered, retry_in=backoff)  # fmt: skip
                     if conn is not None:
                         await conn.close()
@@ -209,7 +210,7 @@ class AuditLog:
 
     def _refuse(self, row: AuditRow, exc: BaseException) -> None:
         log.error("audit_row_refused", decision_id=row.decision_id, client=row.client, method=row.method,
-                  error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)  # fmt: skip
+                  error=error_line(exc))  # fmt: skip
         self._metrics.audit_refused.inc()
 
     async def _take(self) -> list[AuditRow]:

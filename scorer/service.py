@@ -41,6 +41,7 @@ import structlog
 from grpc import aio
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from qf.db import error_line
 from qf.errors import ConfigError, DataError
 from scorer import engine, experiment_store, validation
 from scorer.api.v1 import scorer_pb2 as pb
@@ -248,7 +249,7 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
             up.set(0)
             self._unreachable.add(dependency)
             log.warning("database_unavailable", dependency=dependency,
-                        error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)  # fmt: skip
+                        error=error_line(exc))  # fmt: skip
             raise
         up.set(1)
         if dependency in self._unreachable:

