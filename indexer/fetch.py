@@ -38,9 +38,18 @@ SYMBOL_SELECTOR = "0x95d89b41"
 
 
 class ChainMoved(IndexerError):
-    """A log's block hash differs from the header fetched for its block: retry the range."""
+    """A log's block hash differs from the header fetched for its block: retry the range.
+
+    ``missing_block`` is set when the node reported a head at or above a block it
+    then did not have (a reorg in progress, or a lagging replica behind a load
+    balancer): the retry stops short of it.
+    """
 
     retriable = True
+
+    def __init__(self, message: str, *, missing_block: int | None = None) -> None:
+        super().__init__(message)
+        self.missing_block = missing_block
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +90,7 @@ def fetch_headers(rpc: ResilientRpc, numbers: list[int]) -> dict[int, Header]:
     headers = {}
     for n, block in zip(numbers, blocks, strict=True):
         if block is None:
-            raise ChainMoved(f"block {n} is not on the node (any more)")
+            raise ChainMoved(f"block {n} is not on the node (any more)", missing_block=n)
         headers[n] = header_of(block)
     return headers
 

@@ -33,6 +33,11 @@ log = structlog.get_logger()
 EVENT_TABLES = tuple(spec.table for spec in EVENTS.values())
 #: Views are refreshed at most every (this x the last refresh's duration): at most ~20% of the time.
 REFRESH_BUDGET_FACTOR = 4.0
+#: Refetches after a moved chain wait this long, doubling per repeat up to the cap; a streak this
+#: long is logged as a warning (a node that keeps reporting blocks it does not have).
+CHAIN_MOVED_FIRST_WAIT_SECONDS = 0.1
+CHAIN_MOVED_MAX_WAIT_SECONDS = 5.0
+CHAIN_MOVED_WARN_STREAK = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,8 @@ class StepResult:
     committed_blocks: int = 0
     events: int = 0
     reorg_depth: int | None = None
+    #: Wait this long before the next step (the node's chain is moving under the fetch).
+    retry_in: float = 0.0
 
 
 class Indexer:
@@ -92,6 +99,9 @@ class Indexer:
         #: Highest block the node calls final (or head - confirmations); recorded with each batch.
         self._finalized: int | None = None
         self.head = 0
+        #: Consecutive fetches that met a moving chain, and the block the node lacked in the last one.
+        self._moved_streak = 0
+        self._missing_block: int | None = None
 
     # -- start ------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -136,7 +146,10 @@ class Indexer:
         self.head = self.rpc.block_number()
         self.metrics.head_block.set(self.head)
         self._maybe_update_finality()
-        span = self.planner.propose(self.state.next_block, self.head)
+        # A block the node just lacked caps this step: index what it has, and retry the rest later.
+        missing, self._missing_block = self._missing_block, None
+        reach = self.head if missing is None else min(self.head, missing - 1)
+        span = self.planner.propose(self.state.next_block, reach)
         if span is None:
             depth = self._check_tip()
             self._maybe_refresh(force=False)
@@ -158,8 +171,9 @@ class Indexer:
             self._refused(span, RangeHint.of(exc), exc)
             return self._tick(StepResult(caught_up=False))
         except ChainMoved as exc:
-            log.info("chain_moved_during_fetch", reason=str(exc))
-            return self._tick(StepResult(caught_up=False))
+            return self._tick(StepResult(caught_up=False, retry_in=self._chain_moved(span, exc)))
+        if missing is None:  # a fetch that stopped short of a missing block does not end the streak
+            self._moved_streak = 0
 
         first = fetched.headers[span.from_block]
         if self.state.checkpoint_hash is not None and first.parent_hash != self.state.checkpoint_hash:
@@ -176,6 +190,22 @@ class Indexer:
         caught_up = span.to_block >= self.head
         log.debug("batch_committed", from_block=span.from_block, to_block=span.to_block, events=batch.event_count)
         return self._tick(StepResult(caught_up=caught_up, committed_blocks=span.blocks, events=batch.event_count))
+
+    def _chain_moved(self, span: BlockRange, exc: ChainMoved) -> float:
+        """Count and log a refetch; the wait before it, doubling while the node keeps moving."""
+        self._moved_streak += 1
+        self.metrics.chain_moved.inc()
+        if exc.missing_block is not None and exc.missing_block > span.from_block:
+            self._missing_block = exc.missing_block
+        doubled = CHAIN_MOVED_FIRST_WAIT_SECONDS * 2.0 ** (self._moved_streak - 1)
+        wait = min(CHAIN_MOVED_MAX_WAIT_SECONDS, float(doubled))
+        fields = {"reason": str(exc), "from_block": span.from_block, "to_block": span.to_block,
+                  "streak": self._moved_streak, "retry_in": round(wait, 2)}  # fmt: skip
+        if self._moved_streak >= CHAIN_MOVED_WARN_STREAK:
+            log.warning("chain_keeps_moving_during_fetch", **fields)
+        else:
+            log.info("chain_moved_during_fetch", **fields)
+        return wait
 
     def _tick(self, result: StepResult) -> StepResult:
         assert self.state is not None
@@ -361,7 +391,9 @@ class Indexer:
                 continue
             if on_step is not None:
                 on_step(result)
-            if result.caught_up:
+            if result.retry_in:
+                stop.wait(result.retry_in)
+            elif result.caught_up:
                 if until_caught_up:
                     return
                 stop.wait(self.config.poll_interval_seconds)

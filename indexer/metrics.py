@@ -42,6 +42,11 @@ class IndexerMetrics:
             f"{PREFIX}_decode_errors_total", "Known-topic logs that failed to decode.", registry=r
         )
         self.reorgs = Counter(f"{PREFIX}_reorgs_total", "Reorgs detected and repaired.", registry=r)
+        self.chain_moved = Counter(
+            f"{PREFIX}_chain_moved_total",
+            "Block ranges fetched again: the chain moved during the fetch, or the node lacked a block it reported.",
+            registry=r,
+        )
         self.last_reorg_depth = Gauge(f"{PREFIX}_last_reorg_depth_blocks", "Depth of the last reorg.", registry=r)
         self.rpc_requests = Counter(
             f"{PREFIX}_rpc_requests_total",

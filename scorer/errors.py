@@ -8,7 +8,8 @@ one line for it)::
     ├── ModelError        a model version cannot be loaded or served  -> FAILED_PRECONDITION / INTERNAL
     ├── ValidationError   a request field is malformed (field, message) -> INVALID_ARGUMENT
     ├── UnknownDonor      a call that needs a donor's history got an unknown donor -> NOT_FOUND
-    └── NotReady          no model or no feature snapshot loaded yet   -> UNAVAILABLE
+    ├── NotReady          no model or no feature snapshot loaded yet   -> UNAVAILABLE
+    └── DependencyDown    the database was just found unreachable: failing fast -> UNAVAILABLE
 
 Unknown donors are *not* an error when scoring, detecting or recommending:
 those calls treat them as cold starts. :class:`UnknownDonor` is for callers
@@ -57,3 +58,11 @@ class UnknownDonor(ScorerError):
 
 class NotReady(ScorerError):
     """A store was read before anything was loaded into it (the server is still starting)."""
+
+
+class DependencyDown(ScorerError):
+    """A dependency (the database) was found unreachable moments ago; the call is refused without waiting."""
+
+    def __init__(self, dependency: str) -> None:
+        super().__init__(f"the {dependency} database is unavailable; retry later")
+        self.dependency = dependency

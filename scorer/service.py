@@ -9,7 +9,8 @@ UnknownExperiment          NOT_FOUND
 ConfigError / DataError    FAILED_PRECONDITION
 ModelError                 FAILED_PRECONDITION
 NotReady                   UNAVAILABLE
-database unreachable       UNAVAILABLE (psycopg OperationalError, pool timeout: logged and counted)
+database unreachable       UNAVAILABLE (psycopg OperationalError, pool timeout: logged and counted;
+                           then DependencyDown, at once, until a probe finds it back: ``scorer.breaker``)
 anything else              INTERNAL (logged with its traceback; the process keeps serving)
 =========================  ===================
 
@@ -47,7 +48,8 @@ from scorer import engine, experiment_store, validation
 from scorer.api.v1 import scorer_pb2 as pb
 from scorer.api.v1 import scorer_pb2_grpc
 from scorer.audit import AuditLog, AuditRow
-from scorer.errors import ModelError, NotReady, ValidationError
+from scorer.breaker import Breaker
+from scorer.errors import DependencyDown, ModelError, NotReady, ValidationError
 from scorer.experiments import UnknownExperiment
 from scorer.feature_store import FeatureStore
 from scorer.interceptors import CLIENT
@@ -71,6 +73,8 @@ DECISIONS = {
 }  # fmt: skip
 #: The database could not be reached (down, restarting, out of connections): UNAVAILABLE, not a bug.
 UNREACHABLE = (psycopg.OperationalError, PoolTimeout)
+#: While the database is unreachable, one call per this many seconds tries it; the others fail at once.
+BREAKER_RETRY_SECONDS = 1.0
 MAX_CONTEXT_ENTRIES = 32
 MAX_CONTEXT_CHARS = 256
 
@@ -82,7 +86,7 @@ def _status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.NOT_FOUND, str(exc)
     if isinstance(exc, ModelError | ConfigError | DataError):
         return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
-    if isinstance(exc, NotReady):
+    if isinstance(exc, NotReady | DependencyDown):
         return grpc.StatusCode.UNAVAILABLE, str(exc)
     if isinstance(exc, UNREACHABLE):
         return grpc.StatusCode.UNAVAILABLE, "the database is unavailable; retry later"
@@ -123,7 +127,7 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
         self._rng = np.random.default_rng(seed)
         self._rng_lock = threading.Lock()  # numpy generators are not thread-safe; requests run in threads
         self._reload_lock = asyncio.Lock()
-        self._unreachable: set[str] = set()  # dependencies whose last use failed, for the recovery log line
+        self._breakers: dict[str, Breaker] = {}  # per dependency: fail fast while it is down
 
     # -- scoring --------------------------------------------------------------------------------
 
@@ -241,21 +245,33 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
             with self.pool.connection() as conn:
                 return work(conn, *args)
 
-        up = self.metrics.dependency_up.labels(dependency=dependency)
+        breaker = self._breakers.setdefault(dependency, Breaker(BREAKER_RETRY_SECONDS))
+        if not breaker.allow():
+            self.metrics.dependency_errors.labels(dependency=dependency).inc()
+            raise DependencyDown(dependency)
         try:
             result = await asyncio.to_thread(run)
         except UNREACHABLE as exc:
             self.metrics.dependency_errors.labels(dependency=dependency).inc()
-            up.set(0)
-            self._unreachable.add(dependency)
-            log.warning("database_unavailable", dependency=dependency,
-                        error=error_line(exc))  # fmt: skip
+            self.metrics.dependency_up.labels(dependency=dependency).set(0)
+            if not breaker.is_open:
+                log.warning("database_unavailable", dependency=dependency, error=error_line(exc))
+            breaker.failed()
             raise
-        up.set(1)
-        if dependency in self._unreachable:
-            self._unreachable.discard(dependency)
-            log.info("database_recovered", dependency=dependency)
+        except Exception:  # the database answered (an unknown experiment, a refused row): it is up
+            self._reached(breaker, dependency)
+            raise
+        except BaseException:  # cancelled: nothing learnt
+            breaker.released()
+            raise
+        self._reached(breaker, dependency)
         return result
+
+    def _reached(self, breaker: Breaker, dependency: str) -> None:
+        self.metrics.dependency_up.labels(dependency=dependency).set(1)
+        if breaker.is_open:
+            log.info("database_recovered", dependency=dependency)
+        breaker.succeeded()
 
     @handled
     async def AssignVariant(  # noqa: N802

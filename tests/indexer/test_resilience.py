@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from structlog.testing import capture_logs
 
 from indexer.loop import Indexer
 from qf.db import connect, with_database
@@ -312,3 +313,44 @@ def test_postgres_outage_of_seconds_under_the_indexer(
         restartable_pg.start()
         wait_until(lambda: stored_keys(restartable_pg.url) == chain_events(chain))
     assert not errors
+
+
+def test_a_node_lacking_blocks_it_reports_is_retried_with_backoff(
+    chain: Chain, db_url: str, tmp_path: Path, fault_proxy: Callable[..., FaultProxy]
+) -> None:
+    """A node (a lagging replica behind a load balancer) reports a head whose last blocks it then lacks. The
+    indexer commits what the node has, retries the rest with a growing wait, warns and counts each retry, and
+    catches up when the blocks appear. (The soak found it retrying the same range in a tight loop, silently.)"""
+    pool = LivePool(chain)
+    for donor in pool.donors[:3]:
+        pool.donate(donor, pool.recipients[0], 10**14)
+    known = _head(chain)
+    for donor in pool.donors[3:6]:
+        pool.donate(donor, pool.recipients[1], 10**14)
+    proxy = fault_proxy(chain.url, FaultPolicy(blocks_known_up_to=known))
+    indexer = make_indexer(chain, db_url, tmp_path, url=proxy.url)
+    with capture_logs() as events, following(indexer) as (thread, errors):
+        wait_until(lambda: indexer.state is not None and indexer.state.checkpoint_block == known)
+        before = indexer.metrics.chain_moved._value.get()
+        time.sleep(3.0)
+        retries = indexer.metrics.chain_moved._value.get() - before
+        assert thread.is_alive(), errors
+        assert indexer.state.checkpoint_block == known  # nothing above what the node has
+        proxy.set_policy(FaultPolicy())
+        wait_until(lambda: stored_keys(db_url) == chain_events(chain))
+    assert not errors
+    # Waits of 0.1, 0.2, 0.4, ... s: a handful of retries in 3 s, where a tight loop made hundreds.
+    assert 1 <= retries <= 8, retries
+    assert proxy.stats.injected[Fault.BLOCK_UNKNOWN] >= 3
+    warnings = [e for e in events if e["event"] == "chain_keeps_moving_during_fetch"]
+    assert warnings
+    assert warnings[0]["log_level"] == "warning"
+    assert f"block {known + 1} is not on the node" in warnings[-1]["reason"]
+
+
+def _head(chain: Chain) -> int:
+    request = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}
+    with urllib.request.urlopen(
+        urllib.request.Request(chain.url, json.dumps(request).encode(), {"content-type": "application/json"})
+    ) as answer:
+        return int(json.load(answer)["result"], 16)

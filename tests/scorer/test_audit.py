@@ -118,6 +118,7 @@ def test_the_sidecar_rides_out_a_postgres_outage(
     ids: list[str] = []
     failures: list[grpc.StatusCode] = []
     assign_codes: dict[str, set[grpc.StatusCode]] = {"down": set(), "after": set()}
+    down_details: list[str] = []
     with running_sidecar(settings, restartable_pg.url, model_dir.parent) as sidecar:
         stub, metrics = sidecar.stub, sidecar.sidecar.metrics
 
@@ -135,6 +136,8 @@ def test_the_sidecar_rides_out_a_postgres_outage(
                     except grpc.RpcError as exc:
                         assign_codes[phase].add(exc.code())  # type: ignore[attr-defined]
                         assert time.monotonic() - started < 5
+                        if phase == "down":
+                            down_details.append(exc.details())  # type: ignore[attr-defined]
                 time.sleep(0.005)
 
         calls(100)
@@ -158,6 +161,9 @@ def test_the_sidecar_rides_out_a_postgres_outage(
         assert sample(metrics, "qf_scorer_dependency_up", dependency="features") == 1
     assert failures == []
     assert assign_codes["down"] == {grpc.StatusCode.UNAVAILABLE}
+    # Once a call has found the database down, the others fail at once (no pool wait) but for one probe a second.
+    fast = [d for d in down_details if d == "the experiments database is unavailable; retry later"]
+    assert len(fast) >= 15, down_details
     assert assign_codes["after"] == {grpc.StatusCode.OK}
     assert len(ids) >= 500
     assert stored(restartable_pg.url, ids) == set(ids)
