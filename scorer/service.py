@@ -239,33 +239,47 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
     # -- experiments ------------------------------------------------------------------------------
 
     async def _db(self, work: Callable[..., T], *args: Any, dependency: str = "experiments") -> T:
-        """``work(conn, *args)`` on a pooled connection in a worker thread; an unreachable database is counted."""
+        """``work(conn, *args)`` on a pooled connection in a worker thread, behind the dependency's breaker.
 
-        def run() -> T:
-            with self.pool.connection() as conn:
-                return work(conn, *args)
-
+        The worker thread itself tells the breaker what it found, so a call
+        whose client gave up (deadline, cancellation) still teaches it that the
+        database is down; otherwise, with deadlines shorter than the pool's
+        timeout, every call would wait for the pool and the breaker never open.
+        """
         breaker = self._breakers.setdefault(dependency, Breaker(BREAKER_RETRY_SECONDS))
         if not breaker.allow():
             self.metrics.dependency_errors.labels(dependency=dependency).inc()
             raise DependencyDown(dependency)
+        loop = asyncio.get_running_loop()
+        ran = threading.Event()
+
+        def run() -> T:
+            ran.set()
+            try:
+                with self.pool.connection() as conn:
+                    result = work(conn, *args)
+            except UNREACHABLE as exc:
+                loop.call_soon_threadsafe(self._unreachable, breaker, dependency, exc)
+                raise
+            except Exception:  # the database answered (an unknown experiment, a refused row): it is up
+                loop.call_soon_threadsafe(self._reached, breaker, dependency)
+                raise
+            loop.call_soon_threadsafe(self._reached, breaker, dependency)
+            return result
+
         try:
-            result = await asyncio.to_thread(run)
-        except UNREACHABLE as exc:
-            self.metrics.dependency_errors.labels(dependency=dependency).inc()
-            self.metrics.dependency_up.labels(dependency=dependency).set(0)
-            if not breaker.is_open:
-                log.warning("database_unavailable", dependency=dependency, error=error_line(exc))
-            breaker.failed()
+            return await asyncio.to_thread(run)
+        except asyncio.CancelledError:
+            if not ran.is_set():  # cancelled while queued for a thread: it will never report; free the probe
+                breaker.released()
             raise
-        except Exception:  # the database answered (an unknown experiment, a refused row): it is up
-            self._reached(breaker, dependency)
-            raise
-        except BaseException:  # cancelled: nothing learnt
-            breaker.released()
-            raise
-        self._reached(breaker, dependency)
-        return result
+
+    def _unreachable(self, breaker: Breaker, dependency: str, exc: BaseException) -> None:
+        self.metrics.dependency_errors.labels(dependency=dependency).inc()
+        self.metrics.dependency_up.labels(dependency=dependency).set(0)
+        if not breaker.is_open:
+            log.warning("database_unavailable", dependency=dependency, error=error_line(exc))
+        breaker.failed()
 
     def _reached(self, breaker: Breaker, dependency: str) -> None:
         self.metrics.dependency_up.labels(dependency=dependency).set(1)

@@ -130,8 +130,10 @@ def test_the_sidecar_rides_out_a_postgres_outage(
                     failures.append(exc.code())  # type: ignore[attr-defined]
                 if phase is not None:
                     started = time.monotonic()
+                    # Short deadlines while the database is down: the client gives up before the pool does.
+                    timeout = 0.5 if phase == "down" else 10
                     try:
-                        stub.AssignVariant(assign, metadata=AUTH, timeout=10)
+                        stub.AssignVariant(assign, metadata=AUTH, timeout=timeout)
                         assign_codes[phase].add(grpc.StatusCode.OK)
                     except grpc.RpcError as exc:
                         assign_codes[phase].add(exc.code())  # type: ignore[attr-defined]
@@ -143,7 +145,7 @@ def test_the_sidecar_rides_out_a_postgres_outage(
         calls(100)
         restartable_pg.stop()
         calls(400)
-        calls(20, phase="down")
+        calls(30, phase="down")
         restartable_pg.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and assign_codes["after"] != {grpc.StatusCode.OK}:
@@ -160,10 +162,11 @@ def test_the_sidecar_rides_out_a_postgres_outage(
         assert sample(metrics, "qf_scorer_dependency_errors_total", dependency="features") >= 1
         assert sample(metrics, "qf_scorer_dependency_up", dependency="features") == 1
     assert failures == []
-    assert assign_codes["down"] == {grpc.StatusCode.UNAVAILABLE}
-    # Once a call has found the database down, the others fail at once (no pool wait) but for one probe a second.
+    assert assign_codes["down"] <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+    # Once a call has found the database down (even one whose client gave up waiting), the others fail at once
+    # (no pool wait) but for one probe a second. (The soak found every call waiting for the pool, past its deadline.)
     fast = [d for d in down_details if d == "the experiments database is unavailable; retry later"]
-    assert len(fast) >= 15, down_details
+    assert len(fast) >= 20, down_details
     assert assign_codes["after"] == {grpc.StatusCode.OK}
     assert len(ids) >= 500
     assert stored(restartable_pg.url, ids) == set(ids)
