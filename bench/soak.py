@@ -472,7 +472,7 @@ class Soak:
 def train_versions(db_url: str, models: Path, seed: int) -> list[str]:
     """Two versions trained by the real pipeline on the indexed round (the second only differs by its seed)."""
     from qf.db import connect  # noqa: PLC0415
-    from qf.train.dataset import load_dataset  # noqa: PLC0415
+    from qf.model.loader import load_dataset  # noqa: PLC0415
     from qf.train.pipeline import TrainConfig, train  # noqa: PLC0415
 
     with connect(db_url) as conn:

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
 from indexer.loop import EVENT_TABLES, Indexer, IndexerConfig, StepResult
-from indexer.metrics import HealthState, IndexerMetrics, serve_metrics
+from indexer.metrics import IndexerMetrics
 from indexer.ranges import RangePolicy
 from indexer.rpc import ResilientRpc
 from indexer.store import Store
@@ -28,6 +28,7 @@ from qf.db import connect
 from qf.db.embedded import resolve_database_url
 from qf.db.migrate import apply_migrations
 from qf.errors import ChainIdMismatch, ConfigError
+from qf.http_metrics import HealthState, serve_metrics
 from qf.settings import Settings
 
 log = structlog.get_logger()
@@ -111,17 +112,19 @@ def run_indexer(settings: Settings, *, until_caught_up: bool = False, reset_on_n
         log.info("metrics_listening", url=f"http://{settings.metrics_host}:{settings.indexer_metrics_port}/metrics")
     indexer = build_indexer(settings, metrics, health, reset_on_new_chain=reset_on_new_chain)
     try:
-        if not indexer.store.wait_for_lock(poll_seconds=1.0, should_stop=stop.is_set):
-            return
-        metrics.is_writer.set(1)
-        indexer.prepare()
-        state = indexer.state
-        assert state is not None
-        log.info("indexer_started", chain_id=indexer.chain_id, core="0x" + state.core.hex(),
-                 from_block=state.next_block, rpc=indexer.rpc.current_url)  # fmt: skip
-        with _Progress(indexer) as on_step:
-            indexer.run(stop, until_caught_up=until_caught_up, on_step=on_step)
-        log.info("indexer_stopped", checkpoint=indexer.state.checkpoint_block if indexer.state else None)
+        # Every log line of this run names its chain (several indexers may share one log pipeline).
+        with structlog.contextvars.bound_contextvars(chain_id=indexer.chain_id):
+            if not indexer.store.wait_for_lock(poll_seconds=1.0, should_stop=stop.is_set):
+                return
+            metrics.is_writer.set(1)
+            indexer.prepare()
+            state = indexer.state
+            assert state is not None
+            log.info("indexer_started", core="0x" + state.core.hex(),
+                     from_block=state.next_block, rpc=indexer.rpc.current_url)  # fmt: skip
+            with _Progress(indexer) as on_step:
+                indexer.run(stop, until_caught_up=until_caught_up, on_step=on_step)
+            log.info("indexer_stopped", checkpoint=indexer.state.checkpoint_block if indexer.state else None)
     finally:
         indexer.store.close()
         indexer.rpc.close()

@@ -5,21 +5,29 @@ them as one line. Each carries the context a caller needs to decide what to do
 next (``retriable``, the block numbers involved) instead of parsing messages::
 
     QFError                    (qf.errors)
-    └── IndexerError           retriable = False unless said otherwise
-        ├── DecodeError        a log with a known topic0 does not fit its signature
-        ├── RangeRefused       the node refused an eth_getLogs block range;
-        │                      retriable while the range can still be split
-        └── ReorgTooDeep       no common ancestor within the allowed depth;
-                               nothing was deleted
+    ├── IndexerError           retriable = False unless said otherwise
+    │   ├── DecodeError        a log with a known topic0 does not fit its signature
+    │   ├── RangeRefused       the node refused an eth_getLogs block range;
+    │   │                      retriable while the range can still be split
+    │   ├── ChainMoved         the chain changed while a range was fetched (retriable:
+    │   │                      fetched again after a growing wait)
+    │   ├── ReorgTooDeep       no common ancestor within the allowed depth;
+    │   │                      nothing was deleted
+    │   └── StaleCheckpoint    the checkpoint moved under this writer (also a DatabaseError:
+    │                          the loop re-takes the writer lock, as after an outage)
+    └── ChainError > RpcUnavailable (qf.errors)
+        └── RpcExhausted       every attempt at every endpoint failed (``attempts``)
 
 ``RpcError`` and ``RpcUnavailable`` (``qf.errors``) stay the errors of the
 transport; the indexer's fetch layer turns a range refusal among them into
-``RangeRefused`` with the provider's hint (see ``indexer.ranges``).
+``RangeRefused`` with the provider's hint (see ``indexer.ranges``). What the
+``qf index`` command does with each: ``ReorgTooDeep`` and configuration errors
+stop it with one line; the rest are waited out.
 """
 
 from __future__ import annotations
 
-from qf.errors import QFError
+from qf.errors import DatabaseError, QFError, RpcUnavailable
 
 
 class IndexerError(QFError):
@@ -100,3 +108,30 @@ class ReorgTooDeep(IndexerError):
         self.depth = depth
         self.max_depth = max_depth
         self.tip = tip
+
+
+class ChainMoved(IndexerError):
+    """A log's block hash differs from the header fetched for its block: retry the range.
+
+    ``missing_block`` is set when the node reported a head at or above a block it
+    then did not have (a reorg in progress, or a lagging replica behind a load
+    balancer): the retry stops short of it.
+    """
+
+    retriable = True
+
+    def __init__(self, message: str, *, missing_block: int | None = None) -> None:
+        super().__init__(message)
+        self.missing_block = missing_block
+
+
+class StaleCheckpoint(IndexerError, DatabaseError):
+    """The checkpoint moved under this writer: another writer holds the chain."""
+
+
+class RpcExhausted(RpcUnavailable):
+    """Every attempt failed; the last failure is the ``__cause__``."""
+
+    def __init__(self, message: str, *, url: str, attempts: int) -> None:
+        super().__init__(message, url=url, retriable=True)
+        self.attempts = attempts

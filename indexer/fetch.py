@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 
 from indexer.decode import DecodedLog, decode_log, pool_id_of, strategy_of
-from indexer.errors import DecodeError, IndexerError
+from indexer.errors import ChainMoved, DecodeError
 from indexer.rpc import ResilientRpc
 from qf.chain.abi import NATIVE_TOKEN
 from qf.errors import RpcError
@@ -35,21 +35,6 @@ FULL_BLOCK_THRESHOLD = 4
 NATIVE = bytes.fromhex(NATIVE_TOKEN[2:])
 DECIMALS_SELECTOR = "0x313ce567"
 SYMBOL_SELECTOR = "0x95d89b41"
-
-
-class ChainMoved(IndexerError):
-    """A log's block hash differs from the header fetched for its block: retry the range.
-
-    ``missing_block`` is set when the node reported a head at or above a block it
-    then did not have (a reorg in progress, or a lagging replica behind a load
-    balancer): the retry stops short of it.
-    """
-
-    retriable = True
-
-    def __init__(self, message: str, *, missing_block: int | None = None) -> None:
-        super().__init__(message)
-        self.missing_block = missing_block
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,14 +19,15 @@ import psycopg
 import structlog
 
 from indexer.decode import ALLOCATED_CONTEXT_COLUMNS, EVENTS, EVENTS_BY_NAME, DecodedLog
-from indexer.errors import RangeRefused, ReorgTooDeep
-from indexer.fetch import ChainMoved, Fetched, fetch_range
-from indexer.metrics import HealthState, IndexerMetrics
+from indexer.errors import ChainMoved, RangeRefused, ReorgTooDeep
+from indexer.fetch import Fetched, fetch_range
+from indexer.metrics import IndexerMetrics
 from indexer.ranges import BlockRange, RangeHint, RangePlanner, RangePolicy, is_range_error, parse_range_hint
 from indexer.reorg import find_fork_point
 from indexer.rpc import ResilientRpc
 from indexer.store import Batch, BlockRow, ChainState, Store
 from qf.errors import ChainIdMismatch, ConfigError, DatabaseError, RpcError, RpcUnavailable
+from qf.http_metrics import HealthState
 
 log = structlog.get_logger()
 

@@ -1,22 +1,13 @@
-"""The indexer's Prometheus metrics and its small HTTP endpoint.
+"""The indexer's Prometheus metrics (served by :func:`qf.http_metrics.serve_metrics`).
 
-``/metrics`` (Prometheus text format), ``/healthz`` (the loop is alive: it
-ticked recently) and ``/readyz`` (caught up with the chain head). Metrics live
-in their own registry so tests can run several indexers in one process. Label
-values are bounded: event names, RPC methods, endpoint indexes, never an
-address or a hash.
+Metrics live in their own registry so tests can run several indexers in one
+process. Label values are bounded: event names, RPC methods, endpoint indexes,
+never an address or a hash.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Protocol
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PREFIX = "qf_indexer"
 
@@ -89,64 +80,3 @@ class IndexerMetrics:
         self.rpc_seconds.labels(method, url).observe(seconds)
         if not ok:
             self.rpc_errors.labels(method, url, error_kind or "error").inc()
-
-
-class HasRegistry(Protocol):
-    registry: CollectorRegistry
-
-
-class HealthState:
-    """What /healthz and /readyz answer from; updated by the loop."""
-
-    def __init__(self, *, stale_after_seconds: float = 60.0) -> None:
-        self.stale_after_seconds = stale_after_seconds
-        self.last_tick = time.monotonic()
-        self.caught_up = False
-
-    def tick(self, *, caught_up: bool) -> None:
-        self.last_tick = time.monotonic()
-        self.caught_up = caught_up
-
-    def alive(self) -> bool:
-        return time.monotonic() - self.last_tick < self.stale_after_seconds
-
-
-def serve_metrics(
-    metrics: HasRegistry, health: HealthState, host: str, port: int
-) -> tuple[ThreadingHTTPServer, Callable[[], None]]:
-    """Start the endpoint in a daemon thread; returns the server and a stop function."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                self._send(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
-            elif path == "/healthz":
-                ok = health.alive()
-                self._send(200 if ok else 503, b"ok\n" if ok else b"stalled\n")
-            elif path == "/readyz":
-                ok = health.caught_up and health.alive()
-                self._send(200 if ok else 503, b"ready\n" if ok else b"catching up\n")
-            else:
-                self._send(404, b"not found\n")
-
-        def _send(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            return  # scrapes are not worth a log line each
-
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.shutdown()
-        server.server_close()
-
-    return server, stop

@@ -4,11 +4,12 @@
 which suits the devnet. Public providers drop connections, rate-limit, time out,
 answer half a batch and now and then return logs outside the range asked for;
 ``ResilientRpc`` turns all of that into either a checked answer or one clear
-error. The decisions are pure functions at the top of this module
-(``classify``, ``backoff_delay``, ``retry_after_seconds``, ``redact_url``,
-``validate_logs``, ``check_block``, ``check_transactions``, ``TokenBucket``);
-only ``ResilientRpc`` waits on sockets, the clock or ``sleep``, and those
-three are injectable.
+error. The decisions are pure functions in their own modules: the retry policy and
+pacing (:mod:`indexer.retry`), the checks of an answer (:mod:`indexer.answers`)
+and URL redaction (:func:`qf.chain.rpc.redact_rpc_url`). Only ``ResilientRpc``
+waits on sockets, the clock or ``sleep``, and all three are injectable: the
+HTTP transport too (``transport``, an ``httpx.BaseTransport``; the unit tests
+use ``httpx.MockTransport``).
 
 Errors are the transport errors of ``qf.errors``: ``RpcError`` for a JSON-RPC
 error the caller must handle (bad params, a revert, a block range the node
@@ -23,251 +24,27 @@ import itertools
 import math
 import random
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from functools import partial
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
 import structlog
 
+from indexer.answers import TopicFilter, check_block, check_blocks, check_transactions, validate_logs
+from indexer.errors import RpcExhausted
+from indexer.retry import TokenBucket, backoff_delay, classify, retry_after_seconds
+from qf.chain.rpc import redact_rpc_url
 from qf.errors import ConfigError, RpcError, RpcUnavailable
 
 log = structlog.get_logger()
 
 T = TypeVar("T")
 Call = tuple[str, Sequence[Any]]
-Decision = Literal["retry", "permanent"]
-#: A topic filter as eth_getLogs takes it: per position None (any), one topic, or any of several.
-TopicFilter = Sequence[str | Sequence[str] | None]
-
-#: Fields every log must carry; a node that leaves one out (or a pending log) is faulty.
-REQUIRED_LOG_FIELDS = (
-    "address",
-    "topics",
-    "data",
-    "blockNumber",
-    "blockHash",
-    "transactionHash",
-    "transactionIndex",
-    "logIndex",
-)
-
-# JSON-RPC 2.0 parse error, invalid request, method not found, invalid params:
-# the request itself is wrong, so no endpoint will answer it differently.
-_PERMANENT_CODES = frozenset({-32700, -32600, -32601, -32602})
-# eth_getLogs range refusals: retrying the same range cannot help, splitting it can
-# (the caller's job). Checked before the retriable wording, which some of them share
-# ("query timeout exceeded, try a smaller block range").
-_RANGE_REFUSALS = (
-    "query returned more than",
-    "block range",
-    "range is too",
-    "range too",
-    "response size exceeded",
-    "too many blocks",
-    "exceed maximum block range",
-)
-_RETRIABLE_MESSAGES = (
-    "rate limit",
-    "rate-limit",
-    "ratelimit",
-    "rate exceeded",
-    "too many requests",
-    "capacity",
-    "try again",
-    "timeout",
-    "timed out",
-    "header not found",
-    "temporarily unavailable",
-)
-# EIP-1474 "limit exceeded" (Infura's rate limit) and providers that echo HTTP 429.
-_RETRIABLE_CODES = frozenset({-32005, 429})
-
-
-def classify(error: BaseException) -> Decision:
-    """Whether trying again (possibly elsewhere) can turn ``error`` into an answer."""
-    if isinstance(error, RpcUnavailable):
-        return "retry" if error.retriable else "permanent"
-    if not isinstance(error, RpcError):
-        return "permanent"
-    message = error.rpc_message.lower()
-    if error.code in _PERMANENT_CODES or "execution reverted" in message:
-        return "permanent"
-    if any(words in message for words in _RANGE_REFUSALS):
-        return "permanent"
-    if error.code in _RETRIABLE_CODES or any(words in message for words in _RETRIABLE_MESSAGES):
-        return "retry"
-    return "permanent"
-
-
-def backoff_delay(
-    attempt: int,
-    *,
-    base_seconds: float,
-    max_seconds: float,
-    rng: random.Random,
-    retry_after_seconds: float | None = None,
-) -> float:
-    """Seconds to wait after failed attempt number ``attempt`` (counted from 1).
-
-    Full jitter, uniform in [0, min(max, base·2^(attempt-1))], keeps many clients
-    from retrying in step. A server's Retry-After wins when given, still capped
-    so that one endpoint cannot stall the indexer.
-    """
-    if retry_after_seconds is not None:
-        return min(max(retry_after_seconds, 0.0), max_seconds)
-    ceiling = min(max_seconds, base_seconds * 2.0 ** min(attempt - 1, 64))
-    return rng.uniform(0.0, ceiling)
-
-
-def retry_after_seconds(header: str | None, *, now: datetime) -> float | None:
-    """The delay a Retry-After header asks for (delta-seconds or an HTTP date), if it parses."""
-    if header is None:
-        return None
-    text = header.strip()
-    try:
-        return max(float(text), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - now).total_seconds(), 0.0)
-
-
-def redact_url(url: str) -> str:
-    """``scheme://host[:port]``, plus ``/...`` if a path or query (where API keys hide) was cut."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    host = parts.netloc.rpartition("@")[2]
-    if not parts.scheme or not host:
-        return "<invalid url>"
-    hidden = parts.path not in ("", "/") or parts.query or parts.fragment
-    return f"{parts.scheme}://{host}" + ("/..." if hidden else "")
-
-
-def validate_logs(
-    logs: object,
-    *,
-    from_block: int,
-    to_block: int,
-    addresses: Collection[str] | None = None,
-    topics: TopicFilter | None = None,
-) -> list[dict[str, Any]]:
-    """The logs of one eth_getLogs answer, checked against the request; ``removed`` ones dropped.
-
-    Raises ``ValueError`` naming the first log that is malformed, outside
-    [from_block, to_block] or not matching the address/topic filter: the whole
-    answer is then untrustworthy.
-    """
-    if not isinstance(logs, list):
-        raise ValueError(f"result is {type(logs).__name__}, not a list")
-    wanted = {a.lower() for a in addresses} if addresses is not None else None
-    checked = []
-    for position, entry in enumerate(logs):
-        if not isinstance(entry, dict):
-            raise ValueError(f"log {position} is {type(entry).__name__}, not an object")
-        missing = [name for name in REQUIRED_LOG_FIELDS if entry.get(name) is None]
-        if missing:
-            raise ValueError(f"log {position} lacks {', '.join(missing)}")
-        number = _hex_int(entry["blockNumber"])
-        if number is None or not from_block <= number <= to_block:
-            raise ValueError(
-                f"log {position} has blockNumber {entry['blockNumber']!r:.20}, outside {from_block}..{to_block}"
-            )
-        if wanted is not None and str(entry["address"]).lower() not in wanted:
-            raise ValueError(f"log {position} comes from {entry['address']!r:.44}, not a requested address")
-        if topics is not None and not _topics_match(entry["topics"], topics):
-            raise ValueError(f"log {position} does not match the topic filter")
-        if entry.get("removed") is True:
-            continue
-        checked.append(entry)
-    return checked
-
-
-def check_block(block: object, number: int | None) -> dict[str, Any] | None:
-    """A block answer: None, or a block with a hash and the number asked for (if one was)."""
-    if block is None:
-        return None
-    if not isinstance(block, dict) or block.get("hash") is None or _hex_int(block.get("number")) is None:
-        raise ValueError(f"not a block: {block!r:.60}")
-    if number is not None and _hex_int(block["number"]) != number:
-        raise ValueError(f"block {block['number']} instead of {number}")
-    return block
-
-
-def check_blocks(blocks: list[Any], numbers: Sequence[int]) -> list[Any]:
-    """A batch of block answers, each checked by ``check_block``."""
-    return [check_block(block, number) for block, number in zip(blocks, numbers, strict=True)]
-
-
-def check_transactions(transactions: list[Any], hashes: Sequence[str]) -> list[Any]:
-    """Transaction answers: each None or the transaction with the hash asked for."""
-    for tx, tx_hash in zip(transactions, hashes, strict=True):
-        if tx is not None and not (isinstance(tx, dict) and str(tx.get("hash")).lower() == tx_hash.lower()):
-            raise ValueError(f"another transaction than {tx_hash}: {tx!r:.60}")
-    return transactions
-
-
-def _hex_int(value: object) -> int | None:
-    if not isinstance(value, str) or not value.startswith("0x"):
-        return None
-    try:
-        return int(value, 16)
-    except ValueError:
-        return None
-
-
-def _topics_match(got: object, wanted: TopicFilter) -> bool:
-    if not isinstance(got, list):
-        return False
-    for position, accepted in enumerate(wanted):
-        if accepted is None:
-            continue
-        if position >= len(got) or not isinstance(got[position], str):
-            return False
-        options = [accepted] if isinstance(accepted, str) else list(accepted)
-        if None in options:
-            continue
-        if got[position].lower() not in {o.lower() for o in options}:
-            return False
-    return True
-
-
-class TokenBucket:
-    """A token bucket over an external clock: ``reserve(now)`` takes a token, returns the wait.
-
-    A bucket of one token (the default) spaces requests exactly 1/rate apart;
-    a larger one lets that many through at once after a quiet spell.
-    """
-
-    def __init__(self, rate_per_second: float, *, capacity: float = 1.0) -> None:
-        if rate_per_second <= 0 or capacity < 1:
-            raise ValueError("a token bucket needs a positive rate and room for one token")
-        self.rate_per_second = rate_per_second
-        self.capacity = capacity
-        self._tokens = capacity
-        self._updated: float | None = None
-
-    def reserve(self, now: float) -> float:
-        """Take one token; seconds to wait before using it (0 if one was there)."""
-        if self._updated is not None:
-            elapsed = max(now - self._updated, 0.0)
-            self._tokens = min(self.capacity, self._tokens + elapsed * self.rate_per_second)
-        self._updated = now
-        # Tokens may go negative: the debt is what later callers wait out.
-        self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate_per_second
 
 
 class RpcObserver(Protocol):
@@ -282,14 +59,6 @@ class RpcObserver(Protocol):
     """
 
     def request(self, method: str, url: str, seconds: float, ok: bool, error_kind: str | None) -> None: ...
-
-
-class RpcExhausted(RpcUnavailable):
-    """Every attempt failed; the last failure is the ``__cause__``."""
-
-    def __init__(self, message: str, *, url: str, attempts: int) -> None:
-        super().__init__(message, url=url, retriable=True)
-        self.attempts = attempts
 
 
 class _Failure(Exception):
@@ -320,7 +89,8 @@ class ResilientRpc:
     next one; when the first endpoint's time is up it is preferred again. A
     permanent error is raised at once; after ``max_attempts`` failures in one
     call, ``RpcExhausted``. ``requests_per_second`` paces each endpoint
-    separately; a batch counts as one request.
+    separately; a batch counts as one request. ``transport`` replaces httpx's
+    network transport (``httpx.MockTransport`` in unit tests).
     """
 
     def __init__(
@@ -338,12 +108,13 @@ class ResilientRpc:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         if isinstance(urls, str) or not urls:
             raise ConfigError("ResilientRpc needs a non-empty list of RPC URLs")
         for url in urls:
-            if urlsplit(url).scheme not in ("http", "https") or redact_url(url) == "<invalid url>":
-                raise ConfigError(f"not an http(s) RPC URL: {redact_url(url)}")
+            if urlsplit(url).scheme not in ("http", "https") or redact_rpc_url(url) == "<invalid url>":
+                raise ConfigError(f"not an http(s) RPC URL: {redact_rpc_url(url)}")
         if max_attempts < 1 or max_batch_size < 1 or timeout_seconds <= 0:
             raise ConfigError("max_attempts, max_batch_size and timeout_seconds must be positive")
         if requests_per_second is not None and requests_per_second <= 0:
@@ -351,7 +122,7 @@ class ResilientRpc:
         self._endpoints = [
             _Endpoint(
                 url,
-                redact_url(url),
+                redact_rpc_url(url),
                 TokenBucket(requests_per_second) if requests_per_second is not None else None,
             )
             for url in urls
@@ -372,6 +143,7 @@ class ResilientRpc:
             timeout=timeout_seconds,
             headers={"content-type": "application/json"},
             limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
+            transport=transport,
         )
 
     def __repr__(self) -> str:

@@ -23,15 +23,15 @@ import psycopg
 import structlog
 from psycopg import sql
 
-from qf.db import connect
-from qf.errors import ConfigError, DatabaseError
+from indexer.errors import StaleCheckpoint
+from qf.db import VIEWS_REFRESHED_CHANNEL, connect
+from qf.errors import ConfigError
 
 log = structlog.get_logger()
 
 #: Advisory-lock namespace for "the writer of chain N" (the key's first half).
 LOCK_NAMESPACE = 0x51F1
 #: Channel that carries "views refreshed" notifications (payload: chain_id:block).
-NOTIFY_CHANNEL = "qf_views_refreshed"
 # Maintained incrementally by qf.refresh_analytics() (sql/007_incremental_analytics.sql).
 ANALYTICS_TABLES: tuple[str, ...] = ("project_totals", "round_matching", "donor_features", "round_stats")
 
@@ -79,10 +79,6 @@ class Batch:
     @property
     def event_count(self) -> int:
         return sum(len(rows) for _, rows in self.rows.values())
-
-
-class StaleCheckpoint(DatabaseError):
-    """The checkpoint moved under this writer: another writer holds the chain."""
 
 
 class Store:
@@ -326,7 +322,7 @@ class Store:
                 "SELECT checkpoint_block FROM qf.chains WHERE chain_id = %s", (self.chain_id,)
             ).fetchone()
             payload = f"{self.chain_id}:{state[0] if state else ''}"
-            conn.execute(sql.SQL("NOTIFY {}, {}").format(sql.Identifier(NOTIFY_CHANNEL), sql.Literal(payload)))
+            conn.execute(sql.SQL("NOTIFY {}, {}").format(sql.Identifier(VIEWS_REFRESHED_CHANNEL), sql.Literal(payload)))
         return time.monotonic() - started
 
 

@@ -106,3 +106,14 @@ def import_labels(conn: psycopg.Connection[Any], chain_id: int, labels: list[Imp
             [(chain_id, x.address, x.is_sybil, x.pattern, x.source, run_id) for x in labels],
         )
     return len(labels)
+
+
+def labelled_examples(conn: psycopg.Connection[Any], chain_id: int) -> list[tuple[str, str]]:
+    """One labelled donor per pattern, the one with the most donations: ``(0x address, pattern)``."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (l.pattern) '0x' || encode(l.address, 'hex'), l.pattern FROM qf.labels l "
+        "JOIN qf.donor_features f ON f.chain_id = l.chain_id AND f.donor = l.address "
+        "WHERE l.chain_id = %s ORDER BY l.pattern, f.donation_count DESC",
+        (chain_id,),
+    ).fetchall()
+    return [(str(address), str(pattern)) for address, pattern in rows]

@@ -6,13 +6,17 @@ JSON lines for machines, a coloured console renderer on a terminal.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from typing import Literal
+from collections.abc import Iterator, MutableMapping
+from typing import Any, Literal
 
 import structlog
 
 LogFormat = Literal["auto", "json", "console"]
+#: Events below this level are dropped on top of the configured level (see :func:`quieter`).
+_floor = logging.NOTSET
 
 
 def configure_logging(fmt: LogFormat = "auto", level: str = "info") -> None:
@@ -25,6 +29,7 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "info") -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _drop_below_floor,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),
@@ -36,3 +41,20 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "info") -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=max(numeric_level, logging.WARNING), stream=sys.stderr)
+
+
+def _drop_below_floor(logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    if _floor and logging.getLevelNamesMapping().get(method.upper(), logging.INFO) < _floor:
+        raise structlog.DropEvent
+    return event
+
+
+@contextlib.contextmanager
+def quieter(level: str) -> Iterator[None]:
+    """Drop events below ``level`` inside the block (loggers are cached, so the level is not reconfigured)."""
+    global _floor  # noqa: PLW0603 - one process-wide setting, like the configuration it sits on
+    previous, _floor = _floor, logging.getLevelNamesMapping().get(level.upper(), logging.WARNING)
+    try:
+        yield
+    finally:
+        _floor = previous

@@ -1,98 +1,182 @@
 """The one frozen settings object, built at the entry point.
 
 Environment variables give the defaults, command-line flags override them, and
-nothing below the CLI reads the environment again. Every variable is listed in
-``ENV_VARS`` (and in the README's configuration table).
+nothing below the CLI reads the environment again. Each setting is declared
+once, as a field with its environment variable, its description and its
+default (:func:`setting`); ``ENV_VARS`` (``qf env`` and the README's
+configuration table) is derived from those fields.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from qf.errors import ConfigError
+from qf.logs import LogFormat
 
-ENV_VARS: dict[str, str] = {
-    "QF_HOME": "Directory for local state: embedded database, devnet, models (default ./.qf).",
-    "QF_DATABASE_URL": "PostgreSQL URL; unset means an embedded server under QF_HOME/pgdata.",
-    "QF_RPC_URLS": "Comma-separated JSON-RPC URLs; unset means the local devnet.",
-    "QF_CHAIN_ID": "Chain id the node must serve; checked at start (unset: accept any).",
-    "QF_ANVIL_PORT": "Port of the devnet's anvil on 127.0.0.1 (default 8545).",
-    "QF_FUNDER_KEY": "Hex key that deploys and funds simulations (default: anvil's dev key on 31337).",
-    "QF_CORE_ADDRESS": "Allo v2 core (pool factory) to index; unset means the devnet's deployment.",
-    "QF_START_BLOCK": "First block to index (default: the devnet deployment's block, else 0).",
-    "QF_POLL_INTERVAL_SECONDS": "Live-follow polling interval (default 0.5).",
-    "QF_CONFIRMATIONS": "Blocks behind head counted final when the node has no finalized tag (default 64).",
-    "QF_MAX_REORG_DEPTH": "Deepest reorg the indexer repairs; deeper stops it, deleting nothing (default 128).",
-    "QF_LOG_RANGE_BLOCKS": "Initial eth_getLogs block span; adapts to the provider (default 2000).",
-    "QF_LOG_RANGE_MAX_BLOCKS": "Largest eth_getLogs block span (default 50000).",
-    "QF_RPC_RATE_LIMIT": "Requests per second per RPC endpoint (default unlimited).",
-    "QF_RPC_TIMEOUT_SECONDS": "Per-request RPC timeout (default 10).",
-    "QF_REFRESH_DEBOUNCE_SECONDS": "Least time between analytics refreshes (default 1).",
-    "QF_INDEXER_METRICS_PORT": "Port of the indexer's /metrics, /healthz and /readyz (default 9101; 0 = off).",
-    "QF_METRICS_HOST": "Address the metrics endpoints bind to (default 127.0.0.1).",
-    "QF_MODELS_DIR": "Where `qf train` writes model versions and the scorer reads them (default QF_HOME/models).",
-    "QF_SCORER_HOST": "Address the scoring sidecar's gRPC server binds to (default 127.0.0.1).",
-    "QF_SCORER_PORT": "gRPC port of the scoring sidecar (default 50051).",
-    "QF_SCORER_METRICS_PORT": "Port of the sidecar's Prometheus /metrics (default 9102; 0 = off).",
-    "QF_SCORER_TOKENS": "Client bearer tokens, `name:token` separated by commas.",
-    "QF_SCORER_TOKENS_FILE": "File with one `name:token` client token per line (e.g. a Docker secret).",
-    "QF_SCORER_ADMIN_TOKENS": "Admin bearer tokens for ReloadModels, `name:token` separated by commas.",
-    "QF_SCORER_ADMIN_TOKENS_FILE": "File with one `name:token` admin token per line.",
-    "QF_SCORER_RATE_LIMIT_PER_MINUTE": "Requests per minute per client, token bucket (default 100; 0 = unlimited).",
-    "QF_SCORER_MAX_BATCH": "Largest ScoreContributions batch (default 256).",
-    "QF_SCORER_MAX_CONCURRENT_RPCS": "RPCs handled at once; more are refused with RESOURCE_EXHAUSTED (default 256).",
-    "QF_SCORER_REVIEW_THRESHOLD": "Risk from which a contribution goes to REVIEW (default: the model's manifest, 0.4).",
-    "QF_SCORER_BLOCK_THRESHOLD": "Risk above which a contribution is BLOCKed (default: the model's manifest, 0.7).",
-    "QF_SCORER_FEATURE_RELOAD_SECONDS": "Fallback interval of the feature reload; NOTIFY is sooner (default 60).",
-    "QF_AUDIT_RETENTION_DAYS": "Days the sidecar's decisions are kept in qf.scorer_decisions (default 90).",
-    "QF_EXPERIMENT_RETENTION_DAYS": "Days experiment outcomes are kept (default 365).",
-    "QF_LOG_FORMAT": "auto (console on a terminal, else JSON), json or console.",
-    "QF_LOG_LEVEL": "debug, info, warning or error (default info).",
-}
+Parse = Callable[[str, str], Any]
+
+
+def setting(env: str, doc: str, default: Any = None, *, parse: Parse | None = None, secret: bool = False,
+            show_default: bool = True) -> Any:  # fmt: skip
+    """A field read from ``env`` by ``parse(name, raw)`` (the raw string when None); ``default`` when unset."""
+    shown = f" (default {default})" if show_default and default not in (None, (), "") else ""
+    metadata = {"env": env, "doc": doc + shown, "parse": parse}
+    if isinstance(default, dict):
+        return field(default_factory=dict, repr=not secret, metadata=metadata)
+    return field(default=default, repr=not secret, metadata=metadata)
+
+
+def _str(name: str, raw: str) -> str:
+    return raw
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _log_format(name: str, raw: str) -> LogFormat:
+    if raw not in ("auto", "json", "console"):
+        raise ConfigError(f"{name} must be auto, json or console, not {raw!r}")
+    return raw  # type: ignore[return-value]  # checked just above
+
+
+def _log_level(name: str, raw: str) -> str:
+    if raw.lower() not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"{name} must be debug, info, warning or error, not {raw!r}")
+    return raw.lower()
+
+
+def _number(name: str, raw: str) -> float:
+    return _float(name, raw, None)  # type: ignore[return-value]  # never None for a non-empty raw
+
+
+def _count(name: str, raw: str) -> int:
+    return _int_default(name, raw, 0)
+
+
+def _integer(name: str, raw: str) -> int:
+    return _int_or_none(name, raw)  # type: ignore[return-value]  # never None for a non-empty raw
+
+
+def _port_number(name: str, raw: str) -> int:
+    return _port(name, raw, 0)
+
+
+def _share(name: str, raw: str) -> float:
+    return _fraction(name, raw)  # type: ignore[return-value]  # never None for a non-empty raw
+
+
+def _rpc_urls(name: str, raw: str) -> tuple[str, ...]:
+    return _split_urls(raw)
+
+
+def _address(name: str, raw: str) -> str:
+    return _address_or_none(name, raw)  # type: ignore[return-value]  # never None for a non-empty raw
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable, resolved once."""
 
-    home: Path = Path(".qf")
-    database_url: str | None = None
-    rpc_urls: tuple[str, ...] = ()
-    chain_id: int | None = None
-    anvil_port: int = 8545
-    funder_key: str | None = field(default=None, repr=False)
-    core_address: str | None = None
-    start_block: int | None = None
-    poll_interval_seconds: float = 0.5
-    confirmations: int = 64
-    max_reorg_depth: int = 128
-    log_range_blocks: int = 2000
-    log_range_max_blocks: int = 50_000
-    rpc_rate_limit: float | None = None
-    rpc_timeout_seconds: float = 10.0
-    refresh_debounce_seconds: float = 1.0
-    indexer_metrics_port: int = 9101
-    metrics_host: str = "127.0.0.1"
-    models_dir: Path | None = None
-    scorer_host: str = "127.0.0.1"
-    scorer_port: int = 50051
-    scorer_metrics_port: int = 9102
-    scorer_tokens: dict[str, str] = field(default_factory=dict, repr=False)
-    scorer_admin_tokens: dict[str, str] = field(default_factory=dict, repr=False)
-    scorer_rate_limit_per_minute: float = 100.0
-    scorer_max_batch: int = 256
-    scorer_max_concurrent_rpcs: int = 256
-    scorer_review_threshold: float | None = None
-    scorer_block_threshold: float | None = None
-    scorer_feature_reload_seconds: float = 60.0
-    audit_retention_days: int = 90
-    experiment_retention_days: int = 365
-    log_format: str = "auto"
-    log_level: str = "info"
+    home: Path = setting("QF_HOME", "Directory for local state: embedded database, devnet, models.", Path(".qf"),
+                         parse=_path, show_default=False)  # fmt: skip
+    database_url: str | None = setting(
+        "QF_DATABASE_URL", "PostgreSQL URL; unset means an embedded server under QF_HOME/pgdata.", secret=True
+    )
+    rpc_urls: tuple[str, ...] = setting(
+        "QF_RPC_URLS", "Comma-separated http(s) JSON-RPC URLs; unset means the local devnet.", (), parse=_rpc_urls
+    )
+    chain_id: int | None = setting("QF_CHAIN_ID", "Chain id the node must serve; checked at start (unset: any).",
+                                   parse=_integer)  # fmt: skip
+    anvil_port: int = setting("QF_ANVIL_PORT", "Port of the devnet's anvil on 127.0.0.1.", 8545, parse=_port_number)
+    funder_key: str | None = setting(
+        "QF_FUNDER_KEY", "Hex key that deploys and funds simulations (default: anvil's dev key on 31337).", secret=True
+    )
+    core_address: str | None = setting(
+        "QF_CORE_ADDRESS", "Allo v2 core (pool factory) to index; unset means the devnet's deployment.", parse=_address
+    )
+    start_block: int | None = setting(
+        "QF_START_BLOCK", "First block to index (default: the devnet deployment's block, else 0).", parse=_count
+    )
+    poll_interval_seconds: float = setting("QF_POLL_INTERVAL_SECONDS", "Live-follow polling interval.", 0.5,
+                                           parse=_number)  # fmt: skip
+    confirmations: int = setting(
+        "QF_CONFIRMATIONS", "Blocks behind head counted final when the node has no finalized tag.", 64, parse=_count
+    )
+    max_reorg_depth: int = setting(
+        "QF_MAX_REORG_DEPTH", "Deepest reorg the indexer repairs; deeper stops it, deleting nothing.", 128,
+        parse=_count,
+    )  # fmt: skip
+    log_range_blocks: int = setting(
+        "QF_LOG_RANGE_BLOCKS", "Initial eth_getLogs block span; adapts to the provider.", 2000, parse=_count
+    )
+    log_range_max_blocks: int = setting("QF_LOG_RANGE_MAX_BLOCKS", "Largest eth_getLogs block span.", 50_000,
+                                        parse=_count)  # fmt: skip
+    rpc_rate_limit: float | None = setting(
+        "QF_RPC_RATE_LIMIT", "Requests per second per RPC endpoint (default unlimited).", parse=_number
+    )
+    rpc_timeout_seconds: float = setting("QF_RPC_TIMEOUT_SECONDS", "Per-request RPC timeout.", 10.0, parse=_number)
+    refresh_debounce_seconds: float = setting(
+        "QF_REFRESH_DEBOUNCE_SECONDS", "Least time between analytics refreshes.", 1.0, parse=_number
+    )
+    indexer_metrics_port: int = setting(
+        "QF_INDEXER_METRICS_PORT", "Port of the indexer's /metrics, /healthz and /readyz (0 = off).", 9101,
+        parse=_port_number,
+    )  # fmt: skip
+    metrics_host: str = setting("QF_METRICS_HOST", "Address the metrics endpoints bind to.", "127.0.0.1")
+    models_dir: Path = setting(
+        "QF_MODELS_DIR", "Where `qf train` writes model versions and the scorer reads them (default QF_HOME/models).",
+        Path(".qf/models"), parse=_path, show_default=False,
+    )  # fmt: skip
+    scorer_host: str = setting("QF_SCORER_HOST", "Address the scoring sidecar's gRPC server binds to.", "127.0.0.1")
+    scorer_port: int = setting("QF_SCORER_PORT", "gRPC port of the scoring sidecar.", 50051, parse=_port_number)
+    scorer_metrics_port: int = setting(
+        "QF_SCORER_METRICS_PORT", "Port of the sidecar's Prometheus /metrics (0 = off).", 9102, parse=_port_number
+    )
+    scorer_tokens: dict[str, str] = setting(
+        "QF_SCORER_TOKENS", "Client bearer tokens, `name:token` separated by commas.", {}, secret=True,
+    )  # fmt: skip
+    scorer_admin_tokens: dict[str, str] = setting(
+        "QF_SCORER_ADMIN_TOKENS", "Admin bearer tokens for ReloadModels, `name:token` separated by commas.", {},
+        secret=True,
+    )  # fmt: skip
+    scorer_rate_limit_per_minute: float = setting(
+        "QF_SCORER_RATE_LIMIT_PER_MINUTE", "Requests per minute per client, token bucket (0 = unlimited).", 100.0,
+        parse=_number,
+    )  # fmt: skip
+    scorer_max_batch: int = setting("QF_SCORER_MAX_BATCH", "Largest ScoreContributions batch.", 256, parse=_count)
+    scorer_max_concurrent_rpcs: int = setting(
+        "QF_SCORER_MAX_CONCURRENT_RPCS", "RPCs handled at once; more are refused with RESOURCE_EXHAUSTED.", 256,
+        parse=_count,
+    )  # fmt: skip
+    scorer_review_threshold: float | None = setting(
+        "QF_SCORER_REVIEW_THRESHOLD", "Risk from which a contribution goes to REVIEW (default: the model's "
+        "manifest, 0.4).", parse=_share,
+    )  # fmt: skip
+    scorer_block_threshold: float | None = setting(
+        "QF_SCORER_BLOCK_THRESHOLD", "Risk above which a contribution is BLOCKed (default: the model's manifest, "
+        "0.7).", parse=_share,
+    )  # fmt: skip
+    scorer_feature_reload_seconds: float = setting(
+        "QF_SCORER_FEATURE_RELOAD_SECONDS", "Fallback interval of the feature reload; NOTIFY is sooner.", 60.0,
+        parse=_number,
+    )  # fmt: skip
+    audit_retention_days: int = setting(
+        "QF_AUDIT_RETENTION_DAYS", "Days the sidecar's decisions are kept in qf.scorer_decisions.", 90, parse=_count
+    )
+    experiment_retention_days: int = setting(
+        "QF_EXPERIMENT_RETENTION_DAYS", "Days experiment outcomes are kept.", 365, parse=_count
+    )
+    log_format: LogFormat = setting(
+        "QF_LOG_FORMAT", "auto (console on a terminal, else JSON), json or console.", "auto", parse=_log_format,
+        show_default=False,
+    )  # fmt: skip
+    log_level: str = setting("QF_LOG_LEVEL", "debug, info, warning or error.", "info", parse=_log_level)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -102,61 +186,27 @@ class Settings:
         unconditionally.
         """
         env = os.environ if env is None else env
-        values: dict[str, Any] = {
-            "home": Path(env.get("QF_HOME") or ".qf"),
-            "database_url": env.get("QF_DATABASE_URL") or None,
-            "rpc_urls": _split_urls(env.get("QF_RPC_URLS", "")),
-            "chain_id": _int_or_none("QF_CHAIN_ID", env.get("QF_CHAIN_ID")),
-            "anvil_port": _int_default("QF_ANVIL_PORT", env.get("QF_ANVIL_PORT"), 8545),
-            "funder_key": env.get("QF_FUNDER_KEY") or None,
-            "core_address": _address_or_none("QF_CORE_ADDRESS", env.get("QF_CORE_ADDRESS")),
-            "start_block": _int_or_none("QF_START_BLOCK", env.get("QF_START_BLOCK")),
-            "poll_interval_seconds": _float("QF_POLL_INTERVAL_SECONDS", env.get("QF_POLL_INTERVAL_SECONDS"), 0.5),
-            "confirmations": _int_default("QF_CONFIRMATIONS", env.get("QF_CONFIRMATIONS"), 64),
-            "max_reorg_depth": _int_default("QF_MAX_REORG_DEPTH", env.get("QF_MAX_REORG_DEPTH"), 128),
-            "log_range_blocks": _int_default("QF_LOG_RANGE_BLOCKS", env.get("QF_LOG_RANGE_BLOCKS"), 2000),
-            "log_range_max_blocks": _int_default("QF_LOG_RANGE_MAX_BLOCKS", env.get("QF_LOG_RANGE_MAX_BLOCKS"), 50_000),
-            "rpc_rate_limit": _float("QF_RPC_RATE_LIMIT", env.get("QF_RPC_RATE_LIMIT"), None),
-            "rpc_timeout_seconds": _float("QF_RPC_TIMEOUT_SECONDS", env.get("QF_RPC_TIMEOUT_SECONDS"), 10.0),
-            "refresh_debounce_seconds": _float(
-                "QF_REFRESH_DEBOUNCE_SECONDS", env.get("QF_REFRESH_DEBOUNCE_SECONDS"), 1.0
-            ),
-            "indexer_metrics_port": _port("QF_INDEXER_METRICS_PORT", env.get("QF_INDEXER_METRICS_PORT"), 9101),
-            "metrics_host": env.get("QF_METRICS_HOST") or "127.0.0.1",
-            "models_dir": Path(env["QF_MODELS_DIR"]) if env.get("QF_MODELS_DIR") else None,
-            "scorer_host": env.get("QF_SCORER_HOST") or "127.0.0.1",
-            "scorer_port": _port("QF_SCORER_PORT", env.get("QF_SCORER_PORT"), 50051),
-            "scorer_metrics_port": _port("QF_SCORER_METRICS_PORT", env.get("QF_SCORER_METRICS_PORT"), 9102),
-            "scorer_tokens": _tokens(env, "QF_SCORER_TOKENS"),
-            "scorer_admin_tokens": _tokens(env, "QF_SCORER_ADMIN_TOKENS"),
-            "scorer_rate_limit_per_minute": _float(
-                "QF_SCORER_RATE_LIMIT_PER_MINUTE", env.get("QF_SCORER_RATE_LIMIT_PER_MINUTE"), 100.0
-            ),
-            "scorer_max_batch": _int_default("QF_SCORER_MAX_BATCH", env.get("QF_SCORER_MAX_BATCH"), 256),
-            "scorer_max_concurrent_rpcs": _int_default(
-                "QF_SCORER_MAX_CONCURRENT_RPCS", env.get("QF_SCORER_MAX_CONCURRENT_RPCS"), 256
-            ),
-            "scorer_review_threshold": _fraction("QF_SCORER_REVIEW_THRESHOLD", env.get("QF_SCORER_REVIEW_THRESHOLD")),
-            "scorer_block_threshold": _fraction("QF_SCORER_BLOCK_THRESHOLD", env.get("QF_SCORER_BLOCK_THRESHOLD")),
-            "scorer_feature_reload_seconds": _float(
-                "QF_SCORER_FEATURE_RELOAD_SECONDS", env.get("QF_SCORER_FEATURE_RELOAD_SECONDS"), 60.0
-            ),
-            "audit_retention_days": _int_default("QF_AUDIT_RETENTION_DAYS", env.get("QF_AUDIT_RETENTION_DAYS"), 90),
-            "experiment_retention_days": _int_default(
-                "QF_EXPERIMENT_RETENTION_DAYS", env.get("QF_EXPERIMENT_RETENTION_DAYS"), 365
-            ),
-            "log_format": env.get("QF_LOG_FORMAT") or "auto",
-            "log_level": env.get("QF_LOG_LEVEL") or "info",
-        }
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name, parse = f.metadata["env"], f.metadata["parse"] or _str
+            if f.type == "dict[str, str]":
+                values[f.name] = _tokens(env, name)
+                continue
+            raw = (env.get(name) or "").strip()
+            if raw:
+                values[f.name] = parse(name, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if isinstance(values["rpc_urls"], str):
+        if isinstance(values.get("rpc_urls"), str):
             values["rpc_urls"] = _split_urls(values["rpc_urls"])
-        values["home"] = Path(values["home"]).expanduser().resolve()
-        values["models_dir"] = Path(values["models_dir"] or values["home"] / "models").expanduser().resolve()
-        if (values["scorer_review_threshold"] is None) != (values["scorer_block_threshold"] is None):
+        home = Path(values.get("home", _default("home"))).expanduser().resolve()
+        values["home"] = home
+        values["models_dir"] = Path(values.get("models_dir") or home / "models").expanduser().resolve()
+        if "log_format" in values:
+            values["log_format"] = _log_format("--log-format", str(values["log_format"]))
+        if "log_level" in values:
+            values["log_level"] = _log_level("--log-level", str(values["log_level"]))
+        if (values.get("scorer_review_threshold") is None) != (values.get("scorer_block_threshold") is None):
             raise ConfigError("set both QF_SCORER_REVIEW_THRESHOLD and QF_SCORER_BLOCK_THRESHOLD, or neither")
-        if values["log_format"] not in ("auto", "json", "console"):
-            raise ConfigError(f"QF_LOG_FORMAT must be auto, json or console, not {values['log_format']!r}")
         return cls(**values)
 
     def with_(self, **changes: Any) -> Settings:
@@ -172,11 +222,24 @@ class Settings:
         return self.home / "pgdata"
 
 
+def _default(name: str) -> Any:
+    f = next(f for f in fields(Settings) if f.name == name)
+    return f.default if f.default is not MISSING else dict[str, str]()
+
+
+#: Every environment variable read, with its description and default: ``qf env`` and the README.
+ENV_VARS: dict[str, str] = {f.metadata["env"]: f.metadata["doc"] for f in fields(Settings)} | {
+    "QF_SCORER_TOKENS_FILE": "File with one `name:token` client token per line (e.g. a Docker secret).",
+    "QF_SCORER_ADMIN_TOKENS_FILE": "File with one `name:token` admin token per line.",
+}
+
+
 def _split_urls(raw: str) -> tuple[str, ...]:
     urls = tuple(u.strip() for u in raw.split(",") if u.strip())
     for url in urls:
-        if not url.startswith(("http://", "https://", "ws://", "wss://")):
-            raise ConfigError(f"QF_RPC_URLS: {url!r} is not an http(s) or ws(s) URL")
+        if not url.startswith(("http://", "https://")):
+            # The indexer speaks JSON-RPC over HTTP; a ws:// URL would only be refused later, at the first call.
+            raise ConfigError(f"QF_RPC_URLS: {url.split('?')[0]!r} is not an http(s) URL (WebSocket is not supported)")
     return urls
 
 

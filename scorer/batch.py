@@ -21,9 +21,9 @@ import psycopg
 
 from qf.errors import ConfigError
 from qf.matching.risk import gate_weights
-from qf.train.coordination import donor_communities
-from qf.train.dataset import Dataset
-from qf.train.features import COMMUNITY_SEED
+from qf.model.coordination import donor_communities
+from qf.model.dataset import Dataset
+from qf.model.features import COMMUNITY_SEED
 from scorer import engine
 from scorer.feature_store import build_snapshot
 from scorer.models import ModelBundle

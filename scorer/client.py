@@ -136,7 +136,7 @@ class ScorerClient:
             reasons=tuple((x.feature, x.contribution) for x in r.reasons),
         )  # fmt: skip
 
-    def recommend(self, donor: str, pool_id: int, k: int = 5, chain_id: int = 31337) -> pb.RecommendResponse:
+    def recommend(self, donor: str, pool_id: int, *, chain_id: int, k: int = 5) -> pb.RecommendResponse:
         request = pb.RecommendRequest(donor=donor, pool_id=str(pool_id), k=k, chain_id=chain_id)
         response: pb.RecommendResponse = self.call("Recommend", request)
         return response

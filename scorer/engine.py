@@ -1,20 +1,20 @@
 """The scoring engine: risk, anomaly and recommendations for one donor, from a model bundle and a feature snapshot.
 
-Pure functions: given a :class:`scorer.models.ModelBundle` and a
+Pure functions: given a :class:`qf.model.bundle.ModelBundle` and a
 :class:`scorer.feature_store.FeatureSnapshot` (both immutable, both taken once
 per request by the server) the answer depends on nothing else. The work is
-done by the numba kernels of :mod:`scorer.kernels` on flat arrays: no pandas,
+done by the numba kernels of :mod:`qf.model.kernels` on flat arrays: no pandas,
 scikit-learn or XGBoost on the hot path, and only a few small arrays allocated
 per call (contributions, the standardised row).
 
 A donor the snapshot does not know is a *cold start*: it is scored on
-:func:`qf.train.features.cold_start_row` (no donations, unknown nonce, no
+:func:`qf.model.features.cold_start_row` (no donations, unknown nonce, no
 co-donors) and flagged as such, never refused.
 
 The model scores donors (their whole indexed behaviour), not single transfers,
 so a known donor gets the same score whatever it is about to give. The amount
 matters only for a cold start, which is scored as a donor with this one
-donation (:func:`qf.train.features.first_donation_row`); a cold start's
+donation (:func:`qf.model.features.first_donation_row`); a cold start's
 decision is at most REVIEW (level HIGH stays visible): no history is no
 evidence, and a one-off newcomer must not be blocked outright.
 """
@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import numpy.typing as npt
 
-from qf.train.features import first_donation_row, signed_log1p
-from scorer.kernels import iforest, lof, topk, trees
+from qf.model.features import first_donation_row, signed_log1p
+from qf.model.kernels import iforest, lof, topk, trees
 
 if TYPE_CHECKING:
+    from qf.model.bundle import ModelBundle
     from scorer.feature_store import FeatureSnapshot
-    from scorer.models import ModelBundle
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -5,11 +5,18 @@ a :class:`ScorerError` (itself a :class:`qf.errors.QFError`, so the CLI prints
 one line for it)::
 
     ScorerError
-    ├── ModelError        a model version cannot be loaded or served  -> FAILED_PRECONDITION / INTERNAL
-    ├── ValidationError   a request field is malformed (field, message) -> INVALID_ARGUMENT
-    ├── UnknownDonor      a call that needs a donor's history got an unknown donor -> NOT_FOUND
-    ├── NotReady          no model or no feature snapshot loaded yet   -> UNAVAILABLE
-    └── DependencyDown    the database was just found unreachable: failing fast -> UNAVAILABLE
+    ├── ModelError         a model version cannot be loaded or served   -> FAILED_PRECONDITION
+    ├── ValidationError    a request field is malformed (field, message) -> INVALID_ARGUMENT
+    ├── UnknownDonor       a call that needs a donor's history got an unknown donor -> NOT_FOUND
+    ├── UnknownExperiment  no experiment has this name                  -> NOT_FOUND
+    ├── NotReady           no model or no feature snapshot loaded yet    -> UNAVAILABLE
+    └── DependencyDown     the database was just found unreachable: failing fast -> UNAVAILABLE
+
+and from below: ``qf.errors.ConfigError`` / ``DataError`` -> FAILED_PRECONDITION,
+an unreachable database (psycopg ``OperationalError``, a pool timeout) -> UNAVAILABLE,
+anything else -> INTERNAL (logged with its traceback). The table is
+:data:`scorer.service.STATUS_CODES`; ``tests/scorer/test_errors.py`` checks every
+class here has its documented code.
 
 Unknown donors are *not* an error when scoring, detecting or recommending:
 those calls treat them as cold starts. :class:`UnknownDonor` is for callers
@@ -66,3 +73,11 @@ class DependencyDown(ScorerError):
     def __init__(self, dependency: str) -> None:
         super().__init__(f"the {dependency} database is unavailable; retry later")
         self.dependency = dependency
+
+
+class UnknownExperiment(ScorerError):
+    """No experiment has this name."""
+
+    def __init__(self, experiment: str) -> None:
+        super().__init__(f"unknown experiment {experiment!r}")
+        self.experiment = experiment

@@ -26,10 +26,10 @@ import numpy as np
 import psycopg
 
 from qf.errors import ConfigError, DataError
+from scorer.errors import UnknownExperiment
 from scorer.experiments import (
     ExperimentConfig,
     ExperimentStats,
-    UnknownExperiment,
     VariantCounts,
     choose_variant,
     experiment_stats,

@@ -44,7 +44,6 @@ __all__ = [
     "ExperimentConfig",
     "ExperimentStats",
     "Policy",
-    "UnknownExperiment",
     "VariantCounts",
     "VariantStats",
     "chi_square_test",
@@ -66,14 +65,6 @@ CONVERSION_THRESHOLD = 0.5
 CONFIDENCE = 0.95
 _Z = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2)
 _NAN = math.nan
-
-
-class UnknownExperiment(ConfigError):
-    """No experiment has this name (a NOT_FOUND at the service boundary)."""
-
-    def __init__(self, experiment: str) -> None:
-        super().__init__(f"unknown experiment {experiment!r}")
-        self.experiment = experiment
 
 
 def parse_policy(value: str) -> Policy:

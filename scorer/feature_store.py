@@ -2,13 +2,13 @@
 
 The scorer never queries Postgres on the request path: a :class:`FeatureSnapshot`
 holds, for one chain, the feature matrix computed by the very code training
-uses (:func:`qf.train.dataset.load_dataset`, then :func:`qf.train.features.feature_matrix`
+uses (:func:`qf.model.loader.load_dataset`, then :func:`qf.model.features.feature_matrix`
 over all donations), so a donor
 scores the same here as in the training report. It also keeps each donor's
 funded projects as indices into the served recommender's ``project_ids``, the
 history :func:`scorer.engine.recommend` excludes and scores from.
 
-:func:`build_snapshot` is pure (a :class:`qf.train.dataset.Dataset` in, a
+:func:`build_snapshot` is pure (a :class:`qf.model.dataset.Dataset` in, a
 snapshot out); :func:`load_snapshot` adds the database read. :class:`FeatureStore`
 holds the current snapshot of a chain, swaps it atomically and, in
 :meth:`FeatureStore.follow`, reloads it when the indexer announces a refresh
@@ -19,7 +19,6 @@ or, failing that, every ``interval_seconds``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 import threading
 import time
@@ -35,28 +34,20 @@ import psycopg
 import structlog
 from psycopg import sql
 
-from qf.db import CONNECT_TIMEOUT_SECONDS, connect, describe_url, error_line, parse_url
+from qf.db import CONNECT_TIMEOUT_SECONDS, VIEWS_REFRESHED_CHANNEL, connect, describe_url, error_line, parse_url
 from qf.errors import DataError
-from qf.train import features
-from qf.train.dataset import Dataset, load_dataset
+from qf.model import features
+from qf.model.bundle import projects_key
+from qf.model.dataset import Dataset
+from qf.model.loader import load_dataset
 from scorer.errors import NotReady, UnknownDonor
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 #: The channel the indexer notifies after each analytics refresh; the payload is "chain_id:checkpoint_block".
-NOTIFY_CHANNEL = "qf_views_refreshed"
 
 log = structlog.get_logger()
-
-
-def projects_key(project_ids: Sequence[str]) -> str:
-    """A fingerprint of a recommender's project list: snapshot and model agree on indices iff keys are equal."""
-    digest = hashlib.sha256()
-    for key in project_ids:
-        digest.update(key.encode())
-        digest.update(b"\n")
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -161,7 +152,7 @@ def load_snapshot(
     """Read the chain from the database (one repeatable-read transaction) and build its snapshot.
 
     ``conn`` must not be in autocommit mode nor inside a transaction:
-    :func:`qf.train.dataset.load_dataset` sets the isolation level first.
+    :func:`qf.model.loader.load_dataset` sets the isolation level first.
     """
     refreshed_at = datetime.now(UTC)
     try:
@@ -243,7 +234,7 @@ class FeatureStore:
     ) -> None:
         """Keep the snapshot fresh until ``stop_event`` is set.
 
-        LISTENs on :data:`NOTIFY_CHANNEL` and reloads when a notification for
+        LISTENs on :data:`VIEWS_REFRESHED_CHANNEL` and reloads when a notification for
         this chain arrives (a payload naming another chain is ignored), at most
         once per ``debounce_seconds``: a burst of notifications becomes one
         reload at the end of the quiet period. Reloads also every
@@ -264,8 +255,8 @@ class FeatureStore:
         while not stop_event.is_set():
             try:
                 async with await psycopg.AsyncConnection.connect(dsn, autocommit=True, **timeout) as conn:
-                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
-                    logger.info("features_listening", channel=NOTIFY_CHANNEL)
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(VIEWS_REFRESHED_CHANNEL)))
+                    logger.info("features_listening", channel=VIEWS_REFRESHED_CHANNEL)
                     follower.pending = True  # anything may have changed while not listening
                     await follower.run(conn, stop_event)
             except (psycopg.Error, OSError) as exc:

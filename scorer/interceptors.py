@@ -1,8 +1,9 @@
 """The server interceptor: authentication, per-client rate limit, Prometheus metrics and the access log.
 
 It wraps the unary handler of the method being called, so its code runs in
-the request's own task and can hand the authenticated client to the service
-through a context variable (:data:`CLIENT`). The order of the checks: metrics
+the request's own task and binds the authenticated client and the method in
+structlog's context variables: every log line of the call carries them, and
+the service reads the client for the audit log (:func:`current_client`). The order of the checks: metrics
 and the access log see every call (rejected ones included), then the shutdown
 check, then authentication, then the rate limit, and only then the request's
 bytes are decoded. gRPC would otherwise decode them before any of this, and a
@@ -25,7 +26,6 @@ client's configured name does.
 
 from __future__ import annotations
 
-import contextvars
 import hmac
 import threading
 import time
@@ -42,7 +42,12 @@ from scorer.metrics import ScorerMetrics
 log = structlog.get_logger("scorer.access")
 
 #: The authenticated client's configured name, for the service and the audit log.
-CLIENT: contextvars.ContextVar[str] = contextvars.ContextVar("qf_scorer_client", default="anonymous")
+ANONYMOUS = "anonymous"
+
+
+def current_client() -> str:
+    """The authenticated client of the call being handled (bound by the gateway in structlog's context)."""
+    return str(structlog.contextvars.get_contextvars().get("client", ANONYMOUS))
 PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 ADMIN_METHODS = frozenset({"/qf.scorer.v1.Scorer/ReloadModels"})
 
@@ -134,7 +139,8 @@ class GatewayInterceptor(Interceptor):
                 client, admin = identity
                 if admin_only and not admin:
                     await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{method} needs an admin token")
-                CLIENT.set(client)
+                # Each call runs in its own task, so this binds the client (and method) for this call's log lines.
+                structlog.contextvars.bind_contextvars(client=client, method=name_of_method)
                 if bucket is not None and not bucket.take(client):
                     metrics.rate_limited.labels(client=client).inc()
                     await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "rate limit exceeded; retry later")

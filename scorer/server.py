@@ -24,8 +24,8 @@ from grpc_health.v1._async import HealthServicer as AsyncHealthServicer
 from grpc_reflection.v1alpha import reflection
 from psycopg_pool import ConnectionPool
 
-from indexer.metrics import HealthState, serve_metrics
 from qf.db import connect
+from qf.http_metrics import HealthState, serve_metrics
 from qf.settings import Settings
 from scorer import audit as audit_log
 from scorer import experiment_store

@@ -5,14 +5,17 @@ mapped to a status code here and nowhere else --
 
 =========================  ===================
 ValidationError            INVALID_ARGUMENT
+UnknownDonor               NOT_FOUND
 UnknownExperiment          NOT_FOUND
-ConfigError / DataError    FAILED_PRECONDITION
 ModelError                 FAILED_PRECONDITION
+ConfigError / DataError    FAILED_PRECONDITION
 NotReady                   UNAVAILABLE
-database unreachable       UNAVAILABLE (psycopg OperationalError, pool timeout: logged and counted;
-                           then DependencyDown, at once, until a probe finds it back: ``scorer.breaker``)
+DependencyDown             UNAVAILABLE (the database was found unreachable moments ago: ``scorer.breaker``)
+database unreachable       UNAVAILABLE (psycopg OperationalError, pool timeout: logged and counted)
 anything else              INTERNAL (logged with its traceback; the process keeps serving)
 =========================  ===================
+
+:data:`STATUS_CODES` is that table; the first class an error is an instance of wins.
 
 Scoring runs inline on the event loop: the numba kernels take microseconds and
 the model bundle and feature snapshot are immutable references taken once per
@@ -49,10 +52,9 @@ from scorer.api.v1 import scorer_pb2 as pb
 from scorer.api.v1 import scorer_pb2_grpc
 from scorer.audit import AuditLog, AuditRow
 from scorer.breaker import Breaker
-from scorer.errors import DependencyDown, ModelError, NotReady, ValidationError
-from scorer.experiments import UnknownExperiment
+from scorer.errors import DependencyDown, ModelError, NotReady, UnknownDonor, UnknownExperiment, ValidationError
 from scorer.feature_store import FeatureStore
-from scorer.interceptors import CLIENT
+from scorer.interceptors import current_client
 from scorer.metrics import ScorerMetrics
 from scorer.models import ModelBundle, ModelStore
 
@@ -79,15 +81,24 @@ MAX_CONTEXT_ENTRIES = 32
 MAX_CONTEXT_CHARS = 256
 
 
-def _status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    if isinstance(exc, ValidationError):
-        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
-    if isinstance(exc, UnknownExperiment):
-        return grpc.StatusCode.NOT_FOUND, str(exc)
-    if isinstance(exc, ModelError | ConfigError | DataError):
-        return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
-    if isinstance(exc, NotReady | DependencyDown):
-        return grpc.StatusCode.UNAVAILABLE, str(exc)
+#: Error class -> status code, in order (the first match wins); the message is the error's own line.
+STATUS_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
+    (UnknownDonor, grpc.StatusCode.NOT_FOUND),
+    (UnknownExperiment, grpc.StatusCode.NOT_FOUND),
+    (ModelError, grpc.StatusCode.FAILED_PRECONDITION),
+    (ConfigError, grpc.StatusCode.FAILED_PRECONDITION),
+    (DataError, grpc.StatusCode.FAILED_PRECONDITION),
+    (NotReady, grpc.StatusCode.UNAVAILABLE),
+    (DependencyDown, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The status code and message an error leaves the service with (see the module docstring)."""
+    for kind, code in STATUS_CODES:
+        if isinstance(exc, kind):
+            return code, str(exc)
     if isinstance(exc, UNREACHABLE):
         return grpc.StatusCode.UNAVAILABLE, "the database is unavailable; retry later"
     return grpc.StatusCode.INTERNAL, "internal error"
@@ -103,7 +114,7 @@ def handled(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
         except aio.AbortError:
             raise
         except Exception as exc:
-            code, message = _status(exc)
+            code, message = status_of(exc)
             if code is grpc.StatusCode.INTERNAL:
                 log.exception("rpc_failed", method=method.__name__)
             await context.abort(code, message)
@@ -164,7 +175,7 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
         )  # fmt: skip
         self.audit.record(
             AuditRow(
-                decision_id=decision_id, created_at=datetime.now(UTC), client=CLIENT.get(), method=method,
+                decision_id=decision_id, created_at=datetime.now(UTC), client=current_client(), method=method,
                 model_version=bundle.version, latency_ms=(time.perf_counter() - started) * 1000,
                 chain_id=c.chain_id, donor=c.donor, recipient_id=c.recipient, pool_id=c.pool_id, token=c.token,
                 amount=Decimal(c.amount_text), risk_score=result.score, level=result.level.value,
@@ -210,7 +221,7 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
         self.metrics.inference_seconds.labels(model="anomaly").observe(time.perf_counter() - started)
         self.audit.record(
             AuditRow(
-                decision_id=str(uuid.uuid4()), created_at=datetime.now(UTC), client=CLIENT.get(),
+                decision_id=str(uuid.uuid4()), created_at=datetime.now(UTC), client=current_client(),
                 method="DetectAnomaly", model_version=bundle.version, chain_id=chain_id, donor=donor,
                 latency_ms=(time.perf_counter() - started) * 1000, cold_start=result.cold_start,
                 anomaly=_anomaly_dict(result),
@@ -369,7 +380,7 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
         self.metrics.donors_loaded.set(snapshot.n_donors)
         self.metrics.reloads.labels(outcome="swapped").inc()
         self.metrics.set_model(new.version, new.served_model)
-        log.info("model_reloaded", previous=old.version if old else None, version=new.version, client=CLIENT.get())
+        log.info("model_reloaded", previous=old.version if old else None, version=new.version)
         return pb.ReloadModelsResponse(previous_version=old.version if old else "", version=new.version)
 
 

@@ -23,7 +23,7 @@ def qf(
     if home is not None:
         full_env["QF_HOME"] = str(home)
     return subprocess.run(
-        [sys.executable, "-m", "qf.cli", *args],
+        [sys.executable, "-m", "qf_sentinel", *args],
         env=full_env,
         capture_output=True,
         check=False,

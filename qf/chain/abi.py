@@ -84,11 +84,6 @@ class Artifact:
         selector = function_abi_to_4byte_selector(entry)  # type: ignore[arg-type]
         return selector + eth_abi.encode(get_abi_input_types(entry), list(args))  # type: ignore[arg-type]
 
-    def decode_output(self, name: str, data: bytes) -> tuple[Any, ...]:
-        entry = self.function(name)
-        types = [_type_string(o) for o in entry["outputs"]]
-        return tuple(eth_abi.decode(types, data))
-
     def deploy_data(self, args: Sequence[Any] = ()) -> bytes:
         """Creation bytecode followed by the ABI-encoded constructor arguments."""
         ctors = [e for e in self.abi if e.get("type") == "constructor"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -18,6 +19,22 @@ import orjson
 from qf.errors import RpcError, RpcUnavailable
 
 Call = tuple[str, Sequence[Any]]
+
+
+def redact_rpc_url(url: str) -> str:
+    """``scheme://host[:port]``, plus ``/...`` if a path or query (where API keys hide) was cut.
+
+    (:func:`qf.db.redact_url` is the database's: it hides a password and keeps the rest.)
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    host = parts.netloc.rpartition("@")[2]
+    if not parts.scheme or not host:
+        return "<invalid url>"
+    hidden = parts.path not in ("", "/") or parts.query or parts.fragment
+    return f"{parts.scheme}://{host}" + ("/..." if hidden else "")
 
 
 class RpcClient:
@@ -93,19 +110,19 @@ class RpcClient:
         try:
             response = self._http.post(self.url, content=orjson.dumps(payload))
         except httpx.TimeoutException:
-            raise RpcUnavailable(f"RPC at {self.url} timed out", url=self.url) from None
+            raise RpcUnavailable(f"RPC at {redact_rpc_url(self.url)} timed out", url=self.url) from None
         except httpx.HTTPError as exc:
-            raise RpcUnavailable(f"cannot reach RPC at {self.url}: {exc}", url=self.url) from None
+            raise RpcUnavailable(f"cannot reach RPC at {redact_rpc_url(self.url)}: {exc}", url=self.url) from None
         if response.status_code != 200:
             raise RpcUnavailable(
-                f"RPC at {self.url} answered HTTP {response.status_code}",
+                f"RPC at {redact_rpc_url(self.url)} answered HTTP {response.status_code}",
                 url=self.url,
                 retriable=response.status_code == 429 or response.status_code >= 500,
             )
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError:
-            raise RpcUnavailable(f"RPC at {self.url} answered non-JSON", url=self.url) from None
+            raise RpcUnavailable(f"RPC at {redact_rpc_url(self.url)} answered non-JSON", url=self.url) from None
 
 
 def _result(item: Any, method: str) -> Any:

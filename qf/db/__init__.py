@@ -26,6 +26,8 @@ from qf.errors import DatabaseError
 __all__ = ["connect", "describe_url", "error_line", "parse_url", "redact_url", "with_database"]
 
 CONNECT_TIMEOUT_SECONDS = 10
+#: The indexer NOTIFYs here after refreshing the analytics (payload: the chain id); the sidecar LISTENs.
+VIEWS_REFRESHED_CHANNEL = "qf_views_refreshed"
 
 _URL_PASSWORD = re.compile(r"(://[^:/@?#]*:)[^@/?#]*@")
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")

@@ -50,10 +50,11 @@ that matters only when the round's whole QF total is such noise, which the
 calculator would then normalise into shares.
 
 Only the clusters a project's donors touch can get a nonzero ``P'`` entry,
-so :func:`cocm_funding` (a numba kernel over the sparse weights) and
-:func:`cocm_funding_blocks` (plain numpy) work on that block alone;
-:func:`cocm_funding_reference` is the dense transcription of the reference
-loop, kept as the baseline both must equal.
+so :func:`cocm_funding` (a numba kernel over the sparse weights) works on that
+block alone. Two plain numpy versions it must equal (a per-project block and
+the dense transcription of the reference loop) live with the tests
+(``tests/matching/cocm_reference.py``), which ``bench/matching_speed.py`` also
+uses as its baseline.
 """
 
 from __future__ import annotations
@@ -102,62 +103,13 @@ def cocm_funding(
 ) -> FloatArray:
     """Unnormalised COCM funding per project (numba kernel over the sparse donor rows)."""
     matrix = as_contributions(contributions)
-    _check_variant(variant)
-    donors, weights, closeness = _similarity(matrix, exclude_uninformative_donors)
+    check_variant(variant)
+    donors, weights, closeness = similarity(matrix, exclude_uninformative_donors)
     if donors.shape[0] == 0:
         return np.zeros(matrix.shape[1])
     row_ptr, row_proj, row_weight = compressed(weights)
     col_ptr, col_donor, col_amount = compressed(donors.T)
     return _cocm_kernel(row_ptr, row_proj, row_weight, col_ptr, col_donor, col_amount, closeness, variant == "harsh")
-
-
-def cocm_funding_blocks(
-    contributions: npt.ArrayLike, *, variant: Variant = "harsh", exclude_uninformative_donors: bool = False
-) -> FloatArray:
-    """Plain numpy COCM funding: per project, one dense block over the clusters its donors touch."""
-    matrix = as_contributions(contributions)
-    _check_variant(variant)
-    funding = np.zeros(matrix.shape[1])
-    donors, weights, closeness = _similarity(matrix, exclude_uninformative_donors)
-    if donors.shape[0] == 0:
-        return funding
-    for p in np.flatnonzero(donors.any(axis=0)):
-        givers = np.flatnonzero(donors[:, p])
-        amounts = donors[givers, p][:, None]
-        touched = np.flatnonzero(weights[givers].any(axis=0))
-        k = closeness[np.ix_(givers, touched)]
-        spread = (1.0 - k) * amounts if variant == "harsh" else k * np.sqrt(amounts) + (1.0 - k) * amounts
-        pair = spread.T @ weights[np.ix_(givers, touched)]
-        subsidy = np.sqrt(np.maximum(pair * pair.T, 0.0))
-        funding[p] = float(subsidy.sum() - np.trace(subsidy))
-    return funding
-
-
-def cocm_funding_reference(
-    contributions: npt.ArrayLike, *, variant: Variant = "harsh", exclude_uninformative_donors: bool = False
-) -> FloatArray:
-    """Dense transcription of the reference loop: every donor and every cluster for every project.
-
-    Projects nobody gave to stay in: their weight column is zero, so every
-    product involving them is 0, as if ``align`` had dropped them.
-    """
-    matrix = as_contributions(contributions)
-    _check_variant(variant)
-    funding = np.zeros(matrix.shape[1])
-    donors, weights, closeness = _similarity(matrix, exclude_uninformative_donors)
-    if donors.shape[0] == 0:
-        return funding
-    for p in range(matrix.shape[1]):
-        amounts = donors[:, p][:, None]
-        if variant == "harsh":
-            spread = (1.0 - closeness) * amounts
-        else:
-            spread = closeness * np.sqrt(amounts) + (1.0 - closeness) * amounts
-        pair = spread.T @ weights
-        subsidy = np.sqrt(np.maximum(pair * pair.T, 0.0))
-        np.fill_diagonal(subsidy, 0.0)
-        funding[p] = float(subsidy.sum())
-    return funding
 
 
 def cocm_donors(contributions: npt.ArrayLike) -> BoolArray:
@@ -173,7 +125,7 @@ def cocm_donors(contributions: npt.ArrayLike) -> BoolArray:
     return mask
 
 
-def _similarity(matrix: FloatArray, exclude_uninformative_donors: bool) -> tuple[FloatArray, FloatArray, FloatArray]:
+def similarity(matrix: FloatArray, exclude_uninformative_donors: bool) -> tuple[FloatArray, FloatArray, FloatArray]:
     """``(C, W, k)`` over the donors COCM uses: their rows, row-normalised weights and Markov closeness.
 
     Those donors are every nonzero row (the calculator's ``align``), or the
@@ -290,6 +242,6 @@ def _normalise(values: FloatArray) -> FloatArray:
     return values / total
 
 
-def _check_variant(variant: str) -> None:
+def check_variant(variant: str) -> None:
     if variant not in VARIANTS:
         raise ConfigError(f"COCM variant must be one of {', '.join(VARIANTS)}, got {variant!r}")

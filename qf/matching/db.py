@@ -68,6 +68,14 @@ def resolve_chain(conn: psycopg.Connection[Any], chain_id: int | None) -> int:
     return int(chains[0])
 
 
+def first_pool(conn: psycopg.Connection[Any], chain_id: int) -> int:
+    """The lowest pool id indexed on the chain (the demo's round); ConfigError if there is none."""
+    row = conn.execute("SELECT min(pool_id) FROM qf.pools WHERE chain_id = %s", (chain_id,)).fetchone()
+    if row is None or row[0] is None:
+        raise ConfigError(f"chain {chain_id} has no indexed pool: index a round first (`qf index`)")
+    return int(row[0])
+
+
 def load_donations(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> PoolDonations:
     """Read a pool's eligible donations in one query over the event tables (no per-row lookups)."""
     pool = conn.execute(

@@ -4,7 +4,7 @@ They never see the labels: they answer "is this donor unlike the others",
 which still works when attackers change tactics and the risk model has no
 label for them. Labels only serve as a sanity check (AUC of the anomaly score).
 
-Both models see the same view of a donor: :func:`qf.train.features.signed_log1p`
+Both models see the same view of a donor: :func:`qf.model.features.signed_log1p`
 of the feature vector, standardised with the training mean and scale (kept as
 arrays, so the scorer applies exactly the same transform). A donor is flagged by
 a model when its ``decision_function`` is below 0 (scikit-learn's own offset),
@@ -26,8 +26,8 @@ import numpy as np
 import numpy.typing as npt
 
 from qf.errors import DataError
+from qf.model.features import signed_log1p
 from qf.train.export import lof_densities, lof_neighbourhoods, lof_score_samples
-from qf.train.features import signed_log1p
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -70,7 +70,7 @@ class DistinctLof:
     on those rows (what :func:`qf.train.export.from_lof` exports);
     ``k_distance`` and ``lrd`` follow the tie rule and equal scikit-learn's
     where nothing ties. :meth:`score_samples` is the numpy reference of
-    :mod:`scorer.kernels.lof`.
+    :mod:`qf.model.kernels.lof`.
     """
 
     estimator: Any

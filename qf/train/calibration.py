@@ -14,54 +14,18 @@ and the score that at most ``block_rate`` of the background exceeds; the same fo
 review (``review_rate``, never below a calibrated 5%). Background donors are not assumed honest, so the
 rates are upper bounds on what honest donors see.
 
-The serving form is :class:`Calibration`: the isotonic step points, applied with
+The serving form is :class:`qf.model.calibration.Calibration`: the isotonic step points, applied with
 ``np.interp`` (what scikit-learn's ``IsotonicRegression.predict`` does), saved as
 ``calibration.npz``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-
 import numpy as np
 import numpy.typing as npt
 
 from qf.errors import DataError
-from qf.train.export import UnsupportedModel, _coerce, _load_npz, _save_npz
-
-FloatArray = npt.NDArray[np.float64]
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Calibration:
-    """Isotonic map from raw model probability to calibrated probability: ``np.interp(p, x, y)``."""
-
-    x: FloatArray
-    y: FloatArray
-
-    def __post_init__(self) -> None:
-        _coerce(self, x=np.float64, y=np.float64)
-        if self.x.ndim != 1 or self.x.shape != self.y.shape or self.x.size < 1:
-            raise UnsupportedModel("calibration needs two 1-d arrays of the same, non-zero length")
-        if not (np.all(np.isfinite(self.x)) and np.all(np.isfinite(self.y))):
-            raise UnsupportedModel("calibration arrays must be finite")
-        if np.any(np.diff(self.x) < 0) or np.any(np.diff(self.y) < 0) or self.y.min() < 0 or self.y.max() > 1:
-            raise UnsupportedModel("calibration must be non-decreasing in x and y, with y in [0, 1]")
-
-    @classmethod
-    def identity(cls) -> Calibration:
-        return cls(x=np.array([0.0, 1.0]), y=np.array([0.0, 1.0]))
-
-    def apply(self, raw: npt.ArrayLike) -> FloatArray:
-        return np.asarray(np.interp(np.asarray(raw, dtype=np.float64), self.x, self.y), dtype=np.float64)
-
-    def save(self, path: Path) -> None:
-        _save_npz(self, path)
-
-    @classmethod
-    def load(cls, path: Path) -> Calibration:
-        return cls(**_load_npz(path, cls))
+from qf.model.calibration import Calibration, FloatArray
 
 
 def fit_calibration(raw: npt.ArrayLike, y: npt.ArrayLike) -> tuple[Calibration, FloatArray]:

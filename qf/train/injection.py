@@ -2,7 +2,7 @@
 
 An operator's round comes without labels. :func:`inject_dataset` adds the
 campaigns of :mod:`qf.sim.attacks` to the round's busiest pool as extra rows of
-the :class:`~qf.train.dataset.Dataset` (never to the database), labelled
+the :class:`~qf.model.dataset.Dataset` (never to the database), labelled
 ``injected``; the round's own donors stay as they are (unlabelled, or with the
 labels the database holds). Features are then computed over the combined
 donations by the same code as always, so the model learns what coordination
@@ -22,11 +22,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from qf.errors import DataError
+from qf.model.dataset import ORDER_SCALE, Dataset, assemble_dataset
 from qf.sim.attacks import FAMILIES, Background, plan_attacks
 from qf.sim.direct import derived_address
 from qf.sim.plan import Token
 from qf.sim.wallets import gas_price_wei
-from qf.train.dataset import ORDER_SCALE, Dataset, assemble_dataset
 
 LABEL_SOURCE = "injected"
 #: Log indices of injected donations start here within a block, after any real one.

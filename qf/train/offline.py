@@ -4,7 +4,7 @@ The background is all of Gitcoin Round 9 as ``qf replay-gitcoin`` replays it
 (8,131 real donors, unlabelled and not assumed honest: some were sybils); the
 attack families of :mod:`qf.sim.attacks` are injected into the same pool,
 deterministic by seed. The round is built in memory with
-:func:`qf.train.dataset.dataset_from_plan`, which gives exactly the arrays the
+:func:`qf.train.plans.dataset_from_plan`, which gives exactly the arrays the
 database path would (tested), and every feature, model, calibration and
 threshold comes from the training pipeline's own functions. What is measured:
 
@@ -35,13 +35,13 @@ import numpy.typing as npt
 
 from qf.matching import compute_matching
 from qf.matching.risk import gate_weights
+from qf.model.coordination import donor_communities
+from qf.model.dataset import Dataset
+from qf.model.features import COMMUNITY_SEED
 from qf.sim.attacks import FAMILIES, inject_with_targets
 from qf.sim.gitcoin import load_round9
 from qf.train import risk
 from qf.train.calibration import fit_calibration
-from qf.train.coordination import donor_communities
-from qf.train.dataset import Dataset, dataset_from_plan
-from qf.train.features import COMMUNITY_SEED
 from qf.train.pipeline import (
     FAMILY_PREFIX,
     POOLED,
@@ -53,6 +53,7 @@ from qf.train.pipeline import (
     prepare,
     select_served,
 )
+from qf.train.plans import dataset_from_plan
 
 FloatArray = npt.NDArray[np.float64]
 Progress = Callable[[str], None]

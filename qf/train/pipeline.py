@@ -1,6 +1,6 @@
 """`qf train`: from the indexed round to a versioned model directory the scorer can load.
 
-Steps (each a pure module; only :mod:`qf.train.dataset` touches the database):
+Steps (each a pure module; only :mod:`qf.model.dataset` touches the database):
 
 1. the round's donations and labels (:mod:`dataset`); a real round has none or
    few, so the attack families of :mod:`qf.sim.attacks` are added to it in
@@ -38,13 +38,16 @@ import numpy as np
 import numpy.typing as npt
 
 from qf.errors import DataError
+from qf.model import artifacts, features
+from qf.model.arrays import AnomalyScaler, ClusterCenters, IsolationForestArrays, LinearModel, LofArrays, TreeEnsemble
+from qf.model.calibration import Calibration
+from qf.model.dataset import Dataset
 from qf.sim.attacks import FAMILIES
-from qf.train import anomaly, artifacts, evaluation, features, injection, risk, splits
-from qf.train.calibration import Calibration, choose_thresholds, fit_calibration
+from qf.train import anomaly, evaluation, injection, risk, splits
+from qf.train.calibration import choose_thresholds, fit_calibration
 from qf.train.clusters import choose_kmeans, pca_2d
-from qf.train.dataset import Dataset
-from qf.train.export import IsolationForestArrays, LinearModel, LofArrays, TreeEnsemble, from_isolation_forest, from_lof
-from qf.train.recommend import RecommenderArrays, donation_matrix, hit_rate_at_k
+from qf.train.export import from_isolation_forest, from_lof
+from qf.train.recommend import donation_matrix, fit_recommender, hit_rate_at_k
 from qf.train.report import ReportData, SplitScores, headline, write_report
 from qf.train.rules import top_rules
 
@@ -164,10 +167,10 @@ def train(  # noqa: PLR0915 - one run, step by step; each step is a function of 
     progress("recommender, clusters and co-donation rules")
     d = dataset.donations
     matrix = donation_matrix(d.donor, d.project, d.amount, n_donors=len(dataset.donors), n_projects=len(d.project_ids))
-    RecommenderArrays.fit(matrix, d.project_pool, d.project_ids).save(staging / "recommender.npz")
+    fit_recommender(matrix, d.project_pool, d.project_ids).save(staging / "recommender.npz")
     hits = hit_rate_at_k(d.donor, d.project, d.order, d.project_pool, k=5)
     clusters = choose_kmeans(z_real, seed=config.seed)
-    np.savez(staging / "clusters.npz", centers=clusters.centers)
+    ClusterCenters(clusters.centers).save(staging / "clusters.npz")
     model_files += ["recommender.npz", "clusters.npz"]
     coords, _ = pca_2d(z_real, seed=config.seed)
 
@@ -280,7 +283,7 @@ def fit_coordination(x: FloatArray, seed: int) -> IsolationForestArrays:
 
 
 def _coordination_score(arrays: IsolationForestArrays) -> features.CoordinationScore:
-    from scorer.kernels import iforest  # noqa: PLC0415 - numba compiles on first use
+    from qf.model.kernels import iforest  # noqa: PLC0415 - numba compiles on first use
 
     return iforest.anomaly_scorer(arrays.kernel_args())
 
@@ -457,7 +460,7 @@ def _save_anomaly(detectors: anomaly.AnomalyModels, z: FloatArray, directory: Pa
     lof = from_lof(detectors.lof.estimator)
     forest.save(directory / "isolation_forest.npz")
     lof.save(directory / "lof.npz")
-    np.savez(directory / "anomaly_scaler.npz", mean=detectors.scaler.mean, scale=detectors.scaler.scale)
+    AnomalyScaler(detectors.scaler.mean, detectors.scaler.scale).save(directory / "anomaly_scaler.npz")
     neighbours = _kernel_lof(lof, z)
     tie_free = detectors.lof.tie_free(z)
     library = detectors.lof.estimator.decision_function(z[tie_free]) if tie_free.any() else np.zeros(0)
@@ -500,7 +503,7 @@ def _max_diff(a: FloatArray, b: FloatArray) -> float:
 
 
 def _kernel_risk(arrays: TreeEnsemble | LinearModel, x: FloatArray) -> FloatArray:
-    from scorer.kernels import trees  # noqa: PLC0415 - numba compiles on first use
+    from qf.model.kernels import trees  # noqa: PLC0415 - numba compiles on first use
 
     args: dict[str, Any] = arrays.kernel_args()
     if isinstance(arrays, LinearModel):
@@ -509,14 +512,14 @@ def _kernel_risk(arrays: TreeEnsemble | LinearModel, x: FloatArray) -> FloatArra
 
 
 def _kernel_iforest(arrays: IsolationForestArrays, z: FloatArray) -> FloatArray:
-    from scorer.kernels import iforest  # noqa: PLC0415
+    from qf.model.kernels import iforest  # noqa: PLC0415
 
     args: dict[str, Any] = arrays.kernel_args()
     return np.asarray(iforest.decision_function_batch(z, **args))
 
 
 def _kernel_lof(arrays: LofArrays, z: FloatArray) -> FloatArray:
-    from scorer.kernels import lof  # noqa: PLC0415
+    from qf.model.kernels import lof  # noqa: PLC0415
 
     args: dict[str, Any] = arrays.kernel_args()
     return np.asarray(lof.decision_function_batch(z, **args))

@@ -9,15 +9,13 @@ whose history links to nothing fall back to popularity (distinct donors per
 project), and short CF lists are filled from it.
 
 :func:`recommend` is the plain numpy reference; the scoring sidecar runs the
-same ranking in :func:`scorer.kernels.topk.recommend_topk` over the arrays of
-:class:`RecommenderArrays`, which is what training exports. Ranking is
+same ranking in :func:`qf.model.kernels.topk.recommend_topk` over the arrays of
+:class:`qf.model.recommender.RecommenderArrays`, which :func:`fit_recommender` builds. Ranking is
 deterministic: higher score first, then lower project index.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -25,16 +23,13 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from qf.errors import ConfigError, DataError
+from qf.model.recommender import Float32Array, IntArray, RecommenderArrays
 
 Weighting = Literal["binary", "log_amount"]
 WEIGHTINGS: tuple[Weighting, ...] = ("binary", "log_amount")
 Source = Literal["cf", "popularity"]
 
 FloatArray = npt.NDArray[np.float64]
-Float32Array = npt.NDArray[np.float32]
-IntArray = npt.NDArray[np.int64]
-
-_FORMAT_VERSION = 1
 
 
 def donation_matrix(
@@ -213,69 +208,6 @@ def holdout_last(
     return evaluated, hidden, keep
 
 
-@dataclass(frozen=True, eq=False)
-class RecommenderArrays:
-    """Everything the scoring sidecar needs to recommend, as flat arrays saved without pickle."""
-
-    similarity: Float32Array
-    popularity: Float32Array
-    project_pool: IntArray
-    project_ids: list[str]
-
-    def __post_init__(self) -> None:
-        n = len(self.project_ids)
-        if self.similarity.shape != (n, n) or self.popularity.shape != (n,) or self.project_pool.shape != (n,):
-            raise DataError(f"recommender arrays disagree on the number of projects ({n} ids)")
-        object.__setattr__(self, "similarity", np.ascontiguousarray(self.similarity, dtype=np.float32))
-        object.__setattr__(self, "popularity", np.ascontiguousarray(self.popularity, dtype=np.float32))
-        object.__setattr__(self, "project_pool", np.ascontiguousarray(self.project_pool, dtype=np.int64))
-
-    @classmethod
-    def fit(
-        cls,
-        matrix: Any,
-        project_pool: npt.ArrayLike,
-        project_ids: list[str],
-        *,
-        weighting: Weighting = "binary",
-    ) -> RecommenderArrays:
-        """Fit similarity and popularity on a donor x project matrix."""
-        return cls(
-            similarity=item_similarity(matrix, weighting=weighting),
-            popularity=popularity(matrix),
-            project_pool=np.asarray(project_pool, dtype=np.int64),
-            project_ids=list(project_ids),
-        )
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write an ``.npz`` (numpy appends the suffix when the path lacks it)."""
-        np.savez(
-            path,
-            format_version=np.int64(_FORMAT_VERSION),
-            similarity=self.similarity,
-            popularity=self.popularity,
-            project_pool=self.project_pool,
-            project_ids=np.asarray(self.project_ids, dtype=np.str_),
-        )
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> RecommenderArrays:
-        """Read an ``.npz`` written by :meth:`save`; object arrays are refused."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                version = int(data["format_version"])
-                if version != _FORMAT_VERSION:
-                    raise DataError(f"{os.fspath(path)}: recommender format {version}, expected {_FORMAT_VERSION}")
-                return cls(
-                    similarity=data["similarity"],
-                    popularity=data["popularity"],
-                    project_pool=data["project_pool"],
-                    project_ids=[str(x) for x in data["project_ids"]],
-                )
-        except (KeyError, ValueError) as exc:
-            raise DataError(f"{os.fspath(path)}: not a recommender archive ({exc})") from exc
-
-
 def _weighted(matrix: Any, weighting: Weighting) -> Any:
     if weighting not in WEIGHTINGS:
         raise ConfigError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
@@ -298,3 +230,15 @@ def _as_index(values: npt.ArrayLike, name: str) -> IntArray:
     if index.size and index.min() < 0:
         raise DataError(f"{name} indices must be non-negative")
     return index
+
+
+def fit_recommender(
+    matrix: Any, project_pool: npt.ArrayLike, project_ids: list[str], *, weighting: Weighting = "binary"
+) -> RecommenderArrays:
+    """Fit similarity and popularity on a donor x project matrix."""
+    return RecommenderArrays(
+        similarity=item_similarity(matrix, weighting=weighting),
+        popularity=popularity(matrix),
+        project_pool=np.asarray(project_pool, dtype=np.int64),
+        project_ids=list(project_ids),
+    )

@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from qf.train.export import LinearModel, TreeEnsemble, from_lightgbm, from_logistic, from_random_forest, from_xgboost
-from qf.train.features import FEATURE_NAMES
+from qf.model.arrays import LinearModel, TreeEnsemble
+from qf.model.features import FEATURE_NAMES
+from qf.train.export import from_lightgbm, from_logistic, from_random_forest, from_xgboost
 
 FloatArray = npt.NDArray[np.float64]
 CANDIDATES: tuple[str, ...] = ("xgboost", "lightgbm", "logistic", "random_forest")

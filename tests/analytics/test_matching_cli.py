@@ -23,7 +23,7 @@ def run_matching(db_url: str, home: Path, *args: str) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QF_")}
     env |= {"QF_DATABASE_URL": db_url, "QF_HOME": str(home), "QF_LOG_FORMAT": "json"}
     proc = subprocess.run(
-        [sys.executable, "-m", "qf.cli", "matching", *args, "--format", "json"],
+        [sys.executable, "-m", "qf_sentinel", "matching", *args, "--format", "json"],
         env=env,
         capture_output=True,
         text=True,

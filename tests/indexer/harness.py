@@ -17,8 +17,9 @@ from psycopg import sql
 from indexer.app import build_indexer
 from indexer.decode import EVENTS
 from indexer.loop import EVENT_TABLES, Indexer
-from indexer.metrics import HealthState, IndexerMetrics
+from indexer.metrics import IndexerMetrics
 from qf.db import connect
+from qf.http_metrics import HealthState
 from qf.settings import Settings
 from tests.fixtures.chain import Chain
 from tests.sim.onchain import TOPIC_NAMES

@@ -51,7 +51,7 @@ class Indexing:
         self.log_path = log_dir / f"index-{time.monotonic_ns()}.log"
         with self.log_path.open("w") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "qf.cli", "index", *args], env=env, stdout=log, stderr=log,
+                [sys.executable, "-m", "qf_sentinel", "index", *args], env=env, stdout=log, stderr=log,
                 stdin=subprocess.DEVNULL,
             )  # fmt: skip
 
@@ -71,7 +71,7 @@ class Indexing:
 def index_until_caught_up(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """`qf index --until-caught-up` to completion, output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "qf.cli", "index", "--until-caught-up"],
+        [sys.executable, "-m", "qf_sentinel", "index", "--until-caught-up"],
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
 
@@ -228,6 +228,10 @@ def test_sigterm_stops_cleanly_and_resumes(chain: Chain, db_url: str, second_db:
     code, err = proc.terminate()
     assert code == 0, err[-2000:]
     assert '"shutdown_requested"' in err
+    # From the moment the chain is known, every line names it (structlog's context variables).
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    started = next(i for i, line in enumerate(lines) if line["event"] == "indexer_started")
+    assert {line.get("chain_id") for line in lines[started:]} == {chain.rpc.chain_id()}
     done = index_until_caught_up(env)
     assert done.returncode == 0
     backfill(chain, second_db, tmp_path)

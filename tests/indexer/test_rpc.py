@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from indexer.rpc import ResilientRpc, RpcExhausted, redact_url
+from indexer.errors import RpcExhausted
+from indexer.rpc import ResilientRpc
 from qf.chain.abi import load_artifact
+from qf.chain.rpc import redact_rpc_url
 from qf.chain.tx import TxRequest, TxSender, wait_for_receipts
 from qf.errors import RpcError
 from tests.fixtures.chain import Chain
@@ -424,7 +426,7 @@ def test_credentials_in_urls_are_never_shown(
     )
     for secret in ("alice", "pa55word", "KEY123", "TOKEN9", "KEY456"):
         assert secret not in shown
-    assert rpc.current_url == redact_url(secret_live) == proxy.url + "/..."
+    assert rpc.current_url == redact_rpc_url(secret_live) == proxy.url + "/..."
 
 
 def test_context_manager_closes_the_client(chain: Chain) -> None:

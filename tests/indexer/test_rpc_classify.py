@@ -12,17 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from indexer.rpc import (
-    TokenBucket,
-    backoff_delay,
-    check_block,
-    check_blocks,
-    check_transactions,
-    classify,
-    redact_url,
-    retry_after_seconds,
-    validate_logs,
-)
+from indexer.answers import check_block, check_blocks, check_transactions, validate_logs
+from indexer.retry import TokenBucket, backoff_delay, classify, retry_after_seconds
+from qf.chain.rpc import redact_rpc_url
 from qf.errors import ChainIdMismatch, RpcError, RpcUnavailable
 
 
@@ -133,7 +125,7 @@ def test_retry_after_header_forms() -> None:
 )
 def test_redact_url(url: str, shown: str) -> None:
     """Only scheme, host and port survive; a cut path or query shows as /..."""
-    assert redact_url(url) == shown
+    assert redact_rpc_url(url) == shown
 
 
 def test_token_bucket_spaces_requests() -> None:

@@ -17,10 +17,9 @@ from qf.matching.cocm import (
     cocm,
     cocm_donors,
     cocm_funding,
-    cocm_funding_blocks,
-    cocm_funding_reference,
 )
 from qf.matching.standard import standard_qf
+from tests.matching.cocm_reference import cocm_funding_blocks, cocm_funding_reference
 from tests.matching.strategies import contribution_matrices
 from tests.sim.test_gitcoin import ROUND9
 

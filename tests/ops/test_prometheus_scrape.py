@@ -103,7 +103,7 @@ def indexer(chain: Chain, db_url: str, tmp_path: Path) -> Iterator[Indexer]:
         "QF_INDEXER_METRICS_PORT": str(port), "QF_POLL_INTERVAL_SECONDS": "0.1", "QF_LOG_FORMAT": "json",
         "QF_REFRESH_DEBOUNCE_SECONDS": "0.2",
     }  # fmt: skip
-    process = Process.start([sys.executable, "-m", "qf.cli", "index"], tmp_path / "indexer.log", env)
+    process = Process.start([sys.executable, "-m", "qf_sentinel", "index"], tmp_path / "indexer.log", env)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5, trust_env=False) as http:
             process.eventually("the indexer caught up (/readyz)", lambda: http.get("/readyz").status_code == 200)

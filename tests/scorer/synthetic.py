@@ -1,7 +1,7 @@
 """A small labelled round made of numpy arrays, and real model versions trained on it without a database.
 
-:func:`synthetic_dataset` builds a :class:`qf.train.dataset.Dataset` the way
-:func:`qf.train.dataset.load_dataset` would return it: honest donors spread
+:func:`synthetic_dataset` builds a :class:`qf.model.dataset.Dataset` the way
+:func:`qf.model.loader.load_dataset` would return it: honest donors spread
 over time, two sybil patterns (``fan_out``: fresh wallets giving round amounts
 to the same few projects in the same blocks; ``ring``: wallets giving each
 other's projects identical amounts again and again), each in an early and a
@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qf.train import artifacts, risk
-from qf.train.dataset import Dataset, assemble_dataset
-from qf.train.export import LinearModel, TreeEnsemble
+from qf.model import artifacts
+from qf.model.arrays import LinearModel, TreeEnsemble
+from qf.model.dataset import Dataset, assemble_dataset
+from qf.train import risk
 from qf.train.pipeline import TrainConfig, train
 
 CHAIN_ID = 31337
@@ -132,9 +133,9 @@ def native_model(version_dir: Path, served: str) -> Any:
 
 def served_features(version_dir: Path, dataset: Dataset) -> np.ndarray:
     """The feature matrix as the version serves it: its own coordination model fills ``coordination_anomaly``."""
-    from qf.train.export import IsolationForestArrays  # noqa: PLC0415
-    from qf.train.features import feature_matrix  # noqa: PLC0415
-    from scorer.kernels.iforest import anomaly_scorer  # noqa: PLC0415
+    from qf.model.arrays import IsolationForestArrays  # noqa: PLC0415
+    from qf.model.features import feature_matrix  # noqa: PLC0415
+    from qf.model.kernels.iforest import anomaly_scorer  # noqa: PLC0415
 
     forest = IsolationForestArrays.load(version_dir / "coordination.npz")
     return feature_matrix(dataset, coordination=anomaly_scorer(forest.kernel_args()))
@@ -142,7 +143,7 @@ def served_features(version_dir: Path, dataset: Dataset) -> np.ndarray:
 
 def calibrated(version_dir: Path, probability: np.ndarray) -> np.ndarray:
     """The version's calibrated risk of raw model probabilities."""
-    from qf.train.calibration import Calibration  # noqa: PLC0415
+    from qf.model.calibration import Calibration  # noqa: PLC0415
 
     return Calibration.load(version_dir / "calibration.npz").apply(probability)
 

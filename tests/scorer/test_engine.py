@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,15 +11,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from qf.train import anomaly, features, risk
+from qf.model import features
+from qf.model.dataset import Dataset
+from qf.model.kernels import iforest, lof
+from qf.train import anomaly, risk
 from qf.train.anomaly import Scaler
-from qf.train.dataset import Dataset
 from qf.train.recommend import recommend as reference_recommend
 from scorer import engine
 from scorer.engine import Decision, RiskLevel
 from scorer.feature_store import FeatureSnapshot, build_snapshot
-from scorer.kernels import iforest, lof
-from scorer.models import ModelBundle, Thresholds
+from scorer.models import ModelBundle, Thresholds, load_bundle
 from tests.scorer.synthetic import (
     CONFIG,
     calibrated,
@@ -33,7 +35,7 @@ UNKNOWN = bytes.fromhex("01" * 20)
 
 @pytest.fixture(scope="module")
 def snapshot(synthetic: Dataset, model_dir: Path) -> FeatureSnapshot:
-    bundle = ModelBundle.load(model_dir)
+    bundle = load_bundle(model_dir)
     return build_snapshot(synthetic, bundle.recommender.project_ids, datetime.now(UTC), bundle.coordination_score)
 
 
@@ -41,13 +43,13 @@ def snapshot(synthetic: Dataset, model_dir: Path) -> FeatureSnapshot:
 def versions(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A version serving each candidate: the trained one as is, the others re-exported from their native files."""
     root = tmp_path_factory.mktemp("served")
-    served = ModelBundle.load(model_dir).served_model
+    served = load_bundle(model_dir).served_model
     return {name: model_dir if name == served else serve_other_model(model_dir, root, name) for name in risk.CANDIDATES}
 
 
 @pytest.fixture(scope="module")
 def bundle(model_dir: Path) -> ModelBundle:
-    return ModelBundle.load(model_dir)
+    return load_bundle(model_dir)
 
 
 
@@ -75,7 +77,7 @@ def test_snapshot_rows_are_the_training_features(
 @pytest.mark.parametrize("served", risk.CANDIDATES)
 def test_scores_equal_the_native_model(served: str, versions: dict[str, Path], snapshot: FeatureSnapshot) -> None:
     """For every known donor the engine's score is the native library's predict_proba (within 1e-6), calibrated."""
-    bundle = ModelBundle.load(versions[served])
+    bundle = load_bundle(versions[served])
     assert bundle.served_model == served
     native = calibrated(versions[served], native_probability(native_model(versions[served], served), snapshot.matrix))
     scores = np.array([engine.score(bundle, snapshot, donor, 1.0).score for donor in snapshot.index])
@@ -87,7 +89,7 @@ def test_contributions_add_up_to_the_native_margin(
     served: str, versions: dict[str, Path], snapshot: FeatureSnapshot
 ) -> None:
     """Per-feature contributions plus the bias equal the margin, which is the library's own raw output."""
-    bundle = ModelBundle.load(versions[served])
+    bundle = load_bundle(versions[served])
     margins = native_margin(native_model(versions[served], served), snapshot.matrix)
     for donor, row in snapshot.index.items():
         x = snapshot.matrix[row]
@@ -107,7 +109,7 @@ def test_xgboost_contributions_are_xgboost_approx_contribs(
     """For XGBoost, the engine's explanation is XGBoost's own Saabas attribution (approx_contribs)."""
     import xgboost  # noqa: PLC0415
 
-    bundle = ModelBundle.load(versions["xgboost"])
+    bundle = load_bundle(versions["xgboost"])
     booster = native_model(versions["xgboost"], "xgboost")
     expected = booster.predict(xgboost.DMatrix(snapshot.matrix), pred_contribs=True, approx_contribs=True)
     mine = np.array([engine.contributions(bundle, snapshot.matrix[r]) for r in range(snapshot.n_donors)])
@@ -119,7 +121,7 @@ def test_reasons_are_the_strongest_pushes_riskiest_first(
     served: str, versions: dict[str, Path], snapshot: FeatureSnapshot
 ) -> None:
     """Reasons name up to three features: positive contributions first, each with the donor's value."""
-    bundle = ModelBundle.load(versions[served])
+    bundle = load_bundle(versions[served])
     for donor, row in snapshot.index.items():
         x = snapshot.matrix[row]
         pushes = engine.contributions(bundle, x)[:-1]
@@ -181,7 +183,7 @@ def test_decisions_follow_the_labels_and_the_thresholds(
     """The trained model flags the synthetic sybils and never blocks an honest donor; thresholds move the line."""
     donors = synthetic.donors
     by_address = {bytes.fromhex(a[2:]): i for i, a in enumerate(donors["address"])}
-    lenient = bundle.with_thresholds(Thresholds(1.0, 1.0))
+    lenient = dataclasses.replace(bundle, thresholds=Thresholds(1.0, 1.0))
     approved = []
     for donor, i in by_address.items():
         result = engine.score(bundle, snapshot, donor, 1.0)

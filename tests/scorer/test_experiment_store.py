@@ -15,6 +15,7 @@ import pytest
 
 from qf.db import connect
 from qf.errors import ConfigError, DataError
+from scorer.errors import UnknownExperiment
 from scorer.experiment_store import (
     assign,
     counts,
@@ -26,7 +27,6 @@ from scorer.experiment_store import (
 )
 from scorer.experiments import (
     ExperimentConfig,
-    UnknownExperiment,
     VariantCounts,
     choose_variant,
     experiment_stats,

@@ -13,11 +13,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from qf.db import connect
-from qf.train import features
-from qf.train.dataset import load_dataset
+from qf.db import VIEWS_REFRESHED_CHANNEL, connect
+from qf.model import features
+from qf.model.loader import load_dataset
 from scorer.errors import NotReady, UnknownDonor
-from scorer.feature_store import NOTIFY_CHANNEL, FeatureSnapshot, FeatureStore, _concerns, load_snapshot
+from scorer.feature_store import FeatureSnapshot, FeatureStore, _concerns, load_snapshot
 from tests.analytics.events import CHAIN_ID, WINDOW, EventWriter, address, refresh, units
 
 START, _ = WINDOW
@@ -51,7 +51,7 @@ def write_round(conn: psycopg.Connection) -> EventWriter:
 
 
 def test_snapshot_rows_equal_the_training_features(conn: psycopg.Connection) -> None:
-    """Every donor's row is what training computes from the same database (qf.train.dataset + features)."""
+    """Every donor's row is what training computes from the same database (qf.model.dataset + features)."""
     write_round(conn)
     snapshot = load_snapshot(conn, CHAIN_ID, PROJECT_IDS)
     dataset = load_dataset(conn, CHAIN_ID)
@@ -125,7 +125,7 @@ def has(store: FeatureStore, donor: bytes) -> bool:
 
 
 def notify(conn: psycopg.Connection) -> None:
-    conn.execute(sql.SQL("NOTIFY {}, {}").format(sql.Identifier(NOTIFY_CHANNEL), sql.Literal(f"{CHAIN_ID}:0")))
+    conn.execute(sql.SQL("NOTIFY {}, {}").format(sql.Identifier(VIEWS_REFRESHED_CHANNEL), sql.Literal(f"{CHAIN_ID}:0")))
     conn.commit()
 
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from qf.errors import ConfigError
-from qf.train import artifacts, features
-from qf.train.export import TreeEnsemble
+from qf.model import artifacts, features
+from qf.model.arrays import TreeEnsemble
+from qf.model.kernels import iforest, lof, topk, trees
 from scorer import engine
 from scorer.errors import ModelError, NotReady, ValidationError
 from scorer.feature_store import build_snapshot
-from scorer.kernels import iforest, lof, topk, trees
-from scorer.models import ModelBundle, ModelStore, Thresholds, resolve_version
+from scorer.models import ModelStore, Thresholds, load_bundle, resolve_version
 from tests.scorer.synthetic import republish, synthetic_dataset
 
 
@@ -32,7 +32,7 @@ def copy_version(version_dir: Path, tmp_path: Path) -> Path:
 
 def test_bundle_loads_a_trained_version(model_dir: Path) -> None:
     """Every array of the version is loaded, named after the manifest; thresholds come from the manifest."""
-    bundle = ModelBundle.load(model_dir)
+    bundle = load_bundle(model_dir)
     manifest = json.loads((model_dir / "manifest.json").read_text())
     assert bundle.version == model_dir.name == manifest["version"]
     assert bundle.served_model == manifest["served_model"]
@@ -49,7 +49,7 @@ def test_bundle_loads_a_trained_version(model_dir: Path) -> None:
 
 def test_requests_after_load_compile_nothing(model_dir: Path) -> None:
     """The warm-up compiled each kernel for the exact argument types requests use, so no request compiles."""
-    bundle = ModelBundle.load(model_dir)
+    bundle = load_bundle(model_dir)
     kernels = [trees.margin_row, trees.contributions_row, trees.linear_margin_row, trees.linear_contributions_row,
                iforest.score_samples_row, lof.score_samples_row, topk.recommend_topk]  # fmt: skip
     compiled = {kernel: len(kernel.signatures) for kernel in kernels}
@@ -62,7 +62,7 @@ def test_requests_after_load_compile_nothing(model_dir: Path) -> None:
 
 
 def test_threshold_override_wins_over_the_manifest(model_dir: Path) -> None:
-    assert ModelBundle.load(model_dir, thresholds=Thresholds(0.2, 0.9)).thresholds == Thresholds(0.2, 0.9)
+    assert load_bundle(model_dir, thresholds=Thresholds(0.2, 0.9)).thresholds == Thresholds(0.2, 0.9)
 
 
 @pytest.mark.parametrize(("review", "block"), [(0.8, 0.7), (-0.1, 0.5), (0.5, 1.5), (float("nan"), 0.5)])
@@ -78,14 +78,14 @@ def test_tampered_file_is_refused(model_dir: Path, tmp_path: Path) -> None:
     data[-10] ^= 0xFF
     (copy / "lof.npz").write_bytes(bytes(data))
     with pytest.raises(ModelError, match="does not match its manifest hash"):
-        ModelBundle.load(copy)
+        load_bundle(copy)
 
 
 def test_missing_file_is_refused(model_dir: Path, tmp_path: Path) -> None:
     copy = copy_version(model_dir, tmp_path)
     (copy / "recommender.npz").unlink()
     with pytest.raises(ModelError, match=r"recommender\.npz is missing"):
-        ModelBundle.load(copy)
+        load_bundle(copy)
 
 
 def test_other_feature_order_is_refused(model_dir: Path, tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_other_feature_order_is_refused(model_dir: Path, tmp_path: Path) -> None
     names[0], names[1] = names[1], names[0]
     other = republish(model_dir, tmp_path / "models", feature_names=names)
     with pytest.raises(ModelError, match="feature names"):
-        ModelBundle.load(other)
+        load_bundle(other)
 
 
 def test_edited_manifest_is_refused(model_dir: Path, tmp_path: Path) -> None:
@@ -105,14 +105,14 @@ def test_edited_manifest_is_refused(model_dir: Path, tmp_path: Path) -> None:
     manifest["thresholds"] = {"review": 1.0, "block": 1.0}
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="content hash does not match"):
-        ModelBundle.load(copy)
+        load_bundle(copy)
 
 
 def test_a_manifest_change_is_a_new_version(model_dir: Path, tmp_path: Path) -> None:
     """Thresholds are part of the content: publishing other ones gives another content hash and version name."""
     original = json.loads((model_dir / "manifest.json").read_text())
     other = republish(model_dir, tmp_path / "models", thresholds={"review": 0.9, "block": 0.95})
-    bundle = ModelBundle.load(other)
+    bundle = load_bundle(other)
     assert bundle.content_sha256 != original["content_sha256"]
     assert bundle.version == other.name != original["version"]
     assert bundle.version.endswith("-" + bundle.content_sha256[:8])
@@ -123,7 +123,7 @@ def test_version_copied_under_another_name_is_refused(model_dir: Path, tmp_path:
     renamed = tmp_path / "models" / "20990101T000000Z-deadbeef"
     shutil.copytree(model_dir, renamed)
     with pytest.raises(ModelError, match="copied under another name"):
-        ModelBundle.load(renamed)
+        load_bundle(renamed)
 
 
 def test_links_out_of_the_models_root_are_refused(model_dir: Path, tmp_path: Path) -> None:
@@ -163,7 +163,7 @@ def test_links_out_of_the_models_root_are_refused(model_dir: Path, tmp_path: Pat
 def test_directory_without_manifest_is_refused(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="not a model version"):
-        ModelBundle.load(tmp_path / "empty")
+        load_bundle(tmp_path / "empty")
 
 
 def test_model_failing_the_self_check_is_refused(model_dir: Path, tmp_path: Path) -> None:
@@ -178,7 +178,7 @@ def test_model_failing_the_self_check_is_refused(model_dir: Path, tmp_path: Path
     bad = republish(model_dir, tmp_path / "models", risk_arrays=out_of_range, served="xgboost")
     assert artifacts.verify(bad)
     with pytest.raises(ModelError, match="self-check failed"):
-        ModelBundle.load(bad)
+        load_bundle(bad)
 
 
 def test_store_swaps_and_keeps_the_old_bundle_on_failure(model_dir: Path, tmp_path: Path) -> None:

@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 
 from qf.db import connect
 from qf.db.migrate import apply_migrations
-from qf.train import features
-from qf.train.dataset import Dataset, load_dataset
+from qf.model import features
+from qf.model.dataset import Dataset
+from qf.model.loader import load_dataset
 from qf.train.pipeline import TrainConfig, train
 from scorer.api.v1 import scorer_pb2 as pb
 from scorer.client import ScorerClient
@@ -92,9 +93,9 @@ def test_qf_score_equals_the_sidecar(served: Served) -> None:
     """`qf score`'s rows for every donor of a pool are the sidecar's answers for the same donors."""
     from qf.matching.db import weights_from_model  # noqa: PLC0415
     from scorer.batch import score_pool, store_pool_scores  # noqa: PLC0415
-    from scorer.models import ModelBundle  # noqa: PLC0415
+    from scorer.models import load_bundle  # noqa: PLC0415
 
-    bundle = ModelBundle.load(served.models_root / served.versions[0])
+    bundle = load_bundle(served.models_root / served.versions[0])
     pool_id = int(served.dataset.donations.project_ids[0].partition(":")[0])
     with connect(served.round.db_url) as conn:
         scores = score_pool(load_dataset(conn, CHAIN_ID), bundle, pool_id)

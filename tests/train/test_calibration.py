@@ -12,8 +12,9 @@ from sklearn.isotonic import IsotonicRegression
 
 from qf.errors import DataError
 from qf.matching.risk import gate_weights
-from qf.train.calibration import Calibration, choose_thresholds, fit_calibration, rate_threshold
-from qf.train.export import UnsupportedModel
+from qf.model.calibration import Calibration
+from qf.model.errors import UnsupportedModel
+from qf.train.calibration import choose_thresholds, fit_calibration, rate_threshold
 
 
 def test_calibration_equals_isotonic_regression_and_keeps_the_order(tmp_path: Path) -> None:

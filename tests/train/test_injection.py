@@ -13,14 +13,16 @@ import pandas as pd
 import pytest
 
 from qf.db import connect
+from qf.model.behaviour import BEHAVIOUR_FEATURES, behaviour_features
+from qf.model.dataset import Dataset
+from qf.model.features import FEATURE_NAMES, feature_matrix
+from qf.model.loader import load_dataset
 from qf.sim.attacks import FAMILIES, inject, inject_with_targets
 from qf.sim.direct import write_plan
 from qf.sim.gitcoin import plan_from_rows, read_rows
 from qf.sim.plan import RoundPlan
-from qf.train.behaviour import BEHAVIOUR_FEATURES, behaviour_features
-from qf.train.dataset import Dataset, dataset_from_plan, load_dataset
-from qf.train.features import FEATURE_NAMES, feature_matrix
 from qf.train.injection import LABEL_SOURCE, inject_dataset
+from qf.train.plans import dataset_from_plan
 from tests.sim.test_gitcoin import ROUND9
 
 CHAIN = 424242

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import LocalOutlierFactor
 
+from qf.model.arrays import LofArrays
+from qf.model.kernels import lof
 from qf.train import anomaly, export, pipeline
-from qf.train.export import LofArrays
-from scorer.kernels import lof
 
 Array = np.ndarray[Any, Any]
 

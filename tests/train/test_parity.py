@@ -18,17 +18,17 @@ from sklearn.neighbors import LocalOutlierFactor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from qf.train import export
-from qf.train.export import (
+from qf.model.arrays import (
     COMPARE_LESS,
     COMPARE_LESS_EQUAL,
     IsolationForestArrays,
     LinearModel,
     LofArrays,
     TreeEnsemble,
-    UnsupportedModel,
 )
-from scorer.kernels import iforest, lof, trees
+from qf.model.errors import UnsupportedModel
+from qf.model.kernels import iforest, lof, trees
+from qf.train import export
 
 N_FEATURES = 15
 NAN_COLUMN = 3  # ~15% missing

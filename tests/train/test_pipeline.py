@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 
 from qf.db import connect
-from qf.train import artifacts, features, risk
-from qf.train.dataset import Dataset, load_dataset
-from qf.train.export import LinearModel, TreeEnsemble
+from qf.model import artifacts, features
+from qf.model.arrays import LinearModel, TreeEnsemble
+from qf.model.dataset import Dataset
+from qf.model.kernels import trees
+from qf.model.loader import load_dataset
+from qf.train import risk
 from qf.train.pipeline import TrainConfig, TrainResult, prepare, time_split_features, train
-from scorer.kernels import trees
 from tests.fixtures.rounds import CHAIN_ID, LabelledRound
 
 CONFIG = TrainConfig(seed=7, folds=5, n_boot=200)

@@ -12,17 +12,18 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from qf.errors import ConfigError, DataError
+from qf.model.kernels.topk import recommend_topk
+from qf.model.recommender import RecommenderArrays
 from qf.train.recommend import (
-    RecommenderArrays,
     Weighting,
     donation_matrix,
+    fit_recommender,
     hit_rate_at_k,
     holdout_last,
     item_similarity,
     popularity,
     recommend,
 )
-from scorer.kernels.topk import recommend_topk
 
 # Four donors, three projects A, B, C (one repeat donation: donor 1 gives to C twice).
 DONOR = np.array([0, 0, 1, 1, 1, 2, 2, 3])
@@ -308,7 +309,7 @@ def test_log_amount_evaluation_needs_amounts() -> None:
 def test_arrays_round_trip_through_npz(tmp_path: Path) -> None:
     """save then load gives the same arrays and ids, with the dtypes the kernel expects."""
     matrix = donation_matrix(DONOR, PROJECT, AMOUNT)
-    arrays_ = RecommenderArrays.fit(matrix, [0, 0, 1], ["0xa", "0xb", "0xc"])
+    arrays_ = fit_recommender(matrix, [0, 0, 1], ["0xa", "0xb", "0xc"])
     path = f"{tmp_path}/recommender.npz"
     arrays_.save(path)
     loaded = RecommenderArrays.load(path)

@@ -20,7 +20,7 @@ import structlog
 import typer
 from rich.console import Console
 
-from qf.errors import ChainIdMismatch, ConfigError, QFError
+from qf.errors import ConfigError, QFError
 from qf.logs import configure_logging
 from qf.settings import ENV_VARS, Settings
 
@@ -53,7 +53,7 @@ def _global(
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error (env QF_LOG_LEVEL).")] = None,
 ) -> None:
     settings = Settings.from_env(home=home, database_url=database_url, log_format=log_format, log_level=log_level)
-    configure_logging(settings.log_format, settings.log_level)  # type: ignore[arg-type]
+    configure_logging(settings.log_format, settings.log_level)
     ctx.obj = settings
 
 
@@ -161,40 +161,13 @@ def devnet(
             out.print(f"  {key:12} {value}")
 
 
-def _chain_target(settings: Settings, rpc_url: str | None) -> tuple[Any, Any, bytes]:
-    """(rpc client, deployment, funder key) for the node the user named, or the devnet."""
-    from qf.chain.anvil import DEV_PRIVATE_KEY, DEVNET_CHAIN_ID
-    from qf.chain.deploy import ensure_deployment
-    from qf.chain.devnet import ensure_devnet
-    from qf.chain.rpc import RpcClient
-
-    url = rpc_url or (settings.rpc_urls[0] if settings.rpc_urls else None)
-    if url is None:
-        net = ensure_devnet(settings)
-        return RpcClient(net.rpc_url), net.deployment, DEV_PRIVATE_KEY
-    rpc = RpcClient(url)
-    chain_id = rpc.chain_id()
-    if settings.chain_id is not None and chain_id != settings.chain_id:
-        raise ChainIdMismatch(f"node at {url} serves chain {chain_id}, but QF_CHAIN_ID is {settings.chain_id}")
-    if settings.funder_key:
-        try:
-            key = bytes.fromhex(settings.funder_key.removeprefix("0x"))
-        except ValueError:
-            raise ConfigError("QF_FUNDER_KEY is not a hex private key") from None
-    elif chain_id == DEVNET_CHAIN_ID:
-        key = DEV_PRIVATE_KEY
-    else:
-        raise ConfigError(f"chain {chain_id} is not a devnet: set QF_FUNDER_KEY to a funded account's key")
-    deployment, _ = ensure_deployment(rpc, key, settings.home / "deployments" / f"chain-{chain_id}.json")
-    return rpc, deployment, key
-
-
 def _execute(settings: Settings, plan: Any, rpc_url: str | None, block_seconds: int) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from qf.chain.target import chain_target
     from qf.sim.execute import execute_plan
 
-    rpc, deployment, key = _chain_target(settings, rpc_url)
+    rpc, deployment, key = chain_target(settings, rpc_url)
     with (
         rpc,
         Progress(
@@ -440,32 +413,6 @@ def _donor_weights(
     return weights_from_scores(raw, threshold=threshold, mode="exclude" if threshold else "linear"), how
 
 
-def _demo_matching(settings: Settings) -> None:
-    """Pool 1's top projects under standard QF, COCM and risk-adjusted (sybil labels) matching."""
-    from rich.table import Table
-
-    from qf.matching import compute_matching
-    from qf.matching.db import load_round, resolve_chain, weights_from_labels
-
-    with _migrated_connection(settings) as conn:
-        chain = resolve_chain(conn, None)
-        pool = load_round(conn, chain, 1)
-        weights = weights_from_labels(conn, chain, pool.donors)
-    c, amount = pool.contributions, pool.pool_amount
-    results = {
-        "standard": compute_matching(c, amount),
-        "cocm": compute_matching(c, amount, method="cocm"),
-        "risk-adjusted": compute_matching(c, amount, method="risk-adjusted", weights=weights),
-    }
-    order = sorted(range(len(pool.projects)), key=lambda j: -results["standard"][j])[:6]
-    table = Table("recipient", "donors", *results, title=f"pool 1 matching ({amount:,.0f} tUSD, top 6 by standard)")
-    for j in order:
-        table.add_row("0x" + pool.projects[j].hex()[:10] + "…", str(int((c[:, j] > 0).sum())),
-                      *(f"{m[j]:,.0f}" for m in results.values()))  # fmt: skip
-    out.print(table)
-    out.print("Sybil-funded projects lose most under COCM and risk-adjusted; `qf matching --help` for all methods.")
-
-
 def _render_matching(output: str, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     import csv as csv_module
     import json as json_module
@@ -522,14 +469,14 @@ def train(
 ) -> None:
     """Train and evaluate the risk, anomaly and recommendation models; write models/<version>/ and its report."""
     from qf.matching.db import resolve_chain
-    from qf.train.dataset import load_dataset
+    from qf.model.loader import load_dataset
     from qf.train.pipeline import TrainConfig
     from qf.train.pipeline import train as run_training
 
     if review_threshold > block_threshold:
         raise ConfigError("--review-threshold must not exceed --block-threshold")
     settings = _settings(ctx)
-    root = (models_dir or settings.models_dir or settings.home / "models").resolve()
+    root = (models_dir or settings.models_dir).resolve()
     config = TrainConfig(seed=seed, folds=folds, n_boot=n_boot, review_threshold=review_threshold,
                          block_threshold=block_threshold)  # fmt: skip
     started = time.monotonic()
@@ -641,13 +588,13 @@ def score(
 ) -> None:
     """Score every donor of a pool with the served model into qf.donor_risk (what the sidecar would answer)."""
     from qf.matching.db import resolve_chain
-    from qf.train.dataset import load_dataset
+    from qf.model.loader import load_dataset
     from scorer.batch import score_pool, store_pool_scores
     from scorer.errors import ModelError
     from scorer.models import ModelStore
 
     settings = _settings(ctx)
-    root = (models_dir or settings.models_dir or settings.home / "models").resolve()
+    root = (models_dir or settings.models_dir).resolve()
     started = time.monotonic()
     try:
         bundle = ModelStore().load(root, version)
@@ -688,7 +635,7 @@ def serve(
         pass
     options = SidecarOptions(
         host=host or settings.scorer_host, port=port if port is not None else settings.scorer_port,
-        models_root=(models_dir or settings.models_dir or settings.home / "models").resolve(), version=version,
+        models_root=(models_dir or settings.models_dir).resolve(), version=version,
     )  # fmt: skip
     asyncio.run(serve_forever(settings, _database(settings), options))
 
@@ -707,70 +654,6 @@ def retention(ctx: typer.Context) -> None:
         f"{deleted['outcomes_deleted']} experiment outcomes older than {settings.experiment_retention_days} days; "
         "chain data is kept (public and re-derivable)"
     )
-
-
-def _demo_scorer(settings: Settings) -> None:
-    """Start the sidecar on a free loopback port, make a few real gRPC calls, stop it."""
-    import asyncio
-    import secrets
-
-    from grpc import aio
-    from rich.table import Table
-
-    from scorer.api.v1 import scorer_pb2 as pb
-    from scorer.api.v1 import scorer_pb2_grpc
-    from scorer.server import Sidecar, SidecarOptions
-
-    with _migrated_connection(settings) as conn:
-        donors = conn.execute(
-            "SELECT DISTINCT ON (l.pattern) '0x' || encode(l.address, 'hex'), l.pattern FROM qf.labels l "
-            "JOIN qf.donor_features f ON f.chain_id = l.chain_id AND f.donor = l.address "
-            "ORDER BY l.pattern, f.donation_count DESC"
-        ).fetchall()
-        pool = conn.execute("SELECT min(pool_id) FROM qf.pools").fetchone()[0]
-    token = secrets.token_hex(16)
-    demo_settings = settings.with_(scorer_tokens={"demo": token}, scorer_rate_limit_per_minute=0.0)
-    options = SidecarOptions(host="127.0.0.1", port=0, models_root=settings.models_dir or settings.home / "models",
-                             metrics=False)  # fmt: skip
-    metadata = (("authorization", f"Bearer {token}"),)
-
-    async def calls() -> None:
-        sidecar = Sidecar(demo_settings, _database(settings), options)
-        port = await sidecar.start()
-        try:
-            async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                stub = scorer_pb2_grpc.ScorerStub(channel)
-                info = await stub.GetModelInfo(pb.GetModelInfoRequest(), metadata=metadata)
-                out.print(f"sidecar on 127.0.0.1:{port}: model {info.version} ({info.served_model}), "
-                          f"{info.donors_loaded} donors in memory")  # fmt: skip
-                table = Table("donor", "label", "risk", "decision", "top reason", "anomaly", title="ScoreContribution")
-                for address, pattern in [*donors, ("0x" + "ab" * 20, "(never seen)")]:
-                    request = pb.ScoreContributionRequest(contribution=pb.Contribution(
-                        donor=address, recipient_id="0x" + "00" * 20, pool_id=str(pool), chain_id=31337,
-                        token="0x" + "ee" * 20, amount="5"))  # fmt: skip
-                    r = await stub.ScoreContribution(request, metadata=metadata, timeout=5)
-                    table.add_row(address[:12] + "…", pattern, f"{r.risk_score:.3f}", pb.Decision.Name(r.decision)[9:],
-                                  r.reasons[0].feature if r.reasons else "-",
-                                  "consensus" if r.anomaly.consensus_flag else "-")  # fmt: skip
-                out.print(table)
-                honest = next(a for a, p in donors if p == "honest")
-                rec = await stub.Recommend(pb.RecommendRequest(donor=honest, pool_id=str(pool), k=3, chain_id=31337),
-                                           metadata=metadata)  # fmt: skip
-                out.print(f"Recommend({honest[:12]}…, pool {pool}): {rec.source}, "
-                          + ", ".join(f"{p.recipient_id[:10]}… ({p.score:.2f})" for p in rec.projects))  # fmt: skip
-                variant = await stub.AssignVariant(pb.AssignVariantRequest(experiment="project_list", user_id=honest),
-                                                   metadata=metadata)  # fmt: skip
-                out.print(f"AssignVariant(project_list): {variant.variant} ({variant.policy}); "
-                          "every decision is in qf.scorer_decisions")  # fmt: skip
-        finally:
-            await sidecar.stop()
-
-    configure_logging(settings.log_format, "warning")  # type: ignore[arg-type]  # the tables say it all
-    try:
-        asyncio.run(calls())
-    finally:
-        configure_logging(settings.log_format, settings.log_level)  # type: ignore[arg-type]
-    out.print("Run it yourself: QF_SCORER_TOKENS=name:<token> qf serve (gRPC on 127.0.0.1:50051, reflection on).")
 
 
 @app.command()
@@ -828,15 +711,21 @@ def demo(
     out.print(table)
     out.print("Explore with `qf psql`, e.g. SELECT * FROM qf.round_stats;")
     out.rule("5. matching")
-    _demo_matching(settings)
+    from qf_sentinel.demo import show_matching, show_sidecar
+
+    show_matching(settings, _database(settings), out)
     out.rule("6. train")
     train(ctx, chain_id=None, seed=seed, folds=5, n_boot=1000, review_threshold=0.4, block_threshold=0.7,
           models_dir=None)  # fmt: skip
     out.rule("7. scoring sidecar")
-    _demo_scorer(settings)
+    show_sidecar(settings, _database(settings), out)
     out.rule("8. batch scores and risk-adjusted matching")
-    score(ctx, pool=1, chain_id=None, version=None, models_dir=None)
-    matching(ctx, pool=1, method="risk-adjusted", chain_id=None, cap=None, pct_cocm=1.0, cocm_variant="harsh",
+    from qf.matching.db import first_pool, resolve_chain
+
+    with _migrated_connection(settings) as conn:
+        pool_id = first_pool(conn, resolve_chain(conn, settings.chain_id))
+    score(ctx, pool=pool_id, chain_id=None, version=None, models_dir=None)
+    matching(ctx, pool=pool_id, method="risk-adjusted", chain_id=None, cap=None, pct_cocm=1.0, cocm_variant="harsh",
              pairwise_m=None, weights="model", threshold=None, min_donation=None, exclude_self=False, score_csv=None,
              score_lower=None, score_upper=None, exclude_uninformative_donors=False, output="table")  # fmt: skip
     out.rule("9. the gate on real donors: Round 9 background, attack families held out (qf eval)")

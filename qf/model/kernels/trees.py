@@ -1,7 +1,7 @@
 """Margin, score and per-feature contributions of additive models: tree ensembles and the linear baseline.
 
-The kernels read the flat arrays of :class:`qf.train.export.TreeEnsemble`
-and :class:`qf.train.export.LinearModel`; call them with the model's
+The kernels read the flat arrays of :class:`qf.model.arrays.TreeEnsemble`
+and :class:`qf.model.arrays.LinearModel`; call them with the model's
 ``kernel_args()`` as keywords, e.g. ``score_batch(X, **ensemble.kernel_args())``.
 ``X`` is a 2-D float64 array, ``x`` one row; NaN marks a missing value.
 
@@ -25,7 +25,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from qf.train.export import COMPARE_LESS, LIGHTGBM_ZERO_THRESHOLD, MISSING_AS_ZERO, MISSING_ZERO
+from qf.model.arrays import COMPARE_LESS, LIGHTGBM_ZERO_THRESHOLD, MISSING_AS_ZERO, MISSING_ZERO
 
 FloatArray = npt.NDArray[np.float64]
 Int32Array = npt.NDArray[np.int32]

@@ -2,12 +2,12 @@
 
 Shared by training, the sidecar and ``qf score``, so the order and the fill
 values are defined once and every path computes the same numbers with the same
-code (:func:`feature_matrix` of a :class:`~qf.train.dataset.Dataset`). A donor's
+code (:func:`feature_matrix` of a :class:`~qf.model.dataset.Dataset`). A donor's
 vector is, in order:
 
-* the behaviour features of :mod:`qf.train.behaviour` (the columns of
+* the behaviour features of :mod:`qf.model.behaviour` (the columns of
   ``qf.donor_features``, computed in numpy);
-* the coordination features of :mod:`qf.train.coordination` (per project,
+* the coordination features of :mod:`qf.model.coordination` (per project,
   per donor against its projects' other donors, per community);
 * co-donation features computed here:
 
@@ -41,9 +41,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
-from qf.train.behaviour import BEHAVIOUR_FEATURES, behaviour_features
-from qf.train.coordination import COORDINATION_FEATURES, coordination_features
-from qf.train.dataset import Dataset
+from qf.model.behaviour import BEHAVIOUR_FEATURES, behaviour_features
+from qf.model.coordination import COORDINATION_FEATURES, coordination_features
+from qf.model.dataset import Dataset
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from qf.train.dataset import Donations
+from qf.model.dataset import Donations
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -1,6 +1,6 @@
 """Local Outlier Factor of new rows against the training points, with neighbourhoods that include every tie.
 
-The kernels read :class:`qf.train.export.LofArrays`; call them with its
+The kernels read :class:`qf.model.arrays.LofArrays`; call them with its
 ``kernel_args()`` as keywords. The rule is Breunig et al.'s (2000) definition,
 which does not depend on how equal distances are ordered, so neither on the
 order of the training rows::

@@ -1,6 +1,6 @@
 """Isolation-forest anomaly scores of new rows, equal to scikit-learn's ``score_samples`` and ``decision_function``.
 
-The kernels read :class:`qf.train.export.IsolationForestArrays`; call them with
+The kernels read :class:`qf.model.arrays.IsolationForestArrays`; call them with
 its ``kernel_args()`` as keywords. Each leaf already holds the path length
 scikit-learn charges for it (depth plus ``c(n)`` for the training samples left
 in the leaf), so a row's score is ``-2 ** -(sum of path lengths / (n_trees *

@@ -1,7 +1,7 @@
 """Top-k project recommendation for one donor, compiled for the scoring hot path.
 
 The numba twin of :func:`qf.train.recommend.recommend`, reading the arrays of
-:class:`qf.train.recommend.RecommenderArrays`: sum the similarity rows of the
+:class:`qf.model.recommender.RecommenderArrays`: sum the similarity rows of the
 donor's funded projects, keep the candidates of one pool the donor has not
 funded, rank positive scores first and fill with popularity; a donor with no
 positive score at all is ranked by popularity alone. Both sides add the rows

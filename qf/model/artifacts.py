@@ -33,7 +33,13 @@ from qf.errors import ConfigError, DataError
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
 #: 2: the content hash covers the manifest too (format 1 hashed the model files only).
-FORMAT_VERSION = 2
+#: 3: the anomaly scaler and the cluster centres are tagged arrays (``qf.model.arrays``) like the rest.
+FORMAT_VERSION = 3
+#: The model files of a version, each covered by the content hash, each read by one class of ``qf.model``.
+MODEL_FILES = (
+    "risk.npz", "calibration.npz", "coordination.npz", "isolation_forest.npz", "lof.npz", "anomaly_scaler.npz",
+    "recommender.npz", "clusters.npz",
+)  # fmt: skip
 #: Manifest fields outside the content hash: derived from it or from the moment of publication.
 UNHASHED_KEYS = frozenset({"content_sha256", "version", "created_at", "files"})
 

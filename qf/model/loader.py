@@ -1,0 +1,79 @@
+"""Read one chain's donations and labels from the indexed tables, in one repeatable-read transaction.
+
+The only I/O of the train/serve contract: training and the sidecar load their
+datasets here, so donations and labels always describe the same moment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from qf.errors import DataError
+from qf.model.dataset import Dataset, assemble_dataset
+
+
+def load_dataset(conn: psycopg.Connection[Any], chain_id: int) -> Dataset:
+    """Read one chain's donations and labels (ends any transaction open on ``conn`` first)."""
+    conn.commit()  # the repeatable-read snapshot must start with this function's first query
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    try:
+        return _load(conn, chain_id)
+    finally:
+        conn.rollback()
+
+
+def _load(conn: psycopg.Connection[Any], chain_id: int) -> Dataset:
+    with conn.cursor(binary=True) as cur:
+        rows = cur.execute(
+            """
+            SELECT a.sender, s.pool_id::text, a.recipient_id, a.token,
+                   a.amount::float8 / 10::float8 ^ t.decimals,
+                   CASE WHEN t.decimals IS NOT NULL
+                        THEN (a.amount %% (5 * 10::numeric ^ (t.decimals - 1)) = 0)::int::float8 END,
+                   extract(epoch FROM a.block_time)::float8, a.block_number, a.log_index, a.tx_nonce,
+                   a.gas_price::float8
+            FROM qf.allocated a
+            JOIN qf.strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
+            LEFT JOIN qf.tokens t ON t.chain_id = a.chain_id AND t.address = a.token
+            WHERE a.chain_id = %s
+            ORDER BY a.block_number, a.log_index
+            """,
+            (chain_id,),
+        ).fetchall()
+        labels = cur.execute(
+            """
+            SELECT DISTINCT ON (address) address, is_sybil, pattern, source
+            FROM qf.labels WHERE chain_id = %s
+            ORDER BY address, created_at DESC, source
+            """,
+            (chain_id,),
+        ).fetchall()
+    if not rows:
+        raise DataError(f"chain {chain_id} has no donations: index a round first (`qf index`)")
+    columns = list(zip(*rows, strict=True))
+    senders = ["0x" + bytes(b).hex() for b in columns[0]]
+    projects = [f"{pool}:0x{bytes(r).hex()}" for pool, r in zip(columns[1], columns[2], strict=True)]
+    tokens = [bytes(t) for t in columns[3]]
+    by_address = {"0x" + bytes(a).hex(): (bool(s), str(p), str(src)) for a, s, p, src in labels}
+    sources = dict(
+        conn.execute("SELECT source, count(*) FROM qf.labels WHERE chain_id = %s GROUP BY 1 ORDER BY 1", (chain_id,))
+        .fetchall()
+    )
+    return assemble_dataset(
+        chain_id,
+        senders=senders,
+        projects=projects,
+        tokens=tokens,
+        amount=np.array(columns[4], dtype=np.float64),
+        round_amount=np.array(columns[5], dtype=np.float64),
+        time=np.array(columns[6], dtype=np.float64),
+        block=np.array(columns[7], dtype=np.int64),
+        log_index=np.array(columns[8], dtype=np.int64),
+        nonce=np.array(columns[9], dtype=np.int64),
+        gas_price=np.array(columns[10], dtype=np.float64),
+        labels=by_address,
+        label_sources={str(k): int(v) for k, v in sources.items()},
+    )

@@ -1,1 +1,0 @@
-"""Numba kernels of the scoring hot path: they read the flat arrays exported by qf.train."""
