@@ -36,10 +36,11 @@ COPY README.md ./
 COPY qf/ qf/
 COPY indexer/ indexer/
 COPY scorer/ scorer/
+COPY qf_sentinel/ qf_sentinel/
 COPY sql/ sql/
 COPY contracts_abi/ contracts_abi/
 RUN pip install --no-deps --no-build-isolation --editable . \
-    && python -m compileall -q qf indexer scorer
+    && python -m compileall -q qf indexer scorer qf_sentinel
 
 # -- runtime
 FROM ${PYTHON_IMAGE}

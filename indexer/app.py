@@ -28,6 +28,7 @@ from qf.db import connect
 from qf.db.embedded import resolve_database_url
 from qf.db.migrate import apply_migrations
 from qf.errors import ChainIdMismatch, ConfigError
+from qf.eth import from_hex, to_hex
 from qf.http_metrics import HealthState, serve_metrics
 from qf.settings import Settings
 
@@ -51,7 +52,7 @@ def resolve_target(settings: Settings) -> tuple[list[str], bytes, int]:
     start = settings.start_block
     if start is None:
         start = deployment.start_block if deployment and core == deployment.core else 0
-    return urls, bytes.fromhex(core[2:]), start
+    return urls, from_hex(core), start
 
 
 def build_indexer(
@@ -120,7 +121,7 @@ def run_indexer(settings: Settings, *, until_caught_up: bool = False, reset_on_n
             indexer.prepare()
             state = indexer.state
             assert state is not None
-            log.info("indexer_started", core="0x" + state.core.hex(),
+            log.info("indexer_started", core=to_hex(state.core),
                      from_block=state.next_block, rpc=indexer.rpc.current_url)  # fmt: skip
             with _Progress(indexer) as on_step:
                 indexer.run(stop, until_caught_up=until_caught_up, on_step=on_step)

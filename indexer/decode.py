@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from indexer.errors import DecodeError
 from qf.chain.abi import ALLO_V2_EVENTS, topic0
+from qf.eth import from_hex
 
 __all__ = [
     "ALLOCATED_CONTEXT_COLUMNS",
@@ -186,7 +187,7 @@ def _metadata(data: bytes, pos: int) -> tuple[int, str]:
 
 
 def _topic_bytes(topic: str) -> bytes:
-    raw = bytes.fromhex(topic[2:])
+    raw = from_hex(topic)
     if len(raw) != 32 or topic[:2] not in ("0x", "0X"):
         raise _Malformed(f"topic {topic!r} is not 32 bytes of 0x-hex")
     return raw
@@ -414,7 +415,7 @@ TOPIC0S: Final[tuple[str, ...]] = tuple(EVENTS)
 
 
 def _hash(value: str, size: int, what: str) -> bytes:
-    raw = bytes.fromhex(value[2:])
+    raw = from_hex(value)
     if len(raw) != size or value[:2] not in ("0x", "0X"):
         raise _Malformed(f"{what} {value!r} is not {size} bytes of 0x-hex")
     return raw
@@ -442,7 +443,7 @@ def decode_log(log: Mapping[str, Any]) -> DecodedLog | None:
         data_hex = log["data"]
         if data_hex[:2] not in ("0x", "0X"):
             raise _Malformed("data is not 0x-hex")
-        values = decoder(topics, bytes.fromhex(data_hex[2:]))
+        values = decoder(topics, from_hex(data_hex))
         return DecodedLog(
             spec.name,
             spec.table,

@@ -26,13 +26,14 @@ from indexer.errors import ChainMoved, DecodeError
 from indexer.rpc import ResilientRpc
 from qf.chain.abi import NATIVE_TOKEN
 from qf.errors import RpcError
+from qf.eth import from_hex, to_hex
 
 log = structlog.get_logger()
 
 #: Fetch a whole block (one request, all its transactions) instead of single
 #: transactions once a block holds at least this many donation transactions.
 FULL_BLOCK_THRESHOLD = 4
-NATIVE = bytes.fromhex(NATIVE_TOKEN[2:])
+NATIVE = from_hex(NATIVE_TOKEN)
 DECIMALS_SELECTOR = "0x313ce567"
 SYMBOL_SELECTOR = "0x95d89b41"
 
@@ -64,8 +65,8 @@ class Fetched:
 def header_of(block: Mapping[str, Any]) -> Header:
     return Header(
         number=int(block["number"], 16),
-        hash=bytes.fromhex(block["hash"][2:]),
-        parent_hash=bytes.fromhex(block["parentHash"][2:]),
+        hash=from_hex(block["hash"]),
+        parent_hash=from_hex(block["parentHash"]),
         time=datetime.fromtimestamp(int(block["timestamp"], 16), tz=UTC),
     )
 
@@ -81,7 +82,7 @@ def fetch_headers(rpc: ResilientRpc, numbers: list[int]) -> dict[int, Header]:
 
 
 def _hex(address: bytes) -> str:
-    return "0x" + address.hex()
+    return to_hex(address)
 
 
 def _decode_all(raw: list[dict[str, Any]], out: Fetched) -> list[DecodedLog]:
@@ -94,8 +95,8 @@ def _decode_all(raw: list[dict[str, Any]], out: Fetched) -> list[DecodedLog]:
             log.warning("log_undecodable", error=str(exc), block=int(entry["blockNumber"], 16))
             continue
         if row is None:
-            topic = bytes.fromhex(entry["topics"][0][2:]) if entry.get("topics") else b""
-            out.unknown[(bytes.fromhex(entry["address"][2:]), topic)] += 1
+            topic = from_hex(entry["topics"][0]) if entry.get("topics") else b""
+            out.unknown[(from_hex(entry["address"]), topic)] += 1
             continue
         decoded.append(row)
     return decoded
@@ -166,7 +167,7 @@ def _fetch_tx_context(
         if row.name == "Allocated":
             by_block[row.block_number].add(row.tx_hash)
     full_blocks = sorted(n for n, txs in by_block.items() if len(txs) >= FULL_BLOCK_THRESHOLD)
-    singles = ["0x" + h.hex() for n, txs in sorted(by_block.items()) if len(txs) < FULL_BLOCK_THRESHOLD for h in txs]
+    singles = [to_hex(h) for n, txs in sorted(by_block.items()) if len(txs) < FULL_BLOCK_THRESHOLD for h in txs]
     clients = [rpc, *helpers]
 
     def blocks_part(i: int) -> list[dict[str, Any] | None]:
@@ -193,9 +194,9 @@ def _fetch_tx_context(
     for tx in transactions:
         if tx is None:
             raise ChainMoved("a donation transaction disappeared during the fetch")
-        tx_hash = bytes.fromhex(tx["hash"][2:])
+        tx_hash = from_hex(tx["hash"])
         out.tx_context[tx_hash] = (
-            bytes.fromhex(tx["from"][2:]),
+            from_hex(tx["from"]),
             int(tx["nonce"], 16),
             int(tx["gasPrice"], 16),
         )
@@ -250,7 +251,7 @@ def _symbol(answer: Any) -> str | None:
     if not isinstance(answer, str) or len(answer) < 130:
         return None
     try:
-        raw = bytes.fromhex(answer[2:])
+        raw = from_hex(answer)
         length = int.from_bytes(raw[32:64], "big")
         return raw[64 : 64 + length].decode("utf-8", errors="replace")[:32] or None
     except (ValueError, IndexError):

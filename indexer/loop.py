@@ -27,6 +27,7 @@ from indexer.reorg import find_fork_point
 from indexer.rpc import ResilientRpc
 from indexer.store import Batch, BlockRow, ChainState, Store
 from qf.errors import ChainIdMismatch, ConfigError, DatabaseError, RpcError, RpcUnavailable
+from qf.eth import from_hex, to_hex
 from qf.http_metrics import HealthState
 
 log = structlog.get_logger()
@@ -112,11 +113,11 @@ class Indexer:
             raise ChainIdMismatch(
                 f"node {self.rpc.current_url} serves chain {served}, expected {self.config.chain_id or self.chain_id}"
             )
-        code = self.rpc.call("eth_getCode", ["0x" + self.config.core.hex(), "latest"])
+        code = self.rpc.call("eth_getCode", [to_hex(self.config.core), "latest"])
         if code in (None, "0x", "0x0"):
             raise ConfigError(f"no contract at core address 0x{self.config.core.hex()} on chain {served}")
         genesis_block = self.rpc.get_block(0)
-        genesis = bytes.fromhex(genesis_block["hash"][2:]) if genesis_block else None
+        genesis = from_hex(genesis_block["hash"]) if genesis_block else None
         stored = self.store.genesis_hash()
         if genesis is not None and stored is not None and stored != genesis:
             if not self.config.reset_on_new_chain:
@@ -257,7 +258,7 @@ class Indexer:
         )  # fmt: skip
         for address, pool_id, block in batch.strategies:
             self.strategies[address] = (pool_id, block)
-            log.info("strategy_discovered", pool_id=pool_id, strategy="0x" + address.hex(), block=block)
+            log.info("strategy_discovered", pool_id=pool_id, strategy=to_hex(address), block=block)
         self.tokens.update(t for t, _, _ in batch.tokens)
         for row in fetched.logs:
             self.metrics.events.labels(row.name).inc()
@@ -278,7 +279,7 @@ class Indexer:
         if self.state.checkpoint_block is None:
             return None
         block = self.rpc.get_block(self.state.checkpoint_block)
-        if block is not None and bytes.fromhex(block["hash"][2:]) == self.state.checkpoint_hash:
+        if block is not None and from_hex(block["hash"]) == self.state.checkpoint_hash:
             return None
         return self._repair_reorg()
 
@@ -292,7 +293,7 @@ class Indexer:
 
         def canonical(numbers: Sequence[int]) -> list[bytes | None]:
             blocks = self.rpc.get_blocks(list(numbers))
-            return [None if b is None else bytes.fromhex(b["hash"][2:]) for b in blocks]
+            return [None if b is None else from_hex(b["hash"]) for b in blocks]
 
         reorg = find_fork_point(stored_hashes, canonical, max_depth=self.config.max_reorg_depth)
         ancestor, depth = reorg.common_ancestor, reorg.depth

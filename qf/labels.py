@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from qf.errors import DataError
+from qf.eth import address
 
 REQUIRED = ("address", "label", "source")
 SYBIL = {"sybil", "true", "1", "yes"}
@@ -73,14 +74,10 @@ def parse_labels(path: Path) -> list[ImportedLabel]:
 
 
 def _parse_row(row: dict[str, Any]) -> ImportedLabel:
-    address = (row.get("address") or "").strip()
-    hex_part = address[2:] if address[:2].lower() == "0x" else ""
-    if len(hex_part) != 40:
-        raise ValueError(f"address {address!r} is not 0x and 40 hex digits")
-    try:
-        raw = bytes.fromhex(hex_part)
-    except ValueError:
-        raise ValueError(f"address {address!r} is not hexadecimal") from None
+    text = (row.get("address") or "").strip()
+    if text[:2].lower() != "0x":
+        raise ValueError(f"address {text!r} is not 0x and 40 hex digits")
+    raw = address(text)  # ValueError naming the text
     verdict = (row.get("label") or "").strip().lower()
     if verdict not in SYBIL | HONEST:
         raise ValueError(f"label {verdict!r} is not sybil or honest")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from qf.errors import ConfigError
+from qf.eth import from_hex
 from qf.logs import LogFormat
 
 Parse = Callable[[str, str], Any]
@@ -308,7 +309,7 @@ def _address_or_none(name: str, raw: str | None) -> str | None:
     if len(value) != 42 or not value.startswith("0x"):
         raise ConfigError(f"{name} must be a 0x-prefixed 20-byte address, not {raw!r}")
     try:
-        bytes.fromhex(value[2:])
+        from_hex(value)
     except ValueError:
         raise ConfigError(f"{name} must be a 0x-prefixed 20-byte address, not {raw!r}") from None
     return value

@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 
 from qf.errors import ConfigError, QFError
+from qf.eth import to_hex
 from qf.logs import configure_logging
 from qf.settings import ENV_VARS, Settings
 
@@ -385,7 +386,7 @@ def matching(
     amounts = round_.contributions.sum(axis=0)
     rows: list[dict[str, Any]] = []
     for j, project in enumerate(round_.projects):
-        row: dict[str, Any] = {"recipient_id": "0x" + project.hex(), "contributors": int(contributors[j]),
+        row: dict[str, Any] = {"recipient_id": to_hex(project), "contributors": int(contributors[j]),
                                "amount": round(float(amounts[j]), 6), "match": round(float(matches[j]), 6)}  # fmt: skip
         if base is not None:
             row |= {"base_match": round(float(base[j]), 6), "delta": round(float(matches[j] - base[j]), 6)}

@@ -20,6 +20,7 @@ import numpy.typing as npt
 import psycopg
 
 from qf.errors import ConfigError
+from qf.eth import from_hex
 from qf.matching.risk import gate_weights
 from qf.model.coordination import donor_communities
 from qf.model.dataset import Dataset
@@ -69,7 +70,7 @@ def score_pool(dataset: Dataset, bundle: ModelBundle, pool_id: int) -> PoolScore
         chain_id=dataset.chain_id,
         pool_id=pool_id,
         version=bundle.version,
-        donors=[bytes.fromhex(str(addresses[r])[2:]) for r in rows],
+        donors=[from_hex(str(addresses[r])) for r in rows],
         results=results,
         community=community,
         flagged_share=share,

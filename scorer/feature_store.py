@@ -36,6 +36,7 @@ from psycopg import sql
 
 from qf.db import CONNECT_TIMEOUT_SECONDS, VIEWS_REFRESHED_CHANNEL, connect, describe_url, error_line, parse_url
 from qf.errors import DataError
+from qf.eth import from_hex
 from qf.model import features
 from qf.model.bundle import projects_key
 from qf.model.dataset import Dataset
@@ -121,7 +122,7 @@ def build_snapshot(
     d = dataset.donations
     n_donors = len(dataset.donors)
     matrix = features.feature_matrix(dataset, coordination=coordination)
-    index = {bytes.fromhex(address[2:]): i for i, address in enumerate(dataset.donors["address"])}
+    index = {from_hex(address): i for i, address in enumerate(dataset.donors["address"])}
 
     wanted = {key: i for i, key in enumerate(project_ids)}
     to_recommender = np.fromiter((wanted.get(key, -1) for key in d.project_ids), np.int64, len(d.project_ids))

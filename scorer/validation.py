@@ -19,6 +19,7 @@ import re
 from decimal import Decimal
 from pathlib import PurePosixPath
 
+from qf.eth import from_hex
 from scorer.errors import ValidationError
 
 MAX_UINT256 = 2**256 - 1
@@ -44,7 +45,7 @@ def address(value: object, field: str) -> bytes:
     text = _string(value, field)
     if not _HEX_ADDRESS.fullmatch(text):
         raise ValidationError(field, f"expected 0x followed by 40 hex digits, got {_show(text)}")
-    return bytes.fromhex(text[2:])
+    return from_hex(text)
 
 
 def recipient_id(value: object, field: str = "recipient_id") -> bytes:

@@ -25,6 +25,7 @@ from eth_utils.abi import (
 )
 
 from qf.errors import ConfigError
+from qf.eth import from_hex, to_hex
 
 ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "contracts_abi"
 
@@ -49,7 +50,7 @@ ALLO_V2_EVENTS: dict[str, str] = {
 
 def topic0(signature: str) -> str:
     """keccak256 of an event signature as 0x-hex: the log's first topic."""
-    return "0x" + keccak(text=signature).hex()
+    return to_hex(keccak(text=signature))
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,7 @@ class Artifact:
 
     def event_topics(self) -> dict[str, str]:
         return {
-            name: "0x" + event_abi_to_log_topic(e).hex()  # type: ignore[arg-type]
+            name: to_hex(event_abi_to_log_topic(e))  # type: ignore[arg-type]
             for name, e in self.events().items()
         }
 
@@ -108,4 +109,4 @@ def load_artifact(name: str) -> Artifact:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"missing contract artifact {path}: run `make contracts`") from None
-    return Artifact(name=name, abi=tuple(raw["abi"]), bytecode=bytes.fromhex(raw["bytecode"][2:]))
+    return Artifact(name=name, abi=tuple(raw["abi"]), bytecode=from_hex(raw["bytecode"]))

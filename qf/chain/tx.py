@@ -19,6 +19,7 @@ from eth_utils import to_checksum_address
 
 from qf.chain.rpc import RpcClient
 from qf.errors import TxFailed
+from qf.eth import to_hex
 
 log = structlog.get_logger()
 
@@ -74,7 +75,7 @@ class TxSender:
             tx["to"] = _checksum(request.to)
         signed = Account.sign_transaction(tx, request.private_key)
         self._nonces[sender] += 1
-        return "0x" + signed.raw_transaction.hex(), "0x" + signed.hash.hex()
+        return to_hex(signed.raw_transaction), to_hex(signed.hash)
 
     def send(self, requests: Sequence[TxRequest]) -> list[str]:
         """Sign and submit; returns transaction hashes in request order."""

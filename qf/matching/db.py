@@ -19,6 +19,7 @@ import numpy.typing as npt
 import psycopg
 
 from qf.errors import ConfigError, DataError
+from qf.eth import to_hex
 from qf.matching.eligibility import Eligibility, Exclusions, eligible_contributions
 from qf.matching.standard import FloatArray
 
@@ -154,13 +155,13 @@ def eligible_round(
     donations: PoolDonations, rules: Eligibility, scores: dict[bytes, float] | None = None
 ) -> tuple[PoolRound, Exclusions]:
     """The contribution matrix after qf-calculator's eligibility rules, and what they excluded."""
-    addresses = ["0x" + d.hex() for d in donations.donors]
+    addresses = [to_hex(d) for d in donations.donors]
     result = eligible_contributions(
         donations.donor, donations.project, donations.amount,
         n_donors=len(donations.donors), n_projects=len(donations.projects), rules=rules,
         donor_addresses=addresses,
         donor_scores=None if scores is None else np.array([scores.get(d, np.nan) for d in donations.donors]),
-        project_self_addresses=[{"0x" + a.hex() for a in group} for group in donations.recipient_addresses],
+        project_self_addresses=[{to_hex(a) for a in group} for group in donations.recipient_addresses],
     )  # fmt: skip
     pool = PoolRound(
         donations.chain_id, donations.pool_id, donations.pool_amount, donations.donors, donations.projects,

@@ -12,6 +12,7 @@ import numpy as np
 import psycopg
 
 from qf.errors import DataError
+from qf.eth import to_hex
 from qf.model.dataset import Dataset, assemble_dataset
 
 
@@ -54,10 +55,10 @@ def _load(conn: psycopg.Connection[Any], chain_id: int) -> Dataset:
     if not rows:
         raise DataError(f"chain {chain_id} has no donations: index a round first (`qf index`)")
     columns = list(zip(*rows, strict=True))
-    senders = ["0x" + bytes(b).hex() for b in columns[0]]
+    senders = [to_hex(bytes(b)) for b in columns[0]]
     projects = [f"{pool}:0x{bytes(r).hex()}" for pool, r in zip(columns[1], columns[2], strict=True)]
     tokens = [bytes(t) for t in columns[3]]
-    by_address = {"0x" + bytes(a).hex(): (bool(s), str(p), str(src)) for a, s, p, src in labels}
+    by_address = {to_hex(bytes(a)): (bool(s), str(p), str(src)) for a, s, p, src in labels}
     sources = dict(
         conn.execute("SELECT source, count(*) FROM qf.labels WHERE chain_id = %s GROUP BY 1 ORDER BY 1", (chain_id,))
         .fetchall()

@@ -30,6 +30,7 @@ from psycopg import sql
 
 from qf.chain.abi import NATIVE_TOKEN
 from qf.errors import ConfigError
+from qf.eth import from_hex
 from qf.sim.labels import store_labels
 from qf.sim.plan import RoundPlan, Token
 from qf.sim.wallets import gas_price_wei
@@ -65,7 +66,7 @@ def _hash32(*parts: object) -> bytes:
 
 def token_address(chain_id: int, token: Token) -> bytes:
     """The address a plan's token gets on ``chain_id``: the native placeholder, or the chain's test token."""
-    return bytes.fromhex(NATIVE_TOKEN[2:]) if token is Token.NATIVE else derived_address("direct-token", chain_id)
+    return from_hex(NATIVE_TOKEN) if token is Token.NATIVE else derived_address("direct-token", chain_id)
 
 
 def first_donation_block(plan: RoundPlan, setup_block: int = 1) -> int:
@@ -139,7 +140,7 @@ def write_plan(
         statuses: dict[int, list[tuple[int, bytes, int]]] = defaultdict(list)
         for project in plan.projects:
             strategy = pools[project.pool][1]
-            owner = bytes.fromhex(plan.wallets[project.owner].address[2:])
+            owner = from_hex(plan.wallets[project.owner].address)
             index = len(statuses[project.pool])
             statuses[project.pool].append((index, owner, int(project.status)))
             writer.log("registered", strategy, recipient_id=owner, recipient_address=owner, recipient_index=index,
@@ -221,8 +222,8 @@ def _write_donations(  # noqa: PLR0917 - one call site, every argument needed
     block_seconds: int,
 ) -> int:
     """COPY every donation into qf.allocated; returns the last block used."""
-    recipient = [bytes.fromhex(plan.wallets[p.owner].address[2:]) for p in plan.projects]
-    addresses = [bytes.fromhex(w.address[2:]) for w in plan.wallets]
+    recipient = [from_hex(plan.wallets[p.owner].address) for p in plan.projects]
+    addresses = [from_hex(w.address) for w in plan.wallets]
     rows = donation_rows(plan, first_block=first_block, start_time=start_time, block_seconds=block_seconds)
     with conn.cursor() as cur, cur.copy(f"COPY qf.allocated ({', '.join(_ALLOCATED_COLUMNS)}) FROM STDIN") as copy:
         for n, r in enumerate(rows):

@@ -34,6 +34,7 @@ from qf.chain.deploy import Deployment
 from qf.chain.rpc import RpcClient
 from qf.chain.tx import TxRequest, TxSender, block_receipts, wait_for_receipts
 from qf.errors import ChainError, RpcError
+from qf.eth import from_hex, to_hex
 from qf.sim.plan import Donation, RecipientStatus, RoundPlan, Token
 from qf.sim.wallets import gas_price_wei
 
@@ -278,7 +279,7 @@ class _Round:
             entry = next(lg for lg in receipt["logs"] if lg["topics"][0] == created)
             strategy, token, _amount, _meta = eth_abi.decode(
                 ["address", "address", "uint256", "(uint256,string)"],
-                bytes.fromhex(entry["data"][2:]),
+                from_hex(entry["data"]),
             )
             pools.append(
                 PoolOnChain(int(entry["topics"][1], 16), strategy.lower(), token.lower(), w[2], w[3])
@@ -456,7 +457,7 @@ class _Round:
                     [
                         {
                             "to": on_chain.strategy,
-                            "data": "0x" + self.strategy.encode_call("poolAmount", []).hex(),
+                            "data": to_hex(self.strategy.encode_call("poolAmount", [])),
                         },
                         "latest",
                     ],

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 
+from qf.eth import from_hex
 from qf.sim.plan import Label
 
 COLUMNS = ("address", "is_sybil", "pattern", "source")
@@ -37,7 +38,7 @@ def store_labels(
         )
         with cur.copy("COPY incoming_labels (address, is_sybil, pattern) FROM STDIN") as copy:
             for label in labels:
-                copy.write_row((bytes.fromhex(label.address[2:]), label.is_sybil, label.pattern))
+                copy.write_row((from_hex(label.address), label.is_sybil, label.pattern))
         cur.execute(
             """
             INSERT INTO qf.labels (chain_id, address, is_sybil, pattern, source, run_id)

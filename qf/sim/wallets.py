@@ -30,6 +30,7 @@ from collections.abc import Iterable
 import coincurve
 from eth_utils.crypto import keccak
 
+from qf.eth import to_hex
 from qf.sim.plan import Donation, Token, Wallet
 
 #: Order of the secp256k1 group; a private key must lie in [1, n).
@@ -54,7 +55,7 @@ def private_key_for(namespace: str, ident: str) -> bytes:
 def address_of(private_key: bytes) -> str:
     """The lowercase 0x-hex Ethereum address that ``private_key`` controls."""
     public = coincurve.PublicKey.from_secret(private_key).format(compressed=False)
-    return "0x" + keccak(public[1:])[-20:].hex()
+    return to_hex(keccak(public[1:])[-20:])
 
 
 def derive_wallet(namespace: str, ident: str, prior_nonce: int = 0) -> Wallet:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from qf.errors import DataError
+from qf.eth import to_hex
 from qf.model.dataset import ORDER_SCALE, Dataset, assemble_dataset
 from qf.sim.attacks import FAMILIES, Background, plan_attacks
 from qf.sim.direct import derived_address
@@ -70,7 +71,7 @@ def inject_dataset(
         background, families, seed=seed, wallet_offset=n_donors, project_offset=n_projects, **sizes
     )
     addresses = [*dataset.donors["address"], *(
-        "0x" + derived_address(attacks.namespace, w.ident).hex() for w in attacks.wallets
+        to_hex(derived_address(attacks.namespace, w.ident)) for w in attacks.wallets
     )]  # fmt: skip
     pool_key = d.project_ids[int(order[0])].partition(":")[0]
     project_ids = [*d.project_ids, *(f"{pool_key}:{addresses[o]}" for o in attacks.project_owners)]

@@ -66,7 +66,7 @@ GOOD = f"{B},sybil,good\n"  # a valid first row: it must not be written either
         (f"address,label,source\n{GOOD}{A},maybe,r\n", ["line 3", "'maybe' is not sybil or honest"]),
         (f"address,label,source\n{GOOD}{A},sybil,\n", ["line 3", "source is empty"]),
         (f"address,label,source\n{GOOD}{A},sybil,r\n{A},honest,r\n", ["line 4", "duplicate of line 3"]),
-        (f"address,label,source\n{GOOD}{'0x' + 'zz' * 20},sybil,r\n", ["not hexadecimal"]),
+        (f"address,label,source\n{GOOD}{'0x' + 'zz' * 20},sybil,r\n", ["is not an address"]),
         ("address,label,source\n", ["no rows"]),
     ],
 )
