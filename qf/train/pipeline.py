@@ -48,7 +48,8 @@ from qf.train.calibration import choose_thresholds, fit_calibration
 from qf.train.clusters import choose_kmeans, pca_2d
 from qf.train.export import from_isolation_forest, from_lof
 from qf.train.recommend import donation_matrix, fit_recommender, hit_rate_at_k
-from qf.train.report import ReportData, SplitScores, headline, write_report
+from qf.train.report import headline, write_report
+from qf.train.report_data import ReportData, SplitScores
 from qf.train.rules import top_rules
 
 FloatArray = npt.NDArray[np.float64]

@@ -15,7 +15,8 @@ from matplotlib.image import imread
 
 from qf.errors import DataError
 from qf.train.evaluation import evaluate
-from qf.train.report import ReportData, SplitScores, headline, slugify, write_report
+from qf.train.report import headline, write_report
+from qf.train.report_data import ReportData, SplitScores, slugify
 from qf.train.rules import Rule
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
