@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from qf.errors import DataError
 from qf.model.features import signed_log1p
-from qf.train.export import lof_densities, lof_neighbourhoods, lof_score_samples
+from qf.train.lof import lof_densities, lof_neighbourhoods, lof_score_samples
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

@@ -23,6 +23,7 @@ from sklearn.neighbors import LocalOutlierFactor
 from qf.model.arrays import LofArrays
 from qf.model.kernels import lof
 from qf.train import anomaly, export, pipeline
+from qf.train import lof as lof_training
 
 Array = np.ndarray[Any, Any]
 
@@ -117,7 +118,7 @@ def test_kernel_equals_reference_with_thousands_of_duplicates(crowded: Array, qu
 
 def test_neighbourhoods_hold_every_tie(crowded: Array) -> None:
     """The exported neighbourhoods are exactly the reference's sets, however many points tie at the k-th distance."""
-    neighbourhoods = export.lof_neighbourhoods(crowded, 20)
+    neighbourhoods = lof_training.lof_neighbourhoods(crowded, 20)
     expected = reference(crowded, 20, crowded[:0])
     sizes = neighbourhoods.sizes
     assert sizes.max() > 1000  # a copy of a duplicated row has every other copy at distance 0
