@@ -31,6 +31,7 @@ from scorer import audit as audit_log
 from scorer import experiment_store
 from scorer.api.v1 import scorer_pb2, scorer_pb2_grpc
 from scorer.audit import AuditLog
+from scorer.errors import ModelError
 from scorer.experiments import ExperimentConfig
 from scorer.feature_store import FeatureSnapshot, FeatureStore
 from scorer.interceptors import GatewayInterceptor
@@ -93,7 +94,7 @@ class Sidecar:
         _, bundle = await asyncio.to_thread(self.models.load_and_swap, options.models_root, options.version)
         self.metrics.set_model(bundle.version, bundle.served_model)
         if bundle.chain_id is None:
-            raise ValueError(f"model version {bundle.version} does not say which chain it was trained on")
+            raise ModelError(f"model version {bundle.version} does not say which chain it was trained on")
         self.features = FeatureStore(
             bundle.chain_id,
             lambda: self.models.current().recommender.project_ids,

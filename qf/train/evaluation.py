@@ -30,7 +30,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from qf.errors import ConfigError, DataError
+from qf.errors import ConfigError
+from qf.train.errors import MetricError
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -42,10 +43,6 @@ CountsMetric = Callable[[BoolArray, FloatArray, FloatArray], FloatArray]
 # Resamples are drawn in chunks of about this many (resample, row) cells, so
 # the few float64 work arrays per chunk stay around 100 MB whatever n_boot is.
 _CHUNK_CELLS = 1 << 21
-
-
-class MetricError(DataError, ValueError):
-    """Labels or scores cannot give the metric asked for (one class only, mismatched lengths)."""
 
 
 class ConfidenceInterval(NamedTuple):

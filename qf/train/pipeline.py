@@ -46,6 +46,7 @@ from qf.sim.attacks import FAMILIES
 from qf.train import anomaly, evaluation, injection, risk, splits
 from qf.train.calibration import choose_thresholds, fit_calibration
 from qf.train.clusters import choose_kmeans, pca_2d
+from qf.train.errors import SplitError
 from qf.train.export import from_isolation_forest, from_lof
 from qf.train.recommend import donation_matrix, fit_recommender, hit_rate_at_k
 from qf.train.report import headline, write_report
@@ -366,7 +367,7 @@ def _in_distribution(data: TrainingData, config: TrainConfig, record: Callable[.
             donors["first_block"].to_numpy(), donors["last_block"].to_numpy(), y,
             test_fraction=config.time_test_fraction,
         )  # fmt: skip
-    except splits.SplitError as exc:
+    except SplitError as exc:
         notes.append(f"time split not evaluated: {exc}")
         return
     splits.check_disjoint(cut, n_rows=y.size)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from qf.errors import ConfigError
 from qf.model.arrays import LinearModel, TreeEnsemble
 from qf.model.features import FEATURE_NAMES
 from qf.train.export import from_lightgbm, from_logistic, from_random_forest, from_xgboost
@@ -92,7 +93,7 @@ def build(name: str, y: npt.NDArray[np.bool_], seed: int) -> Any:
             n_estimators=100, min_samples_leaf=5, max_features="sqrt", class_weight="balanced_subsample",
             monotonic_cst=MONOTONE, random_state=seed, n_jobs=THREADS,
         )
-    raise ValueError(f"unknown risk model {name!r}; choose from {', '.join(CANDIDATES)}")
+    raise ConfigError(f"unknown risk model {name!r}; choose from {', '.join(CANDIDATES)}")
 
 
 def fit(name: str, x: FloatArray, y: npt.NDArray[np.bool_], seed: int) -> Any:

@@ -26,14 +26,11 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.model_selection import StratifiedKFold
 
-from qf.errors import ConfigError, DataError
+from qf.errors import ConfigError
+from qf.train.errors import SplitError
 
 IndexArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
-
-
-class SplitError(DataError, ValueError):
-    """The labels cannot support the split asked for (too few of a class, a missing pattern)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)

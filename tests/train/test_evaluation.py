@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from qf.errors import ConfigError
+from qf.train.errors import MetricError
 from qf.train.evaluation import (
     Metric,
-    MetricError,
     bootstrap_ci,
     calibration_bins,
     evaluate,
