@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import psycopg
 import structlog
@@ -44,14 +44,16 @@ CHAIN_MOVED_WARN_STREAK = 3
 
 @dataclass(frozen=True, slots=True)
 class IndexerConfig:
+    """The loop's configuration, built from the settings by ``indexer.app`` (whose defaults apply)."""
+
     chain_id: int | None
     core: bytes
     start_block: int
-    poll_interval_seconds: float = 0.5
-    confirmations: int = 64
-    max_reorg_depth: int = 128
-    range_policy: RangePolicy = field(default_factory=RangePolicy)
-    refresh_debounce_seconds: float = 1.0
+    poll_interval_seconds: float
+    confirmations: int
+    max_reorg_depth: int
+    range_policy: RangePolicy
+    refresh_debounce_seconds: float
     #: Blocks behind the head that still count as "caught up" for /readyz.
     ready_lag_blocks: int = 2
     #: When the node's genesis differs from the one the rows came from (a restarted devnet):

@@ -32,6 +32,7 @@ from typing import Final, NamedTuple
 
 from indexer.errors import RangeRefused
 from qf.errors import ConfigError
+from qf.settings import default_of
 
 __all__ = [
     "BlockRange",
@@ -151,8 +152,8 @@ def is_range_error(message: str, code: int | None) -> bool:
 class RangePolicy:
     """Limits of the planner; built once from the settings."""
 
-    initial_blocks: int = 2_000
-    max_blocks: int = 100_000
+    initial_blocks: int = default_of("log_range_blocks")
+    max_blocks: int = default_of("log_range_max_blocks")
     #: Consecutive successful requests before the span grows.
     grow_after: int = 3
     grow_factor: int = 2

@@ -199,7 +199,7 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values.get("rpc_urls"), str):
             values["rpc_urls"] = _split_urls(values["rpc_urls"])
-        home = Path(values.get("home", _default("home"))).expanduser().resolve()
+        home = Path(values.get("home", default_of("home"))).expanduser().resolve()
         values["home"] = home
         values["models_dir"] = Path(values.get("models_dir") or home / "models").expanduser().resolve()
         if "log_format" in values:
@@ -223,7 +223,8 @@ class Settings:
         return self.home / "pgdata"
 
 
-def _default(name: str) -> Any:
+def default_of(name: str) -> Any:
+    """The default of setting ``name``: for the components' own configuration objects, so it is written once."""
     f = next(f for f in fields(Settings) if f.name == name)
     return f.default if f.default is not MISSING else dict[str, str]()
 
