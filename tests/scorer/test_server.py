@@ -605,3 +605,28 @@ def test_protobuf_fuzz_never_crashes_the_server(served: Served) -> None:
         health_pb2.HealthCheckResponse.SERVING
     )
     assert score(served, TOKEN).decision_id
+
+
+def test_the_demo_calls_the_sidecar_through_the_client(served: Served, tmp_path: Path) -> None:
+    """`make demo`'s showcases on a real round: matching side by side, then a sidecar of its own called through
+    scorer.client (model info, a score per labelled pattern and a never-seen donor, Recommend, AssignVariant)."""
+    import io  # noqa: PLC0415
+
+    from rich.console import Console  # noqa: PLC0415
+
+    from qf_sentinel.demo import show_matching, show_sidecar  # noqa: PLC0415
+
+    settings = settings_for(tmp_path, models_dir=served.models_root)
+    shown = io.StringIO()
+    out = Console(file=shown, width=200)
+    show_matching(settings, served.round.db_url, out)
+    show_sidecar(settings, served.round.db_url, out)
+    text = shown.getvalue()
+    assert "pool 1 matching" in text
+    assert "standard" in text and "risk-adjusted" in text  # noqa: PT018
+    assert f"model {served.versions[1]}" in text  # LATEST: the second version trained
+    patterns = {label.pattern for label in served.round.plan.labels}
+    assert all(pattern in text for pattern in patterns)
+    assert "(never seen)" in text
+    assert "Recommend(" in text
+    assert "AssignVariant(project_list)" in text
