@@ -38,7 +38,7 @@ import structlog
 from indexer.answers import TopicFilter, check_block, check_blocks, check_transactions, validate_logs
 from indexer.errors import RpcExhausted
 from indexer.retry import TokenBucket, backoff_delay, classify, retry_after_seconds
-from qf.chain.rpc import redact_rpc_url
+from qf.chain.rpc import redact_rpc_url, rpc_error
 from qf.errors import ConfigError, RpcError, RpcUnavailable
 
 log = structlog.get_logger()
@@ -422,18 +422,6 @@ def _block_id(number_or_tag: int | str) -> str:
     return hex(number_or_tag) if isinstance(number_or_tag, int) else number_or_tag
 
 
-def _rpc_error(error: object, method: str) -> RpcError:
-    if isinstance(error, dict):
-        code = error.get("code")
-        return RpcError(
-            str(error.get("message", "")),
-            code=code if isinstance(code, int) else -1,
-            method=method,
-            data=error.get("data"),
-        )
-    return RpcError(str(error), code=-1, method=method)
-
-
 def _rpc_failure(error: RpcError) -> _Failure:
     return _Failure(error, "rpc_error" if classify(error) == "permanent" else "rpc_retriable")
 
@@ -447,7 +435,7 @@ def _single_result(body: Any, request_id: int, method: str, endpoint: _Endpoint)
         raise _malformed(f"{type(body).__name__} instead of an object to {method}", endpoint)
     if body.get("error") is not None:
         # Error answers may carry id null (a parse error): the error is ours all the same.
-        raise _rpc_failure(_rpc_error(body["error"], method))
+        raise _rpc_failure(rpc_error(body["error"], method))
     if body.get("id") != request_id or "result" not in body:
         raise _malformed(f"an object without our id or a result to {method}", endpoint)
     return body["result"]
@@ -456,7 +444,7 @@ def _single_result(body: Any, request_id: int, method: str, endpoint: _Endpoint)
 def _batch_results(body: Any, first_id: int, calls: Sequence[Call], endpoint: _Endpoint) -> list[Any]:
     if isinstance(body, dict) and body.get("error") is not None:
         # Some nodes answer a whole batch with one error object (a batch limit, a rate limit).
-        raise _rpc_failure(_rpc_error(body["error"], "batch"))
+        raise _rpc_failure(rpc_error(body["error"], "batch"))
     if not isinstance(body, list):
         raise _malformed(f"{type(body).__name__} instead of a list to a batch", endpoint)
     by_id = {item.get("id"): item for item in body if isinstance(item, dict)}
@@ -472,7 +460,7 @@ def _batch_results(body: Any, first_id: int, calls: Sequence[Call], endpoint: _E
             )
             continue
         if item.get("error") is not None:
-            failure = _rpc_failure(_rpc_error(item["error"], method))
+            failure = _rpc_failure(rpc_error(item["error"], method))
             if failure.kind == "rpc_error":
                 # A permanent item error is the answer: retrying would only repeat it.
                 raise failure

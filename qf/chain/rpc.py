@@ -125,15 +125,23 @@ class RpcClient:
             raise RpcUnavailable(f"RPC at {redact_rpc_url(self.url)} answered non-JSON", url=self.url) from None
 
 
+def rpc_error(error: object, method: str) -> RpcError:
+    """The ``RpcError`` of a JSON-RPC error object (a node's odd shapes included: a string, a code not an int)."""
+    if isinstance(error, dict):
+        code = error.get("code")
+        return RpcError(
+            str(error.get("message", error)),
+            code=code if isinstance(code, int) else -1,
+            method=method,
+            data=error.get("data"),
+        )
+    return RpcError(str(error), code=-1, method=method)
+
+
 def _result(item: Any, method: str) -> Any:
     if not isinstance(item, dict):
         raise RpcError(f"malformed response {item!r:.80}", code=-1, method=method)
     error = item.get("error")
     if error is not None:
-        raise RpcError(
-            str(error.get("message", error)),
-            code=int(error.get("code", -1)),
-            method=method,
-            data=error.get("data"),
-        )
+        raise rpc_error(error, method)
     return item.get("result")
