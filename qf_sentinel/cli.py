@@ -24,6 +24,8 @@ from qf.errors import ConfigError, QFError
 from qf.eth import to_hex
 from qf.logs import configure_logging
 from qf.settings import ENV_VARS, Settings
+from qf_sentinel import render
+from qf_sentinel.render import out
 
 app = typer.Typer(
     name="qf",
@@ -37,12 +39,9 @@ app.add_typer(db_app, name="db")
 labels_app = typer.Typer(help="Sybil labels: import reviewers' verdicts.", no_args_is_help=True)
 app.add_typer(labels_app, name="labels")
 
-out = Console()
 log = structlog.get_logger()
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ROUND9_CSV = REPO_ROOT / "data" / "gitcoin-round9-contributions.csv.xz"
-#: Rows of a ranking a terminal table shows (csv and json give them all).
-TABLE_ROWS = 25
 
 
 @app.callback()
@@ -392,7 +391,7 @@ def matching(
             row |= {"base_match": round(float(base[j]), 6), "delta": round(float(matches[j] - base[j]), 6)}
         rows.append(row)
     rows.sort(key=lambda r: -float(r["match"]))
-    _render_matching(output, rows, {"run_id": run_id, "chain_id": chain, "pool_id": pool, "method": method,
+    render.matching_table(output, rows, {"run_id": run_id, "chain_id": chain, "pool_id": pool, "method": method,
                                     "params": params, "pool_amount": round_.pool_amount})  # fmt: skip
 
 
@@ -412,30 +411,6 @@ def _donor_weights(
     scores = read_scores_csv(Path(weights))
     raw = [scores.get(d, 0.0) for d in donors]
     return weights_from_scores(raw, threshold=threshold, mode="exclude" if threshold else "linear"), how
-
-
-def _render_matching(output: str, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
-    import csv as csv_module
-    import json as json_module
-
-    if output == "json":
-        print(json_module.dumps(meta | {"results": rows}, indent=2))
-    elif output == "csv":
-        writer = csv_module.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["recipient_id"])
-        writer.writeheader()
-        writer.writerows(rows)
-    else:
-        from rich.table import Table
-
-        title = f"pool {meta['pool_id']} · {meta['method']} · run {meta['run_id']} (qf.matching_results)"
-        table = Table(*(rows[0] if rows else ["recipient_id"]), title=title)
-        # A terminal shows the top of the ranking; every row is in the run's table and in --format csv|json.
-        for row in rows[:TABLE_ROWS]:
-            table.add_row(*(str(v) for v in row.values()))
-        out.print(table)
-        if len(rows) > TABLE_ROWS:
-            out.print(f"top {TABLE_ROWS} of {len(rows)} recipients; all of them with --format csv, or in "
-                      f"qf.matching_results (run_id {meta['run_id']})")  # fmt: skip
 
 
 @labels_app.command("import")
@@ -485,38 +460,9 @@ def train(
         chain = resolve_chain(conn, chain_id if chain_id is not None else settings.chain_id)
         dataset = load_dataset(conn, chain)
     result = run_training(dataset, root, config, progress=lambda line: out.print(f"  {line}"))
-    _print_headline(result.headline)
+    render.headline(result.headline)
     out.print(f"model version {result.version_dir.name} in {result.version_dir} ({time.monotonic() - started:.1f} s)")
     out.print(f"report: {result.version_dir / 'report.md'}")
-
-
-def _print_headline(headline: dict[str, Any]) -> None:
-    """The served model on each split: AUCs with their 95% intervals, and the gate on each held-out family."""
-    from rich.table import Table
-
-    def ci(metric: dict[str, float]) -> str:
-        return f"{metric['point']:.3f} [{metric['low']:.2f}-{metric['high']:.2f}]"
-
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{value:.0%}"
-
-    gate = headline.get("gate", {})
-    thresholds = gate.get("thresholds", headline["thresholds"])
-    table = Table("held out", "ROC AUC [95% CI]", "PR AUC", "gate: attackers approved / background blocked, review",
-                  title=f"served model: {headline['served_model']} (review from {thresholds['review']:.2f}, "
-                        f"block above {thresholds['block']:.2f})")  # fmt: skip
-    for split, row in headline["splits"].items():
-        family = gate.get("families", {}).get(split.removeprefix("leave-out-"))
-        cells = ("attackers_approved", "background_blocked", "background_review")
-        rates = " / ".join(pct(family.get(k)) for k in cells) if family else ""
-        name = split.replace("leave-out-", "without ")
-        table.add_row(name, ci(row["roc_auc"]), f"{row['pr_auc']['point']:.2f}", rates)
-    out.print(table)
-    if gate.get("attackers_approved") is not None:
-        out.print(
-            f"gate over held-out families: attackers approved {pct(gate['attackers_approved'])}, background "
-            f"blocked {pct(gate['background_blocked'])}, sent to review {pct(gate['background_review'])}"
-        )
 
 
 @app.command("eval")
@@ -539,44 +485,10 @@ def evaluate(
     config = EvalConfig(seed=seed, n_boot=n_boot, families=tuple(families_option(families)))
     result = run_offline_eval(path or ROUND9_CSV, config, progress=lambda line: out.print(f"  {line}"))
     result["seconds"] = round(time.monotonic() - started, 1)
-    _print_eval(result)
+    render.evaluation(result)
     if json_out is not None:
         json_out.write_text(json_module.dumps(result, indent=2, default=float))
         out.print(f"figures written to {json_out}")
-
-
-def _print_eval(result: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{value:.1%}"
-
-    def ci(metric: dict[str, float]) -> str:
-        return f"{metric['point']:.3f} [{metric['low']:.2f}, {metric['high']:.2f}]"
-
-    table = Table("held out", "n", "ROC AUC", "approved", "blocked", "bg blocked/review", "gain COCM/risk-adj.",
-                  "honest L1 COCM/risk-adj.", title=f"qf eval: Round 9 background, served {result['served_model']}")
-    for family, row in result["families"].items():
-        gate, m = row["gate"] or {}, row["matching"] or {}
-        table.add_row(
-            family, str(row["attackers"]), f"{row['roc_auc']['point']:.3f}", pct(gate.get("attackers_approved")),
-            pct(gate.get("attackers_blocked")),
-            f"{pct(gate.get('background_blocked'))}/{pct(gate.get('background_review'))}",
-            f"{m.get('attackers_cocm', float('nan')):.2%}/{m.get('attackers_risk_adjusted', float('nan')):.2%}",
-            f"{m.get('honest_l1_cocm', float('nan')):.3f}/{m.get('honest_l1_risk_adjusted', float('nan')):.3f}",
-        )  # fmt: skip
-    out.print(table)
-    g, m = result["gate"], result["matching"]
-    out.print(
-        f"pooled ROC AUC {ci(result['pooled']['roc_auc'])}; background blocked {pct(g['background_blocked'])}, "
-        f"to review {pct(g['background_review'])}; held-out attackers approved {pct(g['attackers_approved'])}; "
-        f"thresholds review {result['thresholds']['review']:.3f} / block {result['thresholds']['block']:.3f}"
-    )
-    out.print(
-        f"matching (mean over families): attackers' gain standard {m['attackers_standard']:.2%}, COCM "
-        f"{m['attackers_cocm']:.2%}, risk-adjusted {m['attackers_risk_adjusted']:.2%}; honest L1 from clean QF: "
-        f"COCM {m['honest_l1_cocm']:.3f}, risk-adjusted {m['honest_l1_risk_adjusted']:.3f} ({result['seconds']} s)"
-    )
 
 
 @app.command()

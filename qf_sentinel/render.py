@@ -1,0 +1,97 @@
+"""What the CLI prints: matching runs, training headlines and the offline evaluation, for a terminal or a pipe.
+
+Pure presentation over the plain dicts the commands produce; the commands
+decide what to compute (:mod:`qf_sentinel.cli`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+out = Console()
+#: Rows of a ranking a terminal table shows (csv and json give them all).
+TABLE_ROWS = 25
+
+
+def matching_table(output: str, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    """A matching run as JSON, CSV or (on a terminal) the top of its ranking."""
+    if output == "json":
+        print(json.dumps(meta | {"results": rows}, indent=2))
+    elif output == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["recipient_id"])
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        title = f"pool {meta['pool_id']} · {meta['method']} · run {meta['run_id']} (qf.matching_results)"
+        table = Table(*(rows[0] if rows else ["recipient_id"]), title=title)
+        # A terminal shows the top of the ranking; every row is in the run's table and in --format csv|json.
+        for row in rows[:TABLE_ROWS]:
+            table.add_row(*(str(v) for v in row.values()))
+        out.print(table)
+        if len(rows) > TABLE_ROWS:
+            out.print(f"top {TABLE_ROWS} of {len(rows)} recipients; all of them with --format csv, or in "
+                      f"qf.matching_results (run_id {meta['run_id']})")  # fmt: skip
+
+def headline(headline: dict[str, Any]) -> None:
+    """The served model on each split: AUCs with their 95% intervals, and the gate on each held-out family."""
+    def ci(metric: dict[str, float]) -> str:
+        return f"{metric['point']:.3f} [{metric['low']:.2f}-{metric['high']:.2f}]"
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0%}"
+
+    gate = headline.get("gate", {})
+    thresholds = gate.get("thresholds", headline["thresholds"])
+    table = Table("held out", "ROC AUC [95% CI]", "PR AUC", "gate: attackers approved / background blocked, review",
+                  title=f"served model: {headline['served_model']} (review from {thresholds['review']:.2f}, "
+                        f"block above {thresholds['block']:.2f})")  # fmt: skip
+    for split, row in headline["splits"].items():
+        family = gate.get("families", {}).get(split.removeprefix("leave-out-"))
+        cells = ("attackers_approved", "background_blocked", "background_review")
+        rates = " / ".join(pct(family.get(k)) for k in cells) if family else ""
+        name = split.replace("leave-out-", "without ")
+        table.add_row(name, ci(row["roc_auc"]), f"{row['pr_auc']['point']:.2f}", rates)
+    out.print(table)
+    if gate.get("attackers_approved") is not None:
+        out.print(
+            f"gate over held-out families: attackers approved {pct(gate['attackers_approved'])}, background "
+            f"blocked {pct(gate['background_blocked'])}, sent to review {pct(gate['background_review'])}"
+        )
+
+def evaluation(result: dict[str, Any]) -> None:
+    """`qf eval`'s figures: the gate and matching on each held-out attack family, then the pooled ones."""
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    def ci(metric: dict[str, float]) -> str:
+        return f"{metric['point']:.3f} [{metric['low']:.2f}, {metric['high']:.2f}]"
+
+    table = Table("held out", "n", "ROC AUC", "approved", "blocked", "bg blocked/review", "gain COCM/risk-adj.",
+                  "honest L1 COCM/risk-adj.", title=f"qf eval: Round 9 background, served {result['served_model']}")
+    for family, row in result["families"].items():
+        gate, m = row["gate"] or {}, row["matching"] or {}
+        table.add_row(
+            family, str(row["attackers"]), f"{row['roc_auc']['point']:.3f}", pct(gate.get("attackers_approved")),
+            pct(gate.get("attackers_blocked")),
+            f"{pct(gate.get('background_blocked'))}/{pct(gate.get('background_review'))}",
+            f"{m.get('attackers_cocm', float('nan')):.2%}/{m.get('attackers_risk_adjusted', float('nan')):.2%}",
+            f"{m.get('honest_l1_cocm', float('nan')):.3f}/{m.get('honest_l1_risk_adjusted', float('nan')):.3f}",
+        )  # fmt: skip
+    out.print(table)
+    g, m = result["gate"], result["matching"]
+    out.print(
+        f"pooled ROC AUC {ci(result['pooled']['roc_auc'])}; background blocked {pct(g['background_blocked'])}, "
+        f"to review {pct(g['background_review'])}; held-out attackers approved {pct(g['attackers_approved'])}; "
+        f"thresholds review {result['thresholds']['review']:.3f} / block {result['thresholds']['block']:.3f}"
+    )
+    out.print(
+        f"matching (mean over families): attackers' gain standard {m['attackers_standard']:.2%}, COCM "
+        f"{m['attackers_cocm']:.2%}, risk-adjusted {m['attackers_risk_adjusted']:.2%}; honest L1 from clean QF: "
+        f"COCM {m['honest_l1_cocm']:.3f}, risk-adjusted {m['honest_l1_risk_adjusted']:.3f} ({result['seconds']} s)"
+    )
