@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +43,56 @@ CountsMetric = Callable[[BoolArray, FloatArray, FloatArray], FloatArray]
 # Resamples are drawn in chunks of about this many (resample, row) cells, so
 # the few float64 work arrays per chunk stay around 100 MB whatever n_boot is.
 _CHUNK_CELLS = 1 << 21
+
+
+class IntervalDict(TypedDict):
+    """A :class:`ConfidenceInterval` as JSON (NaN as None)."""
+
+    point: float | None
+    low: float | None
+    high: float | None
+
+
+class ThresholdDict(TypedDict):
+    threshold: float
+    precision: IntervalDict
+    recall: IntervalDict
+
+
+class GatingDict(TypedDict):
+    """A :class:`GatingOutcome` as JSON: the counts, ``n`` and the three rates (None when undefined)."""
+
+    review_threshold: float
+    block_threshold: float
+    honest_approved: int
+    honest_reviewed: int
+    honest_blocked: int
+    sybil_approved: int
+    sybil_reviewed: int
+    sybil_blocked: int
+    n: int
+    honest_blocked_rate: float | None
+    honest_review_rate: float | None
+    sybil_approved_rate: float | None
+
+
+class BootstrapDict(TypedDict):
+    n_boot: int
+    seed: int
+    alpha: float
+
+
+class EvaluationDict(TypedDict):
+    """:meth:`Evaluation.to_dict`: one model on one split, what the report and the README read."""
+
+    n: int
+    positives: int
+    prevalence: float | None
+    roc_auc: IntervalDict
+    pr_auc: IntervalDict
+    at_thresholds: list[ThresholdDict]
+    gating: GatingDict
+    bootstrap: BootstrapDict
 
 
 class ConfidenceInterval(NamedTuple):
@@ -280,14 +330,14 @@ class GatingOutcome:
         """Sybils that pass unseen; NaN without sybils."""
         return self.sybil_approved / self.sybils if self.sybils else math.nan
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> GatingDict:
         counts = asdict(self)
         rates = {
             "honest_blocked_rate": self.honest_blocked_rate,
             "honest_review_rate": self.honest_review_rate,
             "sybil_approved_rate": self.sybil_approved_rate,
         }
-        return _json_ready_dict({**counts, "n": self.n, **rates})
+        return cast(GatingDict, _json_ready_dict({**counts, "n": self.n, **rates}))
 
 
 def gating_outcome(
@@ -337,21 +387,24 @@ class Evaluation:
     seed: int
     alpha: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return _json_ready_dict(
-            {
-                "n": self.n,
-                "positives": self.positives,
-                "prevalence": self.positives / self.n,
-                "roc_auc": self.roc_auc._asdict(),
-                "pr_auc": self.pr_auc._asdict(),
-                "at_thresholds": [
-                    {"threshold": t.threshold, "precision": t.precision._asdict(), "recall": t.recall._asdict()}
-                    for t in self.at_thresholds
-                ],
-                "gating": self.gating.to_dict(),
-                "bootstrap": {"n_boot": self.n_boot, "seed": self.seed, "alpha": self.alpha},
-            }
+    def to_dict(self) -> EvaluationDict:
+        return cast(
+            EvaluationDict,
+            _json_ready_dict(
+                {
+                    "n": self.n,
+                    "positives": self.positives,
+                    "prevalence": self.positives / self.n,
+                    "roc_auc": self.roc_auc._asdict(),
+                    "pr_auc": self.pr_auc._asdict(),
+                    "at_thresholds": [
+                        {"threshold": t.threshold, "precision": t.precision._asdict(), "recall": t.recall._asdict()}
+                        for t in self.at_thresholds
+                    ],
+                    "gating": self.gating.to_dict(),
+                    "bootstrap": {"n_boot": self.n_boot, "seed": self.seed, "alpha": self.alpha},
+                }
+            ),
         )
 
 

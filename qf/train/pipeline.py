@@ -109,7 +109,7 @@ class TrainingData:
 @dataclass
 class Evaluated:
     scores: list[SplitScores]
-    evaluations: dict[str, dict[str, dict[str, Any]]]
+    evaluations: dict[str, dict[str, evaluation.EvaluationDict]]
     notes: list[str]
     #: model -> (rows of the donors held out, held-out score, split name) over every leave-out split
     held_out: dict[str, list[tuple[npt.NDArray[np.intp], FloatArray, str]]] = field(default_factory=dict)
@@ -496,7 +496,7 @@ def _library_versions() -> dict[str, str]:
     return {lib: importlib.metadata.version(lib) for lib in LIBRARIES} | {"python": platform.python_version()}
 
 
-def _brief(result: dict[str, Any]) -> dict[str, Any]:
+def _brief(result: evaluation.EvaluationDict) -> dict[str, Any]:
     return {k: result[k] for k in ("roc_auc", "pr_auc", "gating", "n", "positives") if k in result}
 
 

@@ -344,7 +344,8 @@ def _gating_section(data: ReportData, images: Mapping[str, str]) -> list[str]:
     section = ["## What the gate would do on held-out donors"]
     rows, sentences = [], []
     for split, by_model in data.evaluations.items():
-        gating = by_model.get(data.served_model, {}).get("gating")
+        served = by_model.get(data.served_model)
+        gating = served.get("gating") if served is not None else None
         if not isinstance(gating, Mapping):
             continue
         honest = sum(int(gating[key]) for key in ("honest_approved", "honest_reviewed", "honest_blocked"))

@@ -12,13 +12,14 @@ import numbers
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from qf.errors import DataError
+from qf.train.evaluation import EvaluationDict
 from qf.train.rules import Rule
 
 FloatArray = npt.NDArray[np.float64]
@@ -75,7 +76,7 @@ class ReportData:
     selection_criterion: str
     thresholds: tuple[float, float]
     data_summary: dict[str, object]
-    evaluations: dict[str, dict[str, dict[str, Any]]]
+    evaluations: dict[str, dict[str, EvaluationDict]]
     scores: list[SplitScores]
     feature_importance: dict[str, dict[str, float]]
     served_scores: npt.NDArray[Any]
@@ -166,11 +167,13 @@ def at_threshold(evaluation: Mapping[str, Any], threshold: float) -> Mapping[str
     return None
 
 
-def auc(data: ReportData, run: SplitScores, key: str) -> float:
+def auc(data: ReportData, run: SplitScores, key: Literal["roc_auc", "pr_auc"]) -> float:
     """The AUC the evaluation reported for this run, or computed here if it has none."""
-    entry = data.evaluations.get(run.split, {}).get(run.model, {}).get(key)
-    if isinstance(entry, Mapping) and entry.get("point") is not None:
-        return float(entry["point"])
+    evaluation = data.evaluations.get(run.split, {}).get(run.model)
+    entry = evaluation.get(key) if evaluation is not None else None
+    point = entry.get("point") if isinstance(entry, Mapping) else None
+    if point is not None:
+        return float(point)
     metric = roc_auc_score if key == "roc_auc" else average_precision_score
     return float(metric(run.y, run.score))
 
