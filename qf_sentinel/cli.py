@@ -539,7 +539,7 @@ def serve(
     """Run the scoring sidecar (gRPC, health, reflection, /metrics) until SIGTERM or Ctrl-C."""
     import asyncio
 
-    from scorer.server import SidecarOptions, serve_forever
+    from scorer.server import SidecarConfig, SidecarOptions, serve_forever
 
     settings = _settings(ctx)
     if not settings.scorer_tokens:
@@ -550,7 +550,7 @@ def serve(
         host=host or settings.scorer_host, port=port if port is not None else settings.scorer_port,
         models_root=(models_dir or settings.models_dir).resolve(), version=version,
     )  # fmt: skip
-    asyncio.run(serve_forever(settings, _database(settings), options))
+    asyncio.run(serve_forever(SidecarConfig.from_settings(settings), _database(settings), options))
 
 
 @app.command()
@@ -561,7 +561,8 @@ def retention(ctx: typer.Context) -> None:
     settings = _settings(ctx)
     with _migrated_connection(settings):
         pass
-    deleted = run_retention(_database(settings), settings)
+    deleted = run_retention(_database(settings), audit_days=settings.audit_retention_days,
+                            outcome_days=settings.experiment_retention_days)  # fmt: skip
     out.print(
         f"deleted {deleted['decisions_deleted']} decisions older than {settings.audit_retention_days} days and "
         f"{deleted['outcomes_deleted']} experiment outcomes older than {settings.experiment_retention_days} days; "

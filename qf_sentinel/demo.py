@@ -19,7 +19,7 @@ from qf.matching import compute_matching
 from qf.matching.db import first_pool, load_round, resolve_chain, weights_from_labels
 from qf.settings import Settings
 from scorer.client import DECISION_NAMES, ScorerClient
-from scorer.server import Sidecar, SidecarOptions
+from scorer.server import Sidecar, SidecarConfig, SidecarOptions
 
 NEVER_SEEN = "0x" + "ab" * 20
 
@@ -54,7 +54,7 @@ def show_sidecar(settings: Settings, database_url: str, out: Console) -> None:
         donors = labelled_examples(conn, chain)
         pool_id = first_pool(conn, chain)
     token = secrets.token_hex(16)
-    sidecar_settings = settings.with_(scorer_tokens={"demo": token}, scorer_rate_limit_per_minute=0.0)
+    config = SidecarConfig.from_settings(settings).with_(tokens={"demo": token}, rate_limit_per_minute=0.0)
     options = SidecarOptions(host="127.0.0.1", port=0, models_root=settings.models_dir,
                              metrics=False)  # fmt: skip
 
@@ -80,7 +80,7 @@ def show_sidecar(settings: Settings, database_url: str, out: Console) -> None:
                       "every decision is in qf.scorer_decisions")  # fmt: skip
 
     async def run() -> None:
-        sidecar = Sidecar(sidecar_settings, database_url, options)
+        sidecar = Sidecar(config, database_url, options)
         port = await sidecar.start()
         try:
             await asyncio.to_thread(calls, f"127.0.0.1:{port}")  # the server runs on this loop meanwhile

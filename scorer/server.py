@@ -26,17 +26,17 @@ from psycopg_pool import ConnectionPool
 
 from qf.db import connect
 from qf.http_metrics import HealthState, serve_metrics
-from qf.settings import Settings
 from scorer import audit as audit_log
 from scorer import experiment_store
 from scorer.api.v1 import scorer_pb2, scorer_pb2_grpc
 from scorer.audit import AuditLog
+from scorer.config import SidecarConfig
 from scorer.errors import ModelError
 from scorer.experiments import ExperimentConfig
 from scorer.feature_store import FeatureSnapshot, FeatureStore
 from scorer.interceptors import GatewayInterceptor
 from scorer.metrics import ScorerMetrics
-from scorer.models import ModelStore, Thresholds
+from scorer.models import ModelStore
 from scorer.service import ScorerService
 
 log = structlog.get_logger("scorer.server")
@@ -68,16 +68,14 @@ class SidecarOptions:
 
 
 class Sidecar:
-    def __init__(self, settings: Settings, database_url: str, options: SidecarOptions) -> None:
-        self.settings = settings
+    def __init__(self, config: SidecarConfig, database_url: str, options: SidecarOptions) -> None:
+        self.config = config
         self.database_url = database_url
         self.options = options
         self.metrics = ScorerMetrics()
         self.health_state = HealthState(stale_after_seconds=float("inf"))
         self.health = AsyncHealthServicer()
-        review, block = settings.scorer_review_threshold, settings.scorer_block_threshold
-        thresholds = Thresholds(review=review, block=block) if review is not None and block is not None else None
-        self.models = ModelStore(thresholds=thresholds)
+        self.models = ModelStore(thresholds=config.thresholds)
         self.features: FeatureStore | None = None
         self.pool: ConnectionPool[Any] | None = None
         self.audit = AuditLog(database_url, self.metrics)
@@ -90,7 +88,7 @@ class Sidecar:
 
     async def start(self) -> int:
         """Load, bind and serve; returns the bound port (useful with port 0)."""
-        options, settings = self.options, self.settings
+        options, config = self.options, self.config
         _, bundle = await asyncio.to_thread(self.models.load_and_swap, options.models_root, options.version)
         self.metrics.set_model(bundle.version, bundle.served_model)
         if bundle.chain_id is None:
@@ -119,18 +117,18 @@ class Sidecar:
         await asyncio.to_thread(self._ensure_experiments)
         self.audit.start()
 
-        self.gateway = GatewayInterceptor(self.metrics, settings.scorer_tokens, settings.scorer_admin_tokens,
-                                          settings.scorer_rate_limit_per_minute)  # fmt: skip
+        self.gateway = GatewayInterceptor(self.metrics, dict(config.tokens), dict(config.admin_tokens),
+                                          config.rate_limit_per_minute)  # fmt: skip
         server = aio.server(
             interceptors=[self.gateway],
-            maximum_concurrent_rpcs=settings.scorer_max_concurrent_rpcs or None,
+            maximum_concurrent_rpcs=config.max_concurrent_rpcs or None,
             options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
                      ("grpc.max_send_message_length", MAX_SEND_BYTES),
                      ("grpc.so_reuseport", 0)],
         )  # fmt: skip
         service = ScorerService(
             models=self.models, features=features, models_root=options.models_root, metrics=self.metrics,
-            audit=self.audit, pool=self.pool, max_batch=settings.scorer_max_batch, seed=options.seed,
+            audit=self.audit, pool=self.pool, max_batch=config.max_batch, seed=options.seed,
         )  # fmt: skip
         scorer_pb2_grpc.add_ScorerServicer_to_server(service, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -140,9 +138,9 @@ class Sidecar:
             raise OSError(f"cannot bind {options.host}:{options.port}")
         await server.start()
         self.server = server
-        if options.metrics and settings.scorer_metrics_port:
-            _, self._stop_metrics = serve_metrics(self.metrics, self.health_state, settings.metrics_host,
-                                          settings.scorer_metrics_port)  # fmt: skip
+        if options.metrics and config.metrics_port:
+            _, self._stop_metrics = serve_metrics(self.metrics, self.health_state, config.metrics_host,
+                                          config.metrics_port)  # fmt: skip
         self._tasks = [
             asyncio.create_task(self._follow_features(), name="features"),
             asyncio.create_task(self._retention(), name="retention"),
@@ -177,7 +175,7 @@ class Sidecar:
             up.set(0)
 
         await self.features.follow(
-            self.database_url, stop_event=self._stop, interval_seconds=self.settings.scorer_feature_reload_seconds,
+            self.database_url, stop_event=self._stop, interval_seconds=self.config.feature_reload_seconds,
             on_reload=reloaded, on_error=failed,
         )  # fmt: skip
 
@@ -185,7 +183,10 @@ class Sidecar:
         """Delete expired audit rows and experiment outcomes now and then every hour."""
         while not self._stop.is_set():
             try:
-                deleted = await asyncio.to_thread(run_retention, self.database_url, self.settings)
+                deleted = await asyncio.to_thread(
+                    run_retention, self.database_url, audit_days=self.config.audit_retention_days,
+                    outcome_days=self.config.experiment_retention_days,
+                )  # fmt: skip
                 if any(deleted.values()):
                     log.info("retention_applied", **deleted)
             except Exception as exc:  # a failed cleanup must never stop the sidecar
@@ -222,20 +223,20 @@ class Sidecar:
         log.info("scorer_stopped")
 
 
-def run_retention(database_url: str, settings: Settings) -> dict[str, int]:
-    """Apply the retention policy once: decisions after QF_AUDIT_RETENTION_DAYS, outcomes after QF_EXPERIMENT_..."""
+def run_retention(database_url: str, *, audit_days: int, outcome_days: int) -> dict[str, int]:
+    """Apply the retention policy once: decisions older than ``audit_days``, outcomes older than ``outcome_days``."""
     with connect(database_url) as conn:
-        decisions = audit_log.delete_expired(conn, days=settings.audit_retention_days)
-        outcomes = experiment_store.delete_older_than(conn, settings.experiment_retention_days)
+        decisions = audit_log.delete_expired(conn, days=audit_days)
+        outcomes = experiment_store.delete_older_than(conn, outcome_days)
         conn.commit()
     return {"decisions_deleted": decisions, "outcomes_deleted": outcomes}
 
 
-async def serve_forever(settings: Settings, database_url: str, options: SidecarOptions) -> None:
+async def serve_forever(config: SidecarConfig, database_url: str, options: SidecarOptions) -> None:
     """``qf serve``: run until SIGTERM/SIGINT, then stop gracefully."""
     import signal  # noqa: PLC0415
 
-    sidecar = Sidecar(settings, database_url, options)
+    sidecar = Sidecar(config, database_url, options)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, sidecar.request_stop)
@@ -246,4 +247,4 @@ async def serve_forever(settings: Settings, database_url: str, options: SidecarO
         await sidecar.stop()
 
 
-__all__ = ["DEFAULT_EXPERIMENTS", "Sidecar", "SidecarOptions", "run_retention", "serve_forever"]
+__all__ = ["DEFAULT_EXPERIMENTS", "Sidecar", "SidecarConfig", "SidecarOptions", "run_retention", "serve_forever"]

@@ -13,7 +13,7 @@ import grpc
 
 from qf.settings import Settings
 from scorer.api.v1 import scorer_pb2_grpc
-from scorer.server import Sidecar, SidecarOptions
+from scorer.server import Sidecar, SidecarConfig, SidecarOptions
 
 CLIENT_TOKEN = "client-token-0123456789abcdef"
 ADMIN_TOKEN = "admin-token-0123456789abcdef"
@@ -59,7 +59,7 @@ def running_sidecar(
     """Start a sidecar on a free loopback port; stopped (gracefully) when the block ends."""
     options = SidecarOptions(host="127.0.0.1", port=0, models_root=models_root, drain_seconds=drain_seconds,
                              grace_seconds=5.0, metrics=metrics, seed=0, version=version)  # fmt: skip
-    sidecar = Sidecar(settings, database_url, options)
+    sidecar = Sidecar(SidecarConfig.from_settings(settings), database_url, options)
     ready = threading.Event()
     failure: list[BaseException] = []
     holder: dict[str, asyncio.AbstractEventLoop] = {}

@@ -14,6 +14,7 @@ from scorer.experiments import ExperimentConfig
 from scorer.server import run_retention
 from tests.test_cli import qf
 
+DEFAULTS = Settings.from_env({})
 CONFIG = ExperimentConfig(name="ui", variants=("baseline", "recommend"), baseline="baseline", policy="hash")
 
 
@@ -54,12 +55,12 @@ def counts(db_url: str) -> dict[str, int]:
 def test_retention_deletes_only_rows_past_their_age(migrated_db_url: str) -> None:
     """Defaults: decisions kept 90 days, outcomes 365; assignments, chain data and labels are never deleted."""
     seed(migrated_db_url)
-    deleted = run_retention(migrated_db_url, Settings.from_env({}))
+    deleted = retain(migrated_db_url)
     assert deleted == {"decisions_deleted": 1, "outcomes_deleted": 1}
     assert counts(migrated_db_url) == {
         "scorer_decisions": 2, "experiment_outcomes": 2, "experiment_assignments": 3, "chains": 1, "labels": 1,
     }  # fmt: skip
-    assert run_retention(migrated_db_url, Settings.from_env({})) == {"decisions_deleted": 0, "outcomes_deleted": 0}
+    assert retain(migrated_db_url) == {"decisions_deleted": 0, "outcomes_deleted": 0}
 
 
 def test_retention_command_uses_the_configured_ages(migrated_db_url: str, tmp_path: Path) -> None:
@@ -71,3 +72,9 @@ def test_retention_command_uses_the_configured_ages(migrated_db_url: str, tmp_pa
     expected = "deleted 2 decisions older than 30 days and 3 experiment outcomes older than 5 days"
     assert expected in " ".join(proc.stdout.split())
     assert counts(migrated_db_url)["scorer_decisions"] == 1
+
+
+def retain(db_url: str) -> dict[str, int]:
+    """The retention job with the default ages."""
+    return run_retention(db_url, audit_days=DEFAULTS.audit_retention_days,
+                         outcome_days=DEFAULTS.experiment_retention_days)  # fmt: skip
