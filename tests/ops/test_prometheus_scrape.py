@@ -162,7 +162,7 @@ class Prometheus:
 def prometheus(indexer: Indexer, sidecar: RunningSidecar, tmp_path: Path) -> Iterator[Prometheus]:
     binary = shutil.which("prometheus")
     assert binary, "prometheus is not installed (apt-get install prometheus)"
-    config = write_config(tmp_path, indexer.metrics_port, sidecar.sidecar.settings.scorer_metrics_port)
+    config = write_config(tmp_path, indexer.metrics_port, sidecar.sidecar.config.metrics_port)
     port = free_port()
     process = Process.start(
         [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
