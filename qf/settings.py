@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from qf.errors import ConfigError
-from qf.eth import from_hex
+from qf.eth import address
 from qf.logs import LogFormat
 
 Parse = Callable[[str, str], Any]
@@ -26,10 +26,12 @@ def setting(env: str, doc: str, default: Any = None, *, parse: Parse | None = No
             show_default: bool = True) -> Any:  # fmt: skip
     """A field read from ``env`` by ``parse(name, raw)`` (the raw string when None); ``default`` when unset."""
     shown = f" (default {default})" if show_default and default not in (None, (), "") else ""
-    metadata = {"env": env, "doc": doc + shown, "parse": parse}
-    if isinstance(default, dict):
-        return field(default_factory=dict, repr=not secret, metadata=metadata)
-    return field(default=default, repr=not secret, metadata=metadata)
+    return field(default=default, repr=not secret, metadata={"env": env, "doc": doc + shown, "parse": parse})
+
+
+def tokens_setting(env: str, doc: str) -> Any:
+    """Bearer tokens read from ``env`` and from the file named by ``<env>_FILE`` (see :func:`_tokens`)."""
+    return field(default_factory=dict, repr=False, metadata={"env": env, "doc": doc, "tokens": True})
 
 
 def _str(name: str, raw: str) -> str:
@@ -53,31 +55,66 @@ def _log_level(name: str, raw: str) -> str:
 
 
 def _number(name: str, raw: str) -> float:
-    return _float(name, raw, None)  # type: ignore[return-value]  # never None for a non-empty raw
-
-
-def _count(name: str, raw: str) -> int:
-    return _int_default(name, raw, 0)
-
-
-def _integer(name: str, raw: str) -> int:
-    return _int_or_none(name, raw)  # type: ignore[return-value]  # never None for a non-empty raw
-
-
-def _port_number(name: str, raw: str) -> int:
-    return _port(name, raw, 0)
+    """A finite number >= 0."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be a finite number >= 0, not {raw!r}")
+    return value
 
 
 def _share(name: str, raw: str) -> float:
-    return _fraction(name, raw)  # type: ignore[return-value]  # never None for a non-empty raw
+    """A number between 0 and 1."""
+    value = _number(name, raw)
+    if value > 1:
+        raise ConfigError(f"{name} must be between 0 and 1, not {raw!r}")
+    return value
 
 
-def _rpc_urls(name: str, raw: str) -> tuple[str, ...]:
-    return _split_urls(raw)
+def _integer(name: str, raw: str) -> int:
+    """An integer, decimal or 0x hex."""
+    try:
+        return int(raw, 0)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def _count(name: str, raw: str) -> int:
+    """An integer >= 0."""
+    value = _integer(name, raw)
+    if value < 0:
+        raise ConfigError(f"{name} must be >= 0, not {raw!r}")
+    return value
+
+
+def _port_number(name: str, raw: str) -> int:
+    value = _integer(name, raw)
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"{name} must be a port number (0-65535), not {raw!r}")
+    return value
 
 
 def _address(name: str, raw: str) -> str:
-    return _address_or_none(name, raw)  # type: ignore[return-value]  # never None for a non-empty raw
+    """A 0x address, lower-cased."""
+    value = raw.lower()
+    try:
+        if not value.startswith("0x"):
+            raise ValueError(value)
+        address(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a 0x-prefixed 20-byte address, not {raw!r}") from None
+    return value
+
+
+def _rpc_urls(name: str, raw: str) -> tuple[str, ...]:
+    urls = tuple(u.strip() for u in raw.split(",") if u.strip())
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            # The indexer speaks JSON-RPC over HTTP; a ws:// URL would only be refused later, at the first call.
+            raise ConfigError(f"{name}: {url.split('?')[0]!r} is not an http(s) URL (WebSocket is not supported)")
+    return urls
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +176,12 @@ class Settings:
     scorer_metrics_port: int = setting(
         "QF_SCORER_METRICS_PORT", "Port of the sidecar's Prometheus /metrics (0 = off).", 9102, parse=_port_number
     )
-    scorer_tokens: dict[str, str] = setting(
-        "QF_SCORER_TOKENS", "Client bearer tokens, `name:token` separated by commas.", {}, secret=True,
-    )  # fmt: skip
-    scorer_admin_tokens: dict[str, str] = setting(
-        "QF_SCORER_ADMIN_TOKENS", "Admin bearer tokens for ReloadModels, `name:token` separated by commas.", {},
-        secret=True,
-    )  # fmt: skip
+    scorer_tokens: dict[str, str] = tokens_setting(
+        "QF_SCORER_TOKENS", "Client bearer tokens, `name:token` separated by commas."
+    )
+    scorer_admin_tokens: dict[str, str] = tokens_setting(
+        "QF_SCORER_ADMIN_TOKENS", "Admin bearer tokens for ReloadModels, `name:token` separated by commas."
+    )
     scorer_rate_limit_per_minute: float = setting(
         "QF_SCORER_RATE_LIMIT_PER_MINUTE", "Requests per minute per client, token bucket (0 = unlimited).", 100.0,
         parse=_number,
@@ -189,16 +225,17 @@ class Settings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         for f in fields(cls):
-            name, parse = f.metadata["env"], f.metadata["parse"] or _str
-            if f.type == "dict[str, str]":
+            name = f.metadata["env"]
+            if f.metadata.get("tokens"):
                 values[f.name] = _tokens(env, name)
                 continue
+            parse = f.metadata["parse"] or _str
             raw = (env.get(name) or "").strip()
             if raw:
                 values[f.name] = parse(name, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values.get("rpc_urls"), str):
-            values["rpc_urls"] = _split_urls(values["rpc_urls"])
+            values["rpc_urls"] = _rpc_urls("QF_RPC_URLS", values["rpc_urls"])
         home = Path(values.get("home", default_of("home"))).expanduser().resolve()
         values["home"] = home
         values["models_dir"] = Path(values.get("models_dir") or home / "models").expanduser().resolve()
@@ -226,7 +263,7 @@ class Settings:
 def default_of(name: str) -> Any:
     """The default of setting ``name``: for the components' own configuration objects, so it is written once."""
     f = next(f for f in fields(Settings) if f.name == name)
-    return f.default if f.default is not MISSING else dict[str, str]()
+    return f.default if f.default is not MISSING else {}  # the token fields: an empty dict
 
 
 #: Every environment variable read, with its description and default: ``qf env`` and the README.
@@ -234,15 +271,6 @@ ENV_VARS: dict[str, str] = {f.metadata["env"]: f.metadata["doc"] for f in fields
     "QF_SCORER_TOKENS_FILE": "File with one `name:token` client token per line (e.g. a Docker secret).",
     "QF_SCORER_ADMIN_TOKENS_FILE": "File with one `name:token` admin token per line.",
 }
-
-
-def _split_urls(raw: str) -> tuple[str, ...]:
-    urls = tuple(u.strip() for u in raw.split(",") if u.strip())
-    for url in urls:
-        if not url.startswith(("http://", "https://")):
-            # The indexer speaks JSON-RPC over HTTP; a ws:// URL would only be refused later, at the first call.
-            raise ConfigError(f"QF_RPC_URLS: {url.split('?')[0]!r} is not an http(s) URL (WebSocket is not supported)")
-    return urls
 
 
 def _tokens(env: Mapping[str, str], name: str) -> dict[str, str]:
@@ -264,62 +292,3 @@ def _tokens(env: Mapping[str, str], name: str) -> dict[str, str]:
             raise ConfigError(f"{name}: client {client!r} appears twice")
         tokens[client] = token
     return tokens
-
-
-def _fraction(name: str, raw: str | None) -> float | None:
-    value = _float(name, raw, None)
-    if value is not None and value > 1:
-        raise ConfigError(f"{name} must be between 0 and 1, not {raw!r}")
-    return value
-
-
-def _float(name: str, raw: str | None, default: float | None) -> float | None:
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise ConfigError(f"{name} must be a finite number >= 0, not {raw!r}")
-    return value
-
-
-def _int_default(name: str, raw: str | None, default: int) -> int:
-    value = _int_or_none(name, raw)
-    if value is None:
-        return default
-    if value < 0:
-        raise ConfigError(f"{name} must be >= 0, not {raw!r}")
-    return value
-
-
-def _port(name: str, raw: str | None, default: int) -> int:
-    value = _int_or_none(name, raw)
-    if value is None:
-        return default
-    if not 0 <= value <= 65535:
-        raise ConfigError(f"{name} must be a port number (0-65535), not {raw!r}")
-    return value
-
-
-def _address_or_none(name: str, raw: str | None) -> str | None:
-    if not raw:
-        return None
-    value = raw.strip().lower()
-    if len(value) != 42 or not value.startswith("0x"):
-        raise ConfigError(f"{name} must be a 0x-prefixed 20-byte address, not {raw!r}")
-    try:
-        from_hex(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be a 0x-prefixed 20-byte address, not {raw!r}") from None
-    return value
-
-
-def _int_or_none(name: str, raw: str | None) -> int | None:
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw, 0)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
