@@ -1,6 +1,6 @@
 """LOF neighbourhoods under the serving kernel's tie rule: what training needs to reproduce the kernel exactly.
 
-:func:`qf.model.kernels.lof` counts every fit point at or within the k-distance
+:mod:`qf.model.kernels.lof` counts every fit point at or within the k-distance
 (ties included); scikit-learn keeps exactly k, so its densities depend on the
 order of tied points. These functions recompute the training densities under
 the kernel's rule (``tests/train/test_lof_ties.py``), for
@@ -10,21 +10,11 @@ the kernel's rule (``tests/train/test_lof_ties.py``), for
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from qf.model.arrays import (
-    FloatArray,
-    Int64Array,
-)
-
-if TYPE_CHECKING:
-    pass
-
-
-# --- LOF neighbourhoods under the tie rule ---------------------------------------------------------------------------
+from qf.model.arrays import FloatArray, Int64Array
 
 #: Bound on the rounding of scikit-learn's squared distances, as a fraction of the squared norms involved
 #: (float64 sums are off by a few ulps of them; this allows millions). It only sets how many candidates
