@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 
 from qf.db import connect
 from scorer.api.v1 import scorer_pb2 as pb
@@ -44,15 +45,17 @@ def sample(metrics: ScorerMetrics, name: str, **labels: str) -> float:
     return metrics.registry.get_sample_value(name, labels) or 0.0
 
 
-def test_a_bad_row_costs_only_itself(migrated_db_url: str) -> None:
+@pytest.mark.parametrize("batch_rows", [1000, 5], ids=["one batch", "encoded backlog"])
+def test_a_bad_row_costs_only_itself(migrated_db_url: str, batch_rows: int) -> None:
     """Rows the database cannot store (a NUL in jsonb, a NUL in text) sit among good ones in one batch: the good
-    ones are written, the bad ones refused, logged and counted. Before, the whole batch was dropped."""
+    ones are written, the bad ones refused, logged and counted. Before, the whole batch was dropped. With batches
+    of 5, every row after the fifth is queued encoded (a backlog), the bad ones among them."""
     good = [row() for _ in range(30)]
     bad = [row(context={"k": "a\x00b"}), row(client="da\x00pp")]
     metrics = ScorerMetrics()
 
     async def run() -> None:
-        audit = AuditLog(migrated_db_url, metrics, flush_seconds=0.05)
+        audit = AuditLog(migrated_db_url, metrics, flush_seconds=0.05, batch_rows=batch_rows)
         for r in [*good[:10], bad[0], *good[10:20], bad[1], *good[20:]]:
             audit.record(r)  # queued before the writer starts: all of them land in one batch
         audit.start()
@@ -67,13 +70,13 @@ def test_a_bad_row_costs_only_itself(migrated_db_url: str) -> None:
 
 def test_an_outage_loses_no_row(restartable_pg: RestartablePostgres) -> None:
     """Decisions recorded while Postgres is down are buffered (the queue gauge shows them) and written once it is
-    back; the dependency gauge goes to 0 and back to 1."""
+    back; the dependency gauge goes to 0 and back to 1. Batches of 100: most of the backlog is queued encoded."""
     metrics = ScorerMetrics()
     ids: list[str] = []
     seen: dict[str, float] = {}
 
     async def run() -> None:
-        audit = AuditLog(restartable_pg.url, metrics, flush_seconds=0.05)
+        audit = AuditLog(restartable_pg.url, metrics, flush_seconds=0.05, batch_rows=100)
         audit.start()
 
         async def record(n: int) -> None:
