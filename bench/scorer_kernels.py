@@ -74,17 +74,20 @@ def main() -> None:
         ("lightgbm", lgbm, from_lightgbm(lgbm), lambda: lgbm.booster_.predict(row[None, :]),
          lambda: lgbm.booster_.predict(x)),
     ):  # fmt: skip
-        kernel_args: dict[str, Any] = exported.kernel_args()
-        np.testing.assert_allclose(trees.score_batch(x, **kernel_args), model.predict_proba(x)[:, 1], atol=1e-6)
-        positional = tuple(kernel_args.values())
-        kernel_row = median_seconds(lambda a=positional: trees.score_row(row, *a), args.repeats)
+        # The plain tuple, as the sidecar passes it (see qf.model.kernels.trees).
+        kernel_args = tuple(exported.kernel_args())
+        np.testing.assert_allclose(trees.score_batch(x, kernel_args), model.predict_proba(x)[:, 1], atol=1e-6)
+        kernel_row = median_seconds(lambda a=kernel_args: trees.score_row(row, a), args.repeats)
         lib_row = median_seconds(native_row, args.repeats)
-        kernel_batch = median_seconds(lambda a=positional: trees.score_batch(x, *a), 20)
+        kernel_batch = median_seconds(lambda a=kernel_args: trees.score_batch(x, a), 20)
         lib_batch = median_seconds(native_batch, 20)
         out[name] = {
             "single_row_us": {"numba": kernel_row * 1e6, "library": lib_row * 1e6, "speedup": lib_row / kernel_row},
-            "batch_rows_per_s": {"numba": args.rows / kernel_batch, "library": args.rows / lib_batch,
-                                 "speedup": lib_batch / kernel_batch},
+            "batch_rows_per_s": {
+                "numba": args.rows / kernel_batch,
+                "library": args.rows / lib_batch,
+                "speedup": lib_batch / kernel_batch,
+            },
         }
 
     iso = from_isolation_forest(forest)

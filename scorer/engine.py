@@ -182,8 +182,8 @@ def score_row(bundle: ModelBundle, row: FloatArray, *, cold_start: bool) -> Risk
 def risk_margin(bundle: ModelBundle, row: FloatArray) -> float:
     """The model's raw margin of one row (before the link)."""
     if bundle.linear:
-        return float(trees.linear_margin_row(row, *bundle.risk_args))
-    return float(trees.margin_row(row, *bundle.risk_args))
+        return float(trees.linear_margin_row(row, bundle.risk_args))
+    return float(trees.margin_row(row, bundle.risk_args))
 
 
 def contributions(bundle: ModelBundle, row: FloatArray) -> FloatArray:
@@ -194,8 +194,8 @@ def contributions(bundle: ModelBundle, row: FloatArray) -> FloatArray:
     linear model.
     """
     if bundle.linear:
-        return np.asarray(trees.linear_contributions_row(row, *bundle.risk_args))
-    return np.asarray(trees.contributions_row(row, *bundle.risk_args))
+        return np.asarray(trees.linear_contributions_row(row, bundle.risk_args))
+    return np.asarray(trees.contributions_row(row, bundle.risk_args))
 
 
 def reasons(bundle: ModelBundle, row: FloatArray, pushes: FloatArray, *, cold_start: bool) -> tuple[Reason, ...]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -60,6 +60,40 @@ COMPARE_LESS_EQUAL = 1  # go left if x <= threshold (LightGBM, scikit-learn)
 
 LINKS = ("identity", "logistic")
 AGGREGATIONS = ("sum", "mean")
+
+
+class TreeKernelArgs(NamedTuple):
+    """What the tree kernels of :mod:`qf.model.kernels.trees` read: a :class:`TreeEnsemble` with flags as ints.
+
+    Ints, not bools, so that every ensemble compiles to the same signature.
+    """
+
+    feature: Int32Array
+    threshold: FloatArray
+    left: Int32Array
+    right: Int32Array
+    default_left: UInt8Array
+    missing_type: UInt8Array
+    value: FloatArray
+    roots: Int64Array
+    n_features: int
+    comparison: int
+    float32_inputs: int
+    float32_sums: int
+    zero_threshold: float
+    base_margin: float
+    logistic: int
+    mean: int
+
+
+class LinearKernelArgs(NamedTuple):
+    """What the ``linear_*`` kernels of :mod:`qf.model.kernels.trees` read: a :class:`LinearModel`."""
+
+    mean: FloatArray
+    scale: FloatArray
+    coef: FloatArray
+    intercept: float
+    logistic: int
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -106,26 +140,26 @@ class TreeEnsemble:
     def n_trees(self) -> int:
         return int(self.roots.size)
 
-    def kernel_args(self) -> dict[str, KernelArg]:
-        """Keyword arguments of every kernel in :mod:`qf.model.kernels.trees` (flags as ints: one compilation)."""
-        return {
-            "feature": self.feature,
-            "threshold": self.threshold,
-            "left": self.left,
-            "right": self.right,
-            "default_left": self.default_left,
-            "missing_type": self.missing_type,
-            "value": self.value,
-            "roots": self.roots,
-            "n_features": self.n_features,
-            "comparison": self.comparison,
-            "float32_inputs": int(self.float32_inputs),
-            "float32_sums": int(self.float32_sums),
-            "zero_threshold": self.zero_threshold,
-            "base_margin": self.base_margin,
-            "logistic": int(self.link == "logistic"),
-            "mean": int(self.aggregation == "mean"),
-        }
+    def kernel_args(self) -> TreeKernelArgs:
+        """The model argument of every tree kernel in :mod:`qf.model.kernels.trees`."""
+        return TreeKernelArgs(
+            feature=self.feature,
+            threshold=self.threshold,
+            left=self.left,
+            right=self.right,
+            default_left=self.default_left,
+            missing_type=self.missing_type,
+            value=self.value,
+            roots=self.roots,
+            n_features=self.n_features,
+            comparison=self.comparison,
+            float32_inputs=int(self.float32_inputs),
+            float32_sums=int(self.float32_sums),
+            zero_threshold=self.zero_threshold,
+            base_margin=self.base_margin,
+            logistic=int(self.link == "logistic"),
+            mean=int(self.aggregation == "mean"),
+        )
 
     def save(self, path: PathLike) -> None:
         save_npz(self, path)
@@ -208,15 +242,9 @@ class LinearModel:
     def n_features(self) -> int:
         return int(self.coef.size)
 
-    def kernel_args(self) -> dict[str, KernelArg]:
-        """Keyword arguments of the ``linear_*`` kernels in :mod:`qf.model.kernels.trees`."""
-        return {
-            "mean": self.mean,
-            "scale": self.scale,
-            "coef": self.coef,
-            "intercept": self.intercept,
-            "logistic": int(self.link == "logistic"),
-        }
+    def kernel_args(self) -> LinearKernelArgs:
+        """The model argument of the ``linear_*`` kernels in :mod:`qf.model.kernels.trees`."""
+        return LinearKernelArgs(self.mean, self.scale, self.coef, self.intercept, int(self.link == "logistic"))
 
     def save(self, path: PathLike) -> None:
         save_npz(self, path)

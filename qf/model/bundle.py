@@ -34,7 +34,7 @@ from qf.model.arrays import (
     TreeEnsemble,
 )  # fmt: skip
 from qf.model.calibration import Calibration
-from qf.model.kernels import iforest, lof, trees
+from qf.model.kernels import iforest, lof
 from qf.model.recommender import RecommenderArrays
 
 FloatArray = npt.NDArray[np.float64]
@@ -87,8 +87,9 @@ class ModelBundle:
     cluster_centers: FloatArray
     thresholds: Thresholds
     feature_names: tuple[str, ...]
-    #: positional arguments after the row, in each kernel's own parameter order
+    #: the risk model's kernel argument as a plain tuple (typed in C by numba, see qf.model.kernels.trees)
     risk_args: tuple[Any, ...] = field(repr=False)
+    #: positional arguments after the row, in each anomaly kernel's own parameter order
     iforest_args: tuple[Any, ...] = field(repr=False)
     lof_args: tuple[Any, ...] = field(repr=False)
     #: Allo pool id -> pool index of ``recommender.project_pool``
@@ -192,7 +193,7 @@ def read_bundle(version_dir: Path, override: Thresholds | None = None) -> ModelB
         cluster_centers=centers.centers,
         thresholds=override,
         feature_names=names,
-        risk_args=_positional(trees.linear_margin_row if isinstance(risk, LinearModel) else trees.margin_row, risk),
+        risk_args=tuple(risk.kernel_args()),
         iforest_args=_positional(iforest.score_samples_row, forest),
         lof_args=_positional(lof.score_samples_row, neighbours),
         pool_index=pool_index,

@@ -432,7 +432,8 @@ def calibrate_gate(
         "families": per_family,
         "attackers_approved": (
             sum(float(v["attackers_approved"]) * int(v["attackers"]) for v in per_family.values()) / attackers
-            if attackers else None
+            if attackers
+            else None
         ),
         "background_blocked": float(np.mean([b for b, _ in background_rates])) if background_rates else None,
         "background_review": float(np.mean([r for _, r in background_rates])) if background_rates else None,
@@ -507,10 +508,9 @@ def _max_diff(a: FloatArray, b: FloatArray) -> float:
 def _kernel_risk(arrays: TreeEnsemble | LinearModel, x: FloatArray) -> FloatArray:
     from qf.model.kernels import trees  # noqa: PLC0415 - numba compiles on first use
 
-    args: dict[str, Any] = arrays.kernel_args()
     if isinstance(arrays, LinearModel):
-        return np.asarray(trees.linear_score_batch(x, **args))
-    return np.asarray(trees.score_batch(x, **args))
+        return np.asarray(trees.linear_score_batch(x, arrays.kernel_args()))
+    return np.asarray(trees.score_batch(x, arrays.kernel_args()))
 
 
 def _kernel_iforest(arrays: IsolationForestArrays, z: FloatArray) -> FloatArray:

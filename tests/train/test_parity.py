@@ -110,11 +110,11 @@ def evaluation_rows(data: Data, ensemble: TreeEnsemble | IsolationForestArrays, 
 
 
 def margins(ensemble: TreeEnsemble, x: Array) -> Array:
-    return np.asarray(trees.margin_batch(x, **ensemble.kernel_args()))
+    return np.asarray(trees.margin_batch(x, ensemble.kernel_args()))
 
 
 def scores(ensemble: TreeEnsemble, x: Array) -> Array:
-    return np.asarray(trees.score_batch(x, **ensemble.kernel_args()))
+    return np.asarray(trees.score_batch(x, ensemble.kernel_args()))
 
 
 # --- fitted models (module scope: each is trained once) -------------------------------------------------------------
@@ -186,7 +186,7 @@ def test_xgboost_saabas_equals_approx_contribs(data: Data, xgb_model: xgb.XGBCla
     ensemble = export.from_xgboost(xgb_model)
     x = evaluation_rows(data, ensemble, seed=2)[::5]
     native = xgb_model.get_booster().predict(xgb.DMatrix(x), pred_contribs=True, approx_contribs=True)
-    ours = np.stack([trees.contributions_row(row, **ensemble.kernel_args()) for row in x])
+    ours = np.stack([trees.contributions_row(row, ensemble.kernel_args()) for row in x])
     np.testing.assert_allclose(ours, native, rtol=0, atol=1e-5)
 
 
@@ -334,8 +334,8 @@ def test_logistic_matches_predict_proba(data: Data, logistic: Any) -> None:
     model = export.from_logistic(logistic)
     x = data.x_test_complete
     args = model.kernel_args()
-    np.testing.assert_allclose(trees.linear_score_batch(x, **args), logistic.predict_proba(x)[:, 1], rtol=0, atol=1e-6)
-    np.testing.assert_allclose(trees.linear_margin_batch(x, **args), logistic.decision_function(x), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(trees.linear_score_batch(x, args), logistic.predict_proba(x)[:, 1], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(trees.linear_margin_batch(x, args), logistic.decision_function(x), rtol=0, atol=1e-6)
 
 
 def test_unsupported_models_are_refused(data: Data) -> None:
@@ -372,7 +372,7 @@ def test_contributions_add_up_to_margin(data: Data, ensembles: dict[str, TreeEns
     """Saabas contributions plus the bias give the margin (XGBoost's margin is a float32 sum, hence its tolerance)."""
     ensemble = ensembles[kind]
     x = evaluation_rows(data, ensemble, seed=9)[::10]
-    contributions = np.stack([trees.contributions_row(row, **ensemble.kernel_args()) for row in x])
+    contributions = np.stack([trees.contributions_row(row, ensemble.kernel_args()) for row in x])
     assert contributions.shape == (len(x), N_FEATURES + 1)
     np.testing.assert_allclose(contributions.sum(axis=1), margins(ensemble, x), rtol=0, atol=atol)
     assert np.count_nonzero(contributions[:, :N_FEATURES]) > len(x)
@@ -383,9 +383,9 @@ def test_linear_contributions_add_up_to_margin(data: Data, logistic: Any) -> Non
     model = export.from_logistic(logistic)
     args = model.kernel_args()
     for row in data.x_test_complete[:200]:
-        contributions = trees.linear_contributions_row(row, **args)
+        contributions = trees.linear_contributions_row(row, args)
         assert contributions[-1] == model.intercept
-        assert contributions.sum() == pytest.approx(trees.linear_margin_row(row, **args), abs=1e-12)
+        assert contributions.sum() == pytest.approx(trees.linear_margin_row(row, args), abs=1e-12)
 
 
 def test_row_kernels_equal_batch_kernels(
@@ -400,14 +400,14 @@ def test_row_kernels_equal_batch_kernels(
     complete = data.x_test_complete[:100]
     for ensemble in ensembles.values():
         args = ensemble.kernel_args()
-        assert [trees.score_row(row, **args) for row in x] == list(trees.score_batch(x, **args))
-        assert [trees.margin_row(row, **args) for row in x] == list(trees.margin_batch(x, **args))
+        assert [trees.score_row(row, args) for row in x] == list(trees.score_batch(x, args))
+        assert [trees.margin_row(row, args) for row in x] == list(trees.margin_batch(x, args))
     args = export.from_isolation_forest(isolation).kernel_args()
     assert [iforest.decision_function_row(row, **args) for row in x] == list(iforest.decision_function_batch(x, **args))
     args = export.from_lof(lof_model).kernel_args()
     assert [lof.score_samples_row(row, **args) for row in complete] == list(lof.score_samples_batch(complete, **args))
     args = export.from_logistic(logistic).kernel_args()
-    assert [trees.linear_score_row(row, **args) for row in complete] == list(trees.linear_score_batch(complete, **args))
+    assert [trees.linear_score_row(row, args) for row in complete] == list(trees.linear_score_batch(complete, args))
 
 
 def test_npz_round_trip_predicts_identically(
@@ -449,8 +449,8 @@ def test_npz_round_trip_predicts_identically(
     loaded_linear = LinearModel.load(tmp_path / "linear.npz")
     assert_same_fields(linear, loaded_linear)
     np.testing.assert_array_equal(
-        trees.linear_score_batch(complete, **loaded_linear.kernel_args()),
-        trees.linear_score_batch(complete, **linear.kernel_args()),
+        trees.linear_score_batch(complete, loaded_linear.kernel_args()),
+        trees.linear_score_batch(complete, linear.kernel_args()),
     )
 
 

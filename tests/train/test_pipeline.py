@@ -81,10 +81,10 @@ def test_served_arrays_predict_like_the_library(trained: TrainResult, dataset: D
     x = data.x
     if served in ("logistic",):
         arrays: TreeEnsemble | LinearModel = LinearModel.load(trained.version_dir / "risk.npz")
-        kernel = trees.linear_score_batch(x, **arrays.kernel_args())
+        kernel = trees.linear_score_batch(x, arrays.kernel_args())
     else:
         arrays = TreeEnsemble.load(trained.version_dir / "risk.npz")
-        kernel = trees.score_batch(x, **arrays.kernel_args())
+        kernel = trees.score_batch(x, arrays.kernel_args())
     native = risk.predict(risk.fit(served, x, data.y, CONFIG.seed), x)
     np.testing.assert_allclose(kernel, native, atol=1e-6, rtol=0)
 
@@ -114,6 +114,7 @@ def test_training_is_reproducible(dataset: Dataset, trained: TrainResult, tmp_pa
     again = train(dataset, tmp_path / "models", CONFIG)
     first, second = trained.manifest, again.manifest
     assert second["content_sha256"] == first["content_sha256"]
+
     def model_hashes(manifest: dict[str, Any]) -> dict[str, str]:
         return {f: manifest["files"][f] for f in manifest["model_files"]}
 

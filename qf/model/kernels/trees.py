@@ -1,9 +1,15 @@
 """Margin, score and per-feature contributions of additive models: tree ensembles and the linear baseline.
 
 The kernels read the flat arrays of :class:`qf.model.arrays.TreeEnsemble`
-and :class:`qf.model.arrays.LinearModel`; call them with the model's
-``kernel_args()`` as keywords, e.g. ``score_batch(X, **ensemble.kernel_args())``.
+and :class:`qf.model.arrays.LinearModel`; call them with the row(s) and the
+model's ``kernel_args()``, e.g. ``score_batch(X, ensemble.kernel_args())``.
 ``X`` is a 2-D float64 array, ``x`` one row; NaN marks a missing value.
+
+The model argument is a :class:`~qf.model.arrays.TreeKernelArgs` (or
+:class:`~qf.model.arrays.LinearKernelArgs`) or the plain tuple of its fields.
+The hot path passes the plain tuple: numba's dispatcher types a plain tuple in
+C but a named one in Python, about 1 us more per call (measured); each entry
+point rebuilds the named tuple inside compiled code, where it costs nothing.
 
 A tree kernel reproduces the library the ensemble came from: the split
 comparison (``<`` for XGBoost, ``<=`` otherwise), the float32 rounding of the
@@ -25,173 +31,103 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from qf.model.arrays import COMPARE_LESS, LIGHTGBM_ZERO_THRESHOLD, MISSING_AS_ZERO, MISSING_ZERO
+from qf.model.arrays import (
+    COMPARE_LESS,
+    LIGHTGBM_ZERO_THRESHOLD,
+    MISSING_AS_ZERO,
+    MISSING_ZERO,
+    KernelArg,
+    LinearKernelArgs,
+    TreeKernelArgs,
+)
 
 FloatArray = npt.NDArray[np.float64]
 Int32Array = npt.NDArray[np.int32]
 Int64Array = npt.NDArray[np.int64]
 UInt8Array = npt.NDArray[np.uint8]
+# A model argument: the named tuple, or the plain tuple of its fields (the hot path's, see above).
+TreeArgs = TreeKernelArgs | tuple[KernelArg, ...]
+LinearArgs = LinearKernelArgs | tuple[KernelArg, ...]
 
 
 @numba.njit(cache=True, inline="always")
-def _child(  # noqa: PLR0917 - numba kernels take plain positional arrays
-    x: FloatArray,
-    node: int,
-    feature: Int32Array,
-    threshold: FloatArray,
-    left: Int32Array,
-    right: Int32Array,
-    default_left: UInt8Array,
-    missing_type: UInt8Array,
-    comparison: int,
-    float32_inputs: int,
-    zero_threshold: float,
-) -> int:  # pragma: no cover - compiled; parity with the libraries is tested
+def _child(x: FloatArray, node: int, m: TreeKernelArgs) -> int:  # pragma: no cover - compiled; parity is tested
     """The child of split ``node`` that row ``x`` goes to."""
-    v = x[feature[node]]
-    if float32_inputs:
+    v = x[m.feature[node]]
+    if m.float32_inputs:
         v = np.float64(np.float32(v))
-    if abs(v) <= zero_threshold:
+    if abs(v) <= m.zero_threshold:
         v = 0.0
-    kind = missing_type[node]
+    kind = m.missing_type[node]
     if math.isnan(v):
         if kind != MISSING_AS_ZERO:
-            return int(left[node] if default_left[node] else right[node])
+            return int(m.left[node] if m.default_left[node] else m.right[node])
         v = 0.0
     if kind == MISSING_ZERO and -LIGHTGBM_ZERO_THRESHOLD <= v <= LIGHTGBM_ZERO_THRESHOLD:
-        return int(left[node] if default_left[node] else right[node])
-    go_left = v < threshold[node] if comparison == COMPARE_LESS else v <= threshold[node]
-    return int(left[node] if go_left else right[node])
+        return int(m.left[node] if m.default_left[node] else m.right[node])
+    go_left = v < m.threshold[node] if m.comparison == COMPARE_LESS else v <= m.threshold[node]
+    return int(m.left[node] if go_left else m.right[node])
 
 
 @numba.njit(cache=True)
-def _margin_row_exact(  # noqa: PLR0917
-    x: FloatArray,
-    feature: Int32Array,
-    threshold: FloatArray,
-    left: Int32Array,
-    right: Int32Array,
-    default_left: UInt8Array,
-    missing_type: UInt8Array,
-    value: FloatArray,
-    roots: Int64Array,
-    n_features: int,
-    comparison: int,
-    float32_inputs: int,
-    float32_sums: int,
-    zero_threshold: float,
-    base_margin: float,
-    logistic: int,
-    mean: int,
-) -> float:  # pragma: no cover - compiled; parity with the libraries is tested
+def _total(leaves_sum: float, m: TreeKernelArgs) -> float:  # pragma: no cover - compiled
+    """The margin from the running total over trees: ``base_margin`` was its start for a sum, added here for a mean."""
+    return m.base_margin + leaves_sum / m.roots.size if m.mean else leaves_sum
+
+
+@numba.njit(cache=True)
+def _margin_row_exact(x: FloatArray, m: TreeKernelArgs) -> float:  # pragma: no cover - compiled; parity is tested
     """Raw margin of one row, walking each tree to its leaf in turn (any row, NaN included)."""
-    total = 0.0 if mean else base_margin
-    for root in roots:
+    total = 0.0 if m.mean else m.base_margin
+    for root in m.roots:
         node = root
-        while feature[node] >= 0:
-            node = _child(
-                x,
-                node,
-                feature,
-                threshold,
-                left,
-                right,
-                default_left,
-                missing_type,
-                comparison,
-                float32_inputs,
-                zero_threshold,
-            )
-        total += value[node]
-        if float32_sums:  # float64 then float32 rounds a sum of two float32 values exactly as float32 would
+        while m.feature[node] >= 0:
+            node = _child(x, node, m)
+        total += m.value[node]
+        if m.float32_sums:  # float64 then float32 rounds a sum of two float32 values exactly as float32 would
             total = np.float64(np.float32(total))
-    if mean:
-        total = base_margin + total / roots.size
-    return total
+    return _total(total, m)
 
 
 @numba.njit(cache=True)
-def margin_row(  # noqa: PLR0917
-    x: FloatArray,
-    feature: Int32Array,
-    threshold: FloatArray,
-    left: Int32Array,
-    right: Int32Array,
-    default_left: UInt8Array,
-    missing_type: UInt8Array,
-    value: FloatArray,
-    roots: Int64Array,
-    n_features: int,
-    comparison: int,
-    float32_inputs: int,
-    float32_sums: int,
-    zero_threshold: float,
-    base_margin: float,
-    logistic: int,
-    mean: int,
-) -> float:  # pragma: no cover - compiled; parity with the libraries is tested
+def margin_row(x: FloatArray, model: TreeArgs) -> float:  # pragma: no cover - compiled; parity is tested
     """Raw margin of one row: ``base_margin`` plus the sum (or mean) of its leaves.
 
     A NaN-free row walks all trees one level at a time (independent walks the
     CPU overlaps); a row with a NaN takes the exact per-tree walk.
     """
+    m = TreeKernelArgs(*model)
     prepared = np.empty(x.size)
-    if not _prepared_row(x, prepared, float32_inputs, zero_threshold):
-        return _margin_row_exact(
-            x, feature, threshold, left, right, default_left, missing_type, value, roots,
-            n_features, comparison, float32_inputs, float32_sums, zero_threshold, base_margin, logistic, mean,
-        )  # fmt: skip
-    nodes = roots.copy()
+    if not _prepared_row(x, prepared, m.float32_inputs, m.zero_threshold):
+        return _margin_row_exact(x, m)
+    nodes = m.roots.copy()
     active = True
     while active:
         active = False
         for t in range(nodes.size):
             n = nodes[t]
-            f = feature[n]
+            f = m.feature[n]
             if f >= 0:
                 v = prepared[f]
-                if missing_type[n] == MISSING_ZERO and -LIGHTGBM_ZERO_THRESHOLD <= v <= LIGHTGBM_ZERO_THRESHOLD:
-                    nodes[t] = left[n] if default_left[n] else right[n]
+                if m.missing_type[n] == MISSING_ZERO and -LIGHTGBM_ZERO_THRESHOLD <= v <= LIGHTGBM_ZERO_THRESHOLD:
+                    nodes[t] = m.left[n] if m.default_left[n] else m.right[n]
                 else:
-                    go_left = v < threshold[n] if comparison == COMPARE_LESS else v <= threshold[n]
-                    nodes[t] = left[n] if go_left else right[n]
+                    go_left = v < m.threshold[n] if m.comparison == COMPARE_LESS else v <= m.threshold[n]
+                    nodes[t] = m.left[n] if go_left else m.right[n]
                 active = True
-    total = 0.0 if mean else base_margin
+    total = 0.0 if m.mean else m.base_margin
     for t in range(nodes.size):
-        total += value[nodes[t]]
-        if float32_sums:  # float64 then float32 rounds a sum of two float32 values exactly as float32 would
+        total += m.value[nodes[t]]
+        if m.float32_sums:  # float64 then float32 rounds a sum of two float32 values exactly as float32 would
             total = np.float64(np.float32(total))
-    if mean:
-        total = base_margin + total / roots.size
-    return total
+    return _total(total, m)
 
 
 @numba.njit(cache=True)
-def score_row(  # noqa: PLR0917
-    x: FloatArray,
-    feature: Int32Array,
-    threshold: FloatArray,
-    left: Int32Array,
-    right: Int32Array,
-    default_left: UInt8Array,
-    missing_type: UInt8Array,
-    value: FloatArray,
-    roots: Int64Array,
-    n_features: int,
-    comparison: int,
-    float32_inputs: int,
-    float32_sums: int,
-    zero_threshold: float,
-    base_margin: float,
-    logistic: int,
-    mean: int,
-) -> float:  # pragma: no cover - compiled; parity with the libraries is tested
+def score_row(x: FloatArray, model: TreeArgs) -> float:  # pragma: no cover - compiled; parity is tested
     """Final score of one row: the margin through the link (a probability for a logistic link)."""
-    margin = margin_row(
-        x, feature, threshold, left, right, default_left, missing_type, value, roots,
-        n_features, comparison, float32_inputs, float32_sums, zero_threshold, base_margin, logistic, mean,
-    )  # fmt: skip
-    return 1.0 / (1.0 + math.exp(-margin)) if logistic else margin
+    margin = margin_row(x, model)
+    return 1.0 / (1.0 + math.exp(-margin)) if TreeKernelArgs(*model).logistic else margin
 
 
 BLOCK_ROWS = 64
@@ -224,9 +160,8 @@ def _prepared_row(
 
 
 @numba.njit(cache=True)
-def _leaves_block(  # noqa: PLR0917
-    xb: FloatArray, nb: int, tree: int, feature: Int32Array, threshold: FloatArray, left: Int32Array,
-    right: Int32Array, roots: Int64Array, comparison: int, nodes: Int64Array,
+def _leaves_block(
+    xb: FloatArray, nb: int, tree: int, m: TreeKernelArgs, nodes: Int64Array
 ) -> None:  # pragma: no cover - compiled; parity with the libraries is tested
     """Leaf of tree ``tree`` for each of ``nb`` prepared, NaN-free rows, advancing all rows one level at a time.
 
@@ -234,7 +169,8 @@ def _leaves_block(  # noqa: PLR0917
     instead of waiting on one dependent chain: the reason this is several times
     faster than walking one row to its leaf before starting the next.
     """
-    root = roots[tree]
+    feature, threshold, left, right = m.feature, m.threshold, m.left, m.right
+    root = m.roots[tree]
     for j in range(nb):
         nodes[j] = root
     active = True
@@ -245,216 +181,128 @@ def _leaves_block(  # noqa: PLR0917
             f = feature[n]
             if f >= 0:
                 v = xb[j, f]
-                go_right = v >= threshold[n] if comparison == COMPARE_LESS else v > threshold[n]
+                go_right = v >= threshold[n] if m.comparison == COMPARE_LESS else v > threshold[n]
                 # Arithmetic select, not a branch: which way a row goes is unpredictable.
                 nodes[j] = left[n] + go_right * (right[n] - left[n])
                 active = True
 
 
 @numba.njit(cache=True)
-def _margin_block(  # noqa: PLR0917
-    X: FloatArray,  # noqa: N803
-    start: int, stop: int, out: FloatArray, feature: Int32Array, threshold: FloatArray, left: Int32Array,
-    right: Int32Array, default_left: UInt8Array, missing_type: UInt8Array, value: FloatArray, roots: Int64Array,
-    n_features: int, comparison: int, float32_inputs: int, float32_sums: int, zero_threshold: float,
-    base_margin: float, logistic: int, mean: int, exact_only: bool,
+def _margin_block(  # noqa: PLR0917 - a block's bounds, its output and the model
+    X: FloatArray,  # noqa: N803 - a design matrix is X
+    start: int,
+    stop: int,
+    out: FloatArray,
+    m: TreeKernelArgs,
+    exact_only: bool,
 ) -> None:  # pragma: no cover - compiled; parity with the libraries is tested
     """Margins of rows ``start:stop``: the interleaved fast path for NaN-free rows, the exact walk for the rest."""
     xb = np.empty((stop - start, X.shape[1]))
     fast = np.empty(stop - start, dtype=np.int64)
     nb = 0
     for i in range(start, stop):
-        if not exact_only and _prepared_row(X[i], xb[nb], float32_inputs, zero_threshold):
+        if not exact_only and _prepared_row(X[i], xb[nb], m.float32_inputs, m.zero_threshold):
             fast[nb] = i
             nb += 1
         else:
-            out[i] = _margin_row_exact(
-                X[i], feature, threshold, left, right, default_left, missing_type, value, roots,
-                n_features, comparison, float32_inputs, float32_sums, zero_threshold, base_margin, logistic, mean,
-            )  # fmt: skip
+            out[i] = _margin_row_exact(X[i], m)
     if nb == 0:
         return
     nodes = np.empty(nb, dtype=np.int64)
-    totals = np.zeros(nb) if mean else np.full(nb, base_margin)
-    for tree in range(roots.size):
-        _leaves_block(xb, nb, tree, feature, threshold, left, right, roots, comparison, nodes)
+    totals = np.zeros(nb) if m.mean else np.full(nb, m.base_margin)
+    for tree in range(m.roots.size):
+        _leaves_block(xb, nb, tree, m, nodes)
         for j in range(nb):
-            totals[j] += value[nodes[j]]
-            if float32_sums:
+            totals[j] += m.value[nodes[j]]
+            if m.float32_sums:
                 totals[j] = np.float64(np.float32(totals[j]))
     for j in range(nb):
-        out[fast[j]] = base_margin + totals[j] / roots.size if mean else totals[j]
+        out[fast[j]] = _total(totals[j], m)
 
 
 @numba.njit(cache=True)
-def margin_batch(  # noqa: PLR0917
-    X: FloatArray,  # noqa: N803 - a design matrix is X
-    feature: Int32Array,
-    threshold: FloatArray,
-    left: Int32Array,
-    right: Int32Array,
-    default_left: UInt8Array,
-    missing_type: UInt8Array,
-    value: FloatArray,
-    roots: Int64Array,
-    n_features: int,
-    comparison: int,
-    float32_inputs: int,
-    float32_sums: int,
-    zero_threshold: float,
-    base_margin: float,
-    logistic: int,
-    mean: int,
-) -> FloatArray:  # pragma: no cover - compiled; parity with the libraries is tested
+def margin_batch(X: FloatArray, model: TreeArgs) -> FloatArray:  # noqa: N803 # pragma: no cover - compiled
     """Raw margin of every row of ``X``, in blocks of :data:`BLOCK_ROWS` rows walked together."""
+    m = TreeKernelArgs(*model)
     out = np.empty(X.shape[0])
-    exact_only = _needs_exact_path(missing_type)
+    exact_only = _needs_exact_path(m.missing_type)
     for start in range(0, X.shape[0], BLOCK_ROWS):
-        _margin_block(
-            X, start, min(start + BLOCK_ROWS, X.shape[0]), out, feature, threshold, left, right, default_left,
-            missing_type, value, roots, n_features, comparison, float32_inputs, float32_sums, zero_threshold,
-            base_margin, logistic, mean, exact_only,
-        )  # fmt: skip
+        _margin_block(X, start, min(start + BLOCK_ROWS, X.shape[0]), out, m, exact_only)
     return out
 
 
 @numba.njit(cache=True)
-def score_batch(  # noqa: PLR0917
-    X: FloatArray,  # noqa: N803 - a design matrix is X
-    feature: Int32Array,
-    threshold: FloatArray,
-    left: Int32Array,
-    right: Int32Array,
-    default_left: UInt8Array,
-    missing_type: UInt8Array,
-    value: FloatArray,
-    roots: Int64Array,
-    n_features: int,
-    comparison: int,
-    float32_inputs: int,
-    float32_sums: int,
-    zero_threshold: float,
-    base_margin: float,
-    logistic: int,
-    mean: int,
-) -> FloatArray:  # pragma: no cover - compiled; parity with the libraries is tested
+def score_batch(X: FloatArray, model: TreeArgs) -> FloatArray:  # noqa: N803 # pragma: no cover - compiled
     """Final score of every row of ``X``."""
-    out = margin_batch(
-        X, feature, threshold, left, right, default_left, missing_type, value, roots,
-        n_features, comparison, float32_inputs, float32_sums, zero_threshold, base_margin, logistic, mean,
-    )  # fmt: skip
-    if logistic:
+    out = margin_batch(X, model)
+    if TreeKernelArgs(*model).logistic:
         for i in range(out.size):
             out[i] = 1.0 / (1.0 + math.exp(-out[i]))
     return out
 
 
 @numba.njit(cache=True)
-def contributions_row(  # noqa: PLR0917
-    x: FloatArray,
-    feature: Int32Array,
-    threshold: FloatArray,
-    left: Int32Array,
-    right: Int32Array,
-    default_left: UInt8Array,
-    missing_type: UInt8Array,
-    value: FloatArray,
-    roots: Int64Array,
-    n_features: int,
-    comparison: int,
-    float32_inputs: int,
-    float32_sums: int,
-    zero_threshold: float,
-    base_margin: float,
-    logistic: int,
-    mean: int,
-) -> FloatArray:  # pragma: no cover - compiled; parity with XGBoost's approx_contribs is tested
-    """Saabas contributions of one row to its margin: ``n_features`` entries, then the bias."""
-    out = np.zeros(n_features + 1)
-    for root in roots:
+def contributions_row(x: FloatArray, model: TreeArgs) -> FloatArray:  # pragma: no cover - compiled
+    """Saabas contributions of one row to its margin: ``n_features`` entries, then the bias.
+
+    Parity with XGBoost's ``approx_contribs`` is tested.
+    """
+    m = TreeKernelArgs(*model)
+    out = np.zeros(m.n_features + 1)
+    for root in m.roots:
         node = root
-        out[n_features] += value[node]
-        while feature[node] >= 0:
-            child = _child(
-                x,
-                node,
-                feature,
-                threshold,
-                left,
-                right,
-                default_left,
-                missing_type,
-                comparison,
-                float32_inputs,
-                zero_threshold,
-            )
-            out[feature[node]] += value[child] - value[node]
+        out[m.n_features] += m.value[node]
+        while m.feature[node] >= 0:
+            child = _child(x, node, m)
+            out[m.feature[node]] += m.value[child] - m.value[node]
             node = child
-    if mean:
-        out /= roots.size
-    out[n_features] += base_margin
+    if m.mean:
+        out /= m.roots.size
+    out[m.n_features] += m.base_margin
     return out
 
 
 @numba.njit(cache=True)
-def linear_margin_row(  # noqa: PLR0917 - numba kernels take plain positional arrays
-    x: FloatArray, mean: FloatArray, scale: FloatArray, coef: FloatArray, intercept: float, logistic: int
-) -> float:  # pragma: no cover - compiled; parity with scikit-learn is tested
-    """``intercept + sum(coef * (x - mean) / scale)`` for one row."""
+def linear_margin_row(x: FloatArray, model: LinearArgs) -> float:  # pragma: no cover - compiled
+    """``intercept + sum(coef * (x - mean) / scale)`` for one row (parity with scikit-learn is tested)."""
+    m = LinearKernelArgs(*model)
     total = 0.0
-    for j in range(coef.size):
-        total += coef[j] * ((x[j] - mean[j]) / scale[j])
-    return total + intercept
+    for j in range(m.coef.size):
+        total += m.coef[j] * ((x[j] - m.mean[j]) / m.scale[j])
+    return total + m.intercept
 
 
 @numba.njit(cache=True)
-def linear_score_row(  # noqa: PLR0917 - numba kernels take plain positional arrays
-    x: FloatArray, mean: FloatArray, scale: FloatArray, coef: FloatArray, intercept: float, logistic: int
-) -> float:  # pragma: no cover - compiled; parity with scikit-learn is tested
+def linear_score_row(x: FloatArray, model: LinearArgs) -> float:  # pragma: no cover - compiled
     """The linear margin of one row through the link."""
-    margin = linear_margin_row(x, mean, scale, coef, intercept, logistic)
-    return 1.0 / (1.0 + math.exp(-margin)) if logistic else margin
+    margin = linear_margin_row(x, model)
+    return 1.0 / (1.0 + math.exp(-margin)) if LinearKernelArgs(*model).logistic else margin
 
 
 @numba.njit(cache=True)
-def linear_margin_batch(  # noqa: PLR0917 - numba kernels take plain positional arrays
-    X: FloatArray,  # noqa: N803 - a design matrix is X
-    mean: FloatArray,
-    scale: FloatArray,
-    coef: FloatArray,
-    intercept: float,
-    logistic: int,
-) -> FloatArray:  # pragma: no cover - compiled; parity with scikit-learn is tested
+def linear_margin_batch(X: FloatArray, model: LinearArgs) -> FloatArray:  # noqa: N803 # pragma: no cover
     """The linear margin of every row of ``X``."""
     out = np.empty(X.shape[0])
     for i in range(X.shape[0]):
-        out[i] = linear_margin_row(X[i], mean, scale, coef, intercept, logistic)
+        out[i] = linear_margin_row(X[i], model)
     return out
 
 
 @numba.njit(cache=True)
-def linear_score_batch(  # noqa: PLR0917 - numba kernels take plain positional arrays
-    X: FloatArray,  # noqa: N803 - a design matrix is X
-    mean: FloatArray,
-    scale: FloatArray,
-    coef: FloatArray,
-    intercept: float,
-    logistic: int,
-) -> FloatArray:  # pragma: no cover - compiled; parity with scikit-learn is tested
+def linear_score_batch(X: FloatArray, model: LinearArgs) -> FloatArray:  # noqa: N803 # pragma: no cover
     """The linear score of every row of ``X``."""
     out = np.empty(X.shape[0])
     for i in range(X.shape[0]):
-        out[i] = linear_score_row(X[i], mean, scale, coef, intercept, logistic)
+        out[i] = linear_score_row(X[i], model)
     return out
 
 
 @numba.njit(cache=True)
-def linear_contributions_row(  # noqa: PLR0917 - numba kernels take plain positional arrays
-    x: FloatArray, mean: FloatArray, scale: FloatArray, coef: FloatArray, intercept: float, logistic: int
-) -> FloatArray:  # pragma: no cover - compiled; the sum is tested against the margin
-    """``coef * standardised x`` per feature, then the intercept as the bias."""
-    out = np.empty(coef.size + 1)
-    for j in range(coef.size):
-        out[j] = coef[j] * ((x[j] - mean[j]) / scale[j])
-    out[coef.size] = intercept
+def linear_contributions_row(x: FloatArray, model: LinearArgs) -> FloatArray:  # pragma: no cover - compiled
+    """``coef * standardised x`` per feature, then the intercept as the bias (they add up to the margin)."""
+    m = LinearKernelArgs(*model)
+    out = np.empty(m.coef.size + 1)
+    for j in range(m.coef.size):
+        out[j] = m.coef[j] * ((x[j] - m.mean[j]) / m.scale[j])
+    out[m.coef.size] = m.intercept
     return out
