@@ -7,7 +7,9 @@
 -- Existing columns move onto them: every bytea column of a qf table whose only check was
 -- octet_length(col) = 20 or 32 (that check is then dropped: the domain holds it), and every
 -- numeric(78,0) column (each holds a uint256 read from an event). Values are unchanged and
--- re-checked; PostgreSQL sends a domain's base type to clients, so readers see no change.
+-- re-checked; PostgreSQL sends a domain's base type to clients, so readers see no change, except
+-- that an array built from domain values (ARRAY[sender], array_agg(sender)) has the domain's own
+-- array type, which clients do not know: cast the element (sender::bytea) when building one.
 --
 -- PostgreSQL refuses to change the type of a column a view reads, so the views that depend on
 -- these tables (ours, and any a user added, in any schema) are saved, dropped and recreated

@@ -91,7 +91,7 @@ def load_donations(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -
     strategy = bytes(pool[2])
     recipients = conn.execute(
         """
-        SELECT h.recipient_id, array_remove(ARRAY[g.recipient_address, g.sender], NULL)
+        SELECT h.recipient_id, array_remove(ARRAY[g.recipient_address::bytea, g.sender::bytea], NULL)
         FROM qf.recipient_status_history h
         LEFT JOIN LATERAL (
             SELECT r.recipient_address, r.sender FROM qf.registered r

@@ -136,6 +136,10 @@ def play(conn: psycopg.Connection, history: list[tuple[object, ...]]) -> None:
 @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(history=st.lists(steps, min_size=1, max_size=40))
 @example(history=[("donate", 0, 0, 0, 8, -1, False, False), ("refresh",), ("window", 0, -2)])
+# A co-donor joining a donor's block changes the donor's same_block_codonations (sql/013).
+@example(history=[("donate", 0, 0, 0, 1, 0, False, False), ("refresh",), ("donate", 0, 1, 0, 1, 0, True, False)])
+@example(history=[("donate", 0, 0, 0, 1, 0, False, False), ("donate", 0, 1, 0, 1, 0, True, False), ("refresh",),
+                  ("reorg", 1)])  # fmt: skip
 @example(history=[("donate", 1, 2, 1, 8, 3, False, True), ("refresh",), ("reorg", 1), ("cap", 1, 10)])
 @example(history=[("donate", 0, 0, 0, 8, 1, False, False), ("donate", 0, 1, 0, 4, 2, True, False), ("refresh",),
                   ("donate", 0, 2, 0, 4, 2, True, False), ("review", 0, 0, 3), ("fund", 0, 2)])  # fmt: skip
