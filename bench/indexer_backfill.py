@@ -205,7 +205,7 @@ def live_lag(url: str, core: str, db_url: str, home: Path, donations: int) -> di
         funder,
         core,
         core_art.encode_call(
-            "createPool",
+            "createDonationPool",
             [
                 b"\x07" * 32,
                 NATIVE_TOKEN,

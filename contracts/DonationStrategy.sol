@@ -76,7 +76,9 @@ contract DonationStrategy {
     uint64 public allocationStartTime;
     uint64 public allocationEndTime;
     uint256 public poolAmount;
-    uint256 public recipientsCounter;
+    /// @notice As in Allo v2's donation-voting strategies: starts at 1; a recipient registered
+    /// when it was n sits at nibble n - 1 of the status bitmap, and Registered carries n.
+    uint256 public recipientsCounter = 1;
     bool private _initialized;
 
     mapping(address => bool) public allowedTokens;
@@ -142,14 +144,15 @@ contract DonationStrategy {
         recipient.recipientAddress = recipientAddress;
         if (!recipient.exists) {
             recipient.exists = true;
-            recipient.index = recipientsCounter++;
+            uint256 counter = recipientsCounter++;
+            recipient.index = counter - 1;
             _writeStatus(recipient.index, Status.Pending);
-            emit Registered(recipientId, abi.encode(data, recipient.index), sender);
+            emit Registered(recipientId, abi.encode(data, counter), sender);
         } else {
             Status current = _readStatus(recipient.index);
             Status next = (current == Status.Rejected) ? Status.Appealed : Status.Pending;
             _writeStatus(recipient.index, next);
-            emit UpdatedRegistration(recipientId, abi.encode(data, recipient.index), sender, uint8(next));
+            emit UpdatedRegistration(recipientId, data, sender, uint8(next));
         }
     }
 

@@ -27,7 +27,7 @@ from qf.chain.devnet import devnet_url, load_devnet_deployment
 from qf.db import connect
 from qf.db.embedded import resolve_database_url
 from qf.db.migrate import apply_migrations
-from qf.errors import ChainIdMismatch, ConfigError
+from qf.errors import ChainIdMismatch, ConfigError, QFError
 from qf.eth import from_hex, to_hex
 from qf.http_metrics import HealthState, serve_metrics
 from qf.settings import Settings
@@ -36,6 +36,10 @@ log = structlog.get_logger()
 
 #: Connections used to look up donation transactions in parallel.
 TX_LOOKUP_CONNECTIONS = 4
+
+
+#: Selector of IAllo's ``getRegistry()``.
+GET_REGISTRY_SELECTOR = "0x5ab1bd53"
 
 
 def resolve_target(settings: Settings) -> tuple[list[str], bytes, int]:
@@ -53,6 +57,28 @@ def resolve_target(settings: Settings) -> tuple[list[str], bytes, int]:
     if start is None:
         start = deployment.start_block if deployment and core == deployment.core else 0
     return urls, from_hex(core), start
+
+
+def resolve_registry(settings: Settings, rpc: ResilientRpc, core: bytes) -> bytes | None:
+    """The Registry to index: QF_REGISTRY_ADDRESS, the devnet's, else what the core's ``getRegistry()`` says.
+
+    A core without ``getRegistry`` (or a node refusing the call) means no profiles, logged once.
+    """
+    if settings.registry_address:
+        return from_hex(settings.registry_address)
+    deployment = load_devnet_deployment(settings)
+    if deployment is not None and from_hex(deployment.core) == core:
+        return from_hex(deployment.registry)
+    try:
+        answer = rpc.call("eth_call", [{"to": to_hex(core), "data": GET_REGISTRY_SELECTOR}, "latest"])
+        word = from_hex(answer)
+    except (QFError, ValueError, TypeError) as exc:
+        log.warning("registry_unknown", reason=str(exc)[:200], hint="set QF_REGISTRY_ADDRESS to index profiles")
+        return None
+    if len(word) != 32 or word[:12] != bytes(12) or word[12:] == bytes(20):
+        log.warning("registry_unknown", reason="getRegistry() gave no address", hint="set QF_REGISTRY_ADDRESS")
+        return None
+    return word[12:]
 
 
 def build_indexer(
@@ -79,9 +105,11 @@ def build_indexer(
     with connect(url) as conn:
         apply_migrations(conn)
     store = Store(url, chain_id, EVENT_TABLES)
+    registry = resolve_registry(settings, rpc, core)
     config = IndexerConfig(
         chain_id=settings.chain_id,
         core=core,
+        registry=registry,
         start_block=start,
         poll_interval_seconds=settings.poll_interval_seconds,
         confirmations=settings.confirmations,

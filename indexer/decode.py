@@ -37,7 +37,9 @@ __all__ = [
     "COMMON_COLUMNS",
     "EVENTS",
     "EVENTS_BY_NAME",
+    "EVENTS_BY_SIGNATURE",
     "SCHEMA",
+    "TABLES",
     "TOPIC0S",
     "DecodedLog",
     "EventSpec",
@@ -66,13 +68,16 @@ COMMON_COLUMNS: Final = (
 ALLOCATED_CONTEXT_COLUMNS: Final = ("tx_from", "tx_nonce", "gas_price", "block_time")
 
 #: A decoded value: what psycopg writes into the column.
-Value = int | bytes | str | None
+Value = int | bytes | str | bool | None
 
 
 @dataclass(frozen=True, slots=True)
 class EventSpec:
-    """One Allo v2 event: its table and its own columns, in table order.
+    """One Allo v2 event variant: its full signature, its table and its own columns, in table order.
 
+    Real strategies overload event names (two ``Allocated`` forms carry a
+    donation, a third a vote), so a log is matched by its full signature
+    (topic0), never by name. Variants that carry the same fields share a table.
     ``context_columns`` follow ``columns`` in the table and are filled by the
     store from the transaction and block (only ``Allocated`` has them).
     """
@@ -83,6 +88,8 @@ class EventSpec:
     context_columns: tuple[str, ...] = ()
     #: Topics a log of this event has: topic0 plus one per indexed parameter.
     topic_count: int = 1
+    #: The canonical signature, e.g. ``Allocated(address,uint256,address,address)``.
+    signature: str = ""
 
     @property
     def table_columns(self) -> tuple[str, ...]:
@@ -96,6 +103,8 @@ class DecodedLog:
 
     name: str
     table: str
+    #: The variant's full signature (`EventSpec.signature`).
+    signature: str
     block_number: int
     block_hash: bytes
     tx_hash: bytes
@@ -204,24 +213,43 @@ def _topic_uint(topic: str) -> int:
     return int.from_bytes(_topic_bytes(topic), "big")
 
 
+_NO_REGISTRATION: Final = (None, None, None, None)
+
+
 def _registration(raw: bytes) -> tuple[bytes | None, int | None, int | None, str | None]:
     """(recipient_address, recipient_index, metadata protocol, pointer) from ``Registered.data``.
 
-    Donation-voting strategies emit ``abi.encode(abi.encode(recipientId, recipientAddress,
-    Metadata), recipientIndex)``; other Allo v2 strategies put other things there, so a
-    layout that does not fit gives NULLs and the raw bytes stay in the row.
+    Donation-voting strategies (and DirectGrantsLite, EasyRetroFunding) emit
+    ``abi.encode(abi.encode(recipientId, recipientAddress, Metadata), recipientsCounter)``.
+    The counter starts at 1 and the recipient's nibble in the status bitmap is
+    ``counter - 1`` (``_getStatusRowColumn``; Gitcoin's indexer takes the same
+    application id), which is what ``recipient_index`` holds. Other strategies
+    put other things there, so a layout that does not fit gives NULLs and the
+    raw bytes stay in the row.
     """
     try:
-        index = _uint(raw, 32)
+        counter = _uint(raw, 32)
         inner = _dynamic(raw, _uint(raw, 0))
-        _address(inner, 0)  # recipientId (or registry anchor): the topic already says who
-        recipient_address = _address(inner, 32)
-        protocol, pointer = _metadata(inner, _uint(inner, 64))
     except _Malformed:
-        return None, None, None, None
-    if index > _BIGINT_MAX:
-        return None, None, None, None
-    return recipient_address, index, protocol, pointer
+        return _NO_REGISTRATION
+    address, _index, protocol, pointer = _application(inner)
+    if address is None or not 1 <= counter <= _BIGINT_MAX:
+        return _NO_REGISTRATION
+    return address, counter - 1, protocol, pointer
+
+
+def _application(raw: bytes) -> tuple[bytes | None, int | None, int | None, str | None]:
+    """The same four from ``abi.encode(recipientId, recipientAddress, Metadata)``, index unknown (None).
+
+    ``UpdatedRegistration.data`` of the donation-voting family is this plain form.
+    """
+    try:
+        _address(raw, 0)  # recipientId (or registry anchor): the topic already says who
+        recipient_address = _address(raw, 32)
+        protocol, pointer = _metadata(raw, _uint(raw, 64))
+    except _Malformed:
+        return _NO_REGISTRATION
+    return recipient_address, None, protocol, pointer
 
 
 # -- one decoder per event: (topics, data) -> values in column order ----------------------
@@ -265,11 +293,17 @@ def _updated_registration(topics: Sequence[str], data: bytes) -> tuple[Value, ..
     raw = _dynamic(data, _uint(data, 0))
     return (
         _topic_address(topics[1]),
-        *_registration(raw),
+        *_application(raw),
         raw,
         _address(data, 32),
         _uint8(data, 64),
     )
+
+
+def _updated_registration_no_status(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 2 * 32, exact=False)
+    raw = _dynamic(data, _uint(data, 0))
+    return _topic_address(topics[1]), raw, _address(data, 32)
 
 
 def _recipient_status_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
@@ -299,6 +333,98 @@ def _allocated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
     )
 
 
+def _allocated_without_origin(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    """IStrategy's four-field form; ``origin`` (None here) is the transaction's sender, filled by the loop."""
+    _need(data, 3 * 32, exact=True)
+    return _topic_address(topics[1]), _uint(data, 0), _address(data, 32), _address(data, 64), None
+
+
+def _allocation_vote(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 2 * 32, exact=True)
+    return _topic_address(topics[1]), _uint8(data, 0), _address(data, 32)
+
+
+def _direct_allocated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 4 * 32, exact=True)
+    return _topic_bytes(topics[1]), _address(data, 0), _uint(data, 32), _address(data, 64), _address(data, 96)
+
+
+def _window_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 3 * 32, exact=True)
+    return _uint64(data, 0), _uint64(data, 32), _address(data, 64)
+
+
+def _distribution_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 2 * 32, exact=False)
+    protocol, pointer = _metadata(data, _uint(data, 32))
+    return data[:32], protocol, pointer
+
+
+def _distribution_metadata_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 32, exact=False)
+    protocol, pointer = _metadata(data, _uint(data, 0))
+    return None, protocol, pointer
+
+
+def _batch_payout_successful(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 0, exact=True)
+    return (_topic_address(topics[1]),)
+
+
+def _strategy_initialized(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 2 * 32, exact=False)
+    return _uint(data, 0), _dynamic(data, _uint(data, 32)), None
+
+
+def _version_initialized(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 32, exact=True)
+    return None, None, _uint8(data, 0)
+
+
+def _pool_active(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 32, exact=True)
+    flag = _uint8(data, 0)
+    if flag > 1:
+        raise _Malformed(f"PoolActive flag is {flag}, not a bool")
+    return (bool(flag),)
+
+
+def _claimed(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 3 * 32, exact=True)
+    return _topic_address(topics[1]), _address(data, 0), _uint(data, 32), _address(data, 64)
+
+
+# -- the Registry -------------------------------------------------------------------------
+
+
+def _profile_created(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 5 * 32, exact=False)
+    protocol, pointer = _metadata(data, _uint(data, 64))
+    name = _text(_dynamic(data, _uint(data, 32)))
+    return _topic_bytes(topics[1]), _uint(data, 0), name, protocol, pointer, _address(data, 96), _address(data, 128)
+
+
+def _profile_name_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 2 * 32, exact=False)
+    return _topic_bytes(topics[1]), _text(_dynamic(data, _uint(data, 0))), _address(data, 32)
+
+
+def _profile_metadata_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 32, exact=False)
+    protocol, pointer = _metadata(data, _uint(data, 0))
+    return _topic_bytes(topics[1]), protocol, pointer
+
+
+def _profile_address_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 32, exact=True)
+    return _topic_bytes(topics[1]), _address(data, 0)
+
+
+def _role_changed(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 0, exact=True)
+    return _topic_bytes(topics[1]), _topic_address(topics[2]), _topic_address(topics[3])
+
+
 def _distributed(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
     _need(data, 3 * 32, exact=True)
     return _topic_address(topics[1]), _address(data, 0), _uint(data, 32), _address(data, 64)
@@ -319,97 +445,96 @@ _REGISTRATION_COLUMNS: Final = (
     "sender",
 )
 
+_METADATA: Final = ("metadata_protocol", "metadata_pointer")
+_ALLOCATED: Final = ("recipient_id", "amount", "token", "sender", "origin")
+_DISTRIBUTION: Final = ("merkle_root", *_METADATA)
+_INITIALIZED: Final = ("pool_id", "data", "version")
+_ROLE: Final = ("role", "account", "sender")
+
+
+def _spec(
+    signature: str, table: str, columns: tuple[str, ...], topic_count: int, *, context: tuple[str, ...] = ()
+) -> EventSpec:
+    return EventSpec(signature.partition("(")[0], table, columns, context, topic_count, signature)
+
+
+#: Every variant the indexer reads: the Allo v2 core and Registry, and the events of the
+#: strategies in ``@allo-team/allo-v2-sdk`` and Gitcoin's indexer ABIs (sources in README).
 _SPECS: Final[tuple[tuple[EventSpec, _Decoder], ...]] = (
-    (
-        EventSpec(
-            "PoolCreated",
-            "pool_created",
-            ("pool_id", "profile_id", "strategy", "token", "amount", "metadata_protocol", "metadata_pointer"),
-            topic_count=3,
-        ),
-        _pool_created,
-    ),
-    (EventSpec("PoolFunded", "pool_funded", ("pool_id", "amount", "fee"), topic_count=2), _pool_funded),
-    (
-        EventSpec(
-            "PoolMetadataUpdated",
-            "pool_metadata_updated",
-            ("pool_id", "metadata_protocol", "metadata_pointer"),
-            topic_count=2,
-        ),
-        _pool_metadata_updated,
-    ),
-    (EventSpec("Registered", "registered", _REGISTRATION_COLUMNS, topic_count=2), _registered),
-    (
-        EventSpec(
-            "UpdatedRegistration",
-            "updated_registration",
-            (*_REGISTRATION_COLUMNS, "status"),
-            topic_count=2,
-        ),
-        _updated_registration,
-    ),
-    (
-        EventSpec(
-            "RecipientStatusUpdated",
-            "recipient_status_updated",
-            ("row_index", "full_row", "sender"),
-            topic_count=2,
-        ),
-        _recipient_status_updated,
-    ),
-    (
-        EventSpec(
-            "TimestampsUpdated",
-            "timestamps_updated",
-            ("registration_start", "registration_end", "allocation_start", "allocation_end", "sender"),
-            topic_count=1,
-        ),
-        _timestamps_updated,
-    ),
-    (
-        EventSpec(
-            "Allocated",
-            "allocated",
-            ("recipient_id", "amount", "token", "sender", "origin"),
-            ALLOCATED_CONTEXT_COLUMNS,
-            topic_count=2,
-        ),
-        _allocated,
-    ),
-    (
-        EventSpec(
-            "Distributed",
-            "distributed",
-            ("recipient_id", "recipient_address", "amount", "sender"),
-            topic_count=2,
-        ),
-        _distributed,
-    ),
-    (
-        EventSpec(
-            "FundsDistributed",
-            "funds_distributed",
-            ("amount", "grantee", "token", "recipient_id"),
-            topic_count=3,
-        ),
-        _funds_distributed,
-    ),
-)
+    # -- the core
+    (_spec(ALLO_V2_EVENTS["PoolCreated"], "pool_created",
+           ("pool_id", "profile_id", "strategy", "token", "amount", *_METADATA), 3), _pool_created),
+    (_spec(ALLO_V2_EVENTS["PoolFunded"], "pool_funded", ("pool_id", "amount", "fee"), 2), _pool_funded),
+    (_spec(ALLO_V2_EVENTS["PoolMetadataUpdated"], "pool_metadata_updated", ("pool_id", *_METADATA), 2),
+     _pool_metadata_updated),
+    # -- strategies: applications and reviews
+    (_spec(ALLO_V2_EVENTS["Registered"], "registered", _REGISTRATION_COLUMNS, 2), _registered),
+    (_spec(ALLO_V2_EVENTS["UpdatedRegistration"], "updated_registration", (*_REGISTRATION_COLUMNS, "status"), 2),
+     _updated_registration),
+    (_spec("UpdatedRegistration(address,bytes,address)", "updated_registration_no_status",
+           ("recipient_id", "data", "sender"), 2), _updated_registration_no_status),
+    (_spec(ALLO_V2_EVENTS["RecipientStatusUpdated"], "recipient_status_updated",
+           ("row_index", "full_row", "sender"), 2), _recipient_status_updated),
+    (_spec(ALLO_V2_EVENTS["TimestampsUpdated"], "timestamps_updated",
+           ("registration_start", "registration_end", "allocation_start", "allocation_end", "sender"), 1),
+     _timestamps_updated),
+    (_spec("TimestampsUpdated(uint64,uint64,address)", "window_updated", ("window_start", "window_end", "sender"), 1),
+     _window_updated),
+    # -- strategies: donations and votes
+    (_spec(ALLO_V2_EVENTS["Allocated"], "allocated", _ALLOCATED, 2, context=ALLOCATED_CONTEXT_COLUMNS), _allocated),
+    (_spec("Allocated(address,uint256,address,address)", "allocated", _ALLOCATED, 2,
+           context=ALLOCATED_CONTEXT_COLUMNS), _allocated_without_origin),
+    (_spec("Allocated(address,uint8,address)", "allocation_votes", ("recipient_id", "status", "sender"), 2),
+     _allocation_vote),
+    (_spec("DirectAllocated(bytes32,address,uint256,address,address)", "direct_allocated",
+           ("profile_id", "profile_owner", "amount", "token", "sender"), 2), _direct_allocated),
+    # -- strategies: distribution
+    (_spec("DistributionUpdated(bytes32,(uint256,string))", "distribution_updated", _DISTRIBUTION, 1),
+     _distribution_updated),
+    (_spec("DistributionUpdated((uint256,string))", "distribution_updated", _DISTRIBUTION, 1),
+     _distribution_metadata_updated),
+    (_spec(ALLO_V2_EVENTS["Distributed"], "distributed", ("recipient_id", "recipient_address", "amount", "sender"), 2),
+     _distributed),
+    (_spec(ALLO_V2_EVENTS["FundsDistributed"], "funds_distributed", ("amount", "grantee", "token", "recipient_id"), 3),
+     _funds_distributed),
+    (_spec("BatchPayoutSuccessful(address)", "batch_payout_successful", ("sender",), 2), _batch_payout_successful),
+    (_spec("Claimed(address,address,uint256,address)", "claimed",
+           ("recipient_id", "recipient_address", "amount", "token"), 2), _claimed),
+    # -- strategies: life cycle
+    (_spec("Initialized(uint256,bytes)", "initialized", _INITIALIZED, 1), _strategy_initialized),
+    (_spec("Initialized(uint8)", "initialized", _INITIALIZED, 1), _version_initialized),
+    (_spec("PoolActive(bool)", "pool_active", ("active",), 1), _pool_active),
+    # -- the Registry (and AccessControl roles: profile members, pool managers)
+    (_spec("ProfileCreated(bytes32,uint256,string,(uint256,string),address,address)", "profile_created",
+           ("profile_id", "nonce", "name", *_METADATA, "owner", "anchor"), 2), _profile_created),
+    (_spec("ProfileNameUpdated(bytes32,string,address)", "profile_name_updated", ("profile_id", "name", "anchor"), 2),
+     _profile_name_updated),
+    (_spec("ProfileMetadataUpdated(bytes32,(uint256,string))", "profile_metadata_updated",
+           ("profile_id", *_METADATA), 2), _profile_metadata_updated),
+    (_spec("ProfileOwnerUpdated(bytes32,address)", "profile_owner_updated", ("profile_id", "owner"), 2),
+     _profile_address_updated),
+    (_spec("ProfilePendingOwnerUpdated(bytes32,address)", "profile_pending_owner_updated",
+           ("profile_id", "pending_owner"), 2), _profile_address_updated),
+    (_spec("RoleGranted(bytes32,address,address)", "role_granted", _ROLE, 4), _role_changed),
+    (_spec("RoleRevoked(bytes32,address,address)", "role_revoked", _ROLE, 4), _role_changed),
+)  # fmt: skip
 
-_DECODERS: Final[dict[str, tuple[EventSpec, _Decoder]]] = {
-    topic0(ALLO_V2_EVENTS[spec.name]): (spec, fn) for spec, fn in _SPECS
-}
+_DECODERS: Final[dict[str, tuple[EventSpec, _Decoder]]] = {topic0(spec.signature): (spec, fn) for spec, fn in _SPECS}
 
-#: topic0 (lowercase 0x-hex) -> event.
+#: topic0 (lowercase 0x-hex) -> event variant.
 EVENTS: Final[dict[str, EventSpec]] = {topic: spec for topic, (spec, _fn) in _DECODERS.items()}
 
-#: Event name -> event.
-EVENTS_BY_NAME: Final[dict[str, EventSpec]] = {spec.name: spec for spec in EVENTS.values()}
+#: Full signature -> event variant.
+EVENTS_BY_SIGNATURE: Final[dict[str, EventSpec]] = {spec.signature: spec for spec in EVENTS.values()}
 
-#: Every known topic0: the ``topics[0]`` filter for ``eth_getLogs``.
+#: Event name -> the variant the project's own contracts emit (``qf.chain.abi.ALLO_V2_EVENTS``).
+EVENTS_BY_NAME: Final[dict[str, EventSpec]] = {name: EVENTS_BY_SIGNATURE[sig] for name, sig in ALLO_V2_EVENTS.items()}
+
+#: Table -> the columns every variant stored there fills (variants sharing a table agree).
+TABLES: Final[dict[str, tuple[str, ...]]] = {spec.table: spec.table_columns for spec in EVENTS.values()}
+
+#: Every known topic0.
 TOPIC0S: Final[tuple[str, ...]] = tuple(EVENTS)
-
 
 # -- the public entry points --------------------------------------------------------------
 
@@ -447,6 +572,7 @@ def decode_log(log: Mapping[str, Any]) -> DecodedLog | None:
         return DecodedLog(
             spec.name,
             spec.table,
+            spec.signature,
             int(log["blockNumber"], 16),
             _hash(log["blockHash"], 32, "blockHash"),
             _hash(log["transactionHash"], 32, "transactionHash"),

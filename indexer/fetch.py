@@ -108,6 +108,7 @@ def fetch_range(
     to_block: int,
     *,
     core: bytes,
+    registry: bytes | None = None,
     strategies: Mapping[bytes, tuple[int, int]],
     known_tokens: set[bytes],
     contiguous_from: int | None = None,
@@ -120,7 +121,7 @@ def fetch_range(
     reach, whose hashes the fork-point search walks back through.
     """
     out = Fetched(from_block, to_block)
-    addresses = [_hex(core), *(_hex(a) for a in strategies)]
+    addresses = [_hex(core), *([_hex(registry)] if registry else []), *(_hex(a) for a in strategies)]
     raw = rpc.get_logs(from_block, to_block, addresses)
     out.rpc_logs = len(raw)
     logs = _decode_all(raw, out)
@@ -164,7 +165,7 @@ def _fetch_tx_context(
 ) -> None:
     by_block: dict[int, set[bytes]] = defaultdict(set)
     for row in logs:
-        if row.name == "Allocated":
+        if row.table == "allocated":
             by_block[row.block_number].add(row.tx_hash)
     full_blocks = sorted(n for n, txs in by_block.items() if len(txs) >= FULL_BLOCK_THRESHOLD)
     singles = [to_hex(h) for n, txs in sorted(by_block.items()) if len(txs) < FULL_BLOCK_THRESHOLD for h in txs]
@@ -200,7 +201,7 @@ def _fetch_tx_context(
             int(tx["nonce"], 16),
             int(tx["gasPrice"], 16),
         )
-    missing = {row.tx_hash for row in logs if row.name == "Allocated"} - out.tx_context.keys()
+    missing = {row.tx_hash for row in logs if row.table == "allocated"} - out.tx_context.keys()
     if missing:
         raise ChainMoved(f"{len(missing)} donation transactions were not found in their blocks")
 
@@ -211,7 +212,7 @@ def _fetch_tokens(rpc: ResilientRpc, logs: list[DecodedLog], known: set[bytes], 
         token: Any = None
         if row.name == "PoolCreated":
             token = row.values[3]
-        elif row.name == "Allocated":
+        elif row.table == "allocated":
             token = row.values[2]
         if isinstance(token, bytes) and token not in known:
             seen.add(token)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import psycopg
 import structlog
 
-from indexer.decode import ALLOCATED_CONTEXT_COLUMNS, EVENTS, EVENTS_BY_NAME, DecodedLog
+from indexer.decode import ALLOCATED_CONTEXT_COLUMNS, TABLES, DecodedLog
 from indexer.errors import ChainMoved, RangeRefused, ReorgTooDeep
 from indexer.fetch import Fetched, fetch_range
 from indexer.metrics import IndexerMetrics
@@ -32,7 +32,7 @@ from qf.http_metrics import HealthState
 
 log = structlog.get_logger()
 
-EVENT_TABLES = tuple(spec.table for spec in EVENTS.values())
+EVENT_TABLES = tuple(TABLES)
 #: Views are refreshed at most every (this x the last refresh's duration): at most ~20% of the time.
 REFRESH_BUDGET_FACTOR = 4.0
 #: Refetches after a moved chain wait this long, doubling per repeat up to the cap; a streak this
@@ -49,6 +49,8 @@ class IndexerConfig:
     chain_id: int | None
     core: bytes
     start_block: int
+    #: The Allo v2 Registry whose profile events are indexed too (None: profiles are not indexed).
+    registry: bytes | None
     poll_interval_seconds: float
     confirmations: int
     max_reorg_depth: int
@@ -162,7 +164,8 @@ class Indexer:
         try:
             fetched = fetch_range(
                 self.rpc, span.from_block, span.to_block,
-                core=self.config.core, strategies=self.strategies, known_tokens=self.tokens,
+                core=self.config.core, registry=self.config.registry, strategies=self.strategies,
+                known_tokens=self.tokens,
                 contiguous_from=self.head - self.config.max_reorg_depth, helpers=self.helpers,
             )  # fmt: skip
         except RpcError as exc:
@@ -234,9 +237,9 @@ class Indexer:
         grouped: dict[str, list[tuple[object, ...]]] = {}
         for row in fetched.logs:
             grouped.setdefault(row.table, []).append(self._row(row, fetched))
-        for spec in EVENTS_BY_NAME.values():
-            if spec.table in grouped:
-                batch.rows[spec.table] = (spec.table_columns, grouped[spec.table])
+        for table, columns in TABLES.items():
+            if table in grouped:
+                batch.rows[table] = (columns, grouped[table])
         batch.blocks = [BlockRow(h.number, h.hash, h.parent_hash, h.time) for h in fetched.headers.values()]
         batch.strategies = list(fetched.new_strategies)
         batch.tokens = list(fetched.new_tokens)
@@ -245,9 +248,11 @@ class Indexer:
 
     def _row(self, row: DecodedLog, fetched: Fetched) -> tuple[object, ...]:
         base = row.row(self.chain_id)
-        if row.name != "Allocated":
+        if row.table != "allocated":
             return base
         sender, nonce, gas_price = fetched.tx_context[row.tx_hash]
+        if base[-1] is None:  # IStrategy's four-field Allocated: tx.origin is the transaction's sender
+            base = (*base[:-1], sender)
         context = {"tx_from": sender, "tx_nonce": nonce, "gas_price": gas_price,
                    "block_time": fetched.headers[row.block_number].time}  # fmt: skip
         return base + tuple(context[c] for c in ALLOCATED_CONTEXT_COLUMNS)

@@ -138,6 +138,11 @@ class Settings:
     core_address: str | None = setting(
         "QF_CORE_ADDRESS", "Allo v2 core (pool factory) to index; unset means the devnet's deployment.", parse=_address
     )
+    registry_address: str | None = setting(
+        "QF_REGISTRY_ADDRESS",
+        "Allo v2 Registry to index profiles from; unset means the devnet's, else the core's getRegistry().",
+        parse=_address,
+    )
     start_block: int | None = setting(
         "QF_START_BLOCK", "First block to index (default: the devnet deployment's block, else 0).", parse=_count
     )

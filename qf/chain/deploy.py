@@ -32,6 +32,8 @@ class Deployment:
     core: str
     token: str
     deployer: str
+    #: The Allo v2-compatible project registry the core checks profiles against.
+    registry: str
     #: Block of the core's deployment: where an indexer starts.
     start_block: int
 
@@ -40,7 +42,11 @@ class Deployment:
 
     @classmethod
     def from_json(cls, text: str) -> Deployment:
-        return cls(**json.loads(text))
+        """Read a recorded deployment; raises ValueError if it is not one of this version."""
+        try:
+            return cls(**json.loads(text))
+        except (TypeError, json.JSONDecodeError) as err:
+            raise ValueError(f"not a deployment record of this version: {err}") from err
 
 
 def genesis_hash(rpc: RpcClient) -> str:
@@ -51,49 +57,45 @@ def still_valid(rpc: RpcClient, deployment: Deployment) -> bool:
     """True if the chain behind ``rpc`` still holds this deployment."""
     if rpc.chain_id() != deployment.chain_id or genesis_hash(rpc) != deployment.genesis_hash:
         return False
-    codes = rpc.batch([("eth_getCode", [a, "latest"]) for a in (deployment.core, deployment.token)])
+    addresses = (deployment.core, deployment.token, deployment.registry)
+    codes = rpc.batch([("eth_getCode", [a, "latest"]) for a in addresses])
     return all(code not in (None, "0x") for code in codes)
 
 
 def deploy_contracts(
     rpc: RpcClient, deployer_key: bytes, *, percent_fee: int = DEVNET_PERCENT_FEE
 ) -> Deployment:
-    """Deploy the test token and the core; returns where they landed."""
+    """Deploy the test token and the registry, then the core that points at the registry."""
     chain_id = rpc.chain_id()
     deployer = Account.from_key(deployer_key).address.lower()
     sender = TxSender(rpc, chain_id)
-    token_art, core_art = load_artifact("TestToken"), load_artifact("QFAllo")
+    token_art, registry_art, core_art = (load_artifact(n) for n in ("TestToken", "Registry", "QFAllo"))
     hashes = sender.send(
         [
-            TxRequest(
-                deployer_key,
-                deployer,
-                None,
-                token_art.deploy_data(["QF Test USD", "tUSD"]),
-                gas=3_000_000,
-            ),
-            TxRequest(
-                deployer_key,
-                deployer,
-                None,
-                core_art.deploy_data([deployer, percent_fee]),
-                gas=8_000_000,
-            ),
+            TxRequest(deployer_key, deployer, None, token_art.deploy_data(["QF Test USD", "tUSD"]), gas=3_000_000),
+            TxRequest(deployer_key, deployer, None, registry_art.deploy_data(), gas=6_000_000),
         ]
     )
     _mine_if_needed(rpc)
-    token_receipt, core_receipt = wait_for_receipts(rpc, hashes)
+    token_receipt, registry_receipt = wait_for_receipts(rpc, hashes)
+    registry_address = registry_receipt["contractAddress"].lower()
+    core_deploy = core_art.deploy_data([deployer, percent_fee, registry_address])
+    hashes = sender.send([TxRequest(deployer_key, deployer, None, core_deploy, gas=8_000_000)])
+    _mine_if_needed(rpc)
+    (core_receipt,) = wait_for_receipts(rpc, hashes)
     deployment = Deployment(
         chain_id=chain_id,
         genesis_hash=genesis_hash(rpc),
         core=core_receipt["contractAddress"].lower(),
         token=token_receipt["contractAddress"].lower(),
         deployer=deployer,
-        start_block=int(core_receipt["blockNumber"], 16),
+        registry=registry_address,
+        start_block=int(token_receipt["blockNumber"], 16),
     )
     log.info(
         "contracts_deployed",
         core=deployment.core,
+        registry=deployment.registry,
         token=deployment.token,
         block=deployment.start_block,
     )
@@ -103,8 +105,11 @@ def deploy_contracts(
 def ensure_deployment(rpc: RpcClient, deployer_key: bytes, path: Path) -> tuple[Deployment, bool]:
     """Reuse the deployment recorded at ``path`` if still valid, else deploy; (deployment, fresh)."""
     if path.exists():
-        existing = Deployment.from_json(path.read_text())
-        if still_valid(rpc, existing):
+        try:
+            existing: Deployment | None = Deployment.from_json(path.read_text())
+        except ValueError:
+            existing = None  # an older version's record: deploy afresh
+        if existing is not None and still_valid(rpc, existing):
             return existing, False
     deployment = deploy_contracts(rpc, deployer_key)
     path.parent.mkdir(parents=True, exist_ok=True)

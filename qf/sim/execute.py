@@ -254,7 +254,7 @@ class _Round:
             )
             windows.append(w)
             data = self.core.encode_call(
-                "createPool",
+                "createDonationPool",
                 [
                     hashlib.sha256(pool.name.encode()).digest(),
                     token,

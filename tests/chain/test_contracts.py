@@ -98,7 +98,7 @@ class Pool:
         receipt = self.send_funder(
             chain.deployment.core,
             CORE.encode_call(
-                "createPool",
+                "createDonationPool",
                 [
                     b"\x01" * 32,
                     NATIVE_TOKEN,

@@ -34,7 +34,7 @@ class LivePool:
             self.manager,
             chain.deployment.core,
             CORE.encode_call(
-                "createPool", [b"\x09" * 32, NATIVE_TOKEN, 0, (1, "live"), windows, [NATIVE_TOKEN]]
+                "createDonationPool", [b"\x09" * 32, NATIVE_TOKEN, 0, (1, "live"), windows, [NATIVE_TOKEN]]
             ),
         )
         created = receipt["logs"][-1]

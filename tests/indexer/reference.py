@@ -1,8 +1,10 @@
 """An independent reading of Allo v2 logs, for checking ``indexer.decode``.
 
-It decodes with ``eth_abi`` from the compiled contracts' ABI (so the indexed
-flags come from the Solidity sources, not from the decoder under test), and
-builds synthetic logs the same way. Slow and simple on purpose.
+It decodes with ``eth_abi`` from published ABIs: the project's compiled
+contracts and the real strategies of ``@allo-team/allo-v2-sdk`` (so the
+indexed flags come from the Solidity sources, not from the decoder under
+test), and builds synthetic logs the same way. Slow and simple on purpose.
+Events are keyed by full signature: real strategies overload names.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from typing import Any
 
 import eth_abi
 
-from indexer.decode import EVENTS_BY_NAME, Value
+from indexer.decode import EVENTS_BY_SIGNATURE, Value
 from qf.chain.abi import load_artifact, topic0
+from qf.chain.allo_sdk import STRATEGIES, sdk_strategy
 
 BIGINT_MAX = 2**63 - 1
 
@@ -28,12 +31,21 @@ _COLUMN = {
     "registrationEndTime": "registration_end",
     "allocationStartTime": "allocation_start",
     "allocationEndTime": "allocation_end",
+    "profileOwner": "profile_owner",
+    "pendingOwner": "pending_owner",
+    "merkleRoot": "merkle_root",
 }
 
-ABI_EVENTS: dict[str, dict[str, Any]] = {
-    **load_artifact("QFAllo").events(),
-    **load_artifact("DonationStrategy").events(),
+#: Columns a variant has no field for (the decoder writes NULL, or the loop fills them).
+_ABSENT = {
+    "Allocated(address,uint256,address,address)": {"origin"},
+    "DistributionUpdated((uint256,string))": {"merkle_root"},
+    "Initialized(uint256,bytes)": {"version"},
+    "Initialized(uint8)": {"pool_id", "data"},
 }
+#: Two-timestamp TimestampsUpdated: which window it sets depends on the strategy.
+_WINDOW = {"registrationStartTime": "window_start", "registrationEndTime": "window_end",
+           "allocationStartTime": "window_start", "allocationEndTime": "window_end"}  # fmt: skip
 
 
 def abi_type(param: dict[str, Any]) -> str:
@@ -42,32 +54,72 @@ def abi_type(param: dict[str, Any]) -> str:
     return str(param["type"])
 
 
+def signature_of(event: dict[str, Any]) -> str:
+    return f"{event['name']}({','.join(abi_type(p) for p in event['inputs'])})"
+
+
+def _published_events() -> dict[str, dict[str, Any]]:
+    sources = [load_artifact(n).abi for n in ("QFAllo", "DonationStrategy", "Registry")]
+    sources += [sdk_strategy(n).abi for n in STRATEGIES]
+    events: dict[str, dict[str, Any]] = {}
+    for abi in sources:
+        for entry in abi:
+            if entry.get("type") == "event":
+                events.setdefault(signature_of(entry), entry)
+    return events
+
+
+#: Full signature -> ABI entry, for every event of every published ABI.
+ABI_BY_SIGNATURE: dict[str, dict[str, Any]] = _published_events()
+#: Event name -> the project's own variant (what ``encode_log(name, ...)`` builds).
+ABI_EVENTS: dict[str, dict[str, Any]] = {
+    **load_artifact("QFAllo").events(),
+    **load_artifact("DonationStrategy").events(),
+    **load_artifact("Registry").events(),
+}
+
+
 def _topic_of(name: str) -> str:
-    event = ABI_EVENTS[name]
-    return topic0(f"{name}({','.join(abi_type(p) for p in event['inputs'])})")
+    return topic0(signature_of(ABI_EVENTS[name]))
 
 
-TOPIC_TO_NAME = {_topic_of(name): name for name in ABI_EVENTS}
+TOPIC_TO_SIGNATURE = {topic0(sig): sig for sig in ABI_BY_SIGNATURE}
+
+_NO_APPLICATION: tuple[None, None, None, None] = (None, None, None, None)
+
+
+def application(raw: bytes) -> tuple[bytes | None, None, int | None, str | None]:
+    """(recipient_address, None, protocol, pointer) of ``abi.encode(recipientId, recipientAddress, Metadata)``."""
+    try:
+        _rid, address, (protocol, pointer) = eth_abi.decode(["address", "address", "(uint256,string)"], raw)
+    except Exception:
+        return _NO_APPLICATION
+    return bytes.fromhex(address[2:]), None, protocol, pointer
 
 
 def registration(raw: bytes) -> tuple[bytes | None, int | None, int | None, str | None]:
-    """(recipient_address, recipient_index, protocol, pointer) of ``Registered.data``, or Nones."""
+    """(recipient_address, recipient_index, protocol, pointer) of ``Registered.data``, or Nones.
+
+    The data ends with ``recipientsCounter``, which starts at 1; the recipient's
+    status nibble (``recipient_index``) is one less.
+    """
     try:
-        inner, index = eth_abi.decode(["bytes", "uint256"], raw)
-        _rid, address, (protocol, pointer) = eth_abi.decode(["address", "address", "(uint256,string)"], inner)
+        inner, counter = eth_abi.decode(["bytes", "uint256"], raw)
     except Exception:
-        return None, None, None, None
-    if index > BIGINT_MAX:
-        return None, None, None, None
-    return bytes.fromhex(address[2:]), index, protocol, pointer
+        return _NO_APPLICATION
+    address, _none, protocol, pointer = application(inner)
+    if address is None or not 1 <= counter <= BIGINT_MAX:
+        return _NO_APPLICATION
+    return address, counter - 1, protocol, pointer
 
 
-def _convert(param: dict[str, Any], value: Any) -> dict[str, Value]:
+def _convert(signature: str, param: dict[str, Any], value: Any) -> dict[str, Value]:
     name, kind = param["name"], param["type"]
     if name == "metadata":
         return {"metadata_protocol": value[0], "metadata_pointer": value[1]}
-    if name == "data":
-        address, index, protocol, pointer = registration(value)
+    if name == "data" and signature.startswith(("Registered(", "UpdatedRegistration(address,bytes,address,uint8)")):
+        read = registration if signature.startswith("Registered(") else application
+        address, index, protocol, pointer = read(value)
         return {
             "recipient_address": address,
             "recipient_index": index,
@@ -79,25 +131,33 @@ def _convert(param: dict[str, Any], value: Any) -> dict[str, Value]:
         value = bytes.fromhex(value[2:])
     elif kind == "uint64":
         value = min(value, BIGINT_MAX)
+    if signature == "TimestampsUpdated(uint64,uint64,address)" and name in _WINDOW:
+        return {_WINDOW[name]: value}
     return {_COLUMN.get(name, name): value}
 
 
 def reference_values(log: dict[str, Any]) -> tuple[str, tuple[Value, ...]]:
-    """(event name, values in the decoder's column order), decoded with eth_abi."""
-    name = TOPIC_TO_NAME[log["topics"][0]]
-    inputs = ABI_EVENTS[name]["inputs"]
+    """(full signature, values in the decoder's column order), decoded with eth_abi."""
+    signature = TOPIC_TO_SIGNATURE[log["topics"][0]]
+    inputs = ABI_BY_SIGNATURE[signature]["inputs"]
     indexed = [p for p in inputs if p["indexed"]]
     plain = [p for p in inputs if not p["indexed"]]
     out: dict[str, Value] = {}
     for param, topic in zip(indexed, log["topics"][1:], strict=True):
         (value,) = eth_abi.decode([abi_type(param)], bytes.fromhex(topic[2:]))
-        out |= _convert(param, value)
+        out |= _convert(signature, param, value)
     decoded = eth_abi.decode([abi_type(p) for p in plain], bytes.fromhex(log["data"][2:]))
     for param, value in zip(plain, decoded, strict=True):
-        out |= _convert(param, value)
-    columns = EVENTS_BY_NAME[name].columns
-    assert set(out) == set(columns), (name, set(out) ^ set(columns))
-    return name, tuple(out[c] for c in columns)
+        out |= _convert(signature, param, value)
+    columns = EVENTS_BY_SIGNATURE[signature].columns
+    absent = _ABSENT.get(signature, set())
+    assert set(out) | absent == set(columns), (signature, (set(out) | absent) ^ set(columns))
+    return signature, tuple(out.get(c) for c in columns)
+
+
+def encode_variant(signature: str, params: dict[str, Any], **where: Any) -> dict[str, Any]:
+    """A JSON-RPC log object for the event variant ``signature`` (any published ABI)."""
+    return _encode(ABI_BY_SIGNATURE[signature], params, **where)
 
 
 def encode_log(
@@ -109,8 +169,19 @@ def encode_log(
     log_index: int = 0,
 ) -> dict[str, Any]:
     """A JSON-RPC log object for event ``name`` with ABI parameters ``params`` (eth_abi values)."""
-    inputs = ABI_EVENTS[name]["inputs"]
-    topics = [_topic_of(name)] + [
+    return _encode(ABI_EVENTS[name], params, address=address, block_number=block_number, log_index=log_index)
+
+
+def _encode(
+    event: dict[str, Any],
+    params: dict[str, Any],
+    *,
+    address: str = "0x" + "ab" * 20,
+    block_number: int = 1,
+    log_index: int = 0,
+) -> dict[str, Any]:
+    inputs = event["inputs"]
+    topics = [topic0(signature_of(event))] + [
         "0x" + eth_abi.encode([abi_type(p)], [params[p["name"]]]).hex() for p in inputs if p["indexed"]
     ]
     plain = [p for p in inputs if not p["indexed"]]
@@ -129,6 +200,6 @@ def encode_log(
 
 
 def registration_data(recipient_id: str, recipient_address: str, metadata: tuple[int, str], index: int) -> bytes:
-    """``Registered.data`` as donation-voting strategies build it."""
+    """``Registered.data`` as donation-voting strategies build it for status nibble ``index`` (counter index + 1)."""
     inner = eth_abi.encode(["address", "address", "(uint256,string)"], [recipient_id, recipient_address, metadata])
-    return eth_abi.encode(["bytes", "uint256"], [inner, index])
+    return eth_abi.encode(["bytes", "uint256"], [inner, index + 1])
