@@ -12,6 +12,9 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+#: A floor under any configured step (QF_IPFS_RETRY_BASE_SECONDS=0 must not make a loop).
+MIN_STEP_SECONDS = 1.0
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -21,8 +24,9 @@ class RetryPolicy:
     max_seconds: float = 6 * 3600.0
 
     def step_seconds(self, attempts: int) -> float:
-        """The un-jittered wait after ``attempts`` failures (counted from 1)."""
-        return min(self.max_seconds, self.base_seconds * 2.0 ** min(max(attempts, 1) - 1, 64))
+        """The un-jittered wait after ``attempts`` failures (counted from 1); at least a second, whatever is set."""
+        step = min(self.max_seconds, self.base_seconds * 2.0 ** min(max(attempts, 1) - 1, 64))
+        return max(step, MIN_STEP_SECONDS)
 
     def delay_seconds(self, attempts: int, rng: random.Random) -> float:
         """Uniform in [step/2, step]: spread out, so many pointers failing at once do not return at once."""
