@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
 from indexer.loop import EVENT_TABLES, Indexer, IndexerConfig, StepResult
+from indexer.metadata.app import start_in_background as start_metadata_fetcher
 from indexer.metrics import IndexerMetrics
 from indexer.ranges import RangePolicy
 from indexer.rpc import ResilientRpc
@@ -140,6 +141,7 @@ def run_indexer(settings: Settings, *, until_caught_up: bool = False, reset_on_n
         _, stop_metrics = serve_metrics(metrics, health, settings.metrics_host, settings.indexer_metrics_port)
         log.info("metrics_listening", url=f"http://{settings.metrics_host}:{settings.indexer_metrics_port}/metrics")
     indexer = build_indexer(settings, metrics, health, reset_on_new_chain=reset_on_new_chain)
+    stop_fetcher = None
     try:
         # Every log line of this run names its chain (several indexers may share one log pipeline).
         with structlog.contextvars.bound_contextvars(chain_id=indexer.chain_id):
@@ -147,6 +149,8 @@ def run_indexer(settings: Settings, *, until_caught_up: bool = False, reset_on_n
                 return
             metrics.is_writer.set(1)
             indexer.prepare()
+            if settings.ipfs_gateways:  # metadata on its own thread and connection: it never holds up a batch
+                stop_fetcher = start_metadata_fetcher(settings, indexer.store.url, metrics.registry)
             state = indexer.state
             assert state is not None
             log.info("indexer_started", core=to_hex(state.core),
@@ -155,6 +159,8 @@ def run_indexer(settings: Settings, *, until_caught_up: bool = False, reset_on_n
                 indexer.run(stop, until_caught_up=until_caught_up, on_step=on_step)
             log.info("indexer_stopped", checkpoint=indexer.state.checkpoint_block if indexer.state else None)
     finally:
+        if stop_fetcher:
+            stop_fetcher()
         indexer.store.close()
         indexer.rpc.close()
         for helper in indexer.helpers:

@@ -117,6 +117,22 @@ def _rpc_urls(name: str, raw: str) -> tuple[str, ...]:
     return urls
 
 
+def _positive(name: str, raw: str) -> int:
+    """An integer >= 1."""
+    value = _integer(name, raw)
+    if value < 1:
+        raise ConfigError(f"{name} must be >= 1, not {raw!r}")
+    return value
+
+
+def _gateway_urls(name: str, raw: str) -> tuple[str, ...]:
+    urls = tuple(u.strip().rstrip("/") for u in raw.split(",") if u.strip())
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{name}: {url.split('?')[0]!r} is not an http(s) gateway URL")
+    return urls
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything configurable, resolved once."""
@@ -171,6 +187,23 @@ class Settings:
         "QF_INDEXER_METRICS_PORT", "Port of the indexer's /metrics, /healthz and /readyz (0 = off).", 9101,
         parse=_port_number,
     )  # fmt: skip
+    ipfs_gateways: tuple[str, ...] = setting(
+        "QF_IPFS_GATEWAYS", "Comma-separated IPFS gateway base URLs for metadata, tried in order (trustless: each "
+        "block is verified against its CID); unset means metadata is not fetched.", (), parse=_gateway_urls,
+    )  # fmt: skip
+    ipfs_timeout_seconds: float = setting("QF_IPFS_TIMEOUT_SECONDS", "Per-request IPFS gateway timeout.", 20.0,
+                                          parse=_number)  # fmt: skip
+    ipfs_concurrency: int = setting("QF_IPFS_CONCURRENCY", "Metadata documents fetched at once.", 4, parse=_positive)
+    ipfs_max_bytes: int = setting(
+        "QF_IPFS_MAX_BYTES", "Largest metadata document fetched; a larger one is marked invalid.", 1_048_576,
+        parse=_count,
+    )  # fmt: skip
+    ipfs_retry_base_seconds: float = setting(
+        "QF_IPFS_RETRY_BASE_SECONDS", "Wait after a failed metadata fetch, doubling per failure.", 60.0, parse=_number
+    )
+    ipfs_retry_max_seconds: float = setting(
+        "QF_IPFS_RETRY_MAX_SECONDS", "Longest wait between metadata fetch attempts.", 21_600.0, parse=_number
+    )
     metrics_host: str = setting("QF_METRICS_HOST", "Address the metrics endpoints bind to.", "127.0.0.1")
     models_dir: Path = setting(
         "QF_MODELS_DIR", "Where `qf train` writes model versions and the scorer reads them (default QF_HOME/models).",

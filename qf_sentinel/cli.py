@@ -295,6 +295,32 @@ def index(
 
 
 @app.command()
+def metadata(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option(help="Fetch what is due now, then exit.")] = False,
+) -> None:
+    """Fetch the IPFS metadata events point to, verify it against its CID and cache it in qf.ipfs_metadata.
+
+    `qf index` runs the same fetcher in the background when QF_IPFS_GATEWAYS is set.
+    """
+    import signal
+    import threading
+
+    from indexer.metadata.app import run_metadata
+
+    settings = _settings(ctx)
+    with _migrated_connection(settings):
+        pass
+    stop = threading.Event()
+    if not once:
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, lambda signum, frame: stop.set())
+    handled = run_metadata(settings, _database(settings), stop, once=once)
+    if once:
+        out.print(f"handled {handled} metadata pointer(s)")
+
+
+@app.command()
 def matching(
     ctx: typer.Context,
     pool: Annotated[int, typer.Option(help="Allo pool id.")],

@@ -48,7 +48,9 @@ def test_a_layer_turned_upside_down_is_caught(tmp_path: Path) -> None:
     assert "qf.settings -> qf.errors" in result.stdout
 
 
-ERROR_MODULES = ("qf.errors", "qf.model.errors", "qf.train.errors", "indexer.errors", "scorer.errors")
+ERROR_MODULES = (
+    "qf.errors", "qf.model.errors", "qf.train.errors", "indexer.errors", "indexer.metadata.errors", "scorer.errors",
+)
 
 
 @pytest.mark.parametrize("name", ERROR_MODULES)
