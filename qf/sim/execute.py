@@ -120,7 +120,9 @@ def _metadata(name: str) -> tuple[int, str]:
     return (1, "bafy" + hashlib.sha256(name.encode()).hexdigest()[:52])
 
 
-class _Round:
+class RoundExecution:
+    """One round sent through the project's own DonationStrategy; subclasses drive other strategies."""
+
     def __init__(self, rpc: RpcClient, deployment: Deployment, plan: RoundPlan, funder_key: bytes) -> None:
         self.rpc = rpc
         self.deployment = deployment
@@ -429,63 +431,48 @@ class _Round:
 
     def distribute(self, pools: list[PoolOnChain]) -> None:
         """Pay each pool's matching by the standard QF formula (ETH valued at ETH_IN_TOKENS)."""
-        plan = self.plan
+        self.close_windows(pools)
+        requests = []
+        for pool_index, on_chain in enumerate(pools):
+            available = self._uint_call(on_chain.strategy, self.strategy.encode_call("poolAmount", []))
+            payouts = self.payouts(pool_index, available)
+            if not payouts:
+                continue
+            ids = [self.plan.wallets[self.plan.projects[p].owner].address for p, _ in payouts]
+            amounts = [amount for _, amount in payouts]
+            call = self.strategy.encode_call("distribute", [ids, amounts])
+            requests.append(self.funder_tx(on_chain.strategy, call, gas=15_000_000))
+        self.run(requests)
+
+    def close_windows(self, pools: list[PoolOnChain]) -> None:
+        """Move past every allocation window: mine beyond it on anvil, else shorten the windows to now."""
         end = max(p.allocation_end for p in pools)
         if self.anvil:
             self.miner.mine(end + 1)
-        else:
-            for on_chain in pools:  # compress time: close the windows now
-                w = self.strategy.encode_call(
-                    "updatePoolTimestamps",
-                    [
-                        on_chain.allocation_start - 1,
-                        self.miner.now(),
-                        on_chain.allocation_start,
-                        self.miner.now(),
-                    ],
-                )
-                self.run([self.funder_tx(on_chain.strategy, w)])
+            return
+        for on_chain in pools:  # compress time: close the windows now
+            now = self.miner.now()
+            w = self.strategy.encode_call("updatePoolTimestamps", [on_chain.allocation_start - 1, now,
+                                                                   on_chain.allocation_start, now])  # fmt: skip
+            self.run([self.funder_tx(on_chain.strategy, w)])
+
+    def payouts(self, pool_index: int, available: int) -> list[tuple[int, int]]:
+        """(project index, amount) of pool ``pool_index``'s matching: standard QF shares of 99.9% of ``available``."""
         per_project: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
-        for d in plan.donations:
-            units = d.amount / 1e18 * (ETH_IN_TOKENS if d.token is Token.NATIVE else 1)
-            per_project[d.project][d.donor] += units
-        requests = []
-        for pool_index, on_chain in enumerate(pools):
-            available = int(
-                self.rpc.call(
-                    "eth_call",
-                    [
-                        {
-                            "to": on_chain.strategy,
-                            "data": to_hex(self.strategy.encode_call("poolAmount", [])),
-                        },
-                        "latest",
-                    ],
-                ),
-                16,
-            )
-            raw = {
-                p: sum(math.sqrt(c) for c in donors.values()) ** 2 - sum(donors.values())
-                for p, donors in per_project.items()
-                if plan.projects[p].pool == pool_index
-            }
-            total = sum(raw.values())
-            if total <= 0 or available == 0:
-                continue
-            ids, amounts = [], []
-            for p, m in sorted(raw.items()):
-                amount = int(available * (m / total) * 0.999)
-                if amount > 0:
-                    ids.append(plan.wallets[plan.projects[p].owner].address)
-                    amounts.append(amount)
-            requests.append(
-                self.funder_tx(
-                    on_chain.strategy,
-                    self.strategy.encode_call("distribute", [ids, amounts]),
-                    gas=15_000_000,
-                )
-            )
-        self.run(requests)
+        for d in self.plan.donations:
+            if self.plan.projects[d.project].pool == pool_index:
+                units = d.amount / 1e18 * (ETH_IN_TOKENS if d.token is Token.NATIVE else 1)
+                per_project[d.project][d.donor] += units
+        raw = {p: sum(math.sqrt(c) for c in donors.values()) ** 2 - sum(donors.values())
+               for p, donors in per_project.items()}  # fmt: skip
+        total = sum(raw.values())
+        if total <= 0 or available == 0:
+            return []
+        shares = [(p, int(available * (m / total) * 0.999)) for p, m in sorted(raw.items())]
+        return [(p, amount) for p, amount in shares if amount > 0]
+
+    def _uint_call(self, to: str, data: bytes) -> int:
+        return int(self.rpc.call("eth_call", [{"to": to, "data": to_hex(data)}, "latest"]), 16)
 
 
 def execute_plan(
@@ -496,10 +483,15 @@ def execute_plan(
     *,
     block_seconds: int = 12,
     progress: ProgressFn | None = None,
+    execution: type[RoundExecution] = RoundExecution,
 ) -> ExecutionResult:
-    """Send the whole round; returns where it landed. Raises ``TxFailed`` on any revert."""
+    """Send the whole round; returns where it landed. Raises ``TxFailed`` on any revert.
+
+    ``execution`` drives the pools' strategy: the project's own by default,
+    ``qf.sim.dvmdt.DvmdtRound`` for the real Allo v2 donation-voting bytecode.
+    """
     started = time.monotonic()
-    round_ = _Round(rpc, deployment, plan, funder_key)
+    round_ = execution(rpc, deployment, plan, funder_key)
     if round_.anvil:
         rpc.call("evm_setAutomine", [False])
     try:
