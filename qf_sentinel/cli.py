@@ -161,11 +161,23 @@ def devnet(
             out.print(f"  {key:12} {value}")
 
 
-def _execute(settings: Settings, plan: Any, rpc_url: str | None, block_seconds: int) -> Any:
+#: ``--strategy`` of ``qf simulate``: which strategy the pools run on.
+STRATEGIES = ("dvmdt", "project")
+
+
+def _execute(settings: Settings, plan: Any, rpc_url: str | None, block_seconds: int, strategy: str = "project") -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from qf.chain.target import chain_target
-    from qf.sim.execute import execute_plan
+    from qf.sim.execute import RoundExecution, execute_plan
+
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    execution = RoundExecution
+    if strategy == "dvmdt":
+        from qf.sim.dvmdt import DvmdtRound
+
+        execution = DvmdtRound
 
     rpc, deployment, key = chain_target(settings, rpc_url)
     with (
@@ -189,7 +201,8 @@ def _execute(settings: Settings, plan: Any, rpc_url: str | None, block_seconds: 
                 logged[0] = done
                 log.info("donations_sent", done=done, total=total)
 
-        result = execute_plan(rpc, deployment, plan, key, block_seconds=block_seconds, progress=report)
+        result = execute_plan(rpc, deployment, plan, key, block_seconds=block_seconds, progress=report,
+                              execution=execution)  # fmt: skip
     return result, deployment
 
 
@@ -205,6 +218,11 @@ def simulate(
     labels_out: Annotated[
         Path | None, typer.Option(help="CSV of ground truth (default QF_HOME/labels/sim-SEED.csv).")
     ] = None,
+    strategy: Annotated[
+        str,
+        typer.Option(help="dvmdt: Allo v2's real DonationVotingMerkleDistributionDirectTransferStrategy bytecode "
+                          "(projects register Registry profiles); project: the project's own DonationStrategy."),
+    ] = "dvmdt",
 ) -> None:
     """Drive a realistic round with honest donors, whales and labelled sybil patterns."""
     from qf.sim.labels import store_labels, write_labels_file
@@ -212,7 +230,7 @@ def simulate(
 
     settings = _settings(ctx)
     plan = plan_simulated_round(seed, honest_donors=honest_donors, projects_per_pool=projects_per_pool, pools=pools)
-    result, deployment = _execute(settings, plan, rpc_url, block_seconds)
+    result, deployment = _execute(settings, plan, rpc_url, block_seconds, strategy)
     path = labels_out or settings.home / "labels" / f"{plan.name}.csv"
     write_labels_file(path, plan.labels, source="simulate")
     with _migrated_connection(settings) as conn:
@@ -363,7 +381,14 @@ def matching(
     from the CSV count as score 0, as qf-calculator's fillna(0)).
     """
     from qf.matching import METHODS, Eligibility, compute_matching
-    from qf.matching.db import eligible_round, load_donations, read_scores_csv, resolve_chain, store_run
+    from qf.matching.db import (
+        eligible_round,
+        load_donations,
+        project_names,
+        read_scores_csv,
+        resolve_chain,
+        store_run,
+    )
 
     if method not in METHODS:
         raise ConfigError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -407,11 +432,13 @@ def matching(
             else None
         )
         run_id = store_run(conn, round_, method=method, params=params, matches=matches, base=base)
+        names = project_names(conn, chain, round_.projects)
     contributors = (round_.contributions > 0).sum(axis=0)
     amounts = round_.contributions.sum(axis=0)
     rows: list[dict[str, Any]] = []
     for j, project in enumerate(round_.projects):
-        row: dict[str, Any] = {"recipient_id": to_hex(project), "contributors": int(contributors[j]),
+        row: dict[str, Any] = {"project": names[j] or "", "recipient_id": to_hex(project),
+                               "contributors": int(contributors[j]),
                                "amount": round(float(amounts[j]), 6), "match": round(float(matches[j]), 6)}  # fmt: skip
         if base is not None:
             row |= {"base_match": round(float(base[j]), 6), "delta": round(float(matches[j] - base[j]), 6)}
@@ -628,6 +655,7 @@ def demo(
             rpc_url=None,
             block_seconds=12,
             labels_out=None,
+            strategy="dvmdt",
         )
         if deployed:
             marker.write_text(deployed + "\n")

@@ -16,7 +16,7 @@ from qf.db import connect
 from qf.labels import labelled_examples
 from qf.logs import quieter
 from qf.matching import compute_matching
-from qf.matching.db import first_pool, load_round, resolve_chain, weights_from_labels
+from qf.matching.db import first_pool, load_round, project_names, resolve_chain, weights_from_labels
 from qf.settings import Settings
 from scorer.client import DECISION_NAMES, ScorerClient
 from scorer.server import Sidecar, SidecarConfig, SidecarOptions
@@ -31,6 +31,7 @@ def show_matching(settings: Settings, database_url: str, out: Console) -> None:
         pool_id = first_pool(conn, chain)
         pool = load_round(conn, chain, pool_id)
         weights = weights_from_labels(conn, chain, pool.donors)
+        names = project_names(conn, chain, pool.projects)
     c, amount = pool.contributions, pool.pool_amount
     results = {
         "standard": compute_matching(c, amount),
@@ -38,10 +39,10 @@ def show_matching(settings: Settings, database_url: str, out: Console) -> None:
         "risk-adjusted": compute_matching(c, amount, method="risk-adjusted", weights=weights),
     }
     order = sorted(range(len(pool.projects)), key=lambda j: -results["standard"][j])[:6]
-    table = Table("recipient", "donors", *results,
+    table = Table("project", "donors", *results,
                   title=f"pool {pool_id} matching ({amount:,.0f} tUSD, top 6 by standard)")  # fmt: skip
     for j in order:
-        table.add_row("0x" + pool.projects[j].hex()[:10] + "…", str(int((c[:, j] > 0).sum())),
+        table.add_row(names[j] or "0x" + pool.projects[j].hex()[:10] + "…", str(int((c[:, j] > 0).sum())),
                       *(f"{m[j]:,.0f}" for m in results.values()))  # fmt: skip
     out.print(table)
     out.print("Sybil-funded projects lose most under COCM and risk-adjusted; `qf matching --help` for all methods.")

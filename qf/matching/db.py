@@ -225,6 +225,15 @@ def read_scores_csv(path: Path, *, unit_interval: bool = True) -> dict[bytes, fl
     return scores
 
 
+def project_names(conn: psycopg.Connection[Any], chain_id: int, recipients: Sequence[bytes]) -> list[str | None]:
+    """The current profile name of each recipient id (a Registry anchor); None where it has none."""
+    rows = conn.execute(
+        "SELECT r, qf.project_name(%s, r) FROM unnest(%s::bytea[]) r", (chain_id, list(recipients))
+    ).fetchall()
+    names = {bytes(r): name for r, name in rows}
+    return [names.get(bytes(r)) for r in recipients]
+
+
 def store_run(
     conn: psycopg.Connection[Any],
     pool: PoolRound,
@@ -237,6 +246,7 @@ def store_run(
     """Write the run and its per-recipient results in one transaction; returns the run id."""
     contributors = (pool.contributions > 0).sum(axis=0)
     amounts = pool.contributions.sum(axis=0)
+    names = project_names(conn, pool.chain_id, pool.projects)
     with conn.transaction():
         row = conn.execute(
             "INSERT INTO qf.matching_runs (chain_id, pool_id, method, params, pool_amount, donors, projects) "
@@ -256,12 +266,12 @@ def store_run(
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO qf.matching_results "
-                "(run_id, recipient_id, contributors, amount, match, share, base_match) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                "(run_id, recipient_id, contributors, amount, match, share, base_match, project_name) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 [
                     (run_id, p, int(contributors[j]), float(amounts[j]), float(matches[j]),
                      float(matches[j] / pool.pool_amount) if pool.pool_amount else 0.0,
-                     None if base is None else float(base[j]))
+                     None if base is None else float(base[j]), names[j])
                     for j, p in enumerate(pool.projects)
                 ],
             )  # fmt: skip
