@@ -26,6 +26,22 @@ FROM qf.project_totals t;
 COMMENT ON VIEW qf.project_totals_named IS 'qf.project_totals with each recipient''s project name first.';
 COMMENT ON COLUMN qf.project_totals_named.project_name IS 'Project name (qf.project_name); NULL if unknown.';
 
+-- The named views' other columns mean what the tables' do.
+DO $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN
+        SELECT v.view, a.attname, col_description(a.attrelid, a.attnum) AS comment
+        FROM (VALUES ('qf.round_matching_named', 'qf.round_matching'::regclass),
+                     ('qf.project_totals_named', 'qf.project_totals'::regclass)) v(view, base)
+        JOIN pg_attribute a ON a.attrelid = v.base AND a.attnum > 0 AND NOT a.attisdropped
+    LOOP
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', c.view, c.attname, c.comment);
+    END LOOP;
+END
+$$;
+
 ALTER TABLE qf.matching_results ADD COLUMN project_name text;
 COMMENT ON COLUMN qf.matching_results.project_name IS
     'Name of the recipient''s Registry profile when the run was made; NULL if it had none.';

@@ -43,7 +43,7 @@ INIT_DATA = "(bool,bool,uint64,uint64,uint64,uint64,address[])"
 ALLOCATION = ["address", "uint8", "(((address,uint256),uint256,uint256),bytes)"]
 DISTRIBUTION = "(uint256,address,uint256,bytes32[])[]"
 PERMIT_TYPE_NONE = 0
-#: The strategy name DVMDT strategies carry on chain (its ``getStrategyId`` is keccak256 of it).
+#: The name the devnet deploys the strategy under (``getStrategyId()`` is its keccak256); Gitcoin's indexer names it so.
 STRATEGY_NAME = "allov2.DonationVotingMerkleDistributionDirectTransferStrategy"
 ROW = 64
 #: An allocation moves the donation through the core, the strategy and the recipient.

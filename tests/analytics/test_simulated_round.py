@@ -242,7 +242,7 @@ def test_round_stats_equal_python(indexed: Indexed) -> None:
 def test_every_analytics_view_and_column_is_commented(indexed: Indexed) -> None:
     """Analysts read the meaning and unit of each view and column from psql's \\d+."""
     tables = ("project_totals", "round_matching", "donor_features", "round_stats", "recipient_status_history",
-              "donor_risk")  # fmt: skip
+              "donor_risk", "profiles", "profile_anchors")  # fmt: skip
     analytics = f"(c.relkind IN ('v', 'm') OR (c.relkind = 'r' AND c.relname IN {tables!r}))"
     missing = _query(
         indexed.db_url,
@@ -257,5 +257,5 @@ def test_every_analytics_view_and_column_is_commented(indexed: Indexed) -> None:
         f"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'qf' AND {analytics}",
     )
     names = ("recipient_status", "pools", "donations", *tables, "experiment_variant_counts", "donor_risk_latest",
-             "matching_discounts")  # fmt: skip
+             "matching_discounts", "profile_members", "round_matching_named", "project_totals_named")  # fmt: skip
     assert dict(views) == dict.fromkeys(names, True)

@@ -13,6 +13,7 @@ import eth_abi
 import pytest
 from eth_utils import keccak
 
+from indexer.decode import EVENTS_BY_SIGNATURE
 from qf.chain.abi import ALLO_V2_EVENTS, NATIVE_TOKEN, load_artifact, topic0
 from qf.chain.tx import TxRequest, TxSender, wait_for_receipts
 from qf.sim.wallets import derive_wallet
@@ -27,10 +28,27 @@ TOKEN = load_artifact("TestToken")
 def test_topic0_is_keccak_of_the_allo_v2_signature() -> None:
     """Each event's topic0 in the compiled ABI equals keccak256 of Allo v2's signature text."""
     compiled = CORE.event_topics() | STRATEGY.event_topics()
-    assert set(compiled) == set(ALLO_V2_EVENTS)
+    # StrategyApproved: Allo's cloneable-strategy list, an admin event no round reads.
+    assert set(compiled) == set(ALLO_V2_EVENTS) | {"StrategyApproved"}
     for name, signature in ALLO_V2_EVENTS.items():
         assert compiled[name] == "0x" + keccak(text=signature).hex(), name
         assert (CORE.event_signatures() | STRATEGY.event_signatures())[name] == signature
+
+
+def test_the_registry_emits_allo_v2s_registry_events() -> None:
+    """The project's Registry emits IRegistry's events (and AccessControl's) with the signatures the indexer reads."""
+    signatures = set(load_artifact("Registry").event_signatures().values())
+    assert signatures == {
+        "ProfileCreated(bytes32,uint256,string,(uint256,string),address,address)",
+        "ProfileNameUpdated(bytes32,string,address)",
+        "ProfileMetadataUpdated(bytes32,(uint256,string))",
+        "ProfileOwnerUpdated(bytes32,address)",
+        "ProfilePendingOwnerUpdated(bytes32,address)",
+        "RoleGranted(bytes32,address,address)",
+        "RoleRevoked(bytes32,address,address)",
+        "RoleAdminChanged(bytes32,bytes32,bytes32)",
+    }
+    assert signatures - {"RoleAdminChanged(bytes32,bytes32,bytes32)"} <= set(EVENTS_BY_SIGNATURE)
 
 
 def test_pool_created_topic_matches_allo_v2_mainnet() -> None:

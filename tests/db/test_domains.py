@@ -102,10 +102,10 @@ def test_an_existing_database_keeps_its_rows_and_every_view_reading_them(db_url:
         conn.execute("COMMENT ON COLUMN public.big_gifts.amount IS 'wei'")
         conn.execute("GRANT SELECT ON public.big_gifts TO qf_domains_reader")
         views = conn.execute(VIEWS).fetchall()
+    shutil.copy(SQL_DIR / DOMAINS_MIGRATION, before / DOMAINS_MIGRATION)  # the domains, and nothing after them
     try:
         with connect(db_url) as conn:
-            assert apply_migrations(conn) == [name for name in sorted(p.name for p in SQL_DIR.glob("*.sql"))
-                                              if name >= DOMAINS_MIGRATION]  # fmt: skip
+            assert apply_migrations(conn, before) == [DOMAINS_MIGRATION]
         with connect(db_url) as conn:
             assert conn.execute("SELECT sender, amount FROM public.big_gifts").fetchall() == [
                 (b"\x05" * 20, 5 * 10**18)
