@@ -82,6 +82,40 @@ def resolve_registry(settings: Settings, rpc: ResilientRpc, core: bytes) -> byte
     return word[12:]
 
 
+#: Selector of AggregatorV3's ``decimals()``.
+DECIMALS_SELECTOR = "0x313ce567"
+
+
+def resolve_price_feeds(settings: Settings, core: bytes) -> dict[bytes, bytes]:
+    """Token -> USD price feed: QF_PRICE_FEEDS, else the devnet deployment's (for its own core), else none."""
+    if settings.price_feeds is not None:
+        return {from_hex(t): from_hex(f) for t, f in settings.price_feeds.items()}
+    deployment = load_devnet_deployment(settings)
+    if deployment is not None and from_hex(deployment.core) == core:
+        return {from_hex(t): from_hex(f) for t, f in deployment.price_feeds.items()}
+    return {}
+
+
+def record_price_feeds(url: str, chain_id: int, feeds: dict[bytes, bytes], rpc: ResilientRpc) -> None:
+    """Write the token -> feed map (with each feed's decimals, read from it) to qf.price_feeds."""
+    rows = []
+    for token, feed in feeds.items():
+        try:
+            decimals = int(rpc.call("eth_call", [{"to": to_hex(feed), "data": DECIMALS_SELECTOR}, "latest"]), 16)
+        except (QFError, ValueError, TypeError) as exc:
+            raise ConfigError(f"price feed {to_hex(feed)} of token {to_hex(token)} does not answer decimals()") from exc
+        rows.append((chain_id, token, feed, decimals))
+    if not rows:
+        return
+    with connect(url) as conn:
+        conn.cursor().executemany(
+            "INSERT INTO qf.price_feeds (chain_id, token, feed, decimals) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (chain_id, token) DO UPDATE SET feed = EXCLUDED.feed, decimals = EXCLUDED.decimals",
+            rows,
+        )
+    log.info("price_feeds", feeds={to_hex(t): to_hex(f) for t, f in feeds.items()})
+
+
 def build_indexer(
     settings: Settings, metrics: IndexerMetrics, health: HealthState, *, reset_on_new_chain: bool = False
 ) -> Indexer:
@@ -107,10 +141,13 @@ def build_indexer(
         apply_migrations(conn)
     store = Store(url, chain_id, EVENT_TABLES)
     registry = resolve_registry(settings, rpc, core)
+    feeds = resolve_price_feeds(settings, core)
+    record_price_feeds(url, chain_id, feeds, rpc)
     config = IndexerConfig(
         chain_id=settings.chain_id,
         core=core,
         registry=registry,
+        price_feeds=feeds,
         start_block=start,
         poll_interval_seconds=settings.poll_interval_seconds,
         confirmations=settings.confirmations,

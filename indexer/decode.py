@@ -394,6 +394,12 @@ def _claimed(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
     return _topic_address(topics[1]), _address(data, 0), _uint(data, 32), _address(data, 64)
 
 
+def _answer_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+    _need(data, 32, exact=True)
+    current = int.from_bytes(_topic_bytes(topics[1]), "big", signed=True)
+    return current, _topic_uint(topics[2]), _uint(data, 0)
+
+
 # -- the Registry -------------------------------------------------------------------------
 
 
@@ -458,8 +464,9 @@ def _spec(
     return EventSpec(signature.partition("(")[0], table, columns, context, topic_count, signature)
 
 
-#: Every variant the indexer reads: the Allo v2 core and Registry, and the events of the
-#: strategies in ``@allo-team/allo-v2-sdk`` and Gitcoin's indexer ABIs (sources in README).
+#: Every variant the indexer reads: the Allo v2 core and Registry, the events of the
+#: strategies in ``@allo-team/allo-v2-sdk`` and Gitcoin's indexer ABIs (sources in README),
+#: and the price feeds' answers.
 _SPECS: Final[tuple[tuple[EventSpec, _Decoder], ...]] = (
     # -- the core
     (_spec(ALLO_V2_EVENTS["PoolCreated"], "pool_created",
@@ -517,6 +524,9 @@ _SPECS: Final[tuple[tuple[EventSpec, _Decoder], ...]] = (
            ("profile_id", "pending_owner"), 2), _profile_address_updated),
     (_spec("RoleGranted(bytes32,address,address)", "role_granted", _ROLE, 4), _role_changed),
     (_spec("RoleRevoked(bytes32,address,address)", "role_revoked", _ROLE, 4), _role_changed),
+    # -- Chainlink-style price feeds (AggregatorV3 / OffchainAggregator)
+    (_spec("AnswerUpdated(int256,uint256,uint256)", "answer_updated", ("answer", "round_id", "updated_at"), 3),
+     _answer_updated),
 )  # fmt: skip
 
 _DECODERS: Final[dict[str, tuple[EventSpec, _Decoder]]] = {topic0(spec.signature): (spec, fn) for spec, fn in _SPECS}

@@ -109,6 +109,7 @@ def fetch_range(
     *,
     core: bytes,
     registry: bytes | None = None,
+    feeds: Sequence[bytes] = (),
     strategies: Mapping[bytes, tuple[int, int]],
     known_tokens: set[bytes],
     contiguous_from: int | None = None,
@@ -121,7 +122,8 @@ def fetch_range(
     reach, whose hashes the fork-point search walks back through.
     """
     out = Fetched(from_block, to_block)
-    addresses = [_hex(core), *([_hex(registry)] if registry else []), *(_hex(a) for a in strategies)]
+    watched = [core, *([registry] if registry else []), *feeds]
+    addresses = [*(_hex(a) for a in watched), *(_hex(a) for a in strategies)]
     raw = rpc.get_logs(from_block, to_block, addresses)
     out.rpc_logs = len(raw)
     logs = _decode_all(raw, out)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -51,6 +51,8 @@ class IndexerConfig:
     start_block: int
     #: The Allo v2 Registry whose profile events are indexed too (None: profiles are not indexed).
     registry: bytes | None
+    #: Price feeds whose answers are indexed too (token -> feed).
+    price_feeds: Mapping[bytes, bytes]
     poll_interval_seconds: float
     confirmations: int
     max_reorg_depth: int
@@ -164,7 +166,8 @@ class Indexer:
         try:
             fetched = fetch_range(
                 self.rpc, span.from_block, span.to_block,
-                core=self.config.core, registry=self.config.registry, strategies=self.strategies,
+                core=self.config.core, registry=self.config.registry, feeds=tuple(self.config.price_feeds.values()),
+                strategies=self.strategies,
                 known_tokens=self.tokens,
                 contiguous_from=self.head - self.config.max_reorg_depth, helpers=self.helpers,
             )  # fmt: skip

@@ -108,6 +108,22 @@ def _address(name: str, raw: str) -> str:
     return value
 
 
+#: Allo's marker address for the chain's native coin (qf.chain.abi.NATIVE_TOKEN).
+NATIVE_MARKER = "0x" + "ee" * 20
+
+
+def _price_feeds(name: str, raw: str) -> dict[str, str]:
+    """``token=feed`` pairs, comma-separated; ``native`` (or ``eth``) names the chain's coin."""
+    feeds: dict[str, str] = {}
+    for pair in (p.strip() for p in raw.split(",") if p.strip()):
+        token, sep, feed = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"{name}: {pair!r} is not token=feed")
+        key = NATIVE_MARKER if token.strip().lower() in ("native", "eth") else _address(name, token.strip())
+        feeds[key] = _address(name, feed.strip())
+    return feeds
+
+
 def _rpc_urls(name: str, raw: str) -> tuple[str, ...]:
     urls = tuple(u.strip() for u in raw.split(",") if u.strip())
     for url in urls:
@@ -158,6 +174,11 @@ class Settings:
         "QF_REGISTRY_ADDRESS",
         "Allo v2 Registry to index profiles from; unset means the devnet's, else the core's getRegistry().",
         parse=_address,
+    )
+    price_feeds: dict[str, str] | None = setting(
+        "QF_PRICE_FEEDS",
+        "USD price feeds to index, token=feed comma-separated (token: 0x address or native); unset: the devnet's.",
+        parse=_price_feeds,
     )
     start_block: int | None = setting(
         "QF_START_BLOCK", "First block to index (default: the devnet deployment's block, else 0).", parse=_count

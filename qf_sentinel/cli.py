@@ -38,6 +38,8 @@ db_app = typer.Typer(help="The database: where it is, stop the embedded server."
 app.add_typer(db_app, name="db")
 labels_app = typer.Typer(help="Sybil labels: import reviewers' verdicts.", no_args_is_help=True)
 app.add_typer(labels_app, name="labels")
+prices_app = typer.Typer(help="USD prices for tokens without a price feed.", no_args_is_help=True)
+app.add_typer(prices_app, name="prices")
 
 log = structlog.get_logger()
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -372,6 +374,11 @@ def matching(
     exclude_uninformative_donors: Annotated[
         bool, typer.Option(help="COCM: leave out donors of one project or of all (this project's old COCM).")
     ] = False,
+    usd: Annotated[
+        bool,
+        typer.Option(help="Count donations in every token, in USD at donation time (price feeds or imported "
+                          "prices), as qf-calculator's amountUSD; unpriced donations are left out and reported."),
+    ] = False,
     output: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
     """Compute a pool's matching with a sybil-resistant method; results also go to qf.matching_results.
@@ -405,8 +412,14 @@ def matching(
         if score_csv is not None and not rules.scales_by_score:
             raise ConfigError("--scores needs --score-lower and --score-upper")
         passport = read_scores_csv(score_csv, unit_interval=False) if score_csv is not None else None
-        round_, excluded = eligible_round(load_donations(conn, chain, pool), rules, passport)
+        donations = load_donations(conn, chain, pool, usd=usd)
+        round_, excluded = eligible_round(donations, rules, passport)
         params: dict[str, Any] = {"cap_pct": cap, "eligibility": rules.params(), "excluded": excluded.as_dict()}
+        if usd:
+            params |= {"amounts": "usd", "unpriced_donations": donations.unpriced}
+            if donations.unpriced:
+                log.warning("unpriced_donations", pool_id=pool, donations=donations.unpriced,
+                            hint="no feed or imported price for their token; see qf.unpriced_donations")  # fmt: skip
         if score_csv is not None:
             params["scores"] = str(score_csv)
         donor_weights = None
@@ -483,6 +496,23 @@ def labels_import(
         written = import_labels(conn, chain, labels, run_id=f"import-{path.name}")
     sybils = sum(x.is_sybil for x in labels)
     out.print(f"imported {written} labels ({sybils} sybil) for chain {chain} from {path}")
+
+
+@prices_app.command("import")
+def prices_import(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="CSV with columns token,at,price_usd (token: 0x address or native).")],
+    chain_id: Annotated[int | None, typer.Option(help="Chain of the tokens (default: the one indexed).")] = None,
+) -> None:
+    """Import USD prices into qf.imported_prices; the file is checked first, nothing is written if a row is bad."""
+    from qf.matching.db import resolve_chain
+    from qf.matching.prices import import_prices
+
+    settings = _settings(ctx)
+    with _migrated_connection(settings) as conn:
+        chain = resolve_chain(conn, chain_id if chain_id is not None else settings.chain_id)
+        written = import_prices(conn, chain, path)
+    out.print(f"imported {written} prices for chain {chain} from {path} (qf.imported_prices)")
 
 
 @app.command()

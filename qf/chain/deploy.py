@@ -15,7 +15,7 @@ from pathlib import Path
 import structlog
 from eth_account import Account
 
-from qf.chain.abi import load_artifact
+from qf.chain.abi import NATIVE_TOKEN, load_artifact
 from qf.chain.rpc import RpcClient
 from qf.chain.tx import TxRequest, TxSender, wait_for_receipts
 
@@ -23,6 +23,9 @@ log = structlog.get_logger()
 
 #: Allo takes a protocol fee on pool funding (1e18 = 100%); the devnet uses 1%.
 DEVNET_PERCENT_FEE = 10**16
+#: The devnet's price feeds (Chainlink USD feeds answer with 8 decimals): ETH/USD, then tUSD/USD.
+FEED_DECIMALS = 8
+DEVNET_PRICES = (("ETH / USD", 2_000), ("tUSD / USD", 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,8 @@ class Deployment:
     deployer: str
     #: The Allo v2-compatible project registry the core checks profiles against.
     registry: str
+    #: Token (lowercase 0x; the native marker for ETH) -> its Chainlink-style USD price feed.
+    price_feeds: dict[str, str]
     #: Block of the core's deployment: where an indexer starts.
     start_block: int
 
@@ -57,7 +62,7 @@ def still_valid(rpc: RpcClient, deployment: Deployment) -> bool:
     """True if the chain behind ``rpc`` still holds this deployment."""
     if rpc.chain_id() != deployment.chain_id or genesis_hash(rpc) != deployment.genesis_hash:
         return False
-    addresses = (deployment.core, deployment.token, deployment.registry)
+    addresses = (deployment.core, deployment.token, deployment.registry, *deployment.price_feeds.values())
     codes = rpc.batch([("eth_getCode", [a, "latest"]) for a in addresses])
     return all(code not in (None, "0x") for code in codes)
 
@@ -70,14 +75,17 @@ def deploy_contracts(
     deployer = Account.from_key(deployer_key).address.lower()
     sender = TxSender(rpc, chain_id)
     token_art, registry_art, core_art = (load_artifact(n) for n in ("TestToken", "Registry", "QFAllo"))
+    feed_art = load_artifact("PriceFeed")
+    feeds = [feed_art.deploy_data([FEED_DECIMALS, name, price * 10**FEED_DECIMALS]) for name, price in DEVNET_PRICES]
     hashes = sender.send(
         [
             TxRequest(deployer_key, deployer, None, token_art.deploy_data(["QF Test USD", "tUSD"]), gas=3_000_000),
             TxRequest(deployer_key, deployer, None, registry_art.deploy_data(), gas=6_000_000),
+            *(TxRequest(deployer_key, deployer, None, data, gas=1_500_000) for data in feeds),
         ]
     )
     _mine_if_needed(rpc)
-    token_receipt, registry_receipt = wait_for_receipts(rpc, hashes)
+    token_receipt, registry_receipt, eth_feed, token_feed = wait_for_receipts(rpc, hashes)
     registry_address = registry_receipt["contractAddress"].lower()
     core_deploy = core_art.deploy_data([deployer, percent_fee, registry_address])
     hashes = sender.send([TxRequest(deployer_key, deployer, None, core_deploy, gas=8_000_000)])
@@ -90,6 +98,10 @@ def deploy_contracts(
         token=token_receipt["contractAddress"].lower(),
         deployer=deployer,
         registry=registry_address,
+        price_feeds={
+            NATIVE_TOKEN: eth_feed["contractAddress"].lower(),
+            token_receipt["contractAddress"].lower(): token_feed["contractAddress"].lower(),
+        },
         start_block=int(token_receipt["blockNumber"], 16),
     )
     log.info(

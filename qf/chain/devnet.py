@@ -48,6 +48,8 @@ class Devnet:
             "chain_id": self.deployment.chain_id,
             "core": self.deployment.core,
             "token": self.deployment.token,
+            "registry": self.deployment.registry,
+            "price_feeds": self.deployment.price_feeds,
             "deployer": self.deployment.deployer,
             "start_block": self.deployment.start_block,
             "pid": self.pid,
@@ -92,8 +94,12 @@ def ensure_devnet(settings: Settings) -> Devnet:
 
 
 def load_devnet_deployment(settings: Settings) -> Deployment | None:
+    """The devnet's recorded deployment; None if there is none (or only an older version's: `qf devnet` redeploys)."""
     path = deployment_path(settings)
-    return Deployment.from_json(path.read_text()) if path.exists() else None
+    try:
+        return Deployment.from_json(path.read_text()) if path.exists() else None
+    except ValueError:
+        return None
 
 
 def stop_devnet(settings: Settings) -> bool:

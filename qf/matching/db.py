@@ -42,10 +42,14 @@ class PoolDonations:
     projects: list[bytes]
     donor: IntArray
     project: IntArray
-    #: token units
+    #: token units (USD with ``usd``)
     amount: FloatArray
     #: per project, the addresses that count as the recipient itself (id, payout address, registrant)
     recipient_addresses: list[frozenset[bytes]]
+    #: amounts are USD at donation time, across every token the pool took
+    usd: bool = False
+    #: donations left out because no USD price was known for them (only with ``usd``)
+    unpriced: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +81,14 @@ def first_pool(conn: psycopg.Connection[Any], chain_id: int) -> int:
     return int(row[0])
 
 
-def load_donations(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> PoolDonations:
-    """Read a pool's eligible donations in one query over the event tables (no per-row lookups)."""
+def load_donations(conn: psycopg.Connection[Any], chain_id: int, pool_id: int, *, usd: bool = False) -> PoolDonations:
+    """Read a pool's eligible donations in one query over the event tables (no per-row lookups).
+
+    With ``usd``, donations in every token count, valued in USD at donation time
+    (``qf.token_price_usd``: the token's feed, else imported prices), as
+    qf-calculator matches on ``amountUSD``; a donation without a price is left
+    out and counted in ``unpriced``, never valued at 0.
+    """
     pool = conn.execute(
         "SELECT funded, token_decimals, strategy, token, allocation_start, allocation_end FROM qf.pools "
         "WHERE chain_id = %s AND pool_id = %s",
@@ -104,19 +114,36 @@ def load_donations(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -
         (chain_id, strategy),
     ).fetchall()
     projects = [bytes(r[0]) for r in recipients]
-    with conn.cursor(binary=True) as cur:
-        rows = cur.execute(
-            """
-            SELECT a.sender, a.recipient_id, a.amount::float8 / %s
+    accepted = """
             FROM qf.allocated a
             JOIN qf.recipient_status_history h
               ON h.chain_id = a.chain_id AND h.contract = a.contract AND h.recipient_id = a.recipient_id
-             AND h.next_block_number IS NULL AND h.status = 2
-            WHERE a.chain_id = %s AND a.contract = %s AND a.token = %s AND a.block_time BETWEEN %s AND %s
-            """,
-            (float(10 ** int(pool[1])), chain_id, strategy, bytes(pool[3]), pool[4], pool[5]),
-        ).fetchall()
-    senders, recipients_of, amounts = zip(*rows, strict=True) if rows else ((), (), ())
+             AND h.next_block_number IS NULL AND h.status = 2"""
+    with conn.cursor(binary=True) as cur:
+        if usd:
+            rows = cur.execute(
+                f"""
+                SELECT a.sender, a.recipient_id,
+                       (a.amount / t.unit * qf.token_price_usd(a.chain_id, a.token, a.block_number, a.log_index,
+                                                               a.block_time))::float8
+                {accepted}
+                LEFT JOIN qf.tokens t ON t.chain_id = a.chain_id AND t.address = a.token
+                WHERE a.chain_id = %s AND a.contract = %s AND a.block_time BETWEEN %s AND %s
+                """,
+                (chain_id, strategy, pool[4], pool[5]),
+            ).fetchall()
+        else:
+            rows = cur.execute(
+                f"""
+                SELECT a.sender, a.recipient_id, a.amount::float8 / %s
+                {accepted}
+                WHERE a.chain_id = %s AND a.contract = %s AND a.token = %s AND a.block_time BETWEEN %s AND %s
+                """,
+                (float(10 ** int(pool[1])), chain_id, strategy, bytes(pool[3]), pool[4], pool[5]),
+            ).fetchall()
+    priced = [r for r in rows if r[2] is not None]
+    unpriced = len(rows) - len(priced)
+    senders, recipients_of, amounts = zip(*priced, strict=True) if priced else ((), (), ())
     # As 20-byte void records (numpy "S20" would drop trailing NULs, and an address may end in 00).
     donors, donor = np.unique(_as_void(senders), return_inverse=True)
     project = np.searchsorted(_as_void(projects), _as_void(recipients_of))
@@ -130,6 +157,8 @@ def load_donations(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -
         project=project.astype(np.int64),
         amount=np.array(amounts, dtype=np.float64),
         recipient_addresses=[frozenset([p, *map(bytes, r[1])]) for p, r in zip(projects, recipients, strict=True)],
+        usd=usd,
+        unpriced=unpriced,
     )
 
 

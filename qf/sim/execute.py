@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import eth_abi
@@ -30,7 +31,7 @@ import structlog
 from eth_account import Account
 
 from qf.chain.abi import ALLO_V2_EVENTS, NATIVE_TOKEN, load_artifact, topic0
-from qf.chain.deploy import Deployment
+from qf.chain.deploy import FEED_DECIMALS, Deployment
 from qf.chain.rpc import RpcClient
 from qf.chain.tx import TxRequest, TxSender, block_receipts, wait_for_receipts
 from qf.errors import ChainError, RpcError
@@ -46,6 +47,8 @@ DONATION_GAS = 500_000
 REVIEW_CHUNK = 200
 MAX_TXS_PER_BLOCK = 250
 REGISTRATION_LEAD_SECONDS = 3600
+#: ETH's price moves once every this many block slots of donations.
+PRICE_MOVE_SLOTS = 20
 MAX_UINT = 2**256 - 1
 #: Only for splitting the simulated matching pool across tokens; not a price feed.
 ETH_IN_TOKENS = 2000
@@ -135,7 +138,11 @@ class RoundExecution:
         self.core = load_artifact("QFAllo")
         self.strategy = load_artifact("DonationStrategy")
         self.erc20 = load_artifact("TestToken")
+        self.feed = load_artifact("PriceFeed")
         self.tx_count = 0
+        # ETH's USD price walks during the round (1% steps), seeded by the plan: same plan, same prices.
+        self.prices = random.Random(int.from_bytes(hashlib.sha256(plan.name.encode()).digest()[:8], "big"))
+        self.eth_price = 0.0
 
     # -- helpers -------------------------------------------------------------
     def token_address(self, token: Token) -> str:
@@ -372,7 +379,9 @@ class RoundExecution:
         unchecked: list[int] = []
         unchecked_donations = 0
         first_block = last_block = 0
-        for slot in sorted(slots):
+        for n, slot in enumerate(sorted(slots)):
+            if n % PRICE_MOVE_SLOTS == 0:
+                self._move_eth_price()
             requests = [self._donation_tx(pools, plan.donations[i]) for i in slots[slot]]
             if not self.anvil:
                 receipts = self.run(requests)
@@ -395,6 +404,25 @@ class RoundExecution:
         if unchecked:
             self._verify_donations(pools, unchecked, unchecked_donations)
         return first_block, last_block
+
+    def _move_eth_price(self) -> None:
+        """Post the next ETH/USD answer (sent now, mined with the next block) if the funder owns the feed."""
+        feed = self.deployment.price_feeds.get(NATIVE_TOKEN)
+        if feed is None:
+            return
+        if not self.eth_price:
+            owner = self._uint_call(feed, self.feed.encode_call("owner", []))
+            if owner != int(self.funder, 16):
+                self.deployment = replace(self.deployment, price_feeds={})  # not ours to move: prices stay put
+                return
+            self.eth_price = float(ETH_IN_TOKENS)
+        self.eth_price *= math.exp(self.prices.gauss(0.0, 0.01))
+        answer = round(self.eth_price * 10**FEED_DECIMALS)
+        request = self.funder_tx(feed, self.feed.encode_call("updateAnswer", [answer]), gas=120_000)
+        if self.miner.control:
+            self.tx_count += len(self.sender.send([request]))
+        else:
+            self.run([request])
 
     def _donation_tx(self, pools: list[PoolOnChain], d: Donation) -> TxRequest:
         project = self.plan.projects[d.project]

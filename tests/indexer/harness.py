@@ -31,6 +31,8 @@ def settings_for(url: str, chain: Chain, db_url: str, home: Path, **overrides: A
         "database_url": db_url,
         "rpc_urls": url,
         "core_address": chain.deployment.core,
+        "registry_address": chain.deployment.registry,
+        "price_feeds": chain.deployment.price_feeds,
         "start_block": chain.deployment.start_block,
         "indexer_metrics_port": 0,
         "poll_interval_seconds": 0.05,

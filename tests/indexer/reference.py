@@ -34,6 +34,9 @@ _COLUMN = {
     "profileOwner": "profile_owner",
     "pendingOwner": "pending_owner",
     "merkleRoot": "merkle_root",
+    "current": "answer",
+    "roundId": "round_id",
+    "updatedAt": "updated_at",
 }
 
 #: Columns a variant has no field for (the decoder writes NULL, or the loop fills them).
@@ -59,7 +62,7 @@ def signature_of(event: dict[str, Any]) -> str:
 
 
 def _published_events() -> dict[str, dict[str, Any]]:
-    sources = [load_artifact(n).abi for n in ("QFAllo", "DonationStrategy", "Registry")]
+    sources = [load_artifact(n).abi for n in ("QFAllo", "DonationStrategy", "Registry", "PriceFeed")]
     sources += [sdk_strategy(n).abi for n in STRATEGIES]
     events: dict[str, dict[str, Any]] = {}
     for abi in sources:

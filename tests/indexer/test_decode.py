@@ -196,6 +196,7 @@ _BY_TYPE = {
     "(uint256,string)": _METADATA,
     "bytes": _REGISTRATION,
     "bool": st.booleans(),
+    "int256": st.integers(-(2**255), 2**255 - 1),
     "string": _TEXT,
 }
 
@@ -306,6 +307,7 @@ NOT_INDEXED = {
     "AllocatorSet(address,bool,address)",
     "ApprovalThresholdUpdated(uint256)",
     "maxRequestedAmountAllowedIncreased(uint256)",
+    "NewRound(uint256,address,uint256)",  # a price feed's round start; AnswerUpdated carries the price
 }
 
 

@@ -38,6 +38,9 @@ TYPES = {
     **dict.fromkeys(["metadata_pointer", "name"], "text"),
     "data": "bytea",
     "active": "boolean",
+    "answer": "numeric(78,0)",
+    "updated_at": "qf.uint256",
+    "round_id": "qf.uint256",
     **dict.fromkeys(["block_hash", "tx_hash", "profile_id", "merkle_root", "role"], "qf.hash32"),
     **dict.fromkeys(
         ["pool_id", "amount", "fee", "metadata_protocol", "row_index", "full_row", "gas_price", "nonce"],
@@ -65,8 +68,8 @@ def table_columns(conn: psycopg.Connection[Any], table: str) -> list[tuple[str, 
 
 def test_each_event_has_its_table_with_the_declared_columns(migrated_db_url: str) -> None:
     """Every EventSpec's table exists with exactly COMMON_COLUMNS + columns (+ context), in order."""
-    assert len(EVENTS) == 29
-    assert len(TABLES) == 26
+    assert len(EVENTS) == 30
+    assert len(TABLES) == 27
     with connect(migrated_db_url) as conn:
         for spec in EVENTS.values():
             columns = table_columns(conn, spec.table)
@@ -120,6 +123,7 @@ _SAMPLES: dict[str, list[Any]] = {
     "(uint256,string)": [(1, "bafy" + "a" * 52), (2**256 - 1, "ünïcødé ✓"), (0, "")],
     "string": ["Gitcoin", "ünïcødé ✓", ""],
     "bool": [True, False, True],
+    "int256": [-(2**255), 2**255 - 1, 2000 * 10**8],
     "bytes": [
         registration_data("0x" + "12" * 20, "0x" + "34" * 20, (1, "bafyproject"), 0),
         b"\x01\x02 not the donation-voting layout",

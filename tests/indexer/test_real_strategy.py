@@ -36,7 +36,8 @@ def dvmdt_round(chain: Chain) -> tuple[RoundPlan, ExecutionResult]:
 
 
 def chain_logs(chain: Chain, pools: tuple[Any, ...]) -> list[dict[str, Any]]:
-    addresses = [chain.deployment.core, chain.deployment.registry, *(p.strategy for p in pools)]
+    addresses = [chain.deployment.core, chain.deployment.registry, *chain.deployment.price_feeds.values(),
+                 *(p.strategy for p in pools)]  # fmt: skip
     query = {"fromBlock": hex(chain.deployment.start_block), "toBlock": "latest", "address": addresses}
     return list(chain.rpc.call("eth_getLogs", [query]))
 
@@ -73,9 +74,12 @@ def test_a_real_strategy_round_is_stored_as_the_chain_logged_it(
     logs = chain_logs(chain, result.pools)
     known = [lg for lg in logs if lg["topics"][0] in EVENTS]
     assert stored_logs(db_url) == {(bytes.fromhex(lg["transactionHash"][2:]), int(lg["logIndex"], 16)) for lg in known}
-    # The rest is counted, by contract and topic: here only the core's StrategyApproved (not a round event).
+    # The rest is counted, by contract and topic: the core's StrategyApproved and the feeds' NewRound
+    # (AnswerUpdated carries the price), none a round event.
     others = Counter((lg["address"], lg["topics"][0]) for lg in logs if lg["topics"][0] not in EVENTS)
-    assert set(others) == {(chain.deployment.core, topic0("StrategyApproved(address)"))}
+    assert set(others) == {(chain.deployment.core, topic0("StrategyApproved(address)"))} | {
+        (feed, topic0("NewRound(uint256,address,uint256)")) for feed in chain.deployment.price_feeds.values()
+    }
     names = {p.name for p in plan.projects}
     donations = list(plan.donations)
     with connect(db_url) as conn:
