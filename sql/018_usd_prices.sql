@@ -116,9 +116,25 @@ LEFT JOIN qf.recipient_status_history h
       AND (h.next_block_number IS NULL OR (a.block_number, a.log_index) < (h.next_block_number, h.next_log_index))
 LEFT JOIN qf.profile_anchors pa ON pa.chain_id = a.chain_id AND pa.anchor = a.recipient_id
 LEFT JOIN qf.profiles pr ON pr.chain_id = pa.chain_id AND pr.registry = pa.registry AND pr.profile_id = pa.profile_id
--- A one-row subquery per donation, evaluated only when a query reads the price.
+-- Both keyed on unique keys, so dropped when the price is not read; they say whether a token has a
+-- feed or imported prices at all, so a donation in an unpriced token costs no lookup.
+LEFT JOIN qf.price_feeds f ON f.chain_id = a.chain_id AND f.token = a.token
+LEFT JOIN (SELECT chain_id, token FROM qf.imported_prices GROUP BY 1, 2) ip
+       ON ip.chain_id = a.chain_id AND ip.token = a.token
+-- One value per donation, computed only when a query reads it (the same rule as qf.token_price_usd).
 CROSS JOIN LATERAL (
-    SELECT qf.token_price_usd(a.chain_id, a.token, a.block_number, a.log_index, a.block_time) AS usd
+    SELECT coalesce(
+        CASE WHEN f.feed IS NOT NULL THEN
+            (SELECT x.answer FROM qf.answer_updated x
+             WHERE x.chain_id = a.chain_id AND x.contract = f.feed
+               AND (x.block_number, x.log_index) <= (a.block_number, a.log_index)
+             ORDER BY x.block_number DESC, x.log_index DESC LIMIT 1) / f.unit
+        END,
+        CASE WHEN ip.token IS NOT NULL THEN
+            (SELECT i.price_usd FROM qf.imported_prices i
+             WHERE i.chain_id = a.chain_id AND i.token = a.token AND i.at <= a.block_time
+             ORDER BY i.at DESC LIMIT 1)
+        END) AS usd
 ) price;
 COMMENT ON COLUMN qf.donations.token_price_usd IS
     'USD per token unit when the donation was made (qf.token_price_usd: feed, else imported CSV); NULL if unknown.';

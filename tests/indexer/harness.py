@@ -18,6 +18,7 @@ from indexer.app import build_indexer
 from indexer.decode import EVENTS
 from indexer.loop import EVENT_TABLES, Indexer
 from indexer.metrics import IndexerMetrics
+from qf.chain.abi import topic0
 from qf.db import connect
 from qf.http_metrics import HealthState
 from qf.settings import Settings
@@ -119,7 +120,8 @@ def stored_keys(db_url: str) -> set[tuple[str, bytes, int]]:
 
 
 def chain_events(chain: Chain, to_block: int | None = None) -> set[tuple[str, bytes, int]]:
-    """(event name, tx hash, log index) of every Allo v2 event the core and its strategies emitted."""
+    """(event name, tx hash, log index) of every known event the core, its strategies, the Registry and
+    the price feeds emitted (names by topic0 from the published signatures)."""
     rpc = chain.rpc
     head = to_block if to_block is not None else rpc.block_number()
     created = [n for n, name in TOPIC_NAMES.items() if name == "PoolCreated"]
@@ -127,10 +129,12 @@ def chain_events(chain: Chain, to_block: int | None = None) -> set[tuple[str, by
         "eth_getLogs",
         [{"fromBlock": "0x0", "toBlock": hex(head), "address": chain.deployment.core, "topics": [created]}],
     )
-    addresses = [chain.deployment.core] + ["0x" + lg["data"][26:66] for lg in pools]
+    addresses = [chain.deployment.core, chain.deployment.registry, *chain.deployment.price_feeds.values()]
+    addresses += ["0x" + lg["data"][26:66] for lg in pools]
     logs = rpc.call("eth_getLogs", [{"fromBlock": "0x0", "toBlock": hex(head), "address": addresses}])
+    names = {topic0(spec.signature): spec.name for spec in EVENTS.values()}
     return {
-        (TOPIC_NAMES[lg["topics"][0]], bytes.fromhex(lg["transactionHash"][2:]), int(lg["logIndex"], 16))
+        (names[lg["topics"][0]], bytes.fromhex(lg["transactionHash"][2:]), int(lg["logIndex"], 16))
         for lg in logs
-        if lg["topics"] and lg["topics"][0] in TOPIC_NAMES
+        if lg["topics"] and lg["topics"][0] in names
     }

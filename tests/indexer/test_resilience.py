@@ -39,7 +39,8 @@ def index_env(chain: Chain, db_url: str, home: Path, **extra: str) -> dict[str, 
         "QF_HOME": str(home), "QF_DATABASE_URL": db_url, "QF_RPC_URLS": chain.url,
         "QF_CORE_ADDRESS": chain.deployment.core, "QF_START_BLOCK": str(chain.deployment.start_block),
         "QF_INDEXER_METRICS_PORT": "0", "QF_POLL_INTERVAL_SECONDS": "0.05", "QF_LOG_FORMAT": "json",
-        "QF_REFRESH_DEBOUNCE_SECONDS": "0.2",
+        "QF_REFRESH_DEBOUNCE_SECONDS": "0.2", "QF_REGISTRY_ADDRESS": chain.deployment.registry,
+        "QF_PRICE_FEEDS": ",".join(f"{t}={f}" for t, f in chain.deployment.price_feeds.items()),
     }  # fmt: skip
     return env | extra
 
