@@ -6,8 +6,8 @@ matches the header fetched for its block, or ``ChainMoved`` is raised and the
 range is fetched again (the chain reorganised during the download).
 
 Requests are batched: one ``eth_getLogs`` per range (plus, when it names
-addresses, one per newly discovered strategy; :mod:`indexer.logquery` says when
-it names topics instead), one batch of headers, and for donations either the
+addresses, one for the strategies it discovered; :mod:`indexer.logquery` says
+when a query names topics instead), one batch of headers, and for donations either the
 whole block (when a block holds many donations) or a batch of transactions by hash.
 """
 
@@ -62,7 +62,7 @@ class Fetched:
     unknown: Counter[tuple[bytes, bytes]] = field(default_factory=Counter)
     decode_errors: int = 0
     rpc_logs: int = 0
-    #: How eth_getLogs was filtered, and the logs of other contracts it returned (topic path only).
+    #: How the range's eth_getLogs was filtered; logs a topic filter returned that were dropped here.
     log_query: Mode = "addresses"
     dropped_logs: int = 0
 
@@ -147,14 +147,16 @@ def fetch_range(
             pool_id = pool_id_of(row)
             assert pool_id is not None
             found[strategy] = (pool_id, row.block_number)
-    for strategy, (pool_id, block) in found.items():
-        out.new_strategies.append((strategy, pool_id, block))
-        if query.mode == "addresses":
-            more = rpc.get_logs(block, to_block, [_hex(strategy)])
-            out.rpc_logs += len(more)
-            logs += _decode_all(more, out)
+    out.new_strategies = [(strategy, pool_id, block) for strategy, (pool_id, block) in found.items()]
+    created = {strategy: block for strategy, (_, block) in found.items()}
     if query.mode == "topics":  # the topic query already returned the new strategies' logs
-        kept, out.dropped_logs = logs_of_new(others, {s: block for s, (_, block) in found.items()})
+        kept, out.dropped_logs = logs_of_new(others, created)
+        logs += _decode_all(kept, out)
+    elif found:  # one more query for all of them (a backfill may find thousands in one range)
+        follow = plan_log_query([_hex(s) for s in found], address_limit)
+        more = rpc.get_logs(min(created.values()), to_block, follow.addresses, follow.topics)
+        out.rpc_logs += len(more)
+        kept, out.dropped_logs = logs_of_new(more, created)
         logs += _decode_all(kept, out)
     logs.sort(key=lambda r: (r.block_number, r.log_index))
     out.logs = logs

@@ -37,7 +37,7 @@ class IndexerMetrics:
         )
         self.logs_dropped = Counter(
             f"{PREFIX}_logs_dropped_total",
-            "Logs of contracts not indexed, returned by a topic-filtered eth_getLogs and dropped.",
+            "Logs a topic-filtered eth_getLogs returned from contracts not indexed (or already read), dropped.",
             registry=r,
         )
         self.decode_errors = Counter(
