@@ -9,7 +9,7 @@ above the number of pools (address path) and below it (topic path), each
 repeated, in two phases:
 
 * backfill: from the deployment block to the head into an empty database; the
-  strategies are discovered on the way (the address path queries each new one);
+  strategies are discovered on the way (one follow-up query per range for them);
 * steady:   from the end of pool creation to the head, every strategy already
   known (the database is a copy of one indexed up to that block): the address
   path names all of them in each query.
@@ -18,6 +18,15 @@ For each phase and path it prints, as JSON, the median seconds, eth_getLogs
 calls, request and response bytes (counted at the HTTP transport), and the
 topic path's ratio to the address path. Every run's database must equal the
 first run's (else the bench stops): both paths store the same rows.
+
+One run (2 shared cores, 5,010 pools over 67 blocks, 200 donations, 10-block
+ranges, medians of 3): anvil accepts 5,010 addresses in one eth_getLogs. Topic
+over address path: backfill seconds 0.92 (4.73 / 5.11), calls 0.8 (8 / 10),
+request bytes 0.011 (15 kB / 1.42 MB), response bytes 1.23 (11.5 / 9.3 MB: the
+topic follow-up returns the range's core logs again); steady seconds 1.02
+(4.20 / 4.11), calls 0.83 (5 / 6), request bytes 0.009 (11 kB / 1.13 MB),
+response bytes 1.0. On anvil the time goes elsewhere (headers, transactions,
+COPY), not into the address list.
 """
 
 from __future__ import annotations
