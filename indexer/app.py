@@ -158,6 +158,7 @@ def build_indexer(
         ),
         refresh_debounce_seconds=settings.refresh_debounce_seconds,
         reset_on_new_chain=reset_on_new_chain,
+        log_address_limit=settings.log_address_limit,
     )
     return Indexer(config, rpc, store, metrics=metrics, health=health, helpers=helpers)
 

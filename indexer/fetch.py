@@ -5,9 +5,10 @@ transaction opens. The result is self-consistent: every log's block hash
 matches the header fetched for its block, or ``ChainMoved`` is raised and the
 range is fetched again (the chain reorganised during the download).
 
-Requests are batched: one ``eth_getLogs`` per range (plus one per newly
-discovered strategy), one batch of headers, and for donations either the whole
-block (when a block holds many donations) or a batch of transactions by hash.
+Requests are batched: one ``eth_getLogs`` per range (plus, when it names
+addresses, one for the strategies it discovered; :mod:`indexer.logquery` says
+when a query names topics instead), one batch of headers, and for donations either the
+whole block (when a block holds many donations) or a batch of transactions by hash.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import structlog
 
 from indexer.decode import DecodedLog, decode_log, pool_id_of, strategy_of
 from indexer.errors import ChainMoved, DecodeError
+from indexer.logquery import DEFAULT_ADDRESS_LIMIT, Mode, logs_of_new, plan_log_query, split_known
 from indexer.rpc import ResilientRpc
 from qf.chain.abi import NATIVE_TOKEN
 from qf.errors import RpcError
@@ -60,6 +62,9 @@ class Fetched:
     unknown: Counter[tuple[bytes, bytes]] = field(default_factory=Counter)
     decode_errors: int = 0
     rpc_logs: int = 0
+    #: How the range's eth_getLogs was filtered; logs a topic filter returned that were dropped here.
+    log_query: Mode = "addresses"
+    dropped_logs: int = 0
 
 
 def header_of(block: Mapping[str, Any]) -> Header:
@@ -114,6 +119,7 @@ def fetch_range(
     known_tokens: set[bytes],
     contiguous_from: int | None = None,
     helpers: Sequence[ResilientRpc] = (),
+    address_limit: int = DEFAULT_ADDRESS_LIMIT,
 ) -> Fetched:
     """Everything needed to commit [from_block, to_block].
 
@@ -122,14 +128,19 @@ def fetch_range(
     reach, whose hashes the fork-point search walks back through.
     """
     out = Fetched(from_block, to_block)
-    watched = [core, *([registry] if registry else []), *feeds]
-    addresses = [*(_hex(a) for a in watched), *(_hex(a) for a in strategies)]
-    raw = rpc.get_logs(from_block, to_block, addresses)
+    known = [core, *([registry] if registry else []), *feeds, *strategies]
+    query = plan_log_query([_hex(a) for a in known], address_limit)
+    raw = rpc.get_logs(from_block, to_block, query.addresses, query.topics)
     out.rpc_logs = len(raw)
+    out.log_query = query.mode
+    others: list[dict[str, Any]] = []
+    if query.mode == "topics":
+        # Decode only our contracts' logs: another contract may reuse a topic0 with other parameters.
+        raw, others = split_known(raw, set(known))
     logs = _decode_all(raw, out)
 
     # Strategies created in this range: Allo emits a new strategy's first events
-    # in the PoolCreated transaction itself, so fetch their logs from that block.
+    # in the PoolCreated transaction itself, so take their logs from that block.
     found = {}
     for row in logs:
         strategy = strategy_of(row)
@@ -137,11 +148,17 @@ def fetch_range(
             pool_id = pool_id_of(row)
             assert pool_id is not None
             found[strategy] = (pool_id, row.block_number)
-    for strategy, (pool_id, block) in found.items():
-        out.new_strategies.append((strategy, pool_id, block))
-        more = rpc.get_logs(block, to_block, [_hex(strategy)])
+    out.new_strategies = [(strategy, pool_id, block) for strategy, (pool_id, block) in found.items()]
+    created = {strategy: block for strategy, (_, block) in found.items()}
+    if query.mode == "topics":  # the topic query already returned the new strategies' logs
+        kept, out.dropped_logs = logs_of_new(others, created)
+        logs += _decode_all(kept, out)
+    elif found:  # one more query for all of them (a backfill may find thousands in one range)
+        follow = plan_log_query([_hex(s) for s in found], address_limit)
+        more = rpc.get_logs(min(created.values()), to_block, follow.addresses, follow.topics)
         out.rpc_logs += len(more)
-        logs += _decode_all(more, out)
+        kept, out.dropped_logs = logs_of_new(more, created)
+        logs += _decode_all(kept, out)
     logs.sort(key=lambda r: (r.block_number, r.log_index))
     out.logs = logs
 

@@ -21,6 +21,7 @@ import structlog
 from indexer.decode import ALLOCATED_CONTEXT_COLUMNS, TABLES, DecodedLog
 from indexer.errors import ChainMoved, RangeRefused, ReorgTooDeep
 from indexer.fetch import Fetched, fetch_range
+from indexer.logquery import DEFAULT_ADDRESS_LIMIT
 from indexer.metrics import IndexerMetrics
 from indexer.ranges import BlockRange, RangeHint, RangePlanner, RangePolicy, is_range_error, parse_range_hint
 from indexer.reorg import find_fork_point
@@ -63,6 +64,8 @@ class IndexerConfig:
     #: When the node's genesis differs from the one the rows came from (a restarted devnet):
     #: delete the old chain's rows (True) or stop with an error (False, the default).
     reset_on_new_chain: bool = False
+    #: Above this many contracts, eth_getLogs names topic0s and filters addresses locally (indexer.logquery).
+    log_address_limit: int = DEFAULT_ADDRESS_LIMIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +173,7 @@ class Indexer:
                 strategies=self.strategies,
                 known_tokens=self.tokens,
                 contiguous_from=self.head - self.config.max_reorg_depth, helpers=self.helpers,
+                address_limit=self.config.log_address_limit,
             )  # fmt: skip
         except RpcError as exc:
             if not is_range_error(exc.rpc_message, exc.code):
@@ -276,6 +280,9 @@ class Indexer:
             self.metrics.unknown_topics.inc(sum(fetched.unknown.values()))
         if fetched.decode_errors:
             self.metrics.decode_errors.inc(fetched.decode_errors)
+        self.metrics.log_queries.labels(fetched.log_query).inc()
+        if fetched.dropped_logs:
+            self.metrics.logs_dropped.inc(fetched.dropped_logs)
         self.metrics.last_block.set(batch.to_block)
         last_time = fetched.headers[batch.to_block].time.timestamp()
         self.metrics.head_lag.set(max(0.0, time.time() - last_time))

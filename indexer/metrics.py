@@ -29,6 +29,17 @@ class IndexerMetrics:
         self.unknown_topics = Counter(
             f"{PREFIX}_unknown_topics_total", "Logs with unknown topic0, skipped.", registry=r
         )
+        self.log_queries = Counter(
+            f"{PREFIX}_log_queries_total",
+            "Block ranges committed, by how eth_getLogs was filtered (addresses or topics).",
+            ["mode"],
+            registry=r,
+        )
+        self.logs_dropped = Counter(
+            f"{PREFIX}_logs_dropped_total",
+            "Logs a topic-filtered eth_getLogs returned from contracts not indexed (or already read), dropped.",
+            registry=r,
+        )
         self.decode_errors = Counter(
             f"{PREFIX}_decode_errors_total", "Known-topic logs that failed to decode.", registry=r
         )

@@ -197,6 +197,11 @@ class Settings:
     )
     log_range_max_blocks: int = setting("QF_LOG_RANGE_MAX_BLOCKS", "Largest eth_getLogs block span.", 50_000,
                                         parse=_count)  # fmt: skip
+    log_address_limit: int = setting(
+        "QF_LOG_ADDRESS_LIMIT",
+        "Most contracts one eth_getLogs names; above it, filter by topic0 and drop other contracts' logs locally.",
+        1000, parse=_count,
+    )  # fmt: skip
     rpc_rate_limit: float | None = setting(
         "QF_RPC_RATE_LIMIT", "Requests per second per RPC endpoint (default unlimited).", parse=_number
     )
