@@ -21,6 +21,7 @@ from web3.exceptions import ProviderConnectionError, TimeExhausted, Web3RPCError
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from indexer.app import resolve_ws_url
 from indexer.heads import failure_kind, head_number, retry_delay_seconds
 from indexer.loop import Indexer
 from qf.db import connect
@@ -245,3 +246,16 @@ def test_retries_back_off_to_a_cap() -> None:
     assert delays == sorted(delays)
     assert delays[-1] == 30.0
     assert all(b <= 2 * a for a, b in itertools.pairwise(delays))
+
+
+def test_the_devnet_default_wakes_by_its_anvils_websocket(chain: Chain, tmp_path: Path) -> None:
+    """With no QF_RPC_URLS the indexer follows the devnet, and its anvil's WebSocket (the HTTP port) wakes it;
+    with explicit RPC URLs only QF_WS_URL does."""
+    (tmp_path / "devnet").mkdir()
+    (tmp_path / "devnet" / "deployment.json").write_text(chain.deployment.to_json())
+    devnet = Settings.from_env({}, home=tmp_path, anvil_port=8547)
+    assert resolve_ws_url(devnet) == "ws://127.0.0.1:8547"
+    assert resolve_ws_url(devnet.with_(ws_url="ws://elsewhere:1")) == "ws://elsewhere:1"
+    assert resolve_ws_url(devnet.with_(rpc_urls=("http://node:8545",))) is None
+    assert resolve_ws_url(devnet.with_(rpc_urls=("http://node:8545",), ws_url="wss://node")) == "wss://node"
+    assert resolve_ws_url(Settings.from_env({}, home=tmp_path / "no-devnet")) is None
