@@ -15,13 +15,16 @@ Run it against a devnet that holds the Round 9 replay (`qf replay-gitcoin`, or
 Each is repeated (naive once: it is slow) and the medians and their ratios are
 printed as JSON. Then the live lag: donations are mined one block at a time
 while the indexer follows the head, and the time from `evm_mine` returning to
-the row being visible in qf.donations is measured (p50, p95).
+the row being visible in qf.donations is measured (p50, p95); with `--ws-url`
+also with the indexer woken by newHeads (`bench/live_lag.py` compares the two
+on a fresh devnet).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 import statistics
 import tempfile
@@ -183,8 +186,18 @@ def naive(url: str, core: str, strategies: list[str], head: int, db_url: str) ->
     return time.perf_counter() - started, rows
 
 
-def live_lag(url: str, core: str, db_url: str, home: Path, donations: int) -> dict[str, float]:
-    """Mine single-donation blocks while the indexer follows; seconds from mined to visible."""
+def live_lag(
+    url: str, core: str, db_url: str, home: Path, donations: int, *,
+    ws_url: str | None = None, poll_interval_seconds: float = 0.1, gap_jitter_seconds: float = 0.0,
+) -> dict[str, Any]:
+    """Mine single-donation blocks while the indexer follows; seconds from mined to visible.
+
+    With ``ws_url`` the caught-up indexer is woken by newHeads (the poll interval is its fallback);
+    the wake-ups are counted by source, so the figures say which one served them. Blocks are
+    0.2 s apart, plus up to ``gap_jitter_seconds`` at random (seeded): a fixed gap beats against
+    a poll interval and skews the polled figures.
+    """
+    jitter = random.Random(7)
     rpc = RpcClient(url)
     chain_id = rpc.chain_id()
     sender = TxSender(rpc, chain_id)
@@ -242,16 +255,24 @@ def live_lag(url: str, core: str, db_url: str, home: Path, donations: int) -> di
         core_address=core,
         start_block=0,
         indexer_metrics_port=0,
-        poll_interval_seconds=0.1,
+        poll_interval_seconds=poll_interval_seconds,
         refresh_debounce_seconds=1.0,
+        ws_url=ws_url,
     )
-    indexer = build_indexer(settings, IndexerMetrics(), HealthState())
+    metrics = IndexerMetrics()
+    indexer = build_indexer(settings, metrics, HealthState())
     assert indexer.store.try_lock()
     indexer.prepare()
     stop = threading.Event()
     indexer.run(stop, until_caught_up=True)
     thread = threading.Thread(target=indexer.run, args=(stop,), daemon=True)
     thread.start()
+    if ws_url:
+        deadline = time.monotonic() + 30
+        while metrics.registry.get_sample_value("qf_indexer_ws_connected") != 1:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"no newHeads subscription at {ws_url}")
+            time.sleep(0.01)
     lags = []
     rpc.call("evm_setAutomine", [False])
     with psycopg.connect(db_url, autocommit=True) as conn:
@@ -273,12 +294,24 @@ def live_lag(url: str, core: str, db_url: str, home: Path, donations: int) -> di
             while not conn.execute("SELECT 1 FROM qf.donations WHERE tx_hash = %s", (tx_hash,)).fetchone():
                 time.sleep(0.005)
             lags.append(time.perf_counter() - mined)
-            time.sleep(0.2)
+            time.sleep(0.2 + jitter.uniform(0.0, gap_jitter_seconds))
     rpc.call("evm_setAutomine", [True])
     stop.set()
     thread.join()
     lags.sort()
+    indexer.store.close()
+    indexer.rpc.close()
+    for helper in indexer.helpers:
+        helper.close()
+    wakeups = {
+        source: int(metrics.registry.get_sample_value("qf_indexer_wakeups_total", {"source": source}) or 0)
+        for source in ("newheads", "poll")
+    }
     return {
+        "mode": "websocket" if ws_url else "polling",
+        "poll_interval_seconds": poll_interval_seconds,
+        "gap_seconds": [0.2, 0.2 + gap_jitter_seconds],
+        "wakeups": wakeups,
         "donations": donations,
         "p50_seconds": round(statistics.median(lags), 3),
         "p95_seconds": round(lags[int(0.95 * (len(lags) - 1))], 3),
@@ -293,6 +326,7 @@ def main() -> None:
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--live-donations", type=int, default=40)
     parser.add_argument("--to-block", type=int, help="index only up to this block (default: the head)")
+    parser.add_argument("--ws-url", help="also measure the live lag woken by newHeads at this ws:// URL")
     args = parser.parse_args()
     core = args.core.lower()
     rpc = RpcClient(args.rpc_url, timeout_seconds=300)
@@ -325,6 +359,10 @@ def main() -> None:
             result["naive_over_ours"] = round(naive_seconds / ours_median, 1)
         if args.live_donations:
             result["live_lag"] = live_lag(args.rpc_url, core, fresh_db(server_url), work, args.live_donations)
+            if args.ws_url:
+                result["live_lag_ws"] = live_lag(
+                    args.rpc_url, core, fresh_db(server_url), work, args.live_donations, ws_url=args.ws_url
+                )
         print(json.dumps(result, indent=2))
     finally:
         server.cleanup()

@@ -25,6 +25,7 @@ from indexer.ranges import RangePolicy
 from indexer.rpc import ResilientRpc
 from indexer.store import Store
 from qf.chain.devnet import devnet_url, load_devnet_deployment
+from qf.chain.rpc import redact_rpc_url
 from qf.db import connect
 from qf.db.embedded import resolve_database_url
 from qf.db.migrate import apply_migrations
@@ -58,6 +59,15 @@ def resolve_target(settings: Settings) -> tuple[list[str], bytes, int]:
     if start is None:
         start = deployment.start_block if deployment and core == deployment.core else 0
     return urls, from_hex(core), start
+
+
+def resolve_ws_url(settings: Settings) -> str | None:
+    """QF_WS_URL; else, when following the local devnet, its anvil's WebSocket (same port as HTTP); else None."""
+    if settings.ws_url or settings.rpc_urls:
+        return settings.ws_url
+    if load_devnet_deployment(settings) is None:
+        return None
+    return "ws://" + devnet_url(settings).removeprefix("http://")
 
 
 def resolve_registry(settings: Settings, rpc: ResilientRpc, core: bytes) -> bytes | None:
@@ -159,6 +169,7 @@ def build_indexer(
         refresh_debounce_seconds=settings.refresh_debounce_seconds,
         reset_on_new_chain=reset_on_new_chain,
         log_address_limit=settings.log_address_limit,
+        ws_url=resolve_ws_url(settings),
     )
     return Indexer(config, rpc, store, metrics=metrics, health=health, helpers=helpers)
 
@@ -191,8 +202,9 @@ def run_indexer(settings: Settings, *, until_caught_up: bool = False, reset_on_n
                 stop_fetcher = start_metadata_fetcher(settings, indexer.store.url, metrics.registry)
             state = indexer.state
             assert state is not None
-            log.info("indexer_started", core=to_hex(state.core),
-                     from_block=state.next_block, rpc=indexer.rpc.current_url)  # fmt: skip
+            ws = indexer.config.ws_url
+            log.info("indexer_started", core=to_hex(state.core), from_block=state.next_block,
+                     rpc=indexer.rpc.current_url, ws=redact_rpc_url(ws) if ws else None)  # fmt: skip
             with _Progress(indexer) as on_step:
                 indexer.run(stop, until_caught_up=until_caught_up, on_step=on_step)
             log.info("indexer_stopped", checkpoint=indexer.state.checkpoint_block if indexer.state else None)

@@ -22,6 +22,7 @@ from indexer.decode import ALLOCATED_CONTEXT_COLUMNS, TABLES, DecodedLog
 from indexer.errors import ChainMoved, RangeRefused, ReorgTooDeep
 from indexer.fetch import Fetched, fetch_range
 from indexer.logquery import DEFAULT_ADDRESS_LIMIT
+from indexer.heads import HeadWatcher
 from indexer.metrics import IndexerMetrics
 from indexer.ranges import BlockRange, RangeHint, RangePlanner, RangePolicy, is_range_error, parse_range_hint
 from indexer.reorg import find_fork_point
@@ -66,6 +67,8 @@ class IndexerConfig:
     reset_on_new_chain: bool = False
     #: Above this many contracts, eth_getLogs names topic0s and filters addresses locally (indexer.logquery).
     log_address_limit: int = DEFAULT_ADDRESS_LIMIT
+    #: A ws(s):// URL whose newHeads wake the caught-up wait early (None: the poll interval alone).
+    ws_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,8 @@ class Indexer:
         #: Consecutive fetches that met a moving chain, and the block the node lacked in the last one.
         self._moved_streak = 0
         self._missing_block: int | None = None
+        #: Started at the first caught-up wait of ``run`` (never for a backfill), stopped when it returns.
+        self.heads: HeadWatcher | None = None
 
     # -- start ------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -386,6 +391,14 @@ class Indexer:
         RPC outages are waited out the same way. A reorg deeper than allowed
         stops the loop with ``ReorgTooDeep``, having deleted nothing.
         """
+        try:
+            self._run(stop, until_caught_up=until_caught_up, on_step=on_step)
+        finally:  # however the loop ends, the WebSocket thread ends with it
+            self._stop_heads()
+
+    def _run(
+        self, stop: threading.Event, *, until_caught_up: bool, on_step: Callable[[StepResult], None] | None
+    ) -> None:
         backoff = 0.5
         while not stop.is_set():
             try:
@@ -415,11 +428,29 @@ class Indexer:
             elif result.caught_up:
                 if until_caught_up:
                     return
-                stop.wait(self.config.poll_interval_seconds)
+                self._wait_for_head(stop)
         try:
             self.flush()
         except (psycopg.OperationalError, DatabaseError) as exc:  # stopping during an outage: the next run refreshes
             log.warning("final_refresh_skipped", error=str(exc).splitlines()[0][:200])
+
+    def _wait_for_head(self, stop: threading.Event) -> None:
+        """Caught up: wait the poll interval, or less when the WebSocket announces a header first."""
+        if self.config.ws_url is None:
+            if not stop.wait(self.config.poll_interval_seconds):
+                self.metrics.wakeups.labels("poll").inc()
+            return
+        if self.heads is None:
+            self.heads = HeadWatcher(self.config.ws_url, self.metrics)
+            self.heads.start()
+        source = self.heads.wait(self.config.poll_interval_seconds, stop)
+        if source is not None:
+            self.metrics.wakeups.labels(source).inc()
+
+    def _stop_heads(self) -> None:
+        if self.heads is not None:
+            self.heads.stop()
+            self.heads = None
 
     def _regain(self, stop: threading.Event) -> None:
         """After a lost connection: reconnect, re-take the writer lock, reload state."""

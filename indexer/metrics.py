@@ -83,6 +83,23 @@ class IndexerMetrics:
             registry=r,
         )
         self.ready = Gauge(f"{PREFIX}_ready", "1 when caught up with the head, else 0.", registry=r)
+        self.ws_connected = Gauge(
+            f"{PREFIX}_ws_connected", "1 while the newHeads WebSocket subscription is live (QF_WS_URL).", registry=r
+        )
+        self.ws_heads = Counter(f"{PREFIX}_ws_heads_total", "Block headers received over the WebSocket.", registry=r)
+        self.ws_errors = Counter(
+            f"{PREFIX}_ws_errors_total",
+            "WebSocket subscription failures, by kind (connect, timeout, dropped, rpc, malformed, error); "
+            "each falls back to polling until a retry succeeds.",
+            ["kind"],
+            registry=r,
+        )
+        self.wakeups = Counter(
+            f"{PREFIX}_wakeups_total",
+            "Caught-up waits ended, by source: newheads (a WebSocket header) or poll (the poll interval).",
+            ["source"],
+            registry=r,
+        )
         self.is_writer = Gauge(f"{PREFIX}_is_writer", "1 when this process holds the chain's writer lock.", registry=r)
 
     def request(self, method: str, url: str, seconds: float, ok: bool, error_kind: str | None) -> None:

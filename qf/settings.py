@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from qf.errors import ConfigError
 from qf.eth import address
@@ -133,6 +134,21 @@ def _rpc_urls(name: str, raw: str) -> tuple[str, ...]:
     return urls
 
 
+def _ws_url(name: str, raw: str) -> str:
+    """A ws:// or wss:// URL with a host (and a valid port, if any)."""
+    try:
+        parts = urlsplit(raw)
+        valid = parts.scheme in ("ws", "wss") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number or out of range, a broken IPv6 literal
+        valid = False
+    if not valid:
+        # Shown as scheme://host only: credentials and API keys hide in the user part, the path and the query.
+        scheme, sep, rest = raw.rpartition("://")
+        shown = scheme + sep + rest.split("/")[0].split("?")[0].rpartition("@")[2]
+        raise ConfigError(f"{name} must be a ws:// or wss:// URL with a host, not {shown!r}")
+    return raw
+
+
 def _positive(name: str, raw: str) -> int:
     """An integer >= 1."""
     value = _integer(name, raw)
@@ -161,6 +177,11 @@ class Settings:
     rpc_urls: tuple[str, ...] = setting(
         "QF_RPC_URLS", "Comma-separated http(s) JSON-RPC URLs; unset means the local devnet.", (), parse=_rpc_urls
     )
+    ws_url: str | None = setting(
+        "QF_WS_URL", "ws(s):// URL whose newHeads subscription wakes live follow (fetching stays on HTTP); unset "
+        "means polling only, except on the local devnet, whose anvil serves WebSocket on its HTTP port.",
+        parse=_ws_url, secret=True,
+    )  # fmt: skip
     chain_id: int | None = setting("QF_CHAIN_ID", "Chain id the node must serve; checked at start (unset: any).",
                                    parse=_integer)  # fmt: skip
     anvil_port: int = setting("QF_ANVIL_PORT", "Port of the devnet's anvil on 127.0.0.1.", 8545, parse=_port_number)
