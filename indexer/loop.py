@@ -21,8 +21,8 @@ import structlog
 from indexer.decode import ALLOCATED_CONTEXT_COLUMNS, TABLES, DecodedLog
 from indexer.errors import ChainMoved, RangeRefused, ReorgTooDeep
 from indexer.fetch import Fetched, fetch_range
-from indexer.logquery import DEFAULT_ADDRESS_LIMIT
 from indexer.heads import HeadWatcher
+from indexer.logquery import DEFAULT_ADDRESS_LIMIT
 from indexer.metrics import IndexerMetrics
 from indexer.ranges import BlockRange, RangeHint, RangePlanner, RangePolicy, is_range_error, parse_range_hint
 from indexer.reorg import find_fork_point
