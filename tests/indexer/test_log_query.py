@@ -55,13 +55,17 @@ def ranges_by_mode(indexer: Indexer) -> dict[str, float]:
     return {mode: indexer.metrics.log_queries.labels(mode)._value.get() for mode in ("addresses", "topics")}
 
 
-@pytest.mark.parametrize(("span", "limit", "pools"), [(10_000, 1, 2), (7, 1, 2), (10_000, 2, 3)])
+#: The contracts watched before any strategy: the core, the Registry and the devnet's two price feeds.
+FIXED = 4
+
+
+@pytest.mark.parametrize(("span", "limit", "pools"), [(10_000, 1, 2), (7, 1, 2), (10_000, FIXED, FIXED + 1)])
 def test_topic_path_stores_the_same_database_as_the_address_path(
     chain: Chain, db_url: str, second_db: str, tmp_path: Path, span: int, limit: int, pools: int
 ) -> None:
     """A round indexed with a small QF_LOG_ADDRESS_LIMIT equals the address-list backfill: with its strategies
     discovered in the range that holds all their events (10,000 blocks) or earlier (7), and with the range's
-    query naming core and Registry but the follow-up for the strategies it found naming topic0s (limit 2)."""
+    query naming core, Registry and feeds but the follow-up for the strategies it found naming topic0s."""
     execute_plan(chain.rpc, chain.deployment, plan_simulated_round(31, **{**SMALL, "pools": pools}), chain.funder_key)
     by_address = index(chain, second_db, tmp_path, log_range_blocks=50)
     assert ranges_by_mode(by_address)["topics"] == 0
