@@ -31,6 +31,7 @@ demo: setup
 
 test: setup
 	scripts/ensure_prometheus.sh
+	scripts/ensure_chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest

@@ -288,6 +288,16 @@ class Settings:
         "QF_SCORER_FEATURE_RELOAD_SECONDS", "Fallback interval of the feature reload; NOTIFY is sooner.", 60.0,
         parse=_number,
     )  # fmt: skip
+    console_host: str = setting("QF_CONSOLE_HOST", "Address the operator console (`qf console`) binds to.",
+                                "127.0.0.1")  # fmt: skip
+    console_port: int = setting("QF_CONSOLE_PORT", "HTTP port of the operator console.", 8088, parse=_port_number)
+    console_reviewer_tokens: dict[str, str] = tokens_setting(
+        "QF_CONSOLE_REVIEWER_TOKENS", "Console logins that may review, `name:token` separated by commas; the name "
+        "is the verdicts' source in qf.labels."
+    )
+    console_viewer_tokens: dict[str, str] = tokens_setting(
+        "QF_CONSOLE_VIEWER_TOKENS", "Read-only console logins, `name:token` separated by commas."
+    )
     audit_retention_days: int = setting(
         "QF_AUDIT_RETENTION_DAYS", "Days the sidecar's decisions are kept in qf.scorer_decisions.", 90, parse=_count
     )
@@ -355,6 +365,8 @@ def default_of(name: str) -> Any:
 ENV_VARS: dict[str, str] = {f.metadata["env"]: f.metadata["doc"] for f in fields(Settings)} | {
     "QF_SCORER_TOKENS_FILE": "File with one `name:token` client token per line (e.g. a Docker secret).",
     "QF_SCORER_ADMIN_TOKENS_FILE": "File with one `name:token` admin token per line.",
+    "QF_CONSOLE_REVIEWER_TOKENS_FILE": "File with one `name:token` console reviewer token per line.",
+    "QF_CONSOLE_VIEWER_TOKENS_FILE": "File with one `name:token` read-only console token per line.",
 }
 
 

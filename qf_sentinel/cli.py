@@ -636,6 +636,59 @@ def serve(
     asyncio.run(serve_forever(SidecarConfig.from_settings(settings), _database(settings), options))
 
 
+#: Where `make demo` leaves a reviewer token for `qf console` on the embedded defaults.
+CONSOLE_TOKENS_FILE = "console.tokens"
+
+
+def _console_settings(settings: Settings) -> Settings:
+    """With no console token configured, the demo's token file under QF_HOME (if `make demo` wrote one)."""
+    if settings.console_reviewer_tokens or settings.console_viewer_tokens:
+        return settings
+    path = settings.home / CONSOLE_TOKENS_FILE
+    if not path.exists():
+        return settings
+    env = {"QF_CONSOLE_REVIEWER_TOKENS_FILE": str(path)}
+    return settings.with_(console_reviewer_tokens=Settings.from_env(env).console_reviewer_tokens)
+
+
+def demo_console_token(settings: Settings) -> str:
+    """The demo's reviewer token (name ``demo``), created once under QF_HOME with owner-only permissions."""
+    import secrets
+
+    path = settings.home / CONSOLE_TOKENS_FILE
+    if path.exists():
+        name, _, token = path.read_text().strip().partition(":")
+        if name == "demo" and len(token) >= 16:
+            return token
+    token = secrets.token_urlsafe(24)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(f"demo:{token}\n")
+    return token
+
+
+@app.command("console")
+def console_command(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Bind address (env QF_CONSOLE_HOST, default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (env QF_CONSOLE_PORT, default 8088).")] = None,
+) -> None:
+    """Serve the operator console (rounds, matching, flagged donors, review queue) until Ctrl-C."""
+    import uvicorn
+
+    from console.app import create_app
+    from console.config import ConsoleConfig
+
+    settings = _console_settings(_settings(ctx))
+    with _migrated_connection(settings):
+        pass
+    config = ConsoleConfig.from_settings(settings, _database(settings))
+    bind_host, bind_port = host or config.host, port if port is not None else config.port
+    out.print(f"console on http://{bind_host}:{bind_port} ({len(config.reviewers)} reviewer and "
+              f"{len(config.viewers)} read-only login(s)); Ctrl-C stops it")  # fmt: skip
+    uvicorn.run(create_app(config), host=bind_host, port=bind_port, log_level="warning", server_header=False)
+
+
 @app.command()
 def retention(ctx: typer.Context) -> None:
     """Apply the data-retention policy once: old audit decisions and experiment outcomes are deleted."""

@@ -1,0 +1,449 @@
+"""The console's web application: routes, sessions and security headers around the queries and the review.
+
+Pages are rendered on the server (Jinja2); the only script is plotly.js, from
+the plotly wheel, and a few lines that draw the figures, so the console works
+with no internet and a strict Content-Security-Policy (no inline script).
+Database work runs in Starlette's thread pool on a small psycopg pool.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import psycopg
+import structlog
+from psycopg_pool import ConnectionPool
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from console import charts, queries
+from console.auth import CSRF_FIELD, Login, authenticate, csrf_token, csrf_valid, session_login, start_session
+from console.comparison import ComparisonCache, to_csv
+from console.config import ConsoleConfig
+from console.model_view import plot_path, served_model
+from console.review import ReviewConflict, ReviewError, parse_verdict, record_verdict
+from qf.errors import ConfigError, QFError
+from qf.eth import address
+from scorer import experiment_store
+
+log = structlog.get_logger()
+T = TypeVar("T")
+HERE = Path(__file__).parent
+SESSION_HOURS = 8
+_DECISIONS = ("APPROVE", "REVIEW", "BLOCK")
+_STATUSES = ("pending", "reviewed", "all")
+
+SECURITY_HEADERS = {
+    # plotly.js writes inline styles; scripts come only from the console itself.
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def create_app(config: ConsoleConfig) -> Starlette:
+    """The console for ``config``: a Starlette app with its own connection pool, opened at startup."""
+    console = Console(config)
+    page = console.page
+    routes = [
+        Route("/login", console.login_page, methods=["GET"]),
+        Route("/login", console.login_submit, methods=["POST"]),
+        Route("/logout", console.logout, methods=["POST"]),
+        Route("/", page(console.rounds_page)),
+        Route("/rounds/{pool_id}", page(console.round_page)),
+        Route("/rounds/{pool_id}/matching.csv", page(console.round_csv)),
+        Route("/donors", page(console.donors_page)),
+        Route("/donors/{donor}", page(console.donor_page)),
+        Route("/review", page(console.review_page), methods=["GET"]),
+        Route("/review", page(console.review_submit), methods=["POST"]),
+        Route("/experiments", page(console.experiments_page)),
+        Route("/model", page(console.model_page)),
+        Route("/model/plots/{name}", page(console.model_plot)),
+        Route("/static/plotly.min.js", plotly_js),
+        Route("/healthz", healthz),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders), Middleware(
+            SessionMiddleware, secret_key=secrets.token_urlsafe(32), session_cookie="qf_console",
+            max_age=SESSION_HOURS * 3600, same_site="strict", https_only=config.secure_cookies,
+        )],
+        lifespan=console.lifespan,
+        exception_handlers={HTTPException: console.http_error},
+    )
+    app.state.console = console  # for tests and the CLI
+    return app
+
+
+Handler = Callable[[Request, Login], Awaitable[Response]]
+
+
+class Console:
+    """The pages: each reads through :mod:`console.queries` in the thread pool and renders a template."""
+
+    def __init__(self, config: ConsoleConfig) -> None:
+        self.config = config
+        self.templates = Jinja2Templates(directory=HERE / "templates")
+        self.templates.env.filters.update(addr=_addr, num=_num, pct=_pct, when=_when, seconds=_seconds)
+        self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            config.database_url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=False, name="qf-console"
+        )
+        self.cache = ComparisonCache()
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(self.pool.open, wait=True, timeout=10.0)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(self.pool.close)
+
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        def run() -> T:
+            with self.pool.connection() as conn:
+                return fn(conn, *args)
+
+        return await run_in_threadpool(run)
+
+    async def chain(self) -> int:
+        return await self.db(queries.pick_chain, self.config.chain_id)
+
+    def render(self, request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+        base = {"login": session_login(request.session), "csrf": csrf_token(request.session),
+                "csrf_field": CSRF_FIELD, "flash": request.session.pop("flash", None),
+                "path": request.url.path}  # fmt: skip
+        return self.templates.TemplateResponse(request, name, base | context, status_code=status)
+
+    def page(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """Every page needs a login; without one, go to the login page and come back."""
+
+        async def endpoint(request: Request) -> Response:
+            login = session_login(request.session)
+            if login is None:
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+            try:
+                return await handler(request, login)
+            except ConfigError as exc:  # nothing indexed yet...
+                return self.render(request, "error.html", {"title": "Not ready", "message": str(exc)}, 503)
+
+        return endpoint
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if session_login(request.session) is None:
+            return PlainTextResponse(exc.detail, status_code=exc.status_code)
+        context = {"title": f"Error {exc.status_code}", "message": exc.detail}
+        return self.render(request, "error.html", context, exc.status_code)
+
+    # -- login -------------------------------------------------------------------------
+
+    async def login_page(self, request: Request) -> Response:
+        return self.render(request, "login.html", {"next": _safe_next(request.query_params.get("next"))})
+
+    async def login_submit(self, request: Request) -> Response:
+        form = await request.form()
+        target = _safe_next(str(form.get("next", "")))
+        remote = request.client.host if request.client else "?"
+        if not csrf_valid(request.session, form.get(CSRF_FIELD)):
+            context = {"next": target, "error": "The form expired; log in again."}
+            return self.render(request, "login.html", context, 400)
+        found = authenticate(str(form.get("token", "")), self.config.reviewers, self.config.viewers)
+        await self.db(queries.record_login, found.name if found else None, found.role if found else None,
+                      found is not None, remote)  # fmt: skip
+        if found is None:
+            log.warning("console_login_refused", remote=remote)
+            return self.render(request, "login.html", {"next": target, "error": "That token is not valid."}, 401)
+        start_session(request.session, found)
+        log.info("console_login", reviewer=found.name, role=found.role, remote=remote)
+        return RedirectResponse(target, status_code=303)
+
+    async def logout(self, request: Request) -> Response:
+        form = await request.form()
+        if csrf_valid(request.session, form.get(CSRF_FIELD)):
+            request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    # -- pages -------------------------------------------------------------------------
+
+    async def rounds_page(self, request: Request, login: Login) -> Response:
+        chain_id = await self.chain()
+        rows = await self.db(queries.rounds, chain_id)
+        status = await self.db(queries.indexer_status, chain_id)
+        context = {"title": "Rounds", "chain_id": chain_id, "rounds": rows, "status": status}
+        return self.render(request, "rounds.html", context)
+
+    async def _round(self, request: Request) -> tuple[int, int, dict[str, Any]]:
+        chain_id, pool_id = await self.chain(), _int_param(request.path_params["pool_id"], "pool")
+        header = await self.db(queries.round_header, chain_id, pool_id)
+        if header is None:
+            raise HTTPException(404, f"pool {pool_id} is not indexed on chain {chain_id}")
+        return chain_id, pool_id, header
+
+    async def round_page(self, request: Request, login: Login) -> Response:
+        chain_id, pool_id, header = await self._round(request)
+        comparison = await self.db(self.cache.get, chain_id, pool_id)
+        chart = charts.gains_chart(comparison) if comparison.projects else None
+        context = {"title": f"Pool {pool_id}", "chain_id": chain_id, "round": header, "comparison": comparison,
+                   "chart": chart}  # fmt: skip
+        return self.render(request, "round.html", context)
+
+    async def round_csv(self, request: Request, login: Login) -> Response:
+        chain_id, pool_id, _ = await self._round(request)
+        comparison = await self.db(self.cache.get, chain_id, pool_id)
+        disposition = f'attachment; filename="pool-{pool_id}-matching.csv"'
+        return PlainTextResponse(to_csv(comparison), media_type="text/csv",
+                                 headers={"Content-Disposition": disposition})  # fmt: skip
+
+    async def donors_page(self, request: Request, login: Login) -> Response:
+        chain_id = await self.chain()
+        q = request.query_params
+        filters = _donor_filter(q)
+        rows = await self.db(queries.flagged_donors, chain_id, filters)
+        scored = await self.db(queries.scored_pools, chain_id)
+        patterns = await self.db(queries.label_patterns, chain_id)
+        return self.render(request, "donors.html", {
+            "title": "Flagged donors", "donors": rows, "scored": scored, "patterns": patterns, "filters": filters,
+            "decisions": _DECISIONS, "project_text": q.get("project", ""), "page_size": queries.PAGE_SIZE,
+        })  # fmt: skip
+
+    async def donor_page(self, request: Request, login: Login) -> Response:
+        chain_id = await self.chain()
+        try:
+            donor = address(request.path_params["donor"])
+        except ValueError:
+            raise HTTPException(404, "not an address: 0x and 40 hex digits") from None
+        context = await self.db(_evidence, chain_id, donor)
+        if context is None:
+            raise HTTPException(404, f"0x{donor.hex()} is not a donor of chain {chain_id}")
+        return self.render(request, "donor.html", {"title": "Donor", "chain_id": chain_id, **context})
+
+    async def review_page(self, request: Request, login: Login) -> Response:
+        chain_id = await self.chain()
+        status = request.query_params.get("status", "pending")
+        if status not in _STATUSES:
+            raise HTTPException(400, f"status must be one of {', '.join(_STATUSES)}")
+        offset = _offset(request.query_params.get("offset"))
+        rows = await self.db(queries.review_queue, chain_id, status, offset)
+        counts = await self.db(queries.queue_counts, chain_id)
+        return self.render(request, "review.html", {
+            "title": "Review queue", "queue": rows, "status": status, "counts": counts, "offset": offset,
+            "page_size": queries.PAGE_SIZE,
+        })  # fmt: skip
+
+    async def review_submit(self, request: Request, login: Login) -> Response:
+        form = await request.form()
+        back = _safe_next(str(form.get("back", "")) or "/review")
+        if not login.may_review:
+            message = f"{login.name} may read but not review: reviewing needs a reviewer token. Nothing was recorded."
+            return self.render(request, "error.html", {"title": "Read-only login", "message": message}, 403)
+        if not csrf_valid(request.session, form.get(CSRF_FIELD)):
+            message = ("The form's security token is missing or wrong (an expired session or a forged form). "
+                       "Nothing was recorded; reload the page and try again.")  # fmt: skip
+            return self.render(request, "error.html", {"title": "Form refused", "message": message, "back": back}, 400)
+        chain_id = await self.chain()
+        try:
+            verdict = parse_verdict(form)
+            review_id = await self.db(record_verdict, chain_id, verdict, login.name)
+        except ReviewConflict as exc:
+            context = {"title": "Already reviewed", "message": str(exc), "back": back}
+            return self.render(request, "error.html", context, 409)
+        except ReviewError as exc:
+            context = {"title": "Verdict refused", "message": str(exc), "back": back}
+            return self.render(request, "error.html", context, 400)
+        log.info("console_verdict", reviewer=login.name, donor="0x" + verdict.donor.hex(), verdict=verdict.verdict,
+                 review_id=review_id, supersedes=verdict.expected)  # fmt: skip
+        request.session["flash"] = f"Recorded: 0x{verdict.donor.hex()} is {verdict.verdict} (review {review_id})."
+        return RedirectResponse(back, status_code=303)
+
+    async def experiments_page(self, request: Request, login: Login) -> Response:
+        def load(conn: psycopg.Connection[Any]) -> list[Any]:
+            return [experiment_store.stats(conn, name) for name in queries.experiment_names(conn)]
+
+        stats = await self.db(load)
+        figures = [(s, charts.lift_chart(s)) for s in stats]
+        return self.render(request, "experiments.html", {"title": "Experiments", "experiments": figures})
+
+    async def model_page(self, request: Request, login: Login) -> Response:
+        try:
+            view = await run_in_threadpool(served_model, self.config.models_dir)
+        except QFError as exc:
+            return self.render(request, "error.html", {"title": "Model unreadable", "message": str(exc)}, 503)
+        context = {"title": "Model", "model": view, "models_dir": self.config.models_dir}
+        return self.render(request, "model.html", context)
+
+    async def model_plot(self, request: Request, login: Login) -> Response:
+        path = await run_in_threadpool(plot_path, self.config.models_dir, request.path_params["name"])
+        if path is None:
+            raise HTTPException(404, "no such plot in the served version")
+        return FileResponse(path, media_type="image/png")
+
+
+async def plotly_js(request: Request) -> Response:
+    return Response(_plotly_js(), media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+class SecurityHeaders:
+    """Adds :data:`SECURITY_HEADERS` to every response, and ``no-store`` to every page (not to static files)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = str(scope.get("path", "")).startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for key, value in SECURITY_HEADERS.items():
+                    headers[key] = value
+                if not static:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _evidence(conn: psycopg.Connection[Any], chain_id: int, donor: bytes) -> dict[str, Any] | None:
+    features = queries.donor_features(conn, chain_id, donor)
+    decisions = queries.donor_decisions(conn, chain_id, donor)
+    if features is None and not decisions:
+        return None
+    scores = queries.donor_scores(conn, chain_id, donor)
+    community = [
+        (s["pool_id"], s["community"], queries.community_members(conn, chain_id, int(s["pool_id"]), s["community"]))
+        for s in scores if s["community"] is not None
+    ]  # fmt: skip
+    history = queries.review_history(conn, chain_id, donor)
+    superseded = {h["supersedes"] for h in history}
+    return {
+        "donor": donor, "features": features, "decisions": decisions, "scores": scores, "community": community,
+        "donations": queries.donor_donations(conn, chain_id, donor),
+        "labels": queries.donor_labels(conn, chain_id, donor),
+        "history": history, "current": next((h for h in history if h["id"] not in superseded), None),
+        "flag": queries.latest_flag(conn, chain_id, donor),
+    }  # fmt: skip
+
+
+@functools.cache
+def _plotly_js() -> bytes:
+    """plotly.js as the wheel ships it (4.8 MB, read once, when a page first asks)."""
+    from plotly.offline import get_plotlyjs  # noqa: PLC0415
+
+    return str(get_plotlyjs()).encode()
+
+
+def _safe_next(target: str | None) -> str:
+    """A path on this site to return to; anything else (another host, ``//evil``) goes home."""
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+def _int_param(text: str, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise HTTPException(404, f"{what} must be a whole number, not {text[:40]!r}") from None
+    if value < 0:
+        raise HTTPException(404, f"{what} must not be negative")
+    return value
+
+
+def _donor_filter(q: Mapping[str, str]) -> queries.DonorFilter:
+    decision = q.get("decision") or None
+    if decision is not None and decision not in _DECISIONS:
+        raise HTTPException(400, f"decision must be one of {', '.join(_DECISIONS)}")
+    project = None
+    if q.get("project"):
+        try:
+            project = address(q["project"].strip())
+        except ValueError:
+            raise HTTPException(400, "project must be a recipient id: 0x and 40 hex digits") from None
+    return queries.DonorFilter(
+        pool_id=_int_param(q["pool"], "pool") if q.get("pool") else None, decision=decision,
+        pattern=q.get("pattern") or None, project=project, offset=_offset(q.get("offset")),
+    )  # fmt: skip
+
+
+def _offset(text: str | None) -> int:
+    if not text:
+        return 0
+    try:
+        return max(0, int(text))
+    except ValueError:
+        raise HTTPException(400, "offset must be a whole number") from None
+
+
+# -- template filters ------------------------------------------------------------------------
+
+
+def _addr(value: bytes | str | None, short: bool = True) -> str:
+    if value is None:
+        return "—"
+    text = value if isinstance(value, str) else "0x" + bytes(value).hex()
+    return text[:8] + "…" + text[-4:] if short and len(text) > 14 else text
+
+
+def _num(value: Any, decimals: int = 2) -> str:
+    if value is None:
+        return "—"
+    number = float(value) if isinstance(value, Decimal | int | float) else value
+    if isinstance(number, float) and not math.isfinite(number):
+        return "—"
+    return f"{number:,.{decimals}f}"
+
+
+def _pct(value: Any, decimals: int = 1) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return f"{float(value) * 100:.{decimals}f}%"
+
+
+def _when(value: datetime | None) -> str:
+    return "—" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _seconds(value: Any) -> str:
+    if value is None:
+        return "—"
+    s = float(value)
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    if s < 172800:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} days"

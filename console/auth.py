@@ -1,0 +1,77 @@
+"""Who is logged in: token logins compared in constant time, and the CSRF token of a session.
+
+Tokens come from configuration (``QF_CONSOLE_REVIEWER_TOKENS`` and
+``QF_CONSOLE_VIEWER_TOKENS``, like the sidecar's). A login is checked against
+every token with :func:`hmac.compare_digest`, never stopping at the first
+match, so the time taken does not tell which token, or how much of one, was
+right. The session (a cookie signed by Starlette's ``SessionMiddleware``)
+then holds only the login's name and role, never the token.
+
+CSRF: each session gets a random token, sent back in a hidden field of every
+form and compared in constant time. Starlette ships no CSRF protection and the
+synchronizer-token pattern is a dozen lines, so it is written here rather than
+adding a package for it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Role = Literal["reviewer", "viewer"]
+
+CSRF_FIELD = "csrf_token"
+_CSRF_KEY = "csrf"
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    name: str
+    role: Role
+
+    @property
+    def may_review(self) -> bool:
+        return self.role == "reviewer"
+
+
+def authenticate(token: str, reviewers: Mapping[str, str], viewers: Mapping[str, str]) -> Login | None:
+    """The login whose token this is, or None; every configured token is compared, in constant time."""
+    given = token.encode()
+    found: Login | None = None
+    for role, tokens in (("reviewer", reviewers), ("viewer", viewers)):
+        for name, expected in tokens.items():
+            if hmac.compare_digest(given, expected.encode()) and found is None:
+                found = Login(name, role)  # type: ignore[arg-type]  # role is one of the two literals
+    return found
+
+
+def session_login(session: Mapping[str, Any]) -> Login | None:
+    name, role = session.get("login"), session.get("role")
+    if isinstance(name, str) and role in ("reviewer", "viewer"):
+        return Login(name, role)
+    return None
+
+
+def start_session(session: MutableMapping[str, Any], login: Login) -> None:
+    """Log in: a fresh session (and CSRF token), so a token planted before login is worthless after."""
+    session.clear()
+    session.update(login=login.name, role=login.role, **{_CSRF_KEY: secrets.token_urlsafe(32)})
+
+
+def csrf_token(session: MutableMapping[str, Any]) -> str:
+    """The session's CSRF token, created on first use (the login form needs one before anyone logs in)."""
+    token = session.get(_CSRF_KEY)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session[_CSRF_KEY] = token
+    return token
+
+
+def csrf_valid(session: Mapping[str, Any], submitted: object) -> bool:
+    expected = session.get(_CSRF_KEY)
+    if not isinstance(expected, str) or not isinstance(submitted, str):
+        return False
+    return hmac.compare_digest(expected.encode(), submitted.encode())

@@ -1,0 +1,62 @@
+"""The console's charts as Plotly figure JSON; the page draws them with the plotly.js the wheel ships."""
+
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+
+from console.comparison import Comparison
+from scorer.experiments import ExperimentStats
+
+_LAYOUT = {"template": "plotly_white", "margin": {"l": 10, "r": 10, "t": 40, "b": 40}, "height": 420}
+
+
+def _label(name: str | None, recipient_id: bytes) -> str:
+    return name or "0x" + recipient_id.hex()[:8] + "…"
+
+
+def gains_chart(comparison: Comparison, top: int = 25) -> str:
+    """Per project, what COCM and risk-adjusted matching give or take against standard QF (largest moves)."""
+    moved = sorted(comparison.projects, key=lambda p: -max(abs(p.cocm_delta), abs(p.risk_delta)))[:top]
+    moved.reverse()  # horizontal bars draw bottom-up: the largest move on top
+    names = [_label(p.name, p.recipient_id) for p in moved]
+    fig = go.Figure([
+        go.Bar(name="COCM − standard", y=names, x=[p.cocm_delta for p in moved], orientation="h"),
+        go.Bar(name="risk-adjusted − standard", y=names, x=[p.risk_delta for p in moved], orientation="h"),
+    ])  # fmt: skip
+    fig.update_layout(**{**_LAYOUT, "height": max(320, 26 * len(moved) + 120)}, barmode="group",
+                      title="Gain or loss against standard QF", xaxis_title="match difference (pool token)")  # fmt: skip
+    return _script_safe(str(fig.to_json()))
+
+
+def lift_chart(stats: ExperimentStats) -> str:
+    """Conversion rate per variant, and each variant's lift over the baseline with its 95% interval."""
+    variants = [v.variant for v in stats.variants]
+    rates = [_finite(v.conversion_rate) for v in stats.variants]
+    lifts = [_finite(v.lift) for v in stats.variants]
+    high = [_gap(v.lift_ci_high, v.lift) for v in stats.variants]
+    low = [_gap(v.lift, v.lift_ci_low) for v in stats.variants]
+    fig = go.Figure([
+        go.Bar(name="conversion rate", x=variants, y=rates, yaxis="y"),
+        go.Scatter(name="lift (95% CI)", x=variants, y=lifts, mode="markers", yaxis="y2", marker={"size": 12},
+                   error_y={"type": "data", "symmetric": False, "array": high, "arrayminus": low}),
+    ])  # fmt: skip
+    fig.update_layout(**_LAYOUT, title=f"{stats.experiment}: conversion and lift over {stats.baseline}",
+                      yaxis={"title": "conversion rate", "tickformat": ".0%"},
+                      yaxis2={"title": "lift", "overlaying": "y", "side": "right", "tickformat": "+.0%"})  # fmt: skip
+    return _script_safe(str(fig.to_json()))
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _gap(a: float, b: float) -> float | None:
+    return a - b if math.isfinite(a) and math.isfinite(b) else None
+
+
+
+def _script_safe(text: str) -> str:
+    """JSON that can sit inside a <script> element: a project named ``</script>`` cannot close it."""
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

@@ -1,0 +1,67 @@
+"""The served model as the console shows it: the version ``qf serve`` loads, its manifest's headline figures.
+
+Read from the models directory (``LATEST`` and the version's ``manifest.json``);
+the figures are the served model's on every evaluated split, held-out attack
+families first, because those are the ones that say whether the gate generalises.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qf.errors import QFError
+from qf.model.artifacts import latest, read_manifest
+
+#: Plot files the model page may serve from a version directory.
+PLOT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*\.png$")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelView:
+    version: str
+    directory: Path
+    manifest: dict[str, Any]
+    #: per split: the served model's figures (split, n, positives, roc, pr, gating rates)
+    splits: list[dict[str, Any]]
+    plots: list[str]
+
+
+def served_model(models_dir: Path) -> ModelView | None:
+    """The latest version, or None when nothing is trained yet; an unreadable one raises ConfigError/DataError."""
+    if not (models_dir / "LATEST").exists():
+        return None
+    directory = latest(models_dir)
+    manifest = read_manifest(directory)
+    served = manifest.get("served_model")
+    splits = []
+    metrics = manifest.get("metrics", {})
+    for split in sorted(metrics, key=lambda s: (not s.startswith("leave-out"), s)):
+        figures = metrics[split].get(served) if isinstance(metrics[split], dict) else None
+        if not isinstance(figures, dict):
+            continue
+        gating = figures.get("gating", {})
+        splits.append({
+            "split": split, "n": figures.get("n"), "positives": figures.get("positives"),
+            "roc_auc": figures.get("roc_auc"), "pr_auc": figures.get("pr_auc"),
+            "honest_blocked_rate": gating.get("honest_blocked_rate"),
+            "honest_review_rate": gating.get("honest_review_rate"),
+            "sybil_approved_rate": gating.get("sybil_approved_rate"),
+        })  # fmt: skip
+    plots = sorted(p.name for p in directory.glob("*.png") if PLOT_NAME.match(p.name))
+    return ModelView(str(manifest.get("version", directory.name)), directory, manifest, splits, plots)
+
+
+def plot_path(models_dir: Path, name: str) -> Path | None:
+    """A plot of the served version by file name; None for anything else (no path tricks)."""
+    if not PLOT_NAME.match(name):
+        return None
+    try:
+        view = served_model(models_dir)
+    except QFError:
+        return None
+    if view is None or name not in view.plots:
+        return None
+    return view.directory / name

@@ -1,0 +1,293 @@
+"""What the console's pages read: one function per question, plain SQL, rows as dicts.
+
+Every query is bounded (a page of rows, or an aggregate) and filters on
+indexed columns, so a page stays quick on a full Round 9; ``bench/console_pages.py``
+measures them. Addresses leave here as raw bytes; the templates format them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import psycopg
+from psycopg.rows import dict_row
+
+from qf.errors import ConfigError
+
+Row = dict[str, Any]
+QueueStatus = Literal["pending", "reviewed", "all"]
+PAGE_SIZE = 50
+
+
+Params = Sequence[Any] | Mapping[str, Any]
+
+
+def _rows(conn: psycopg.Connection[Any], query: str, params: Params = ()) -> list[Row]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def _row(conn: psycopg.Connection[Any], query: str, params: Params = ()) -> Row | None:
+    rows = _rows(conn, query, params)
+    return rows[0] if rows else None
+
+
+def pick_chain(conn: psycopg.Connection[Any], configured: int | None) -> int:
+    """The configured chain, else the lowest indexed one; ConfigError when nothing is indexed."""
+    if configured is not None:
+        return configured
+    row = conn.execute("SELECT min(chain_id) FROM qf.chains").fetchone()
+    if row is None or row[0] is None:
+        raise ConfigError("nothing is indexed yet: run `qf index` (or `make demo`) first")
+    return int(row[0])
+
+
+# -- rounds ----------------------------------------------------------------------------------
+
+
+def indexer_status(conn: psycopg.Connection[Any], chain_id: int) -> Row | None:
+    """The last block indexed, when it was mined and when the indexer last committed."""
+    return _row(
+        conn,
+        """
+        SELECT c.chain_id, c.checkpoint_block, c.finalized_block, c.updated_at,
+               b.timestamp AS checkpoint_time,
+               extract(epoch FROM now() - b.timestamp) AS lag_seconds,
+               extract(epoch FROM now() - c.updated_at) AS since_commit_seconds
+        FROM qf.chains c
+        LEFT JOIN qf.blocks b ON b.chain_id = c.chain_id AND b.number = c.checkpoint_block
+        WHERE c.chain_id = %s
+        """,
+        (chain_id,),
+    )
+
+
+def rounds(conn: psycopg.Connection[Any], chain_id: int) -> list[Row]:
+    """Every indexed pool with its KPIs (``qf.round_stats``), its token and its owner's profile name."""
+    return _rows(
+        conn,
+        """
+        SELECT r.pool_id, r.donors, r.donations, r.amount, r.mean_donation, r.fresh_wallet_donation_share,
+               r.matching_pool, r.accepted_projects, r.match_gini, r.top10_match_share,
+               t.symbol AS token_symbol, pr.name AS owner_name
+        FROM qf.round_stats r
+        LEFT JOIN qf.tokens t ON t.chain_id = r.chain_id AND t.address = r.token
+        LEFT JOIN LATERAL (SELECT profile_id FROM qf.pool_created pc
+                           WHERE pc.chain_id = r.chain_id AND pc.pool_id = r.pool_id LIMIT 1) pc ON true
+        LEFT JOIN LATERAL (SELECT name FROM qf.profiles p
+                           WHERE p.chain_id = r.chain_id AND p.profile_id = pc.profile_id LIMIT 1) pr ON true
+        WHERE r.chain_id = %s
+        ORDER BY r.pool_id
+        """,
+        (chain_id,),
+    )
+
+
+def round_header(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> Row | None:
+    found = [r for r in rounds(conn, chain_id) if int(r["pool_id"]) == pool_id]
+    return found[0] if found else None
+
+
+# -- flagged donors --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DonorFilter:
+    pool_id: int | None = None
+    decision: str | None = None  # APPROVE, REVIEW or BLOCK
+    pattern: str | None = None  # a label pattern (ring, fan_out, reviewed_sybil, honest...)
+    project: bytes | None = None  # a recipient id the donor gave to
+    offset: int = 0
+
+
+def scored_pools(conn: psycopg.Connection[Any], chain_id: int) -> list[Row]:
+    """Pools with batch scores (``qf score``): the model version and how many donors it flagged."""
+    return _rows(
+        conn,
+        """
+        SELECT pool_id, model_version, max(scored_at) AS scored_at, count(*) AS donors,
+               count(*) FILTER (WHERE decision <> 'APPROVE') AS flagged
+        FROM qf.donor_risk_latest WHERE chain_id = %s GROUP BY pool_id, model_version ORDER BY pool_id
+        """,
+        (chain_id,),
+    )
+
+
+def label_patterns(conn: psycopg.Connection[Any], chain_id: int) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "SELECT DISTINCT pattern FROM qf.labels WHERE chain_id = %s ORDER BY 1", (chain_id,)).fetchall()]  # fmt: skip
+
+
+def flagged_donors(conn: psycopg.Connection[Any], chain_id: int, f: DonorFilter) -> list[Row]:
+    """Scored donors, riskiest first, with the model's reasons, community, label and current verdict."""
+    return _rows(
+        conn,
+        """
+        SELECT r.pool_id, r.donor, r.score, r.level, r.decision, r.reasons, r.community,
+               r.community_flagged_share, r.weight, r.model_version,
+               df.donation_count, df.total_amount, df.distinct_projects, df.fresh_wallet,
+               l.pattern, l.is_sybil, l.source AS label_source, v.verdict, v.reviewer
+        FROM qf.donor_risk_latest r
+        LEFT JOIN qf.donor_features df ON df.chain_id = r.chain_id AND df.donor = r.donor
+        LEFT JOIN LATERAL (SELECT pattern, is_sybil, source FROM qf.labels l
+                           WHERE l.chain_id = r.chain_id AND l.address = r.donor
+                           ORDER BY created_at DESC LIMIT 1) l ON true
+        LEFT JOIN qf.review_verdicts v ON v.chain_id = r.chain_id AND v.donor = r.donor
+        WHERE r.chain_id = %(chain)s
+          AND (%(pool)s::numeric IS NULL OR r.pool_id = %(pool)s::numeric)
+          AND (%(decision)s::text IS NULL OR r.decision = %(decision)s::text)
+          AND (%(pattern)s::text IS NULL OR l.pattern = %(pattern)s::text)
+          AND (%(project)s::bytea IS NULL OR EXISTS (
+                SELECT 1 FROM qf.allocated a JOIN qf.strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
+                WHERE a.chain_id = r.chain_id AND a.sender = r.donor AND s.pool_id = r.pool_id
+                  AND a.recipient_id = %(project)s::bytea))
+        ORDER BY r.score DESC, r.donor
+        LIMIT %(limit)s OFFSET %(offset)s
+        """,
+        {"chain": chain_id, "pool": f.pool_id, "decision": f.decision, "pattern": f.pattern,
+         "project": f.project, "limit": PAGE_SIZE, "offset": f.offset},
+    )  # fmt: skip
+
+
+# -- one donor's evidence --------------------------------------------------------------------
+
+
+def donor_features(conn: psycopg.Connection[Any], chain_id: int, donor: bytes) -> Row | None:
+    return _row(conn, "SELECT * FROM qf.donor_features WHERE chain_id = %s AND donor = %s", (chain_id, donor))
+
+
+def donor_donations(conn: psycopg.Connection[Any], chain_id: int, donor: bytes, limit: int = 200) -> list[Row]:
+    """The donor's latest donations with the project's name (index on the donor's hex address)."""
+    return _rows(
+        conn,
+        """
+        SELECT pool_id, recipient_id, project_name, token_symbol, amount, amount_usd, block_number, block_time,
+               tx_hash, donor_nonce
+        FROM qf.donations WHERE chain_id = %s AND donor = %s
+        ORDER BY block_number DESC, log_index DESC LIMIT %s
+        """,
+        (chain_id, "0x" + donor.hex(), limit),
+    )
+
+
+def donor_decisions(conn: psycopg.Connection[Any], chain_id: int, donor: bytes, limit: int = 20) -> list[Row]:
+    return _rows(
+        conn,
+        """
+        SELECT decision_id, created_at, method, client, pool_id, recipient_id, amount, risk_score, level, decision,
+               cold_start, reasons, features, anomaly, model_version
+        FROM qf.scorer_decisions WHERE chain_id = %s AND donor = %s
+        ORDER BY created_at DESC LIMIT %s
+        """,
+        (chain_id, donor, limit),
+    )
+
+
+def donor_scores(conn: psycopg.Connection[Any], chain_id: int, donor: bytes) -> list[Row]:
+    return _rows(
+        conn,
+        "SELECT pool_id, score, level, decision, reasons, community, community_flagged_share, weight, model_version "
+        "FROM qf.donor_risk_latest WHERE chain_id = %s AND donor = %s ORDER BY pool_id",
+        (chain_id, donor),
+    )
+
+
+def donor_labels(conn: psycopg.Connection[Any], chain_id: int, donor: bytes) -> list[Row]:
+    return _rows(
+        conn,
+        "SELECT source, is_sybil, pattern, run_id, created_at FROM qf.labels "
+        "WHERE chain_id = %s AND address = %s ORDER BY created_at DESC",
+        (chain_id, donor),
+    )
+
+
+def review_history(conn: psycopg.Connection[Any], chain_id: int, donor: bytes) -> list[Row]:
+    return _rows(
+        conn,
+        "SELECT id, verdict, comment, reviewer, decision_id, supersedes, created_at FROM qf.review_log "
+        "WHERE chain_id = %s AND donor = %s ORDER BY id DESC",
+        (chain_id, donor),
+    )
+
+
+def community_members(conn: psycopg.Connection[Any], chain_id: int, pool_id: int, community: int,
+                      limit: int = 30) -> list[Row]:  # fmt: skip
+    return _rows(
+        conn,
+        "SELECT donor, score, decision FROM qf.donor_risk_latest "
+        "WHERE chain_id = %s AND pool_id = %s AND community = %s ORDER BY score DESC LIMIT %s",
+        (chain_id, pool_id, community, limit),
+    )
+
+
+# -- the review queue ------------------------------------------------------------------------
+
+
+def review_queue(conn: psycopg.Connection[Any], chain_id: int, status: QueueStatus, offset: int = 0) -> list[Row]:
+    """Donors the sidecar sent to REVIEW or BLOCK, oldest first, one row per donor.
+
+    A verdict is about a donor, so a donor's several decisions are one entry:
+    when first flagged, how often, the latest decision and its reasons.
+    """
+    return _rows(
+        conn,
+        """
+        WITH flagged AS (
+            SELECT donor, min(created_at) AS first_flagged, max(created_at) AS last_flagged, count(*) AS decisions,
+                   max(risk_score) AS max_risk
+            FROM qf.scorer_decisions
+            WHERE chain_id = %(chain)s AND decision IN ('REVIEW', 'BLOCK') AND donor IS NOT NULL
+            GROUP BY donor
+        )
+        SELECT f.*, d.decision_id, d.decision, d.risk_score, d.level, d.reasons, d.pool_id, d.model_version,
+               v.verdict, v.reviewer, v.created_at AS reviewed_at, v.review_id, v.comment
+        FROM flagged f
+        JOIN LATERAL (SELECT * FROM qf.scorer_decisions s
+                      WHERE s.chain_id = %(chain)s AND s.donor = f.donor AND s.decision IN ('REVIEW', 'BLOCK')
+                      ORDER BY s.created_at DESC LIMIT 1) d ON true
+        LEFT JOIN qf.review_verdicts v ON v.chain_id = %(chain)s AND v.donor = f.donor
+        WHERE (%(status)s = 'all' OR (%(status)s = 'pending') = (v.verdict IS NULL))
+        ORDER BY f.first_flagged, f.donor
+        LIMIT %(limit)s OFFSET %(offset)s
+        """,
+        {"chain": chain_id, "status": status, "limit": PAGE_SIZE, "offset": offset},
+    )
+
+
+def queue_counts(conn: psycopg.Connection[Any], chain_id: int) -> dict[str, int]:
+    row = conn.execute(
+        """
+        SELECT count(*) FILTER (WHERE v.verdict IS NULL), count(*) FILTER (WHERE v.verdict IS NOT NULL)
+        FROM (SELECT DISTINCT donor FROM qf.scorer_decisions
+              WHERE chain_id = %s AND decision IN ('REVIEW', 'BLOCK') AND donor IS NOT NULL) f
+        LEFT JOIN qf.review_verdicts v ON v.chain_id = %s AND v.donor = f.donor
+        """,
+        (chain_id, chain_id),
+    ).fetchone()
+    assert row is not None
+    return {"pending": int(row[0]), "reviewed": int(row[1])}
+
+
+def latest_flag(conn: psycopg.Connection[Any], chain_id: int, donor: bytes) -> Row | None:
+    """The donor's latest REVIEW or BLOCK decision, the one a verdict answers."""
+    return _row(
+        conn,
+        "SELECT decision_id, decision, risk_score, created_at FROM qf.scorer_decisions "
+        "WHERE chain_id = %s AND donor = %s AND decision IN ('REVIEW', 'BLOCK') ORDER BY created_at DESC LIMIT 1",
+        (chain_id, donor),
+    )
+
+
+# -- experiments and logins ------------------------------------------------------------------
+
+
+def experiment_names(conn: psycopg.Connection[Any]) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT name FROM qf.experiments ORDER BY created_at, name").fetchall()]
+
+
+def record_login(conn: psycopg.Connection[Any], name: str | None, role: str | None, ok: bool, remote: str) -> None:
+    conn.execute(
+        "INSERT INTO qf.console_logins (reviewer, role, ok, remote) VALUES (%s, %s, %s, %s)", (name, role, ok, remote)
+    )
