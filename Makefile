@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup demo test test-fast contracts check-contracts lint stop clean
+.PHONY: setup demo console test test-fast contracts check-contracts lint stop clean
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -28,6 +28,9 @@ $(NODE_STAMP): package.json package-lock.json
 
 demo: setup
 	$(BIN)/qf demo
+
+console: setup
+	$(BIN)/qf console
 
 test: setup
 	scripts/ensure_prometheus.sh

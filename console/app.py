@@ -204,16 +204,19 @@ class Console:
 
     async def round_page(self, request: Request, login: Login) -> Response:
         chain_id, pool_id, header = await self._round(request)
-        comparison = await self.db(self.cache.get, chain_id, pool_id)
+        usd = _flag(request.query_params.get("usd"))
+        comparison = await self.db(self.cache.get, chain_id, pool_id, usd)
+        tokens = await self.db(queries.pool_tokens, chain_id, pool_id)
         chart = charts.gains_chart(comparison) if comparison.projects else None
         context = {"title": f"Pool {pool_id}", "chain_id": chain_id, "round": header, "comparison": comparison,
-                   "chart": chart}  # fmt: skip
+                   "chart": chart, "tokens": tokens}  # fmt: skip
         return self.render(request, "round.html", context)
 
     async def round_csv(self, request: Request, login: Login) -> Response:
         chain_id, pool_id, _ = await self._round(request)
-        comparison = await self.db(self.cache.get, chain_id, pool_id)
-        disposition = f'attachment; filename="pool-{pool_id}-matching.csv"'
+        usd = _flag(request.query_params.get("usd"))
+        comparison = await self.db(self.cache.get, chain_id, pool_id, usd)
+        disposition = f'attachment; filename="pool-{pool_id}-matching{"-usd" if usd else ""}.csv"'
         return PlainTextResponse(to_csv(comparison), media_type="text/csv",
                                  headers={"Content-Disposition": disposition})  # fmt: skip
 
@@ -396,6 +399,14 @@ def _donor_filter(q: Mapping[str, str]) -> queries.DonorFilter:
         pool_id=_int_param(q["pool"], "pool") if q.get("pool") else None, decision=decision,
         pattern=q.get("pattern") or None, project=project, offset=_offset(q.get("offset")),
     )  # fmt: skip
+
+
+def _flag(text: str | None) -> bool:
+    if text in (None, "", "0"):
+        return False
+    if text == "1":
+        return True
+    raise HTTPException(400, "usd must be 1 or 0")
 
 
 def _offset(text: str | None) -> int:

@@ -20,7 +20,7 @@ import numpy as np
 import psycopg
 
 from qf.matching import compute_matching
-from qf.matching.db import load_round, project_names, weights_from_labels, weights_from_model
+from qf.matching.db import contribution_matrix, load_donations, project_names, weights_from_labels, weights_from_model
 
 METHODS = ("standard", "cocm", "risk_adjusted")
 
@@ -51,11 +51,20 @@ class Comparison:
     #: "model <version>" or "labels"
     weights_from: str
     projects: tuple[ProjectMatch, ...]
+    #: amounts in USD across every token of the pool (else the pool's token only)
+    usd: bool = False
+    #: donations left out in USD for want of a price
+    unpriced: int = 0
 
 
-def compare(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> Comparison:
-    """The three matchings of a pool, projects by standard match, largest first."""
-    pool = load_round(conn, chain_id, pool_id)
+def compare(conn: psycopg.Connection[Any], chain_id: int, pool_id: int, usd: bool = False) -> Comparison:
+    """The three matchings of a pool, projects by standard match, largest first.
+
+    With ``usd``, donations in every token count at their USD value (as ``qf matching --usd``
+    and qf-calculator's amountUSD); otherwise only the pool's token counts.
+    """
+    donations = load_donations(conn, chain_id, pool_id, usd=usd)
+    pool = contribution_matrix(donations)
     has_scores = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM qf.donor_risk_latest WHERE chain_id = %s AND pool_id = %s)", (chain_id, pool_id)
     ).fetchone()
@@ -67,7 +76,7 @@ def compare(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> Compa
     names = project_names(conn, chain_id, pool.projects)
     c, amount = pool.contributions, pool.pool_amount
     if c.size == 0 or not c.any():
-        return Comparison(pool_id, amount, source, ())
+        return Comparison(pool_id, amount, source, (), usd, donations.unpriced)
     standard = compute_matching(c, amount)
     cocm = compute_matching(c, amount, method="cocm")
     risk = compute_matching(c, amount, method="risk-adjusted", weights=weights)
@@ -79,7 +88,7 @@ def compare(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> Compa
                      float(standard[j]), float(cocm[j]), float(risk[j]))
         for j in order
     )  # fmt: skip
-    return Comparison(pool_id, amount, source, projects)
+    return Comparison(pool_id, amount, source, projects, usd, donations.unpriced)
 
 
 def to_csv(comparison: Comparison) -> str:
@@ -101,14 +110,14 @@ class ComparisonCache:
         self._entries: OrderedDict[tuple[Any, ...], Comparison] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> Comparison:
-        key = (chain_id, pool_id, *_inputs_version(conn, chain_id, pool_id))
+    def get(self, conn: psycopg.Connection[Any], chain_id: int, pool_id: int, usd: bool = False) -> Comparison:
+        key = (chain_id, pool_id, usd, *_inputs_version(conn, chain_id, pool_id))
         with self._lock:
             hit = self._entries.get(key)
             if hit is not None:
                 self._entries.move_to_end(key)
                 return hit
-        result = compare(conn, chain_id, pool_id)
+        result = compare(conn, chain_id, pool_id, usd)
         with self._lock:
             self._entries[key] = result
             while len(self._entries) > self._size:

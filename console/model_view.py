@@ -28,6 +28,20 @@ class ModelView:
     splits: list[dict[str, Any]]
     plots: list[str]
 
+    @property
+    def headline_plots(self) -> list[str]:
+        """Plots of the whole model (calibration, importance, scores): shown open."""
+        return [p for p in self.plots if not _per_split(p)]
+
+    @property
+    def split_plots(self) -> list[str]:
+        """One precision-recall and one ROC plot per split: dozens, so folded away."""
+        return [p for p in self.plots if _per_split(p)]
+
+
+def _per_split(name: str) -> bool:
+    return name.startswith(("pr_", "roc_"))
+
 
 def served_model(models_dir: Path) -> ModelView | None:
     """The latest version, or None when nothing is trained yet; an unreadable one raises ConfigError/DataError."""

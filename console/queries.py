@@ -53,8 +53,8 @@ def indexer_status(conn: psycopg.Connection[Any], chain_id: int) -> Row | None:
         conn,
         """
         SELECT c.chain_id, c.checkpoint_block, c.finalized_block, c.updated_at,
-               b.timestamp AS checkpoint_time,
-               extract(epoch FROM now() - b.timestamp) AS lag_seconds,
+               b.block_time AS checkpoint_time,
+               extract(epoch FROM now() - b.block_time) AS lag_seconds,
                extract(epoch FROM now() - c.updated_at) AS since_commit_seconds
         FROM qf.chains c
         LEFT JOIN qf.blocks b ON b.chain_id = c.chain_id AND b.number = c.checkpoint_block
@@ -90,6 +90,18 @@ def round_header(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> 
     return found[0] if found else None
 
 
+def pool_tokens(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> list[Row]:
+    """Donations to the pool by token: several tokens make USD the common unit."""
+    return _rows(
+        conn,
+        """
+        SELECT token_symbol, count(*) AS donations, count(*) FILTER (WHERE amount_usd IS NULL) AS unpriced
+        FROM qf.donations WHERE chain_id = %s AND pool_id = %s GROUP BY token_symbol ORDER BY count(*) DESC
+        """,
+        (chain_id, pool_id),
+    )
+
+
 # -- flagged donors --------------------------------------------------------------------------
 
 
@@ -121,7 +133,11 @@ def label_patterns(conn: psycopg.Connection[Any], chain_id: int) -> list[str]:
 
 
 def flagged_donors(conn: psycopg.Connection[Any], chain_id: int, f: DonorFilter) -> list[Row]:
-    """Scored donors, riskiest first, with the model's reasons, community, label and current verdict."""
+    """Scored donors, riskiest first, with the model's reasons, community, latest label and current verdict.
+
+    The pattern filter matches any of the donor's labels (the simulator's ``ring``
+    and a reviewer's ``reviewed_sybil`` alike); the row shows the latest one.
+    """
     return _rows(
         conn,
         """
@@ -138,7 +154,9 @@ def flagged_donors(conn: psycopg.Connection[Any], chain_id: int, f: DonorFilter)
         WHERE r.chain_id = %(chain)s
           AND (%(pool)s::numeric IS NULL OR r.pool_id = %(pool)s::numeric)
           AND (%(decision)s::text IS NULL OR r.decision = %(decision)s::text)
-          AND (%(pattern)s::text IS NULL OR l.pattern = %(pattern)s::text)
+          AND (%(pattern)s::text IS NULL OR EXISTS (
+                SELECT 1 FROM qf.labels lp WHERE lp.chain_id = r.chain_id AND lp.address = r.donor
+                  AND lp.pattern = %(pattern)s::text))
           AND (%(project)s::bytea IS NULL OR EXISTS (
                 SELECT 1 FROM qf.allocated a JOIN qf.strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
                 WHERE a.chain_id = r.chain_id AND a.sender = r.donor AND s.pool_id = r.pool_id

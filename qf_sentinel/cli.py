@@ -781,6 +781,11 @@ def demo(
              score_lower=None, score_upper=None, exclude_uninformative_donors=False, output="table")  # fmt: skip
     out.rule("9. the gate on real donors: Round 9 background, attack families held out (qf eval)")
     evaluate(ctx, seed=seed, families=None, n_boot=200, path=None, json_out=settings.home / "eval.json")
+    out.rule("10. operator console")
+    token = demo_console_token(settings)
+    console_url = f"http://{settings.console_host}:{settings.console_port}"
+    out.print(f"`make console` (or `qf console`) serves the round, its matching and the review queue at {console_url}")
+    out.print(f"log in with the reviewer token [bold]{token}[/] (name demo, kept in {settings.home / CONSOLE_TOKENS_FILE})")
     out.rule("done")
     out.print("Stop the background devnet and database with `make stop`.")
 

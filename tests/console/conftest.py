@@ -1,0 +1,127 @@
+"""The console on the demo's kind of round: simulated, indexed, trained, scored and gated by a real sidecar.
+
+Built once for the package (simulating, training and gating take seconds): the
+round of :mod:`tests.fixtures.rounds` driven through the real Allo v2 strategy (as
+``make demo`` does, so projects have Registry names), a model trained on it, ``qf score`` of
+its first pool, a real sidecar answering ScoreContribution for every labelled
+donor (so ``qf.scorer_decisions`` holds REVIEW and BLOCK decisions, as after
+``make demo``) and an experiment with outcomes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from starlette.testclient import TestClient
+
+from console.app import create_app
+from console.config import ConsoleConfig
+from qf.db import connect
+from qf.model.bundle import Thresholds
+from qf.model.loader import load_dataset
+from qf.sim.dvmdt import DvmdtRound
+from qf.train.pipeline import TrainConfig, train
+from scorer.batch import score_pool, store_pool_scores
+from scorer.client import ScorerClient
+from scorer.models import ModelStore
+from tests.fixtures.chain import Chain
+from tests.fixtures.rounds import CHAIN_ID, build_labelled_round
+from tests.scorer.harness import CLIENT_TOKEN, running_sidecar, settings_for
+
+REVIEWER_TOKEN = "reviewer-token-0123456789abcdef"
+SECOND_REVIEWER_TOKEN = "reviewer2-token-0123456789abcdef"
+VIEWER_TOKEN = "viewer-token-0123456789abcdef"
+#: Low cut-offs, so the sidecar sends a good share of the round to REVIEW and BLOCK.
+THRESHOLDS = Thresholds(review=0.2, block=0.6)
+
+
+@dataclass(frozen=True)
+class ConsoleRound:
+    db_url: str
+    models_dir: Path
+    pool_id: int
+    #: donors the sidecar answered REVIEW or BLOCK for
+    flagged: tuple[str, ...]
+    #: a donor it approved
+    approved: str
+
+    def config(self, **changes: object) -> ConsoleConfig:
+        base: dict[str, object] = {
+            "database_url": self.db_url, "models_dir": self.models_dir,
+            "reviewers": {"alice": REVIEWER_TOKEN, "carol": SECOND_REVIEWER_TOKEN}, "viewers": {"bob": VIEWER_TOKEN},
+        }  # fmt: skip
+        return ConsoleConfig(**(base | changes))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="package")
+def console_round(anvil_node: Chain, pg_server_url: str, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[ConsoleRound]:  # fmt: skip
+    models_dir = tmp_path_factory.mktemp("console-models")
+    with build_labelled_round(anvil_node, pg_server_url, DvmdtRound) as built:
+        with connect(built.db_url) as conn:
+            dataset = load_dataset(conn, CHAIN_ID)
+            pool_id = int(conn.execute("SELECT min(pool_id) FROM qf.round_stats").fetchone()[0])
+        train(dataset, models_dir, TrainConfig(seed=7, folds=3, n_boot=50))
+        bundle = ModelStore().load(models_dir, None)
+        with connect(built.db_url) as conn:
+            store_pool_scores(conn, score_pool(dataset, bundle, pool_id))
+            conn.commit()
+        settings = settings_for(tmp_path_factory.mktemp("console-sidecar"), scorer_review_threshold=THRESHOLDS.review,
+                                scorer_block_threshold=THRESHOLDS.block)  # fmt: skip
+        decisions: dict[str, str] = {}
+        with running_sidecar(settings, built.db_url, models_dir) as sidecar, \
+                ScorerClient(sidecar.target, token=CLIENT_TOKEN, timeout_seconds=10.0) as client:  # fmt: skip
+            for label in built.plan.labels:
+                r = client.score(donor=label.address, recipient_id="0x" + "00" * 20, pool_id=pool_id,
+                                 chain_id=CHAIN_ID, token="0x" + "ee" * 20, amount="5")  # fmt: skip
+                decisions[label.address.lower()] = ("APPROVE", "REVIEW", "BLOCK")[r.decision - 1]
+            for i, label in enumerate(built.plan.labels[:40]):
+                client.assign_variant("project_list", label.address)
+                if i % 3 == 0:
+                    client.record_outcome("project_list", label.address)
+        flagged = tuple(d for d, v in decisions.items() if v != "APPROVE")
+        approved = next(d for d, v in decisions.items() if v == "APPROVE")
+        assert len(flagged) >= 10, f"the sidecar flagged only {len(flagged)} donors"
+        yield ConsoleRound(built.db_url, models_dir, pool_id, flagged, approved)
+
+
+@pytest.fixture
+def console_app(console_round: ConsoleRound) -> Iterator[TestClient]:
+    """The application in-process (lifespan run), on the round's database; not logged in."""
+    with TestClient(create_app(console_round.config()), follow_redirects=False) as client:
+        yield client
+
+
+@dataclass(frozen=True)
+class ServedConsole:
+    url: str
+    round: ConsoleRound
+
+
+@pytest.fixture(scope="package")
+def served_console(console_round: ConsoleRound) -> Iterator[ServedConsole]:
+    """The console served by uvicorn on a free loopback port, for the browser."""
+    server = uvicorn.Server(uvicorn.Config(create_app(console_round.config()), host="127.0.0.1", port=0,
+                                           log_level="warning", lifespan="on"))  # fmt: skip
+    thread = threading.Thread(target=server.run, name="console-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the console did not start")
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    assert httpx.get(url + "/healthz").text == "ok"
+    try:
+        yield ServedConsole(url, console_round)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
