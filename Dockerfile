@@ -36,11 +36,12 @@ COPY README.md ./
 COPY qf/ qf/
 COPY indexer/ indexer/
 COPY scorer/ scorer/
+COPY console/ console/
 COPY qf_sentinel/ qf_sentinel/
 COPY sql/ sql/
 COPY contracts_abi/ contracts_abi/
 RUN pip install --no-deps --no-build-isolation --editable . \
-    && python -m compileall -q qf indexer scorer qf_sentinel
+    && python -m compileall -q qf indexer scorer console qf_sentinel
 
 # -- runtime
 FROM ${PYTHON_IMAGE}
@@ -70,8 +71,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /app
 USER 10001:10001
 
-# gRPC of `qf serve`, /metrics of `qf index` and of `qf serve`.
-EXPOSE 50051 9101 9102
+# gRPC of `qf serve`, /metrics of `qf index` and of `qf serve`, the pages of `qf console`.
+EXPOSE 50051 9101 9102 8088
 
 ENTRYPOINT ["qf"]
 CMD ["--help"]

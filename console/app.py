@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit
 
 import psycopg
 import structlog
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
@@ -81,7 +81,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
         Route("/model", page(console.model_page)),
         Route("/model/plots/{name}", page(console.model_plot)),
         Route("/static/plotly.min.js", plotly_js),
-        Route("/healthz", healthz),
+        Route("/healthz", console.healthz),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(
@@ -126,6 +126,20 @@ class Console:
                 return fn(conn, *args)
 
         return await run_in_threadpool(run)
+
+    async def healthz(self, request: Request) -> Response:
+        """200 while the database answers, else 503 (the compose health check and a load balancer use it)."""
+
+        def ping() -> None:
+            with self.pool.connection(timeout=3.0) as conn:
+                conn.execute("SELECT 1")
+
+        try:
+            await run_in_threadpool(ping)
+        except (psycopg.Error, PoolTimeout) as exc:
+            log.warning("console_unhealthy", error=type(exc).__name__)
+            return PlainTextResponse("database unavailable", status_code=503)
+        return PlainTextResponse("ok")
 
     async def chain(self) -> int:
         return await self.db(queries.pick_chain, self.config.chain_id)
@@ -306,10 +320,6 @@ class Console:
 
 async def plotly_js(request: Request) -> Response:
     return Response(_plotly_js(), media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
-
-
-async def healthz(request: Request) -> Response:
-    return PlainTextResponse("ok")
 
 
 class SecurityHeaders:

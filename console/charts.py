@@ -26,7 +26,8 @@ def gains_chart(comparison: Comparison, top: int = 25) -> str:
         go.Bar(name="risk-adjusted − standard", y=names, x=[p.risk_delta for p in moved], orientation="h"),
     ])  # fmt: skip
     fig.update_layout(**{**_LAYOUT, "height": max(320, 26 * len(moved) + 120)}, barmode="group",
-                      title="Gain or loss against standard QF", xaxis_title="match difference (pool token)")  # fmt: skip
+                      title="Gain or loss against standard QF",
+                      xaxis_title="match difference (pool token)")  # fmt: skip
     return _script_safe(str(fig.to_json()))
 
 
@@ -44,7 +45,8 @@ def lift_chart(stats: ExperimentStats) -> str:
     ])  # fmt: skip
     fig.update_layout(**_LAYOUT, title=f"{stats.experiment}: conversion and lift over {stats.baseline}",
                       yaxis={"title": "conversion rate", "tickformat": ".0%"},
-                      yaxis2={"title": "lift", "overlaying": "y", "side": "right", "tickformat": "+.0%"})  # fmt: skip
+                      yaxis2={"title": "lift", "overlaying": "y", "side": "right", "tickformat": "+.0%"},
+                      legend={"orientation": "h", "y": -0.15})  # fmt: skip
     return _script_safe(str(fig.to_json()))
 
 
@@ -54,7 +56,6 @@ def _finite(value: float) -> float | None:
 
 def _gap(a: float, b: float) -> float | None:
     return a - b if math.isfinite(a) and math.isfinite(b) else None
-
 
 
 def _script_safe(text: str) -> str:

@@ -667,6 +667,14 @@ def demo_console_token(settings: Settings) -> str:
     return token
 
 
+def _show_console(settings: Settings) -> None:
+    token = demo_console_token(settings)
+    url = f"http://{settings.console_host}:{settings.console_port}"
+    out.print(f"`make console` (or `qf console`) serves the rounds, their matching and the review queue on {url}")
+    where = settings.home / CONSOLE_TOKENS_FILE
+    out.print(f"log in with the reviewer token [bold]{token}[/] (name demo; kept in {where})")
+
+
 @app.command("console")
 def console_command(
     ctx: typer.Context,
@@ -782,10 +790,7 @@ def demo(
     out.rule("9. the gate on real donors: Round 9 background, attack families held out (qf eval)")
     evaluate(ctx, seed=seed, families=None, n_boot=200, path=None, json_out=settings.home / "eval.json")
     out.rule("10. operator console")
-    token = demo_console_token(settings)
-    console_url = f"http://{settings.console_host}:{settings.console_port}"
-    out.print(f"`make console` (or `qf console`) serves the round, its matching and the review queue at {console_url}")
-    out.print(f"log in with the reviewer token [bold]{token}[/] (name demo, kept in {settings.home / CONSOLE_TOKENS_FILE})")
+    _show_console(settings)
     out.rule("done")
     out.print("Stop the background devnet and database with `make stop`.")
 

@@ -35,9 +35,9 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 WRAPPER = ROOT / "ops" / "docker" / "with-pgpassword"
 
-LONG_RUNNING = {"postgres", "anvil", "indexer", "scorer", "prometheus", "grafana"}
+LONG_RUNNING = {"postgres", "anvil", "indexer", "scorer", "console", "prometheus", "grafana"}
 ONE_SHOT = {"migrate"}
-QF_SERVICES = {"migrate", "indexer", "scorer"}
+QF_SERVICES = {"migrate", "indexer", "scorer", "console"}
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|PRIVATE|(^|_)KEY($|_)")
 URL_WITH_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 ENV_NAME = re.compile(r"\bQF_[A-Z0-9_]*[A-Z0-9]\b")
@@ -119,7 +119,7 @@ def test_startup_order_waits_for_health_and_migrations() -> None:
             expected = "service_completed_successfully" if dependency in ONE_SHOT else "service_healthy"
             assert spec.get("condition") == expected, (name, dependency, spec)
     assert set(depends_on(services()["migrate"])) == {"postgres"}
-    for name in ("indexer", "scorer"):
+    for name in ("indexer", "scorer", "console"):
         assert set(depends_on(services()[name])) == {"postgres", "migrate"}, name
     assert set(depends_on(services()["grafana"])) == {"prometheus"}
 
@@ -138,7 +138,8 @@ def test_published_ports_are_bound_to_loopback() -> None:
                 assert host_port == target, (name, port)
                 published.setdefault(name, []).append(int(target))
     assert published == {
-        "postgres": [5432], "anvil": [8545], "scorer": [50051], "prometheus": [9090], "grafana": [3000],
+        "postgres": [5432], "anvil": [8545], "scorer": [50051], "console": [8088], "prometheus": [9090],
+        "grafana": [3000],
     }  # fmt: skip
 
 
@@ -210,7 +211,8 @@ def test_every_variable_the_code_reads_is_documented() -> None:
 def test_the_qf_services_run_real_subcommands() -> None:
     """migrate, index and serve are subcommands of the typer app, and their options exist."""
     commands = qf_commands()
-    expected = {"migrate": ["migrate"], "indexer": ["index"], "scorer": ["serve", "--host", "0.0.0.0"]}
+    expected = {"migrate": ["migrate"], "indexer": ["index"], "scorer": ["serve", "--host", "0.0.0.0"],
+                "console": ["console", "--host", "0.0.0.0"]}
     for name, command in expected.items():
         service = services()[name]
         assert service["command"] == command, name
