@@ -9,11 +9,12 @@ import json
 
 import psycopg
 import pytest
+from psycopg import sql
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
 from console.app import create_app
-from qf.db import connect
+from qf.db import connect, with_database
 from tests.console.conftest import REVIEWER_TOKEN, SECOND_REVIEWER_TOKEN, VIEWER_TOKEN, ConsoleRound
 from tests.console.helpers import csrf_of, login, review_rows, reviewer_label, table_counts, verdict
 
@@ -353,10 +354,6 @@ def test_pages_load_nothing_from_outside(console_app: TestClient, console_round:
 
 def test_health_follows_the_database(console_round: ConsoleRound, pg_server_url: str) -> None:
     """/healthz needs no login and answers 503 once the database is gone (a real server dropping it)."""
-    from psycopg import sql
-
-    from qf.db import with_database
-
     name = "console_health_probe"
     with connect(pg_server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))

@@ -21,12 +21,14 @@ from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from qf.db import connect
 from tests.console.conftest import REVIEWER_TOKEN, ServedConsole
+from tests.ops.test_compose import healthcheck_command, run_check
 
 
 def chromium_path() -> str:
     found = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
     if found is None:
-        pytest.fail("Chromium is needed (Debian package 'chromium'); `make test` installs it: scripts/ensure_chromium.sh")
+        pytest.fail("Chromium is needed (Debian package 'chromium'); `make test` installs it "
+                    "(scripts/ensure_chromium.sh)")
     return found
 
 
@@ -151,8 +153,6 @@ def test_a_reviewer_logs_in_opens_a_round_and_reviews_two_decisions(
 
 def test_the_compose_health_check_passes_on_a_live_console(served_console: ServedConsole) -> None:
     """docker-compose.yml's check of the console service, run here against the served console."""
-    from tests.ops.test_compose import healthcheck_command, run_check
-
     port = served_console.url.rsplit(":", 1)[1]
     assert run_check(healthcheck_command("console"), "127.0.0.1:8088", f"127.0.0.1:{port}") == 0
     assert run_check(healthcheck_command("console"), "127.0.0.1:8088", "127.0.0.1:9") != 0
