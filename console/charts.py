@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import plotly.graph_objects as go
@@ -16,6 +17,7 @@ def _label(name: str | None, recipient_id: bytes) -> str:
     return name or "0x" + recipient_id.hex()[:8] + "…"
 
 
+@functools.lru_cache(maxsize=32)  # a figure costs ~0.1 s to build; a cached comparison is the same object
 def gains_chart(comparison: Comparison, top: int = 25) -> str:
     """Per project, what COCM and risk-adjusted matching give or take against standard QF (largest moves)."""
     moved = sorted(comparison.projects, key=lambda p: -max(abs(p.cocm_delta), abs(p.risk_delta)))[:top]

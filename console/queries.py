@@ -258,17 +258,20 @@ def review_queue(conn: psycopg.Connection[Any], chain_id: int, status: QueueStat
             FROM qf.scorer_decisions
             WHERE chain_id = %(chain)s AND decision IN ('REVIEW', 'BLOCK') AND donor IS NOT NULL
             GROUP BY donor
+        ), page AS (  -- the page's donors first, so the latest decision is looked up 50 times, not per donor
+            SELECT f.*, v.verdict, v.reviewer, v.created_at AS reviewed_at, v.review_id, v.comment
+            FROM flagged f
+            LEFT JOIN qf.review_verdicts v ON v.chain_id = %(chain)s AND v.donor = f.donor
+            WHERE (%(status)s = 'all' OR (%(status)s = 'pending') = (v.verdict IS NULL))
+            ORDER BY f.first_flagged, f.donor
+            LIMIT %(limit)s OFFSET %(offset)s
         )
-        SELECT f.*, d.decision_id, d.decision, d.risk_score, d.level, d.reasons, d.pool_id, d.model_version,
-               v.verdict, v.reviewer, v.created_at AS reviewed_at, v.review_id, v.comment
-        FROM flagged f
+        SELECT p.*, d.decision_id, d.decision, d.risk_score, d.level, d.reasons, d.pool_id, d.model_version
+        FROM page p
         JOIN LATERAL (SELECT * FROM qf.scorer_decisions s
-                      WHERE s.chain_id = %(chain)s AND s.donor = f.donor AND s.decision IN ('REVIEW', 'BLOCK')
+                      WHERE s.chain_id = %(chain)s AND s.donor = p.donor AND s.decision IN ('REVIEW', 'BLOCK')
                       ORDER BY s.created_at DESC LIMIT 1) d ON true
-        LEFT JOIN qf.review_verdicts v ON v.chain_id = %(chain)s AND v.donor = f.donor
-        WHERE (%(status)s = 'all' OR (%(status)s = 'pending') = (v.verdict IS NULL))
-        ORDER BY f.first_flagged, f.donor
-        LIMIT %(limit)s OFFSET %(offset)s
+        ORDER BY p.first_flagged, p.donor
         """,
         {"chain": chain_id, "status": status, "limit": PAGE_SIZE, "offset": offset},
     )

@@ -52,6 +52,11 @@ WHERE NOT EXISTS (SELECT 1 FROM qf.review_log n WHERE n.supersedes = r.id);
 COMMENT ON VIEW qf.review_verdicts IS
     'Each reviewed donor''s current verdict (the one no later verdict supersedes) and how many it has had.';
 
+-- The review queue reads the flagged decisions only: a partial index keeps it off the APPROVE majority
+-- of a long audit log.
+CREATE INDEX scorer_decisions_flagged_idx ON qf.scorer_decisions (chain_id, donor, created_at)
+    WHERE decision IN ('REVIEW', 'BLOCK');
+
 CREATE TABLE qf.console_logins (
     id          bigserial   PRIMARY KEY,
     at          timestamptz NOT NULL DEFAULT now(),
