@@ -162,6 +162,9 @@ class Console:
                 return await handler(request, login)
             except ConfigError as exc:  # nothing indexed yet...
                 return self.render(request, "error.html", {"title": "Not ready", "message": str(exc)}, 503)
+            except QFError as exc:  # data the page cannot show (e.g. a token of unknown decimals)
+                log.warning("console_page_failed", path=request.url.path, error=str(exc))
+                return self.render(request, "error.html", {"title": "Cannot show this page", "message": str(exc)}, 500)
 
         return endpoint
 

@@ -91,14 +91,18 @@ def round_header(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> 
 
 
 def pool_tokens(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> list[Row]:
-    """Donations to the pool by token: several tokens make USD the common unit."""
+    """Donations to the pool by token (from the event table: the donations view prices every row)."""
     return _rows(
         conn,
         """
-        SELECT token_symbol, count(*) AS donations, count(*) FILTER (WHERE amount_usd IS NULL) AS unpriced
-        FROM qf.donations WHERE chain_id = %s AND pool_id = %s GROUP BY token_symbol ORDER BY count(*) DESC
+        SELECT t.symbol AS token_symbol, d.donations
+        FROM (SELECT a.token, count(*) AS donations FROM qf.allocated a
+              JOIN qf.strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
+              WHERE a.chain_id = %s AND s.pool_id = %s GROUP BY a.token) d
+        LEFT JOIN qf.tokens t ON t.chain_id = %s AND t.address = d.token
+        ORDER BY d.donations DESC
         """,
-        (chain_id, pool_id),
+        (chain_id, pool_id, chain_id),
     )
 
 
