@@ -145,28 +145,33 @@ def flagged_donors(conn: psycopg.Connection[Any], chain_id: int, f: DonorFilter)
     return _rows(
         conn,
         """
+        WITH page AS (  -- the page's donors first: features, labels and verdicts are joined to 50 rows only
+            SELECT r.* FROM qf.donor_risk_latest r
+            WHERE r.chain_id = %(chain)s
+              AND (%(pool)s::numeric IS NULL OR r.pool_id = %(pool)s::numeric)
+              AND (%(decision)s::text IS NULL OR r.decision = %(decision)s::text)
+              AND (%(pattern)s::text IS NULL OR EXISTS (
+                    SELECT 1 FROM qf.labels lp WHERE lp.chain_id = r.chain_id AND lp.address = r.donor
+                      AND lp.pattern = %(pattern)s::text))
+              AND (%(project)s::bytea IS NULL OR EXISTS (
+                    SELECT 1 FROM qf.allocated a
+                    JOIN qf.strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
+                    WHERE a.chain_id = r.chain_id AND a.sender = r.donor AND s.pool_id = r.pool_id
+                      AND a.recipient_id = %(project)s::bytea))
+            ORDER BY r.score DESC, r.donor
+            LIMIT %(limit)s OFFSET %(offset)s
+        )
         SELECT r.pool_id, r.donor, r.score, r.level, r.decision, r.reasons, r.community,
                r.community_flagged_share, r.weight, r.model_version,
                df.donation_count, df.total_amount, df.distinct_projects, df.fresh_wallet,
                l.pattern, l.is_sybil, l.source AS label_source, v.verdict, v.reviewer
-        FROM qf.donor_risk_latest r
+        FROM page r
         LEFT JOIN qf.donor_features df ON df.chain_id = r.chain_id AND df.donor = r.donor
         LEFT JOIN LATERAL (SELECT pattern, is_sybil, source FROM qf.labels l
                            WHERE l.chain_id = r.chain_id AND l.address = r.donor
                            ORDER BY created_at DESC LIMIT 1) l ON true
         LEFT JOIN qf.review_verdicts v ON v.chain_id = r.chain_id AND v.donor = r.donor
-        WHERE r.chain_id = %(chain)s
-          AND (%(pool)s::numeric IS NULL OR r.pool_id = %(pool)s::numeric)
-          AND (%(decision)s::text IS NULL OR r.decision = %(decision)s::text)
-          AND (%(pattern)s::text IS NULL OR EXISTS (
-                SELECT 1 FROM qf.labels lp WHERE lp.chain_id = r.chain_id AND lp.address = r.donor
-                  AND lp.pattern = %(pattern)s::text))
-          AND (%(project)s::bytea IS NULL OR EXISTS (
-                SELECT 1 FROM qf.allocated a JOIN qf.strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
-                WHERE a.chain_id = r.chain_id AND a.sender = r.donor AND s.pool_id = r.pool_id
-                  AND a.recipient_id = %(project)s::bytea))
         ORDER BY r.score DESC, r.donor
-        LIMIT %(limit)s OFFSET %(offset)s
         """,
         {"chain": chain_id, "pool": f.pool_id, "decision": f.decision, "pattern": f.pattern,
          "project": f.project, "limit": PAGE_SIZE, "offset": f.offset},
