@@ -91,14 +91,14 @@ def round_header(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> 
 
 
 def pool_tokens(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> list[Row]:
-    """Donations to the pool by token (from the event table: the donations view prices every row)."""
+    """Donations to the pool by token, from the maintained per-project totals (the donations view would
+    price every row of the pool)."""
     return _rows(
         conn,
         """
         SELECT t.symbol AS token_symbol, d.donations
-        FROM (SELECT a.token, count(*) AS donations FROM qf.allocated a
-              JOIN qf.strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
-              WHERE a.chain_id = %s AND s.pool_id = %s GROUP BY a.token) d
+        FROM (SELECT token, sum(donations) AS donations FROM qf.project_totals
+              WHERE chain_id = %s AND pool_id = %s GROUP BY token) d
         LEFT JOIN qf.tokens t ON t.chain_id = %s AND t.address = d.token
         ORDER BY d.donations DESC
         """,

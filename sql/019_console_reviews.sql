@@ -55,7 +55,7 @@ COMMENT ON VIEW qf.review_verdicts IS
 -- The review queue reads the flagged decisions only: a partial index keeps it off the APPROVE majority
 -- of a long audit log.
 CREATE INDEX scorer_decisions_flagged_idx ON qf.scorer_decisions (chain_id, donor, created_at)
-    WHERE decision IN ('REVIEW', 'BLOCK');
+    INCLUDE (risk_score) WHERE decision IN ('REVIEW', 'BLOCK');
 
 -- The flagged-donors page lists a pool's latest scores riskiest first, a page at a time.
 CREATE INDEX donor_risk_score_idx ON qf.donor_risk (chain_id, pool_id, model_version, score DESC, donor);
