@@ -45,4 +45,5 @@ class ConsoleConfig:
             reviewers=settings.console_reviewer_tokens,
             viewers=settings.console_viewer_tokens,
             chain_id=settings.chain_id,
+            secure_cookies=settings.console_secure_cookies,
         )

@@ -97,6 +97,15 @@ def _port_number(name: str, raw: str) -> int:
     return value
 
 
+def _switch(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false (1/0, yes/no), not {raw!r}")
+
+
 def _address(name: str, raw: str) -> str:
     """A 0x address, lower-cased."""
     value = raw.lower()
@@ -291,6 +300,10 @@ class Settings:
     console_host: str = setting("QF_CONSOLE_HOST", "Address the operator console (`qf console`) binds to.",
                                 "127.0.0.1")  # fmt: skip
     console_port: int = setting("QF_CONSOLE_PORT", "HTTP port of the operator console.", 8088, parse=_port_number)
+    console_secure_cookies: bool = setting(
+        "QF_CONSOLE_SECURE_COOKIES", "Send the console's session cookie over HTTPS only (behind a TLS proxy).",
+        False, parse=_switch,
+    )  # fmt: skip
     console_reviewer_tokens: dict[str, str] = tokens_setting(
         "QF_CONSOLE_REVIEWER_TOKENS", "Console logins that may review, `name:token` separated by commas; the name "
         "is the verdicts' source in qf.labels."

@@ -31,6 +31,9 @@ COMMENT ON COLUMN qf.review_log.comment IS 'The reviewer''s reasons, up to 2,000
 COMMENT ON COLUMN qf.review_log.reviewer IS 'Name of the reviewer''s token (QF_CONSOLE_REVIEWER_TOKENS), never the token.';
 COMMENT ON COLUMN qf.review_log.decision_id IS 'The sidecar decision (qf.scorer_decisions) the review started from; '
     'no foreign key, because the audit log expires.';
+COMMENT ON COLUMN qf.review_log.id IS 'Review id, increasing in the order verdicts were recorded.';
+COMMENT ON COLUMN qf.review_log.chain_id IS 'EIP-155 chain id.';
+COMMENT ON COLUMN qf.review_log.created_at IS 'When the verdict was recorded.';
 COMMENT ON COLUMN qf.review_log.supersedes IS 'The verdict this one replaces; NULL for a donor''s first verdict.';
 
 CREATE FUNCTION qf.refuse_review_log_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -51,6 +54,14 @@ FROM qf.review_log r
 WHERE NOT EXISTS (SELECT 1 FROM qf.review_log n WHERE n.supersedes = r.id);
 COMMENT ON VIEW qf.review_verdicts IS
     'Each reviewed donor''s current verdict (the one no later verdict supersedes) and how many it has had.';
+COMMENT ON COLUMN qf.review_verdicts.chain_id IS 'EIP-155 chain id.';
+COMMENT ON COLUMN qf.review_verdicts.donor IS 'The donor judged, 20 raw bytes.';
+COMMENT ON COLUMN qf.review_verdicts.verdict IS 'Current verdict: sybil or honest.';
+COMMENT ON COLUMN qf.review_verdicts.comment IS 'The reviewer''s reasons for the current verdict.';
+COMMENT ON COLUMN qf.review_verdicts.reviewer IS 'Name of the reviewer who gave the current verdict.';
+COMMENT ON COLUMN qf.review_verdicts.created_at IS 'When the current verdict was recorded.';
+COMMENT ON COLUMN qf.review_verdicts.review_id IS 'qf.review_log id of the current verdict.';
+COMMENT ON COLUMN qf.review_verdicts.reviews IS 'Verdicts the donor has had, the superseded ones included.';
 
 -- The review queue reads the flagged decisions only: a partial index keeps it off the APPROVE majority
 -- of a long audit log.
@@ -72,3 +83,9 @@ CREATE INDEX console_logins_at_idx ON qf.console_logins (at);
 COMMENT ON TABLE qf.console_logins IS
     'Every login attempt at `qf console`: the token''s name and role when it matched, NULL when it did not '
     '(the token itself is never stored), and the client''s address.';
+COMMENT ON COLUMN qf.console_logins.id IS 'Attempt id.';
+COMMENT ON COLUMN qf.console_logins.at IS 'When the login was attempted.';
+COMMENT ON COLUMN qf.console_logins.reviewer IS 'Name of the matching token; NULL when no token matched.';
+COMMENT ON COLUMN qf.console_logins.role IS 'reviewer or viewer; NULL when no token matched.';
+COMMENT ON COLUMN qf.console_logins.ok IS 'Whether the login succeeded.';
+COMMENT ON COLUMN qf.console_logins.remote IS 'The client''s address as the console saw it.';

@@ -366,3 +366,14 @@ def test_health_follows_the_database(console_round: ConsoleRound, pg_server_url:
         response = client.get("/healthz")
         assert response.status_code == 503
         assert response.text == "database unavailable"
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_the_session_cookie_is_http_only_strict_and_secure_when_asked(console_round: ConsoleRound,
+                                                                       secure: bool) -> None:  # fmt: skip
+    with TestClient(create_app(console_round.config(secure_cookies=secure)), base_url="https://testserver",
+                    follow_redirects=False) as client:  # fmt: skip
+        cookie = client.get("/login").headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    assert ("secure" in cookie.replace("samesite", "")) == secure
