@@ -69,13 +69,14 @@ def served_model(models_dir: Path) -> ModelView | None:
 
 
 def plot_path(models_dir: Path, name: str) -> Path | None:
-    """A plot of the served version by file name; None for anything else (no path tricks)."""
+    """A plot of the served version by file name; None for anything else (no path tricks).
+
+    Each image of the model page asks for one, so this reads the LATEST pointer only, not the manifest.
+    """
     if not PLOT_NAME.match(name):
         return None
     try:
-        view = served_model(models_dir)
+        path = latest(models_dir) / name  # the name has no separator: it stays in the version directory
     except QFError:
         return None
-    if view is None or name not in view.plots:
-        return None
-    return view.directory / name
+    return path if path.is_file() else None

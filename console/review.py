@@ -21,6 +21,7 @@ from psycopg import errors as pg_errors
 
 from qf.errors import DataError
 from qf.eth import address
+from qf.labels import ImportedLabel, import_labels
 
 Verdict = Literal["sybil", "honest"]
 MAX_COMMENT = 2000
@@ -106,17 +107,10 @@ def record_verdict(conn: psycopg.Connection[Any], chain_id: int, form: VerdictFo
             ).fetchone()
             assert row is not None
             review_id = int(row[0])
-            conn.execute(
-                """
-                INSERT INTO qf.labels (chain_id, address, is_sybil, pattern, source, run_id)
-                VALUES (%s, %s, %s, %s, %s, %s)
-                ON CONFLICT (chain_id, address, source) DO UPDATE
-                   SET is_sybil = EXCLUDED.is_sybil, pattern = EXCLUDED.pattern,
-                       run_id = EXCLUDED.run_id, created_at = now()
-                """,
-                (chain_id, form.donor, form.verdict == "sybil",
-                 "reviewed_sybil" if form.verdict == "sybil" else "honest", reviewer, f"review-{review_id}"),
-            )  # fmt: skip
+            # The same upsert as `qf labels import` (a savepoint inside this transaction).
+            sybil = form.verdict == "sybil"
+            label = ImportedLabel(form.donor, sybil, "reviewed_sybil" if sybil else "honest", reviewer)
+            import_labels(conn, chain_id, [label], run_id=f"review-{review_id}")
     except pg_errors.UniqueViolation:
         # Another transaction recorded a verdict between our check and our insert.
         raise _conflict(current_verdict(conn, chain_id, form.donor)) from None
