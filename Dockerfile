@@ -7,28 +7,34 @@
 # The entry point is `qf`: the container's command is the subcommand. No secret is
 # baked in; docker-compose.yml passes them as Docker secrets at run time.
 #
-# Layout: the project lives in /app and is installed into the virtualenv /opt/venv
-# in editable mode, because the code finds sql/ and contracts_abi/ next to its
+# Dependencies come from uv.lock (the same lock as `make setup`). Layout: the project
+# lives in /app and is installed into the virtualenv /opt/venv in editable mode, because the code finds sql/ and contracts_abi/ next to its
 # packages (qf/db/migrate.py and qf/chain/abi.py: Path(__file__).parents[2]), which a
 # plain install into site-packages would break.
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
-# -- builder: dependencies first, so that this layer is reused until pyproject.toml changes
+# -- builder: dependencies first, so that this layer is reused until pyproject.toml or uv.lock changes
 FROM ${PYTHON_IMAGE} AS builder
 
+# uv installs into /opt/venv, from uv.lock only (--locked refuses a lock pyproject.toml has
+# moved past), with the interpreter of the image, copying files rather than linking a cache.
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_LINK_MODE=copy \
+    UV_COMPILE_BYTECODE=1 \
+    UV_NO_CACHE=1 \
     PATH=/opt/venv/bin:$PATH
 
-RUN python -m venv /opt/venv
-
 WORKDIR /app
-COPY pyproject.toml ./
-# The build backend and the runtime dependencies, read from pyproject.toml (not the dev extras).
-RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb')); \
-print('\n'.join(p['build-system']['requires'] + p['project']['dependencies']))" > /tmp/requirements.txt \
-    && pip install --requirement /tmp/requirements.txt
+# uv itself, hash-pinned from the same lock (scripts/lock_bootstrap.py), into the builder only.
+COPY requirements/uv.txt requirements/uv.txt
+RUN pip install --no-deps --require-hashes -r requirements/uv.txt
+# The runtime dependencies exactly as locked (not the dev group), without the project yet.
+COPY pyproject.toml uv.lock ./
+RUN uv sync --locked --no-dev --no-install-project
 
 # Only what the services read at run time: the packages, the migrations and the ABIs.
 # (data/ is the Round 9 replay input and node_modules/ the devnet's anvil: neither runs here.)
@@ -40,7 +46,7 @@ COPY console/ console/
 COPY qf_sentinel/ qf_sentinel/
 COPY sql/ sql/
 COPY contracts_abi/ contracts_abi/
-RUN pip install --no-deps --no-build-isolation --editable . \
+RUN uv sync --locked --no-dev \
     && python -m compileall -q qf indexer scorer console qf_sentinel
 
 # -- runtime

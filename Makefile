@@ -1,24 +1,44 @@
 # QF Sentinel: two commands on a fresh machine with Python 3.11+ and Node.js.
 #   make demo   bring up the devnet and the embedded database, run a simulated round
 #   make test   run the whole test suite (what CI runs)
-# Each sets itself up (virtualenv, pip, npm) and is quick once set up.
+# Each sets itself up from the locks (uv.lock, package-lock.json) and is quick once set up.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+UV     := $(BIN)/uv
+# uv works on .venv, made from the machine's python3, and never downloads a Python.
+UV_SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(UV)
 
-.PHONY: setup demo console test test-fast contracts check-contracts lint stop clean
+.PHONY: setup lock lock-upgrade demo console test test-fast contracts check-contracts lint stop clean
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
-$(PY_STAMP): pyproject.toml
+# Python dependencies come from uv.lock (hashes, every platform, Python 3.11+). pip installs
+# the pinned uv from requirements/uv.txt with --require-hashes; then `uv sync --locked` makes
+# .venv exactly the lock (the package editable, the dev group included) and, like `npm ci`,
+# refuses a lock that pyproject.toml has moved past (tests/test_lock.py checks it too).
+$(UV): requirements/uv.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements/uv.txt
 	@touch $@
+
+$(PY_STAMP): pyproject.toml uv.lock $(UV)
+	$(UV_SYNC) sync --locked --quiet
+	@touch $@
+
+# Re-resolve after editing pyproject.toml (keeps every pin that still fits); lock-upgrade
+# moves every package to the newest release the ranges allow. Both rewrite requirements/uv.txt.
+lock: $(UV)
+	$(UV_SYNC) lock
+	$(BIN)/python scripts/lock_bootstrap.py
+
+lock-upgrade: $(UV)
+	$(UV_SYNC) lock --upgrade
+	$(BIN)/python scripts/lock_bootstrap.py
 
 # --ignore-scripts: the anvil wrapper's postinstall only locates the platform binary,
 # which the project finds itself under node_modules/@foundry-rs/.

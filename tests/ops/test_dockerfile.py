@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import shlex
 import shutil
@@ -115,28 +116,44 @@ def test_the_image_runs_as_a_non_root_user() -> None:
 
 
 def test_dependencies_are_installed_before_the_source_is_copied() -> None:
-    """In the builder, only pyproject.toml is copied before `pip install`: source edits keep the dependency layer."""
+    """In the builder, only the lock's inputs are copied before the first sync: source edits keep that layer."""
     builder = [i for i in in_stage(0) if i.keyword in ("COPY", "RUN")]
-    first_install = next(n for n, i in enumerate(builder) if i.keyword == "RUN" and "pip install" in i.args)
-    copied_before = [src for i in builder[:first_install] if i.keyword == "COPY" for src in copy_sources(i)]
-    assert copied_before == ["pyproject.toml"]
-    copied_after = [src.rstrip("/") for i in builder[first_install:] if i.keyword == "COPY" for src in copy_sources(i)]
+    first_sync = next(n for n, i in enumerate(builder) if i.keyword == "RUN" and "uv sync" in i.args)
+    copied_before = [src for i in builder[:first_sync] if i.keyword == "COPY" for src in copy_sources(i)]
+    assert copied_before == ["requirements/uv.txt", "pyproject.toml", "uv.lock"]
+    copied_after = [src.rstrip("/") for i in builder[first_sync:] if i.keyword == "COPY" for src in copy_sources(i)]
     assert set(SOURCE_DIRS) <= set(copied_after)
-    editable = next(n for n, i in enumerate(builder) if i.keyword == "RUN" and "--editable ." in i.args)
-    assert editable > max(n for n, i in enumerate(builder) if i.keyword == "COPY")
+    project_sync = max(n for n, i in enumerate(builder) if i.keyword == "RUN" and "uv sync" in i.args)
+    assert "--no-install-project" not in builder[project_sync].args
+    assert project_sync > max(n for n, i in enumerate(builder) if i.keyword == "COPY")
 
 
-def test_the_dependency_layer_installs_what_pyproject_lists(tmp_path: Path) -> None:
-    """The builder's own command, run on pyproject.toml, lists the build backend and the runtime dependencies."""
-    install = next(i for i in in_stage(0, "RUN") if "pip install" in i.args)
-    words = shlex.split(install.args)
-    program = words[words.index("-c") + 1]
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    done = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=60, check=True)  # fmt: skip
-    expected = PYPROJECT["build-system"]["requires"] + PYPROJECT["project"]["dependencies"]
-    assert done.stdout.splitlines() == expected
-    assert not any(dev in done.stdout for dev in PYPROJECT["project"]["optional-dependencies"]["dev"])
+def test_the_dependency_layer_installs_the_locked_runtime_dependencies(tmp_path: Path) -> None:
+    """The builder's own commands, run on pyproject.toml and uv.lock: uv from the hashed bootstrap,
+    then every locked runtime package at its locked version, and no dev tool."""
+    runs = [i.args for i in in_stage(0, "RUN")]
+    bootstrap = next(r for r in runs if "pip install" in r)
+    assert "--require-hashes -r requirements/uv.txt" in bootstrap
+    sync = next(r for r in runs if "uv sync" in r)
+    words = shlex.split(sync)
+    assert words[:2] == ["uv", "sync"]
+    for name in ("pyproject.toml", "uv.lock"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    uv = Path(sys.executable).parent / "uv"
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(tmp_path / "venv"), "UV_PYTHON_DOWNLOADS": "never",
+           "UV_PYTHON": sys.executable}
+    subprocess.run([str(uv), *words[1:], "--quiet"], cwd=tmp_path, env=env, timeout=600, check=True)
+    listed = subprocess.run([str(uv), "pip", "list", "--format", "json", "--python", str(tmp_path / "venv")],
+                            env=env, capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    installed = {p["name"]: p["version"] for p in json.loads(listed.stdout)}
+    lock: dict[str, set[str]] = {}
+    for package in tomllib.loads((ROOT / "uv.lock").read_text())["package"]:
+        lock.setdefault(package["name"], set()).add(package["version"])
+    for requirement in PYPROJECT["project"]["dependencies"]:
+        name = re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower()
+        assert installed.get(name) in lock[name], name
+    for dev in ("pytest", "mypy", "ruff", "hypothesis", "grpcio-tools"):
+        assert dev not in installed, f"dev tool {dev} in the image"
 
 
 def test_the_image_keeps_the_layout_the_code_reads_data_from() -> None:

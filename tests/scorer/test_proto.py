@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from scorer.api.v1 import scorer_pb2, scorer_pb2_grpc
@@ -25,3 +26,11 @@ def test_stubs_import_and_carry_the_service() -> None:
     assert service.full_name == "qf.scorer.v1.Scorer"
     assert {m.name for m in service.methods} >= {"ScoreContribution", "ReloadModels", "AssignVariant"}
     assert hasattr(scorer_pb2_grpc, "ScorerServicer")
+
+
+def test_the_stubs_name_the_locked_generator() -> None:
+    """grpcio-tools writes its version into the stubs; the one that wrote them is the one uv.lock pins."""
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    (locked,) = {p["version"] for p in lock["package"] if p["name"] == "grpcio-tools"}
+    stub = (ROOT / "scorer" / "api" / "v1" / "scorer_pb2_grpc.py").read_text()
+    assert f"GRPC_GENERATED_VERSION = '{locked}'" in stub
