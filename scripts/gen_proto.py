@@ -122,7 +122,8 @@ def main() -> None:
         stale += [str(OUT / p) for p in sorted(extra)]
     if stale:
         why = generator_mismatch()
-        sys.exit("stale gRPC stubs (run `python scripts/gen_proto.py`): " + ", ".join(stale) + (f"; {why}" if why else ""))
+        message = "stale gRPC stubs (run `python scripts/gen_proto.py`): " + ", ".join(stale)
+        sys.exit(message + (f"; {why}" if why else ""))
     print("gRPC stubs are current")
 
 
