@@ -143,6 +143,11 @@ def _rpc_urls(name: str, raw: str) -> tuple[str, ...]:
     return urls
 
 
+def _http_url(name: str, raw: str) -> str:
+    """One http(s) JSON-RPC URL."""
+    return _rpc_urls(name, raw)[0] if raw.strip() else raw
+
+
 def _ws_url(name: str, raw: str) -> str:
     """A ws:// or wss:// URL with a host (and a valid port, if any)."""
     try:
@@ -296,6 +301,19 @@ class Settings:
     scorer_feature_reload_seconds: float = setting(
         "QF_SCORER_FEATURE_RELOAD_SECONDS", "Fallback interval of the feature reload; NOTIFY is sooner.", 60.0,
         parse=_number,
+    )  # fmt: skip
+    scorer_rpc_url: str | None = setting(
+        "QF_SCORER_RPC_URL", "JSON-RPC node the sidecar reads wallet facts from (nonce, code, balance) at each "
+        "call; unset: the first of QF_RPC_URLS, else the local devnet's if one is deployed, else none (unknown).",
+        parse=_http_url,
+    )  # fmt: skip
+    scorer_wallet_budget_ms: float = setting(
+        "QF_SCORER_WALLET_BUDGET_MS", "Longest wait for the node's wallet facts on a call; past it they are "
+        "unknown (counted) and the gate answers without them.", 25.0, parse=_number,
+    )  # fmt: skip
+    scorer_wallet_cache_seconds: float = setting(
+        "QF_SCORER_WALLET_CACHE_SECONDS", "How long a wallet's facts are reused before the node is asked again.",
+        30.0, parse=_number,
     )  # fmt: skip
     console_host: str = setting("QF_CONSOLE_HOST", "Address the operator console (`qf console`) binds to.",
                                 "127.0.0.1")  # fmt: skip

@@ -30,6 +30,10 @@ class SidecarConfig:
     metrics_port: int
     audit_retention_days: int
     experiment_retention_days: int
+    #: the node wallet facts are read from (None: never; every call's facts are unknown)
+    wallet_rpc_url: str | None = None
+    wallet_budget_seconds: float = 0.025
+    wallet_cache_seconds: float = 30.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SidecarConfig:
@@ -46,6 +50,9 @@ class SidecarConfig:
             metrics_port=settings.scorer_metrics_port,
             audit_retention_days=settings.audit_retention_days,
             experiment_retention_days=settings.experiment_retention_days,
+            wallet_rpc_url=settings.scorer_rpc_url or (settings.rpc_urls[0] if settings.rpc_urls else None),
+            wallet_budget_seconds=settings.scorer_wallet_budget_ms / 1000.0,
+            wallet_cache_seconds=settings.scorer_wallet_cache_seconds,
         )
 
     def with_(self, **changes: Any) -> SidecarConfig:

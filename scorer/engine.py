@@ -21,7 +21,6 @@ evidence, and a one-off newcomer must not be blocked outright.
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -30,7 +29,9 @@ import numpy as np
 import numpy.typing as npt
 
 from qf.model.features import first_donation_row, signed_log1p
+from qf.model.gate import Decision, GateModel, RiskLevel, classify
 from qf.model.kernels import iforest, lof, topk, trees
+from qf.model.reasons import describe
 
 if TYPE_CHECKING:
     from qf.model.bundle import ModelBundle
@@ -46,25 +47,17 @@ COLD_START = "cold_start"
 _NO_HISTORY = np.zeros(0, dtype=np.int64)
 
 
-class RiskLevel(enum.Enum):
-    LOW = "LOW"
-    MEDIUM = "MEDIUM"
-    HIGH = "HIGH"
-
-
-class Decision(enum.Enum):
-    APPROVE = "APPROVE"
-    REVIEW = "REVIEW"
-    BLOCK = "BLOCK"
+__all__ = ["Decision", "RiskLevel", "classify"]  # the gate's enums, re-exported for the service and the console
 
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    """A feature that pushed the risk margin: its value for the donor and its push (positive = riskier)."""
+    """A feature that pushed the risk margin: its value, its push (positive = riskier) and the same in words."""
 
     feature: str
     value: float
     contribution: float
+    text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +104,30 @@ def score(bundle: ModelBundle, snapshot: FeatureSnapshot, donor: bytes, amount: 
         row = first_donation_row(amount)
         row[-1] = bundle.cold_anomaly  # coordination_anomaly: its coordination features are all 0
     return score_row(bundle, row, cold_start=cold_start)
+
+
+def gate(
+    bundle: ModelBundle, model: GateModel, snapshot: FeatureSnapshot, donor: bytes, row: FloatArray, *,
+    cold_start: bool, amount: float, symbol: str = "",
+) -> RiskResult:  # fmt: skip
+    """The contribution gate's answer for a row of point-in-time features (:class:`qf.model.live.LiveState`).
+
+    The decision is the gate model's alone (a wallet's first contribution is
+    judged on what is happening around it, not capped at REVIEW); the anomaly
+    scores are the donor-level detectors' on the donor's indexed history, as
+    :func:`detect` gives them.
+    """
+    decided = model.decide(row)
+    reasons = tuple(
+        Reason(p.feature, p.value, p.contribution, describe(p.feature, p.value, amount=amount, symbol=symbol))
+        for p in decided.pushes
+    )
+    donor_features, unknown = donor_row(bundle, snapshot, donor)
+    return RiskResult(
+        score=decided.score, level=decided.level, decision=decided.decision, reasons=reasons,
+        anomaly=anomaly_row(bundle, donor_features, cold_start=unknown), cold_start=cold_start,
+        margin=decided.margin, features=row,
+    )  # fmt: skip
 
 
 def detect(bundle: ModelBundle, snapshot: FeatureSnapshot, donor: bytes) -> AnomalyResult:
@@ -208,15 +225,6 @@ def reasons(bundle: ModelBundle, row: FloatArray, pushes: FloatArray, *, cold_st
     chosen = [int(j) for j in order[:N_REASONS] if per_feature[j] != 0]
     named = tuple(Reason(bundle.feature_names[j], float(row[j]), float(per_feature[j])) for j in chosen)
     return (Reason(COLD_START, 1.0, 0.0), *named) if cold_start else named
-
-
-def classify(probability: float, review: float, block: float) -> tuple[RiskLevel, Decision]:
-    """Below ``review`` approve, up to ``block`` (inclusive) review, above block; a NaN score blocks."""
-    if probability < review:
-        return RiskLevel.LOW, Decision.APPROVE
-    if probability <= block:
-        return RiskLevel.MEDIUM, Decision.REVIEW
-    return RiskLevel.HIGH, Decision.BLOCK
 
 
 def standardise(bundle: ModelBundle, row: FloatArray) -> FloatArray:

@@ -7,6 +7,7 @@ one line for it)::
     ScorerError
     ├── ModelError         a model version cannot be loaded or served   -> FAILED_PRECONDITION
     ├── ValidationError    a request field is malformed (field, message) -> INVALID_ARGUMENT
+    ├── PermissionDenied   a field only an admin token may set           -> PERMISSION_DENIED
     ├── UnknownDonor       a call that needs a donor's history got an unknown donor -> NOT_FOUND
     ├── UnknownExperiment  no experiment has this name                  -> NOT_FOUND
     ├── NotReady           no model or no feature snapshot loaded yet    -> UNAVAILABLE
@@ -61,6 +62,14 @@ class UnknownDonor(ScorerError):
         super().__init__(f"donor 0x{donor.hex()} has no indexed donations on chain {chain_id}")
         self.donor = donor
         self.chain_id = chain_id
+
+
+class PermissionDenied(ScorerError):
+    """A request field that only an admin token may set (``Contribution.observed_at``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
 
 
 class NotReady(ScorerError):

@@ -48,6 +48,11 @@ ANONYMOUS = "anonymous"
 def current_client() -> str:
     """The authenticated client of the call being handled (bound by the gateway in structlog's context)."""
     return str(structlog.contextvars.get_contextvars().get("client", ANONYMOUS))
+
+
+def current_is_admin() -> bool:
+    """Whether the call being handled came with an admin token (fields such as ``observed_at`` need one)."""
+    return bool(structlog.contextvars.get_contextvars().get("admin", False))
 PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 ADMIN_METHODS = frozenset({"/qf.scorer.v1.Scorer/ReloadModels"})
 
@@ -140,7 +145,7 @@ class GatewayInterceptor(Interceptor):
                 if admin_only and not admin:
                     await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{method} needs an admin token")
                 # Each call runs in its own task, so this binds the client (and method) for this call's log lines.
-                structlog.contextvars.bind_contextvars(client=client, method=name_of_method)
+                structlog.contextvars.bind_contextvars(client=client, method=name_of_method, admin=admin)
                 if bucket is not None and not bucket.take(client):
                     metrics.rate_limited.labels(client=client).inc()
                     await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "rate limit exceeded; retry later")

@@ -70,6 +70,26 @@ class ScorerMetrics:
         self.reloads = Counter(
             f"{PREFIX}_model_reloads_total", "ReloadModels outcomes.", ["outcome"], registry=r
         )
+        self.wallet_facts = Counter(
+            f"{PREFIX}_wallet_facts_total", "Wallet lookups on the node (nonce, code, balance), by outcome: node, "
+            "cached, timeout, error, skipped (the node was found down), off (no node configured).", ["outcome"],
+            registry=r,
+        )  # fmt: skip
+        self.live_state_contributions = Gauge(
+            f"{PREFIX}_live_state_contributions", "Contributions in the gate's live state, by kind (landed: indexed; "
+            "attempts: scored calls).", ["kind"], registry=r,
+        )  # fmt: skip
+        self.live_state_block = Gauge(
+            f"{PREFIX}_live_state_block", "The newest indexed block the gate's live state has applied.", registry=r
+        )
+        self.live_state_updates = Counter(
+            f"{PREFIX}_live_state_updates_total", "Live-state updates from the index, by kind (incremental: new "
+            "rows applied; rebuild: the whole state reloaded, at start or after a reorg).", ["kind"], registry=r,
+        )  # fmt: skip
+        self.live_state_update_seconds = Histogram(
+            f"{PREFIX}_live_state_update_seconds", "Time to apply one update from the index to the live state.",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
 
     def set_model(self, version: str, served_model: str) -> None:
         self.model_info.clear()

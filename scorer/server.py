@@ -35,9 +35,11 @@ from scorer.errors import ModelError
 from scorer.experiments import ExperimentConfig
 from scorer.feature_store import FeatureSnapshot, FeatureStore
 from scorer.interceptors import GatewayInterceptor
+from scorer.live_store import LiveStore
 from scorer.metrics import ScorerMetrics
 from scorer.models import ModelStore
 from scorer.service import ScorerService
+from scorer.wallet_facts import WalletFactsClient
 
 log = structlog.get_logger("scorer.server")
 SERVICE_NAME = scorer_pb2.DESCRIPTOR.services_by_name["Scorer"].full_name
@@ -77,6 +79,11 @@ class Sidecar:
         self.health = AsyncHealthServicer()
         self.models = ModelStore(thresholds=config.thresholds)
         self.features: FeatureStore | None = None
+        self.live: LiveStore | None = None
+        self.wallets = WalletFactsClient(
+            config.wallet_rpc_url, self.metrics, budget_seconds=config.wallet_budget_seconds,
+            ttl_seconds=config.wallet_cache_seconds,
+        )  # fmt: skip
         self.pool: ConnectionPool[Any] | None = None
         self.audit = AuditLog(database_url, self.metrics)
         self.server: aio.Server | None = None
@@ -100,9 +107,13 @@ class Sidecar:
         )
         features = self.features
 
+        self.live = LiveStore(bundle.chain_id, self.metrics)
+        live = self.live
+
         def load_features() -> None:
             with connect(self.database_url) as conn:
                 snapshot = features.reload(conn)
+                live.rebuild(conn)
             self.metrics.donors_loaded.set(snapshot.n_donors)
             self.metrics.features_age.set(snapshot.refreshed_at.timestamp())
 
@@ -128,7 +139,8 @@ class Sidecar:
         )  # fmt: skip
         service = ScorerService(
             models=self.models, features=features, models_root=options.models_root, metrics=self.metrics,
-            audit=self.audit, pool=self.pool, max_batch=config.max_batch, seed=options.seed,
+            audit=self.audit, pool=self.pool, max_batch=config.max_batch, seed=options.seed, live=live,
+            wallets=self.wallets,
         )  # fmt: skip
         scorer_pb2_grpc.add_ScorerServicer_to_server(service, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -143,6 +155,7 @@ class Sidecar:
                                           config.metrics_port)  # fmt: skip
         self._tasks = [
             asyncio.create_task(self._follow_features(), name="features"),
+            asyncio.create_task(self._follow_live(), name="live-state"),
             asyncio.create_task(self._retention(), name="retention"),
         ]
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
@@ -150,7 +163,10 @@ class Sidecar:
         self.health_state.tick(caught_up=True)
         log.info("scorer_started", address=f"{options.host}:{self.port}", model=bundle.version,
                  models_root=str(options.models_root),
-                 donors=features.current().n_donors, chain_id=bundle.chain_id)  # fmt: skip
+                 donors=features.current().n_donors, chain_id=bundle.chain_id,
+                 gate=bundle.gate.served_model if bundle.gate else None,
+                 live_block=live.cursor[0] if live.cursor else None,
+                 wallet_node=bool(self.config.wallet_rpc_url))  # fmt: skip
         return self.port
 
     def _ensure_experiments(self) -> None:
@@ -178,6 +194,16 @@ class Sidecar:
             self.database_url, stop_event=self._stop, interval_seconds=self.config.feature_reload_seconds,
             on_reload=reloaded, on_error=failed,
         )  # fmt: skip
+
+    async def _follow_live(self) -> None:
+        assert self.live is not None
+        metrics = self.metrics
+
+        def failed(exc: BaseException) -> None:
+            metrics.dependency_errors.labels(dependency="live_state").inc()
+
+        await self.live.follow(self.database_url, stop_event=self._stop,
+                               interval_seconds=self.config.feature_reload_seconds, on_error=failed)  # fmt: skip
 
     async def _retention(self) -> None:
         """Delete expired audit rows and experiment outcomes now and then every hour."""
@@ -216,6 +242,7 @@ class Sidecar:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.audit.close()
+        await self.wallets.close()
         if self.pool is not None:
             await asyncio.to_thread(self.pool.close)
         if self._stop_metrics is not None:

@@ -47,16 +47,28 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from qf.db import error_line
 from qf.errors import ConfigError, DataError
+from qf.eth import to_hex
+from qf.model import live as live_model
 from scorer import engine, experiment_store, validation
 from scorer.api.v1 import scorer_pb2 as pb
 from scorer.api.v1 import scorer_pb2_grpc
 from scorer.audit import AuditLog, AuditRow
 from scorer.breaker import Breaker
-from scorer.errors import DependencyDown, ModelError, NotReady, UnknownDonor, UnknownExperiment, ValidationError
+from scorer.errors import (
+    DependencyDown,
+    ModelError,
+    NotReady,
+    PermissionDenied,
+    UnknownDonor,
+    UnknownExperiment,
+    ValidationError,
+)  # fmt: skip
 from scorer.feature_store import FeatureStore
-from scorer.interceptors import current_client
+from scorer.interceptors import current_client, current_is_admin
+from scorer.live_store import LiveStore
 from scorer.metrics import ScorerMetrics
 from scorer.models import ModelBundle, ModelStore
+from scorer.wallet_facts import WalletFacts, WalletFactsClient
 
 log = structlog.get_logger("scorer.service")
 if TYPE_CHECKING:  # the stubs' generics are not subscriptable at run time
@@ -79,11 +91,14 @@ UNREACHABLE = (psycopg.OperationalError, PoolTimeout)
 BREAKER_RETRY_SECONDS = 1.0
 MAX_CONTEXT_ENTRIES = 32
 MAX_CONTEXT_CHARS = 256
+#: An ``observed_at`` this far past the sidecar's clock (or the newest indexed block) is still accepted: clock skew.
+FUTURE_SKEW_SECONDS = 2.0
 
 
 #: Error class -> status code, in order (the first match wins); the message is the error's own line.
 STATUS_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (UnknownDonor, grpc.StatusCode.NOT_FOUND),
     (UnknownExperiment, grpc.StatusCode.NOT_FOUND),
     (ModelError, grpc.StatusCode.FAILED_PRECONDITION),
@@ -127,9 +142,14 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
     def __init__(
         self, *, models: ModelStore, features: FeatureStore, models_root: Path, metrics: ScorerMetrics,
         audit: AuditLog, pool: ConnectionPool[Any], max_batch: int, seed: int | None = None,
+        live: LiveStore | None = None, wallets: WalletFactsClient | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:  # fmt: skip
         self.models = models
         self.features = features
+        self.live = live
+        self.wallets = wallets if wallets is not None else WalletFactsClient(None, metrics)
+        self._clock = clock
         self.models_root = models_root
         self.metrics = metrics
         self.audit = audit
@@ -157,21 +177,56 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
             amount=validation.amount(c.amount, f"{field}.amount"),
             amount_text=c.amount,
             context=_context(c.context, f"{field}.context"),
+            observed_at=self._observed_at(c, f"{field}.observed_at"),
         )
         self._check_chain(bundle, parsed.chain_id, f"{field}.chain_id")
         return parsed
 
-    def _score_one(self, bundle: ModelBundle, c: _Contribution, method: str) -> pb.ScoreContributionResponse:
+    def _observed_at(self, c: pb.Contribution, field: str) -> float | None:
+        """The admin-set time of a replayed contribution (unix seconds), or None for the sidecar's clock."""
+        if not c.HasField("observed_at"):
+            return None
+        if not current_is_admin():
+            raise PermissionDenied(field, "only an admin token may set the time of a contribution")
+        at = c.observed_at.seconds + c.observed_at.nanos / 1e9
+        floor = self.live.time_floor() if self.live is not None else -math.inf
+        if at > max(self._clock(), floor) + FUTURE_SKEW_SECONDS:
+            raise ValidationError(field, "is in the future")
+        return at
+
+    async def _score_one(
+        self, bundle: ModelBundle, c: _Contribution, method: str, facts: WalletFacts | None = None
+    ) -> pb.ScoreContributionResponse:
+        """The gate's answer: the contribution gate on live features when the version has one, else the donor model."""
         started = time.perf_counter()
-        result = engine.score(bundle, self.features.current(), c.donor, c.amount)
-        self.metrics.inference_seconds.labels(model=bundle.served_model).observe(time.perf_counter() - started)
+        gate, live = bundle.gate, self.live
+        extra: dict[str, Any] = {}
+        if gate is not None and live is not None and live.ready:
+            if facts is None:
+                facts = await self.wallets.lookup(c.donor)
+            floor = live.time_floor()
+            at = max(c.observed_at if c.observed_at is not None else self._clock(), floor)
+            contribution = _live_contribution(c, at, facts)
+            row, known = live.observe(contribution)
+            result = engine.gate(bundle, gate, self.features.current(), c.donor, row, cold_start=not known,
+                                 amount=c.amount, symbol=live.symbol(c.token))  # fmt: skip
+            names: tuple[str, ...] = gate.feature_names
+            model_name = f"gate:{gate.served_model}"
+            extra = {"wallet_nonce": facts.nonce, "wallet_is_contract": facts.is_contract,
+                     "wallet_balance_wei": str(facts.balance_wei) if facts.balance_wei is not None else None,
+                     "wallet_facts": facts.outcome, "observed_at": at}  # fmt: skip
+        else:
+            result = engine.score(bundle, self.features.current(), c.donor, c.amount)
+            names, model_name = bundle.feature_names, bundle.served_model
+        self.metrics.inference_seconds.labels(model=model_name).observe(time.perf_counter() - started)
         self.metrics.decisions.labels(level=result.level.value).inc()
         decision_id = str(uuid.uuid4())
         response = pb.ScoreContributionResponse(
             risk_score=result.score, level=LEVELS[result.level], decision=DECISIONS[result.decision],
             anomaly=_anomaly(result.anomaly), model_version=bundle.version, cold_start=result.cold_start,
             decision_id=decision_id,
-            reasons=[pb.Reason(feature=r.feature, value=r.value, contribution=r.contribution) for r in result.reasons],
+            reasons=[pb.Reason(feature=r.feature, value=r.value, contribution=r.contribution, text=r.text)
+                     for r in result.reasons],
         )  # fmt: skip
         self.audit.record(
             AuditRow(
@@ -180,9 +235,9 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
                 chain_id=c.chain_id, donor=c.donor, recipient_id=c.recipient, pool_id=c.pool_id, token=c.token,
                 amount=Decimal(c.amount_text), risk_score=result.score, level=result.level.value,
                 decision=result.decision.value, cold_start=result.cold_start, anomaly=_anomaly_dict(result.anomaly),
-                reasons=[{"feature": r.feature, "value": r.value, "contribution": r.contribution}
+                reasons=[{"feature": r.feature, "value": r.value, "contribution": r.contribution, "text": r.text}
                          for r in result.reasons],
-                features=dict(zip(bundle.feature_names, result.features.tolist(), strict=True)),
+                features=dict(zip(names, result.features.tolist(), strict=True)) | extra,
                 context=c.context,
             )
         )  # fmt: skip
@@ -195,7 +250,8 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
         if not request.HasField("contribution"):
             raise ValidationError("contribution", "is required")
         bundle = self.models.current()
-        return self._score_one(bundle, self._parse(bundle, request.contribution, "contribution"), "ScoreContribution")
+        parsed = self._parse(bundle, request.contribution, "contribution")
+        return await self._score_one(bundle, parsed, "ScoreContribution")
 
     @handled
     async def ScoreContributions(  # noqa: N802
@@ -205,7 +261,15 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
         bundle = self.models.current()
         # Parse everything first: a bad item fails the whole batch before anything is scored or logged.
         parsed = [self._parse(bundle, c, f"contributions[{i}]") for i, c in enumerate(request.contributions)]
-        results = [self._score_one(bundle, c, "ScoreContributions") for c in parsed]
+        # The node lookups of a batch go out together; the items are then decided in order (each sees the last).
+        facts: list[WalletFacts | None] = [None] * len(parsed)
+        if bundle.gate is not None and self.live is not None:
+            wallets = {c.donor for c in parsed}
+            found = dict(zip(wallets, await asyncio.gather(*(self.wallets.lookup(w) for w in wallets)), strict=True))
+            facts = [found[c.donor] for c in parsed]
+        results = [
+            await self._score_one(bundle, c, "ScoreContributions", f) for c, f in zip(parsed, facts, strict=True)
+        ]
         return pb.ScoreContributionsResponse(results=results)
 
     @handled
@@ -357,6 +421,11 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
             review_threshold=bundle.thresholds.review, block_threshold=bundle.thresholds.block,
             trained_at=bundle.trained_at, content_sha256=bundle.content_sha256, donors_loaded=snapshot.n_donors,
             features_refreshed_at=snapshot.refreshed_at.isoformat(timespec="seconds"),
+            gate_model=bundle.gate.served_model if bundle.gate else "",
+            gate_feature_names=list(bundle.gate.feature_names) if bundle.gate else [],
+            gate_review_threshold=bundle.gate.review if bundle.gate else 0.0,
+            gate_block_threshold=bundle.gate.block if bundle.gate else 0.0,
+            live_state_block=self.live.cursor[0] if self.live and self.live.cursor else 0,
         )  # fmt: skip
 
     @handled
@@ -396,6 +465,19 @@ class _Contribution:
     amount: float
     amount_text: str
     context: dict[str, str]
+    #: unix seconds set by an admin (replays), or None: the sidecar's clock
+    observed_at: float | None = None
+
+
+def _live_contribution(c: _Contribution, at: float, facts: WalletFacts) -> live_model.Contribution:
+    """The gate's view of a checked contribution, keyed as the index keys it (``0x`` addresses, ``pool:0xrec``)."""
+    return live_model.Contribution(
+        donor=to_hex(c.donor), project=f"{c.pool_id}:0x{c.recipient.hex()}", pool=str(c.pool_id), amount=c.amount,
+        time=at, nonce=facts.gate_nonce, round_amount=Decimal(c.amount_text) % _HALF == 0,
+    )  # fmt: skip
+
+
+_HALF = Decimal("0.5")
 
 
 def _context(values: Any, field: str) -> dict[str, str]:

@@ -34,6 +34,7 @@ from qf.model.arrays import (
     TreeEnsemble,
 )  # fmt: skip
 from qf.model.calibration import Calibration
+from qf.model.gate import GateModel, load_gate
 from qf.model.kernels import iforest, lof
 from qf.model.recommender import RecommenderArrays
 
@@ -103,6 +104,8 @@ class ModelBundle:
     coordination_score: features.CoordinationScore = field(repr=False)
     #: that column for a donor never seen (its coordination features are all 0, whatever it gives)
     cold_anomaly: float = field(repr=False)
+    #: the contribution gate (point-in-time model); None for a version trained before it existed
+    gate: GateModel | None = field(default=None, repr=False)
 
     @property
     def linear(self) -> bool:
@@ -203,6 +206,7 @@ def read_bundle(version_dir: Path, override: Thresholds | None = None) -> ModelB
         cold_row=cold_row,
         coordination_score=coordination_score,
         cold_anomaly=cold_anomaly,
+        gate=load_gate(version_dir, dict(manifest)),
     )
 
 

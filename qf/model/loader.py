@@ -14,6 +14,7 @@ import psycopg
 from qf.errors import DataError
 from qf.eth import to_hex
 from qf.model.dataset import Dataset, assemble_dataset
+from qf.model.live import Contribution
 
 
 def load_dataset(conn: psycopg.Connection[Any], chain_id: int) -> Dataset:
@@ -78,3 +79,53 @@ def _load(conn: psycopg.Connection[Any], chain_id: int) -> Dataset:
         labels=by_address,
         label_sources={str(k): int(v) for k, v in sources.items()},
     )
+
+
+def load_contributions(
+    conn: psycopg.Connection[Any], chain_id: int, *, after_block: int | None = None
+) -> tuple[list[Contribution], tuple[int, bytes] | None]:
+    """The chain's donations as the gate's :class:`~qf.model.live.Contribution` rows, in chain order.
+
+    Only blocks after ``after_block`` when given (the sidecar's incremental
+    update). Also returns ``(block, block hash)`` of the last row, the cursor the
+    next update starts from and checks for a reorg (:func:`cursor_holds`).
+    Keys are those :func:`load_dataset` gives (``0x`` addresses, ``pool:0xrecipient``),
+    so the sidecar and training key the same wallet and project alike.
+    """
+    with conn.cursor(binary=True) as cur:
+        rows = cur.execute(
+            """
+            SELECT a.sender, s.pool_id::text, a.recipient_id,
+                   a.amount::float8 / 10::float8 ^ t.decimals,
+                   CASE WHEN t.decimals IS NOT NULL
+                        THEN (a.amount %% (5 * 10::numeric ^ (t.decimals - 1)) = 0) END,
+                   extract(epoch FROM a.block_time)::float8, a.block_number, a.tx_nonce, a.block_hash
+            FROM qf.allocated a
+            JOIN qf.strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
+            LEFT JOIN qf.tokens t ON t.chain_id = a.chain_id AND t.address = a.token
+            WHERE a.chain_id = %s AND a.block_number > %s
+            ORDER BY a.block_number, a.log_index
+            """,
+            (chain_id, -1 if after_block is None else after_block),
+        ).fetchall()
+    conn.commit()
+    out = [
+        Contribution(
+            donor=to_hex(bytes(sender)), project=f"{pool}:0x{bytes(recipient).hex()}", pool=str(pool),
+            amount=float(amount) if amount is not None else float("nan"), time=float(time), nonce=int(nonce),
+            round_amount=None if round_flag is None else bool(round_flag), block=int(block),
+        )
+        for sender, pool, recipient, amount, round_flag, time, block, nonce, _ in rows
+    ]  # fmt: skip
+    cursor = (int(rows[-1][6]), bytes(rows[-1][8])) if rows else None
+    return out, cursor
+
+
+def cursor_holds(conn: psycopg.Connection[Any], chain_id: int, cursor: tuple[int, bytes]) -> bool:
+    """Whether the block a live state last applied is still indexed with the same hash (no reorg went below it)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM qf.allocated WHERE chain_id = %s AND block_number = %s AND block_hash = %s)",
+        (chain_id, cursor[0], cursor[1]),
+    ).fetchone()
+    conn.commit()
+    return bool(row and row[0])

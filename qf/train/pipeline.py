@@ -39,11 +39,13 @@ import numpy.typing as npt
 
 from qf.errors import DataError
 from qf.model import artifacts, features
+from qf.model import gate as served_gate
 from qf.model.arrays import AnomalyScaler, ClusterCenters, IsolationForestArrays, LinearModel, LofArrays, TreeEnsemble
 from qf.model.calibration import Calibration
 from qf.model.dataset import Dataset
 from qf.sim.attacks import FAMILIES
 from qf.train import anomaly, evaluation, injection, risk, splits
+from qf.train import gate as contribution_gate
 from qf.train.calibration import choose_thresholds, fit_calibration
 from qf.train.clusters import choose_kmeans, pca_2d
 from qf.train.errors import SplitError
@@ -85,6 +87,8 @@ class TrainConfig:
     background_test_fraction: float = 0.5
     #: also evaluate stratified k-fold and the time split (for the report; they select nothing)
     in_distribution: bool = True
+    #: also train the contribution gate (point-in-time model of single contributions, qf.train.gate)
+    gate: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +166,18 @@ def train(  # noqa: PLR0915 - one run, step by step; each step is a function of 
         {k: v[np.searchsorted(real, labelled_real)] for k, v in anomaly.scores(detectors, x_real).items()},
         y[labelled_real],
     )
+    gate_section: dict[str, Any] | None = None
+    if config.gate:
+        progress(f"contribution gate: point-in-time features of {data.dataset.donations.size} contributions")
+        trained = contribution_gate.train_gate(data.dataset, contribution_gate.GateConfig(seed=config.seed))
+        trained.arrays.save(staging / served_gate.RISK_FILE)
+        trained.calibration.save(staging / served_gate.CALIBRATION_FILE)
+        model_files += [served_gate.RISK_FILE, served_gate.CALIBRATION_FILE]
+        parity["gate"] = trained.parity
+        gate_section = trained.manifest
+        progress(f"gate: {trained.served} (mean held-out first-contribution ROC AUC "
+                 f"{trained.manifest['mean_held_out_roc_auc_first']:.3f}); thresholds review "
+                 f"{trained.thresholds[0]:.3f}, block {trained.thresholds[1]:.3f}")  # fmt: skip
     bad = {k: v for k, v in parity.items() if not v <= PARITY_TOLERANCE}
     if bad:
         raise DataError(f"exported arrays disagree with the libraries beyond {PARITY_TOLERANCE}: {bad}")
@@ -209,6 +225,8 @@ def train(  # noqa: PLR0915 - one run, step by step; each step is a function of 
         "libraries": _library_versions(),
         "notes": evaluated.notes,
     }  # fmt: skip
+    if gate_section is not None:
+        manifest[served_gate.MANIFEST_KEY] = gate_section
     version_dir = artifacts.publish(staging, root, manifest, model_files=model_files)
     manifest = artifacts.read_manifest(version_dir)
     held = evaluated.held_out[served]

@@ -55,29 +55,37 @@ def monotone(feature_names: tuple[str, ...]) -> list[int]:
 MONOTONE = monotone(FEATURE_NAMES)
 
 
-def _positive_weight(y: npt.NDArray[np.bool_]) -> float:
-    positives = int(y.sum())
-    return (len(y) - positives) / positives if positives else 1.0
+def _positive_weight(y: npt.NDArray[np.bool_], weight: FloatArray | None = None) -> float:
+    w = np.ones(y.size) if weight is None else weight
+    positives = float(w[y].sum())
+    return float(w[~y].sum()) / positives if positives else 1.0
 
 
-def build(name: str, y: npt.NDArray[np.bool_], seed: int) -> Any:
-    """An unfitted candidate, weighted for the class balance of ``y``."""
+def build(
+    name: str, y: npt.NDArray[np.bool_], seed: int, *, monotone: list[int] | None = None,
+    weight: FloatArray | None = None,
+) -> Any:  # fmt: skip
+    """An unfitted candidate, weighted for the class balance of ``y`` (under the row weights, if any).
+
+    ``monotone`` defaults to the donor model's :data:`MONOTONE`; the contribution gate passes its own.
+    """
+    mono = MONOTONE if monotone is None else monotone
     if name == "xgboost":
         from xgboost import XGBClassifier  # noqa: PLC0415 - heavy import only when training
 
         return XGBClassifier(
             n_estimators=200, max_depth=4, learning_rate=0.08, subsample=0.8, colsample_bytree=0.5,
-            min_child_weight=5.0, reg_lambda=5.0, scale_pos_weight=_positive_weight(y), tree_method="hist",
+            min_child_weight=5.0, reg_lambda=5.0, scale_pos_weight=_positive_weight(y, weight), tree_method="hist",
             objective="binary:logistic", eval_metric="aucpr", random_state=seed, n_jobs=THREADS,
-            monotone_constraints=tuple(MONOTONE),
+            monotone_constraints=tuple(mono),
         )  # fmt: skip
     if name == "lightgbm":
         from lightgbm import LGBMClassifier  # noqa: PLC0415
 
         return LGBMClassifier(
             n_estimators=200, num_leaves=15, learning_rate=0.05, subsample=0.8, subsample_freq=1,
-            colsample_bytree=0.5, min_child_samples=20, reg_lambda=5.0, scale_pos_weight=_positive_weight(y),
-            monotone_constraints=MONOTONE, random_state=seed, n_jobs=THREADS, deterministic=True,
+            colsample_bytree=0.5, min_child_samples=20, reg_lambda=5.0, scale_pos_weight=_positive_weight(y, weight),
+            monotone_constraints=mono, random_state=seed, n_jobs=THREADS, deterministic=True,
             force_row_wise=True, verbose=-1,
         )  # fmt: skip
     if name == "logistic":
@@ -91,18 +99,28 @@ def build(name: str, y: npt.NDArray[np.bool_], seed: int) -> Any:
 
         return RandomForestClassifier(
             n_estimators=100, min_samples_leaf=5, max_features="sqrt", class_weight="balanced_subsample",
-            monotonic_cst=MONOTONE, random_state=seed, n_jobs=THREADS,
+            monotonic_cst=mono, random_state=seed, n_jobs=THREADS,
         )
     raise ConfigError(f"unknown risk model {name!r}; choose from {', '.join(CANDIDATES)}")
 
 
-def fit(name: str, x: FloatArray, y: npt.NDArray[np.bool_], seed: int) -> Any:
-    model = build(name, y, seed)
+def fit(
+    name: str, x: FloatArray, y: npt.NDArray[np.bool_], seed: int, *, monotone: list[int] | None = None,
+    weight: FloatArray | None = None,
+) -> Any:  # fmt: skip
+    """Fit a candidate; ``weight`` is a per-row sample weight (the gate weighs each wallet, not each row)."""
+    mono = MONOTONE if monotone is None else monotone
+    model = build(name, y, seed, monotone=mono, weight=weight)
     if name == "logistic":
         # A linear model cannot be held monotone: it never sees wallet history (constant columns get weight 0).
         x = np.array(x, dtype=np.float64)
-        x[:, [i for i, c in enumerate(MONOTONE) if c]] = 0.0
-    model.fit(x, y.astype(np.int64))
+        x[:, [i for i, c in enumerate(mono) if c]] = 0.0
+    if weight is None:
+        model.fit(x, y.astype(np.int64))
+    elif name == "logistic":
+        model.fit(x, y.astype(np.int64), logisticregression__sample_weight=weight)
+    else:
+        model.fit(x, y.astype(np.int64), sample_weight=weight)
     return model
 
 

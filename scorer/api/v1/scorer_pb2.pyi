@@ -16,6 +16,7 @@ Conventions:
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
@@ -98,6 +99,7 @@ class Contribution(_message.Message):
     TOKEN_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     CONTEXT_FIELD_NUMBER: _builtins.int
+    OBSERVED_AT_FIELD_NUMBER: _builtins.int
     donor: _builtins.str
     """0x address of the donor"""
     recipient_id: _builtins.str
@@ -113,6 +115,13 @@ class Contribution(_message.Message):
     def context(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """optional client context (e.g. request id); logged, not scored"""
 
+    @_builtins.property
+    def observed_at(self) -> _timestamp_pb2.Timestamp:
+        """Admin tokens only (PERMISSION_DENIED otherwise): score and count the contribution as of this time,
+        for replays and evaluations. Earlier than the newest indexed block: scored as of that block; in the
+        future: INVALID_ARGUMENT. Unset: the sidecar's clock (what a dApp backend always uses).
+        """
+
     def __init__(
         self,
         *,
@@ -123,10 +132,11 @@ class Contribution(_message.Message):
         token: _builtins.str = ...,
         amount: _builtins.str = ...,
         context: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        observed_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["observed_at", b"observed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "chain_id", b"chain_id", "context", b"context", "donor", b"donor", "pool_id", b"pool_id", "recipient_id", b"recipient_id", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "chain_id", b"chain_id", "context", b"context", "donor", b"donor", "observed_at", b"observed_at", "pool_id", b"pool_id", "recipient_id", b"recipient_id", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -139,22 +149,26 @@ class Reason(_message.Message):
     FEATURE_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
     CONTRIBUTION_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
     feature: _builtins.str
-    """feature name (see GetModelInfo.feature_names) or "cold_start" """
+    """feature name (see GetModelInfo.gate_feature_names / feature_names) or "cold_start" """
     value: _builtins.float
-    """the donor's value of the feature"""
+    """the contribution's (or donor's) value of the feature"""
     contribution: _builtins.float
     """push on the risk margin (positive = riskier)"""
+    text: _builtins.str
+    """the same in words, for a reviewer ("9 new wallets gave to this project in ...")"""
     def __init__(
         self,
         *,
         feature: _builtins.str = ...,
         value: _builtins.float = ...,
         contribution: _builtins.float = ...,
+        text: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contribution", b"contribution", "feature", b"feature", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contribution", b"contribution", "feature", b"feature", "text", b"text", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -232,7 +246,7 @@ class ScoreContributionResponse(_message.Message):
     decision: Global___Decision.ValueType
     model_version: _builtins.str
     cold_start: _builtins.bool
-    """the donor has no indexed history"""
+    """the donor has no indexed history (its first contribution)"""
     decision_id: _builtins.str
     """id of the audit log row"""
     @_builtins.property
@@ -647,6 +661,11 @@ class ModelInfo(_message.Message):
     CONTENT_SHA256_FIELD_NUMBER: _builtins.int
     DONORS_LOADED_FIELD_NUMBER: _builtins.int
     FEATURES_REFRESHED_AT_FIELD_NUMBER: _builtins.int
+    GATE_MODEL_FIELD_NUMBER: _builtins.int
+    GATE_FEATURE_NAMES_FIELD_NUMBER: _builtins.int
+    GATE_REVIEW_THRESHOLD_FIELD_NUMBER: _builtins.int
+    GATE_BLOCK_THRESHOLD_FIELD_NUMBER: _builtins.int
+    LIVE_STATE_BLOCK_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     served_model: _builtins.str
     review_threshold: _builtins.float
@@ -656,8 +675,16 @@ class ModelInfo(_message.Message):
     donors_loaded: _builtins.int
     """donors with features in memory"""
     features_refreshed_at: _builtins.str
+    gate_model: _builtins.str
+    """The contribution gate (point-in-time model) that ScoreContribution decides with, when the version has one."""
+    gate_review_threshold: _builtins.float
+    gate_block_threshold: _builtins.float
+    live_state_block: _builtins.int
+    """newest indexed block applied to the gate's live state"""
     @_builtins.property
     def feature_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def gate_feature_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -670,10 +697,15 @@ class ModelInfo(_message.Message):
         content_sha256: _builtins.str = ...,
         donors_loaded: _builtins.int = ...,
         features_refreshed_at: _builtins.str = ...,
+        gate_model: _builtins.str = ...,
+        gate_feature_names: _abc.Iterable[_builtins.str] | None = ...,
+        gate_review_threshold: _builtins.float = ...,
+        gate_block_threshold: _builtins.float = ...,
+        live_state_block: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["block_threshold", b"block_threshold", "content_sha256", b"content_sha256", "donors_loaded", b"donors_loaded", "feature_names", b"feature_names", "features_refreshed_at", b"features_refreshed_at", "review_threshold", b"review_threshold", "served_model", b"served_model", "trained_at", b"trained_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["block_threshold", b"block_threshold", "content_sha256", b"content_sha256", "donors_loaded", b"donors_loaded", "feature_names", b"feature_names", "features_refreshed_at", b"features_refreshed_at", "gate_block_threshold", b"gate_block_threshold", "gate_feature_names", b"gate_feature_names", "gate_model", b"gate_model", "gate_review_threshold", b"gate_review_threshold", "live_state_block", b"live_state_block", "review_threshold", b"review_threshold", "served_model", b"served_model", "trained_at", b"trained_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,471 @@
+"""Contribution features as of the moment of the call: what the gate can know before a donation exists.
+
+A dApp backend asks the sidecar about a contribution *before* it is sent. At
+that instant the gate knows the donor's indexed history (often none: a farm's
+wallets give once each), the contribution itself, the wallet's facts on chain
+(its nonce), and what is happening right now at the recipient and in the pool:
+who arrived in the last minutes, how many were new wallets, whether their
+amounts repeat, whether they give anywhere else. :class:`LiveState` holds that
+state for one chain and computes :data:`CONTRIBUTION_FEATURES` from it as of a
+time; it is the *one* code path behind training (every indexed donation
+replayed in chain order, each featurised before it is applied), ``qf eval
+--live``, ``qf score`` and the sidecar (which also counts the contributions it
+was asked about but that are not indexed yet, as *attempts*).
+
+Point in time, by construction: :meth:`LiveState.features` reads only what was
+applied before it is called, and among that only what happened at or before
+the contribution's time (window counts stop at ``time``), so no feature sees
+the future; ``tests/model/test_live.py`` proves it by rewriting the future.
+
+Arrivals and history: an *arrival* is a contribution seen at a project (an
+attempt the sidecar scored, or an indexed donation nobody asked about); it
+feeds the windows and the recency statistics. *History* (a donor's projects, a
+project's donors) only grows with landed (indexed) donations. A landed
+donation that matches a pending attempt of the same donor and project is not
+counted as a second arrival.
+
+Memory: per project, the arrivals of the last :data:`LONG_WINDOW` seconds (and
+at least the last :data:`RECENT` of them); per pool, the last hour of arrival
+times; per donor, its set of projects; per project, its set of donors: O(distinct
+(donor, project) pairs) plus what arrived in the last hour. Pending attempts
+expire after :data:`ATTEMPT_TTL` seconds. Measured in ``bench/scorer_grpc.py``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from qf.model.dataset import Dataset
+
+FloatArray = npt.NDArray[np.float64]
+
+#: The short and long windows of the arrival counts (seconds).
+SHORT_WINDOW = 600.0
+LONG_WINDOW = 3600.0
+#: How many of a project's latest arrivals the recency statistics look at.
+RECENT = 20
+#: Of those, how many donors' project sets are compared pairwise (overlap).
+OVERLAP_DONORS = 8
+#: A donor's latest this many distinct projects are what overlaps between donors compare.
+DONOR_RECENT_PROJECTS = 16
+#: How many of a donor's latest arrival times are kept (its short-window count saturates there).
+DONOR_TIMES = 64
+#: Two amounts are "the same" within this relative difference.
+SAME_AMOUNT = 0.02
+#: A pending attempt not matched by an indexed donation within this many seconds is forgotten.
+ATTEMPT_TTL = 3600.0
+#: The nonce is capped here: past it, a wallet is simply old. An unknown nonce reads as this value (see below).
+NONCE_CAP = 1000.0
+
+CONTRIBUTION_FEATURES: tuple[str, ...] = (
+    # the contribution itself
+    "amount_log",                     # log1p(amount in token units)
+    "amount_round",                   # 1 when the amount is a multiple of 0.5 token units
+    # the wallet, on chain at the call
+    "wallet_nonce",                   # transactions sent before this one (capped; unknown = NONCE_CAP)
+    # the donor's indexed history in this chain's rounds
+    "donor_prior_donations",
+    "donor_prior_projects",
+    "donor_hours_active",             # since its first indexed donation (0 without one)
+    "donor_gave_here_before",
+    "donor_reach",                    # log1p(donors of the most popular project it gave to; 0 without history)
+    "donor_arrivals_10m",             # contributions it asked about or made in the last 10 minutes (a cart)
+    # the recipient, as of the call
+    "project_donors_log",             # log1p(distinct donors so far)
+    "project_age_hours",              # since its first arrival (0 for the first)
+    "project_arrivals_10m",
+    "project_arrivals_1h",
+    "project_burst",                  # log1p(arrivals in the last hour) - log1p(its usual hourly rate before that)
+    "project_recent_new_share",       # of its last RECENT arrivals, those from wallets new to the index
+    "project_recent_exclusive_share", # of those donors, the ones who gave nowhere else
+    "project_recent_amount_cv",       # coefficient of variation of their amounts
+    "project_same_amount_share",      # share of them within SAME_AMOUNT of this amount
+    "project_same_amount_streak",     # latest arrivals in a row within SAME_AMOUNT of this amount
+    "project_new_coarrivals_10m",     # distinct new wallets that arrived here in the last 10 minutes
+    "project_recent_overlap",         # how much the latest donors' latest projects coincide (0..1)
+    "project_recent_reach",           # median donor_reach of the latest donors (their other projects only)
+    # the pool, as of the call
+    "pool_burst",
+    "pool_recent_new_share",          # share of the pool's arrivals in the last hour from new wallets
+)  # fmt: skip
+#: Wallet history may raise risk, never lower it: a higher nonce can only lower the score (monotone, -1).
+MONOTONE_DECREASING: frozenset[str] = frozenset({"wallet_nonce"})
+_INDEX = {name: i for i, name in enumerate(CONTRIBUTION_FEATURES)}
+N_FEATURES = len(CONTRIBUTION_FEATURES)
+(
+    _AMOUNT_LOG, _AMOUNT_ROUND, _NONCE, _DONOR_COUNT, _DONOR_PROJECTS, _DONOR_HOURS, _DONOR_HERE, _DONOR_REACH,
+    _DONOR_RECENT,
+    _PROJECT_DONORS, _PROJECT_AGE, _ARRIVALS_10M, _ARRIVALS_1H, _PROJECT_BURST, _RECENT_NEW, _RECENT_EXCLUSIVE,
+    _RECENT_CV, _SAME_SHARE, _SAME_STREAK, _NEW_COARRIVALS, _RECENT_OVERLAP, _RECENT_REACH, _POOL_BURST, _POOL_NEW,
+) = range(N_FEATURES)
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """One contribution as the gate sees it: who, to what, how much, when (unix seconds), and the wallet's nonce.
+
+    ``donor``, ``project`` and ``pool`` are any hashable keys (the sidecar uses
+    20-byte addresses and ``"pool_id:0xrecipient"`` strings, as
+    :class:`qf.model.dataset.Donations` does). ``nonce`` is None when unknown.
+    """
+
+    donor: Hashable
+    project: Hashable
+    pool: Hashable
+    amount: float
+    time: float
+    nonce: int | None = None
+    round_amount: bool | None = None
+    #: the block it landed in (replays land a block's donations once the whole block is featurised)
+    block: int = -1
+
+
+@dataclass(slots=True)
+class _Donor:
+    """A wallet: its landed (indexed) history, and its arrivals (attempts too), which show intent at once."""
+
+    first_time: float = math.inf
+    count: int = 0
+    #: projects of its landed donations
+    projects: set[Hashable] = field(default_factory=set)
+    #: the two most popular distinct projects it gave to: (donors of the project when it gave, project)
+    best: list[tuple[int, Hashable]] = field(default_factory=list)
+    #: every project it arrived at (asked about or gave to)
+    seen: set[Hashable] = field(default_factory=set)
+    #: its latest distinct projects arrived at (at most DONOR_RECENT_PROJECTS), what overlaps compare
+    recent: list[Hashable] = field(default_factory=list)
+    #: times of its latest arrivals (at most DONOR_TIMES)
+    times: list[float] = field(default_factory=list)
+
+    def saw(self, popularity: int, project: Hashable) -> None:
+        """Keep the two most popular distinct projects, popularity as of the donation (O(1), point in time)."""
+        best = [b for b in self.best if b[1] != project]
+        best.append((popularity, project))
+        best.sort(key=lambda b: b[0], reverse=True)
+        self.best = best[:2]
+
+    def reach(self, excluding: Hashable | None = None) -> float:
+        """log1p(donors of its most popular project other than ``excluding``, as of when it gave there)."""
+        for popularity, project in self.best:
+            if project != excluding:
+                return math.log1p(popularity)
+        return 0.0
+
+    def arrive(self, project: Hashable, time: float) -> None:
+        if project not in self.seen:
+            self.seen.add(project)
+            self.recent.append(project)
+            if len(self.recent) > DONOR_RECENT_PROJECTS:
+                del self.recent[0]
+        bisect.insort(self.times, time)
+        if len(self.times) > DONOR_TIMES:
+            del self.times[0]
+
+
+@dataclass(slots=True)
+class _Arrivals:
+    """Arrivals sorted by time, in parallel lists (the last LONG_WINDOW seconds and at least RECENT of them)."""
+
+    times: list[float] = field(default_factory=list)
+    donors: list[Hashable] = field(default_factory=list)
+    amounts: list[float] = field(default_factory=list)
+    new: list[bool] = field(default_factory=list)
+    first_time: float = math.inf
+    total: int = 0
+
+    def add(self, time: float, donor: Hashable, amount: float, new: bool) -> None:
+        i = bisect.bisect_right(self.times, time)
+        self.times.insert(i, time)
+        self.donors.insert(i, donor)
+        self.amounts.insert(i, amount)
+        self.new.insert(i, new)
+        self.first_time = min(self.first_time, time)
+        self.total += 1
+        self._evict(self.times[-1] - LONG_WINDOW)
+
+    def _evict(self, before: float) -> None:
+        cut = min(bisect.bisect_left(self.times, before), len(self.times) - RECENT)
+        if cut > 64:  # in chunks: deleting from the front of a list is O(n)
+            del self.times[:cut], self.donors[:cut], self.amounts[:cut], self.new[:cut]
+
+
+@dataclass(slots=True)
+class _Project:
+    arrivals: _Arrivals = field(default_factory=_Arrivals)
+    donors: set[Hashable] = field(default_factory=set)
+
+
+class LiveState:
+    """One chain's donors, projects and pools as of the contributions applied so far (see the module docstring).
+
+    Not thread-safe: the sidecar serialises calls with a lock (each is microseconds).
+    """
+
+    def __init__(self) -> None:
+        self._donors: dict[Hashable, _Donor] = {}
+        self._projects: dict[Hashable, _Project] = {}
+        self._pools: dict[Hashable, _Arrivals] = {}
+        self._pending: dict[tuple[Hashable, Hashable], list[float]] = {}
+        #: latest time of a landed (indexed) donation applied
+        self.latest_landed = -math.inf
+        self.landed = 0
+        self.attempts = 0
+
+    # -- applying ----------------------------------------------------------------------------------
+
+    def attempt(self, c: Contribution) -> None:
+        """A contribution the gate was asked about: it arrives now; its donor's history waits for the index."""
+        self._arrive(c)
+        self._pending.setdefault((c.donor, c.project), []).append(c.time)
+        self.attempts += 1
+
+    def land(self, c: Contribution) -> None:
+        """An indexed donation: history grows; it arrives unless it is the landing of a pending attempt."""
+        pending = self._pending.get((c.donor, c.project))
+        if pending:
+            while pending and pending[0] < c.time - ATTEMPT_TTL:
+                pending.pop(0)
+        if pending:
+            pending.pop(0)
+            if not pending:
+                del self._pending[(c.donor, c.project)]
+        else:
+            self._arrive(c)
+        donor = self._donors[c.donor]  # _arrive made it, now or when the attempt arrived
+        donor.projects.add(c.project)
+        donor.count += 1
+        donor.first_time = min(donor.first_time, c.time)
+        project = self._projects[c.project]
+        project.donors.add(c.donor)
+        donor.saw(len(project.donors), c.project)
+        self.latest_landed = max(self.latest_landed, c.time)
+        self.landed += 1
+
+    def replay(self, contributions: Iterable[Contribution]) -> None:
+        """Apply indexed donations in chain order (the sidecar's start-up and every rebuild)."""
+        for c in contributions:
+            self.land(c)
+
+    def forget_stale_attempts(self, now: float) -> int:
+        """Drop pending attempts older than :data:`ATTEMPT_TTL`; returns how many."""
+        dropped = 0
+        for key in list(self._pending):
+            times = self._pending[key]
+            keep = [t for t in times if t >= now - ATTEMPT_TTL]
+            dropped += len(times) - len(keep)
+            if keep:
+                self._pending[key] = keep
+            else:
+                del self._pending[key]
+        return dropped
+
+    def pending_attempts(self) -> list[tuple[Hashable, Hashable, float]]:
+        """``(donor, project, time)`` of every pending attempt: carried over when the state is rebuilt."""
+        return [(d, p, t) for (d, p), times in self._pending.items() for t in times]
+
+    def _arrive(self, c: Contribution) -> None:
+        donor = self._donors.get(c.donor)
+        if donor is None:
+            donor = self._donors[c.donor] = _Donor()
+        new = donor.count == 0
+        donor.arrive(c.project, c.time)
+        project = self._projects.get(c.project)
+        if project is None:
+            project = self._projects[c.project] = _Project()
+        project.arrivals.add(c.time, c.donor, c.amount, new)
+        pool = self._pools.get(c.pool)
+        if pool is None:
+            pool = self._pools[c.pool] = _Arrivals()
+        pool.add(c.time, c.donor, c.amount, new)
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def is_known(self, donor: Hashable) -> bool:
+        """Whether the donor has an indexed donation (otherwise its contribution is its first)."""
+        history = self._donors.get(donor)
+        return history is not None and history.count > 0
+
+    def features(self, c: Contribution, out: FloatArray | None = None) -> FloatArray:
+        """:data:`CONTRIBUTION_FEATURES` of ``c`` as of ``c.time``, from what was applied before this call."""
+        row = np.zeros(N_FEATURES) if out is None else out
+        row[:] = 0.0
+        t = c.time
+        amount = c.amount if math.isfinite(c.amount) and c.amount > 0 else 0.0
+        row[_AMOUNT_LOG] = math.log1p(amount)
+        row[_AMOUNT_ROUND] = float(c.round_amount if c.round_amount is not None else (amount * 2).is_integer())
+        row[_NONCE] = NONCE_CAP if c.nonce is None or c.nonce < 0 else min(float(c.nonce), NONCE_CAP)
+        donor = self._donors.get(c.donor)
+        if donor is not None:
+            if donor.count:
+                row[_DONOR_COUNT] = donor.count
+                row[_DONOR_PROJECTS] = len(donor.projects)
+                row[_DONOR_HOURS] = max(t - donor.first_time, 0.0) / 3600.0
+                row[_DONOR_HERE] = float(c.project in donor.projects)
+                row[_DONOR_REACH] = donor.reach()
+            times = donor.times
+            row[_DONOR_RECENT] = bisect.bisect_right(times, t) - bisect.bisect_left(times, t - SHORT_WINDOW)
+        project = self._projects.get(c.project)
+        if project is not None:
+            self._project_features(project, c, amount, row)
+        pool = self._pools.get(c.pool)
+        if pool is not None:
+            end = bisect.bisect_right(pool.times, t)
+            hour = bisect.bisect_left(pool.times, t - LONG_WINDOW, 0, end)
+            before_hour = pool.total - (len(pool.times) - end) - (end - hour)
+            row[_POOL_BURST] = _burst(end - hour, before_hour, pool.first_time, t)
+            row[_POOL_NEW] = sum(pool.new[hour:end]) / (end - hour) if end > hour else 0.0
+        return row
+
+    def _project_features(self, project: _Project, c: Contribution, amount: float, row: FloatArray) -> None:
+        a = project.arrivals
+        t = c.time
+        row[_PROJECT_DONORS] = math.log1p(len(project.donors))
+        row[_PROJECT_AGE] = max(t - a.first_time, 0.0) / 3600.0 if a.total else 0.0
+        end = bisect.bisect_right(a.times, t)
+        short = bisect.bisect_left(a.times, t - SHORT_WINDOW, 0, end)
+        hour = bisect.bisect_left(a.times, t - LONG_WINDOW, 0, end)
+        row[_ARRIVALS_10M] = end - short
+        row[_ARRIVALS_1H] = end - hour
+        before_hour = a.total - (len(a.times) - end) - (end - hour)
+        row[_PROJECT_BURST] = _burst(end - hour, before_hour, a.first_time, t)
+        start = max(0, end - RECENT)
+        donors = a.donors[start:end]
+        amounts = a.amounts[start:end]
+        n = len(donors)
+        if n == 0:
+            return
+        row[_RECENT_NEW] = sum(a.new[start:end]) / n
+        exclusive = 0
+        for d in donors:
+            history = self._donors.get(d)
+            if history is None or history.seen <= {c.project}:
+                exclusive += 1
+        row[_RECENT_EXCLUSIVE] = exclusive / n
+        mean = sum(amounts) / n
+        if n > 1 and mean > 0:
+            row[_RECENT_CV] = math.sqrt(sum((x - mean) ** 2 for x in amounts) / n) / mean
+        same = [amount > 0 and abs(x - amount) <= SAME_AMOUNT * amount for x in amounts]
+        row[_SAME_SHARE] = sum(same) / n
+        streak = 0
+        for s in reversed(same):
+            if not s:
+                break
+            streak += 1
+        row[_SAME_STREAK] = streak
+        row[_NEW_COARRIVALS] = len({a.donors[i] for i in range(short, end) if a.new[i] and a.donors[i] != c.donor})
+        latest = self._latest_donors(donors, c.donor)
+        row[_RECENT_OVERLAP] = _overlap([h.recent for h in latest])
+        if latest:
+            row[_RECENT_REACH] = _median([h.reach(c.project) for h in latest])
+
+    def _latest_donors(self, donors: list[Hashable], current: Hashable) -> list[_Donor]:
+        """The histories of the latest :data:`OVERLAP_DONORS` distinct donors with one, newest first."""
+        latest: list[_Donor] = []
+        seen: set[Hashable] = {current}
+        for d in reversed(donors):
+            if d in seen:
+                continue
+            seen.add(d)
+            history = self._donors.get(d)
+            if history is not None and history.recent:
+                latest.append(history)
+                if len(latest) == OVERLAP_DONORS:
+                    break
+        return latest
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+
+
+def _overlap(project_lists: list[list[Hashable]]) -> float:
+    """How much the donors' latest projects coincide: mean pairwise intersection over mean list size (0..1).
+
+    1 when every donor gave to the same projects (a ring), near 0 when their
+    carts are unrelated; 0 with fewer than two donors. O(total length), not O(pairs x length).
+    """
+    n = len(project_lists)
+    if n < 2:
+        return 0.0
+    counts: dict[Hashable, int] = {}
+    size = 0
+    for projects in project_lists:
+        size += len(projects)
+        for key in projects:
+            counts[key] = counts.get(key, 0) + 1
+    shared_pairs = sum(k * (k - 1) for k in counts.values()) / (n * (n - 1))
+    return shared_pairs / (size / n) if size else 0.0
+
+
+def _burst(in_hour: int, before: int, first_time: float, t: float) -> float:
+    """log1p(arrivals in the last hour) - log1p(the usual hourly rate over the time before that hour)."""
+    hours_before = max((t - LONG_WINDOW - first_time) / 3600.0, 1.0)
+    usual = max(before, 0) / hours_before
+    return math.log1p(in_hour) - math.log1p(usual)
+
+
+def feature_index(name: str) -> int:
+    """The column of ``name`` in :data:`CONTRIBUTION_FEATURES`."""
+    return _INDEX[name]
+
+
+def contributions_of(dataset: Dataset) -> list[Contribution]:
+    """Every donation of ``dataset`` as a :class:`Contribution`, in chain order (as the index holds them)."""
+    d = dataset.donations
+    addresses = dataset.donors["address"].to_numpy()
+    pools = [key.partition(":")[0] for key in d.project_ids]
+    round_amount = d.round_amount
+    return [
+        Contribution(
+            donor=addresses[donor], project=d.project_ids[project], pool=pools[project],
+            amount=float(amount), time=float(time), nonce=int(nonce),
+            round_amount=None if math.isnan(r) else bool(r), block=int(block),
+        )
+        for donor, project, amount, time, nonce, r, block in zip(
+            d.donor.tolist(), d.project.tolist(), d.amount.tolist(), d.time.tolist(), d.nonce.tolist(),
+            round_amount.tolist(), d.block.tolist(), strict=True,
+        )
+    ]  # fmt: skip
+
+
+def replay_features(contributions: Sequence[Contribution], state: LiveState | None = None) -> FloatArray:
+    """Each contribution's features as the sidecar would have computed them when it was asked, in chain order.
+
+    What training, ``qf score`` and the evaluations see of an indexed round: each
+    donation is featurised, then counted as an attempt (the next call sees it
+    arrive), and a block's donations land (join the donors' histories) only after
+    the whole block is featurised, as the index only knows mined blocks. No row
+    sees a later donation, nor the landing of its own block.
+    """
+    live = LiveState() if state is None else state
+    out = np.zeros((len(contributions), N_FEATURES))
+    for start, stop in blocks(contributions):
+        for i in range(start, stop):
+            c = contributions[i]
+            live.features(c, out[i])
+            live.attempt(c)
+        for i in range(start, stop):
+            live.land(contributions[i])
+    return out
+
+
+def blocks(contributions: Sequence[Contribution]) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of each run of consecutive contributions in one block (a block of -1 is its own run)."""
+    start = 0
+    n = len(contributions)
+    while start < n:
+        block = contributions[start].block
+        stop = start + 1
+        if block >= 0:
+            while stop < n and contributions[stop].block == block:
+                stop += 1
+        yield start, stop
+        start = stop
