@@ -544,6 +544,7 @@ def train(
         dataset = load_dataset(conn, chain)
     result = run_training(dataset, root, config, progress=lambda line: out.print(f"  {line}"))
     render.headline(result.headline)
+    render.gate_headline(result.manifest.get("contribution_gate"))
     out.print(f"model version {result.version_dir.name} in {result.version_dir} ({time.monotonic() - started:.1f} s)")
     out.print(f"report: {result.version_dir / 'report.md'}")
 
@@ -558,6 +559,10 @@ def evaluate(
     n_boot: Annotated[int, typer.Option(min=1, help="Bootstrap resamples per confidence interval.")] = 1000,
     path: Annotated[Path | None, typer.Argument(help="Round 9 contributions CSV (default: the bundled one).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")] = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="Judge the contribution gate as it is used: every contribution gated in "
+                           "time order, before it exists, through the sidecar's live state and model.")
+    ] = False,
 ) -> None:
     """Evaluate the sybil gate on real Round 9 donors against attack families held out of training."""
     import json as json_module
@@ -565,10 +570,19 @@ def evaluate(
     from qf.train.offline import EvalConfig, families_option, run_offline_eval
 
     started = time.monotonic()
-    config = EvalConfig(seed=seed, n_boot=n_boot, families=tuple(families_option(families)))
-    result = run_offline_eval(path or ROUND9_CSV, config, progress=lambda line: out.print(f"  {line}"))
-    result["seconds"] = round(time.monotonic() - started, 1)
-    render.evaluation(result)
+    progress = lambda line: out.print(f"  {line}")  # noqa: E731
+    if live:
+        from qf.train.live_eval import LiveEvalConfig, run_live_eval
+
+        result = run_live_eval(path or ROUND9_CSV, LiveEvalConfig(seed=seed, families=tuple(families_option(families))),
+                               progress=progress)  # fmt: skip
+        result["seconds"] = round(time.monotonic() - started, 1)
+        render.live_evaluation(result)
+    else:
+        config = EvalConfig(seed=seed, n_boot=n_boot, families=tuple(families_option(families)))
+        result = run_offline_eval(path or ROUND9_CSV, config, progress=progress)
+        result["seconds"] = round(time.monotonic() - started, 1)
+        render.evaluation(result)
     if json_out is not None:
         json_out.write_text(json_module.dumps(result, indent=2, default=float))
         out.print(f"figures written to {json_out}")
@@ -585,7 +599,7 @@ def score(
     """Score every donor of a pool with the served model into qf.donor_risk (what the sidecar would answer)."""
     from qf.matching.db import resolve_chain
     from qf.model.loader import load_dataset
-    from scorer.batch import score_pool, store_pool_scores
+    from scorer.batch import score_contributions, score_pool, store_contribution_scores, store_pool_scores
     from scorer.errors import ModelError
     from scorer.models import ModelStore
 
@@ -600,8 +614,12 @@ def score(
         chain = resolve_chain(conn, chain_id if chain_id is not None else settings.chain_id)
         if bundle.chain_id is not None and bundle.chain_id != chain:
             raise ConfigError(f"model version {bundle.version} was trained on chain {bundle.chain_id}, not {chain}")
-        scores = score_pool(load_dataset(conn, chain), bundle, pool)
+        dataset = load_dataset(conn, chain)
+        scores = score_pool(dataset, bundle, pool)
         written = store_pool_scores(conn, scores)
+        gated = score_contributions(dataset, bundle.gate, bundle.version, pool) if bundle.gate else None
+        if gated is not None:
+            store_contribution_scores(conn, dataset, gated)
     counts = scores.decisions()
     discounted = int((scores.weights < 1).sum())
     out.print(
@@ -609,6 +627,12 @@ def score(
         + ", ".join(f"{n:,} {d}" for d, n in counts.items())
         + f"; {discounted:,} discounted in risk-adjusted matching (qf.donor_risk, qf.matching_discounts)"
     )
+    if gated is not None:
+        out.print(
+            f"the contribution gate, as of each donation: {gated.held():,} of {gated.rows.size:,} contributions "
+            f"would have been held (REVIEW or BLOCK), {gated.held(first_only=True):,} of them first contributions "
+            "(qf.contribution_risk)"
+        )
 
 
 @app.command()
@@ -714,6 +738,15 @@ def retention(ctx: typer.Context) -> None:
     )
 
 
+def _demo_evaluations(ctx: typer.Context, seed: int, settings: Settings) -> None:
+    """Steps 9 and 10 of the demo: the gate on Round 9, after the fact and as it is used."""
+    out.rule("9. the gate on real donors: Round 9 background, attack families held out (qf eval)")
+    evaluate(ctx, seed=seed, families=None, n_boot=200, path=None, json_out=settings.home / "eval.json")
+    out.rule("10. the gate as it is used: each Round 9 contribution gated before it exists (qf eval --live)")
+    evaluate(ctx, seed=seed, families=None, n_boot=1, path=None, json_out=settings.home / "eval-live.json",
+             live=True)  # fmt: skip
+
+
 @app.command()
 def demo(
     ctx: typer.Context,
@@ -787,9 +820,8 @@ def demo(
     matching(ctx, pool=pool_id, method="risk-adjusted", chain_id=None, cap=None, pct_cocm=1.0, cocm_variant="harsh",
              pairwise_m=None, weights="model", threshold=None, min_donation=None, exclude_self=False, score_csv=None,
              score_lower=None, score_upper=None, exclude_uninformative_donors=False, output="table")  # fmt: skip
-    out.rule("9. the gate on real donors: Round 9 background, attack families held out (qf eval)")
-    evaluate(ctx, seed=seed, families=None, n_boot=200, path=None, json_out=settings.home / "eval.json")
-    out.rule("10. operator console")
+    _demo_evaluations(ctx, seed, settings)
+    out.rule("11. operator console")
     _show_console(settings)
     out.rule("done")
     out.print("Stop the background devnet and database with `make stop`.")

@@ -64,6 +64,60 @@ def headline(headline: dict[str, Any]) -> None:
             f"blocked {pct(gate['background_blocked'])}, sent to review {pct(gate['background_review'])}"
         )
 
+def gate_headline(section: dict[str, Any] | None) -> None:
+    """The contribution gate of a new version: per held-out family, on first contributions."""
+    if not section:
+        return
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    t = section["thresholds"]
+    table = Table("held out", "ROC AUC (first)", "approved at first", "bg held first / blocked first / held any",
+                  title=f"contribution gate: {section['served_model']} on point-in-time features "
+                        f"(review from {t['review']:.2f}, block above {t['block']:.2f})")  # fmt: skip
+    for family, row in section["families"].items():
+        table.add_row(
+            f"without {family}", f"{row['roc_auc_first']:.3f}", pct(row.get("attackers_approved_first")),
+            f"{pct(row.get('background_held_first'))} / {pct(row.get('background_blocked_first'))} / "
+            f"{pct(row.get('background_held'))}",
+        )  # fmt: skip
+    out.print(table)
+
+
+def live_evaluation(result: dict[str, Any]) -> None:
+    """`qf eval --live`: per held-out family, what the gate did to each contribution before it existed."""
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    table = Table("held out", "wallets", "ROC AUC first", "approved at first", "gain let in", "real held first",
+                  "real blocked first", "real contributions held",
+                  title=f"qf eval --live: Round 9 in time order, gate {result['served_model']}, "
+                        f"{result['background_wallets_measured']:,} real donors measured")  # fmt: skip
+    for family, row in result["families"].items():
+        table.add_row(
+            family, str(row["attackers"]), f"{row['roc_auc_first']:.3f}", pct(row["attackers_approved_first"]),
+            pct(row["gain_approved_share"]), pct(row["background_held_first"]),
+            pct(row["background_blocked_first"]), pct(row["background_held_contributions"]),
+        )  # fmt: skip
+    out.print(table)
+    s, t = result["summary"], result["targets"]
+
+    def verdict(key: str) -> str:
+        value, target = s[key], t[key]
+        mark = "met" if value <= target else "NOT met"
+        return f"{pct(value)} (target <= {pct(target)}: {mark})"
+
+    out.print(
+        f"worst family: real donors held at first contribution {verdict('background_held_first')}, blocked "
+        f"{verdict('background_blocked_first')}; real contributions held {verdict('background_held_contributions')} "
+        f"(real donors held at any contribution {pct(s['background_held_any_donor'])}); attack wallets approved at "
+        f"first contribution: shape families {verdict('shape_approved_first')}, imitators and aged wallets "
+        f"{verdict('imitation_approved_first')}; standard-QF gain let in {verdict('gain_approved_share')} "
+        f"({result['seconds']} s)"
+    )
+
+
 def evaluation(result: dict[str, Any]) -> None:
     """`qf eval`'s figures: the gate and matching on each held-out attack family, then the pooled ones."""
     def pct(value: float | None) -> str:

@@ -4,7 +4,10 @@ The snapshot is built by :func:`scorer.feature_store.build_snapshot` with the
 version's coordination model and each donor goes through
 :func:`scorer.engine.score_row`, the sidecar's own path, so ``qf.donor_risk``
 holds exactly what ``ScoreContribution`` answers for the same donors (tested).
-Each donor also gets its community (the one its coordination features were
+``qf.contribution_risk`` gets the contribution gate's answer for every donation of
+the pool as of just before it was made (:func:`score_contributions`: the
+indexed round replayed in chain order through :class:`qf.model.live.LiveState`,
+the sidecar's own code). Each donor also gets its community (the one its coordination features were
 computed over) and its weight for risk-adjusted matching
 (:func:`qf.matching.risk.gate_weights`).
 """
@@ -22,9 +25,12 @@ import psycopg
 from qf.errors import ConfigError
 from qf.eth import from_hex
 from qf.matching.risk import gate_weights
+from qf.model import live
 from qf.model.coordination import donor_communities
-from qf.model.dataset import Dataset
+from qf.model.dataset import ORDER_SCALE, Dataset
 from qf.model.features import COMMUNITY_SEED
+from qf.model.gate import GateDecision, GateModel
+from qf.model.reasons import describe
 from scorer import engine
 from scorer.feature_store import build_snapshot
 from scorer.models import ModelBundle
@@ -95,3 +101,64 @@ def store_pool_scores(conn: psycopg.Connection[Any], scores: PoolScores) -> int:
                     float(scores.weights[i]),
                 ))  # fmt: skip
     return len(scores.donors)
+
+
+@dataclass(frozen=True, slots=True)
+class ContributionScores:
+    """The gate's point-in-time answer for each donation of a pool (rows of the dataset, chain order)."""
+
+    chain_id: int
+    pool_id: int
+    version: str
+    rows: npt.NDArray[np.int64]
+    first: npt.NDArray[np.bool_]
+    decisions: list[GateDecision]
+    reasons: list[list[str]]
+
+    def held(self, *, first_only: bool = False) -> int:
+        """Contributions sent to REVIEW or BLOCK (only wallets' first contributions with ``first_only``)."""
+        return sum(
+            d.decision is not engine.Decision.APPROVE and (f or not first_only)
+            for d, f in zip(self.decisions, self.first.tolist(), strict=True)
+        )
+
+
+def score_contributions(dataset: Dataset, gate: GateModel, version: str, pool_id: int) -> ContributionScores:
+    """Every donation of ``pool_id`` scored by the gate on its features as of just before it (whole chain replayed)."""
+    d = dataset.donations
+    x = live.replay_features(live.contributions_of(dataset))
+    prefix = f"{pool_id}:"
+    in_pool = np.array([key.startswith(prefix) for key in d.project_ids], dtype=bool)[d.project]
+    rows = np.flatnonzero(in_pool)
+    first = np.zeros(d.size, dtype=bool)
+    first[np.unique(d.donor, return_index=True)[1]] = True
+    decisions, reasons = [], []
+    for r in rows.tolist():
+        decided = gate.decide(x[r])
+        decisions.append(decided)
+        reasons.append([describe(p.feature, p.value, amount=float(d.amount[r])) for p in decided.pushes])
+    return ContributionScores(chain_id=dataset.chain_id, pool_id=pool_id, version=version, rows=rows,
+                              first=first[rows], decisions=decisions, reasons=reasons)  # fmt: skip
+
+
+def store_contribution_scores(conn: psycopg.Connection[Any], dataset: Dataset, scores: ContributionScores) -> int:
+    """Replace this version's rows for the pool in qf.contribution_risk (one transaction); returns the rows."""
+    d = dataset.donations
+    addresses = dataset.donors["address"].to_numpy()
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "DELETE FROM qf.contribution_risk WHERE chain_id = %s AND pool_id = %s AND model_version = %s",
+            (scores.chain_id, scores.pool_id, scores.version),
+        )
+        columns = "chain_id, pool_id, block_number, log_index, donor, recipient_id, model_version, " \
+                  "first_contribution, risk, level, decision, reasons"  # fmt: skip
+        with cur.copy(f"COPY qf.contribution_risk ({columns}) FROM STDIN") as copy:
+            for i, r in enumerate(scores.rows.tolist()):
+                decided = scores.decisions[i]
+                recipient = d.project_ids[d.project[r]].partition(":")[2]
+                copy.write_row((
+                    scores.chain_id, scores.pool_id, int(d.block[r]), int(d.order[r] % ORDER_SCALE),
+                    from_hex(str(addresses[d.donor[r]])), from_hex(recipient), scores.version, bool(scores.first[i]),
+                    decided.score, decided.level.value, decided.decision.value, scores.reasons[i],
+                ))  # fmt: skip
+    return int(scores.rows.size)

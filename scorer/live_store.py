@@ -81,21 +81,25 @@ class LiveStore:
         started = time.perf_counter()
         with self._update_lock:
             contributions, cursor = load_contributions(conn, self.chain_id)
-            self._symbols = _symbols(conn, self.chain_id)
-            state = live.LiveState()
-            state.replay(contributions)
-            with self._lock:
-                old = self._state
-                for donor, project, at in old.pending_attempts():
-                    if at > state.latest_landed:
-                        state.attempt(live.Contribution(donor=donor, project=project, pool=_pool(project),
-                                                        amount=math.nan, time=at))  # fmt: skip
-                self._state, self.cursor = state, cursor
-            self.ready = True
+            self.load(contributions, cursor, _symbols(conn, self.chain_id))
         self._record("rebuild", time.perf_counter() - started)
         log.info("live_state_rebuilt", chain_id=self.chain_id, donations=len(contributions),
                  block=cursor[0] if cursor else None, seconds=round(time.perf_counter() - started, 3))  # fmt: skip
         return len(contributions)
+
+    def load(
+        self, contributions: list[live.Contribution], cursor: tuple[int, bytes] | None, symbols: dict[bytes, str]
+    ) -> None:
+        """Serve a state replayed from ``contributions`` (indexed, chain order), keeping recent pending attempts."""
+        state = live.LiveState()
+        state.replay(contributions)
+        with self._lock:
+            for donor, project, at in self._state.pending_attempts():
+                if at > state.latest_landed:
+                    state.attempt(live.Contribution(donor=donor, project=project, pool=_pool(project),
+                                                    amount=math.nan, time=at))  # fmt: skip
+            self._state, self.cursor, self._symbols = state, cursor, symbols
+        self.ready = True
 
     def update(self, conn: psycopg.Connection[Any]) -> int:
         """Land the rows indexed since the cursor (rebuilding after a reorg below it); returns how many."""

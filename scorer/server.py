@@ -118,6 +118,7 @@ class Sidecar:
             self.metrics.features_age.set(snapshot.refreshed_at.timestamp())
 
         await asyncio.to_thread(load_features)
+        await self.wallets.warm_up()
         # check: a connection broken by a database restart is replaced before use, not handed to a request;
         # timeout: a request waits at most POOL_TIMEOUT_SECONDS for a connection, then gets UNAVAILABLE.
         self.pool = ConnectionPool(

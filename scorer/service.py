@@ -473,11 +473,14 @@ def _live_contribution(c: _Contribution, at: float, facts: WalletFacts) -> live_
     """The gate's view of a checked contribution, keyed as the index keys it (``0x`` addresses, ``pool:0xrec``)."""
     return live_model.Contribution(
         donor=to_hex(c.donor), project=f"{c.pool_id}:0x{c.recipient.hex()}", pool=str(c.pool_id), amount=c.amount,
-        time=at, nonce=facts.gate_nonce, round_amount=Decimal(c.amount_text) % _HALF == 0,
+        time=at, nonce=facts.gate_nonce, round_amount=_round_amount(c.amount_text),
     )  # fmt: skip
 
 
-_HALF = Decimal("0.5")
+def _round_amount(text: str) -> bool:
+    """Whether a validated decimal amount is a multiple of 0.5, read from its digits (exact for any uint256)."""
+    _, _, fraction = text.partition(".")
+    return fraction.rstrip("0") in ("", "5")
 
 
 def _context(values: Any, field: str) -> dict[str, str]:

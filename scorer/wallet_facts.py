@@ -69,7 +69,8 @@ class WalletFactsClient:
         self._clock = clock
         self._cache: OrderedDict[bytes, tuple[float, WalletFacts]] = OrderedDict()
         self._breaker = Breaker(retry_seconds, clock=clock)
-        self._client: httpx.AsyncClient | None = None
+        # Made now, not within a call's budget: building its TLS context alone takes tens of milliseconds.
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(max(budget_seconds, 0.001) * 4)) if url else None
 
     async def lookup(self, address: bytes) -> WalletFacts:
         """The wallet's facts, from the cache, the node within the budget, or unknown."""
@@ -99,16 +100,32 @@ class WalletFactsClient:
             self._cache.popitem(last=False)
         return self._count(facts)
 
+    async def warm_up(self, timeout_seconds: float = 5.0) -> bool:
+        """One ``eth_chainId`` before serving: the HTTP stack's first request costs hundreds of milliseconds of
+        imports and set-up, which must not fall inside a call's budget. Says whether the node answered."""
+        if self._client is None or self.url is None:
+            return False
+        try:
+            response = await self._client.post(
+                self.url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
+                timeout=timeout_seconds,
+            )  # fmt: skip
+            response.raise_for_status()
+        except (httpx.HTTPError, OSError) as exc:
+            log.warning("wallet_facts_node_unreachable", error=f"{type(exc).__name__}: {str(exc)[:120]}",
+                        consequence="wallet facts are unknown until it answers")  # fmt: skip
+            return False
+        return True
+
     async def _ask(self, address: bytes) -> WalletFacts:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(max(self.budget_seconds, 0.001) * 4))
+        if self._client is None or self.url is None:
+            raise ValueError("no node configured")
         hex_address = "0x" + address.hex()
         batch = [
             {"jsonrpc": "2.0", "id": 1, "method": "eth_getTransactionCount", "params": [hex_address, "latest"]},
             {"jsonrpc": "2.0", "id": 2, "method": "eth_getCode", "params": [hex_address, "latest"]},
             {"jsonrpc": "2.0", "id": 3, "method": "eth_getBalance", "params": [hex_address, "latest"]},
         ]
-        assert self.url is not None
         response = await self._client.post(self.url, json=batch)
         response.raise_for_status()
         answers = {item["id"]: item for item in response.json()}

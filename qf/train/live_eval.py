@@ -77,10 +77,12 @@ class Replay:
 _CODES = {Decision.APPROVE: 0, Decision.REVIEW: 1, Decision.BLOCK: 2}
 
 
-def replay_gate(model: GateModel, contributions: Sequence[live.Contribution]) -> Replay:
+def replay_gate(
+    model: GateModel, contributions: Sequence[live.Contribution], state: live.LiveState | None = None
+) -> Replay:
     """Gate each contribution in chain order as the sidecar would: features as of its time, decide, count the
     attempt; once its block is mined, the approved ones land (are indexed)."""
-    state = live.LiveState()
+    state = live.LiveState() if state is None else state
     row = np.zeros(live.N_FEATURES)
     scores = np.zeros(len(contributions))
     decisions = np.zeros(len(contributions), dtype=np.int8)

@@ -30,7 +30,7 @@ from qf.train import risk
 from qf.train.pipeline import TrainConfig, train
 
 CHAIN_ID = 31337
-CONFIG = TrainConfig(n_boot=50, folds=3, inject=False)  # its own two labelled patterns are the families
+CONFIG = TrainConfig(n_boot=50, folds=3, inject=False, gate=False)  # its two labelled patterns are the families
 POOLS = (7, 9)  # Allo pool ids
 PROJECTS_PER_POOL = 8
 SECONDS_PER_BLOCK = 12

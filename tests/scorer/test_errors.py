@@ -15,6 +15,7 @@ from scorer.errors import (
     DependencyDown,
     ModelError,
     NotReady,
+    PermissionDenied,
     ScorerError,
     UnknownDonor,
     UnknownExperiment,
@@ -25,6 +26,7 @@ from scorer.service import status_of
 EXAMPLES: dict[type[ScorerError], ScorerError] = {
     ModelError: ModelError("v1: feature names differ"),
     ValidationError: ValidationError("contribution.amount", "is not a number"),
+    PermissionDenied: PermissionDenied("contribution.observed_at", "only an admin token may set it"),
     UnknownDonor: UnknownDonor(b"\x01" * 20, chain_id=31337),
     UnknownExperiment: UnknownExperiment("checkout"),
     NotReady: NotReady("no model version is loaded yet"),

@@ -50,8 +50,10 @@ def served(labelled_round: LabelledRound, tmp_path_factory: pytest.TempPathFacto
         apply_migrations(conn)
         dataset = load_dataset(conn, CHAIN_ID)
     root = tmp_path_factory.mktemp("models")
-    first = train(dataset, root, TrainConfig(seed=1, folds=3, n_boot=50)).version_dir.name
-    second = train(dataset, root, TrainConfig(seed=2, folds=3, n_boot=50)).version_dir.name
+    # Versions without the contribution gate: these tests hold the donor model's path (what a version trained
+    # before the gate existed serves); tests/scorer/test_gate.py holds the gate's.
+    first = train(dataset, root, TrainConfig(seed=1, folds=3, n_boot=50, gate=False)).version_dir.name
+    second = train(dataset, root, TrainConfig(seed=2, folds=3, n_boot=50, gate=False)).version_dir.name
     tmp = tmp_path_factory.mktemp("home")
     with running_sidecar(settings_for(tmp), labelled_round.db_url, root, version=first, metrics=True) as sidecar:
         yield Served(labelled_round, dataset, root, (first, second), sidecar)
