@@ -646,6 +646,7 @@ def serve(
     """Run the scoring sidecar (gRPC, health, reflection, /metrics) until SIGTERM or Ctrl-C."""
     import asyncio
 
+    from qf_sentinel.demo import wallet_node
     from scorer.server import SidecarConfig, SidecarOptions, serve_forever
 
     settings = _settings(ctx)
@@ -657,7 +658,8 @@ def serve(
         host=host or settings.scorer_host, port=port if port is not None else settings.scorer_port,
         models_root=(models_dir or settings.models_dir).resolve(), version=version,
     )  # fmt: skip
-    asyncio.run(serve_forever(SidecarConfig.from_settings(settings), _database(settings), options))
+    config = SidecarConfig.from_settings(settings).with_(wallet_rpc_url=wallet_node(settings))
+    asyncio.run(serve_forever(config, _database(settings), options))
 
 
 #: Where `make demo` leaves a reviewer token for `qf console` on the embedded defaults.

@@ -12,6 +12,7 @@ import secrets
 from rich.console import Console
 from rich.table import Table
 
+from qf.chain.devnet import devnet_url, load_devnet_deployment
 from qf.db import connect
 from qf.labels import labelled_examples
 from qf.logs import quieter
@@ -48,30 +49,58 @@ def show_matching(settings: Settings, database_url: str, out: Console) -> None:
     out.print("Sybil-funded projects lose most under COCM and risk-adjusted; `qf matching --help` for all methods.")
 
 
+def wallet_node(settings: Settings) -> str | None:
+    """The node the sidecar reads wallet facts from: QF_SCORER_RPC_URL, QF_RPC_URLS' first, else the devnet's."""
+    if settings.scorer_rpc_url:
+        return settings.scorer_rpc_url
+    if settings.rpc_urls:
+        return settings.rpc_urls[0]
+    return devnet_url(settings) if load_devnet_deployment(settings) is not None else None
+
+
 def show_sidecar(settings: Settings, database_url: str, out: Console) -> None:
     """Start the sidecar on a free loopback port, make a few real gRPC calls through the client, stop it."""
     with connect(database_url) as conn:
         chain = resolve_chain(conn, settings.chain_id)
         donors = labelled_examples(conn, chain)
         pool_id = first_pool(conn, chain)
+        pool = load_round(conn, chain, pool_id)
+        names = project_names(conn, chain, pool.projects)
+    popular = int(pool.contributions.astype(bool).sum(axis=0).argmax())
+    quiet = int(pool.contributions.astype(bool).sum(axis=0).argmin())
     token = secrets.token_hex(16)
-    config = SidecarConfig.from_settings(settings).with_(tokens={"demo": token}, rate_limit_per_minute=0.0)
+    config = SidecarConfig.from_settings(settings).with_(tokens={"demo": token}, rate_limit_per_minute=0.0,
+                                                         wallet_rpc_url=wallet_node(settings))  # fmt: skip
     options = SidecarOptions(host="127.0.0.1", port=0, models_root=settings.models_dir,
                              metrics=False)  # fmt: skip
 
     def calls(target: str) -> None:
         with ScorerClient(target, token=token, timeout_seconds=5.0) as client:
             info = client.model_info()
-            out.print(f"sidecar on {target}: model {info.version} ({info.served_model}), "
-                      f"{info.donors_loaded} donors in memory")  # fmt: skip
-            table = Table("donor", "label", "risk", "decision", "top reason", "anomaly", title="ScoreContribution")
+            gate = f"contribution gate {info.gate_model}" if info.gate_model else "no contribution gate"
+            out.print(f"sidecar on {target}: model {info.version} ({gate}; donor model {info.served_model}), "
+                      f"{info.donors_loaded} donors in memory, live state at block "
+                      f"{info.live_state_block}")  # fmt: skip
+            recipient = "0x" + pool.projects[popular].hex()
+            table = Table("donor", "label", "risk", "decision", "first", "top reason",
+                          title=f"ScoreContribution: 5 tUSD to {names[popular] or recipient[:12]}")  # fmt: skip
             for address, pattern in [*donors, (NEVER_SEEN, "(never seen)")]:
-                r = client.score(donor=address, recipient_id="0x" + "00" * 20, pool_id=pool_id, chain_id=chain,
+                r = client.score(donor=address, recipient_id=recipient, pool_id=pool_id, chain_id=chain,
                                  token="0x" + "ee" * 20, amount="5")  # fmt: skip
                 table.add_row(address[:12] + "…", pattern, f"{r.risk_score:.3f}", DECISION_NAMES[r.decision],
-                              r.reasons[0].feature if r.reasons else "-",
-                              "consensus" if r.anomaly.consensus_flag else "-")  # fmt: skip
+                              "yes" if r.cold_start else "", r.reasons[0].text if r.reasons else "-")  # fmt: skip
             out.print(table)
+            quiet_recipient = "0x" + pool.projects[quiet].hex()
+            burst = Table("call", "wallet", "risk", "decision", "top reason",
+                          title=f"a burst as it happens: 8 new wallets give 2 tUSD each to "
+                                f"{names[quiet] or quiet_recipient[:12]}, nothing indexed yet")  # fmt: skip
+            for i in range(8):
+                wallet = "0x" + f"{i + 1:04x}".rjust(40, "b")
+                r = client.score(donor=wallet, recipient_id=quiet_recipient, pool_id=pool_id, chain_id=chain,
+                                 token="0x" + "ee" * 20, amount="2")  # fmt: skip
+                burst.add_row(str(i + 1), wallet[:12] + "…", f"{r.risk_score:.3f}", DECISION_NAMES[r.decision],
+                              r.reasons[0].text if r.reasons else "-")  # fmt: skip
+            out.print(burst)
             honest = next((a for a, p in donors if p == "honest"), NEVER_SEEN)
             rec = client.recommend(honest, pool_id, k=3, chain_id=chain)
             out.print(f"Recommend({honest[:12]}…, pool {pool_id}): {rec.source}, "

@@ -54,8 +54,6 @@ RECENT = 20
 OVERLAP_DONORS = 8
 #: A donor's latest this many distinct projects are what overlaps between donors compare.
 DONOR_RECENT_PROJECTS = 16
-#: How many of a donor's latest arrival times are kept (its short-window count saturates there).
-DONOR_TIMES = 64
 #: Two amounts are "the same" within this relative difference.
 SAME_AMOUNT = 0.02
 #: A pending attempt not matched by an indexed donation within this many seconds is forgotten.
@@ -75,7 +73,6 @@ CONTRIBUTION_FEATURES: tuple[str, ...] = (
     "donor_hours_active",             # since its first indexed donation (0 without one)
     "donor_gave_here_before",
     "donor_reach",                    # log1p(donors of the most popular project it gave to; 0 without history)
-    "donor_arrivals_10m",             # contributions it asked about or made in the last 10 minutes (a cart)
     # the recipient, as of the call
     "project_donors_log",             # log1p(distinct donors so far)
     "project_age_hours",              # since its first arrival (0 for the first)
@@ -100,7 +97,6 @@ _INDEX = {name: i for i, name in enumerate(CONTRIBUTION_FEATURES)}
 N_FEATURES = len(CONTRIBUTION_FEATURES)
 (
     _AMOUNT_LOG, _AMOUNT_ROUND, _NONCE, _DONOR_COUNT, _DONOR_PROJECTS, _DONOR_HOURS, _DONOR_HERE, _DONOR_REACH,
-    _DONOR_RECENT,
     _PROJECT_DONORS, _PROJECT_AGE, _ARRIVALS_10M, _ARRIVALS_1H, _PROJECT_BURST, _RECENT_NEW, _RECENT_EXCLUSIVE,
     _RECENT_CV, _SAME_SHARE, _SAME_STREAK, _NEW_COARRIVALS, _RECENT_OVERLAP, _RECENT_REACH, _POOL_BURST, _POOL_NEW,
 ) = range(N_FEATURES)
@@ -140,8 +136,6 @@ class _Donor:
     seen: set[Hashable] = field(default_factory=set)
     #: its latest distinct projects arrived at (at most DONOR_RECENT_PROJECTS), what overlaps compare
     recent: list[Hashable] = field(default_factory=list)
-    #: times of its latest arrivals (at most DONOR_TIMES)
-    times: list[float] = field(default_factory=list)
 
     def saw(self, popularity: int, project: Hashable) -> None:
         """Keep the two most popular distinct projects, popularity as of the donation (O(1), point in time)."""
@@ -157,15 +151,12 @@ class _Donor:
                 return math.log1p(popularity)
         return 0.0
 
-    def arrive(self, project: Hashable, time: float) -> None:
+    def arrive(self, project: Hashable) -> None:
         if project not in self.seen:
             self.seen.add(project)
             self.recent.append(project)
             if len(self.recent) > DONOR_RECENT_PROJECTS:
                 del self.recent[0]
-        bisect.insort(self.times, time)
-        if len(self.times) > DONOR_TIMES:
-            del self.times[0]
 
 
 @dataclass(slots=True)
@@ -274,7 +265,7 @@ class LiveState:
         if donor is None:
             donor = self._donors[c.donor] = _Donor()
         new = donor.count == 0
-        donor.arrive(c.project, c.time)
+        donor.arrive(c.project)
         project = self._projects.get(c.project)
         if project is None:
             project = self._projects[c.project] = _Project()
@@ -308,8 +299,7 @@ class LiveState:
                 row[_DONOR_HOURS] = max(t - donor.first_time, 0.0) / 3600.0
                 row[_DONOR_HERE] = float(c.project in donor.projects)
                 row[_DONOR_REACH] = donor.reach()
-            times = donor.times
-            row[_DONOR_RECENT] = bisect.bisect_right(times, t) - bisect.bisect_left(times, t - SHORT_WINDOW)
+
         project = self._projects.get(c.project)
         if project is not None:
             self._project_features(project, c, amount, row)

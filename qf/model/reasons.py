@@ -64,9 +64,6 @@ PHRASES: dict[str, Phrase] = {
         "the wallet gave to this project before" if v else "the wallet never gave to this project before"
     ),
     "donor_reach": lambda v, _: f"the most popular project the wallet funded has {_plural(_from_log(v), 'donor')}",
-    "donor_arrivals_10m": lambda v, _: (
-        f"{_plural(_count(v), 'contribution')} from this wallet in the last 10 minutes"
-    ),
     "project_donors_log": lambda v, _: f"this project has {_plural(_from_log(v), 'donor')} so far",
     "project_age_hours": lambda v, _: f"this project's first contribution was {v:.1f} hours ago",
     "project_arrivals_10m": lambda v, _: f"{_plural(_count(v), 'contribution')} to this project in the last 10 minutes",

@@ -57,8 +57,8 @@ MONOTONE = [-1 if name in live.MONOTONE_DECREASING else 0 for name in live.CONTR
 class GateConfig:
     seed: int = 42
     #: most of the held-out background contributions sent to review or block, all and first ones
-    review_rate: float = 0.03
-    first_review_rate: float = 0.05
+    review_rate: float = 0.025
+    first_review_rate: float = 0.04
     #: most of them blocked (all and first ones)
     block_rate: float = 0.01
     #: a calibrated risk below this is never worth a reviewer's time

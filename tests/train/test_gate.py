@@ -47,7 +47,8 @@ def test_a_held_contribution_never_lands() -> None:
     assert blocked_state.features(probe)[live.feature_index("donor_prior_donations")] == 0
     assert approved_state.features(probe)[live.feature_index("donor_prior_donations")] == 6
     # ... but the blocked attempts did arrive: the projects saw them
-    assert blocked_state.features(probe)[live.feature_index("donor_arrivals_10m")] == 6
+    seen = live.Contribution(donor="e", project="1:0x00", pool="1", amount=2.0, time=100.0)
+    assert blocked_state.features(seen)[live.feature_index("project_arrivals_10m")] == 2
 
 
 def test_gate_rows_are_the_replay_and_labels_follow_the_wallet() -> None:

@@ -110,7 +110,8 @@ def test_replay_lands_a_block_only_after_featurising_it() -> None:
     """A cart in one block: its second donation sees the first as an attempt (an arrival), not as history."""
     rows = replay_features([c("d", P, time=0.0, block=1), c("d", Q, time=0.0, block=1), c("d", P, time=12.0, block=2)])
     assert value(rows[1], "donor_prior_donations") == 0
-    assert value(rows[1], "donor_arrivals_10m") == 1
+    assert value(rows[1], "project_arrivals_10m") == 0  # Q's first arrival; P saw the cart's first item
+    assert value(rows[2], "project_arrivals_10m") == 1
     assert value(rows[2], "donor_prior_donations") == 2
 
 
