@@ -104,7 +104,8 @@ def test_hostile_token_answers_and_pointers_never_stop_the_indexer(
     manager = chain.rpc.call("eth_accounts")[0].lower()
     tokens = {name: _hostile_token(chain, manager, s, d) for name, (s, d, _, _) in TOKENS.items()}
     for name, token in tokens.items():
-        _create_pool(chain, manager, token, LONG_POINTER if name == "nul" else f"bafy-{name}")
+        # Two pools with the same unindexable pointer: counted twice, logged once.
+        _create_pool(chain, manager, token, LONG_POINTER if name in ("nul", "huge") else f"bafy-{name}")
     pool = LivePool(chain)  # later blocks: an ordinary pool and a donation to it
     pool.donate(pool.donors[0], pool.recipients[0], 10**15)
 
@@ -142,8 +143,29 @@ def test_hostile_token_answers_and_pointers_never_stop_the_indexer(
         registry = indexer.metrics.registry
         for field in ("tokens.symbol", "tokens.decimals", "pool_created.metadata_pointer"):
             count = registry.get_sample_value(SANITISED, {"field": field})
-            wanted = sum(field in fields for fields in COUNTED.values()) if field.startswith("tokens") else 1
+            wanted = sum(field in fields for fields in COUNTED.values()) if field.startswith("tokens") else 2
             assert count == wanted, field
     finally:
         close(indexer)
     assert snapshot(db_url) == snapshot(second_db)
+
+
+def test_price_feeds_with_hostile_decimals_are_left_out_not_fatal(chain: Chain, db_url: str, tmp_path: Path) -> None:
+    """A configured price feed whose decimals() reverts or answers 300 (qf.price_feeds holds 0..36) does not stop
+    the indexer from starting: the feed is left out of qf.price_feeds, logged and counted; a sound feed is kept."""
+    chain.rpc.call("evm_setAutomine", [True])
+    owner = chain.rpc.call("eth_accounts")[0].lower()
+    reverting = _hostile_token(chain, owner, None, None)
+    too_many = _hostile_token(chain, owner, None, (_word(300), 0))
+    sound = _hostile_token(chain, owner, None, (_word(8), 0))
+    feeds = {NATIVE_TOKEN: reverting, chain.deployment.token: too_many, "0x" + "12" * 20: sound}
+    indexer = make_indexer(chain, db_url, tmp_path, price_feeds=feeds)
+    try:
+        sync(indexer)
+        counted = indexer.metrics.registry.get_sample_value(SANITISED, {"field": "price_feeds.decimals"})
+    finally:
+        close(indexer)
+    with connect(db_url) as conn:
+        recorded = conn.execute("SELECT '0x' || encode(feed, 'hex'), decimals FROM qf.price_feeds").fetchall()
+    assert recorded == [(sound, 8)]
+    assert counted == 2
