@@ -77,7 +77,8 @@ class Fetched:
     #: (strategy address, pool id, block)
     new_strategies: list[tuple[bytes, int, int]] = field(default_factory=list)
     new_tokens: list[tuple[bytes, str | None, int | None]] = field(default_factory=list)
-    unknown: Counter[tuple[bytes, bytes]] = field(default_factory=Counter)
+    #: (block, contract, topic0) -> logs with a topic0 no decoder knows (per block: a reorg takes its own back)
+    unknown: Counter[tuple[int, bytes, bytes]] = field(default_factory=Counter)
     #: Values stored other than as read, for ``qf_indexer_values_sanitised_total`` once committed.
     sanitised: list[Sanitised] = field(default_factory=list)
     decode_errors: int = 0
@@ -124,7 +125,7 @@ def _decode_all(raw: list[dict[str, Any]], out: Fetched, emitters: Mapping[str, 
             continue
         if row is None:
             topic = from_hex(entry["topics"][0]) if entry.get("topics") else b""
-            out.unknown[(from_hex(entry["address"]), topic)] += 1
+            out.unknown[(int(entry["blockNumber"], 16), from_hex(entry["address"]), topic)] += 1
             continue
         role = EMITTER_ROLES.get(row.name)
         if role is not None and row.contract not in emitters[role]:
