@@ -250,10 +250,11 @@ def json_document(content: bytes, *, max_depth: int = JSON_MAX_DEPTH) -> Clean[s
 
     JSON that jsonb would refuse is repaired where that loses little: NUL
     removed from strings and keys, lone surrogates replaced by U+FFFD, numbers
-    ``numeric`` cannot hold (or of more than `JSON_MAX_INT_DIGITS` digits) replaced by null. A document nested deeper than
-    ``max_depth`` is stored as bytes. Reasons: ``nul``, ``surrogate``,
-    ``out_of_range``, ``too_deep``. A document that is not JSON at all (an
-    image, plain text) is None with no reason: bytes are what it is.
+    ``numeric`` cannot hold (or of more than `JSON_MAX_INT_DIGITS` digits)
+    replaced by null. A document nested deeper than ``max_depth`` is stored as
+    bytes. Reasons: ``nul``, ``surrogate``, ``out_of_range``, ``too_deep``. A
+    document that is not JSON at all (an image, plain text) is None with no
+    reason: bytes are what it is.
     """
     document = _parse(content)
     if document is _NOT_JSON:
