@@ -20,16 +20,17 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from indexer.loop import EVENT_TABLES, Indexer, IndexerConfig, StepResult
 from indexer.metadata.app import start_in_background as start_metadata_fetcher
-from indexer.metrics import IndexerMetrics
+from indexer.metrics import IndexerMetrics, SanitisedValues
 from indexer.ranges import RangePolicy
 from indexer.rpc import ResilientRpc
+from indexer.sanitise import FEED_DECIMALS_MAX, Sanitised, abi_uint
 from indexer.store import Store
 from qf.chain.devnet import devnet_url, load_devnet_deployment
 from qf.chain.rpc import redact_rpc_url
 from qf.db import connect
 from qf.db.embedded import resolve_database_url
 from qf.db.migrate import apply_migrations
-from qf.errors import ChainIdMismatch, ConfigError, QFError
+from qf.errors import ChainIdMismatch, ConfigError, QFError, RpcError
 from qf.eth import from_hex, to_hex
 from qf.http_metrics import HealthState, serve_metrics
 from qf.settings import Settings
@@ -106,15 +107,27 @@ def resolve_price_feeds(settings: Settings, core: bytes) -> dict[bytes, bytes]:
     return {}
 
 
-def record_price_feeds(url: str, chain_id: int, feeds: dict[bytes, bytes], rpc: ResilientRpc) -> None:
-    """Write the token -> feed map (with each feed's decimals, read from it) to qf.price_feeds."""
+def record_price_feeds(
+    url: str, chain_id: int, feeds: dict[bytes, bytes], rpc: ResilientRpc, sanitised: SanitisedValues
+) -> None:
+    """Write the token -> feed map (with each feed's decimals, read from it) to qf.price_feeds.
+
+    A feed whose decimals() reverts or answers something that is not 0..36 is left out, logged and
+    counted (``price_feeds.decimals``): its answers are still indexed, but price nothing (donations in its
+    token are unpriced, as without a feed). A feed's answer must not stop the indexer from starting.
+    """
     rows = []
     for token, feed in feeds.items():
         try:
-            decimals = int(rpc.call("eth_call", [{"to": to_hex(feed), "data": DECIMALS_SELECTOR}, "latest"]), 16)
-        except (QFError, ValueError, TypeError) as exc:
-            raise ConfigError(f"price feed {to_hex(feed)} of token {to_hex(token)} does not answer decimals()") from exc
-        rows.append((chain_id, token, feed, decimals))
+            answer = rpc.call("eth_call", [{"to": to_hex(feed), "data": DECIMALS_SELECTOR}, "latest"])
+        except RpcError:
+            answer = None
+        decimals = abi_uint(answer, max_value=FEED_DECIMALS_MAX)
+        if decimals.value is None:
+            sanitised.report([Sanitised("price_feeds.decimals", to_hex(feed), decimals.reasons)])
+            log.warning("price_feed_unusable", feed=to_hex(feed), token=to_hex(token), reasons=list(decimals.reasons))
+            continue
+        rows.append((chain_id, token, feed, decimals.value))
     if not rows:
         return
     with connect(url) as conn:
@@ -152,7 +165,7 @@ def build_indexer(
     store = Store(url, chain_id, EVENT_TABLES)
     registry = resolve_registry(settings, rpc, core)
     feeds = resolve_price_feeds(settings, core)
-    record_price_feeds(url, chain_id, feeds, rpc)
+    record_price_feeds(url, chain_id, feeds, rpc, metrics.sanitised)
     config = IndexerConfig(
         chain_id=settings.chain_id,
         core=core,
@@ -199,7 +212,9 @@ def run_indexer(settings: Settings, *, until_caught_up: bool = False, reset_on_n
             metrics.is_writer.set(1)
             indexer.prepare()
             if settings.ipfs_gateways:  # metadata on its own thread and connection: it never holds up a batch
-                stop_fetcher = start_metadata_fetcher(settings, indexer.store.url, metrics.registry)
+                stop_fetcher = start_metadata_fetcher(
+                    settings, indexer.store.url, metrics.registry, metrics.sanitised
+                )
             state = indexer.state
             assert state is not None
             ws = indexer.config.ws_url

@@ -7,7 +7,10 @@ declares one table per event, columns in the order given here).
 
 Values are ready for psycopg: uint256 as ``int`` (``numeric(78,0)``), uint64
 and uint8 as ``int``, addresses as 20 raw bytes, bytes32 and hashes as 32 raw
-bytes, strings as ``str``. Hex input may be in any letter case.
+bytes, strings as ``str``. Hex input may be in any letter case. Strings are
+whatever bytes the emitter chose: each is made storable by
+`indexer.sanitise.text` (the columns changed are in `DecodedLog.sanitised`),
+so no log a contract can emit fails its batch.
 
 The data is sliced by hand rather than with ``eth_abi``: ``Allocated``, nearly
 every log of a round, is five static words, and a generic decoder spends most
@@ -29,12 +32,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from indexer.errors import DecodeError
+from indexer.sanitise import text
 from qf.chain.abi import ALLO_V2_EVENTS, topic0
 from qf.eth import from_hex
 
 __all__ = [
     "ALLOCATED_CONTEXT_COLUMNS",
     "COMMON_COLUMNS",
+    "EMITTER_ROLES",
     "EVENTS",
     "EVENTS_BY_NAME",
     "EVENTS_BY_SIGNATURE",
@@ -112,6 +117,8 @@ class DecodedLog:
     log_index: int
     contract: bytes
     values: tuple[Value, ...]
+    #: Columns whose value differs from the log's bytes (`indexer.sanitise.text`), with the reasons.
+    sanitised: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def row(self, chain_id: int) -> tuple[Value, ...]:
         """The row for COPY: `COMMON_COLUMNS` then ``values`` (context columns not included)."""
@@ -133,6 +140,14 @@ _ZERO12: Final = bytes(12)
 _ZERO31: Final = bytes(31)
 _ZERO24: Final = bytes(24)
 _BIGINT_MAX: Final = 2**63 - 1
+_INT_MAX: Final = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Text:
+    """Internal: a string's bytes as the log holds them; `decode_log` makes them storable text."""
+
+    raw: bytes
 
 
 class _Malformed(ValueError):
@@ -182,14 +197,14 @@ def _dynamic(data: bytes, pos: int) -> bytes:
     return data[pos + 32 : end]
 
 
-def _text(raw: bytes) -> str:
-    # A pointer is meant to be an IPFS CID. Anyone can write any bytes into it, and a bad
-    # pointer must not cost us the pool or the registration, so it is kept, made text-safe
-    # (PostgreSQL text holds neither invalid UTF-8 nor NUL).
-    return raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
+def _text(raw: bytes) -> _Text:
+    # A pointer is meant to be an IPFS CID and a name a name. Anyone can write any bytes into
+    # them, and a bad one must not cost us the pool, the registration or the batch, so it is
+    # kept, made storable by decode_log (indexer.sanitise.text).
+    return _Text(raw)
 
 
-def _metadata(data: bytes, pos: int) -> tuple[int, str]:
+def _metadata(data: bytes, pos: int) -> tuple[int, _Text]:
     """Allo's ``Metadata(uint256 protocol, string pointer)`` encoded at ``pos``."""
     protocol = _uint(data, pos)
     return protocol, _text(_dynamic(data, pos + _uint(data, pos + 32)))
@@ -216,7 +231,7 @@ def _topic_uint(topic: str) -> int:
 _NO_REGISTRATION: Final = (None, None, None, None)
 
 
-def _registration(raw: bytes) -> tuple[bytes | None, int | None, int | None, str | None]:
+def _registration(raw: bytes) -> tuple[bytes | None, int | None, int | None, _Text | None]:
     """(recipient_address, recipient_index, metadata protocol, pointer) from ``Registered.data``.
 
     Donation-voting strategies (and DirectGrantsLite, EasyRetroFunding) emit
@@ -238,7 +253,7 @@ def _registration(raw: bytes) -> tuple[bytes | None, int | None, int | None, str
     return address, counter - 1, protocol, pointer
 
 
-def _application(raw: bytes) -> tuple[bytes | None, int | None, int | None, str | None]:
+def _application(raw: bytes) -> tuple[bytes | None, int | None, int | None, _Text | None]:
     """The same four from ``abi.encode(recipientId, recipientAddress, Metadata)``, index unknown (None).
 
     ``UpdatedRegistration.data`` of the donation-voting family is this plain form.
@@ -254,10 +269,10 @@ def _application(raw: bytes) -> tuple[bytes | None, int | None, int | None, str 
 
 # -- one decoder per event: (topics, data) -> values in column order ----------------------
 
-_Decoder = Callable[[Sequence[str], bytes], tuple[Value, ...]]
+_Decoder = Callable[[Sequence[str], bytes], tuple[Value | _Text, ...]]
 
 
-def _pool_created(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _pool_created(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 4 * 32, exact=False)
     protocol, pointer = _metadata(data, _uint(data, 96))
     return (
@@ -271,24 +286,24 @@ def _pool_created(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
     )
 
 
-def _pool_funded(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _pool_funded(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 64, exact=True)
     return _topic_uint(topics[1]), _uint(data, 0), _uint(data, 32)
 
 
-def _pool_metadata_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _pool_metadata_updated(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 32, exact=False)
     protocol, pointer = _metadata(data, _uint(data, 0))
     return _topic_uint(topics[1]), protocol, pointer
 
 
-def _registered(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _registered(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 2 * 32, exact=False)
     raw = _dynamic(data, _uint(data, 0))
     return (_topic_address(topics[1]), *_registration(raw), raw, _address(data, 32))
 
 
-def _updated_registration(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _updated_registration(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 3 * 32, exact=False)
     raw = _dynamic(data, _uint(data, 0))
     return (
@@ -300,18 +315,18 @@ def _updated_registration(topics: Sequence[str], data: bytes) -> tuple[Value, ..
     )
 
 
-def _updated_registration_no_status(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _updated_registration_no_status(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 2 * 32, exact=False)
     raw = _dynamic(data, _uint(data, 0))
     return _topic_address(topics[1]), raw, _address(data, 32)
 
 
-def _recipient_status_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _recipient_status_updated(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 64, exact=True)
     return _topic_uint(topics[1]), _uint(data, 0), _address(data, 32)
 
 
-def _timestamps_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _timestamps_updated(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 5 * 32, exact=True)
     return (
         _uint64(data, 0),
@@ -322,7 +337,7 @@ def _timestamps_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]
     )
 
 
-def _allocated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _allocated(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 4 * 32, exact=True)
     return (
         _topic_address(topics[1]),
@@ -333,55 +348,55 @@ def _allocated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
     )
 
 
-def _allocated_without_origin(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _allocated_without_origin(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     """IStrategy's four-field form; ``origin`` (None here) is the transaction's sender, filled by the loop."""
     _need(data, 3 * 32, exact=True)
     return _topic_address(topics[1]), _uint(data, 0), _address(data, 32), _address(data, 64), None
 
 
-def _allocation_vote(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _allocation_vote(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 2 * 32, exact=True)
     return _topic_address(topics[1]), _uint8(data, 0), _address(data, 32)
 
 
-def _direct_allocated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _direct_allocated(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 4 * 32, exact=True)
     return _topic_bytes(topics[1]), _address(data, 0), _uint(data, 32), _address(data, 64), _address(data, 96)
 
 
-def _window_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _window_updated(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 3 * 32, exact=True)
     return _uint64(data, 0), _uint64(data, 32), _address(data, 64)
 
 
-def _distribution_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _distribution_updated(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 2 * 32, exact=False)
     protocol, pointer = _metadata(data, _uint(data, 32))
     return data[:32], protocol, pointer
 
 
-def _distribution_metadata_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _distribution_metadata_updated(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 32, exact=False)
     protocol, pointer = _metadata(data, _uint(data, 0))
     return None, protocol, pointer
 
 
-def _batch_payout_successful(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _batch_payout_successful(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 0, exact=True)
     return (_topic_address(topics[1]),)
 
 
-def _strategy_initialized(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _strategy_initialized(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 2 * 32, exact=False)
     return _uint(data, 0), _dynamic(data, _uint(data, 32)), None
 
 
-def _version_initialized(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _version_initialized(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 32, exact=True)
     return None, None, _uint8(data, 0)
 
 
-def _pool_active(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _pool_active(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 32, exact=True)
     flag = _uint8(data, 0)
     if flag > 1:
@@ -389,12 +404,12 @@ def _pool_active(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
     return (bool(flag),)
 
 
-def _claimed(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _claimed(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 3 * 32, exact=True)
     return _topic_address(topics[1]), _address(data, 0), _uint(data, 32), _address(data, 64)
 
 
-def _answer_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _answer_updated(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 32, exact=True)
     current = int.from_bytes(_topic_bytes(topics[1]), "big", signed=True)
     return current, _topic_uint(topics[2]), _uint(data, 0)
@@ -403,40 +418,40 @@ def _answer_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
 # -- the Registry -------------------------------------------------------------------------
 
 
-def _profile_created(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _profile_created(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 5 * 32, exact=False)
     protocol, pointer = _metadata(data, _uint(data, 64))
     name = _text(_dynamic(data, _uint(data, 32)))
     return _topic_bytes(topics[1]), _uint(data, 0), name, protocol, pointer, _address(data, 96), _address(data, 128)
 
 
-def _profile_name_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _profile_name_updated(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 2 * 32, exact=False)
     return _topic_bytes(topics[1]), _text(_dynamic(data, _uint(data, 0))), _address(data, 32)
 
 
-def _profile_metadata_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _profile_metadata_updated(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 32, exact=False)
     protocol, pointer = _metadata(data, _uint(data, 0))
     return _topic_bytes(topics[1]), protocol, pointer
 
 
-def _profile_address_updated(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _profile_address_updated(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 32, exact=True)
     return _topic_bytes(topics[1]), _address(data, 0)
 
 
-def _role_changed(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _role_changed(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 0, exact=True)
     return _topic_bytes(topics[1]), _topic_address(topics[2]), _topic_address(topics[3])
 
 
-def _distributed(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _distributed(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 3 * 32, exact=True)
     return _topic_address(topics[1]), _address(data, 0), _uint(data, 32), _address(data, 64)
 
 
-def _funds_distributed(topics: Sequence[str], data: bytes) -> tuple[Value, ...]:
+def _funds_distributed(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
     _need(data, 64, exact=True)
     return _uint(data, 0), _address(data, 32), _topic_address(topics[1]), _topic_address(topics[2])
 
@@ -546,6 +561,22 @@ TABLES: Final[dict[str, tuple[str, ...]]] = {spec.table: spec.table_columns for 
 #: Every known topic0.
 TOPIC0S: Final[tuple[str, ...]] = tuple(EVENTS)
 
+#: Events only one kind of contract may emit: the core's pools, the Registry's profiles, the price feeds'
+#: answers. Anyone can deploy a strategy (``createPoolWithCustomStrategy``) that emits any event, so the same
+#: event from another contract is not the core's (or the Registry's) word: it is not stored (a forged
+#: ``PoolCreated`` would name pools, strategies and tokens). Other events come from whichever contract is indexed.
+EMITTER_ROLES: Final[dict[str, str]] = {
+    "PoolCreated": "core",
+    "PoolFunded": "core",
+    "PoolMetadataUpdated": "core",
+    "ProfileCreated": "registry",
+    "ProfileNameUpdated": "registry",
+    "ProfileMetadataUpdated": "registry",
+    "ProfileOwnerUpdated": "registry",
+    "ProfilePendingOwnerUpdated": "registry",
+    "AnswerUpdated": "feed",
+}
+
 # -- the public entry points --------------------------------------------------------------
 
 
@@ -578,22 +609,49 @@ def decode_log(log: Mapping[str, Any]) -> DecodedLog | None:
         data_hex = log["data"]
         if data_hex[:2] not in ("0x", "0X"):
             raise _Malformed("data is not 0x-hex")
-        values = decoder(topics, from_hex(data_hex))
+        raw_values = decoder(topics, from_hex(data_hex))
+        values, sanitised = _storable(spec, raw_values)
         return DecodedLog(
             spec.name,
             spec.table,
             spec.signature,
-            int(log["blockNumber"], 16),
+            _position(log["blockNumber"], _BIGINT_MAX, "blockNumber"),
             _hash(log["blockHash"], 32, "blockHash"),
             _hash(log["transactionHash"], 32, "transactionHash"),
-            int(log["transactionIndex"], 16),
-            int(log["logIndex"], 16),
+            _position(log["transactionIndex"], _INT_MAX, "transactionIndex"),
+            _position(log["logIndex"], _INT_MAX, "logIndex"),
             _hash(log["address"], 20, "address"),
             values,
+            sanitised,
         )
     except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
         # _Malformed is a ValueError; the others come from a log object that is not JSON-RPC's.
         raise _decode_error(log, spec, exc) from None
+
+
+def _storable(
+    spec: EventSpec, raw_values: tuple[Value | _Text, ...]
+) -> tuple[tuple[Value, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
+    """The values with each string made storable text, and the columns that had to change."""
+    values: list[Value] = []
+    sanitised = []
+    for column, raw in zip(spec.columns, raw_values, strict=True):
+        if isinstance(raw, _Text):
+            clean = text(raw.raw)
+            if clean.changed:
+                sanitised.append((column, clean.reasons))
+            values.append(clean.value)
+        else:
+            values.append(raw)
+    return tuple(values), tuple(sanitised)
+
+
+def _position(value: str, maximum: int, what: str) -> int:
+    """A log's block number or index: the node's, not the emitter's, and within its column."""
+    number = int(value, 16)
+    if not 0 <= number <= maximum:
+        raise _Malformed(f"{what} {value!r:.40} is outside its column")
+    return number
 
 
 def _decode_error(log: object, spec: EventSpec | None, exc: Exception) -> DecodeError:

@@ -9,6 +9,11 @@ Requests are batched: one ``eth_getLogs`` per range (plus, when it names
 addresses, one for the strategies it discovered; :mod:`indexer.logquery` says
 when a query names topics instead), one batch of headers, and for donations either the
 whole block (when a block holds many donations) or a batch of transactions by hash.
+
+What the node and the contracts answered is made storable here, before it
+reaches a batch (`indexer.sanitise`): decoded strings, token symbols and
+decimals, nonces, gas prices and block times. Each value that had to change
+is listed in `Fetched.sanitised` for the loop to count once the batch commits.
 """
 
 from __future__ import annotations
@@ -17,15 +22,26 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
 
-from indexer.decode import DecodedLog, decode_log, pool_id_of, strategy_of
+from indexer.decode import EMITTER_ROLES, DecodedLog, decode_log, pool_id_of, strategy_of
 from indexer.errors import ChainMoved, DecodeError
 from indexer.logquery import DEFAULT_ADDRESS_LIMIT, Mode, logs_of_new, plan_log_query, split_known
 from indexer.rpc import ResilientRpc
+from indexer.sanitise import (
+    BIGINT_MAX,
+    DECIMALS_MAX,
+    SYMBOL_MAX_CHARS,
+    UINT256_MAX,
+    Sanitised,
+    abi_string,
+    abi_uint,
+    bounded,
+    timestamp,
+)
 from qf.chain.abi import NATIVE_TOKEN
 from qf.errors import RpcError
 from qf.eth import from_hex, to_hex
@@ -46,6 +62,8 @@ class Header:
     hash: bytes
     parent_hash: bytes
     time: datetime
+    #: Why ``time`` is not the node's timestamp (saturated: `indexer.sanitise.timestamp`); empty if it is.
+    time_sanitised: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -59,7 +77,10 @@ class Fetched:
     #: (strategy address, pool id, block)
     new_strategies: list[tuple[bytes, int, int]] = field(default_factory=list)
     new_tokens: list[tuple[bytes, str | None, int | None]] = field(default_factory=list)
-    unknown: Counter[tuple[bytes, bytes]] = field(default_factory=Counter)
+    #: (block, contract, topic0) -> logs with a topic0 no decoder knows (per block: a reorg takes its own back)
+    unknown: Counter[tuple[int, bytes, bytes]] = field(default_factory=Counter)
+    #: Values stored other than as read, for ``qf_indexer_values_sanitised_total`` once committed.
+    sanitised: list[Sanitised] = field(default_factory=list)
     decode_errors: int = 0
     rpc_logs: int = 0
     #: How the range's eth_getLogs was filtered; logs a topic filter returned that were dropped here.
@@ -68,11 +89,13 @@ class Fetched:
 
 
 def header_of(block: Mapping[str, Any]) -> Header:
+    time = timestamp(int(block["timestamp"], 16))
     return Header(
         number=int(block["number"], 16),
         hash=from_hex(block["hash"]),
         parent_hash=from_hex(block["parentHash"]),
-        time=datetime.fromtimestamp(int(block["timestamp"], 16), tz=UTC),
+        time=time.value,
+        time_sanitised=time.reasons,
     )
 
 
@@ -90,7 +113,8 @@ def _hex(address: bytes) -> str:
     return to_hex(address)
 
 
-def _decode_all(raw: list[dict[str, Any]], out: Fetched) -> list[DecodedLog]:
+def _decode_all(raw: list[dict[str, Any]], out: Fetched, emitters: Mapping[str, frozenset[bytes]]) -> list[DecodedLog]:
+    """Decode, count unknown topics, and leave out core/Registry/feed events another contract emitted."""
     decoded = []
     for entry in raw:
         try:
@@ -101,8 +125,14 @@ def _decode_all(raw: list[dict[str, Any]], out: Fetched) -> list[DecodedLog]:
             continue
         if row is None:
             topic = from_hex(entry["topics"][0]) if entry.get("topics") else b""
-            out.unknown[(from_hex(entry["address"]), topic)] += 1
+            out.unknown[(int(entry["blockNumber"], 16), from_hex(entry["address"]), topic)] += 1
             continue
+        role = EMITTER_ROLES.get(row.name)
+        if role is not None and row.contract not in emitters[role]:
+            out.sanitised.append(Sanitised(f"{row.table}.contract", _hex(row.contract), (f"not_the_{role}",)))
+            continue
+        for column, reasons in row.sanitised:
+            out.sanitised.append(Sanitised(f"{row.table}.{column}", _hex(row.contract), reasons))
         decoded.append(row)
     return decoded
 
@@ -129,6 +159,8 @@ def fetch_range(
     """
     out = Fetched(from_block, to_block)
     known = [core, *([registry] if registry else []), *feeds, *strategies]
+    emitters = {"core": frozenset([core]), "registry": frozenset([registry] if registry else []),
+                "feed": frozenset(feeds)}  # fmt: skip
     query = plan_log_query([_hex(a) for a in known], address_limit)
     raw = rpc.get_logs(from_block, to_block, query.addresses, query.topics)
     out.rpc_logs = len(raw)
@@ -137,7 +169,7 @@ def fetch_range(
     if query.mode == "topics":
         # Decode only our contracts' logs: another contract may reuse a topic0 with other parameters.
         raw, others = split_known(raw, set(known))
-    logs = _decode_all(raw, out)
+    logs = _decode_all(raw, out, emitters)
 
     # Strategies created in this range: Allo emits a new strategy's first events
     # in the PoolCreated transaction itself, so take their logs from that block.
@@ -152,13 +184,13 @@ def fetch_range(
     created = {strategy: block for strategy, (_, block) in found.items()}
     if query.mode == "topics":  # the topic query already returned the new strategies' logs
         kept, out.dropped_logs = logs_of_new(others, created)
-        logs += _decode_all(kept, out)
+        logs += _decode_all(kept, out, emitters)
     elif found:  # one more query for all of them (a backfill may find thousands in one range)
         follow = plan_log_query([_hex(s) for s in found], address_limit)
         more = rpc.get_logs(min(created.values()), to_block, follow.addresses, follow.topics)
         out.rpc_logs += len(more)
         kept, out.dropped_logs = logs_of_new(more, created)
-        logs += _decode_all(kept, out)
+        logs += _decode_all(kept, out, emitters)
     logs.sort(key=lambda r: (r.block_number, r.log_index))
     out.logs = logs
 
@@ -173,6 +205,9 @@ def fetch_range(
     for row in logs:
         if out.headers[row.block_number].hash != row.block_hash:
             raise ChainMoved(f"block {row.block_number} changed while range {from_block}..{to_block} was fetched")
+    for n, header in out.headers.items():
+        if header.time_sanitised:
+            out.sanitised.append(Sanitised("blocks.block_time", f"block {n}", header.time_sanitised))
 
     _fetch_tx_context(rpc, logs, out, helpers)
     _fetch_tokens(rpc, logs, known_tokens, out)
@@ -215,11 +250,15 @@ def _fetch_tx_context(
         if tx is None:
             raise ChainMoved("a donation transaction disappeared during the fetch")
         tx_hash = from_hex(tx["hash"])
-        out.tx_context[tx_hash] = (
-            from_hex(tx["from"]),
-            int(tx["nonce"], 16),
-            int(tx["gasPrice"], 16),
-        )
+        # EIP-2681 caps nonces at 2^64-1, beyond the bigint column; a gas price is whatever the node says.
+        nonce = bounded(int(tx["nonce"], 16), 0, BIGINT_MAX, saturate=True)
+        gas_price = bounded(int(tx["gasPrice"], 16), 0, UINT256_MAX, saturate=True)
+        for name, value in (("tx_nonce", nonce), ("gas_price", gas_price)):
+            if value.changed:
+                out.sanitised.append(Sanitised(f"allocated.{name}", tx["hash"], value.reasons))
+        assert nonce.value is not None
+        assert gas_price.value is not None
+        out.tx_context[tx_hash] = (from_hex(tx["from"]), nonce.value, gas_price.value)
     missing = {row.tx_hash for row in logs if row.table == "allocated"} - out.tx_context.keys()
     if missing:
         raise ChainMoved(f"{len(missing)} donation transactions were not found in their blocks")
@@ -246,7 +285,13 @@ def _fetch_tokens(rpc: ResilientRpc, logs: list[DecodedLog], known: set[bytes], 
         calls.append(("eth_call", [{"to": _hex(token), "data": SYMBOL_SELECTOR}, "latest"]))
     answers = _tolerant_batch(rpc, calls)
     for i, token in enumerate(contracts):
-        out.new_tokens.append((token, _symbol(answers[2 * i + 1]), _decimals(answers[2 * i])))
+        # Whoever deployed the token chose these answers: any bytes, a revert, 100 kB, 2^256-1.
+        decimals = abi_uint(answers[2 * i], max_value=DECIMALS_MAX)
+        symbol = abi_string(answers[2 * i + 1], max_chars=SYMBOL_MAX_CHARS)
+        for name, value in (("decimals", decimals), ("symbol", symbol)):
+            if value.changed:
+                out.sanitised.append(Sanitised(f"tokens.{name}", _hex(token), value.reasons))
+        out.new_tokens.append((token, symbol.value, decimals.value))
 
 
 def _tolerant_batch(rpc: ResilientRpc, calls: list[tuple[str, list[Any]]]) -> list[Any]:
@@ -258,21 +303,3 @@ def _tolerant_batch(rpc: ResilientRpc, calls: list[tuple[str, list[Any]]]) -> li
         except RpcError:
             out.append(None)
     return out
-
-
-def _decimals(answer: Any) -> int | None:
-    if not isinstance(answer, str) or len(answer) < 66:
-        return None
-    value = int(answer[2:66], 16)
-    return value if value <= 255 else None
-
-
-def _symbol(answer: Any) -> str | None:
-    if not isinstance(answer, str) or len(answer) < 130:
-        return None
-    try:
-        raw = from_hex(answer)
-        length = int.from_bytes(raw[32:64], "big")
-        return raw[64 : 64 + length].decode("utf-8", errors="replace")[:32] or None
-    except (ValueError, IndexError):
-        return None

@@ -283,6 +283,8 @@ class Indexer:
             self.metrics.events.labels(row.name).inc()
         if fetched.unknown:
             self.metrics.unknown_topics.inc(sum(fetched.unknown.values()))
+        if fetched.sanitised:
+            self.metrics.sanitised.report(fetched.sanitised)
         if fetched.decode_errors:
             self.metrics.decode_errors.inc(fetched.decode_errors)
         self.metrics.log_queries.labels(fetched.log_query).inc()

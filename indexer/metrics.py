@@ -2,14 +2,59 @@
 
 Metrics live in their own registry so tests can run several indexers in one
 process. Label values are bounded: event names, RPC methods, endpoint indexes,
-never an address or a hash.
+``table.column`` fields, never an address or a hash.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from indexer.sanitise import Sanitised
+
 PREFIX = "qf_indexer"
+SANITISED_METRIC = f"{PREFIX}_values_sanitised_total"
+
+log = structlog.get_logger()
+
+
+class SanitisedValues:
+    """Values stored other than as read (`indexer.sanitise`): counted per field, logged once per field and subject.
+
+    A hostile token is met in every batch that names it, and a value met again
+    says nothing new: the log line ``value_sanitised`` comes once per (field,
+    subject) among the last ``remember`` pairs, the counter on every value. The
+    indexer and its metadata fetcher share one (one counter in the registry).
+    """
+
+    def __init__(self, registry: CollectorRegistry, *, remember: int = 10_000) -> None:
+        self.counter = Counter(
+            SANITISED_METRIC,
+            "Values read from the chain or IPFS stored changed (NUL or controls removed, truncated, saturated, "
+            "repaired JSON) or as NULL / bytes because they could not be stored, by field (table.column).",
+            ["field"],
+            registry=registry,
+        )
+        self._logged: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._remember = remember
+        self._lock = threading.Lock()  # the indexer's loop and the metadata fetcher's thread both report
+
+    def report(self, changes: Iterable[Sanitised]) -> None:
+        for change in changes:
+            self.counter.labels(change.field).inc()
+            key = (change.field, change.subject)
+            with self._lock:
+                seen = key in self._logged
+                self._logged[key] = None
+                self._logged.move_to_end(key)
+                if len(self._logged) > self._remember:
+                    self._logged.popitem(last=False)
+            if not seen:
+                log.warning("value_sanitised", field=change.field, subject=change.subject, reasons=list(change.reasons))
 
 
 class IndexerMetrics:
@@ -101,6 +146,7 @@ class IndexerMetrics:
             registry=r,
         )
         self.is_writer = Gauge(f"{PREFIX}_is_writer", "1 when this process holds the chain's writer lock.", registry=r)
+        self.sanitised = SanitisedValues(r)
 
     def request(self, method: str, url: str, seconds: float, ok: bool, error_kind: str | None) -> None:
         """Hook for the RPC client (``RpcObserver``); ``url`` is already reduced to an endpoint label."""

@@ -72,8 +72,8 @@ class Batch:
     strategies: list[tuple[bytes, int, int]] = field(default_factory=list)
     #: (token address, symbol, decimals)
     tokens: list[tuple[bytes, str | None, int | None]] = field(default_factory=list)
-    #: (contract, topic0) -> count
-    unknown: Counter[tuple[bytes, bytes]] = field(default_factory=Counter)
+    #: (block, contract, topic0) -> count
+    unknown: Counter[tuple[int, bytes, bytes]] = field(default_factory=Counter)
     finalized_block: int | None = None
 
     @property
@@ -216,12 +216,12 @@ class Store:
                     "ON CONFLICT DO NOTHING",
                     [(self.chain_id, a, s, d) for a, s, d in batch.tokens],
                 )
-            if batch.unknown:
+            if batch.unknown:  # a block's count, as the events: a replayed batch sets it again, never adds
                 cur.executemany(
-                    "INSERT INTO qf.unknown_topics (chain_id, contract, topic0, seen) VALUES (%s, %s, %s, %s) "
-                    "ON CONFLICT (chain_id, contract, topic0) "
-                    "DO UPDATE SET seen = qf.unknown_topics.seen + EXCLUDED.seen",
-                    [(self.chain_id, c, t, n) for (c, t), n in batch.unknown.items()],
+                    "INSERT INTO qf.unknown_topic_blocks (chain_id, block_number, contract, topic0, seen) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (chain_id, block_number, contract, topic0) "
+                    "DO UPDATE SET seen = EXCLUDED.seen",
+                    [(self.chain_id, b, c, t, n) for (b, c, t), n in batch.unknown.items()],
                 )
             cur.execute(
                 "UPDATE qf.chains SET checkpoint_block = %s, checkpoint_hash = %s, "
@@ -256,7 +256,8 @@ class Store:
         )
 
     def rollback_to(self, ancestor: int, ancestor_hash: bytes | None) -> dict[str, int]:
-        """Delete everything above ``ancestor`` and move the checkpoint there, in one transaction."""
+        """Delete everything above ``ancestor`` (events, strategies, unknown-topic counts, block hashes) and move
+        the checkpoint there, in one transaction."""
         deleted: dict[str, int] = {}
         with self.conn.transaction(), self.conn.cursor() as cur:
             for table in self.event_tables:
@@ -272,6 +273,11 @@ class Store:
                 (self.chain_id, ancestor),
             )
             deleted["strategies"] = cur.rowcount
+            cur.execute(
+                "DELETE FROM qf.unknown_topic_blocks WHERE chain_id = %s AND block_number > %s",
+                (self.chain_id, ancestor),
+            )
+            deleted["unknown_topic_blocks"] = cur.rowcount
             cur.execute("DELETE FROM qf.blocks WHERE chain_id = %s AND number > %s", (self.chain_id, ancestor))
             deleted["blocks"] = cur.rowcount
             cur.execute(
@@ -294,7 +300,7 @@ class Store:
         """Delete every row of this chain (events, blocks, strategies, tokens, state), in one transaction."""
         deleted: dict[str, int] = {}
         with self.conn.transaction(), self.conn.cursor() as cur:
-            for table in (*self.event_tables, "strategies", "blocks", "tokens", "unknown_topics", "chains"):
+            for table in (*self.event_tables, "strategies", "blocks", "tokens", "unknown_topic_blocks", "chains"):
                 cur.execute(sql.SQL("DELETE FROM {} WHERE chain_id = %s").format(sql.Identifier("qf", table)),
                             (self.chain_id,))  # fmt: skip
                 deleted[table] = cur.rowcount

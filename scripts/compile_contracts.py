@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = ROOT / "contracts"
 ARTIFACTS = ROOT / "contracts_abi"
 #: Contracts whose artifacts the project ships (the rest are libraries).
-DEPLOYABLE = ("QFAllo", "DonationStrategy", "Registry", "TestToken", "PriceFeed")
+DEPLOYABLE = ("QFAllo", "DonationStrategy", "Registry", "TestToken", "PriceFeed", "HostileToken")
 SETTINGS = {
     "optimizer": {"enabled": True, "runs": 200},
     "evmVersion": "cancun",

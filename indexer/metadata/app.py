@@ -2,7 +2,8 @@
 
 ``qf index`` calls :func:`start_in_background` once it holds the writer lock
 (when ``QF_IPFS_GATEWAYS`` is set): a daemon thread with its own connection
-and HTTP client, whose series join the indexer's registry. ``qf metadata``
+and HTTP client, whose series join the indexer's registry (and which counts
+sanitised documents in the indexer's ``qf_indexer_values_sanitised_total``). ``qf metadata``
 calls :func:`run_metadata` to run the same loop as its own process.
 """
 
@@ -19,6 +20,7 @@ from indexer.metadata.metrics import MetadataMetrics
 from indexer.metadata.schedule import RetryPolicy
 from indexer.metadata.store import MetadataStore
 from indexer.metadata.worker import FetcherConfig, MetadataFetcher
+from indexer.metrics import SanitisedValues
 from qf.errors import ConfigError
 from qf.settings import Settings
 
@@ -34,22 +36,30 @@ def fetcher_config(settings: Settings) -> FetcherConfig:
     )
 
 
-def build_fetcher(settings: Settings, database_url: str, registry: CollectorRegistry | None = None) -> MetadataFetcher:
+def build_fetcher(
+    settings: Settings,
+    database_url: str,
+    registry: CollectorRegistry | None = None,
+    sanitised: SanitisedValues | None = None,
+) -> MetadataFetcher:
     if not settings.ipfs_gateways:
         raise ConfigError("no IPFS gateway: set QF_IPFS_GATEWAYS to fetch metadata")
     metrics = MetadataMetrics(registry)
     gateways = Gateways(settings.ipfs_gateways, timeout_seconds=settings.ipfs_timeout_seconds, metrics=metrics)
-    return MetadataFetcher(MetadataStore(database_url), gateways, metrics, fetcher_config(settings))
+    return MetadataFetcher(MetadataStore(database_url), gateways, metrics, fetcher_config(settings),
+                           sanitised=sanitised)  # fmt: skip
 
 
-def start_in_background(settings: Settings, database_url: str, registry: CollectorRegistry) -> Callable[[], None]:
+def start_in_background(
+    settings: Settings, database_url: str, registry: CollectorRegistry, sanitised: SanitisedValues | None = None
+) -> Callable[[], None]:
     """Start the fetcher on a daemon thread; returns the function that stops it.
 
     Stopping waits for the batch in flight at most one gateway timeout, then
     leaves the thread to die with the process: its claims are leased, not
     locked, so nothing is lost.
     """
-    fetcher = build_fetcher(settings, database_url, registry)
+    fetcher = build_fetcher(settings, database_url, registry, sanitised)
     stop = threading.Event()
     thread = threading.Thread(target=_run_logged, args=(fetcher, stop), name="qf-metadata", daemon=True)
     thread.start()

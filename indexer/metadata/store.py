@@ -20,6 +20,9 @@ from psycopg.rows import TupleRow
 
 from qf.db import connect
 
+#: What Postgres says when it will not hold a value as jsonb: bad input (class 22) or past a limit (54).
+_REFUSED = (psycopg.DataError, psycopg.errors.ProgramLimitExceeded, psycopg.errors.StatementTooComplex)
+
 
 @dataclass(frozen=True, slots=True)
 class Pending:
@@ -73,20 +76,20 @@ class MetadataStore:
         ).fetchall()
         return [Pending(int(protocol), pointer, attempts) for protocol, pointer, attempts in rows]
 
-    def store(self, pending: Pending, document: Document, now: datetime) -> str:
+    def store(self, pending: Pending, document: Document, now: datetime, json_text: str | None) -> str:
         """Cache the document and mark the pointer fetched; returns the format stored (``json`` or ``bytes``).
 
-        The document is stored as jsonb when Postgres accepts it as JSON, else as bytes.
+        ``json_text`` is the document as jsonb may hold it (`indexer.sanitise.json_document`), None when it
+        is to be stored as bytes. Postgres still judges the jsonb: if it refuses, the bytes are stored.
         """
-        text = _text(document.content)
         with self.conn.transaction():
             stored = "bytes"
-            if text is not None:
+            if json_text is not None:
                 try:
-                    with self.conn.transaction():  # a savepoint: Postgres is the judge of what jsonb holds
-                        self._insert(document, now, "json", body=text, raw=None)
+                    with self.conn.transaction():  # a savepoint
+                        self._insert(document, now, "json", body=json_text, raw=None)
                     stored = "json"
-                except (psycopg.errors.InvalidTextRepresentation, psycopg.errors.UntranslatableCharacter):
+                except _REFUSED:
                     pass
             if stored == "bytes":
                 self._insert(document, now, "bytes", body=None, raw=document.content)
@@ -124,13 +127,3 @@ class MetadataStore:
             " VALUES (%s, %s, %s::jsonb, %s, %s, %s, %s, %s) ON CONFLICT (cid) DO NOTHING",
             [document.cid, fmt, body, raw, len(document.content), document.blocks, document.gateway, now],
         )
-
-
-def _text(content: bytes) -> str | None:
-    """The content as text Postgres can receive (UTF-8, no NUL), else None."""
-    if b"\x00" in content:
-        return None
-    try:
-        return content.decode("utf-8")
-    except UnicodeDecodeError:
-        return None

@@ -4,7 +4,9 @@ Runs beside the indexer, never inside it: its own thread (or the ``qf
 metadata`` process), its own connection (``indexer.metadata.store``), its own
 HTTP client (``indexer.metadata.gateway``). What a pointer becomes is decided
 here: not IPFS (protocol 1) is skipped; an IPFS document is stored once every
-block of it has been verified; a failure is retried on the backoff schedule
+block of it has been verified (as jsonb when `indexer.sanitise.json_document`
+makes it storable JSON, repairs counted in ``qf_indexer_values_sanitised_total``,
+else as bytes); a failure is retried on the backoff schedule
 (``indexer.metadata.schedule``) when retrying can help, else marked invalid.
 The clock and the random source are parameters, so tests step time.
 """
@@ -29,6 +31,8 @@ from indexer.metadata.metrics import MetadataMetrics
 from indexer.metadata.schedule import RetryPolicy
 from indexer.metadata.store import Document, MetadataStore, Pending
 from indexer.metadata.unixfs import read_file
+from indexer.metrics import SanitisedValues
+from indexer.sanitise import Sanitised, json_document
 from qf.errors import DatabaseError
 
 log = structlog.get_logger()
@@ -73,8 +77,11 @@ class MetadataFetcher:
         *,
         clock: Clock = utc_now,
         rng: random.Random | None = None,
+        sanitised: SanitisedValues | None = None,
     ) -> None:
         self.store = store
+        #: Shared with the indexer when both run in one process (one counter per registry).
+        self.sanitised = sanitised or SanitisedValues(metrics.registry)
         self.gateways = gateways
         self.metrics = metrics
         self.config = config
@@ -148,7 +155,12 @@ class MetadataFetcher:
     def _record(self, pending: Pending, outcome: Document | MetadataError) -> None:
         now = self.clock()
         if isinstance(outcome, Document):
-            stored = self.store.store(pending, outcome, now)
+            # The document's bytes are verified, not its content: anyone may pin anything.
+            body = json_document(outcome.content)
+            stored = self.store.store(pending, outcome, now, body.value)
+            reasons = body.reasons + (("refused",) if body.value is not None and stored == "bytes" else ())
+            if reasons:
+                self.sanitised.report([Sanitised("ipfs_metadata.body", pending.pointer, reasons)])
             self.metrics.stored.labels(stored).inc()
             log.info("metadata_stored", cid=pending.pointer, format=stored, size_bytes=len(outcome.content),
                      blocks=outcome.blocks, gateway=outcome.gateway)  # fmt: skip

@@ -177,7 +177,12 @@ def test_real_donations_and_payouts_match_the_plan(chain: Chain) -> None:
 # -- generated logs -----------------------------------------------------------------------
 
 _ADDRESS = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
-_TEXT = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=80)
+#: Text stored as it is (hostile text, with NUL, controls or invalid UTF-8, is test_sanitise.py's).
+_TEXT = st.text(
+    st.characters(exclude_categories=("Cs", "Cc"), exclude_characters="\u061c\u200e\u200f\u202a\u202b\u202c\u202d"
+                  "\u202e\u2066\u2067\u2068\u2069"),
+    max_size=80,
+)  # fmt: skip
 _METADATA = st.tuples(st.integers(0, 2**256 - 1), _TEXT)
 _REGISTRATION = st.one_of(
     st.builds(registration_data, _ADDRESS, _ADDRESS, _METADATA, st.integers(0, 2**256 - 2)),
@@ -256,13 +261,15 @@ def test_registration_index_beyond_bigint_is_not_decoded() -> None:
 
 
 def test_pointer_with_nul_or_invalid_utf8_is_kept_as_safe_text() -> None:
-    """PostgreSQL text holds neither NUL nor invalid UTF-8: both become U+FFFD, the pool is kept."""
+    """PostgreSQL text holds neither NUL nor invalid UTF-8: NUL is removed, invalid UTF-8 becomes U+FFFD,
+    the pool is kept, and the row says which column was changed and why."""
     log = encode_log("PoolMetadataUpdated", {"poolId": 1, "metadata": (1, "ab")})
     data = bytearray(bytes.fromhex(log["data"][2:]))
     data[-32:-30] = b"\x00\xff"  # the pointer's two bytes
     row = decode_log({**log, "data": "0x" + data.hex()})
     assert row is not None
-    assert row.values == (1, 1, "\ufffd\ufffd")
+    assert row.values == (1, 1, "\ufffd")
+    assert row.sanitised == (("metadata_pointer", ("invalid_utf8", "nul")),)
 
 
 def test_timestamps_beyond_bigint_saturate() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from indexer.errors import ReorgTooDeep
+from qf.chain.abi import load_artifact
 from qf.db import connect
 from qf.errors import ConfigError
 from qf.sim.execute import execute_plan
@@ -18,6 +19,7 @@ from tests.indexer.harness import backfill, chain_events, close, make_indexer, s
 from tests.indexer.live import LivePool
 from tests.sim.onchain import all_logs, allocations
 
+FEED = load_artifact("PriceFeed")
 SMALL = {
     "honest_donors": 15,
     "projects_per_pool": 6,
@@ -138,6 +140,40 @@ def test_reorg_deeper_than_the_limit_stops_and_deletes_nothing(
         assert snapshot(db_url) == before
     finally:
         close(indexer)
+
+
+def unknown_topics(db_url: str) -> list[tuple[object, ...]]:
+    with connect(db_url) as conn:
+        return [tuple(r) for r in conn.execute(
+            "SELECT chain_id, contract, topic0, seen FROM qf.unknown_topics ORDER BY contract, topic0"
+        ).fetchall()]  # fmt: skip
+
+
+def test_a_reorg_takes_orphaned_unknown_topics_out_of_the_count(
+    chain: Chain, db_url: str, second_db: str, tmp_path: Path
+) -> None:
+    """A price feed's NewRound is an unknown topic0, counted in qf.unknown_topics; when a reorg drops the
+    block that held one, its count goes with it: live follow ends equal to a fresh backfill."""
+    chain.rpc.call("evm_setAutomine", [True])
+    deployer = chain.rpc.call("eth_accounts")[0]
+    feed = next(iter(chain.deployment.price_feeds.values()))
+    indexer = make_indexer(chain, db_url, tmp_path)
+    try:
+        sync(indexer)
+        for answer in (3000 * 10**8, 3100 * 10**8):  # one block each: AnswerUpdated and NewRound
+            chain.rpc.call("eth_sendTransaction", [{"from": deployer, "to": feed, "gas": hex(200_000),
+                                                    "data": "0x" + FEED.encode_call("updateAnswer", [answer]).hex()}])
+            sync(indexer)
+        counted = unknown_topics(db_url)
+        chain.rpc.call("anvil_reorg", [1, []])  # the second update's block is replaced by an empty one
+        sync(indexer)
+        assert indexer.metrics.reorgs._value.get() == 1
+    finally:
+        close(indexer)
+    backfill(chain, second_db, tmp_path)
+    assert unknown_topics(db_url) == unknown_topics(second_db)
+    assert unknown_topics(db_url) != counted  # the orphaned NewRound was counted, and is no more
+    assert snapshot(db_url) == snapshot(second_db)
 
 
 def test_chain_shortened_under_the_indexer(chain: Chain, db_url: str, second_db: str, tmp_path: Path) -> None:

@@ -209,7 +209,8 @@ def test_the_retry_schedule_doubles_with_jitter_above_half_the_step() -> None:
 def test_verified_documents_are_stored_as_json_or_bytes(
     migrated_db_url: str, metrics: MetadataMetrics, clock: Clock, fetchers: Fetchers
 ) -> None:
-    """A CIDv0 dag-pb JSON document, a CIDv1 raw one, and non-JSON bytes: each verified, then cached."""
+    """A CIDv0 dag-pb JSON document, a CIDv1 raw one, and non-JSON bytes: each verified, then cached; JSON that
+    jsonb cannot hold as it is (a NUL) is stored repaired and counted."""
     v0, blocks = small_file(DOC_BYTES)
     v1, raw_blocks = raw_file(json.dumps({"title": "Round 9"}).encode())
     png, png_blocks = raw_file(b"\x89PNG\r\n\x1a\n\x00\x00")
@@ -223,11 +224,12 @@ def test_verified_documents_are_stored_as_json_or_bytes(
     }  # fmt: skip
     assert (cached(migrated_db_url, v1) or {})["body"] == {"title": "Round 9"}
     assert (cached(migrated_db_url, png) or {})["raw"] == b"\x89PNG\r\n\x1a\n\x00\x00"
-    assert (cached(migrated_db_url, nul) or {})["format"] == "bytes"
+    assert (cached(migrated_db_url, nul) or {})["body"] == {"name": "ab"}  # NUL removed
     assert pointer_row(migrated_db_url, v0)["status"] == "fetched"
     assert sample(metrics, "blocks_verified_total", gateway=honest.url) == 4
-    assert sample(metrics, "documents_stored_total", format="json") == 2
-    assert sample(metrics, "documents_stored_total", format="bytes") == 2
+    assert sample(metrics, "documents_stored_total", format="json") == 3
+    assert sample(metrics, "documents_stored_total", format="bytes") == 1
+    assert metrics.registry.get_sample_value("qf_indexer_values_sanitised_total", {"field": "ipfs_metadata.body"}) == 1
     assert sample(metrics, "pending") == 0
 
 
