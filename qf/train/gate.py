@@ -57,8 +57,8 @@ MONOTONE = [-1 if name in live.MONOTONE_DECREASING else 0 for name in live.CONTR
 class GateConfig:
     seed: int = 42
     #: most of the held-out background contributions sent to review or block, all and first ones
-    review_rate: float = 0.025
-    first_review_rate: float = 0.04
+    review_rate: float = 0.03
+    first_review_rate: float = 0.05
     #: most of them blocked (all and first ones)
     block_rate: float = 0.01
     #: a calibrated risk below this is never worth a reviewer's time
@@ -236,16 +236,23 @@ def calibration_half(data: GateData, config: GateConfig) -> BoolArray:
 def family_thresholds(
     data: GateData, held: list[tuple[npt.NDArray[np.intp], FloatArray, str]], family: str, config: GateConfig
 ) -> tuple[Calibration, tuple[float, float]]:
-    """Calibration and ``(review, block)`` for judging ``family``: fitted without it, on one half of the
-    held-out background wallets (:func:`calibration_half`); the other half is what they are measured on."""
+    """Calibration and ``(review, block)`` for judging ``family`` with the model trained without it.
+
+    The calibration is fitted without the family (the other families' held-out
+    attackers against one half of the held-out background wallets,
+    :func:`calibration_half`); the thresholds hold their rates on *this* model's
+    scores of that half, since they will be applied to this model's scores. The
+    other half of the background wallets is what they are measured on.
+    """
     rows = np.concatenate([r for r, _, _ in held])
     raw = np.concatenate([s for _, s, _ in held])
     family_of = np.concatenate([np.full(r.size, f) for r, _, f in held])
     y = data.y[rows]
-    fit_rows = (family_of != family) & (y | calibration_half(data, config)[rows])
-    cal, cal_scores = fit_calibration(raw[fit_rows], y[fit_rows])
-    background = ~y[fit_rows]
-    return cal, thresholds(cal_scores[background], data.first[rows][fit_rows][background], config)
+    setting = calibration_half(data, config)[rows]
+    fit_rows = (family_of != family) & (y | setting)
+    cal, _ = fit_calibration(raw[fit_rows], y[fit_rows])
+    own = (family_of == family) & ~y & setting
+    return cal, thresholds(cal.apply(raw[own]), data.first[rows][own], config)
 
 
 def train_gate(dataset: Dataset, config: GateConfig, data: GateData | None = None) -> TrainedGate:
