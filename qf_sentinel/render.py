@@ -14,6 +14,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from qf.csvsafe import safe_record
+
 out = Console()
 #: Rows of a ranking a terminal table shows (csv and json give them all).
 TABLE_ROWS = 25
@@ -26,7 +28,7 @@ def matching_table(output: str, rows: list[dict[str, Any]], meta: dict[str, Any]
     elif output == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["recipient_id"])
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(safe_record(r) for r in rows)  # project names are chain data
     else:
         title = f"pool {meta['pool_id']} · {meta['method']} · run {meta['run_id']} (qf.matching_results)"
         table = Table(*(rows[0] if rows else ["recipient_id"]), title=title)

@@ -5,11 +5,15 @@ round of :mod:`tests.fixtures.rounds` driven through the real Allo v2 strategy (
 ``make demo`` does, so projects have Registry names), a model trained on it, ``qf score`` of
 its first pool, a real sidecar answering ScoreContribution for every labelled
 donor (so ``qf.scorer_decisions`` holds REVIEW and BLOCK decisions, as after
-``make demo``) and an experiment with outcomes.
+``make demo``) and an experiment with outcomes. Before training, the
+accepted projects of the first pool and the round's operator are renamed on
+chain with hostile names (:mod:`tests.console.hostile`) and the chain indexed
+again, so every page and download shows chain data an attacker chose.
 """
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -31,8 +35,10 @@ from qf.train.pipeline import TrainConfig, train
 from scorer.batch import score_pool, store_pool_scores
 from scorer.client import ScorerClient
 from scorer.models import ModelStore
+from tests.console.hostile import Renamed, rename_on_chain
 from tests.fixtures.chain import Chain
 from tests.fixtures.rounds import CHAIN_ID, build_labelled_round
+from tests.indexer.harness import backfill
 from tests.scorer.harness import CLIENT_TOKEN, running_sidecar, settings_for
 
 REVIEWER_TOKEN = "reviewer-token-0123456789abcdef"
@@ -51,6 +57,8 @@ class ConsoleRound:
     flagged: tuple[str, ...]
     #: a donor it approved
     approved: str
+    #: the hostile names given on chain (projects of the pool, the operator)
+    renamed: Renamed
 
     def config(self, **changes: object) -> ConsoleConfig:
         base: dict[str, object] = {
@@ -65,6 +73,11 @@ def console_round(anvil_node: Chain, pg_server_url: str, tmp_path_factory: pytes
                   ) -> Iterator[ConsoleRound]:  # fmt: skip
     models_dir = tmp_path_factory.mktemp("console-models")
     with build_labelled_round(anvil_node, pg_server_url, DvmdtRound) as built:
+        with connect(built.db_url) as conn:
+            anchors = {str(n): "0x" + bytes(a).hex() for n, a in conn.execute(
+                "SELECT p.name, a.anchor FROM qf.profiles p JOIN qf.profile_anchors a USING (chain_id, profile_id)")}
+        renamed = rename_on_chain(anvil_node, built.plan, anchors)
+        backfill(anvil_node, built.db_url, Path(tempfile.mkdtemp(prefix="qf-test-console-")))
         with connect(built.db_url) as conn:
             dataset = load_dataset(conn, CHAIN_ID)
             pool_id = int(conn.execute("SELECT min(pool_id) FROM qf.round_stats").fetchone()[0])
@@ -89,7 +102,7 @@ def console_round(anvil_node: Chain, pg_server_url: str, tmp_path_factory: pytes
         flagged = tuple(d for d, v in decisions.items() if v != "APPROVE")
         approved = next(d for d, v in decisions.items() if v == "APPROVE")
         assert len(flagged) >= 10, f"the sidecar flagged only {len(flagged)} donors"
-        yield ConsoleRound(built.db_url, models_dir, pool_id, flagged, approved)
+        yield ConsoleRound(built.db_url, models_dir, pool_id, flagged, approved, renamed)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import json
 
 import psycopg
 import pytest
+from markupsafe import escape
 from psycopg import sql
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
@@ -94,7 +95,7 @@ def test_pages_show_the_round(console_app: TestClient, console_round: ConsoleRou
 
     round_page = console_app.get(f"/rounds/{console_round.pool_id}")
     assert round_page.status_code == 200
-    assert all(name in round_page.text for name in names)
+    assert all(str(escape(name)) in round_page.text for name in names)
     assert "COCM" in round_page.text
     assert "risk-adjusted" in round_page.text
     assert f"model {version}" in round_page.text
