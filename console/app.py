@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import math
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -21,10 +20,10 @@ from urllib.parse import quote, urlsplit
 
 import psycopg
 import structlog
+import uvicorn
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -33,12 +32,13 @@ from starlette.responses import FileResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from console import charts, queries
 from console.auth import CSRF_FIELD, Login, authenticate, csrf_token, csrf_valid, session_login, start_session
 from console.comparison import ComparisonCache, to_csv
 from console.config import ConsoleConfig
+from console.middleware import BodyLimit, SecurityHeaders
 from console.model_view import plot_path, served_model
 from console.review import ReviewConflict, ReviewError, parse_verdict, record_verdict
 from qf.errors import ConfigError, QFError
@@ -51,16 +51,8 @@ HERE = Path(__file__).parent
 SESSION_HOURS = 8
 _DECISIONS = ("APPROVE", "REVIEW", "BLOCK")
 _STATUSES = ("pending", "reviewed", "all")
-
-SECURITY_HEADERS = {
-    # plotly.js writes inline styles; scripts come only from the console itself.
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-}
-
+#: Deeper than any real queue; PostgreSQL's OFFSET is a bigint, and a page this deep is empty anyway.
+MAX_OFFSET = 1_000_000_000
 
 def create_app(config: ConsoleConfig) -> Starlette:
     """The console for ``config``: a Starlette app with its own connection pool, opened at startup."""
@@ -84,17 +76,33 @@ def create_app(config: ConsoleConfig) -> Starlette:
         Route("/healthz", console.healthz),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
+    # Outermost first: the headers go on everything below, proxies are resolved before a body is read.
+    middleware = [Middleware(SecurityHeaders)]
+    if config.trusted_proxies:
+        middleware.append(Middleware(ProxyHeadersMiddleware, trusted_hosts=list(config.trusted_proxies)))
+    middleware += [
+        Middleware(BodyLimit, max_bytes=config.max_body_bytes),
+        Middleware(SessionMiddleware, secret_key=config.session_secret, session_cookie="qf_console",
+                   max_age=SESSION_HOURS * 3600, same_site="strict", https_only=config.secure_cookies),
+    ]  # fmt: skip
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(
-            SessionMiddleware, secret_key=secrets.token_urlsafe(32), session_cookie="qf_console",
-            max_age=SESSION_HOURS * 3600, same_site="strict", https_only=config.secure_cookies,
-        )],
+        middleware=middleware,
         lifespan=console.lifespan,
         exception_handlers={HTTPException: console.http_error},
     )
     app.state.console = console  # for tests and the CLI
     return app
+
+
+def server_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
+    """How the console is served: uvicorn without its own proxy-header handling.
+
+    uvicorn believes X-Forwarded-For from 127.0.0.1 by default, so anyone on the
+    machine could name any client address; the app resolves forwarded headers
+    itself, from ``QF_CONSOLE_TRUSTED_PROXIES`` only.
+    """
+    return uvicorn.Config(app, host=host, port=port, proxy_headers=False, server_header=False, log_level="warning")
 
 
 Handler = Callable[[Request, Login], Awaitable[Response]]
@@ -158,6 +166,7 @@ class Console:
             if login is None:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+            _check_query(request)
             try:
                 return await handler(request, login)
             except ConfigError as exc:  # nothing indexed yet...
@@ -275,7 +284,7 @@ class Console:
 
     async def review_submit(self, request: Request, login: Login) -> Response:
         form = await request.form()
-        back = _safe_next(str(form.get("back", "")) or "/review")
+        back = _safe_next(str(form.get("back", "")), "/review")
         if not login.may_review:
             message = f"{login.name} may read but not review: reviewing needs a reviewer token. Nothing was recorded."
             return self.render(request, "error.html", {"title": "Read-only login", "message": message}, 403)
@@ -325,30 +334,6 @@ async def plotly_js(request: Request) -> Response:
     return Response(_plotly_js(), media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
 
 
-class SecurityHeaders:
-    """Adds :data:`SECURITY_HEADERS` to every response, and ``no-store`` to every page (not to static files)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        static = str(scope.get("path", "")).startswith("/static/")
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for key, value in SECURITY_HEADERS.items():
-                    headers[key] = value
-                if not static:
-                    headers["Cache-Control"] = "no-store"
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
 def _evidence(conn: psycopg.Connection[Any], chain_id: int, donor: bytes) -> dict[str, Any] | None:
     features = queries.donor_features(conn, chain_id, donor)
     decisions = queries.donor_decisions(conn, chain_id, donor)
@@ -378,14 +363,28 @@ def _plotly_js() -> bytes:
     return str(get_plotlyjs()).encode()
 
 
-def _safe_next(target: str | None) -> str:
-    """A path on this site to return to; anything else (another host, ``//evil``) goes home."""
-    if not target:
-        return "/"
+def _safe_next(target: str | None, default: str = "/") -> str:
+    """A path on this site to return to (after login, or from a refusal page); anything else gives ``default``.
+
+    Browsers read a backslash as a slash and drop tabs and line breaks from a URL,
+    so ``/\\evil.example`` and ``/<TAB>/evil.example`` become ``//evil.example``,
+    another host: a path must start with one ``/`` and hold no backslash, no
+    whitespace or control character, and no scheme or host in any form.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return default
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return "/"
+    if parts.scheme or parts.netloc:
+        return default
     return target
+
+
+def _check_query(request: Request) -> None:
+    """PostgreSQL text holds no NUL: a parameter with one is refused here rather than failing a query."""
+    if any("\x00" in key or "\x00" in value for key, value in request.query_params.multi_items()):
+        raise HTTPException(400, "query parameters must not contain NUL characters")
 
 
 def _int_param(text: str, what: str) -> int:
@@ -426,9 +425,12 @@ def _offset(text: str | None) -> int:
     if not text:
         return 0
     try:
-        return max(0, int(text))
+        value = max(0, int(text))
     except ValueError:
-        raise HTTPException(400, "offset must be a whole number") from None
+        value = -1
+    if not 0 <= value <= MAX_OFFSET:
+        raise HTTPException(400, f"offset must be a whole number from 0 to {MAX_OFFSET:,}")
+    return value
 
 
 # -- template filters ------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import pytest
 import uvicorn
 from starlette.testclient import TestClient
 
-from console.app import create_app
+from console.app import create_app, server_config
 from console.config import ConsoleConfig
 from qf.db import connect
 from qf.model.bundle import Thresholds
@@ -44,6 +44,7 @@ from tests.scorer.harness import CLIENT_TOKEN, running_sidecar, settings_for
 REVIEWER_TOKEN = "reviewer-token-0123456789abcdef"
 SECOND_REVIEWER_TOKEN = "reviewer2-token-0123456789abcdef"
 VIEWER_TOKEN = "viewer-token-0123456789abcdef"
+SESSION_SECRET = "session-secret-0123456789abcdefghijklmnopqrstuvwxyz"
 #: Low cut-offs, so the sidecar sends a good share of the round to REVIEW and BLOCK.
 THRESHOLDS = Thresholds(review=0.2, block=0.6)
 
@@ -64,6 +65,7 @@ class ConsoleRound:
         base: dict[str, object] = {
             "database_url": self.db_url, "models_dir": self.models_dir,
             "reviewers": {"alice": REVIEWER_TOKEN, "carol": SECOND_REVIEWER_TOKEN}, "viewers": {"bob": VIEWER_TOKEN},
+            "session_secret": SESSION_SECRET,
         }  # fmt: skip
         return ConsoleConfig(**(base | changes))  # type: ignore[arg-type]
 
@@ -121,8 +123,7 @@ class ServedConsole:
 @pytest.fixture(scope="package")
 def served_console(console_round: ConsoleRound) -> Iterator[ServedConsole]:
     """The console served by uvicorn on a free loopback port, for the browser."""
-    server = uvicorn.Server(uvicorn.Config(create_app(console_round.config()), host="127.0.0.1", port=0,
-                                           log_level="warning", lifespan="on"))  # fmt: skip
+    server = uvicorn.Server(server_config(create_app(console_round.config()), "127.0.0.1", 0))
     thread = threading.Thread(target=server.run, name="console-uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
