@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -34,13 +35,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from console import charts, queries
-from console.auth import CSRF_FIELD, Login, authenticate, csrf_token, csrf_valid, session_login, start_session
+from console import charts, queries, sessions
+from console.auth import CSRF_FIELD, Login, authenticate, csrf_token, csrf_valid, session_id, start_session
 from console.comparison import ComparisonCache, to_csv
 from console.config import ConsoleConfig
 from console.middleware import BodyLimit, SecurityHeaders
 from console.model_view import plot_path, served_model
 from console.review import ReviewConflict, ReviewError, parse_verdict, record_verdict
+from console.throttle import LoginThrottle
 from qf.errors import ConfigError, QFError
 from qf.eth import address
 from scorer import experiment_store
@@ -48,15 +50,17 @@ from scorer import experiment_store
 log = structlog.get_logger()
 T = TypeVar("T")
 HERE = Path(__file__).parent
-SESSION_HOURS = 8
 _DECISIONS = ("APPROVE", "REVIEW", "BLOCK")
 _STATUSES = ("pending", "reviewed", "all")
 #: Deeper than any real queue; PostgreSQL's OFFSET is a bigint, and a page this deep is empty anyway.
 MAX_OFFSET = 1_000_000_000
 
-def create_app(config: ConsoleConfig) -> Starlette:
-    """The console for ``config``: a Starlette app with its own connection pool, opened at startup."""
-    console = Console(config)
+def create_app(config: ConsoleConfig, clock: Callable[[], float] = time.monotonic) -> Starlette:
+    """The console for ``config``: a Starlette app with its own connection pool, opened at startup.
+
+    ``clock`` times the login throttle (tests pass their own).
+    """
+    console = Console(config, clock)
     page = console.page
     routes = [
         Route("/login", console.login_page, methods=["GET"]),
@@ -83,7 +87,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
     middleware += [
         Middleware(BodyLimit, max_bytes=config.max_body_bytes),
         Middleware(SessionMiddleware, secret_key=config.session_secret, session_cookie="qf_console",
-                   max_age=SESSION_HOURS * 3600, same_site="strict", https_only=config.secure_cookies),
+                   max_age=sessions.SESSION_HOURS * 3600, same_site="strict", https_only=config.secure_cookies),
     ]  # fmt: skip
     app = Starlette(
         routes=routes,
@@ -111,8 +115,10 @@ Handler = Callable[[Request, Login], Awaitable[Response]]
 class Console:
     """The pages: each reads through :mod:`console.queries` in the thread pool and renders a template."""
 
-    def __init__(self, config: ConsoleConfig) -> None:
+    def __init__(self, config: ConsoleConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        self.throttle = LoginThrottle(config.login_failures, config.login_global_failures,
+                                      config.login_window_seconds, clock)  # fmt: skip
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.filters.update(addr=_addr, num=_num, pct=_pct, when=_when, seconds=_seconds)
         self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
@@ -152,17 +158,30 @@ class Console:
     async def chain(self) -> int:
         return await self.db(queries.pick_chain, self.config.chain_id)
 
-    def render(self, request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
-        base = {"login": session_login(request.session), "csrf": csrf_token(request.session),
+    def render(self, request: Request, name: str, context: dict[str, Any], status: int = 200,
+               headers: Mapping[str, str] | None = None) -> Response:  # fmt: skip
+        base = {"login": _login_of(request), "csrf": csrf_token(request.session),
                 "csrf_field": CSRF_FIELD, "flash": request.session.pop("flash", None),
                 "path": request.url.path}  # fmt: skip
-        return self.templates.TemplateResponse(request, name, base | context, status_code=status)
+        return self.templates.TemplateResponse(request, name, base | context, status_code=status, headers=headers)
+
+    async def session_login(self, request: Request) -> Login | None:
+        """The login of the request's session: open on the server, not expired, and still configured."""
+        sid = session_id(request.session)
+        if sid is None:
+            return None
+        login = await self.db(sessions.session_login, sid)
+        if login is None or self.config.role_of(login.name) != login.role:
+            request.session.pop("sid", None)
+            return None
+        request.state.login = login
+        return login
 
     def page(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         """Every page needs a login; without one, go to the login page and come back."""
 
         async def endpoint(request: Request) -> Response:
-            login = session_login(request.session)
+            login = await self.session_login(request)
             if login is None:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
@@ -179,7 +198,7 @@ class Console:
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        if session_login(request.session) is None:
+        if _login_of(request) is None:  # a login page's error, or no page at all (a 404 or 405 of the router)
             return PlainTextResponse(exc.detail, status_code=exc.status_code)
         context = {"title": f"Error {exc.status_code}", "message": exc.detail}
         return self.render(request, "error.html", context, exc.status_code)
@@ -193,6 +212,11 @@ class Console:
         form = await request.form()
         target = _safe_next(str(form.get("next", "")))
         remote = request.client.host if request.client else "?"
+        wait = self.throttle.retry_after(remote)
+        if wait is not None:
+            log.warning("console_login_throttled", remote=remote, retry_after=wait)
+            context = {"next": target, "error": f"Too many failed logins: try again in {wait} seconds."}
+            return self.render(request, "login.html", context, 429, headers={"Retry-After": str(wait)})
         if not csrf_valid(request.session, form.get(CSRF_FIELD)):
             context = {"next": target, "error": "The form expired; log in again."}
             return self.render(request, "login.html", context, 400)
@@ -200,15 +224,19 @@ class Console:
         await self.db(queries.record_login, found.name if found else None, found.role if found else None,
                       found is not None, remote)  # fmt: skip
         if found is None:
+            self.throttle.failed(remote)
             log.warning("console_login_refused", remote=remote)
             return self.render(request, "login.html", {"next": target, "error": "That token is not valid."}, 401)
-        start_session(request.session, found)
+        start_session(request.session, await self.db(sessions.open_session, found, remote))
         log.info("console_login", reviewer=found.name, role=found.role, remote=remote)
         return RedirectResponse(target, status_code=303)
 
     async def logout(self, request: Request) -> Response:
         form = await request.form()
         if csrf_valid(request.session, form.get(CSRF_FIELD)):
+            sid = session_id(request.session)
+            if sid is not None:
+                await self.db(sessions.close_session, sid)  # every copy of the cookie ends here
             request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
@@ -361,6 +389,12 @@ def _plotly_js() -> bytes:
     from plotly.offline import get_plotlyjs  # noqa: PLC0415
 
     return str(get_plotlyjs()).encode()
+
+
+def _login_of(request: Request) -> Login | None:
+    """The login :meth:`Console.session_login` found for this request (None before or without one)."""
+    login = getattr(request.state, "login", None)
+    return login if isinstance(login, Login) else None
 
 
 def _safe_next(target: str | None, default: str = "/") -> str:
