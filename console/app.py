@@ -39,6 +39,7 @@ from console import charts, queries, sessions
 from console.auth import CSRF_FIELD, Login, authenticate, csrf_token, csrf_valid, session_id, start_session
 from console.comparison import ComparisonCache, to_csv
 from console.config import ConsoleConfig
+from console.display import chain_text, plain
 from console.middleware import BodyLimit, SecurityHeaders
 from console.model_view import plot_path, served_model
 from console.review import ReviewConflict, ReviewError, parse_verdict, record_verdict
@@ -120,7 +121,8 @@ class Console:
         self.throttle = LoginThrottle(config.login_failures, config.login_global_failures,
                                       config.login_window_seconds, clock)  # fmt: skip
         self.templates = Jinja2Templates(directory=HERE / "templates")
-        self.templates.env.filters.update(addr=_addr, num=_num, pct=_pct, when=_when, seconds=_seconds)
+        self.templates.env.filters.update(addr=_addr, num=_num, pct=_pct, when=_when, seconds=_seconds,
+                                          chain_text=chain_text, plain=plain)  # fmt: skip
         self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             config.database_url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=False, name="qf-console"
         )

@@ -9,12 +9,12 @@ import json
 
 import psycopg
 import pytest
-from markupsafe import escape
 from psycopg import sql
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
 from console.app import create_app
+from console.display import chain_text
 from qf.db import connect, with_database
 from tests.console.conftest import REVIEWER_TOKEN, SECOND_REVIEWER_TOKEN, VIEWER_TOKEN, ConsoleRound
 from tests.console.helpers import csrf_of, login, review_rows, reviewer_label, table_counts, verdict
@@ -95,7 +95,7 @@ def test_pages_show_the_round(console_app: TestClient, console_round: ConsoleRou
 
     round_page = console_app.get(f"/rounds/{console_round.pool_id}")
     assert round_page.status_code == 200
-    assert all(str(escape(name)) in round_page.text for name in names)
+    assert all(str(chain_text(name)) in round_page.text for name in names), "each name, as the page shows it"
     assert "COCM" in round_page.text
     assert "risk-adjusted" in round_page.text
     assert f"model {version}" in round_page.text

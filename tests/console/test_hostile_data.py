@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
+from typing import Any
 
+from markupsafe import escape
 from starlette.testclient import TestClient
 
+from qf.db import connect
 from tests.console.conftest import VIEWER_TOKEN, ConsoleRound
 from tests.console.helpers import login
-from tests.console.hostile import FORMULA_NAMES
+from tests.console.hostile import BIDI_NAME, FORMULA_NAMES, LINK_NAME, LONG_NAME, MARKUP_NAME
 from tests.test_cli import qf
 
 #: What a spreadsheet must be shown for each formula name: a leading quote, ESC, BEL and CR replaced.
@@ -56,3 +60,50 @@ def test_qf_matching_csv_neutralises_formulas(console_round: ConsoleRound, tmp_p
     rows = list(csv.DictReader(io.StringIO(proc.stdout, newline="")))
     numeric = [c for c in (*NUMERIC, "base_match", "delta") if c in rows[0]]
     assert_inert(rows, console_round.renamed.projects, numeric)
+
+
+def figure_of(html: str, figure_id: str) -> dict[str, Any]:
+    start = html.index(f'<script type="application/json" id="{figure_id}">') + len(figure_id) + 38
+    return dict(json.loads(html[start:html.index("</script>", start)]))
+
+
+def test_names_are_isolated_truncated_and_inert_on_the_round_page(console_app: TestClient,
+                                                                   console_round: ConsoleRound) -> None:  # fmt: skip
+    """Bidi controls are gone, every chain string sits in <bdi>, long names are cut to 80 characters (the title
+    holds up to 1,000), and the chart's labels are escaped for Plotly, one category per project."""
+    login(console_app, VIEWER_TOKEN)
+    page = console_app.get(f"/rounds/{console_round.pool_id}").text
+    assert "\u202e" not in page
+    assert "<bdi>Operator unterminated</bdi> · " in page
+    assert f"<bdi>{escape(LINK_NAME)}</bdi>" in page
+    shown = "Long name " * 7 + "Long name…"
+    assert len(shown) == 80
+    assert f'<bdi title="{("Long name " * 100)[:999]}…">{shown}</bdi>' in page
+    assert len(page) < 100_000, f"the round page is {len(page):,} characters"
+    figure = figure_of(page, "gains")
+    axis = figure["layout"]["yaxis"]
+    labels = dict(zip(axis["tickvals"], axis["ticktext"], strict=True))
+    renamed = console_round.renamed.projects
+    assert labels[renamed[LINK_NAME]] == "&lt;a href=\"http://evil.example/\"&gt;click me&lt;/a&gt;"
+    assert labels[renamed[MARKUP_NAME]].startswith("&lt;span style=\"font-size:300px\"&gt;HUGE&lt;/span&gt;")
+    assert labels[renamed[LONG_NAME]] == escape(shown)
+    assert labels[renamed[BIDI_NAME]] == "Reversed project"
+    assert all(len(t) < 200 for t in axis["ticktext"])
+    for trace in figure["data"]:
+        assert set(trace["y"]) <= set(labels), "bars are placed by recipient id, labelled by name"
+
+
+def test_chain_strings_are_isolated_on_every_page(console_app: TestClient, console_round: ConsoleRound) -> None:
+    """The rounds list (owner names, token symbols) and a donor's page (project names) use the same filter."""
+    login(console_app, VIEWER_TOKEN)
+    rounds = console_app.get("/").text
+    assert "\u202e" not in rounds
+    assert "<bdi>Operator unterminated</bdi>" in rounds
+    with connect(console_round.db_url) as conn:
+        donor = conn.execute(
+            "SELECT donor FROM qf.donations WHERE recipient_id = %s LIMIT 1",
+            (console_round.renamed.projects[LONG_NAME],)).fetchone()  # fmt: skip
+    assert donor is not None
+    page = console_app.get(f"/donors/{donor[0]}").text
+    assert '">' + "Long name " * 7 + "Long name…</bdi>" in page, "shown: 80 characters"
+    assert "Long name " * 101 not in page, "on hover: 1,000"
