@@ -107,3 +107,13 @@ def test_chain_strings_are_isolated_on_every_page(console_app: TestClient, conso
     page = console_app.get(f"/donors/{donor[0]}").text
     assert '">' + "Long name " * 7 + "Long name…</bdi>" in page, "shown: 80 characters"
     assert "Long name " * 101 not in page, "on hover: 1,000"
+
+
+def test_qf_matching_table_prints_names_as_text(console_round: ConsoleRound, tmp_path: Path) -> None:
+    """The terminal table: no escape sequence reaches the terminal, and rich's markup in a name stays literal."""
+    proc = qf("matching", "--pool", str(console_round.pool_id), env={"QF_DATABASE_URL": console_round.db_url,
+              "COLUMNS": "400"}, home=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout
+    assert "\x07" not in proc.stdout
+    assert "<a href=" in proc.stdout, "markup-like names are printed as they are"
