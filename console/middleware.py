@@ -87,7 +87,10 @@ class BodyLimit:
             await self._refuse(scope, receive, send, 415, "This console takes no file uploads (multipart bodies).")
             return
         declared = headers.get("content-length")
-        if declared is not None and (not declared.strip().isdigit() or int(declared) > self.max_bytes):
+        if declared is not None and not declared.strip().isdigit():
+            await self._refuse(scope, receive, send, 400, "The Content-Length header is not a number.")
+            return
+        if declared is not None and int(declared) > self.max_bytes:
             await self._refuse(scope, receive, send, 413, self._too_large())
             return
         body = bytearray()
