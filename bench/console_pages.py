@@ -29,6 +29,7 @@ The machine should be otherwise idle.
 from __future__ import annotations
 
 import argparse
+import secrets
 import shutil
 import statistics
 import sys
@@ -48,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import views_query
 
 from console import queries
-from console.app import create_app
+from console.app import create_app, server_config
 from console.comparison import ComparisonCache, compare
 from console.config import ConsoleConfig
 from qf.db import connect
@@ -124,7 +125,7 @@ def timed(fn: Callable[[], Any], repeats: int) -> float:
 
 
 def serve(config: ConsoleConfig) -> tuple[uvicorn.Server, threading.Thread, str]:
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=0, log_level="warning"))
+    server = uvicorn.Server(server_config(create_app(config), "127.0.0.1", 0))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
@@ -143,7 +144,8 @@ def logged_in(url: str) -> httpx.Client:
 
 def bench_scale(url: str, scale: str, params: dict[str, Any], repeats: int, models: Path) -> None:
     chain, pool, donor = params["chain"], params["pool"], params["flagged"]
-    config = ConsoleConfig(database_url=url, models_dir=models, reviewers={"bench": TOKEN}, chain_id=chain)
+    config = ConsoleConfig(database_url=url, models_dir=models, reviewers={"bench": TOKEN}, chain_id=chain,
+                           session_secret=secrets.token_hex(32))  # fmt: skip
     server, thread, base = serve(config)
     client = logged_in(base)
     raw = connect(url, autocommit=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -21,10 +21,10 @@ from urllib.parse import quote, urlsplit
 
 import psycopg
 import structlog
+import uvicorn
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -33,14 +33,17 @@ from starlette.responses import FileResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from console import charts, queries
-from console.auth import CSRF_FIELD, Login, authenticate, csrf_token, csrf_valid, session_login, start_session
+from console import charts, queries, sessions
+from console.auth import CSRF_FIELD, Login, authenticate, csrf_token, csrf_valid, session_id, start_session
 from console.comparison import ComparisonCache, to_csv
 from console.config import ConsoleConfig
+from console.display import chain_text, plain
+from console.middleware import BodyLimit, SecurityHeaders
 from console.model_view import plot_path, served_model
 from console.review import ReviewConflict, ReviewError, parse_verdict, record_verdict
+from console.throttle import LoginThrottle
 from qf.errors import ConfigError, QFError
 from qf.eth import address
 from scorer import experiment_store
@@ -48,23 +51,17 @@ from scorer import experiment_store
 log = structlog.get_logger()
 T = TypeVar("T")
 HERE = Path(__file__).parent
-SESSION_HOURS = 8
 _DECISIONS = ("APPROVE", "REVIEW", "BLOCK")
 _STATUSES = ("pending", "reviewed", "all")
+#: Deeper than any real queue; PostgreSQL's OFFSET is a bigint, and a page this deep is empty anyway.
+MAX_OFFSET = 1_000_000_000
 
-SECURITY_HEADERS = {
-    # plotly.js writes inline styles; scripts come only from the console itself.
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-}
+def create_app(config: ConsoleConfig, clock: Callable[[], float] = time.monotonic) -> Starlette:
+    """The console for ``config``: a Starlette app with its own connection pool, opened at startup.
 
-
-def create_app(config: ConsoleConfig) -> Starlette:
-    """The console for ``config``: a Starlette app with its own connection pool, opened at startup."""
-    console = Console(config)
+    ``clock`` times the login throttle (tests pass their own).
+    """
+    console = Console(config, clock)
     page = console.page
     routes = [
         Route("/login", console.login_page, methods=["GET"]),
@@ -84,17 +81,33 @@ def create_app(config: ConsoleConfig) -> Starlette:
         Route("/healthz", console.healthz),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
+    # Outermost first: the headers go on everything below, proxies are resolved before a body is read.
+    middleware = [Middleware(SecurityHeaders)]
+    if config.trusted_proxies:
+        middleware.append(Middleware(ProxyHeadersMiddleware, trusted_hosts=list(config.trusted_proxies)))
+    middleware += [
+        Middleware(BodyLimit, max_bytes=config.max_body_bytes),
+        Middleware(SessionMiddleware, secret_key=config.session_secret, session_cookie="qf_console",
+                   max_age=sessions.SESSION_HOURS * 3600, same_site="strict", https_only=config.secure_cookies),
+    ]  # fmt: skip
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(
-            SessionMiddleware, secret_key=secrets.token_urlsafe(32), session_cookie="qf_console",
-            max_age=SESSION_HOURS * 3600, same_site="strict", https_only=config.secure_cookies,
-        )],
+        middleware=middleware,
         lifespan=console.lifespan,
         exception_handlers={HTTPException: console.http_error},
     )
     app.state.console = console  # for tests and the CLI
     return app
+
+
+def server_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
+    """How the console is served: uvicorn without its own proxy-header handling.
+
+    uvicorn believes X-Forwarded-For from 127.0.0.1 by default, so anyone on the
+    machine could name any client address; the app resolves forwarded headers
+    itself, from ``QF_CONSOLE_TRUSTED_PROXIES`` only.
+    """
+    return uvicorn.Config(app, host=host, port=port, proxy_headers=False, server_header=False, log_level="warning")
 
 
 Handler = Callable[[Request, Login], Awaitable[Response]]
@@ -103,10 +116,13 @@ Handler = Callable[[Request, Login], Awaitable[Response]]
 class Console:
     """The pages: each reads through :mod:`console.queries` in the thread pool and renders a template."""
 
-    def __init__(self, config: ConsoleConfig) -> None:
+    def __init__(self, config: ConsoleConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        self.throttle = LoginThrottle(config.login_failures, config.login_global_failures,
+                                      config.login_window_seconds, clock)  # fmt: skip
         self.templates = Jinja2Templates(directory=HERE / "templates")
-        self.templates.env.filters.update(addr=_addr, num=_num, pct=_pct, when=_when, seconds=_seconds)
+        self.templates.env.filters.update(addr=_addr, num=_num, pct=_pct, when=_when, seconds=_seconds,
+                                          chain_text=chain_text, plain=plain)  # fmt: skip
         self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             config.database_url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=False, name="qf-console"
         )
@@ -144,20 +160,34 @@ class Console:
     async def chain(self) -> int:
         return await self.db(queries.pick_chain, self.config.chain_id)
 
-    def render(self, request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
-        base = {"login": session_login(request.session), "csrf": csrf_token(request.session),
+    def render(self, request: Request, name: str, context: dict[str, Any], status: int = 200,
+               headers: Mapping[str, str] | None = None) -> Response:  # fmt: skip
+        base = {"login": _login_of(request), "csrf": csrf_token(request.session),
                 "csrf_field": CSRF_FIELD, "flash": request.session.pop("flash", None),
                 "path": request.url.path}  # fmt: skip
-        return self.templates.TemplateResponse(request, name, base | context, status_code=status)
+        return self.templates.TemplateResponse(request, name, base | context, status_code=status, headers=headers)
+
+    async def session_login(self, request: Request) -> Login | None:
+        """The login of the request's session: open on the server, not expired, and still configured."""
+        sid = session_id(request.session)
+        if sid is None:
+            return None
+        login = await self.db(sessions.session_login, sid)
+        if login is None or self.config.role_of(login.name) != login.role:
+            request.session.pop("sid", None)
+            return None
+        request.state.login = login
+        return login
 
     def page(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         """Every page needs a login; without one, go to the login page and come back."""
 
         async def endpoint(request: Request) -> Response:
-            login = session_login(request.session)
+            login = await self.session_login(request)
             if login is None:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+            _check_query(request)
             try:
                 return await handler(request, login)
             except ConfigError as exc:  # nothing indexed yet...
@@ -170,7 +200,7 @@ class Console:
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        if session_login(request.session) is None:
+        if _login_of(request) is None:  # a login page's error, or no page at all (a 404 or 405 of the router)
             return PlainTextResponse(exc.detail, status_code=exc.status_code)
         context = {"title": f"Error {exc.status_code}", "message": exc.detail}
         return self.render(request, "error.html", context, exc.status_code)
@@ -184,6 +214,11 @@ class Console:
         form = await request.form()
         target = _safe_next(str(form.get("next", "")))
         remote = request.client.host if request.client else "?"
+        wait = self.throttle.retry_after(remote)
+        if wait is not None:
+            log.warning("console_login_throttled", remote=remote, retry_after=wait)
+            context = {"next": target, "error": f"Too many failed logins: try again in {wait} seconds."}
+            return self.render(request, "login.html", context, 429, headers={"Retry-After": str(wait)})
         if not csrf_valid(request.session, form.get(CSRF_FIELD)):
             context = {"next": target, "error": "The form expired; log in again."}
             return self.render(request, "login.html", context, 400)
@@ -191,15 +226,19 @@ class Console:
         await self.db(queries.record_login, found.name if found else None, found.role if found else None,
                       found is not None, remote)  # fmt: skip
         if found is None:
+            self.throttle.failed(remote)
             log.warning("console_login_refused", remote=remote)
             return self.render(request, "login.html", {"next": target, "error": "That token is not valid."}, 401)
-        start_session(request.session, found)
+        start_session(request.session, await self.db(sessions.open_session, found, remote))
         log.info("console_login", reviewer=found.name, role=found.role, remote=remote)
         return RedirectResponse(target, status_code=303)
 
     async def logout(self, request: Request) -> Response:
         form = await request.form()
         if csrf_valid(request.session, form.get(CSRF_FIELD)):
+            sid = session_id(request.session)
+            if sid is not None:
+                await self.db(sessions.close_session, sid)  # every copy of the cookie ends here
             request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
@@ -275,7 +314,7 @@ class Console:
 
     async def review_submit(self, request: Request, login: Login) -> Response:
         form = await request.form()
-        back = _safe_next(str(form.get("back", "")) or "/review")
+        back = _safe_next(str(form.get("back", "")), "/review")
         if not login.may_review:
             message = f"{login.name} may read but not review: reviewing needs a reviewer token. Nothing was recorded."
             return self.render(request, "error.html", {"title": "Read-only login", "message": message}, 403)
@@ -325,30 +364,6 @@ async def plotly_js(request: Request) -> Response:
     return Response(_plotly_js(), media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
 
 
-class SecurityHeaders:
-    """Adds :data:`SECURITY_HEADERS` to every response, and ``no-store`` to every page (not to static files)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        static = str(scope.get("path", "")).startswith("/static/")
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for key, value in SECURITY_HEADERS.items():
-                    headers[key] = value
-                if not static:
-                    headers["Cache-Control"] = "no-store"
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
 def _evidence(conn: psycopg.Connection[Any], chain_id: int, donor: bytes) -> dict[str, Any] | None:
     features = queries.donor_features(conn, chain_id, donor)
     decisions = queries.donor_decisions(conn, chain_id, donor)
@@ -378,14 +393,34 @@ def _plotly_js() -> bytes:
     return str(get_plotlyjs()).encode()
 
 
-def _safe_next(target: str | None) -> str:
-    """A path on this site to return to; anything else (another host, ``//evil``) goes home."""
-    if not target:
-        return "/"
+def _login_of(request: Request) -> Login | None:
+    """The login :meth:`Console.session_login` found for this request (None before or without one)."""
+    login = getattr(request.state, "login", None)
+    return login if isinstance(login, Login) else None
+
+
+def _safe_next(target: str | None, default: str = "/") -> str:
+    """A path on this site to return to (after login, or from a refusal page); anything else gives ``default``.
+
+    Browsers read a backslash as a slash and drop tabs and line breaks from a URL,
+    so ``/\\evil.example`` and ``/<TAB>/evil.example`` become ``//evil.example``,
+    another host: a path must start with one ``/`` and hold no backslash, no
+    whitespace or control character, and no scheme or host in any form.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return default
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return "/"
+    if parts.scheme or parts.netloc:
+        return default
     return target
+
+
+def _check_query(request: Request) -> None:
+    """PostgreSQL text holds no NUL: a parameter with one is refused here rather than failing a query."""
+    if any("\x00" in key or "\x00" in value for key, value in request.query_params.multi_items()):
+        raise HTTPException(400, "query parameters must not contain NUL characters")
 
 
 def _int_param(text: str, what: str) -> int:
@@ -426,9 +461,12 @@ def _offset(text: str | None) -> int:
     if not text:
         return 0
     try:
-        return max(0, int(text))
+        value = max(0, int(text))
     except ValueError:
-        raise HTTPException(400, "offset must be a whole number") from None
+        value = -1
+    if not 0 <= value <= MAX_OFFSET:
+        raise HTTPException(400, f"offset must be a whole number from 0 to {MAX_OFFSET:,}")
+    return value
 
 
 # -- template filters ------------------------------------------------------------------------

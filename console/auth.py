@@ -4,8 +4,10 @@ Tokens come from configuration (``QF_CONSOLE_REVIEWER_TOKENS`` and
 ``QF_CONSOLE_VIEWER_TOKENS``, like the sidecar's). A login is checked against
 every token with :func:`hmac.compare_digest`, never stopping at the first
 match, so the time taken does not tell which token, or how much of one, was
-right. The session (a cookie signed by Starlette's ``SessionMiddleware``)
-then holds only the login's name and role, never the token.
+right. The session cookie (signed by Starlette's ``SessionMiddleware`` with
+``QF_CONSOLE_SESSION_SECRET``) then holds a random session id and the CSRF
+token, never the token nor the name: :mod:`console.sessions` maps the id to
+the login on the server, so logging out ends it for every copy of the cookie.
 
 CSRF: each session gets a random token, sent back in a hidden field of every
 form and compared in constant time. Starlette ships no CSRF protection and the
@@ -25,6 +27,7 @@ Role = Literal["reviewer", "viewer"]
 
 CSRF_FIELD = "csrf_token"
 _CSRF_KEY = "csrf"
+_SESSION_KEY = "sid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,17 +51,16 @@ def authenticate(token: str, reviewers: Mapping[str, str], viewers: Mapping[str,
     return found
 
 
-def session_login(session: Mapping[str, Any]) -> Login | None:
-    name, role = session.get("login"), session.get("role")
-    if isinstance(name, str) and role in ("reviewer", "viewer"):
-        return Login(name, role)
-    return None
+def session_id(session: Mapping[str, Any]) -> str | None:
+    """The server-side session id the cookie carries, if any (:mod:`console.sessions` says whose it is)."""
+    value = session.get(_SESSION_KEY)
+    return value if isinstance(value, str) and value else None
 
 
-def start_session(session: MutableMapping[str, Any], login: Login) -> None:
-    """Log in: a fresh session (and CSRF token), so a token planted before login is worthless after."""
+def start_session(session: MutableMapping[str, Any], sid: str) -> None:
+    """Log in: a fresh cookie (and CSRF token), so a token planted before login is worthless after."""
     session.clear()
-    session.update(login=login.name, role=login.role, **{_CSRF_KEY: secrets.token_urlsafe(32)})
+    session.update({_SESSION_KEY: sid, _CSRF_KEY: secrets.token_urlsafe(32)})
 
 
 def csrf_token(session: MutableMapping[str, Any]) -> str:

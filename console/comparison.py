@@ -14,11 +14,13 @@ import io
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import psycopg
 
+from qf.csvsafe import safe_row
 from qf.matching import compute_matching
 from qf.matching.db import contribution_matrix, load_donations, project_names, weights_from_labels, weights_from_model
 
@@ -92,13 +94,16 @@ def compare(conn: psycopg.Connection[Any], chain_id: int, pool_id: int, usd: boo
 
 
 def to_csv(comparison: Comparison) -> str:
+    """The comparison as CSV; project names (chain data) made inert for spreadsheets (:mod:`qf.csvsafe`)."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["recipient_id", "project", "donors", "amount", "match_standard", "match_cocm",
                      "match_risk_adjusted", "cocm_minus_standard", "risk_adjusted_minus_standard"])  # fmt: skip
     for p in comparison.projects:
-        amounts = (p.amount, p.standard, p.cocm, p.risk_adjusted, p.cocm_delta, p.risk_delta)
-        writer.writerow(["0x" + p.recipient_id.hex(), p.name or "", p.donors, *(f"{x:.6f}" for x in amounts)])
+        # Decimal keeps the six decimals and stays a number (a negative delta must not be quoted as text).
+        amounts = (Decimal(f"{x:.6f}") for x in (p.amount, p.standard, p.cocm, p.risk_adjusted, p.cocm_delta,
+                                                 p.risk_delta))  # fmt: skip
+        writer.writerow(safe_row(["0x" + p.recipient_id.hex(), p.name or "", p.donors, *amounts]))
     return out.getvalue()
 
 

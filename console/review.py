@@ -63,6 +63,8 @@ def parse_verdict(form: Mapping[str, Any]) -> VerdictForm:
     if verdict not in ("sybil", "honest"):
         raise ReviewError("choose a verdict: sybil or honest")
     comment = str(form.get("comment", "")).strip()
+    if "\x00" in comment:
+        raise ReviewError("the comment must not contain NUL characters")
     if len(comment) > MAX_COMMENT:
         raise ReviewError(f"the comment is {len(comment):,} characters; at most {MAX_COMMENT:,}")
     expected_text = str(form.get("expected", "")).strip()
@@ -97,6 +99,12 @@ def record_verdict(conn: psycopg.Connection[Any], chain_id: int, form: VerdictFo
             ).fetchone()
             if not (known and known[0]):
                 raise ReviewError(f"0x{form.donor.hex()} is not a donor of chain {chain_id}: nothing recorded")
+            if form.decision_id is not None and conn.execute(
+                "SELECT 1 FROM qf.scorer_decisions WHERE decision_id = %s AND chain_id = %s AND donor = %s",
+                (form.decision_id, chain_id, form.donor),
+            ).fetchone() is None:
+                raise ReviewError(f"decision {form.decision_id} is not a decision about 0x{form.donor.hex()} "
+                                  f"on chain {chain_id}: nothing recorded")  # fmt: skip
             current = current_verdict(conn, chain_id, form.donor)
             if (current.review_id if current else None) != form.expected:
                 raise _conflict(current)

@@ -9,6 +9,9 @@ configuration table) is derived from those fields.
 
 from __future__ import annotations
 
+import collections
+import ipaddress
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -33,6 +36,11 @@ def setting(env: str, doc: str, default: Any = None, *, parse: Parse | None = No
 def tokens_setting(env: str, doc: str) -> Any:
     """Bearer tokens read from ``env`` and from the file named by ``<env>_FILE`` (see :func:`_tokens`)."""
     return field(default_factory=dict, repr=False, metadata={"env": env, "doc": doc, "tokens": True})
+
+
+def secret_setting(env: str, doc: str) -> Any:
+    """A secret read from ``env`` or from the file named by ``<env>_FILE`` (see :func:`_secret`)."""
+    return field(default=None, repr=False, metadata={"env": env, "doc": doc, "secret_file": True})
 
 
 def _str(name: str, raw: str) -> str:
@@ -161,6 +169,18 @@ def _ws_url(name: str, raw: str) -> str:
         shown = scheme + sep + rest.split("/")[0].split("?")[0].rpartition("@")[2]
         raise ConfigError(f"{name} must be a ws:// or wss:// URL with a host, not {shown!r}")
     return raw
+
+
+def _networks(name: str, raw: str) -> tuple[str, ...]:
+    """IP addresses or networks (CIDR), comma-separated."""
+    found = []
+    for item in (i.strip() for i in raw.split(",") if i.strip()):
+        try:
+            found.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/8)"
+                              ) from None  # fmt: skip
+    return tuple(found)
 
 
 def _positive(name: str, raw: str) -> int:
@@ -322,6 +342,31 @@ class Settings:
         "QF_CONSOLE_SECURE_COOKIES", "Send the console's session cookie over HTTPS only (behind a TLS proxy).",
         False, parse=_switch,
     )  # fmt: skip
+    console_max_body_bytes: int = setting(
+        "QF_CONSOLE_MAX_BODY_BYTES", "Largest request body the console reads; larger ones are refused (413) "
+        "before any parsing.", 65_536, parse=_positive,
+    )  # fmt: skip
+    console_session_secret: str | None = secret_setting(
+        "QF_CONSOLE_SESSION_SECRET", "Key that signs the console's session cookies (32+ characters, e.g. "
+        "`openssl rand -hex 32`); the same key across restarts keeps people logged in."
+    )
+    console_trusted_proxies: tuple[str, ...] = setting(
+        "QF_CONSOLE_TRUSTED_PROXIES", "IP addresses or networks of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto the console believes, comma-separated; unset: none, the connecting address counts.",
+        (), parse=_networks,
+    )  # fmt: skip
+    console_login_failures: int = setting(
+        "QF_CONSOLE_LOGIN_FAILURES", "Failed console logins one client address may make per "
+        "QF_CONSOLE_LOGIN_WINDOW_SECONDS before it gets 429.", 5, parse=_positive,
+    )  # fmt: skip
+    console_login_global_failures: int = setting(
+        "QF_CONSOLE_LOGIN_GLOBAL_FAILURES", "Failed console logins from all clients together per window before "
+        "every login gets 429.", 100, parse=_positive,
+    )  # fmt: skip
+    console_login_window_seconds: float = setting(
+        "QF_CONSOLE_LOGIN_WINDOW_SECONDS", "Window of the console's login throttle: the allowance of failures "
+        "refills evenly over it.", 900.0, parse=_number,
+    )  # fmt: skip
     console_reviewer_tokens: dict[str, str] = tokens_setting(
         "QF_CONSOLE_REVIEWER_TOKENS", "Console logins that may review, `name:token` separated by commas; the name "
         "is the verdicts' source in qf.labels."
@@ -354,6 +399,9 @@ class Settings:
             name = f.metadata["env"]
             if f.metadata.get("tokens"):
                 values[f.name] = _tokens(env, name)
+                continue
+            if f.metadata.get("secret_file"):
+                values[f.name] = _secret(env, name)
                 continue
             parse = f.metadata["parse"] or _str
             raw = (env.get(name) or "").strip()
@@ -398,7 +446,50 @@ ENV_VARS: dict[str, str] = {f.metadata["env"]: f.metadata["doc"] for f in fields
     "QF_SCORER_ADMIN_TOKENS_FILE": "File with one `name:token` admin token per line.",
     "QF_CONSOLE_REVIEWER_TOKENS_FILE": "File with one `name:token` console reviewer token per line.",
     "QF_CONSOLE_VIEWER_TOKENS_FILE": "File with one `name:token` read-only console token per line.",
+    "QF_CONSOLE_SESSION_SECRET_FILE": "File holding the console's session signing key (e.g. a Docker secret).",
 }
+
+#: Least estimated entropy of a bearer token, and of a signing key (see :func:`estimated_entropy_bits`).
+MIN_TOKEN_BITS = 40.0
+MIN_SECRET_BITS = 80.0
+MIN_SECRET_CHARS = 32
+
+
+def estimated_entropy_bits(text: str) -> float:
+    """Length times the Shannon entropy of the text's own character frequencies, in bits.
+
+    A crude estimate, written here because it is five lines: it cannot see a
+    dictionary word, but it does catch what a person types when asked for a
+    token (``aaaaaaaaaaaaaaaa`` is 0 bits, ``abcdabcdabcdabcd`` 32), while random
+    tokens pass (16 hex digits estimate ~51 bits, 32 hex digits ~112). zxcvbn
+    judges passwords people choose; these are keys a machine should draw.
+    """
+    counts = collections.Counter(text)
+    n = len(text)
+    return -n * sum(c / n * math.log2(c / n) for c in counts.values()) if n else 0.0
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """A signing key from the variable or from the file ``<name>_FILE`` (trailing newline dropped)."""
+    value = (env.get(name) or "").strip() or None
+    path = env.get(f"{name}_FILE")
+    if path:
+        try:
+            from_file = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE: cannot read {path} ({exc.strerror})") from None
+        if value is not None and value != from_file:
+            raise ConfigError(f"{name} and {name}_FILE are both set, to different keys: set one")
+        value = from_file
+    if value is not None:
+        # Never echo the key.
+        if len(value) < MIN_SECRET_CHARS:
+            raise ConfigError(f"{name}: the key must be at least {MIN_SECRET_CHARS} characters "
+                              "(e.g. `openssl rand -hex 32`)")  # fmt: skip
+        if estimated_entropy_bits(value) < MIN_SECRET_BITS:
+            raise ConfigError(f"{name}: the key has too little entropy (repeated characters?): draw a random one, "
+                              "e.g. `openssl rand -hex 32`")  # fmt: skip
+    return value
 
 
 def _tokens(env: Mapping[str, str], name: str) -> dict[str, str]:
@@ -416,6 +507,10 @@ def _tokens(env: Mapping[str, str], name: str) -> dict[str, str]:
         if not sep or not client or len(token) < 16:
             # Never echo the entry: it may hold a secret.
             raise ConfigError(f"{name}: every entry must be name:token with a token of at least 16 characters")
+        if estimated_entropy_bits(token) < MIN_TOKEN_BITS:
+            # The name is safe to show (it is not the secret); the token is never echoed.
+            raise ConfigError(f"{name}: the token of {client!r} has too little entropy (repeated characters?): "
+                              "draw a random one, e.g. `openssl rand -hex 16`")
         if client in tokens:
             raise ConfigError(f"{name}: client {client!r} appears twice")
         tokens[client] = token

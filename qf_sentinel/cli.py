@@ -662,35 +662,64 @@ def serve(
     asyncio.run(serve_forever(config, _database(settings), options))
 
 
-#: Where `make demo` leaves a reviewer token for `qf console` on the embedded defaults.
+#: Where `make demo` leaves a reviewer token for `qf console` on the embedded defaults, and the session key.
 CONSOLE_TOKENS_FILE = "console.tokens"
+CONSOLE_SECRET_FILE = "console.secret"  # noqa: S105  # a file name, not a secret
 
 
 def _console_settings(settings: Settings) -> Settings:
-    """With no console token configured, the demo's token file under QF_HOME (if `make demo` wrote one)."""
-    if settings.console_reviewer_tokens or settings.console_viewer_tokens:
-        return settings
-    path = settings.home / CONSOLE_TOKENS_FILE
-    if not path.exists():
-        return settings
-    env = {"QF_CONSOLE_REVIEWER_TOKENS_FILE": str(path)}
-    return settings.with_(console_reviewer_tokens=Settings.from_env(env).console_reviewer_tokens)
+    """With no console token configured, the demo's token file under QF_HOME (if `make demo` wrote one);
+    with no session key configured, the demo's key file there (created for the demo's logins)."""
+    demo = not (settings.console_reviewer_tokens or settings.console_viewer_tokens)
+    if demo and (settings.home / CONSOLE_TOKENS_FILE).exists():
+        env = {"QF_CONSOLE_REVIEWER_TOKENS_FILE": str(settings.home / CONSOLE_TOKENS_FILE)}
+        settings = settings.with_(console_reviewer_tokens=Settings.from_env(env).console_reviewer_tokens)
+    if settings.console_session_secret is None:
+        path = settings.home / CONSOLE_SECRET_FILE
+        if demo and settings.console_reviewer_tokens:
+            demo_console_secret(settings)
+        if path.exists():
+            env = {"QF_CONSOLE_SESSION_SECRET_FILE": str(path)}
+            settings = settings.with_(console_session_secret=Settings.from_env(env).console_session_secret)
+    return settings
+
+
+def _private_file(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text)
 
 
 def demo_console_token(settings: Settings) -> str:
-    """The demo's reviewer token (name ``demo``), created once under QF_HOME with owner-only permissions."""
+    """The demo's reviewer token (name ``demo``), created once under QF_HOME with owner-only permissions;
+    the session key beside it too (:func:`demo_console_secret`)."""
     import secrets
 
+    demo_console_secret(settings)
     path = settings.home / CONSOLE_TOKENS_FILE
     if path.exists():
         name, _, token = path.read_text().strip().partition(":")
         if name == "demo" and len(token) >= 16:
             return token
     token = secrets.token_urlsafe(24)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_text(f"demo:{token}\n")
+    _private_file(path, f"demo:{token}\n")
     return token
+
+
+def demo_console_secret(settings: Settings) -> str:
+    """The demo console's session signing key, created once under QF_HOME (0600) and reused, so a restarted
+    console keeps its sessions."""
+    import secrets
+
+    path = settings.home / CONSOLE_SECRET_FILE
+    if path.exists():
+        key = path.read_text().strip()
+        if len(key) >= 32:
+            return key
+    key = secrets.token_hex(32)
+    _private_file(path, key + "\n")
+    return key
 
 
 def _show_console(settings: Settings) -> None:
@@ -710,7 +739,7 @@ def console_command(
     """Serve the operator console (rounds, matching, flagged donors, review queue) until Ctrl-C."""
     import uvicorn
 
-    from console.app import create_app
+    from console.app import create_app, server_config
     from console.config import ConsoleConfig
 
     settings = _console_settings(_settings(ctx))
@@ -720,7 +749,7 @@ def console_command(
     bind_host, bind_port = host or config.host, port if port is not None else config.port
     out.print(f"console on http://{bind_host}:{bind_port} ({len(config.reviewers)} reviewer and "
               f"{len(config.viewers)} read-only login(s)); Ctrl-C stops it")  # fmt: skip
-    uvicorn.run(create_app(config), host=bind_host, port=bind_port, log_level="warning", server_header=False)
+    uvicorn.Server(server_config(create_app(config), bind_host, bind_port)).run()
 
 
 @app.command()

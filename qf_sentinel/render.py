@@ -8,15 +8,29 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from qf.csvsafe import safe_record
 
 out = Console()
 #: Rows of a ranking a terminal table shows (csv and json give them all).
 TABLE_ROWS = 25
+#: Characters of a cell a terminal table shows (a project name is chain data: it can be 100 kB).
+CELL_CHARS = 80
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def cell(value: Any) -> Text:
+    """A table cell that is only text: no terminal escape sequence (ESC, BEL, CSI) and no rich markup,
+    whatever a project's owner wrote on chain; cut to CELL_CHARS."""
+    text = _CONTROL.sub("\ufffd", str(value))
+    return Text(text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…")
 
 
 def matching_table(output: str, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
@@ -26,13 +40,13 @@ def matching_table(output: str, rows: list[dict[str, Any]], meta: dict[str, Any]
     elif output == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["recipient_id"])
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(safe_record(r) for r in rows)  # project names are chain data
     else:
         title = f"pool {meta['pool_id']} · {meta['method']} · run {meta['run_id']} (qf.matching_results)"
         table = Table(*(rows[0] if rows else ["recipient_id"]), title=title)
         # A terminal shows the top of the ranking; every row is in the run's table and in --format csv|json.
         for row in rows[:TABLE_ROWS]:
-            table.add_row(*(str(v) for v in row.values()))
+            table.add_row(*(cell(v) for v in row.values()))
         out.print(table)
         if len(rows) > TABLE_ROWS:
             out.print(f"top {TABLE_ROWS} of {len(rows)} recipients; all of them with --format csv, or in "

@@ -27,7 +27,6 @@ client's configured name does.
 from __future__ import annotations
 
 import hmac
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -37,6 +36,7 @@ import structlog
 from google.protobuf.message import DecodeError
 from grpc import aio
 
+from qf.ratelimit import TokenBuckets
 from scorer.metrics import ScorerMetrics
 
 log = structlog.get_logger("scorer.access")
@@ -83,7 +83,8 @@ class GatewayInterceptor(Interceptor):
         # (name, token bytes, is_admin); an admin token is also valid for client methods.
         self._tokens = [(n, t.encode(), False) for n, t in clients.items()]
         self._tokens += [(n, t.encode(), True) for n, t in admins.items()]
-        self._bucket = TokenBucket(rate_per_minute) if rate_per_minute > 0 else None
+        # Bursts up to a minute's allowance, refilled evenly.
+        self._bucket = TokenBuckets(rate_per_minute, rate_per_minute / 60.0) if rate_per_minute > 0 else None
         self._handlers: dict[str, Handler] = {}
         self.draining = False
 
@@ -146,7 +147,7 @@ class GatewayInterceptor(Interceptor):
                     await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{method} needs an admin token")
                 # Each call runs in its own task, so this binds the client (and method) for this call's log lines.
                 structlog.contextvars.bind_contextvars(client=client, method=name_of_method, admin=admin)
-                if bucket is not None and not bucket.take(client):
+                if bucket is not None and bucket.take(client) > 0:
                     metrics.rate_limited.labels(client=client).inc()
                     await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "rate limit exceeded; retry later")
                 try:
@@ -186,26 +187,6 @@ class GatewayInterceptor(Interceptor):
             return await behavior(request, context)
 
         return checked
-
-
-class TokenBucket:
-    """``rate_per_minute`` requests a minute with bursts up to the same number; thread-safe."""
-
-    def __init__(self, rate_per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.capacity = rate_per_minute
-        self.refill_per_second = rate_per_minute / 60.0
-        self._clock = clock
-        self._state: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, key: str) -> bool:
-        now = self._clock()
-        with self._lock:
-            tokens, last = self._state.get(key, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - last) * self.refill_per_second)
-            allowed = tokens >= 1.0
-            self._state[key] = (tokens - 1.0 if allowed else tokens, now)
-        return allowed
 
 
 def _decode_error(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 
+from qf.csvsafe import safe_row
 from qf.eth import from_hex
 from qf.sim.plan import Label
 
@@ -25,7 +26,7 @@ def write_labels_file(path: Path, labels: Sequence[Label], *, source: str) -> No
         writer = csv.writer(f)
         writer.writerow(COLUMNS)
         for label in labels:
-            writer.writerow((label.address, str(label.is_sybil).lower(), label.pattern, source))
+            writer.writerow(safe_row((label.address, str(label.is_sybil).lower(), label.pattern, source)))
 
 
 def store_labels(

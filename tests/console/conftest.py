@@ -5,11 +5,15 @@ round of :mod:`tests.fixtures.rounds` driven through the real Allo v2 strategy (
 ``make demo`` does, so projects have Registry names), a model trained on it, ``qf score`` of
 its first pool, a real sidecar answering ScoreContribution for every labelled
 donor (so ``qf.scorer_decisions`` holds REVIEW and BLOCK decisions, as after
-``make demo``) and an experiment with outcomes.
+``make demo``) and an experiment with outcomes. Before training, the
+accepted projects of the first pool and the round's operator are renamed on
+chain with hostile names (:mod:`tests.console.hostile`) and the chain indexed
+again, so every page and download shows chain data an attacker chose.
 """
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +25,7 @@ import pytest
 import uvicorn
 from starlette.testclient import TestClient
 
-from console.app import create_app
+from console.app import create_app, server_config
 from console.config import ConsoleConfig
 from qf.db import connect
 from qf.model.bundle import Thresholds
@@ -31,13 +35,16 @@ from qf.train.pipeline import TrainConfig, train
 from scorer.batch import score_pool, store_pool_scores
 from scorer.client import ScorerClient
 from scorer.models import ModelStore
+from tests.console.hostile import Renamed, rename_on_chain
 from tests.fixtures.chain import Chain
 from tests.fixtures.rounds import CHAIN_ID, build_labelled_round
+from tests.indexer.harness import backfill
 from tests.scorer.harness import CLIENT_TOKEN, running_sidecar, settings_for
 
 REVIEWER_TOKEN = "reviewer-token-0123456789abcdef"
 SECOND_REVIEWER_TOKEN = "reviewer2-token-0123456789abcdef"
 VIEWER_TOKEN = "viewer-token-0123456789abcdef"
+SESSION_SECRET = "session-secret-0123456789abcdefghijklmnopqrstuvwxyz"
 #: Low cut-offs, so the sidecar sends a good share of the round to REVIEW and BLOCK.
 THRESHOLDS = Thresholds(review=0.2, block=0.6)
 
@@ -51,11 +58,14 @@ class ConsoleRound:
     flagged: tuple[str, ...]
     #: a donor it approved
     approved: str
+    #: the hostile names given on chain (projects of the pool, the operator)
+    renamed: Renamed
 
     def config(self, **changes: object) -> ConsoleConfig:
         base: dict[str, object] = {
             "database_url": self.db_url, "models_dir": self.models_dir,
             "reviewers": {"alice": REVIEWER_TOKEN, "carol": SECOND_REVIEWER_TOKEN}, "viewers": {"bob": VIEWER_TOKEN},
+            "session_secret": SESSION_SECRET,
         }  # fmt: skip
         return ConsoleConfig(**(base | changes))  # type: ignore[arg-type]
 
@@ -65,6 +75,11 @@ def console_round(anvil_node: Chain, pg_server_url: str, tmp_path_factory: pytes
                   ) -> Iterator[ConsoleRound]:  # fmt: skip
     models_dir = tmp_path_factory.mktemp("console-models")
     with build_labelled_round(anvil_node, pg_server_url, DvmdtRound) as built:
+        with connect(built.db_url) as conn:
+            anchors = {str(n): "0x" + bytes(a).hex() for n, a in conn.execute(
+                "SELECT p.name, a.anchor FROM qf.profiles p JOIN qf.profile_anchors a USING (chain_id, profile_id)")}
+        renamed = rename_on_chain(anvil_node, built.plan, anchors)
+        backfill(anvil_node, built.db_url, Path(tempfile.mkdtemp(prefix="qf-test-console-")))
         with connect(built.db_url) as conn:
             dataset = load_dataset(conn, CHAIN_ID)
             pool_id = int(conn.execute("SELECT min(pool_id) FROM qf.round_stats").fetchone()[0])
@@ -89,7 +104,7 @@ def console_round(anvil_node: Chain, pg_server_url: str, tmp_path_factory: pytes
         flagged = tuple(d for d, v in decisions.items() if v != "APPROVE")
         approved = next(d for d, v in decisions.items() if v == "APPROVE")
         assert len(flagged) >= 10, f"the sidecar flagged only {len(flagged)} donors"
-        yield ConsoleRound(built.db_url, models_dir, pool_id, flagged, approved)
+        yield ConsoleRound(built.db_url, models_dir, pool_id, flagged, approved, renamed)
 
 
 @pytest.fixture
@@ -108,8 +123,7 @@ class ServedConsole:
 @pytest.fixture(scope="package")
 def served_console(console_round: ConsoleRound) -> Iterator[ServedConsole]:
     """The console served by uvicorn on a free loopback port, for the browser."""
-    server = uvicorn.Server(uvicorn.Config(create_app(console_round.config()), host="127.0.0.1", port=0,
-                                           log_level="warning", lifespan="on"))  # fmt: skip
+    server = uvicorn.Server(server_config(create_app(console_round.config()), "127.0.0.1", 0))
     thread = threading.Thread(target=server.run, name="console-uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from qf.db import connect
 from tests.console.conftest import REVIEWER_TOKEN, ServedConsole
+from tests.console.hostile import LINK_NAME
 from tests.ops.test_compose import healthcheck_command, run_check
 
 
@@ -156,3 +157,83 @@ def test_the_compose_health_check_passes_on_a_live_console(served_console: Serve
     port = served_console.url.rsplit(":", 1)[1]
     assert run_check(healthcheck_command("console"), "127.0.0.1:8088", f"127.0.0.1:{port}") == 0
     assert run_check(healthcheck_command("console"), "127.0.0.1:8088", "127.0.0.1:9") != 0
+
+
+#: Where a word of the page is drawn: the left edge of its first occurrence in ``selector``'s text.
+_WORD_LEFT = """([selector, word]) => {
+  const root = document.querySelector(selector);
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const at = node.textContent.indexOf(word);
+    if (at >= 0) {
+      const range = document.createRange();
+      range.setStart(node, at);
+      range.setEnd(node, at + word.length);
+      return range.getBoundingClientRect().left;
+    }
+  }
+  return null;
+}"""
+
+
+def test_hostile_names_render_as_plain_text(chromium: Browser, served_console: ServedConsole, tmp_path: Path) -> None:
+    """Names written on chain by an attacker: the chart shows markup as literal text and makes no link, an
+    unterminated RIGHT-TO-LEFT OVERRIDE does not reverse what follows it, a 100 kB name keeps the page small."""
+    visit = Visit(chromium, served_console.url, tmp_path)
+    page, r = visit.page, served_console.round
+    page.goto(served_console.url + "/login")
+    page.fill("input[name=token]", REVIEWER_TOKEN)
+    page.click("form.login button[type=submit]")
+    page.wait_for_url(served_console.url + "/")
+
+    assert page.evaluate(_WORD_LEFT, ["main table", "Operator"]) is not None
+    page.goto(f"{served_console.url}/rounds/{r.pool_id}")
+    page.wait_for_selector('[data-figure][data-drawn="true"]')
+    visit.screenshot("round-hostile")
+
+    # Plotly: no <a> in the drawn chart, the markup is shown as the characters it is made of, nothing giant.
+    assert page.locator("[data-figure] svg a").count() == 0
+    ticks = page.locator("[data-figure] .ytick text").all_text_contents()
+    assert LINK_NAME in ticks
+    assert any(t.startswith('<span style="font-size:300px">HUGE</span>') for t in ticks)
+    heights = page.locator("[data-figure] .ytick text").evaluate_all("els => els.map(e => e.getBBox().height)")
+    assert max(heights) < 40, f"a tick label {max(heights)} px tall"
+
+    # The header paragraph reads left to right after the operator's name: "donors" before "donations".
+    donors = page.evaluate(_WORD_LEFT, ["main p", "donors,"])
+    donations = page.evaluate(_WORD_LEFT, ["main p", "donations,"])
+    assert donors is not None
+    assert donations is not None
+    assert donors < donations, f"'donors,' drawn at x={donors}, 'donations,' at x={donations}: reversed"
+
+    # The 100 kB name: cut to 80 characters in the table, the page stays small.
+    cell = page.locator("main table td bdi", has_text="Long name Long name").first
+    assert len(cell.inner_text()) <= 80
+    assert cell.get_attribute("title") is not None
+    size = page.evaluate("document.documentElement.outerHTML.length")
+    assert size < 150_000, f"the round page is {size:,} characters"
+    assert visit.errors == []
+    assert visit.outside == []
+
+
+def test_a_refusal_page_links_back_to_this_site_only(chromium: Browser, served_console: ServedConsole,
+                                                     tmp_path: Path) -> None:  # fmt: skip
+    """A form altered to carry back=/\\evil.example: Chromium would read that as http://evil.example/."""
+    visit = Visit(chromium, served_console.url, tmp_path)
+    page, r = visit.page, served_console.round
+    page.goto(served_console.url + "/login")
+    page.fill("input[name=token]", REVIEWER_TOKEN)
+    page.click("form.login button[type=submit]")
+    page.wait_for_url(served_console.url + "/")
+    page.goto(f"{served_console.url}/donors/{r.flagged[-1]}")
+    form = page.locator("form.verdict").first
+    form.locator("input[name=back]").evaluate("el => { el.value = '/\\\\evil.example'; }")
+    form.locator("input[name=comment]").evaluate("el => { el.removeAttribute('maxlength'); }")
+    form.locator("input[name=comment]").fill("x" * 2001)
+    form.locator("input[name=verdict][value=sybil]").check()
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("p.error")
+    assert "at most 2,000" in page.locator("p.error").inner_text()
+    href = page.locator("a", has_text="Back").evaluate("a => a.href")
+    assert href.startswith(served_console.url + "/"), href
+    assert visit.outside == []
