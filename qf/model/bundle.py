@@ -12,6 +12,7 @@ up and the serving checks are the sidecar's (:mod:`scorer.models`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import math
@@ -171,6 +172,7 @@ def read_bundle(version_dir: Path, override: Thresholds | None = None) -> ModelB
     if wrong:
         raise fail(f"arrays of the wrong width (expected {width} features): {wrong}")
 
+    configured_override = override is not None
     if override is None:
         configured = manifest.get("thresholds") or {}
         override = Thresholds(float(configured["review"]), float(configured["block"]))
@@ -206,8 +208,15 @@ def read_bundle(version_dir: Path, override: Thresholds | None = None) -> ModelB
         cold_row=cold_row,
         coordination_score=coordination_score,
         cold_anomaly=cold_anomaly,
-        gate=load_gate(version_dir, dict(manifest)),
+        gate=_with_thresholds(load_gate(version_dir, dict(manifest)), override if configured_override else None),
     )
+
+
+def _with_thresholds(gate: GateModel | None, thresholds: Thresholds | None) -> GateModel | None:
+    """The gate with the server's configured thresholds (QF_SCORER_*_THRESHOLD), which win over the manifest's."""
+    if gate is None or thresholds is None:
+        return gate
+    return dataclasses.replace(gate, review=thresholds.review, block=thresholds.block)
 
 
 def _positional(kernel: Callable[..., Any], arrays: Any) -> tuple[Any, ...]:

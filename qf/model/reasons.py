@@ -98,9 +98,14 @@ PHRASES: dict[str, Phrase] = {
 }  # fmt: skip
 
 
+def _amount(amount: float) -> str:
+    """Two decimals for ordinary amounts, significant digits for small ones (0.0010 is not "0.00")."""
+    return f"{amount:,.2f}" if abs(amount) >= 0.01 or amount == 0 else f"{amount:.2g}"
+
+
 def describe(feature: str, value: float, *, amount: float, symbol: str = "") -> str:
     """One sentence for a pushed feature: ``value`` said in words (the amount shown with its token symbol)."""
-    unit = f"{amount:,.2f} {symbol}".strip() if math.isfinite(amount) else "an unknown amount"
+    unit = f"{_amount(amount)} {symbol}".strip() if math.isfinite(amount) else "an unknown amount"
     phrase = PHRASES.get(feature)
     if phrase is None:
         return f"{feature} = {value:g}"

@@ -29,6 +29,7 @@ from console.app import create_app, server_config
 from console.config import ConsoleConfig
 from qf.db import connect
 from qf.model.bundle import Thresholds
+from qf.model.dataset import Dataset
 from qf.model.loader import load_dataset
 from qf.sim.dvmdt import DvmdtRound
 from qf.train.pipeline import TrainConfig, train
@@ -70,6 +71,18 @@ class ConsoleRound:
         return ConsoleConfig(**(base | changes))  # type: ignore[arg-type]
 
 
+def last_donations(dataset: Dataset, pool_id: int) -> dict[str, tuple[str, float]]:
+    """Each donor's last donation in the pool: (recipient id, amount in token units)."""
+    d = dataset.donations
+    addresses = dataset.donors["address"].to_numpy()
+    last: dict[str, tuple[str, float]] = {}
+    for donor, project, amount in zip(d.donor.tolist(), d.project.tolist(), d.amount.tolist(), strict=True):
+        pool, _, recipient = d.project_ids[project].partition(":")
+        if pool == str(pool_id):
+            last[str(addresses[donor]).lower()] = (recipient, float(amount))
+    return last
+
+
 @pytest.fixture(scope="package")
 def console_round(anvil_node: Chain, pg_server_url: str, tmp_path_factory: pytest.TempPathFactory
                   ) -> Iterator[ConsoleRound]:  # fmt: skip
@@ -93,10 +106,21 @@ def console_round(anvil_node: Chain, pg_server_url: str, tmp_path_factory: pytes
         decisions: dict[str, str] = {}
         with running_sidecar(settings, built.db_url, models_dir) as sidecar, \
                 ScorerClient(sidecar.target, token=CLIENT_TOKEN, timeout_seconds=10.0) as client:  # fmt: skip
+            # Each labelled donor asks to give again what it gave last (recipient, amount): mostly approved.
+            last = last_donations(dataset, pool_id)
             for label in built.plan.labels:
-                r = client.score(donor=label.address, recipient_id="0x" + "00" * 20, pool_id=pool_id,
-                                 chain_id=CHAIN_ID, token="0x" + "ee" * 20, amount="5")  # fmt: skip
+                recipient, amount = last.get(label.address.lower(), ("0x" + "00" * 20, 5.0))
+                r = client.score(donor=label.address, recipient_id=recipient, pool_id=pool_id,
+                                 chain_id=CHAIN_ID, token="0x" + "ee" * 20, amount=f"{amount:.4f}")  # fmt: skip
                 decisions[label.address.lower()] = ("APPROVE", "REVIEW", "BLOCK")[r.decision - 1]
+            # Then a farm at work: 40 never-seen wallets give the pool's quietest project the same 2.00, one call
+            # each, as a dApp backend would ask before each gift. The gate sees the burst while it happens.
+            quiet = min(last.values(), key=lambda v: sum(1 for w in last.values() if w[0] == v[0]))[0]
+            for i in range(40):
+                farm = "0x" + f"{i + 1:04x}".rjust(40, "f")
+                r = client.score(donor=farm, recipient_id=quiet, pool_id=pool_id, chain_id=CHAIN_ID,
+                                 token="0x" + "ee" * 20, amount="2")  # fmt: skip
+                decisions[farm] = ("APPROVE", "REVIEW", "BLOCK")[r.decision - 1]
             for i, label in enumerate(built.plan.labels[:40]):
                 client.assign_variant("project_list", label.address)
                 if i % 3 == 0:
