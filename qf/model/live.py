@@ -285,7 +285,8 @@ class LiveState:
     def features(self, c: Contribution, out: FloatArray | None = None) -> FloatArray:
         """:data:`CONTRIBUTION_FEATURES` of ``c`` as of ``c.time``, from what was applied before this call."""
         row = np.zeros(N_FEATURES) if out is None else out
-        row[:] = 0.0
+        if out is not None:
+            row[:] = 0.0
         t = c.time
         amount = c.amount if math.isfinite(c.amount) and c.amount > 0 else 0.0
         row[_AMOUNT_LOG] = math.log1p(amount)
@@ -330,22 +331,36 @@ class LiveState:
         if n == 0:
             return
         row[_RECENT_NEW] = sum(a.new[start:end]) / n
+        donors_of = self._donors
+        here = c.project
         exclusive = 0
         for d in donors:
-            history = self._donors.get(d)
-            if history is None or history.seen <= {c.project}:
+            history = donors_of.get(d)
+            # gave nowhere else: it arrived at no project, or at this one only
+            if history is None or (len(history.seen) <= 1 and (not history.seen or here in history.seen)):
                 exclusive += 1
         row[_RECENT_EXCLUSIVE] = exclusive / n
-        mean = sum(amounts) / n
+        total = 0.0
+        for x in amounts:
+            total += x
+        mean = total / n
         if n > 1 and mean > 0:
-            row[_RECENT_CV] = math.sqrt(sum((x - mean) ** 2 for x in amounts) / n) / mean
-        same = [amount > 0 and abs(x - amount) <= SAME_AMOUNT * amount for x in amounts]
-        row[_SAME_SHARE] = sum(same) / n
-        streak = 0
-        for s in reversed(same):
-            if not s:
-                break
-            streak += 1
+            spread = 0.0
+            for x in amounts:
+                spread += (x - mean) * (x - mean)
+            row[_RECENT_CV] = math.sqrt(spread / n) / mean
+        same = streak = 0
+        if amount > 0:
+            tolerance = SAME_AMOUNT * amount
+            run = True
+            for x in reversed(amounts):
+                if abs(x - amount) <= tolerance:
+                    same += 1
+                    if run:
+                        streak += 1
+                else:
+                    run = False
+        row[_SAME_SHARE] = same / n
         row[_SAME_STREAK] = streak
         row[_NEW_COARRIVALS] = len({a.donors[i] for i in range(short, end) if a.new[i] and a.donors[i] != c.donor})
         latest = self._latest_donors(donors, c.donor)
