@@ -52,6 +52,8 @@ LONG_WINDOW = 3600.0
 RECENT = 20
 #: Of those, how many donors' project sets are compared pairwise (overlap).
 OVERLAP_DONORS = 8
+#: At most this many of a project's latest arrivals are scanned for new wallets arriving together.
+COARRIVALS_SCANNED = 64
 #: A donor's latest this many distinct projects are what overlaps between donors compare.
 DONOR_RECENT_PROJECTS = 16
 #: Two amounts are "the same" within this relative difference.
@@ -84,7 +86,7 @@ CONTRIBUTION_FEATURES: tuple[str, ...] = (
     "project_recent_amount_cv",       # coefficient of variation of their amounts
     "project_same_amount_share",      # share of them within SAME_AMOUNT of this amount
     "project_same_amount_streak",     # latest arrivals in a row within SAME_AMOUNT of this amount
-    "project_new_coarrivals_10m",     # distinct new wallets that arrived here in the last 10 minutes
+    "project_new_coarrivals_10m",     # distinct new wallets that arrived here in the last 10 minutes (<= 64)
     "project_recent_overlap",         # how much the latest donors' latest projects coincide (0..1)
     "project_recent_reach",           # median donor_reach of the latest donors (their other projects only)
     # the pool, as of the call
@@ -167,6 +169,9 @@ class _Arrivals:
     donors: list[Hashable] = field(default_factory=list)
     amounts: list[float] = field(default_factory=list)
     new: list[bool] = field(default_factory=list)
+    #: new_before[i] - new_before[j] = new wallets among arrivals j..i-1 (one more entry than ``times``), so a
+    #: window's share of new wallets costs two lookups however busy the window is
+    new_before: list[int] = field(default_factory=lambda: [0])
     first_time: float = math.inf
     total: int = 0
 
@@ -176,14 +181,23 @@ class _Arrivals:
         self.donors.insert(i, donor)
         self.amounts.insert(i, amount)
         self.new.insert(i, new)
+        counts = self.new_before
+        counts.insert(i + 1, counts[i] + new)
+        if new and i + 2 < len(counts):  # arrived out of order: the later prefix counts grow by one
+            for j in range(i + 2, len(counts)):
+                counts[j] += 1
         self.first_time = min(self.first_time, time)
         self.total += 1
         self._evict(self.times[-1] - LONG_WINDOW)
 
+    def new_between(self, start: int, end: int) -> int:
+        """New wallets among the arrivals ``start..end-1``."""
+        return self.new_before[end] - self.new_before[start]
+
     def _evict(self, before: float) -> None:
         cut = min(bisect.bisect_left(self.times, before), len(self.times) - RECENT)
         if cut > 64:  # in chunks: deleting from the front of a list is O(n)
-            del self.times[:cut], self.donors[:cut], self.amounts[:cut], self.new[:cut]
+            del self.times[:cut], self.donors[:cut], self.amounts[:cut], self.new[:cut], self.new_before[:cut]
 
 
 @dataclass(slots=True)
@@ -309,7 +323,7 @@ class LiveState:
             hour = bisect.bisect_left(pool.times, t - LONG_WINDOW, 0, end)
             before_hour = pool.total - (len(pool.times) - end) - (end - hour)
             row[_POOL_BURST] = _burst(end - hour, before_hour, pool.first_time, t)
-            row[_POOL_NEW] = sum(pool.new[hour:end]) / (end - hour) if end > hour else 0.0
+            row[_POOL_NEW] = pool.new_between(hour, end) / (end - hour) if end > hour else 0.0
         return row
 
     def _project_features(self, project: _Project, c: Contribution, amount: float, row: FloatArray) -> None:
@@ -330,7 +344,7 @@ class LiveState:
         n = len(donors)
         if n == 0:
             return
-        row[_RECENT_NEW] = sum(a.new[start:end]) / n
+        row[_RECENT_NEW] = a.new_between(start, end) / n
         donors_of = self._donors
         here = c.project
         exclusive = 0
@@ -362,7 +376,10 @@ class LiveState:
                     run = False
         row[_SAME_SHARE] = same / n
         row[_SAME_STREAK] = streak
-        row[_NEW_COARRIVALS] = len({a.donors[i] for i in range(short, end) if a.new[i] and a.donors[i] != c.donor})
+        # distinct new wallets among the window's latest COARRIVALS_SCANNED arrivals (the count saturates there)
+        news, names = a.new, a.donors
+        scan = range(max(short, end - COARRIVALS_SCANNED), end)
+        row[_NEW_COARRIVALS] = len({names[i] for i in scan if news[i] and names[i] != c.donor})
         latest = self._latest_donors(donors, c.donor)
         row[_RECENT_OVERLAP] = _overlap([h.recent for h in latest])
         if latest:

@@ -164,3 +164,17 @@ def test_memory_stays_bounded_by_the_window() -> None:
     arrivals = state._projects[P].arrivals
     assert len(arrivals.times) <= live.LONG_WINDOW + 64 + live.RECENT
     assert arrivals.total == 20_000
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 10_000), st.booleans()), min_size=1, max_size=300))
+def test_window_counts_of_new_wallets_survive_out_of_order_arrivals(arrivals: list[tuple[float, bool]]) -> None:
+    """Indexed rows can arrive before later attempts' times: the prefix counts stay equal to counting."""
+    window = live._Arrivals()
+    for i, (at, new) in enumerate(arrivals):
+        window.add(at, f"d{i}", 1.0, new)
+    n = len(window.times)
+    assert window.times == sorted(window.times)
+    for start in range(0, n, max(1, n // 7)):
+        for end in range(start, n + 1, max(1, n // 5)):
+            assert window.new_between(start, end) == sum(window.new[start:end])
