@@ -14,6 +14,10 @@ the round's donors plus unknown ones (cold starts).
 
 Per offered rate: achieved rate, p50/p95/p99/max in ms, errors. Then the
 highest offered rate whose p99 stayed under 10 ms. Prints one JSON object.
+
+The version served here has no contribution gate (the donor model's path). The
+gate's online path, server-side time with live state and cached wallet facts
+against this path in the same run, is ``bench/gate_online.py``.
 """
 
 from __future__ import annotations
