@@ -66,16 +66,23 @@ def show_sidecar(settings: Settings, database_url: str, out: Console) -> None:
         pool_id = first_pool(conn, chain)
         pool = load_round(conn, chain, pool_id)
         names = project_names(conn, chain, pool.projects)
+        row = conn.execute(
+            "SELECT a.token FROM qf.allocated a "
+            "JOIN qf.strategies s ON s.chain_id = a.chain_id AND s.address = a.contract "
+            "WHERE a.chain_id = %s AND s.pool_id = %s GROUP BY a.token ORDER BY count(*) DESC LIMIT 1",
+            (chain, pool_id),
+        ).fetchone()
+    token = "0x" + (bytes(row[0]).hex() if row else "ee" * 20)
     popular = int(pool.contributions.astype(bool).sum(axis=0).argmax())
     quiet = int(pool.contributions.astype(bool).sum(axis=0).argmin())
-    token = secrets.token_hex(16)
-    config = SidecarConfig.from_settings(settings).with_(tokens={"demo": token}, rate_limit_per_minute=0.0,
+    secret = secrets.token_hex(16)
+    config = SidecarConfig.from_settings(settings).with_(tokens={"demo": secret}, rate_limit_per_minute=0.0,
                                                          wallet_rpc_url=wallet_node(settings))  # fmt: skip
     options = SidecarOptions(host="127.0.0.1", port=0, models_root=settings.models_dir,
                              metrics=False)  # fmt: skip
 
     def calls(target: str) -> None:
-        with ScorerClient(target, token=token, timeout_seconds=5.0) as client:
+        with ScorerClient(target, token=secret, timeout_seconds=5.0) as client:
             info = client.model_info()
             gate = f"contribution gate {info.gate_model}" if info.gate_model else "no contribution gate"
             out.print(f"sidecar on {target}: model {info.version} ({gate}; donor model {info.served_model}), "
@@ -86,7 +93,7 @@ def show_sidecar(settings: Settings, database_url: str, out: Console) -> None:
                           title=f"ScoreContribution: 5 tUSD to {names[popular] or recipient[:12]}")  # fmt: skip
             for address, pattern in [*donors, (NEVER_SEEN, "(never seen)")]:
                 r = client.score(donor=address, recipient_id=recipient, pool_id=pool_id, chain_id=chain,
-                                 token="0x" + "ee" * 20, amount="5")  # fmt: skip
+                                 token=token, amount="5")  # fmt: skip
                 table.add_row(address[:12] + "…", pattern, f"{r.risk_score:.3f}", DECISION_NAMES[r.decision],
                               "yes" if r.cold_start else "", r.reasons[0].text if r.reasons else "-")  # fmt: skip
             out.print(table)
@@ -97,8 +104,8 @@ def show_sidecar(settings: Settings, database_url: str, out: Console) -> None:
             for i in range(8):
                 wallet = "0x" + f"{i + 1:04x}".rjust(40, "b")
                 r = client.score(donor=wallet, recipient_id=quiet_recipient, pool_id=pool_id, chain_id=chain,
-                                 token="0x" + "ee" * 20, amount="2")  # fmt: skip
-                burst.add_row(str(i + 1), wallet[:12] + "…", f"{r.risk_score:.3f}", DECISION_NAMES[r.decision],
+                                 token=token, amount="2")  # fmt: skip
+                burst.add_row(str(i + 1), "…" + wallet[-8:], f"{r.risk_score:.3f}", DECISION_NAMES[r.decision],
                               r.reasons[0].text if r.reasons else "-")  # fmt: skip
             out.print(burst)
             honest = next((a for a, p in donors if p == "honest"), NEVER_SEEN)
