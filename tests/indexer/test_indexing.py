@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -149,6 +150,17 @@ def unknown_topics(db_url: str) -> list[tuple[object, ...]]:
         ).fetchall()]  # fmt: skip
 
 
+def mined_in(chain: Chain, tx: str, tries: int = 600) -> int:
+    """The block a transaction was mined in, once it has been."""
+    for _ in range(tries):
+        receipt = chain.rpc.call("eth_getTransactionReceipt", [tx])
+        if receipt is not None:
+            assert int(receipt["status"], 16) == 1, receipt
+            return int(receipt["blockNumber"], 16)
+        time.sleep(0.05)
+    raise AssertionError(f"transaction {tx} was never mined")
+
+
 def test_a_reorg_takes_orphaned_unknown_topics_out_of_the_count(
     chain: Chain, db_url: str, second_db: str, tmp_path: Path
 ) -> None:
@@ -161,8 +173,9 @@ def test_a_reorg_takes_orphaned_unknown_topics_out_of_the_count(
     try:
         sync(indexer)
         for answer in (3000 * 10**8, 3100 * 10**8):  # one block each: AnswerUpdated and NewRound
-            chain.rpc.call("eth_sendTransaction", [{"from": deployer, "to": feed, "gas": hex(200_000),
-                                                    "data": "0x" + FEED.encode_call("updateAnswer", [answer]).hex()}])
+            data = "0x" + FEED.encode_call("updateAnswer", [answer]).hex()
+            tx = chain.rpc.call("eth_sendTransaction", [{"from": deployer, "to": feed, "gas": hex(200_000), "data": data}])
+            mined_in(chain, tx)  # anvil answers with the hash before its automine has always mined the block
             sync(indexer)
         counted = unknown_topics(db_url)
         chain.rpc.call("anvil_reorg", [1, []])  # the second update's block is replaced by an empty one
