@@ -174,7 +174,8 @@ def test_a_reorg_takes_orphaned_unknown_topics_out_of_the_count(
         sync(indexer)
         for answer in (3000 * 10**8, 3100 * 10**8):  # one block each: AnswerUpdated and NewRound
             data = "0x" + FEED.encode_call("updateAnswer", [answer]).hex()
-            tx = chain.rpc.call("eth_sendTransaction", [{"from": deployer, "to": feed, "gas": hex(200_000), "data": data}])
+            call = {"from": deployer, "to": feed, "gas": hex(200_000), "data": data}
+            tx = chain.rpc.call("eth_sendTransaction", [call])
             mined_in(chain, tx)  # anvil answers with the hash before its automine has always mined the block
             sync(indexer)
         counted = unknown_topics(db_url)
