@@ -48,8 +48,9 @@ def read_rows(
                 line = reader.line_num
                 if not any((v or "").strip() for v in raw.values() if isinstance(v, str)):
                     continue
+                cells = {k: (v or "").strip() for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)}
                 try:
-                    row = parse({k: (v or "").strip() for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)})
+                    row = parse(cells)
                 except ValueError as exc:
                     errors.append(f"line {line}: {exc}")
                     continue

@@ -21,8 +21,18 @@ def read_funding(conn: psycopg.Connection[Any], chain_id: int) -> list[FundingRo
         (chain_id,),
     ).fetchall()
     return [
-        FundingRow(bytes(w), bytes(a), bytes(f), int(amount), int(block), float(t), int(depth), str(method),
-                   bytes(tx) if tx is not None else None, contract)  # fmt: skip
+        FundingRow(
+            bytes(w),
+            bytes(a),
+            bytes(f),
+            int(amount),
+            int(block),
+            float(t),
+            int(depth),
+            str(method),
+            bytes(tx) if tx is not None else None,
+            contract,
+        )
         for w, a, f, amount, block, t, depth, method, tx, contract in rows
     ]
 

@@ -74,18 +74,21 @@ def _parse_row(row: dict[str, str]) -> ChainSource:
 def store_sources(conn: psycopg.Connection[Any], sources: Iterable[ChainSource], *, replace: bool = True) -> int:
     """Write ``sources`` in one transaction; ``replace=False`` keeps a label already there. Returns rows written."""
     rows = [(s.chain_id, s.known.address, s.known.label, s.known.kind.value, s.known.source) for s in sources]
-    conflict = ("DO UPDATE SET label = EXCLUDED.label, kind = EXCLUDED.kind, source = EXCLUDED.source, "
-                "imported_at = now()") if replace else "DO NOTHING"  # fmt: skip
+    statement = _REPLACE if replace else _KEEP
     with conn.transaction(), conn.cursor() as cur:
         written = 0
         for row in rows:
-            cur.execute(
-                "INSERT INTO qf.known_sources (chain_id, address, label, kind, source) VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (chain_id, address) " + conflict,
-                row,
-            )
+            cur.execute(statement, row)
             written += cur.rowcount
     return written
+
+
+_INSERT = "INSERT INTO qf.known_sources (chain_id, address, label, kind, source) VALUES (%s, %s, %s, %s, %s) "
+_REPLACE = _INSERT + (
+    "ON CONFLICT (chain_id, address) DO UPDATE SET label = EXCLUDED.label, kind = EXCLUDED.kind, "
+    "source = EXCLUDED.source, imported_at = now()"
+)
+_KEEP = _INSERT + "ON CONFLICT (chain_id, address) DO NOTHING"
 
 
 def load_shipped(conn: psycopg.Connection[Any]) -> int:

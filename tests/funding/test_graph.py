@@ -42,7 +42,9 @@ def test_trail_follows_a_peel_chain_to_its_depth_and_stops_at_a_known_source() -
     assert [r.funder for r in graph.trail(w(2), as_of=400.0)] == [w(1), EXCHANGE]
     assert graph.trail(w(4), as_of=299.0) == ()
     facts = graph.facts(w(2), as_of=400.0)
-    assert facts.trail_depth == 2 and facts.trail_source == EXCHANGE_SOURCE and facts.funder_source is None
+    assert facts.trail_depth == 2
+    assert facts.trail_source == EXCHANGE_SOURCE
+    assert facts.funder_source is None
 
 
 def test_a_funders_own_funding_after_it_funded_the_wallet_is_not_on_the_trail() -> None:
@@ -64,22 +66,27 @@ def test_fan_out_counts_wallets_funded_so_far_optionally_among_a_set() -> None:
     assert graph.fan_out(w(99), as_of=1e9, among={w(1), w(5)}) == 2
     assert [r.wallet for r in graph.funded(w(99), as_of=20.0)] == [w(1), w(2)]
     facts = graph.facts(w(3), as_of=35.0)
-    assert facts.funder_fan_out == 3 and facts.seconds_since_funding == 5.0
+    assert facts.funder_fan_out == 3
+    assert facts.seconds_since_funding == 5.0
 
 
 def test_clusters_join_funders_and_wallets_but_not_through_a_known_source() -> None:
     rows = [row(1, 10, 1.0), row(2, 10, 2.0), row(3, EXCHANGE, 3.0), row(4, EXCHANGE, 4.0), row(10, 11, 0.5)]
     clusters = FundingGraph(rows, [EXCHANGE_SOURCE]).clusters(as_of=100.0)
     assert clusters[w(1)] == clusters[w(2)] == clusters[w(10)] == clusters[w(11)] == w(1)
-    assert w(3) not in clusters and w(4) not in clusters
+    assert w(3) not in clusters
+    assert w(4) not in clusters
     assert FundingGraph(rows).clusters(as_of=100.0)[w(3)] == FundingGraph(rows).clusters(as_of=100.0)[w(4)]
     assert w(2) not in FundingGraph(rows).clusters(as_of=1.5)
 
 
 def test_facts_of_an_unknown_wallet_say_nothing() -> None:
     facts = FundingGraph([]).facts(w(1), as_of=10.0)
-    assert not facts.known and facts.trail_depth == 0 and facts.funder_fan_out == 0
-    assert facts.seconds_since_funding is None and facts.funder_source is None
+    assert not facts.known
+    assert facts.trail_depth == 0
+    assert facts.funder_fan_out == 0
+    assert facts.seconds_since_funding is None
+    assert facts.funder_source is None
 
 
 def test_token_funding_is_asked_for_separately() -> None:

@@ -43,12 +43,15 @@ def test_bad_source_rows_reject_the_whole_file_naming_each_line(tmp_path: Path) 
     with pytest.raises(DataError) as err:
         parse_sources(path)
     message = str(err.value)
-    assert "\n" not in message and "3 bad row(s), nothing imported" in message
-    assert "line 3: address" in message and "line 4: kind 'casino'" in message and "line 5: duplicate of line 2" in message
+    assert "\n" not in message
+    assert "3 bad row(s), nothing imported" in message
+    assert "line 3: address" in message
+    assert "line 4: kind 'casino'" in message
+    assert "line 5: duplicate of line 2" in message
 
 
 def test_missing_columns_and_missing_files_are_one_line(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="missing column.*funder"):
+    with pytest.raises(DataError, match=r"missing column.*funder"):
         parse_funding(write(tmp_path, "address,amount,block,time,chain\n"))
     with pytest.raises(DataError, match="no such file"):
         parse_funding(tmp_path / "absent.csv")
@@ -60,9 +63,11 @@ def test_funding_rows_parse_units_times_and_assets(tmp_path: Path) -> None:
                  f"{WALLET},{FUNDER},2.5,101,1698919300,1,0x{'33' * 20}\n")  # fmt: skip
     rows = parse_funding(path, unit="ether")
     assert [r.row.amount for r in rows] == [5 * 10**16, 25 * 10**17]
-    assert rows[0].row.time == 1698919200.0 and rows[1].row.time == 1698919300.0
-    assert rows[0].row.asset == NATIVE and rows[1].row.asset == b"\x33" * 20
-    with pytest.raises(DataError, match=r"line 2: amount '0.05' is not a whole number of base units \(use --unit ether"):
+    assert rows[0].row.time == 1698919200.0
+    assert rows[1].row.time == 1698919300.0
+    assert rows[0].row.asset == NATIVE
+    assert rows[1].row.asset == b"\x33" * 20
+    with pytest.raises(DataError, match=r"line 2: amount '0.05' is not a whole number of base units \(use --unit"):
         parse_funding(path)
     bad_time = write(tmp_path, f"address,funder,amount,block,time,chain\n{WALLET},{FUNDER},5,1,2023-11-02T10:00:00,1\n")
     with pytest.raises(DataError, match="has no zone"):
@@ -83,11 +88,14 @@ def test_imports_store_the_earliest_funding_and_read_back_as_a_graph(tmp_path: P
         assert store_sources(conn, parse_sources(sources)) == 1
         graph = load_graph(conn, 5)
         found = graph.first_funding(bytes.fromhex("11" * 20), as_of=1e10)
-        assert found is not None and (found.funder, found.amount, found.method) == (b"\x22" * 20, 7, "ots")
+        assert found is not None
+        assert (found.funder, found.amount, found.method) == (b"\x22" * 20, 7, "ots")
         assert graph.known_source(b"\x22" * 20) is not None
         assert store_imported(conn, parse_funding(earlier)) == 1
         found = load_graph(conn, 5).first_funding(bytes.fromhex("11" * 20), as_of=1e10)
-        assert found is not None and (found.block, found.method, found.time) == (50, "import", 500.0)
+        assert found is not None
+        assert (found.block, found.method, found.time) == (50, "import", 500.0)
         added = load_shipped(conn)
-        assert added == len(shipped_sources()) and load_shipped(conn) == 0
+        assert added == len(shipped_sources())
+        assert load_shipped(conn) == 0
         assert store_sources(conn, parse_sources(sources)) == 1  # an import replaces; the shipped list never does
