@@ -40,6 +40,14 @@ labels_app = typer.Typer(help="Sybil labels: import reviewers' verdicts.", no_ar
 app.add_typer(labels_app, name="labels")
 prices_app = typer.Typer(help="USD prices for tokens without a price feed.", no_args_is_help=True)
 app.add_typer(prices_app, name="prices")
+funding_app = typer.Typer(
+    help="Where donors' money came from: find it on the node (the worker), import it, look wallets up.",
+    invoke_without_command=True,
+)
+app.add_typer(funding_app, name="funding")
+sources_app = typer.Typer(help="Known sources (exchanges, bridges, faucets) that fund many wallets.",
+                          no_args_is_help=True)  # fmt: skip
+app.add_typer(sources_app, name="sources")
 
 log = structlog.get_logger()
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -338,6 +346,110 @@ def metadata(
     handled = run_metadata(settings, _database(settings), stop, once=once)
     if once:
         out.print(f"handled {handled} metadata pointer(s)")
+
+
+@funding_app.callback()
+def funding(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option(help="Search what is due now, then exit.")] = False,
+) -> None:
+    """Find each indexed donor's first funding (and its funders', up to QF_FUNDING_MAX_DEPTH) on the node.
+
+    `qf index` runs the same worker in the background when QF_FUNDING is on (by default on the devnet).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import signal
+    import threading
+
+    from indexer.funding.app import run_funding
+
+    settings = _settings(ctx)
+    with _migrated_connection(settings):
+        pass
+    stop = threading.Event()
+    if not once:
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, lambda signum, frame: stop.set())
+    searched = run_funding(settings, _database(settings), stop, once=once)
+    if once:
+        out.print(f"searched {searched} wallet(s)")
+
+
+@funding_app.command("import")
+def funding_import(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="CSV with columns address,funder,amount,block,time,chain.")],
+    unit: Annotated[str, typer.Option(help="Unit of the amounts: wei (base units) or ether (18 decimals).")] = "wei",
+) -> None:
+    """Import first-funder rows (a provider's export); the file is checked first, nothing written if a row is bad."""
+    from qf.funding.imports import parse_funding, store_imported
+
+    if unit not in ("wei", "ether"):
+        raise ConfigError(f"--unit must be wei or ether, not {unit!r}")
+    rows = parse_funding(path, unit="ether" if unit == "ether" else "wei")
+    with _migrated_connection(_settings(ctx)) as conn:
+        written = store_imported(conn, rows)
+    chains = sorted({r.chain_id for r in rows})
+    out.print(f"imported {written} of {len(rows)} funding rows for chain(s) {', '.join(map(str, chains))} from {path} "
+              "(qf.wallet_funding; a row only replaces a later one)")  # fmt: skip
+
+
+@funding_app.command("lookup")
+def funding_lookup(
+    ctx: typer.Context,
+    addresses: Annotated[list[str], typer.Argument(help="0x addresses of the wallets to look up.")],
+) -> None:
+    """Search wallets' funding on the node now (and their funders', up to the depth) and print their trails."""
+    import time as _time
+
+    from indexer.funding.app import lookup
+    from qf.eth import address
+    from qf.funding.db import load_graph
+
+    try:
+        wallets = [bytes(address(a)) for a in addresses]
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    settings = _settings(ctx)
+    with _migrated_connection(settings) as conn:
+        chain_id, searched = lookup(settings, _database(settings), wallets)
+        graph = load_graph(conn, chain_id)
+        status = dict(conn.execute(
+            "SELECT wallet, status || coalesce(': ' || last_error, '') FROM qf.funding_wallets "
+            "WHERE chain_id = %s AND wallet = ANY(%s::bytea[])", (chain_id, wallets),
+        ).fetchall())  # fmt: skip
+    out.print(f"chain {chain_id}: searched {searched} wallet(s)")
+    for wallet in wallets:
+        facts = graph.facts(wallet, as_of=_time.time() + 10 * 365 * 86400, max_depth=settings.funding_max_depth)
+        out.print(f"{to_hex(wallet)}  [{status.get(wallet, 'not queued')}]")
+        for depth, row in enumerate(facts.trail, start=1):
+            known = graph.known_source(row.funder)
+            label = f" ({known.kind}: {known.label})" if known else ""
+            out.print(f"  {'  ' * (depth - 1)}<- {to_hex(row.funder)}{label}  {row.amount / 1e18:.6f} ETH  "
+                      f"block {row.block}  via {row.method}")  # fmt: skip
+        if not facts.trail:
+            out.print("  no native funding known")
+
+
+@sources_app.command("import")
+def sources_import(
+    ctx: typer.Context,
+    path: Annotated[
+        Path | None, typer.Argument(help="CSV with columns chain_id,address,label,kind,source; none: the shipped list.")
+    ] = None,
+) -> None:
+    """Import known sources into qf.known_sources; the whole file is checked first, nothing written if a row is bad."""
+    from qf.funding.sources import load_shipped, parse_sources, store_sources
+
+    with _migrated_connection(_settings(ctx)) as conn:
+        if path is None:
+            written = load_shipped(conn)
+            out.print(f"added {written} known sources from the shipped list (labels already there are kept)")
+            return
+        sources = parse_sources(path)
+        written = store_sources(conn, sources)
+    out.print(f"imported {written} known sources from {path} (qf.known_sources)")
 
 
 @app.command()

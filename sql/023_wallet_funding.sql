@@ -115,12 +115,16 @@ COMMENT ON COLUMN qf.funding_wallets.last_error IS 'Why the last search failed o
 
 CREATE TABLE qf.funding_progress (
     chain_id             bigint PRIMARY KEY,
-    donors_through_block bigint NOT NULL
+    donors_through_block bigint NOT NULL DEFAULT -1,
+    rollbacks            bigint NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE qf.funding_progress IS
-    'How far the funding worker has queued the donors of qf.allocated (moved back by a reorg rollback).';
+    'How far the funding worker has queued the donors of qf.allocated, and how many reorg rollbacks it has seen.';
 COMMENT ON COLUMN qf.funding_progress.chain_id IS 'EIP-155 chain id.';
-COMMENT ON COLUMN qf.funding_progress.donors_through_block IS 'Donors of blocks up to this one are in qf.funding_wallets.';
+COMMENT ON COLUMN qf.funding_progress.donors_through_block IS
+    'Donors of blocks up to this one are in qf.funding_wallets (moved back by a reorg rollback).';
+COMMENT ON COLUMN qf.funding_progress.rollbacks IS
+    'Reorg rollbacks so far (Store.rollback_to adds one): a search claimed before one is discarded, not stored.';
 
 -- Per donor, its first native funding before its first donation, the funder's label and fan-out, and the
 -- peel chain behind it (the funder's own first funder, and so on, up to three hops, stopping at a known source).

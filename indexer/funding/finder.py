@@ -1,0 +1,310 @@
+"""One wallet's first incoming transfers, asked of the node with a bounded number of calls.
+
+A :class:`Task` names a wallet, the block range still to search (from where the last search stopped,
+up to the wallet's bound) and the assets: the native coin, unless already found, and the ERC-20
+tokens it donated. :meth:`Finder.search` finds, per asset, the earliest incoming transfer in that
+range, with its block's time and whether the funder has code, spending at most ``max_calls`` RPC
+calls (a batch is one call). It stops early, never waits: the outcome says how far every asset not
+found was searched, so the next attempt resumes there.
+
+Native funding uses the first method the node answered (:mod:`~indexer.funding.capabilities`), in
+the configured order; a method that would need more calls than the budget allows (``trace_filter``
+capped at 300 blocks over a long chain, ``trace_block`` over many blocks) gives way to the next.
+Tokens use ``eth_getLogs`` for ``Transfer(*, wallet, *)`` of the token, with the indexer's range
+planner (ranges shrink on a provider's refusal). Not thread-safe: one finder per thread.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from indexer.errors import ChainMoved
+from indexer.funding.capabilities import Capabilities, is_method_missing
+from indexer.funding.errors import BudgetExhausted, FundingError, MethodMissing, TooCostly
+from indexer.funding.transfers import (
+    TRANSFER_TOPIC,
+    Transfer,
+    address_topic,
+    first,
+    from_ots_operations,
+    from_traces,
+    from_transfer_logs,
+    ots_page,
+)
+from indexer.ranges import BlockRange, RangePlanner, RangePolicy, parse_range_hint
+from indexer.rpc import ResilientRpc
+from qf.errors import QFError, RpcError
+from qf.eth import to_hex
+from qf.funding.graph import NATIVE, ZERO_ADDRESS, Method
+
+#: Transactions per Otterscan search page.
+OTS_PAGE_SIZE = 25
+#: Block times and hashes, and funders' code, remembered across wallets (many share blocks and funders).
+CACHE_ENTRIES = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A wallet to search: blocks ``from_block``..``to_block``, for the native coin and ``tokens``, except
+    the assets in ``found`` (already stored)."""
+
+    wallet: bytes
+    depth: int
+    tokens: tuple[bytes, ...]
+    from_block: int
+    to_block: int
+    found: frozenset[bytes] = frozenset()
+
+    @property
+    def assets(self) -> list[bytes]:
+        return [a for a in (NATIVE, *self.tokens) if a not in self.found]
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A first incoming transfer, with its block's time and whether its funder has code."""
+
+    transfer: Transfer
+    time: float
+    funder_is_contract: bool | None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a search found, how far it got, and what it cost."""
+
+    task: Task
+    found: list[Found] = field(default_factory=list)
+    #: Every asset of the task not found had no incoming transfer up to this block.
+    searched_to: int = -1
+    #: The method that answered for the native coin (None: not searched, or no method).
+    native_method: Method | None = None
+    #: The node has no method for native funding (or none within the budget): only an import can fill it.
+    native_unavailable: bool = False
+    #: Why, when ``native_unavailable``.
+    note: str | None = None
+    calls: int = 0
+    error: QFError | None = None
+    skipped_entries: int = 0
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return self.error is None and self.searched_to >= self.task.to_block
+
+
+class _Budget:
+    def __init__(self, max_calls: int) -> None:
+        self.max_calls = max_calls
+        self.used = 0
+
+    @property
+    def left(self) -> int:
+        return self.max_calls - self.used
+
+    def spend(self, calls: int = 1) -> None:
+        if self.used + calls > self.max_calls:
+            raise BudgetExhausted(f"the wallet's {self.max_calls} RPC calls are spent (QF_FUNDING_MAX_CALLS)")
+        self.used += calls
+
+
+class Finder:
+    """Searches wallets on one node (one ``ResilientRpc``), within a per-wallet call budget."""
+
+    def __init__(
+        self, rpc: ResilientRpc, capabilities: Capabilities, *, max_calls: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        if max_calls < 1:
+            raise ValueError("max_calls must be at least 1")
+        self.rpc = rpc
+        self.capabilities = capabilities
+        self.max_calls = max_calls
+        self.clock = clock
+        self._blocks: OrderedDict[int, tuple[bytes, float]] = OrderedDict()
+        self._code: OrderedDict[bytes, bool] = OrderedDict()
+
+    def search(self, task: Task) -> Outcome:
+        started = self.clock()
+        out = Outcome(task, searched_to=task.from_block - 1)
+        budget = _Budget(self.max_calls)
+        #: asset -> last block searched without finding it
+        progress = dict.fromkeys(task.assets, task.from_block - 1)
+        transfers: list[Transfer] = []
+        try:
+            if task.from_block <= task.to_block:
+                for asset in task.assets:
+                    if asset == NATIVE:
+                        found = self._native(task, budget, progress, out)
+                    else:
+                        found = self._token(task, asset, budget, progress, out)
+                    if found is not None:
+                        transfers.append(found)
+                        del progress[asset]
+            out.found = self._enrich(transfers, budget)
+            searched = [p for a, p in progress.items() if not (a == NATIVE and out.native_unavailable)]
+            out.searched_to = min(searched, default=task.to_block)
+        except (FundingError, ChainMoved, QFError) as exc:
+            # Nothing is stored: the next attempt resumes below every transfer found and every asset's progress.
+            out.error = exc
+            out.found = []
+            out.searched_to = min([*progress.values(), *(t.block - 1 for t in transfers)], default=task.from_block - 1)
+        out.calls = budget.used
+        out.seconds = self.clock() - started
+        return out
+
+    # -- the native coin -----------------------------------------------------------------------
+    def _native(self, task: Task, budget: _Budget, progress: dict[bytes, int], out: Outcome) -> Transfer | None:
+        methods = self.capabilities.native
+        if not methods:
+            out.native_unavailable = True
+            out.note = ("the node answers no trace_filter, ots_* or trace_block: native funding cannot be found here "
+                        "(set QF_FUNDING_RPC_URLS to a node that has them, or use `qf funding import`)")  # fmt: skip
+            return None
+        costly: list[str] = []
+        for method in methods:
+            search = {Method.TRACE_FILTER: self._trace_filter, Method.OTS: self._ots,
+                      Method.TRACE_BLOCK: self._trace_block}[method]  # fmt: skip
+            try:
+                found = search(task, budget, progress, out)
+            except TooCostly as exc:
+                costly.append(str(exc))
+                continue
+            except RpcError as exc:
+                if is_method_missing(exc):
+                    raise MethodMissing(f"{exc.method}: the node no longer answers it") from exc
+                raise
+            out.native_method = method
+            return found
+        out.native_unavailable = True
+        out.note = "; ".join(costly)
+        return None
+
+    def _trace_filter(self, task: Task, budget: _Budget, progress: dict[bytes, int], out: Outcome) -> Transfer | None:
+        lo, hi = progress[NATIVE] + 1, task.to_block
+        window = self.capabilities.trace_range_blocks or (hi - lo + 1)
+        if math.ceil((hi - lo + 1) / window) > budget.left:
+            raise TooCostly(f"trace_filter is capped at {window} blocks: blocks {lo}..{hi} need more calls than "
+                            f"the {budget.left} left")  # fmt: skip
+        wallet = to_hex(task.wallet)
+        a = lo
+        while a <= hi:
+            b = min(hi, a + window - 1)
+            budget.spend()
+            try:
+                query = {"fromBlock": hex(a), "toBlock": hex(b), "toAddress": [wallet]}
+                traces = self.rpc.call("trace_filter", [query])
+            except RpcError as exc:
+                hint = parse_range_hint(exc.rpc_message, exc.code, a, b)
+                if hint is None or b == a:
+                    raise
+                window = max(1, min(hint.max_blocks or (b - a + 1) // 2, (b - a + 1) // 2 or 1))
+                continue
+            read = from_traces(traces, task.wallet, Method.TRACE_FILTER)
+            out.skipped_entries += read.skipped
+            if (found := first(read.transfers)) is not None:
+                return found
+            progress[NATIVE] = b
+            a = b + 1
+        return None
+
+    def _trace_block(self, task: Task, budget: _Budget, progress: dict[bytes, int], out: Outcome) -> Transfer | None:
+        lo, hi = progress[NATIVE] + 1, task.to_block
+        if hi - lo + 1 > budget.left:
+            raise TooCostly(f"trace_block needs one call per block: {hi - lo + 1} blocks, {budget.left} calls left")
+        for number in range(lo, hi + 1):
+            budget.spend()
+            read = from_traces(self.rpc.call("trace_block", [hex(number)]), task.wallet, Method.TRACE_BLOCK)
+            out.skipped_entries += read.skipped
+            if (found := first(read.transfers)) is not None:
+                return found
+            progress[NATIVE] = number
+        return None
+
+    def _ots(self, task: Task, budget: _Budget, progress: dict[bytes, int], out: Outcome) -> Transfer | None:
+        hi = task.to_block
+        after = max(progress[NATIVE], 0)  # ots searches blocks after this one; genesis holds no transactions
+        while True:
+            budget.spend()
+            page = ots_page(self.rpc.call("ots_searchTransactionsAfter", [to_hex(task.wallet), after, OTS_PAGE_SIZE]),
+                            task.wallet)  # fmt: skip
+            out.skipped_entries += page.skipped
+            for block, tx, direct in page.steps:
+                if block > hi:
+                    progress[NATIVE] = hi
+                    return None
+                if direct is not None:
+                    return direct
+                budget.spend()
+                read = from_ots_operations(self.rpc.call("ots_getInternalOperations", [tx["hash"]]), tx, task.wallet)
+                out.skipped_entries += read.skipped
+                if (found := first(read.transfers)) is not None:
+                    return found
+                progress[NATIVE] = block - 1  # later transactions of this block are still to look at
+            if page.newest or page.last_block <= after:
+                progress[NATIVE] = hi
+                return None
+            progress[NATIVE] = page.last_block
+            after = page.last_block
+
+    # -- tokens -----------------------------------------------------------------------------------
+    def _token(
+        self, task: Task, token: bytes, budget: _Budget, progress: dict[bytes, int], out: Outcome
+    ) -> Transfer | None:
+        lo, hi = progress[token] + 1, task.to_block
+        span = hi - lo + 1
+        planner = RangePlanner.start(RangePolicy(initial_blocks=span, max_blocks=span))
+        topics = [TRANSFER_TOPIC, None, address_topic(task.wallet)]
+        while (window := planner.propose(lo, hi)) is not None:
+            budget.spend()
+            try:
+                logs = self.rpc.get_logs(window.from_block, window.to_block, [to_hex(token)], topics)
+            except RpcError as exc:
+                hint = parse_range_hint(exc.rpc_message, exc.code, window.from_block, window.to_block)
+                if hint is None:
+                    raise
+                planner = planner.refused(BlockRange(*window), hint)
+                continue
+            read = from_transfer_logs(logs, task.wallet, token)
+            out.skipped_entries += read.skipped
+            if (found := first(read.transfers)) is not None:
+                return found
+            planner = planner.succeeded(window)
+            progress[token] = window.to_block
+            lo = window.to_block + 1
+        return None
+
+    # -- block times and funders' code ------------------------------------------------------------
+    def _enrich(self, transfers: Sequence[Transfer], budget: _Budget) -> list[Found]:
+        blocks = sorted({t.block for t in transfers} - self._blocks.keys())
+        funders = sorted({t.funder for t in transfers if t.funder != ZERO_ADDRESS} - self._code.keys())
+        if blocks:
+            budget.spend()
+            for number, block in zip(blocks, self.rpc.get_blocks(blocks), strict=True):
+                if block is None:
+                    raise ChainMoved(f"block {number} of a transfer is gone from the node", missing_block=number)
+                entry = (bytes.fromhex(block["hash"][2:]), float(int(block["timestamp"], 16)))
+                self._remember(self._blocks, number, entry)
+        if funders:
+            budget.spend()
+            codes: list[Any] = self.rpc.batch([("eth_getCode", [to_hex(f), "latest"]) for f in funders])
+            for funder, code in zip(funders, codes, strict=True):
+                self._remember(self._code, funder, isinstance(code, str) and code not in ("0x", "0x0", ""))
+        found = []
+        for t in transfers:
+            block_hash, block_time = self._blocks[t.block]
+            if block_hash != t.block_hash:
+                raise ChainMoved(f"block {t.block} changed while the wallet was searched")
+            found.append(Found(t, block_time, None if t.funder == ZERO_ADDRESS else self._code.get(t.funder)))
+        return found
+
+    @staticmethod
+    def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+        cache[key] = value
+        if len(cache) > CACHE_ENTRIES:
+            cache.popitem(last=False)
