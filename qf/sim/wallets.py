@@ -31,7 +31,7 @@ import coincurve
 from eth_utils.crypto import keccak
 
 from qf.eth import to_hex
-from qf.sim.plan import Donation, Token, Wallet
+from qf.sim.plan import Donation, RoundPlan, Token, Wallet
 
 #: Order of the secp256k1 group; a private key must lie in [1, n).
 SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -72,6 +72,18 @@ def gas_allowance_wei(tx_count: int) -> int:
 def gas_price_wei(address: str) -> int:
     """A stable per-wallet gas price between 1 and 30 gwei (wallets keep habits)."""
     return (1 + int(address[2:10], 16) % 30) * 10**9
+
+
+def token_mints(plan: RoundPlan) -> dict[int, int]:
+    """Test tokens the executor mints to each wallet: what its ERC-20 donations and the tokens it passes on
+    (``Funding.token_amount``) exceed the tokens it is sent; equal to :func:`erc20_mints` when no funding
+    carries tokens."""
+    need = erc20_mints(plan.donations)
+    for f in plan.fundings:
+        need[f.target] = need.get(f.target, 0) - f.token_amount
+        if f.source is not None:
+            need[f.source] = need.get(f.source, 0) + f.token_amount
+    return {w: n for w, n in sorted(need.items()) if n > 0}
 
 
 def erc20_mints(donations: Iterable[Donation]) -> dict[int, int]:
