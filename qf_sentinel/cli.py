@@ -235,7 +235,8 @@ def simulate(
     ] = "dvmdt",
 ) -> None:
     """Drive a realistic round with honest donors, whales and labelled sybil patterns."""
-    from qf.sim.labels import store_labels, write_labels_file
+    from qf.funding.sources import store_sources
+    from qf.sim.labels import round_sources, store_labels, write_labels_file
     from qf.sim.scenario import plan_simulated_round
 
     settings = _settings(ctx)
@@ -251,13 +252,15 @@ def simulate(
             source="simulate",
             run_id=f"{plan.name}-{uuid.uuid4().hex[:8]}",
         )
+        sources = store_sources(conn, round_sources(plan, deployment.chain_id, deployment.deployer))
     sybils = sum(label.is_sybil for label in plan.labels)
     out.print(
         f"simulated round {plan.name}: {result.donations} donations in {result.transactions} transactions, "
         f"blocks {result.first_block}..{result.last_block}, {result.seconds:.1f} s"
     )
     out.print(f"pools: {', '.join(f'{p.pool_id} (strategy {p.strategy})' for p in result.pools)}")
-    out.print(f"labels: {stored} donors ({sybils} sybil) in qf.labels and {path}")
+    out.print(f"labels: {stored} donors ({sybils} sybil) in qf.labels and {path}; "
+              f"{sources} known sources (the faucet and the round's exchange-like accounts) in qf.known_sources")
 
 
 @app.command("replay-gitcoin")
@@ -290,7 +293,12 @@ def replay_gitcoin(
         skipped=dict(plan.skipped),
         seconds=round(time.monotonic() - started, 1),
     )
-    result, _ = _execute(settings, plan, rpc_url, block_seconds)
+    result, deployment = _execute(settings, plan, rpc_url, block_seconds)
+    from qf.funding.sources import store_sources
+    from qf.sim.labels import round_sources
+
+    with _migrated_connection(settings) as conn:  # the faucet funds every replayed wallet: a known source
+        store_sources(conn, round_sources(plan, deployment.chain_id, deployment.deployer))
     skipped = ", ".join(f"{k}: {v}" for k, v in sorted(plan.skipped.items())) or "none"
     out.print(
         f"replayed {result.donations} donations from {path.name} "

@@ -142,3 +142,7 @@ def test_simulate_writes_labels_to_db_and_file(chain: Chain, migrated_db_url: st
     assert sorted(stored) == sorted((r["address"], r["is_sybil"] == "true", r["pattern"]) for r in rows)
     assert {p for _, s, p in stored if s} == {"sybil_fan_out", "collusion_ring", "self_donation"}
     assert f"labels: {len(rows)} donors" in proc.stdout
+    assert {r["funding"] for r in rows} >= {"exchange", "direct_fan_out", "peel_chain", "via_exchange", "staggered"}
+    with connect(migrated_db_url) as conn:
+        kinds = conn.execute("SELECT kind, count(*) FROM qf.known_sources WHERE chain_id = 31337 GROUP BY 1").fetchall()
+    assert dict(kinds) == {"faucet": 1, "exchange": 3}

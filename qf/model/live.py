@@ -292,13 +292,12 @@ class LiveState:
         row[_AMOUNT_ROUND] = float(c.round_amount if c.round_amount is not None else (amount * 2).is_integer())
         row[_NONCE] = NONCE_CAP if c.nonce is None or c.nonce < 0 else min(float(c.nonce), NONCE_CAP)
         donor = self._donors.get(c.donor)
-        if donor is not None:
-            if donor.count:
-                row[_DONOR_COUNT] = donor.count
-                row[_DONOR_PROJECTS] = len(donor.projects)
-                row[_DONOR_HOURS] = max(t - donor.first_time, 0.0) / 3600.0
-                row[_DONOR_HERE] = float(c.project in donor.projects)
-                row[_DONOR_REACH] = donor.reach()
+        if donor is not None and donor.count:
+            row[_DONOR_COUNT] = donor.count
+            row[_DONOR_PROJECTS] = len(donor.projects)
+            row[_DONOR_HOURS] = max(t - donor.first_time, 0.0) / 3600.0
+            row[_DONOR_HERE] = float(c.project in donor.projects)
+            row[_DONOR_REACH] = donor.reach()
 
         project = self._projects.get(c.project)
         if project is not None:

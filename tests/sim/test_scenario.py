@@ -151,7 +151,8 @@ def test_funding_precedes_first_action_and_people_withdraw_round_amounts(plan: R
     by_target = {f.target: f for f in plan.fundings}
     for donor, at in first_at.items():
         funding = by_target[donor]
-        assert funding.at_seconds is not None and funding.at_seconds < at
+        assert funding.at_seconds is not None
+        assert funding.at_seconds < at
     styles = {label.address: label.funding for label in plan.labels}
     honest = [i for i, p in patterns.items() if p == "honest"]
     assert {styles[plan.wallets[i].address] for i in honest} == {"exchange", "personal_wallet"}
@@ -160,7 +161,8 @@ def test_funding_precedes_first_action_and_people_withdraw_round_amounts(plan: R
         assert funder in exchanges or funder_of[funder] in exchanges
         assert (by_target[i].amount * 1000) % 10**18 == 0, "a person withdraws a round amount"
     shares = Counter(funder_of[i] for i in honest if funder_of[i] in exchanges)
-    assert len(shares) == len(exchanges) and max(shares.values()) > len(honest) / 3
+    assert len(shares) == len(exchanges)
+    assert max(shares.values()) > len(honest) / 3
     due = erc20_mints(plan.donations)
     sybils = [i for i, p in patterns.items() if p == "sybil_fan_out" and i in due
               and styles[plan.wallets[i].address] in ("direct_fan_out", "via_exchange")]  # a peel hop passes on more
