@@ -61,6 +61,7 @@ def build_worker(
 ) -> FundingWorker:
     """A worker for the chain the funding node serves (which must be ``chain_id`` / QF_CHAIN_ID when set)."""
     urls = resolve_rpc_urls(settings)
+    order = [Method(m) for m in settings.funding_methods]
     metrics = FundingMetrics(registry)
     clients: list[ResilientRpc] = []
 
@@ -81,7 +82,6 @@ def build_worker(
     except BaseException:
         probe_rpc.close()
         raise
-    order = [Method(m) for m in settings.funding_methods]
 
     def finder(capabilities: Capabilities) -> Finder:
         return Finder(client(), capabilities, max_calls=settings.funding_max_calls)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,30 +130,27 @@ class Finder:
         self._code: OrderedDict[bytes, bool] = OrderedDict()
 
     def search(self, task: Task) -> Outcome:
+        """Search the task's assets one by one; a transfer found is kept (with its block's time) even if a later
+        asset's search stops, so every attempt makes progress however small the budget."""
         started = self.clock()
         out = Outcome(task, searched_to=task.from_block - 1)
         budget = _Budget(self.max_calls)
         #: asset -> last block searched without finding it
         progress = dict.fromkeys(task.assets, task.from_block - 1)
-        transfers: list[Transfer] = []
         try:
             if task.from_block <= task.to_block:
                 for asset in task.assets:
                     if asset == NATIVE:
-                        found = self._native(task, budget, progress, out)
+                        transfer = self._native(task, budget, progress, out)
                     else:
-                        found = self._token(task, asset, budget, progress, out)
-                    if found is not None:
-                        transfers.append(found)
+                        transfer = self._token(task, asset, budget, progress, out)
+                    if transfer is not None:
+                        out.found.append(self._enrich(transfer, budget))
                         del progress[asset]
-            out.found = self._enrich(transfers, budget)
-            searched = [p for a, p in progress.items() if not (a == NATIVE and out.native_unavailable)]
-            out.searched_to = min(searched, default=task.to_block)
         except (FundingError, ChainMoved, QFError) as exc:
-            # Nothing is stored: the next attempt resumes below every transfer found and every asset's progress.
             out.error = exc
-            out.found = []
-            out.searched_to = min([*progress.values(), *(t.block - 1 for t in transfers)], default=task.from_block - 1)
+        searched = [p for a, p in progress.items() if not (a == NATIVE and out.native_unavailable)]
+        out.searched_to = min(searched, default=task.to_block) if task.from_block <= task.to_block else task.to_block
         out.calls = budget.used
         out.seconds = self.clock() - started
         return out
@@ -280,28 +277,34 @@ class Finder:
         return None
 
     # -- block times and funders' code ------------------------------------------------------------
-    def _enrich(self, transfers: Sequence[Transfer], budget: _Budget) -> list[Found]:
-        blocks = sorted({t.block for t in transfers} - self._blocks.keys())
-        funders = sorted({t.funder for t in transfers if t.funder != ZERO_ADDRESS} - self._code.keys())
-        if blocks:
+    def _enrich(self, transfer: Transfer, budget: _Budget) -> Found:
+        """The transfer with its block's time (its hash checked against the one the answer named) and whether its
+        funder has code: one batch call, none when both are remembered."""
+        calls: list[tuple[str, list[Any]]] = []
+        remembered = self._blocks.get(transfer.block)
+        if remembered is not None and remembered[0] != transfer.block_hash:
+            del self._blocks[transfer.block]  # remembered from before a reorg: ask again
+        if transfer.block not in self._blocks:
+            calls.append(("eth_getBlockByNumber", [hex(transfer.block), False]))
+        funder = transfer.funder
+        if funder != ZERO_ADDRESS and funder not in self._code:
+            calls.append(("eth_getCode", [to_hex(funder), "latest"]))
+        if calls:
             budget.spend()
-            for number, block in zip(blocks, self.rpc.get_blocks(blocks), strict=True):
-                if block is None:
-                    raise ChainMoved(f"block {number} of a transfer is gone from the node", missing_block=number)
-                entry = (bytes.fromhex(block["hash"][2:]), float(int(block["timestamp"], 16)))
-                self._remember(self._blocks, number, entry)
-        if funders:
-            budget.spend()
-            codes: list[Any] = self.rpc.batch([("eth_getCode", [to_hex(f), "latest"]) for f in funders])
-            for funder, code in zip(funders, codes, strict=True):
-                self._remember(self._code, funder, isinstance(code, str) and code not in ("0x", "0x0", ""))
-        found = []
-        for t in transfers:
-            block_hash, block_time = self._blocks[t.block]
-            if block_hash != t.block_hash:
-                raise ChainMoved(f"block {t.block} changed while the wallet was searched")
-            found.append(Found(t, block_time, None if t.funder == ZERO_ADDRESS else self._code.get(t.funder)))
-        return found
+            for (method, _), answer in zip(calls, self.rpc.batch(calls), strict=True):
+                if method == "eth_getCode":
+                    has_code = isinstance(answer, str) and answer not in ("0x", "0x0", "")
+                    self._remember(self._code, funder, has_code)
+                    continue
+                if not isinstance(answer, dict) or not isinstance(answer.get("hash"), str):
+                    raise ChainMoved(f"block {transfer.block} of a transfer is gone from the node",
+                                     missing_block=transfer.block)  # fmt: skip
+                entry = (bytes.fromhex(answer["hash"][2:]), float(int(str(answer["timestamp"]), 16)))
+                self._remember(self._blocks, transfer.block, entry)
+        block_hash, block_time = self._blocks[transfer.block]
+        if block_hash != transfer.block_hash:
+            raise ChainMoved(f"block {transfer.block} changed while the wallet was searched")
+        return Found(transfer, block_time, None if funder == ZERO_ADDRESS else self._code.get(funder))
 
     @staticmethod
     def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:

@@ -64,12 +64,14 @@ _QUEUE_FUNDERS = (
     sql.SQL("""
     INSERT INTO qf.funding_wallets AS w (chain_id, wallet, depth, reason, tokens, until_block)
     SELECT f.chain_id, f.funder, %(depth)s + 1, 'funder',
-           CASE WHEN f.asset = %(native)s THEN '{}'::bytea[] ELSE ARRAY[f.asset::bytea] END, f.block_number
+           coalesce(array_agg(f.asset::bytea ORDER BY f.asset::bytea) FILTER (WHERE f.asset <> %(native)s), '{}'),
+           max(f.block_number)
     FROM qf.wallet_funding f
     WHERE f.chain_id = %(chain)s AND f.wallet = %(wallet)s AND %(depth)s < %(max_depth)s
       AND f.funder <> %(zero)s AND f.funder <> f.wallet AND f.funder_is_contract IS NOT TRUE
       AND NOT EXISTS (SELECT 1 FROM qf.known_sources k WHERE k.chain_id = f.chain_id AND k.address = f.funder)
-    ORDER BY f.funder, f.asset
+    GROUP BY f.chain_id, f.funder
+    ORDER BY f.funder
     """)
     + _MERGE
 )
