@@ -72,7 +72,7 @@ def from_traces(traces: object, wallet: bytes, method: Method) -> Read:
     for trace in traces:
         try:
             transfer = _trace(trace, wallet, method)
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             out.skipped += 1
             continue
         if transfer is not None:
@@ -135,13 +135,14 @@ def ots_page(page: object, wallet: bytes) -> OtsPage:
     for tx in page["txs"]:
         try:
             rows.append(((_number(tx["blockNumber"]), _number(tx["transactionIndex"])), tx))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             out.skipped += 1
     for (block, index), tx in sorted(rows, key=lambda r: r[0]):
         out.last_block = max(out.last_block, block)
         try:
             if str(status.get(str(tx["hash"]).lower(), "0x1")) not in ("0x1", "1", "True"):
                 continue  # a reverted transaction moved no value
+            _hash(tx["hash"]), _hash(tx["blockHash"])  # looked into by hash later: must read now
             if _address(tx["from"]) == wallet:
                 continue  # the wallet's own transaction funds it with nothing
             to, amount = tx.get("to"), _quantity(tx.get("value", "0x0"))
@@ -152,7 +153,7 @@ def ots_page(page: object, wallet: bytes) -> OtsPage:
                 direct = Transfer(block, index, (), NATIVE, _address(tx["from"]), amount, _hash(tx["blockHash"]),
                                   _hash(tx["hash"]), Method.OTS)  # fmt: skip
             out.steps.append((block, tx, direct))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             out.skipped += 1
     return out
 
@@ -174,7 +175,7 @@ def from_ots_operations(operations: object, tx: Mapping[str, Any], wallet: bytes
                 _number(tx["blockNumber"]), _number(tx["transactionIndex"]), (i,), NATIVE, _address(op["from"]),
                 amount, _hash(tx["blockHash"]), _hash(tx["hash"]), Method.OTS,
             ))  # fmt: skip
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             out.skipped += 1
     return out
 
