@@ -218,7 +218,8 @@ def run_indexer(settings: Settings, *, until_caught_up: bool = False, reset_on_n
                     settings, indexer.store.url, metrics.registry, metrics.sanitised
                 )
             if funding_enabled(settings):  # funding on its own thread, connection and node clients, likewise
-                stop_funding = start_funding_worker(settings, indexer.store.url, metrics.registry, indexer.chain_id)
+                stop_funding = start_funding_worker(settings, indexer.store.url, metrics.registry, indexer.chain_id,
+                                                    busy=lambda: not health.caught_up)  # fmt: skip
             state = indexer.state
             assert state is not None
             ws = indexer.config.ws_url

@@ -95,16 +95,19 @@ def build_worker(
 
 
 def start_in_background(
-    settings: Settings, database_url: str, registry: CollectorRegistry, chain_id: int
-) -> Callable[[], None]:
+    settings: Settings, database_url: str, registry: CollectorRegistry, chain_id: int,
+    busy: Callable[[], bool] | None = None,
+) -> Callable[[], None]:  # fmt: skip
     """Start the worker on a daemon thread; returns the function that stops it.
 
+    While ``busy()`` (``qf index``: the indexer is not caught up with the head) the worker waits, so a
+    backfill runs exactly as fast with funding on as off; it searches in the gaps of live follow.
     Stopping waits for the batch in flight at most one RPC timeout per wallet; its claims are leased,
     not locked, so a search cut short is simply done again.
     """
     worker = build_worker(settings, database_url, registry=registry, chain_id=chain_id)
     stop = threading.Event()
-    thread = threading.Thread(target=_run_logged, args=(worker, stop), name="qf-funding", daemon=True)
+    thread = threading.Thread(target=_run_logged, args=(worker, stop, busy), name="qf-funding", daemon=True)
     thread.start()
     log.info("funding_worker_started", chain_id=chain_id, rpc=resolve_rpc_urls(settings)[0].split("?")[0][:60])
 
@@ -140,10 +143,10 @@ def lookup(settings: Settings, database_url: str, wallets: Sequence[bytes]) -> t
         worker.close()
 
 
-def _run_logged(worker: FundingWorker, stop: threading.Event) -> None:
+def _run_logged(worker: FundingWorker, stop: threading.Event, busy: Callable[[], bool] | None) -> None:
     # A bug in the worker must not pass silently on its thread; the indexer keeps running either way.
     try:
-        worker.run(stop)
+        worker.run(stop, busy=busy)
     except Exception:
         log.exception("funding_worker_crashed")
         raise

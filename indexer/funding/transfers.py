@@ -18,7 +18,7 @@ What counts as funding, per source:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,8 @@ class Transfer:
     block: int
     tx_index: int
     position: tuple[int, ...]
+    #: The wallet funded (the recipient).
+    wallet: bytes = field(compare=False)
     asset: bytes = field(compare=False)
     funder: bytes = field(compare=False)
     amount: int = field(compare=False)
@@ -63,15 +65,15 @@ def address_topic(wallet: bytes) -> str:
     return "0x" + wallet.rjust(32, b"\0").hex()
 
 
-def from_traces(traces: object, wallet: bytes, method: Method) -> Read:
-    """The incoming value transfers to ``wallet`` among Parity-style traces."""
+def from_traces(traces: object, wallets: Collection[bytes], method: Method) -> Read:
+    """The incoming value transfers to any of ``wallets`` among Parity-style traces."""
     out = Read()
     if not isinstance(traces, list):
         out.skipped += 1
         return out
     for trace in traces:
         try:
-            transfer = _trace(trace, wallet, method)
+            transfer = _trace(trace, wallets, method)
         except (KeyError, TypeError, ValueError, AttributeError):
             out.skipped += 1
             continue
@@ -80,7 +82,7 @@ def from_traces(traces: object, wallet: bytes, method: Method) -> Read:
     return out
 
 
-def _trace(trace: Mapping[str, Any], wallet: bytes, method: Method) -> Transfer | None:
+def _trace(trace: Mapping[str, Any], wallets: Collection[bytes], method: Method) -> Transfer | None:
     if trace.get("error"):
         return None
     action, kind = trace["action"], trace.get("type")
@@ -93,14 +95,15 @@ def _trace(trace: Mapping[str, Any], wallet: bytes, method: Method) -> Transfer 
         to, funder, value = action.get("refundAddress"), action.get("address"), action.get("balance")
     else:
         return None  # block and uncle rewards: not a funding by anyone
-    if to is None or _address(to) != wallet:
+    if to is None or (wallet := _address(to)) not in wallets:
         return None
     amount = _quantity(value)
     if amount == 0:
         return None
     position = tuple(int(i) for i in trace.get("traceAddress") or ())
     return Transfer(
-        _number(trace["blockNumber"]), _number(trace["transactionPosition"]), position, NATIVE, _address(funder),
+        _number(trace["blockNumber"]), _number(trace["transactionPosition"]), position, wallet, NATIVE,
+        _address(funder),
         amount, _hash(trace["blockHash"]), _hash(trace["transactionHash"]), method,
     )  # fmt: skip
 
@@ -150,8 +153,8 @@ def ots_page(page: object, wallet: bytes) -> OtsPage:
             if to is not None and _address(to) == wallet:
                 if amount == 0:
                     continue  # a plain call to an account: nothing moved, nothing inside
-                direct = Transfer(block, index, (), NATIVE, _address(tx["from"]), amount, _hash(tx["blockHash"]),
-                                  _hash(tx["hash"]), Method.OTS)  # fmt: skip
+                direct = Transfer(block, index, (), wallet, NATIVE, _address(tx["from"]), amount,
+                                  _hash(tx["blockHash"]), _hash(tx["hash"]), Method.OTS)  # fmt: skip
             out.steps.append((block, tx, direct))
         except (KeyError, TypeError, ValueError, AttributeError):
             out.skipped += 1
@@ -172,7 +175,7 @@ def from_ots_operations(operations: object, tx: Mapping[str, Any], wallet: bytes
             if amount == 0:
                 continue
             out.transfers.append(Transfer(
-                _number(tx["blockNumber"]), _number(tx["transactionIndex"]), (i,), NATIVE, _address(op["from"]),
+                _number(tx["blockNumber"]), _number(tx["transactionIndex"]), (i,), wallet, NATIVE, _address(op["from"]),
                 amount, _hash(tx["blockHash"]), _hash(tx["hash"]), Method.OTS,
             ))  # fmt: skip
         except (KeyError, TypeError, ValueError, AttributeError):
@@ -180,14 +183,14 @@ def from_ots_operations(operations: object, tx: Mapping[str, Any], wallet: bytes
     return out
 
 
-def from_transfer_logs(logs: Sequence[Mapping[str, Any]], wallet: bytes, token: bytes) -> Read:
-    """ERC-20 transfers of ``token`` to ``wallet`` among ``eth_getLogs`` results."""
+def from_transfer_logs(logs: Sequence[Mapping[str, Any]], wallets: Collection[bytes], token: bytes) -> Read:
+    """ERC-20 transfers of ``token`` to any of ``wallets`` among ``eth_getLogs`` results."""
     out = Read()
     for lg in logs:
         try:
             topics = lg["topics"]
             if (len(topics) != 3 or topics[0].lower() != TRANSFER_TOPIC or _address(lg["address"]) != token
-                    or _topic_address(topics[2]) != wallet or lg.get("removed")):  # fmt: skip
+                    or _topic_address(topics[2]) not in wallets or lg.get("removed")):  # fmt: skip
                 continue
             data = bytes.fromhex(str(lg["data"])[2:])
             if len(data) != 32:
@@ -196,7 +199,8 @@ def from_transfer_logs(logs: Sequence[Mapping[str, Any]], wallet: bytes, token: 
             if amount == 0:
                 continue
             out.transfers.append(Transfer(
-                _number(lg["blockNumber"]), _number(lg["transactionIndex"]), (_number(lg["logIndex"]),), token,
+                _number(lg["blockNumber"]), _number(lg["transactionIndex"]), (_number(lg["logIndex"]),),
+                _topic_address(topics[2]), token,
                 _topic_address(topics[1]), amount, _hash(lg["blockHash"]), _hash(lg["transactionHash"]),
                 Method.TRANSFER_LOGS,
             ))  # fmt: skip

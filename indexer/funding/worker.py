@@ -34,6 +34,8 @@ from qf.funding.graph import DEFAULT_MAX_DEPTH, NATIVE, Method
 
 log = structlog.get_logger()
 Clock = Callable[[], datetime]
+#: Fewest wallets per search batch (a batch walks the block range once for all of its wallets).
+MIN_BATCH = 32
 
 
 def utc_now() -> datetime:
@@ -134,7 +136,11 @@ class FundingWorker:
             self.metrics.pending.set(self.store.pending_count())
             return 0
         tasks = [_task(c, checkpoint) for c in claimed]
-        outcomes = list(self._pool.map(self._search, tasks))
+        # Batches of at least MIN_BATCH wallets, one per search thread: a batch walks the chain once for all.
+        groups = max(1, min(self.config.concurrency, len(tasks) // MIN_BATCH))
+        batches = [tasks[i::groups] for i in range(groups)]
+        by_wallet = {o.task.wallet: o for batch in self._pool.map(self._search_many, batches) for o in batch}
+        outcomes = [by_wallet[t.wallet] for t in tasks]
         retry_at = [self.config.retry.next_attempt(now, c.attempts + 1, self.rng) for c in claimed]
         recorded = self.store.record(outcomes, rollbacks=rollbacks, now=self.clock(), retry_at=retry_at,
                                      max_depth=self.config.max_depth)  # fmt: skip
@@ -161,6 +167,9 @@ class FundingWorker:
     def _search(self, task: Task) -> Outcome:
         return self._finder().search(task)
 
+    def _search_many(self, tasks: Sequence[Task]) -> list[Outcome]:
+        return self._finder().search_many(tasks)
+
     def drain(self) -> int:
         """Run until nothing is due now (failures wait for their retry time, so this ends); return how many."""
         total = 0
@@ -168,11 +177,14 @@ class FundingWorker:
             total += handled
         return total
 
-    def run(self, stop: threading.Event) -> None:
-        """Search until ``stop`` is set, waiting ``poll_seconds`` whenever nothing is due; database and node
-        outages are waited out."""
+    def run(self, stop: threading.Event, *, busy: Callable[[], bool] | None = None) -> None:
+        """Search until ``stop`` is set, waiting ``poll_seconds`` whenever nothing is due or ``busy()`` says the
+        indexer beside it needs the machine (a backfill); database and node outages are waited out."""
         outage = 0
         while not stop.is_set():
+            if busy is not None and busy():
+                stop.wait(self.config.poll_seconds)
+                continue
             try:
                 handled = self.run_once()
                 outage = 0

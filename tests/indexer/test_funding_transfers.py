@@ -51,7 +51,7 @@ def test_value_calls_and_refunds_to_the_wallet_count_and_the_earliest_is_first()
         trace(type="reward", action={"author": hexa(WALLET), "value": "0x9", "rewardType": "block"}),
         trace(action={**trace()["action"], "to": hexa(OTHER)}),
     ]
-    read = from_traces([trace(), refund, *ignored], WALLET, Method.TRACE_FILTER)
+    read = from_traces([trace(), refund, *ignored], {WALLET}, Method.TRACE_FILTER)
     assert read.skipped == 0
     assert [(t.block, t.amount, t.funder) for t in read.transfers] == [(7, 16, OTHER), (3, 5, OTHER)]
     earliest = first(read.transfers)
@@ -95,7 +95,7 @@ def log(to: bytes, *, token: bytes = TOKEN, value: int = 5, block: str = "0x8", 
 def test_transfer_logs_of_the_token_to_the_wallet_count() -> None:
     logs = [log(WALLET), log(WALLET, token=OTHER), log(OTHER), log(WALLET, value=0), log(WALLET, data="0x12"),
             log(WALLET, block="0x2")]  # fmt: skip
-    read = from_transfer_logs(logs, WALLET, TOKEN)
+    read = from_transfer_logs(logs, {WALLET}, TOKEN)
     assert [(t.block, t.funder, t.amount) for t in read.transfers] == [(8, OTHER, 5), (2, OTHER, 5)]
     assert {t.asset for t in read.transfers} == {TOKEN}
     assert read.skipped == 1
@@ -115,11 +115,11 @@ _junk = st.recursive(
 @given(answer=_junk)
 def test_garbage_answers_never_raise(answer: Any) -> None:
     """Whatever a hostile node answers, reading it gives transfers or skipped entries, never an exception."""
-    from_traces(answer, WALLET, Method.TRACE_BLOCK)
+    from_traces(answer, {WALLET}, Method.TRACE_BLOCK)
     ots_page(answer, WALLET)
     from_ots_operations(answer, {"blockNumber": 1, "transactionIndex": 0, "blockHash": H, "hash": H}, WALLET)
     if isinstance(answer, list):
-        from_transfer_logs([a for a in answer if isinstance(a, dict)], WALLET, TOKEN)
+        from_transfer_logs([a for a in answer if isinstance(a, dict)], {WALLET}, TOKEN)
 
 
 def test_method_not_found_is_read_in_several_wordings() -> None:
