@@ -860,6 +860,33 @@ def retention(ctx: typer.Context) -> None:
     )
 
 
+def _demo_funding(settings: Settings) -> None:
+    """Step 4, continued: every donor's funding found on the devnet (`qf funding --once`), by label."""
+    import threading
+
+    from rich.table import Table
+
+    from indexer.funding.app import run_funding
+
+    started = time.monotonic()
+    searched = run_funding(settings, _database(settings), threading.Event(), once=True)
+    with _migrated_connection(settings) as conn:
+        rows = conn.execute(
+            "SELECT l.pattern, count(*), count(f.funder), count(*) FILTER (WHERE f.funder_kind IS NOT NULL), "
+            "round(avg(f.funder_other_donors), 1), round(avg(f.seconds_before_first_donation) / 3600, 1), "
+            "max(f.trail_depth) FROM qf.donor_funding f JOIN qf.labels l "
+            "ON l.chain_id = f.chain_id AND '0x' || encode(l.address, 'hex') = f.donor AND l.source = 'simulate' "
+            "GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    out.print(f"funding of {searched} wallets found on the devnet's trace_filter in {time.monotonic() - started:.1f} s "
+              "(qf.donor_funding):")  # fmt: skip
+    table = Table("label", "donors", "funder found", "by a known source", "funder's other donors",
+                  "hours funded before", "deepest trail")  # fmt: skip
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    out.print(table)
+
+
 def _demo_evaluations(ctx: typer.Context, seed: int, settings: Settings) -> None:
     """Steps 9 and 10 of the demo: the gate on Round 9, after the fact and as it is used."""
     out.rule("9. the gate on real donors: Round 9 background, attack families held out (qf eval)")
@@ -924,6 +951,7 @@ def demo(
         table.add_row(*(str(v) for v in row))
     out.print(table)
     out.print("Explore with `qf psql`, e.g. SELECT * FROM qf.round_stats;")
+    _demo_funding(settings)
     out.rule("5. matching")
     from qf_sentinel.demo import show_matching, show_sidecar
 
