@@ -29,21 +29,9 @@ from psycopg.rows import TupleRow
 
 from indexer.funding.finder import Outcome
 from qf.db import connect
+from qf.funding.db import MERGE_QUEUE as _MERGE
+from qf.funding.db import request_funding
 from qf.funding.graph import NATIVE
-
-# What any new reason to search a wallet does to its queue row: a deeper search, more tokens, a later bound.
-_MERGE = sql.SQL("""
-ON CONFLICT (chain_id, wallet) DO UPDATE SET
-    depth = least(w.depth, EXCLUDED.depth),
-    tokens = (SELECT coalesce(array_agg(DISTINCT t ORDER BY t), '{}') FROM unnest(w.tokens || EXCLUDED.tokens) AS t),
-    until_block = greatest(w.until_block, EXCLUDED.until_block),
-    searched_to_block = CASE WHEN EXCLUDED.tokens <@ w.tokens THEN w.searched_to_block END,
-    status = CASE WHEN NOT EXCLUDED.tokens <@ w.tokens OR EXCLUDED.depth < w.depth
-                    OR EXCLUDED.until_block > coalesce(w.searched_to_block, -1) THEN 'pending' ELSE w.status END,
-    next_attempt_at = CASE WHEN NOT EXCLUDED.tokens <@ w.tokens OR EXCLUDED.depth < w.depth
-                    OR EXCLUDED.until_block > coalesce(w.searched_to_block, -1) THEN '-infinity'
-                           ELSE w.next_attempt_at END
-""")
 
 _QUEUE_DONORS = (
     sql.SQL("""
@@ -72,14 +60,6 @@ _QUEUE_FUNDERS = (
       AND NOT EXISTS (SELECT 1 FROM qf.known_sources k WHERE k.chain_id = f.chain_id AND k.address = f.funder)
     GROUP BY f.chain_id, f.funder
     ORDER BY f.funder
-    """)
-    + _MERGE
-)
-
-_REQUEST = (
-    sql.SQL("""
-    INSERT INTO qf.funding_wallets AS w (chain_id, wallet, depth, reason, tokens, until_block)
-    SELECT %s, x, 1, 'requested', '{}', %s FROM unnest(%s::bytea[]) AS x ORDER BY x
     """)
     + _MERGE
 )
@@ -195,11 +175,7 @@ class FundingStore:
 
     def request(self, wallets: Sequence[bytes]) -> int:
         """Queue wallets asked about (at depth 1, searched up to the checkpoint); returns rows changed."""
-        through = self.checkpoint()
-        if through is None or not wallets:
-            return 0
-        cur = self.conn.execute(_REQUEST, (self.chain_id, through, sorted(set(wallets))))
-        return cur.rowcount
+        return request_funding(self.conn, self.chain_id, wallets)
 
     def claim(
         self, now: datetime, *, limit: int, lease_until: datetime, wallets: Sequence[bytes] | None = None

@@ -331,3 +331,25 @@ def test_rollback_keeps_imported_rows_and_sends_searched_wallets_back(fresh_db: 
     assert left == [b"\x0b", b"\x0c"]
     assert queue == [("pending", 20)]
     assert progress == (-1, 1)
+
+
+def test_a_lookup_searches_a_wallet_and_its_funders_hop_by_hop_now(
+    funded_round: FundedRound, anvil_node: Chain, fresh_db: str, tmp_path: Path
+) -> None:
+    """`qf funding lookup` (asked about one wallet, as the sidecar may ask): the last hop of a peel chain is searched
+    with the funders behind it, and nothing else is."""
+    index_round(funded_round, anvil_node, fresh_db, tmp_path)
+    styles = {label.address: label.funding for label in funded_round.plan.labels}
+    peel = [bytes.fromhex(a[2:]) for a, s in styles.items() if s == "peel_chain"]
+    w = worker(anvil_node, fresh_db, tmp_path)
+    try:
+        searched = sum(w.lookup([wallet]) for wallet in peel)
+        with connect(fresh_db) as conn:
+            graph = load_graph(conn, 31337)
+            queued = conn.execute("SELECT count(*) FROM qf.funding_wallets WHERE reason = 'donor'").fetchone()
+    finally:
+        w.close()
+    assert queued == (0,), "a lookup queues no donors"
+    depths = [graph.facts(wallet, as_of=1e12).trail_depth for wallet in peel]
+    assert max(depths) == 3
+    assert searched >= len(peel)
