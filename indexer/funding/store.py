@@ -278,13 +278,16 @@ class FundingStore:
             SET searched_to_block = CASE WHEN %(searched)s::bigint IS NULL THEN searched_to_block
                                          ELSE greatest(coalesce(searched_to_block, -1), %(searched)s) END,
                 status = CASE WHEN %(status)s <> 'pending' AND until_block > %(to)s THEN 'pending' ELSE %(status)s END,
-                next_attempt_at = CASE WHEN %(status)s <> 'pending' AND until_block > %(to)s THEN %(retry)s
+                next_attempt_at = CASE WHEN %(status)s <> 'pending' AND until_block > %(to)s
+                                       -- the bound grew while it was searched: again now, unless not yet indexed
+                                       THEN CASE WHEN until_block <= %(checkpoint)s THEN %(now)s ELSE %(retry)s END
                                        ELSE %(next)s END,
                 method = coalesce(%(method)s, method), attempts = attempts + 1, rpc_calls = %(calls)s,
                 last_error = %(error)s
             WHERE chain_id = %(chain)s AND wallet = %(wallet)s
             """,
             {"searched": searched, "status": status, "to": task.to_block, "retry": retry, "next": next_at,
+             "checkpoint": checkpoint, "now": now,
              "method": outcome.native_method.value if outcome.native_method else None, "calls": outcome.calls,
              "error": error, "chain": chain, "wallet": task.wallet},
         )  # fmt: skip
