@@ -252,7 +252,7 @@ def test_a_reorg_replaces_a_funding_and_a_search_claimed_before_it_is_discarded(
     first_funder, second_funder = pool.donors[0], pool.donors[1]
     rpc.call("eth_sendTransaction", [{"from": first_funder, "to": wallet, "value": hex(10**18)}])
     funded_block = rpc.block_number()
-    rpc.call("anvil_impersonateAccount", [wallet])
+    rpc.call("anvil_impersonateAccount", [wallet])  # anvil lists it in eth_accounts until told to stop
     pool.donate(wallet, pool.recipients[0], 10**15)
     indexer = make_indexer(chain, fresh_db, tmp_path)
     try:
@@ -284,6 +284,7 @@ def test_a_reorg_replaces_a_funding_and_a_search_claimed_before_it_is_discarded(
             w.close()
     finally:
         close_indexer(indexer)
+        rpc.call("anvil_stopImpersonatingAccount", [wallet])
     funder, amount, _ = found(fresh_db)[key]
     assert (funder, amount) == (bytes.fromhex(second_funder[2:]), 2 * 10**18)
     with connect(fresh_db) as conn:
