@@ -28,13 +28,23 @@ What the round looks like:
 * ``self_donation``: a project owner funds fresh wallets that donate back to
   the owner's project.
 
+Funding (``qf.sim.funding``, drawn from a random stream of its own, so a seed's
+donations are what they were before funding was planned): three exchange-like
+accounts (``RoundPlan.sources``) are funded by the faucet at setup; honest donors,
+whales and project owners get their first money from one of them, or from their
+own older wallet, hours to weeks before they first act; fan-out clusters are
+funded in turn by direct fan-out, a peel chain, an exchange and staggered, and
+self-donating owners and ring owners fund their wallets staggered. Each donor's
+label names its funding pattern (``Label.funding``).
+
 Conventions the executor relies on (see ``wallets``): every wallet in the plan
-sends transactions and receives exactly one ``Funding`` with gas plus the ETH it
-moves; fundings are listed in execution order (a funder is funded before it
-funds); ERC-20 balances are minted by the executor to each donor as exactly the
-sum of that donor's ERC-20 donations (``wallets.erc20_mints``); project owners
-register their projects themselves, so they are funded even when they never
-donate. Wallet keys are derived from namespace ``sim-{seed}``.
+receives exactly one ``Funding`` with gas plus the ETH it moves (exactly, for
+attackers; rounded up, for people) and the tokens it donates or passes on;
+fundings are listed in execution order (a funder is funded before it funds, and
+no later); the executor mints what a wallet's tokens fall short by
+(``wallets.token_mints``: the exchange-like accounts); project owners register
+their projects themselves, so they are funded even when they never donate.
+Wallet keys are derived from namespace ``sim-{seed}``.
 """
 
 from __future__ import annotations

@@ -13,9 +13,11 @@ executor:
 * every wallet that sends a transaction is funded with ETH by a ``Funding`` row
   of at least :func:`gas_allowance_wei` for the transactions it sends, plus the
   native value it moves (native donations, outgoing fundings);
-* ERC-20 balances are not planned as rows: the executor mints to each donor
-  exactly :func:`erc20_mints` of the plan's donations, the sum of that donor's ERC-20
-  donations.
+* a ``Funding`` may carry test tokens too (``token_amount``); the executor mints
+  each wallet what its ERC-20 donations and the tokens it passes on exceed what
+  it is sent (:func:`token_mints`): a replay's donors exactly the sum of their
+  ERC-20 donations (:func:`erc20_mints`), a simulated round's exchange-like
+  accounts what they hand out.
 
 Address derivation goes straight through coincurve and keccak instead of
 ``eth_account.Account.from_key`` because the latter is about four times slower,
