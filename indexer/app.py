@@ -18,6 +18,8 @@ import structlog
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
+from indexer.funding.app import enabled as funding_enabled
+from indexer.funding.app import start_in_background as start_funding_worker
 from indexer.loop import EVENT_TABLES, Indexer, IndexerConfig, StepResult
 from indexer.metadata.app import start_in_background as start_metadata_fetcher
 from indexer.metrics import IndexerMetrics, SanitisedValues
@@ -203,7 +205,7 @@ def run_indexer(settings: Settings, *, until_caught_up: bool = False, reset_on_n
         _, stop_metrics = serve_metrics(metrics, health, settings.metrics_host, settings.indexer_metrics_port)
         log.info("metrics_listening", url=f"http://{settings.metrics_host}:{settings.indexer_metrics_port}/metrics")
     indexer = build_indexer(settings, metrics, health, reset_on_new_chain=reset_on_new_chain)
-    stop_fetcher = None
+    stop_fetcher = stop_funding = None
     try:
         # Every log line of this run names its chain (several indexers may share one log pipeline).
         with structlog.contextvars.bound_contextvars(chain_id=indexer.chain_id):
@@ -215,6 +217,9 @@ def run_indexer(settings: Settings, *, until_caught_up: bool = False, reset_on_n
                 stop_fetcher = start_metadata_fetcher(
                     settings, indexer.store.url, metrics.registry, metrics.sanitised
                 )
+            if funding_enabled(settings):  # funding on its own thread, connection and node clients, likewise
+                stop_funding = start_funding_worker(settings, indexer.store.url, metrics.registry, indexer.chain_id,
+                                                    busy=lambda: not health.caught_up)  # fmt: skip
             state = indexer.state
             assert state is not None
             ws = indexer.config.ws_url
@@ -224,6 +229,8 @@ def run_indexer(settings: Settings, *, until_caught_up: bool = False, reset_on_n
                 indexer.run(stop, until_caught_up=until_caught_up, on_step=on_step)
             log.info("indexer_stopped", checkpoint=indexer.state.checkpoint_block if indexer.state else None)
     finally:
+        if stop_funding:
+            stop_funding()
         if stop_fetcher:
             stop_fetcher()
         indexer.store.close()

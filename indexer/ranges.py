@@ -108,6 +108,7 @@ _MAX_BLOCKS: Final = (
     re.compile(rf"limited to an? {_NUMBER}(?: blocks?)? range", re.IGNORECASE),  # QuickNode
     re.compile(rf"blocks distance:?\s*{_NUMBER}", re.IGNORECASE),
     re.compile(rf"too many blocks.*max(?:imum)? is set to {_NUMBER}", re.IGNORECASE),
+    re.compile(rf"currently limited to {_NUMBER}", re.IGNORECASE),  # anvil's trace_filter
 )
 
 #: EIP-1474 "limit exceeded": a request went over one of the node's limits.

@@ -256,10 +256,15 @@ class Store:
         )
 
     def rollback_to(self, ancestor: int, ancestor_hash: bytes | None) -> dict[str, int]:
-        """Delete everything above ``ancestor`` (events, strategies, unknown-topic counts, block hashes) and move
-        the checkpoint there, in one transaction."""
+        """Delete everything above ``ancestor`` (events, strategies, unknown-topic counts, block hashes, funding
+        found there) and move the checkpoint there, in one transaction.
+
+        The chain's row is locked first: the funding worker writes its results under a share lock on it, so
+        a rollback either sees them (and deletes those above the ancestor) or they see the rollback.
+        """
         deleted: dict[str, int] = {}
         with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM qf.chains WHERE chain_id = %s FOR UPDATE", (self.chain_id,))
             for table in self.event_tables:
                 cur.execute(
                     sql.SQL("DELETE FROM {} WHERE chain_id = %s AND block_number > %s").format(
@@ -278,6 +283,7 @@ class Store:
                 (self.chain_id, ancestor),
             )
             deleted["unknown_topic_blocks"] = cur.rowcount
+            deleted |= self._rollback_funding(cur, ancestor)
             cur.execute("DELETE FROM qf.blocks WHERE chain_id = %s AND number > %s", (self.chain_id, ancestor))
             deleted["blocks"] = cur.rowcount
             cur.execute(
@@ -286,6 +292,27 @@ class Store:
                 (ancestor, ancestor_hash, self.chain_id),
             )
         return deleted
+
+    def _rollback_funding(self, cur: psycopg.Cursor, ancestor: int) -> dict[str, int]:
+        """Funding found above ``ancestor`` is deleted (imported rows, which carry no block hash, stay); every
+        wallet searched past it is searched again from it, and donors are queued again from it."""
+        cur.execute(
+            "DELETE FROM qf.wallet_funding WHERE chain_id = %s AND block_number > %s AND method <> 'import'",
+            (self.chain_id, ancestor),
+        )
+        wallet_funding = cur.rowcount
+        cur.execute(
+            "UPDATE qf.funding_wallets SET searched_to_block = %s, status = 'pending', next_attempt_at = '-infinity' "
+            "WHERE chain_id = %s AND searched_to_block > %s",
+            (ancestor, self.chain_id, ancestor),
+        )
+        cur.execute(
+            "INSERT INTO qf.funding_progress AS p (chain_id, donors_through_block, rollbacks) VALUES (%s, -1, 1) "
+            "ON CONFLICT (chain_id) DO UPDATE SET rollbacks = p.rollbacks + 1, "
+            "donors_through_block = least(p.donors_through_block, %s)",
+            (self.chain_id, ancestor),
+        )
+        return {"wallet_funding": wallet_funding}
 
     def genesis_hash(self) -> bytes | None:
         row = self.conn.execute("SELECT genesis_hash FROM qf.chains WHERE chain_id = %s", (self.chain_id,)).fetchone()
@@ -300,7 +327,9 @@ class Store:
         """Delete every row of this chain (events, blocks, strategies, tokens, state), in one transaction."""
         deleted: dict[str, int] = {}
         with self.conn.transaction(), self.conn.cursor() as cur:
-            for table in (*self.event_tables, "strategies", "blocks", "tokens", "unknown_topic_blocks", "chains"):
+            tables = ("strategies", "blocks", "tokens", "unknown_topic_blocks", "wallet_funding", "funding_wallets",
+                      "funding_progress", "chains")  # fmt: skip
+            for table in (*self.event_tables, *tables):
                 cur.execute(sql.SQL("DELETE FROM {} WHERE chain_id = %s").format(sql.Identifier("qf", table)),
                             (self.chain_id,))  # fmt: skip
                 deleted[table] = cur.rowcount

@@ -191,6 +191,19 @@ def _positive(name: str, raw: str) -> int:
     return value
 
 
+#: Native funding methods, cheapest first (qf.funding.graph.Method values).
+FUNDING_METHODS = ("trace_filter", "ots", "trace_block")
+
+
+def _funding_methods(name: str, raw: str) -> tuple[str, ...]:
+    """Native funding methods to try, in order; a subset of trace_filter, ots, trace_block."""
+    methods = tuple(m.strip().lower() for m in raw.split(",") if m.strip())
+    unknown = [m for m in methods if m not in FUNDING_METHODS]
+    if unknown or len(set(methods)) != len(methods):
+        raise ConfigError(f"{name} must list some of {', '.join(FUNDING_METHODS)} once each, not {raw!r}")
+    return methods
+
+
 def _gateway_urls(name: str, raw: str) -> tuple[str, ...]:
     urls = tuple(u.strip().rstrip("/") for u in raw.split(",") if u.strip())
     for url in urls:
@@ -285,6 +298,26 @@ class Settings:
     ipfs_retry_max_seconds: float = setting(
         "QF_IPFS_RETRY_MAX_SECONDS", "Longest wait between metadata fetch attempts.", 21_600.0, parse=_number
     )
+    funding: bool | None = setting(
+        "QF_FUNDING", "Find donors' funding (first funder, peel chains) beside `qf index`; unset: on for the local "
+        "devnet, off for other nodes (`qf funding` runs it alone).", parse=_switch,
+    )  # fmt: skip
+    funding_rpc_urls: tuple[str, ...] = setting(
+        "QF_FUNDING_RPC_URLS", "Comma-separated http(s) JSON-RPC URLs for funding lookups (a node with trace_filter "
+        "or ots_*); unset: QF_RPC_URLS, else the local devnet.", (), parse=_rpc_urls,
+    )  # fmt: skip
+    funding_methods: tuple[str, ...] = setting(
+        "QF_FUNDING_METHODS", "Native funding methods to try, in order, among those the node answers.",
+        FUNDING_METHODS, parse=_funding_methods, show_default=False,
+    )  # fmt: skip
+    funding_max_depth: int = setting(
+        "QF_FUNDING_MAX_DEPTH", "Hops of funding looked up behind a donor (1: its funder only).", 3, parse=_positive
+    )
+    funding_max_calls: int = setting(
+        "QF_FUNDING_MAX_CALLS", "Most JSON-RPC calls one wallet's search may spend before it stops and resumes later.",
+        64, parse=_positive,
+    )  # fmt: skip
+    funding_concurrency: int = setting("QF_FUNDING_CONCURRENCY", "Wallets searched at once.", 4, parse=_positive)
     metrics_host: str = setting("QF_METRICS_HOST", "Address the metrics endpoints bind to.", "127.0.0.1")
     models_dir: Path = setting(
         "QF_MODELS_DIR", "Where `qf train` writes model versions and the scorer reads them (default QF_HOME/models).",

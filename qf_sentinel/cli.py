@@ -40,6 +40,14 @@ labels_app = typer.Typer(help="Sybil labels: import reviewers' verdicts.", no_ar
 app.add_typer(labels_app, name="labels")
 prices_app = typer.Typer(help="USD prices for tokens without a price feed.", no_args_is_help=True)
 app.add_typer(prices_app, name="prices")
+funding_app = typer.Typer(
+    help="Where donors' money came from: find it on the node (the worker), import it, look wallets up.",
+    invoke_without_command=True,
+)
+app.add_typer(funding_app, name="funding")
+sources_app = typer.Typer(help="Known sources (exchanges, bridges, faucets) that fund many wallets.",
+                          no_args_is_help=True)  # fmt: skip
+app.add_typer(sources_app, name="sources")
 
 log = structlog.get_logger()
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -227,7 +235,8 @@ def simulate(
     ] = "dvmdt",
 ) -> None:
     """Drive a realistic round with honest donors, whales and labelled sybil patterns."""
-    from qf.sim.labels import store_labels, write_labels_file
+    from qf.funding.sources import store_sources
+    from qf.sim.labels import round_sources, store_labels, write_labels_file
     from qf.sim.scenario import plan_simulated_round
 
     settings = _settings(ctx)
@@ -243,13 +252,15 @@ def simulate(
             source="simulate",
             run_id=f"{plan.name}-{uuid.uuid4().hex[:8]}",
         )
+        sources = store_sources(conn, round_sources(plan, deployment.chain_id, deployment.deployer))
     sybils = sum(label.is_sybil for label in plan.labels)
     out.print(
         f"simulated round {plan.name}: {result.donations} donations in {result.transactions} transactions, "
         f"blocks {result.first_block}..{result.last_block}, {result.seconds:.1f} s"
     )
     out.print(f"pools: {', '.join(f'{p.pool_id} (strategy {p.strategy})' for p in result.pools)}")
-    out.print(f"labels: {stored} donors ({sybils} sybil) in qf.labels and {path}")
+    out.print(f"labels: {stored} donors ({sybils} sybil) in qf.labels and {path}; "
+              f"{sources} known sources (the faucet and the round's exchange-like accounts) in qf.known_sources")
 
 
 @app.command("replay-gitcoin")
@@ -282,7 +293,12 @@ def replay_gitcoin(
         skipped=dict(plan.skipped),
         seconds=round(time.monotonic() - started, 1),
     )
-    result, _ = _execute(settings, plan, rpc_url, block_seconds)
+    result, deployment = _execute(settings, plan, rpc_url, block_seconds)
+    from qf.funding.sources import store_sources
+    from qf.sim.labels import round_sources
+
+    with _migrated_connection(settings) as conn:  # the faucet funds every replayed wallet: a known source
+        store_sources(conn, round_sources(plan, deployment.chain_id, deployment.deployer))
     skipped = ", ".join(f"{k}: {v}" for k, v in sorted(plan.skipped.items())) or "none"
     out.print(
         f"replayed {result.donations} donations from {path.name} "
@@ -338,6 +354,110 @@ def metadata(
     handled = run_metadata(settings, _database(settings), stop, once=once)
     if once:
         out.print(f"handled {handled} metadata pointer(s)")
+
+
+@funding_app.callback()
+def funding(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option(help="Search what is due now, then exit.")] = False,
+) -> None:
+    """Find each indexed donor's first funding (and its funders', up to QF_FUNDING_MAX_DEPTH) on the node.
+
+    `qf index` runs the same worker in the background when QF_FUNDING is on (by default on the devnet).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import signal
+    import threading
+
+    from indexer.funding.app import run_funding
+
+    settings = _settings(ctx)
+    with _migrated_connection(settings):
+        pass
+    stop = threading.Event()
+    if not once:
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, lambda signum, frame: stop.set())
+    searched = run_funding(settings, _database(settings), stop, once=once)
+    if once:
+        out.print(f"searched {searched} wallet(s)")
+
+
+@funding_app.command("import")
+def funding_import(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="CSV with columns address,funder,amount,block,time,chain.")],
+    unit: Annotated[str, typer.Option(help="Unit of the amounts: wei (base units) or ether (18 decimals).")] = "wei",
+) -> None:
+    """Import first-funder rows (a provider's export); the file is checked first, nothing written if a row is bad."""
+    from qf.funding.imports import parse_funding, store_imported
+
+    if unit not in ("wei", "ether"):
+        raise ConfigError(f"--unit must be wei or ether, not {unit!r}")
+    rows = parse_funding(path, unit="ether" if unit == "ether" else "wei")
+    with _migrated_connection(_settings(ctx)) as conn:
+        written = store_imported(conn, rows)
+    chains = sorted({r.chain_id for r in rows})
+    out.print(f"imported {written} of {len(rows)} funding rows for chain(s) {', '.join(map(str, chains))} from {path} "
+              "(qf.wallet_funding; a row only replaces a later one)")  # fmt: skip
+
+
+@funding_app.command("lookup")
+def funding_lookup(
+    ctx: typer.Context,
+    addresses: Annotated[list[str], typer.Argument(help="0x addresses of the wallets to look up.")],
+) -> None:
+    """Search wallets' funding on the node now (and their funders', up to the depth) and print their trails."""
+    import time as _time
+
+    from indexer.funding.app import lookup
+    from qf.eth import address
+    from qf.funding.db import load_graph
+
+    try:
+        wallets = [bytes(address(a)) for a in addresses]
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    settings = _settings(ctx)
+    with _migrated_connection(settings) as conn:
+        chain_id, searched = lookup(settings, _database(settings), wallets)
+        graph = load_graph(conn, chain_id)
+        status = dict(conn.execute(
+            "SELECT wallet, status || coalesce(': ' || last_error, '') FROM qf.funding_wallets "
+            "WHERE chain_id = %s AND wallet = ANY(%s::bytea[])", (chain_id, wallets),
+        ).fetchall())  # fmt: skip
+    out.print(f"chain {chain_id}: searched {searched} wallet(s)")
+    for wallet in wallets:
+        facts = graph.facts(wallet, as_of=_time.time() + 10 * 365 * 86400, max_depth=settings.funding_max_depth)
+        out.print(f"{to_hex(wallet)}  [{status.get(wallet, 'not queued')}]")
+        for depth, row in enumerate(facts.trail, start=1):
+            known = graph.known_source(row.funder)
+            label = f" ({known.kind}: {known.label})" if known else ""
+            out.print(f"  {'  ' * (depth - 1)}<- {to_hex(row.funder)}{label}  {row.amount / 1e18:.6f} ETH  "
+                      f"block {row.block}  via {row.method}")  # fmt: skip
+        if not facts.trail:
+            out.print("  no native funding known")
+
+
+@sources_app.command("import")
+def sources_import(
+    ctx: typer.Context,
+    path: Annotated[
+        Path | None, typer.Argument(help="CSV with columns chain_id,address,label,kind,source; none: the shipped list.")
+    ] = None,
+) -> None:
+    """Import known sources into qf.known_sources; the whole file is checked first, nothing written if a row is bad."""
+    from qf.funding.sources import load_shipped, parse_sources, store_sources
+
+    with _migrated_connection(_settings(ctx)) as conn:
+        if path is None:
+            written = load_shipped(conn)
+            out.print(f"added {written} known sources from the shipped list (labels already there are kept)")
+            return
+        sources = parse_sources(path)
+        written = store_sources(conn, sources)
+    out.print(f"imported {written} known sources from {path} (qf.known_sources)")
 
 
 @app.command()
@@ -769,6 +889,33 @@ def retention(ctx: typer.Context) -> None:
     )
 
 
+def _demo_funding(settings: Settings) -> None:
+    """Step 4, continued: every donor's funding found on the devnet (`qf funding --once`), by label."""
+    import threading
+
+    from rich.table import Table
+
+    from indexer.funding.app import run_funding
+
+    started = time.monotonic()
+    searched = run_funding(settings, _database(settings), threading.Event(), once=True)
+    with _migrated_connection(settings) as conn:
+        rows = conn.execute(
+            "SELECT l.pattern, count(*), count(f.funder), count(*) FILTER (WHERE f.funder_kind IS NOT NULL), "
+            "round(avg(f.funder_other_donors), 1), round(avg(f.seconds_before_first_donation) / 3600, 1), "
+            "max(f.trail_depth) FROM qf.donor_funding f JOIN qf.labels l "
+            "ON l.chain_id = f.chain_id AND '0x' || encode(l.address, 'hex') = f.donor AND l.source = 'simulate' "
+            "GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    out.print(f"funding of {searched} wallets found on the devnet's trace_filter in {time.monotonic() - started:.1f} s "
+              "(qf.donor_funding):")  # fmt: skip
+    table = Table("label", "donors", "funder found", "by a known source", "funder's other donors",
+                  "hours funded before", "deepest trail")  # fmt: skip
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    out.print(table)
+
+
 def _demo_evaluations(ctx: typer.Context, seed: int, settings: Settings) -> None:
     """Steps 9 and 10 of the demo: the gate on Round 9, after the fact and as it is used."""
     out.rule("9. the gate on real donors: Round 9 background, attack families held out (qf eval)")
@@ -833,6 +980,7 @@ def demo(
         table.add_row(*(str(v) for v in row))
     out.print(table)
     out.print("Explore with `qf psql`, e.g. SELECT * FROM qf.round_stats;")
+    _demo_funding(settings)
     out.rule("5. matching")
     from qf_sentinel.demo import show_matching, show_sidecar
 

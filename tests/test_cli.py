@@ -142,3 +142,41 @@ def test_simulate_writes_labels_to_db_and_file(chain: Chain, migrated_db_url: st
     assert sorted(stored) == sorted((r["address"], r["is_sybil"] == "true", r["pattern"]) for r in rows)
     assert {p for _, s, p in stored if s} == {"sybil_fan_out", "collusion_ring", "self_donation"}
     assert f"labels: {len(rows)} donors" in proc.stdout
+    assert {r["funding"] for r in rows} >= {"exchange", "direct_fan_out", "peel_chain", "via_exchange", "staggered"}
+    with connect(migrated_db_url) as conn:
+        kinds = conn.execute("SELECT kind, count(*) FROM qf.known_sources WHERE chain_id = 31337 GROUP BY 1").fetchall()
+    assert dict(kinds) == {"faucet": 1, "exchange": 3}
+
+
+def test_funding_and_sources_imports_are_all_or_nothing_with_one_line_errors(
+    migrated_db_url: str, tmp_path: Path
+) -> None:
+    """`qf funding import` and `qf sources import` refuse a file with a bad row in one line and write nothing;
+    good files go in; `qf sources import` without a file adds the shipped list."""
+    env = {"QF_DATABASE_URL": migrated_db_url}
+    wallet, funder = "0x" + "11" * 20, "0x" + "22" * 20
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"address,funder,amount,block,time,chain\n{wallet},{funder},5,1,1000,1\n{wallet},0x12,5,1,1000,1\n")
+    refused = qf("funding", "import", str(bad), env=env, home=tmp_path)
+    assert_one_line_error(refused, "line 3: funder", "nothing imported")
+    good = tmp_path / "good.csv"
+    good.write_text(f"address,funder,amount,block,time,chain\n{wallet},{funder},0.5,1,1000,1\n")
+    assert_one_line_error(qf("funding", "import", str(good), env=env, home=tmp_path), "--unit ether")
+    proc = qf("funding", "import", str(good), "--unit", "ether", env=env, home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "imported 1 of 1 funding rows for chain(s) 1" in proc.stdout
+    sources = tmp_path / "sources.csv"
+    sources.write_text(f"chain_id,address,label,kind,source\n1,{funder},My exchange,exchange,my notes\n"
+                       f"1,{wallet},Thing,casino,my notes\n")  # fmt: skip
+    assert_one_line_error(qf("sources", "import", str(sources), env=env, home=tmp_path), "line 3: kind 'casino'")
+    shipped = qf("sources", "import", env=env, home=tmp_path)
+    assert shipped.returncode == 0, shipped.stderr
+    with connect(migrated_db_url) as conn:
+        funding = conn.execute("SELECT amount, method FROM qf.wallet_funding").fetchall()
+        labels = conn.execute("SELECT count(*), count(*) FILTER (WHERE address = %s) FROM qf.known_sources",
+                              (bytes.fromhex("22" * 20),)).fetchone()  # fmt: skip
+    assert funding == [(5 * 10**17, "import")]
+    assert labels is not None
+    assert labels[0] > 40
+    assert labels[1] == 0
+    assert f"added {labels[0]} known sources" in shipped.stdout

@@ -19,6 +19,7 @@ never mix with an indexed chain's (use a chain id no node serves).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
@@ -187,26 +188,34 @@ class DonationRow:
 def donation_rows(plan: RoundPlan, *, first_block: int, start_time: int, block_seconds: int) -> list[DonationRow]:
     """Every donation of ``plan`` as :func:`write_plan` stores it (blocks of ``block_seconds`` from ``first_block``).
 
-    A donor's nonce counts its prior nonce, its own fundings, its ERC-20
-    approval and its earlier donations, as the executor would send them.
+    A donor's nonce counts its prior nonce, the funding transfers it sent before
+    (its ETH, and its tokens when it passes some on; one inside the window is
+    sent first in its block slot), its ERC-20 approval and its earlier donations,
+    as the executor would send them.
     """
     erc20_donors = {d.donor for d in plan.donations if d.token is Token.ERC20}
-    sent: dict[int, int] = defaultdict(int)
+    #: per sender, the block slot of each funding transfer it sends (before the window: -1)
+    sends: dict[int, list[int]] = defaultdict(list)
     for f in plan.fundings:
         if f.source is not None:
-            sent[f.source] += 1
-    nonce = {i: w.prior_nonce + sent[i] + (i in erc20_donors) for i, w in enumerate(plan.wallets)}
+            slot = -1 if f.at_seconds is None or f.at_seconds < 0 else int(f.at_seconds // block_seconds)
+            sends[f.source] += [slot] * (1 + (f.token_amount > 0))
+    for slots in sends.values():
+        slots.sort()
+    base = {i: w.prior_nonce + (i in erc20_donors) for i, w in enumerate(plan.wallets)}
+    donated: dict[int, int] = defaultdict(int)
     gas = [gas_price_wei(w.address) for w in plan.wallets]
     rows = []
     last_block, log_index = first_block, 0
     for d in plan.donations:
-        block = first_block + int(d.at_seconds // block_seconds)
+        slot = int(d.at_seconds // block_seconds)
+        block = first_block + slot
         if block != last_block:
             last_block, log_index = block, 0
         time = start_time + (block - first_block) * block_seconds
-        rows.append(DonationRow(block, log_index, time, d.donor, d.project, d.amount, d.token, nonce[d.donor],
-                                gas[d.donor]))  # fmt: skip
-        nonce[d.donor] += 1
+        nonce = base[d.donor] + bisect.bisect_right(sends.get(d.donor, []), slot) + donated[d.donor]
+        rows.append(DonationRow(block, log_index, time, d.donor, d.project, d.amount, d.token, nonce, gas[d.donor]))
+        donated[d.donor] += 1
         log_index += 1
     return rows
 

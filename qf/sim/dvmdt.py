@@ -133,11 +133,7 @@ class DvmdtRound(RoundExecution):
             self.anchors[i] = anchor.lower()
         for receipt in self.run([self._registration(pools, i) for i in range(len(plan.projects))]):
             self._note_registered(pools, receipt)
-        self.run([
-            self.wallet_tx(i, self.deployment.token, self.erc20.encode_call("approve", [pool.strategy, MAX_UINT]),
-                           gas=80_000)
-            for i in sorted(erc20_donors) for pool in pools
-        ])  # fmt: skip
+        self.run([tx for i in sorted(erc20_donors) for tx in self.approval_txs(pools, i)])
         decided = [i for i, p in enumerate(plan.projects) if p.status is not RecipientStatus.PENDING]
         self.run(self._review_rows(pools, decided))
         appeals: dict[int, int] = {}
@@ -148,6 +144,12 @@ class DvmdtRound(RoundExecution):
             # A rejected project re-applies (UpdatedRegistration, status appealed); the manager rejects it again.
             self.run([self._registration(pools, i) for i in appeals.values()])
             self.run(self._review_rows(pools, list(appeals.values())))
+
+    def approval_txs(self, pools: list[PoolOnChain], donor: int) -> list[TxRequest]:
+        """A donor approves each pool's strategy, which pulls its ERC-20 donations itself."""
+        token = self.deployment.token
+        return [self.wallet_tx(donor, token, self.erc20.encode_call("approve", [pool.strategy, MAX_UINT]), gas=80_000)
+                for pool in pools]  # fmt: skip
 
     def _registration(self, pools: list[PoolOnChain], project_index: int) -> TxRequest:
         project = self.plan.projects[project_index]

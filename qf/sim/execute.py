@@ -1,18 +1,26 @@
 """Execute a ``RoundPlan`` on a node as real signed transactions.
 
-The round's life, in order: wallets get their history (``anvil_setNonce``) and
-gas money, donors get test tokens and approve the core, pools are created and
-funded, projects register and are reviewed, then every donation is sent in the
-plan's time order, and finally the matching pool is distributed.
+The round's life, in order: wallets get their history (``anvil_setNonce``); at
+setup the faucet pays the fundings planned without a time (the round's
+exchange-like sources; every wallet of a replay) and the test tokens are minted;
+then every timed funding is sent when the plan says, days to minutes before the
+wallet first acts (an ETH transfer, and an ERC-20 transfer when it carries
+tokens): those before the round ahead of the pools, those inside the window in
+the block slot they fall in, before that slot's donations. Pools are created and
+funded, projects register and are reviewed, donors approve the token (right
+after their funding when it comes during the round), every donation is sent in
+the plan's time order, and finally the matching pool is distributed.
 
 On anvil the executor pauses automine and mines each block itself at the
 timestamp the plan asks for (``block_seconds`` slots from the allocation
 start), so block times follow the plan. On any other node it sends as fast as
 the node takes transactions and waits for receipts (time is compressed).
 
-ERC-20 convention (shared with the planners): each donor is minted exactly the
-sum of its ERC-20 donations; the deployer (faucet) is minted the ERC-20 pools'
-matching amounts.
+ERC-20 convention (shared with the planners): each wallet is minted what its
+ERC-20 donations and the tokens it sends exceed the tokens it receives
+(``wallets.token_mints``: a replay's donors get exactly their donations, a
+simulated round's exchange-like sources what they hand out); the deployer
+(faucet) is minted the ERC-20 pools' matching amounts.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import eth_abi
@@ -36,8 +45,8 @@ from qf.chain.rpc import RpcClient
 from qf.chain.tx import TxRequest, TxSender, block_receipts, wait_for_receipts
 from qf.errors import ChainError, RpcError
 from qf.eth import from_hex, to_hex
-from qf.sim.plan import Donation, RecipientStatus, RoundPlan, Token
-from qf.sim.wallets import gas_price_wei
+from qf.sim.plan import Donation, Funding, RecipientStatus, RoundPlan, Token
+from qf.sim.wallets import gas_price_wei, token_mints
 
 log = structlog.get_logger()
 
@@ -192,7 +201,7 @@ class RoundExecution:
     def ensure_funder_balance(self, senders: set[int]) -> None:
         """The faucet must cover all it sends; on anvil it is topped up, elsewhere checked."""
         funded = {f.target for f in self.plan.fundings}
-        native_pools = sum(p.matching_amount for p in self.plan.pools if p.token is Token.NATIVE)
+        native_pools = sum(p.matching_amount for p in self.plan.pools if p.token is Token.NATIVE)  # any time
         needed = (
             sum(f.amount for f in self.plan.fundings if f.source is None)
             + GAS_MONEY_WEI * (len(senders - funded) + 10)
@@ -208,14 +217,28 @@ class RoundExecution:
             f"funder {self.funder} holds {balance / 1e18:.4f} ETH but the round needs {needed / 1e18:.4f} ETH"
         )
 
+    def funding_txs(self, f: Funding) -> list[TxRequest]:
+        """The transfers of one funding: its ETH, then its tokens (if any), from the faucet or a plan wallet."""
+        to = self.plan.wallets[f.target].address
+        send = self.funder_tx if f.source is None else partial(self.wallet_tx, f.source)
+        txs = [send(to, value=f.amount, gas=21_000)]
+        if f.token_amount:
+            call = self.erc20.encode_call("transfer", [to, f.token_amount])
+            txs.append(send(self.deployment.token, call, gas=90_000))
+        return txs
+
+    def approval_txs(self, pools: list[PoolOnChain], donor: int) -> list[TxRequest]:
+        """What an ERC-20 donor approves before donating: the core, which pulls its donations."""
+        del pools
+        call = self.erc20.encode_call("approve", [self.deployment.core, MAX_UINT])
+        return [self.wallet_tx(donor, self.deployment.token, call, gas=80_000)]
+
     def fund(self, senders: set[int], erc20_due: dict[int, int], matching_erc20: int) -> None:
+        """Setup: the fundings planned without a time, gas for senders nobody funds, and the token mints."""
         plan = self.plan
         funded = {f.target for f in plan.fundings}
-        first = [
-            self.funder_tx(plan.wallets[f.target].address, value=f.amount, gas=21_000)
-            for f in plan.fundings
-            if f.source is None
-        ]
+        setup = [f for f in plan.fundings if f.at_seconds is None]
+        first = [tx for f in setup if f.source is None for tx in self.funding_txs(f)]
         first += [
             self.funder_tx(plan.wallets[i].address, value=GAS_MONEY_WEI, gas=21_000)
             for i in sorted(senders - funded)
@@ -233,21 +256,37 @@ class RoundExecution:
         )
         self.run(first)
         # Wallet-to-wallet seeding, in waves: a funder can only pass on what it received.
-        pending = [f for f in plan.fundings if f.source is not None]
-        has_money = {f.target for f in plan.fundings if f.source is None} | (senders - funded)
+        pending = [f for f in setup if f.source is not None]
+        has_money = {f.target for f in setup if f.source is None} | (senders - funded)
         while pending:
             wave = [f for f in pending if f.source in has_money]
             if not wave:
                 raise ChainError("plan has fundings from wallets that never receive ETH")
-            self.run(
-                [
-                    self.wallet_tx(f.source, plan.wallets[f.target].address, value=f.amount, gas=21_000)
-                    for f in wave
-                    if f.source is not None
-                ]
-            )
+            self.run([tx for f in wave for tx in self.funding_txs(f)])
             has_money |= {f.target for f in wave}
             pending = [f for f in pending if f not in wave]
+
+    def fund_before_round(self, allocation_start: int, block_seconds: int) -> None:
+        """The fundings timed before the window, each in its block slot (mined at its time on anvil), in plan order."""
+        slots: dict[int, list[Funding]] = defaultdict(list)
+        for f in self.plan.fundings:
+            if f.at_seconds is not None and f.at_seconds < 0:
+                slots[math.floor(f.at_seconds / block_seconds)].append(f)
+        for slot in sorted(slots):
+            self.fund_in_waves(slots[slot], allocation_start + slot * block_seconds)
+
+    def fund_in_waves(self, fundings: list[Funding], timestamp: int | None = None) -> None:
+        """Send fundings of one block slot, a block per wave: a wallet funded in the slot passes money on in the
+        next wave (a node refuses a transaction its sender cannot pay for yet)."""
+        remaining = list(fundings)
+        while remaining:
+            targets = {f.target for f in remaining}
+            wave = [f for f in remaining if f.source not in targets]
+            if not wave:
+                raise ChainError("plan has a cycle of fundings")
+            self.run([tx for f in wave for tx in self.funding_txs(f)], timestamp)
+            sent = {id(f) for f in wave}
+            remaining = [f for f in remaining if id(f) not in sent]
 
     def create_pools(self, allocation_start: int) -> list[PoolOnChain]:
         requests, windows = [], []
@@ -328,15 +367,7 @@ class RoundExecution:
             call = self.core.encode_call("registerRecipient", [pools[project.pool].pool_id, data])
             return self.wallet_tx(project.owner, self.deployment.core, call, gas=400_000)
 
-        approvals = [
-            self.wallet_tx(
-                i,
-                self.deployment.token,
-                self.erc20.encode_call("approve", [self.deployment.core, MAX_UINT]),
-                gas=80_000,
-            )
-            for i in sorted(erc20_donors)
-        ]
+        approvals = [tx for i in sorted(erc20_donors) for tx in self.approval_txs(pools, i)]
         self.run([registration(i) for i in range(len(plan.projects))] + approvals)
         by_pool: dict[int, list[int]] = defaultdict(list)
         for i, project in enumerate(plan.projects):
@@ -369,20 +400,29 @@ class RoundExecution:
         return requests
 
     def donate(
-        self, pools: list[PoolOnChain], block_seconds: int, progress: ProgressFn | None
-    ) -> tuple[int, int]:
+        self, pools: list[PoolOnChain], block_seconds: int, progress: ProgressFn | None,
+        erc20_donors: set[int] | None = None,
+    ) -> tuple[int, int]:  # fmt: skip
+        """Every donation in its block slot; fundings timed inside the window are mined first in their slot, then
+        the approvals of the ``erc20_donors`` they fund (those that approve then), then the slot's donations."""
         plan = self.plan
-        slots: dict[int, list[int]] = defaultdict(list)
-        for i, d in enumerate(plan.donations):
-            slots[int(d.at_seconds // block_seconds)].append(i)
+        erc20_donors = erc20_donors or set()
+        slots, fundings = self._slots(block_seconds)
         done = 0
         unchecked: list[int] = []
         unchecked_donations = 0
         first_block = last_block = 0
-        for n, slot in enumerate(sorted(slots)):
-            if n % PRICE_MOVE_SLOTS == 0:
-                self._move_eth_price()
-            requests = [self._donation_tx(pools, plan.donations[i]) for i in slots[slot]]
+        donating = 0
+        for slot in sorted(set(slots) | set(fundings)):
+            if slot in slots:
+                if donating % PRICE_MOVE_SLOTS == 0:
+                    self._move_eth_price()
+                donating += 1
+            funded = fundings.get(slot, [])
+            self.fund_in_waves(funded, pools[0].allocation_start + slot * block_seconds)
+            before = [tx for f in funded if f.target in erc20_donors for tx in self.approval_txs(pools, f.target)]
+            gifts = [self._donation_tx(pools, plan.donations[i]) for i in slots.get(slot, [])]
+            requests = before + gifts
             if not self.anvil:
                 receipts = self.run(requests)
                 numbers = [int(str(r["blockNumber"]), 16) for r in receipts]
@@ -392,18 +432,31 @@ class RoundExecution:
                     chunk = requests[start : start + MAX_TXS_PER_BLOCK]
                     self.tx_count += len(self.sender.send(chunk))
                     mined = self.miner.mine(pools[0].allocation_start + slot * block_seconds)
-                    unchecked += mined
-                    unchecked_donations += len(chunk)
-                    first_block, last_block = first_block or mined[0], mined[-1]
+                    gifts_in_chunk = max(0, min(start + len(chunk), len(requests)) - max(start, len(before)))
+                    if gifts_in_chunk:
+                        unchecked += mined
+                        unchecked_donations += gifts_in_chunk
+                        first_block, last_block = first_block or mined[0], mined[-1]
                 if len(unchecked) >= 500:
                     self._verify_donations(pools, unchecked, unchecked_donations)
                     unchecked, unchecked_donations = [], 0
-            done += len(requests)
-            if progress:
+            done += len(gifts)
+            if progress and gifts:
                 progress(done, len(plan.donations))
         if unchecked:
             self._verify_donations(pools, unchecked, unchecked_donations)
         return first_block, last_block
+
+    def _slots(self, block_seconds: int) -> tuple[dict[int, list[int]], dict[int, list[Funding]]]:
+        """Donations (by index) and in-window fundings by block slot."""
+        slots: dict[int, list[int]] = defaultdict(list)
+        for i, d in enumerate(self.plan.donations):
+            slots[int(d.at_seconds // block_seconds)].append(i)
+        fundings: dict[int, list[Funding]] = defaultdict(list)
+        for f in self.plan.fundings:
+            if f.at_seconds is not None and f.at_seconds >= 0:
+                fundings[int(f.at_seconds // block_seconds)].append(f)
+        return slots, fundings
 
     def _move_eth_price(self) -> None:
         """Post the next ETH/USD answer (sent now, mined with the next block) if the funder owns the feed."""
@@ -523,21 +576,22 @@ def execute_plan(
     if round_.anvil:
         rpc.call("evm_setAutomine", [False])
     try:
-        erc20_due: dict[int, int] = defaultdict(int)
-        for d in plan.donations:
-            if d.token is Token.ERC20:
-                erc20_due[d.donor] += d.amount
         matching_erc20 = sum(p.matching_amount for p in plan.pools if p.token is Token.ERC20)
         senders = {d.donor for d in plan.donations} | {p.owner for p in plan.projects}
         senders |= {f.source for f in plan.fundings if f.source is not None}
         round_.give_history()
         round_.ensure_funder_balance(senders)
-        round_.fund(senders, dict(erc20_due), matching_erc20)
-        log.info("round_funded", wallets=len(plan.wallets), seconds=round(time.monotonic() - started, 1))
-        lead = REGISTRATION_LEAD_SECONDS if round_.anvil else 0
+        round_.fund(senders, token_mints(plan), matching_erc20)
+        # On anvil, the history before the round is as long as the earliest timed funding asks.
+        earliest = min((f.at_seconds for f in plan.fundings if f.at_seconds is not None), default=0.0)
+        lead = REGISTRATION_LEAD_SECONDS + max(0, math.ceil(-earliest)) if round_.anvil else 0
         allocation_start = round_.miner.now() + lead
+        round_.fund_before_round(allocation_start, block_seconds)
+        log.info("round_funded", wallets=len(plan.wallets), seconds=round(time.monotonic() - started, 1))
+        erc20 = {d.donor for d in plan.donations if d.token is Token.ERC20}
+        in_window = {f.target for f in plan.fundings if f.at_seconds is not None and f.at_seconds >= 0}
         pools = round_.create_pools(allocation_start)
-        round_.register_and_review(pools, set(erc20_due))
+        round_.register_and_review(pools, erc20 - in_window)
         log.info(
             "round_opened",
             pools=len(pools),
@@ -546,7 +600,7 @@ def execute_plan(
         )
         if round_.anvil:
             round_.miner.mine(allocation_start)
-        first_block, last_block = round_.donate(pools, block_seconds, progress)
+        first_block, last_block = round_.donate(pools, block_seconds, progress, erc20 & in_window)
         round_.distribute(pools)
     finally:
         if round_.anvil:

@@ -1,8 +1,11 @@
-"""Ground truth of a simulated round: to ``qf.labels`` and to a CSV file.
+"""Ground truth of a simulated round: to ``qf.labels`` and to a CSV file, and its known sources.
 
-Training reads the table; the file is for people and for other tools. Writing
-is idempotent per (chain, address, source): re-running a simulation replaces
-its labels instead of duplicating them.
+Training reads the table; the file is for people and for other tools (it also
+names each donor's funding pattern, ``qf.sim.funding.Style``). Writing is
+idempotent per (chain, address, source): re-running a simulation replaces its
+labels instead of duplicating them. The faucet a round is funded from and the
+round's exchange-like accounts are known sources on the chain it ran on
+(:func:`round_sources`, stored with ``qf.funding.sources.store_sources``).
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import psycopg
 
 from qf.csvsafe import safe_row
 from qf.eth import from_hex
-from qf.sim.plan import Label
+from qf.funding.graph import KnownSource, SourceKind
+from qf.funding.sources import ChainSource
+from qf.sim.plan import Label, RoundPlan
 
-COLUMNS = ("address", "is_sybil", "pattern", "source")
+COLUMNS = ("address", "is_sybil", "pattern", "funding", "source")
 
 
 def write_labels_file(path: Path, labels: Sequence[Label], *, source: str) -> None:
@@ -26,7 +31,19 @@ def write_labels_file(path: Path, labels: Sequence[Label], *, source: str) -> No
         writer = csv.writer(f)
         writer.writerow(COLUMNS)
         for label in labels:
-            writer.writerow(safe_row((label.address, str(label.is_sybil).lower(), label.pattern, source)))
+            writer.writerow(safe_row((label.address, str(label.is_sybil).lower(), label.pattern, label.funding,
+                                      source)))
+
+
+def round_sources(plan: RoundPlan, chain_id: int, faucet: str) -> list[ChainSource]:
+    """The faucet (``faucet``, 0x address) and the plan's exchange-like accounts as known sources of ``chain_id``."""
+    where = f"qf simulate / qf replay-gitcoin, plan {plan.name}"
+    sources = [ChainSource(chain_id, KnownSource(from_hex(faucet), "devnet faucet (simulation funder)",
+                                                 SourceKind.FAUCET, where))]  # fmt: skip
+    for s in plan.sources:
+        address = from_hex(plan.wallets[s.wallet].address)
+        sources.append(ChainSource(chain_id, KnownSource(address, s.label, SourceKind(s.kind), where)))
+    return sources
 
 
 def store_labels(

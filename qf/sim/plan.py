@@ -71,15 +71,29 @@ class Project:
 
 @dataclass(frozen=True, slots=True)
 class Funding:
-    """A plain ETH transfer between simulated wallets before the round opens.
+    """A wallet's first money: an ETH transfer, and with ``token_amount`` an ERC-20 transfer right after it.
 
-    ``source`` is a wallet index, or ``None`` for the faucet (an exchange-like
-    account that funds honest wallets).
+    ``source`` is a wallet index, or ``None`` for the faucet (the account that deploys the devnet and
+    funds simulations). ``at_seconds`` is when it is sent, in seconds from the allocation window's start
+    (negative: before the round; the executor mines it then); ``None`` sends it at setup, before anything
+    else (the faucet funding the round's exchange-like sources, the Round 9 replay's wallets).
     """
 
     source: int | None
     target: int
     amount: int
+    at_seconds: float | None = None
+    #: Test tokens sent along (base units); 0 for none. Wallets short of tokens are minted the rest at setup.
+    token_amount: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A plan wallet that is a known source (an exchange-like account), registered in qf.known_sources."""
+
+    wallet: int
+    label: str
+    kind: str = "exchange"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +115,9 @@ class Label:
     is_sybil: bool
     #: ``honest``, ``whale`` or the sybil pattern's name.
     pattern: str
+    #: How the wallet was funded (``qf.sim.funding.Style``: exchange, personal_wallet, direct_fan_out, peel_chain,
+    #: staggered, via_exchange, faucet); empty when the planner does not say.
+    funding: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +135,5 @@ class RoundPlan:
     labels: tuple[Label, ...]
     #: Input rows left out and why (the replay reports these counts).
     skipped: Mapping[str, int] = field(default_factory=dict)
+    #: Plan wallets that are known sources (the round's exchange-like accounts).
+    sources: tuple[Source, ...] = ()

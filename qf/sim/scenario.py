@@ -28,24 +28,34 @@ What the round looks like:
 * ``self_donation``: a project owner funds fresh wallets that donate back to
   the owner's project.
 
+Funding (``qf.sim.funding``, drawn from a random stream of its own, so a seed's
+donations are what they were before funding was planned): three exchange-like
+accounts (``RoundPlan.sources``) are funded by the faucet at setup; honest donors,
+whales and project owners get their first money from one of them, or from their
+own older wallet, hours to weeks before they first act; fan-out clusters are
+funded in turn by direct fan-out, a peel chain, an exchange and staggered, and
+self-donating owners and ring owners fund their wallets staggered. Each donor's
+label names its funding pattern (``Label.funding``).
+
 Conventions the executor relies on (see ``wallets``): every wallet in the plan
-sends transactions and receives exactly one ``Funding`` with gas plus the ETH it
-moves; fundings are listed in execution order (a funder is funded before it
-funds); ERC-20 balances are minted by the executor to each donor as exactly the
-sum of that donor's ERC-20 donations (``wallets.erc20_mints``); project owners
-register their projects themselves, so they are funded even when they never
-donate. Wallet keys are derived from namespace ``sim-{seed}``.
+receives exactly one ``Funding`` with gas plus the ETH it moves (exactly, for
+attackers; rounded up, for people) and the tokens it donates or passes on;
+fundings are listed in execution order (a funder is funded before it funds, and
+no later); the executor mints what a wallet's tokens fall short by
+(``wallets.token_mints``: the exchange-like accounts); project owners register
+their projects themselves, so they are funded even when they never donate.
+Wallet keys are derived from namespace ``sim-{seed}``.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from qf.errors import ConfigError
+from qf.sim import funding as fm
 from qf.sim.plan import (
     Donation,
     Funding,
@@ -54,6 +64,7 @@ from qf.sim.plan import (
     Project,
     RecipientStatus,
     RoundPlan,
+    Source,
     Token,
     Wallet,
 )
@@ -76,21 +87,32 @@ _SESSION_ROOM_SECONDS = 900.0
 Rng = np.random.Generator
 
 
+@dataclass(frozen=True, slots=True)
+class _Campaign:
+    """Attacker wallets funded together (``qf.sim.funding.attack_edges``), by ``root`` when they have one."""
+
+    name: str
+    style: fm.Style
+    members: list[int]
+    root: int | None = None
+
+
 @dataclass
 class _Draft:
     """Mutable scratch space of one planning run; frozen into a RoundPlan at the end."""
 
     namespace: str
     wallets: list[Wallet] = field(default_factory=list)
-    #: Parallel to ``wallets``: who funds the wallet (None is the faucet).
-    funder_of: list[int | None] = field(default_factory=list)
+    #: Parallel to ``wallets``: the name each was derived from (funding edges name wallets by it).
+    idents: list[str] = field(default_factory=list)
     projects: list[Project] = field(default_factory=list)
     donations: list[Donation] = field(default_factory=list)
     labels: dict[int, Label] = field(default_factory=dict)
+    campaigns: list[_Campaign] = field(default_factory=list)
 
-    def wallet(self, ident: str, prior_nonce: int = 0, funder: int | None = None) -> int:
+    def wallet(self, ident: str, prior_nonce: int = 0) -> int:
         self.wallets.append(derive_wallet(self.namespace, ident, prior_nonce))
-        self.funder_of.append(funder)
+        self.idents.append(ident)
         return len(self.wallets) - 1
 
     def label(self, index: int, pattern: str, *, is_sybil: bool) -> None:
@@ -191,16 +213,20 @@ def plan_simulated_round(
     for project in selfish:
         _add_self_donation(draft, rng, project, self_donation_wallets, duration_seconds)
 
+    # Funding draws from a stream of its own: the donations of a seed are what they were before funding was planned.
+    fundings, sources, styles = _plan_funding(draft, np.random.default_rng([seed, 0xF0]))
+    labels = [replace(draft.labels[i], funding=styles.get(i, "")) for i in sorted(draft.labels)]
     return RoundPlan(
         name=f"sim-{seed}",
         seed=seed,
         pools=plan_pools,
         wallets=tuple(draft.wallets),
         projects=tuple(draft.projects),
-        fundings=tuple(_fundings(draft)),
+        fundings=tuple(fundings),
         donations=tuple(sorted(draft.donations, key=lambda d: d.at_seconds)),
-        labels=tuple(draft.labels[i] for i in sorted(draft.labels)),
+        labels=tuple(labels),
         skipped={},
+        sources=tuple(sources),
     )
 
 
@@ -346,6 +372,10 @@ def _add_whales(
             at += 10.0 + rng.exponential(30.0)
 
 
+#: How fan-out clusters are funded, cluster by cluster (qf.sim.funding).
+FAN_OUT_STYLES = (fm.Style.DIRECT_FAN_OUT, fm.Style.PEEL_CHAIN, fm.Style.VIA_EXCHANGE, fm.Style.STAGGERED)
+
+
 def _add_fan_out(
     draft: _Draft,
     rng: Rng,
@@ -356,8 +386,15 @@ def _add_fan_out(
     size: int,
     duration: int,
 ) -> None:
-    """One funder, ``size`` fresh wallets, near-equal gifts to one target in a burst."""
-    funder = draft.wallet(f"fanout/{cluster}/funder", _old_nonce(rng))
+    """One attacker, ``size`` fresh wallets, near-equal gifts to one target in a burst; funded in the cluster's
+    style (``FAN_OUT_STYLES``: from the attacker's wallet directly, along a peel chain, through an exchange, or
+    staggered over days)."""
+    style = FAN_OUT_STYLES[cluster % len(FAN_OUT_STYLES)]
+    campaign = f"fanout/{cluster}"
+    nonce = _old_nonce(rng)  # drawn whatever the style, so the rest of the round stays the same
+    if style is not fm.Style.VIA_EXCHANGE:
+        draft.wallet(f"root/{campaign}", nonce)  # the attacker's own wallet (qf.sim.funding names it so)
+    members = []
     pool = int(rng.integers(len(accepted)))
     target = int(rng.choice(accepted[pool]))
     token = Token.ERC20 if rng.random() < 0.75 else Token.NATIVE
@@ -365,7 +402,8 @@ def _add_fan_out(
     start = rng.uniform(0.0, max(0.0, duration - 1.0 - float(gaps.sum()) - 10.0))
     times = start + np.cumsum(gaps)
     for k in range(size):
-        sybil = draft.wallet(f"fanout/{cluster}/{k}", 0, funder=funder)
+        sybil = draft.wallet(f"fanout/{cluster}/{k}", 0)
+        members.append(sybil)
         draft.label(sybil, "sybil_fan_out", is_sybil=True)
         cents = 100 + int(rng.integers(0, 6))
         draft.donate(_at(times[k], duration), sybil, target, token, cents)
@@ -373,6 +411,7 @@ def _add_fan_out(
             decoy = int(rng.choice(accepted[pool], p=popularity[pool]))
             if decoy != target:
                 draft.donate(_at(times[k] + 2.0, duration), sybil, decoy, token, cents)
+    draft.campaigns.append(_Campaign(campaign, style, members))
 
 
 def _add_ring(draft: _Draft, rng: Rng, *, ring: int, members: list[int], helpers: int, duration: int) -> None:
@@ -380,11 +419,13 @@ def _add_ring(draft: _Draft, rng: Rng, *, ring: int, members: list[int], helpers
     owners = [draft.projects[p].owner for p in members]
     token = Token.ERC20 if rng.random() < 0.6 else Token.NATIVE
     donors = list(owners)
+    funded_by: dict[int, list[int]] = {}
     for h in range(helpers):
-        helper = draft.wallet(
-            f"ring/{ring}/helper/{h}", int(rng.integers(1, 8)), funder=owners[h % len(owners)]
-        )
+        helper = draft.wallet(f"ring/{ring}/helper/{h}", int(rng.integers(1, 8)))
+        funded_by.setdefault(owners[h % len(owners)], []).append(helper)
         donors.append(helper)
+    for owner, funded in funded_by.items():  # an owner funds its helpers, hours to days before they give
+        draft.campaigns.append(_Campaign(f"ring/{ring}/{owner}", fm.Style.STAGGERED, funded, root=owner))
     for donor in donors:
         draft.label(donor, "collusion_ring", is_sybil=True)
         at = _activity_time(rng, duration)
@@ -402,47 +443,95 @@ def _add_self_donation(draft: _Draft, rng: Rng, project: int, count: int, durati
     token = Token.ERC20 if rng.random() < 0.7 else Token.NATIVE
     spread = min(6 * 3_600.0, duration / 4)
     start = min(_activity_time(rng, duration), duration - _SESSION_ROOM_SECONDS - spread)
+    members = []
     for k in range(count):
-        sybil = draft.wallet(f"self/{project}/{k}", 0, funder=owner)
+        sybil = draft.wallet(f"self/{project}/{k}", 0)
+        members.append(sybil)
         draft.label(sybil, "self_donation", is_sybil=True)
         at = start + rng.uniform(0.0, spread)
         draft.donate(_at(at, duration), sybil, project, token, _honest_cents(rng))
+    draft.campaigns.append(_Campaign(f"self/{project}", fm.Style.STAGGERED, members, root=owner))
 
 
-def _fundings(draft: _Draft) -> list[Funding]:
-    """One funding per wallet, in execution order, each covering gas and ETH sent.
+#: When project owners first act: registration, before the window opens (their funding precedes it).
+_OWNER_ACTS_AT = -2 * 3_600.0
+#: Transactions an owner sends for its project: a Registry profile, the registration, and an appeal.
+_OWNER_TXS = 3
+#: ERC-20 approvals a donor sends (one per pool strategy on DVMDT rounds).
+_APPROVALS = 2
 
-    Funders always have smaller indices than the wallets they fund, so needs
-    are settled from the last wallet back to the first.
+
+def _plan_funding(draft: _Draft, rng: Rng) -> tuple[list[Funding], list[Source], dict[int, str]]:
+    """Every wallet's first money (``qf.sim.funding``): exchange-like sources funded by the faucet at setup;
+    honest donors, whales and project owners from an exchange or a personal wallet; each attack campaign in
+    its style. Amounts settle from the last wallet back: gas for what a wallet sends, its native donations and
+    what it passes on, exactly for attackers and rounded up for people; tokens likewise.
+
+    Returns the fundings in execution order, the exchange-like sources and each donor's funding style.
     """
+    first_at: dict[int, float] = {}
+    for d in draft.donations:
+        first_at[d.donor] = min(first_at.get(d.donor, math.inf), d.at_seconds)
+    owners = {p.owner for p in draft.projects}
+    for owner in owners:
+        first_at[owner] = min(first_at.get(owner, math.inf), _OWNER_ACTS_AT)
+    exchanges = fm.exchange_names()
+    sources = [Source(draft.wallet(name, _old_nonce(rng) + 1_000), f"sim exchange {i}")
+               for i, name in enumerate(exchanges)]  # fmt: skip
+    attackers = {m for c in draft.campaigns for m in c.members}
+    styles: dict[int, str] = {}
+    edges: list[fm.Edge] = []
+    for index in sorted(first_at):
+        if index in attackers:
+            continue
+        style, honest = fm.honest_edges(rng, draft.idents[index], first_at[index], exchanges)
+        edges += honest
+        styles[index] = style.value
+    for c in draft.campaigns:
+        names = [draft.idents[m] for m in c.members]
+        root = draft.idents[c.root] if c.root is not None else None
+        edges += fm.attack_edges(rng, c.name, names, [first_at[m] for m in c.members], style=c.style,
+                                 exchanges=exchanges, root=root)  # fmt: skip
+        styles.update(dict.fromkeys(c.members, c.style.value))
+    edges = fm.settled(edges)
+    index_of = {ident: i for i, ident in enumerate(draft.idents)}
+    for edge in edges:  # personal wallets: a person's older wallet, with a history
+        for name in (edge.source, edge.target):
+            if name not in index_of:
+                index_of[name] = draft.wallet(name, _old_nonce(rng))
+    return _settle_amounts(draft, edges, index_of, sources), sources, styles
+
+
+def _settle_amounts(
+    draft: _Draft, edges: list[fm.Edge], index_of: dict[str, int], sources: list[Source]
+) -> list[Funding]:
     n = len(draft.wallets)
-    txs = [0] * n
-    need = [0] * n
+    txs, native, tokens = [0] * n, [0] * n, [0] * n
+    erc20_donors = set()
     for project in draft.projects:
-        txs[project.owner] += 1
-    for donation in draft.donations:
-        txs[donation.donor] += 1
-        if donation.token is Token.NATIVE:
-            need[donation.donor] += donation.amount
-    for funder in draft.funder_of:
-        if funder is not None:
-            txs[funder] += 1
-    children: list[list[int]] = [[] for _ in range(n)]
-    for index in range(n - 1, -1, -1):
-        need[index] += gas_allowance_wei(txs[index])
-        funder = draft.funder_of[index]
-        if funder is not None:
-            need[funder] += need[index]
-            children[funder].append(index)
-    fundings: list[Funding] = []
-    queue = deque(i for i in range(n) if draft.funder_of[i] is None)
-    fundings.extend(Funding(None, i, need[i]) for i in queue)
-    while queue:
-        source = queue.popleft()
-        for target in sorted(children[source]):
-            fundings.append(Funding(source, target, need[target]))
-            queue.append(target)
-    return fundings
+        txs[project.owner] += _OWNER_TXS
+    for d in draft.donations:
+        txs[d.donor] += 1
+        if d.token is Token.NATIVE:
+            native[d.donor] += d.amount
+        else:
+            tokens[d.donor] += d.amount
+            erc20_donors.add(d.donor)
+    for donor in erc20_donors:
+        txs[donor] += _APPROVALS
+    amount, token_amount = [0] * n, [0] * n
+    for edge in reversed(edges):  # children before parents: what a wallet passes on is known when it is funded
+        source, target = index_of[edge.source], index_of[edge.target]
+        token_amount[target] = tokens[target] if edge.exact or not tokens[target] else fm.nice_amount(tokens[target])
+        need = gas_allowance_wei(txs[target]) + native[target]
+        amount[target] = need if edge.exact else fm.nice_amount(need)
+        txs[source] += 1 + (token_amount[target] > 0)
+        native[source] += amount[target]
+        tokens[source] += token_amount[target]
+    setup = [Funding(None, s.wallet, gas_allowance_wei(txs[s.wallet]) + native[s.wallet]) for s in sources]
+    timed = [Funding(index_of[e.source], index_of[e.target], amount[index_of[e.target]], e.at,
+                     token_amount[index_of[e.target]]) for e in edges]  # fmt: skip
+    return setup + timed
 
 
 def _units(cents: int, token: Token) -> int:

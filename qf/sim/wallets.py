@@ -13,9 +13,11 @@ executor:
 * every wallet that sends a transaction is funded with ETH by a ``Funding`` row
   of at least :func:`gas_allowance_wei` for the transactions it sends, plus the
   native value it moves (native donations, outgoing fundings);
-* ERC-20 balances are not planned as rows: the executor mints to each donor
-  exactly :func:`erc20_mints` of the plan's donations, the sum of that donor's ERC-20
-  donations.
+* a ``Funding`` may carry test tokens too (``token_amount``); the executor mints
+  each wallet what its ERC-20 donations and the tokens it passes on exceed what
+  it is sent (:func:`token_mints`): a replay's donors exactly the sum of their
+  ERC-20 donations (:func:`erc20_mints`), a simulated round's exchange-like
+  accounts what they hand out.
 
 Address derivation goes straight through coincurve and keccak instead of
 ``eth_account.Account.from_key`` because the latter is about four times slower,
@@ -31,7 +33,7 @@ import coincurve
 from eth_utils.crypto import keccak
 
 from qf.eth import to_hex
-from qf.sim.plan import Donation, Token, Wallet
+from qf.sim.plan import Donation, RoundPlan, Token, Wallet
 
 #: Order of the secp256k1 group; a private key must lie in [1, n).
 SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -72,6 +74,18 @@ def gas_allowance_wei(tx_count: int) -> int:
 def gas_price_wei(address: str) -> int:
     """A stable per-wallet gas price between 1 and 30 gwei (wallets keep habits)."""
     return (1 + int(address[2:10], 16) % 30) * 10**9
+
+
+def token_mints(plan: RoundPlan) -> dict[int, int]:
+    """Test tokens the executor mints to each wallet: what its ERC-20 donations and the tokens it passes on
+    (``Funding.token_amount``) exceed the tokens it is sent; equal to :func:`erc20_mints` when no funding
+    carries tokens."""
+    need = erc20_mints(plan.donations)
+    for f in plan.fundings:
+        need[f.target] = need.get(f.target, 0) - f.token_amount
+        if f.source is not None:
+            need[f.source] = need.get(f.source, 0) + f.token_amount
+    return {w: n for w, n in sorted(need.items()) if n > 0}
 
 
 def erc20_mints(donations: Iterable[Donation]) -> dict[int, int]:

@@ -7,6 +7,7 @@ imported, so a wrong ``gas_allowance_wei`` cannot hide itself.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 
@@ -50,14 +51,18 @@ def _assert_funded(plan: RoundPlan) -> None:
     sent = [0] * n
     txs = Counter[int]()
     funded_at: dict[int, int] = {}
+    funded_time: dict[int, float] = {}
     for position, funding in enumerate(plan.fundings):
         assert funding.amount > 0
         assert 0 <= funding.target < n
+        at = -math.inf if funding.at_seconds is None else funding.at_seconds
         if funding.source is not None:
             assert funding.source in funded_at, "a wallet funds others before it is funded"
+            assert funded_time[funding.source] <= at, "a wallet funds others before its own funding's time"
             sent[funding.source] += funding.amount
             txs[funding.source] += 1
         funded_at.setdefault(funding.target, position)
+        funded_time.setdefault(funding.target, at)
         received[funding.target] += funding.amount
     for donation in plan.donations:
         txs[donation.donor] += 1

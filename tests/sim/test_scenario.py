@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from decimal import Decimal
 from itertools import pairwise
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from qf.errors import ConfigError
 from qf.sim.plan import Donation, RecipientStatus, RoundPlan, Token
 from qf.sim.scenario import ETH_PRICE_USD, plan_simulated_round
-from qf.sim.wallets import erc20_mints
+from qf.sim.wallets import derive_wallet, erc20_mints, token_mints
 from tests.sim.checks import assert_well_formed
 
 PATTERNS = {
@@ -107,24 +107,76 @@ def test_pools_and_donations_mix_both_assets(plan: RoundPlan) -> None:
     assert {d.token for d in plan.donations} == {Token.ERC20, Token.NATIVE}
 
 
-def test_fan_out_wallets_are_fresh_and_funded_by_one_funder(plan: RoundPlan) -> None:
-    """Fan-out sybils have prior_nonce 0 and a non-donating funder shared by a cluster."""
+def _cluster_of(plan: RoundPlan) -> dict[int, int]:
+    """Fan-out sybil -> its cluster, from the wallet's name (fanout/<cluster>/<k>: addresses are derived from it)."""
+    by_address = {derive_wallet(plan.name, f"fanout/{c}/{k}").address: c for c in range(8) for k in range(40)}
+    return {i: by_address[w.address] for i, w in enumerate(plan.wallets) if w.address in by_address}
+
+
+def _first_at(plan: RoundPlan) -> dict[int, float]:
+    first: dict[int, float] = {}
+    for d in plan.donations:
+        first.setdefault(d.donor, d.at_seconds)
+    return first
+
+
+def test_fan_out_clusters_are_fresh_and_funded_in_their_style(plan: RoundPlan) -> None:
+    """Cluster 0 from one attacker wallet minutes before each gives, cluster 1 along a peel chain (each sybil
+    funded by the one before), cluster 2 straight from an exchange-like source (a known source)."""
+    clusters, funder_of, first_at = _cluster_of(plan), _funder_of(plan), _first_at(plan)
+    at_of = {f.target: f.at_seconds for f in plan.fundings}
+    exchanges = {s.wallet for s in plan.sources}
     patterns = _pattern_of(plan)
-    funder_of = _funder_of(plan)
-    sybils = [i for i, p in patterns.items() if p == "sybil_fan_out"]
-    assert all(plan.wallets[i].prior_nonce == 0 for i in sybils)
-    funders = {funder_of[i] for i in sybils}
-    assert None not in funders
-    assert 1 < len(funders) < len(sybils)
-    assert not funders & set(patterns)
+    assert all(plan.wallets[i].prior_nonce == 0 for i in clusters)
+    by_cluster: dict[int, list[int]] = defaultdict(list)
+    for wallet, cluster in clusters.items():
+        by_cluster[cluster].append(wallet)
+    direct, peel, via = (sorted(by_cluster[c], key=lambda w: first_at[w]) for c in range(3))
+    assert len({funder_of[w] for w in direct}) == 1
+    assert not {funder_of[w] for w in direct} & (set(patterns) | exchanges)
+    assert all(2 * 60 <= first_at[w] - at_of[w] <= 30 * 60 for w in direct if at_of[w] > -13 * 86_400)
+    in_chain = [funder_of[w] for w in peel]
+    assert sum(f in peel for f in in_chain) == len(peel) - 1, "every peel hop but the first is funded by a sybil"
+    assert all(funder_of[w] in exchanges for w in via)
+    assert {label.funding for label in plan.labels if label.pattern == "sybil_fan_out"} == {
+        "direct_fan_out", "peel_chain", "via_exchange"
+    }
+
+
+def test_funding_precedes_first_action_and_people_withdraw_round_amounts(plan: RoundPlan) -> None:
+    """Every timed funding comes before its wallet first gives; honest donors get round amounts from a few shared
+    exchanges or their own older wallet; attackers get exactly their need (their tokens: exactly the gifts)."""
+    first_at, funder_of = _first_at(plan), _funder_of(plan)
+    patterns, exchanges = _pattern_of(plan), {s.wallet for s in plan.sources}
+    by_target = {f.target: f for f in plan.fundings}
+    for donor, at in first_at.items():
+        funding = by_target[donor]
+        assert funding.at_seconds is not None
+        assert funding.at_seconds < at
+    styles = {label.address: label.funding for label in plan.labels}
+    honest = [i for i, p in patterns.items() if p == "honest"]
+    assert {styles[plan.wallets[i].address] for i in honest} == {"exchange", "personal_wallet"}
+    for i in honest:
+        funder = funder_of[i]
+        assert funder in exchanges or funder_of[funder] in exchanges
+        assert (by_target[i].amount * 1000) % 10**18 == 0, "a person withdraws a round amount"
+    shares = Counter(funder_of[i] for i in honest if funder_of[i] in exchanges)
+    assert len(shares) == len(exchanges)
+    assert max(shares.values()) > len(honest) / 3
+    due = erc20_mints(plan.donations)
+    sybils = [i for i, p in patterns.items() if p == "sybil_fan_out" and i in due
+              and styles[plan.wallets[i].address] in ("direct_fan_out", "via_exchange")]  # a peel hop passes on more
+    assert sybils
+    assert all(by_target[i].token_amount == due[i] for i in sybils), "an attacker sends exactly the gifts"
+    assert all(by_target[i].token_amount >= due[i] for i in honest if i in due)
 
 
 def test_fan_out_gives_near_equal_gifts_in_bursts(plan: RoundPlan) -> None:
     """Each cluster's gifts to its target are 1.00-1.05 USD and seconds apart."""
-    funder_of = _funder_of(plan)
+    cluster_of = _cluster_of(plan)
     clusters: dict[int | None, list[Donation]] = defaultdict(list)
     for donation in _by_pattern(plan, "sybil_fan_out"):
-        clusters[funder_of[donation.donor]].append(donation)
+        clusters[cluster_of[donation.donor]].append(donation)
     for donations in clusters.values():
         assert all(Decimal("0.99") <= _usd(d) <= Decimal("1.06") for d in donations)
         target = max({d.project for d in donations}, key=lambda p: sum(d.project == p for d in donations))
@@ -179,12 +231,19 @@ def test_activity_crowds_the_start_and_the_end(plan: RoundPlan) -> None:
     assert sum(t > duration * 9 / 10 for t in times) > len(times) / 5
 
 
-def test_erc20_mints_cover_erc20_donations_only(plan: RoundPlan) -> None:
-    """The mint convention gives ERC-20 donors exactly what they give."""
-    mints = erc20_mints(plan.donations)
-    erc20 = [d for d in plan.donations if d.token is Token.ERC20]
-    assert set(mints) == {d.donor for d in erc20}
-    assert sum(mints.values()) == sum(d.amount for d in erc20)
+def test_token_mints_leave_every_wallet_enough_tokens(plan: RoundPlan) -> None:
+    """Minted plus received minus passed on covers each wallet's ERC-20 donations; exchanges are minted, donors
+    are sent their tokens by whoever funds them."""
+    mints = token_mints(plan)
+    balance = Counter(mints)
+    for f in plan.fundings:
+        balance[f.target] += f.token_amount
+        if f.source is not None:
+            balance[f.source] -= f.token_amount
+    for donor, due in erc20_mints(plan.donations).items():
+        assert balance[donor] >= due
+    assert all(balance[w] >= 0 for w in range(len(plan.wallets)))
+    assert set(mints) == {s.wallet for s in plan.sources}
 
 
 def test_sizes_are_parameters() -> None:
