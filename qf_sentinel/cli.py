@@ -647,6 +647,7 @@ def train(
     models_dir: Annotated[Path | None, typer.Option(help="Output root (env QF_MODELS_DIR).")] = None,
 ) -> None:
     """Train and evaluate the risk, anomaly and recommendation models; write models/<version>/ and its report."""
+    from qf.funding.db import load_graph
     from qf.matching.db import resolve_chain
     from qf.model.loader import load_dataset
     from qf.train.pipeline import TrainConfig
@@ -662,7 +663,8 @@ def train(
     with _migrated_connection(settings) as conn:
         chain = resolve_chain(conn, chain_id if chain_id is not None else settings.chain_id)
         dataset = load_dataset(conn, chain)
-    result = run_training(dataset, root, config, progress=lambda line: out.print(f"  {line}"))
+        funding = load_graph(conn, chain)
+    result = run_training(dataset, root, config, progress=lambda line: out.print(f"  {line}"), funding=funding)
     render.headline(result.headline)
     render.gate_headline(result.manifest.get("contribution_gate"))
     out.print(f"model version {result.version_dir.name} in {result.version_dir} ({time.monotonic() - started:.1f} s)")

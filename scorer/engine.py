@@ -29,7 +29,9 @@ import numpy as np
 import numpy.typing as npt
 
 from qf.model.features import first_donation_row, signed_log1p
-from qf.model.gate import Decision, GateModel, RiskLevel, classify
+from qf.model.funding_features import FundingEvidence
+from qf.model.funding_features import describe as describe_funding
+from qf.model.gate import FUNDING_REASON, Decision, GateModel, RiskLevel, classify
 from qf.model.kernels import iforest, lof, topk, trees
 from qf.model.reasons import describe
 
@@ -108,7 +110,7 @@ def score(bundle: ModelBundle, snapshot: FeatureSnapshot, donor: bytes, amount: 
 
 def gate(
     bundle: ModelBundle, model: GateModel, snapshot: FeatureSnapshot, donor: bytes, row: FloatArray, *,
-    cold_start: bool, amount: float, symbol: str = "",
+    cold_start: bool, amount: float, symbol: str = "", funding: FundingEvidence | None = None,
 ) -> RiskResult:  # fmt: skip
     """The contribution gate's answer for a row of point-in-time features (:class:`qf.model.live.LiveState`).
 
@@ -117,11 +119,13 @@ def gate(
     scores are the donor-level detectors' on the donor's indexed history, as
     :func:`detect` gives them.
     """
-    decided = model.decide(row)
+    decided = model.decide(row, funding.row if funding is not None else None)
     reasons = tuple(
-        Reason(p.feature, p.value, p.contribution, describe(p.feature, p.value, amount=amount, symbol=symbol))
+        Reason(p.feature, p.value, p.contribution,
+               describe_funding(funding) if p.feature == FUNDING_REASON and funding is not None
+               else describe(p.feature, p.value, amount=amount, symbol=symbol))
         for p in decided.pushes
-    )
+    )  # fmt: skip
     donor_features, unknown = donor_row(bundle, snapshot, donor)
     return RiskResult(
         score=decided.score, level=decided.level, decision=decided.decision, reasons=reasons,

@@ -33,11 +33,17 @@ import structlog
 from psycopg import sql
 
 from qf.db import CONNECT_TIMEOUT_SECONDS, VIEWS_REFRESHED_CHANNEL, connect, error_line, parse_url
+from qf.funding.db import load_graph, request_funding
+from qf.funding.graph import FundingGraph
 from qf.model import live
+from qf.model.funding_features import FundingEvidence as Evidence
+from qf.model.funding_features import HexKeys, evidence
 from qf.model.loader import cursor_holds, load_contributions
 from scorer.metrics import ScorerMetrics
 
 log = structlog.get_logger("scorer.live")
+#: The funding worker's findings are read again this often (with the next index update).
+FUNDING_RELOAD_SECONDS = 30.0
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -53,18 +59,32 @@ class LiveStore:
         self.cursor: tuple[int, bytes] | None = None
         self.ready = False
         self._symbols: dict[bytes, str] = {}
+        self._decimals: dict[bytes, int] = {}
+        #: what the funding worker has found (qf.wallet_funding), reloaded every FUNDING_RELOAD_SECONDS
+        self.funding: FundingGraph | None = None
+        self._funding_loaded = -math.inf
+        #: wallets asked about whose funding is not known yet: queued for the funding worker at the next update
+        self._unfunded: set[bytes] = set()
 
     # -- the request path ---------------------------------------------------------------------
 
-    def observe(self, c: live.Contribution) -> tuple[FloatArray, bool]:
-        """``(features as of c.time, donor known)``, then ``c`` counted as an attempt."""
+    def observe(self, c: live.Contribution) -> tuple[FloatArray, bool, Evidence]:
+        """``(features as of c.time, donor known, funding evidence)``, then ``c`` counted as an attempt."""
         row = np.zeros(live.N_FEATURES)
+        wallet = bytes.fromhex(str(c.donor)[2:])
         with self._lock:
             state = self._state
             state.features(c, row)
             known = state.is_known(c.donor)
+            found = evidence(
+                self.funding, wallet, at=c.time, amount=c.amount, token=c.token,
+                round_donors=HexKeys(state.arrived()), project_donors=HexKeys(state.project_donors(c.project)),
+                token_decimals=self._decimals.get(c.token or b"", 18),
+            )  # fmt: skip
             state.attempt(c)
-        return row, known
+            if found.facts is None or found.facts.first is None:
+                self._unfunded.add(wallet)
+        return row, known, found
 
     def symbol(self, token: bytes) -> str:
         """The token's symbol as the index read it (printable, at most 12 characters), or "" if unknown."""
@@ -81,7 +101,9 @@ class LiveStore:
         started = time.perf_counter()
         with self._update_lock:
             contributions, cursor = load_contributions(conn, self.chain_id)
+            self._decimals = _decimals(conn, self.chain_id)
             self.load(contributions, cursor, _symbols(conn, self.chain_id))
+            self.reload_funding(conn)
         self._record("rebuild", time.perf_counter() - started)
         log.info("live_state_rebuilt", chain_id=self.chain_id, donations=len(contributions),
                  block=cursor[0] if cursor else None, seconds=round(time.perf_counter() - started, 3))  # fmt: skip
@@ -101,8 +123,20 @@ class LiveStore:
             self._state, self.cursor, self._symbols = state, cursor, symbols
         self.ready = True
 
+    def reload_funding(self, conn: psycopg.Connection[Any]) -> None:
+        """Read what the funding worker has found, and queue the wallets asked about that it has not."""
+        graph = load_graph(conn, self.chain_id)
+        with self._lock:
+            self.funding, self._funding_loaded = graph, time.monotonic()
+            wallets, self._unfunded = sorted(self._unfunded), set()
+        if wallets:
+            request_funding(conn, self.chain_id, wallets)
+            conn.commit()
+
     def update(self, conn: psycopg.Connection[Any]) -> int:
         """Land the rows indexed since the cursor (rebuilding after a reorg below it); returns how many."""
+        if time.monotonic() - self._funding_loaded >= FUNDING_RELOAD_SECONDS:
+            self.reload_funding(conn)
         if self.cursor is not None and not cursor_holds(conn, self.chain_id, self.cursor):
             log.info("live_state_reorg", chain_id=self.chain_id, block=self.cursor[0])
             return self.rebuild(conn)
@@ -189,6 +223,13 @@ async def _wait(
 def _concerns(payload: str, chain_id: int) -> bool:
     chain, _, _ = payload.partition(":")
     return not chain.isdigit() or int(chain) == chain_id
+
+
+def _decimals(conn: psycopg.Connection[Any], chain_id: int) -> dict[bytes, int]:
+    rows = conn.execute("SELECT address, decimals FROM qf.tokens WHERE chain_id = %s AND decimals IS NOT NULL",
+                        (chain_id,)).fetchall()  # fmt: skip
+    conn.commit()
+    return {bytes(address): int(decimals) for address, decimals in rows}
 
 
 def _symbols(conn: psycopg.Connection[Any], chain_id: int) -> dict[bytes, str]:

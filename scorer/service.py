@@ -49,6 +49,7 @@ from qf.db import error_line
 from qf.errors import ConfigError, DataError
 from qf.eth import to_hex
 from qf.model import live as live_model
+from qf.model.funding_features import FUNDING_FEATURES
 from scorer import engine, experiment_store, validation
 from scorer.api.v1 import scorer_pb2 as pb
 from scorer.api.v1 import scorer_pb2_grpc
@@ -207,12 +208,13 @@ class ScorerService(scorer_pb2_grpc.ScorerServicer):
             floor = live.time_floor()
             at = max(c.observed_at if c.observed_at is not None else self._clock(), floor)
             contribution = _live_contribution(c, at, facts)
-            row, known = live.observe(contribution)
+            row, known, funding = live.observe(contribution)
             result = engine.gate(bundle, gate, self.features.current(), c.donor, row, cold_start=not known,
-                                 amount=c.amount, symbol=live.symbol(c.token))  # fmt: skip
+                                 amount=c.amount, symbol=live.symbol(c.token), funding=funding)  # fmt: skip
             names: tuple[str, ...] = gate.feature_names
             model_name = f"gate:{gate.served_model}"
-            extra = {"wallet_nonce": facts.nonce, "wallet_is_contract": facts.is_contract,
+            extra = dict(zip(FUNDING_FEATURES, funding.row.tolist(), strict=True)) | {
+                     "wallet_nonce": facts.nonce, "wallet_is_contract": facts.is_contract,
                      "wallet_balance_wei": str(facts.balance_wei) if facts.balance_wei is not None else None,
                      "wallet_facts": facts.outcome, "observed_at": at}  # fmt: skip
         else:
@@ -473,7 +475,7 @@ def _live_contribution(c: _Contribution, at: float, facts: WalletFacts) -> live_
     """The gate's view of a checked contribution, keyed as the index keys it (``0x`` addresses, ``pool:0xrec``)."""
     return live_model.Contribution(
         donor=to_hex(c.donor), project=f"{c.pool_id}:0x{c.recipient.hex()}", pool=str(c.pool_id), amount=c.amount,
-        time=at, nonce=facts.gate_nonce, round_amount=_round_amount(c.amount_text),
+        time=at, nonce=facts.gate_nonce, round_amount=_round_amount(c.amount_text), token=c.token,
     )  # fmt: skip
 
 

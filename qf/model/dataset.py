@@ -14,7 +14,7 @@ without a label have ``labelled`` False and pattern ``unlabelled``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -50,6 +50,8 @@ class Donations:
     project_pool: IntArray
     #: "pool_id:0xrecipient" per project index
     project_ids: list[str]
+    #: the token of each token index, as hex without 0x (the donated asset's address)
+    token_ids: list[str] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -85,7 +87,7 @@ def assemble_dataset(
     """Index donors (sorted by address), projects (in order of first donation) and tokens; attach labels."""
     addresses, donor = np.unique(np.array(senders), return_inverse=True)
     project_ids, project = _first_seen_index(projects)
-    _, token = _first_seen_index([t.hex() for t in tokens])
+    token_ids, token = _first_seen_index([t.hex() for t in tokens])
     _, project_pool = _first_seen_index([key.partition(":")[0] for key in project_ids])
     n = addresses.size
     first_block = np.full(n, np.iinfo(np.int64).max)
@@ -117,6 +119,7 @@ def assemble_dataset(
         token=token,
         project_pool=project_pool,
         project_ids=project_ids,
+        token_ids=token_ids,
     )
     return Dataset(chain_id=chain_id, donors=donors, donations=donations, label_sources=label_sources)
 

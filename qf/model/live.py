@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -122,6 +122,8 @@ class Contribution:
     round_amount: bool | None = None
     #: the block it landed in (replays land a block's donations once the whole block is featurised)
     block: int = -1
+    #: the donated token's address (None: unknown), for the funding features
+    token: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -291,6 +293,15 @@ class LiveState:
 
     # -- reading -----------------------------------------------------------------------------------
 
+    def arrived(self) -> Container[Hashable]:
+        """Every donor that has arrived (asked about or indexed): the round's donors so far (membership)."""
+        return self._donors
+
+    def project_donors(self, project: Hashable) -> Container[Hashable]:
+        """The donors of the project's landed donations (membership)."""
+        found = self._projects.get(project)
+        return found.donors if found is not None else frozenset()
+
     def is_known(self, donor: Hashable) -> bool:
         """Whether the donor has an indexed donation (otherwise its contribution is its first)."""
         history = self._donors.get(donor)
@@ -443,21 +454,29 @@ def contributions_of(dataset: Dataset) -> list[Contribution]:
     d = dataset.donations
     addresses = dataset.donors["address"].to_numpy()
     pools = [key.partition(":")[0] for key in d.project_ids]
+    tokens = [bytes.fromhex(t) for t in d.token_ids]
     round_amount = d.round_amount
     return [
         Contribution(
             donor=addresses[donor], project=d.project_ids[project], pool=pools[project],
             amount=float(amount), time=float(time), nonce=int(nonce),
             round_amount=None if math.isnan(r) else bool(r), block=int(block),
+            token=tokens[token] if tokens else None,
         )
-        for donor, project, amount, time, nonce, r, block in zip(
+        for donor, project, amount, time, nonce, r, block, token in zip(
             d.donor.tolist(), d.project.tolist(), d.amount.tolist(), d.time.tolist(), d.nonce.tolist(),
-            round_amount.tolist(), d.block.tolist(), strict=True,
+            round_amount.tolist(), d.block.tolist(), d.token.tolist(), strict=True,
         )
     ]  # fmt: skip
 
 
-def replay_features(contributions: Sequence[Contribution], state: LiveState | None = None) -> FloatArray:
+#: Called for each contribution of a replay once its features are computed, before it arrives: ``(row, c, state)``.
+AlsoHook = Callable[[int, Contribution, "LiveState"], None]
+
+
+def replay_features(
+    contributions: Sequence[Contribution], state: LiveState | None = None, also: AlsoHook | None = None
+) -> FloatArray:
     """Each contribution's features as the sidecar would have computed them when it was asked, in chain order.
 
     What training, ``qf score`` and the evaluations see of an indexed round: each
@@ -472,6 +491,8 @@ def replay_features(contributions: Sequence[Contribution], state: LiveState | No
         for i in range(start, stop):
             c = contributions[i]
             live.features(c, out[i])
+            if also is not None:
+                also(i, c, live)
             live.attempt(c)
         for i in range(start, stop):
             live.land(contributions[i])

@@ -99,7 +99,7 @@ def load_contributions(
                    a.amount::float8 / 10::float8 ^ t.decimals,
                    CASE WHEN t.decimals IS NOT NULL
                         THEN (a.amount %% (5 * 10::numeric ^ (t.decimals - 1)) = 0) END,
-                   extract(epoch FROM a.block_time)::float8, a.block_number, a.tx_nonce, a.block_hash
+                   extract(epoch FROM a.block_time)::float8, a.block_number, a.tx_nonce, a.block_hash, a.token
             FROM qf.allocated a
             JOIN qf.strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
             LEFT JOIN qf.tokens t ON t.chain_id = a.chain_id AND t.address = a.token
@@ -113,9 +113,9 @@ def load_contributions(
         Contribution(
             donor=to_hex(bytes(sender)), project=f"{pool}:0x{bytes(recipient).hex()}", pool=str(pool),
             amount=float(amount) if amount is not None else float("nan"), time=float(time), nonce=int(nonce),
-            round_amount=None if round_flag is None else bool(round_flag), block=int(block),
+            round_amount=None if round_flag is None else bool(round_flag), block=int(block), token=bytes(token),
         )
-        for sender, pool, recipient, amount, round_flag, time, block, nonce, _ in rows
+        for sender, pool, recipient, amount, round_flag, time, block, nonce, _, token in rows
     ]  # fmt: skip
     cursor = (int(rows[-1][6]), bytes(rows[-1][8])) if rows else None
     return out, cursor

@@ -184,6 +184,23 @@ def inject(
     return inject_with_targets(plan, families, seed=seed, pool=pool, **sizes)[0]
 
 
+def attack_campaigns(
+    plan: RoundPlan, families: Sequence[str] = FAMILIES, *, seed: int = 0, pool: int = 0, **sizes: tuple[int, int]
+) -> dict[str, str]:
+    """Each wallet :func:`inject_with_targets` adds to ``plan`` (the same arguments) -> its campaign's name.
+
+    The funding of an attack is per campaign (one funder, one peel chain...): ``qf.sim.funding.draw_funding``
+    takes these. Planned again from the seed, so it agrees with the injection exactly.
+    """
+    attacks = plan_attacks(
+        Background.of(plan, pool), families, seed=seed, wallet_offset=len(plan.wallets),
+        project_offset=len(plan.projects), **sizes,
+    )  # fmt: skip
+    return {
+        derive_wallet(attacks.namespace, w.ident).address.lower(): w.ident.rsplit("/", 1)[0] for w in attacks.wallets
+    }
+
+
 def inject_with_targets(
     plan: RoundPlan, families: Sequence[str] = FAMILIES, *, seed: int = 0, pool: int = 0, **sizes: tuple[int, int]
 ) -> tuple[RoundPlan, dict[str, set[int]]]:

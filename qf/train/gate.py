@@ -34,18 +34,23 @@ import numpy as np
 import numpy.typing as npt
 
 from qf.errors import DataError
+from qf.funding.graph import FundingGraph
 from qf.model import live
 from qf.model.arrays import LinearModel, TreeEnsemble
 from qf.model.calibration import Calibration
 from qf.model.dataset import Dataset
+from qf.model.funding_features import FUNDING_FEATURES, N_FUNDING, HexKeys, evidence
 from qf.train import risk
 from qf.train.calibration import fit_calibration, rate_threshold
+from qf.train.export import from_xgboost
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 #: A family needs this many wallets to be held out.
 MIN_FAMILY = 5
+#: The funding stage needs this many rows with funding evidence in each class.
+MIN_FUNDING_EVIDENCE = 10
 SELECTION_CRITERION = (
     "highest mean ROC AUC over each held-out attack family's first contributions against held-out background "
     "wallets' first contributions (leave-one-family-out, split by wallet)"
@@ -80,10 +85,16 @@ class GateData:
     patterns: npt.NDArray[Any]
     first: BoolArray
     weight: FloatArray
+    #: the funding features of each row (qf.model.funding_features), all 0 without funding evidence
+    funding: FloatArray = field(default_factory=lambda: np.zeros((0, N_FUNDING)))
 
     @property
     def size(self) -> int:
         return int(self.y.size)
+
+    @property
+    def has_funding(self) -> bool:
+        return bool(self.funding.shape[0] == self.size and self.funding.any())
 
 
 @dataclass
@@ -107,11 +118,23 @@ class TrainedGate:
     thresholds: tuple[float, float]
     manifest: dict[str, Any]
     parity: float
+    #: the funding stage (None without funding evidence in the training round)
+    funding: TreeEnsemble | None = None
 
 
-def gate_data(dataset: Dataset) -> GateData:
-    """Every donation of ``dataset`` as a training row: features as of just before it, its wallet's label."""
-    x = live.replay_features(live.contributions_of(dataset))
+def gate_data(dataset: Dataset, graph: FundingGraph | None = None) -> GateData:
+    """Every donation of ``dataset`` as a training row: features as of just before it, its wallet's label.
+
+    With a funding ``graph``, each row also gets its funding features as of that moment
+    (:func:`qf.model.funding_features.evidence`, what the sidecar computes at the call).
+    """
+    contributions = live.contributions_of(dataset)
+    funding = np.zeros((len(contributions), N_FUNDING))
+
+    def with_funding(i: int, c: live.Contribution, state: live.LiveState) -> None:
+        funding[i] = funding_row(graph, c, state)
+
+    x = live.replay_features(contributions, also=with_funding if graph is not None else None)
     d = dataset.donations
     donors = dataset.donors
     labelled = donors["labelled"].to_numpy(dtype=bool)
@@ -123,8 +146,106 @@ def gate_data(dataset: Dataset) -> GateData:
     counts = np.bincount(d.donor, minlength=len(donors)).astype(np.float64)
     return GateData(
         x=np.ascontiguousarray(x), donor=d.donor, y=wallet_y[d.donor], patterns=wallet_pattern[d.donor],
-        first=first, weight=1.0 / np.sqrt(counts[d.donor]),
+        first=first, weight=1.0 / np.sqrt(counts[d.donor]), funding=funding,
     )  # fmt: skip
+
+
+def drawn_graph(
+    dataset: Dataset, campaigns: dict[str, str], *, seed: int, base: FundingGraph | None = None,
+    draw_background: bool = False,
+) -> tuple[FundingGraph, dict[str, str]]:
+    """A funding graph for an evaluation or training round: ``base`` (what the index found) plus funding drawn
+    by the simulator's models (``qf.sim.funding``) for the injected attackers (``campaigns``: address -> campaign)
+    and, with ``draw_background``, for every other donor (the honest model: a replay's real donors carry no
+    funding of their own). Returns the graph and each drawn wallet's funding style."""
+    from qf.sim.funding import draw_funding  # noqa: PLC0415 - the simulator's models, for evaluation rounds only
+
+    d = dataset.donations
+    addresses = dataset.donors["address"].to_numpy()
+    first_time = np.full(len(addresses), np.inf)
+    np.minimum.at(first_time, d.donor, d.time)
+    wanted = [i for i, a in enumerate(addresses) if draw_background or str(a) in campaigns]
+    donors = [bytes.fromhex(str(addresses[i])[2:]) for i in wanted]
+    token = bytes.fromhex(d.token_ids[int(np.bincount(d.token).argmax())]) if d.size and d.token_ids else None
+    needs = np.zeros(len(addresses))
+    np.add.at(needs, d.donor, np.nan_to_num(d.amount))
+    drawn = draw_funding(
+        donors, [float(first_time[i]) for i in wanted], seed=seed, round_start=float(d.time.min()) if d.size else 0.0,
+        campaigns={bytes.fromhex(a[2:]): c for a, c in campaigns.items()}, token=token,
+        token_needs={donors[k]: int(needs[i] * 10**18) for k, i in enumerate(wanted)},
+    )  # fmt: skip
+    rows = [*(base.rows if base is not None else ()), *drawn.rows]
+    sources = [*(base.sources if base is not None else ()), *drawn.sources]
+    styles = {"0x" + w.hex(): str(style) for w, style in drawn.styles.items()}
+    return FundingGraph(rows, sources), styles
+
+
+def funding_row(graph: FundingGraph | None, c: live.Contribution, state: live.LiveState) -> FloatArray:
+    """The funding features of ``c`` as of its time, from what ``state`` has seen arrive (one code path with the
+    sidecar's :mod:`scorer.live_store`)."""
+    return evidence(
+        graph, bytes.fromhex(str(c.donor)[2:]), at=c.time, amount=c.amount, token=c.token,
+        round_donors=HexKeys(state.arrived()), project_donors=HexKeys(state.project_donors(c.project)),
+    ).row  # fmt: skip
+
+
+def fit_funding_stage(served: str, data: GateData, rows: npt.NDArray[np.intp], seed: int) -> TreeEnsemble | None:
+    """The funding stage trained on ``rows``: XGBoost on the funding features, monotone increasing in each, with
+    the base model's *cross-fitted* log-odds as its offset (each row's base score from a model that did not see
+    its wallet), so it learns what funding adds beyond what the base model already says. None when the rows hold
+    too little funding evidence of both classes to learn from."""
+    from xgboost import XGBClassifier  # noqa: PLC0415 - training-only dependency
+
+    evidence_rows = data.funding[rows].any(axis=1)
+    y = data.y[rows]
+    if (y & evidence_rows).sum() < MIN_FUNDING_EVIDENCE or (~y & evidence_rows).sum() < MIN_FUNDING_EVIDENCE:
+        return None
+    fold = wallet_half(data.donor, seed + 7)[rows]
+    offset = np.zeros(rows.size)
+    for side in (True, False):
+        fit_on, score_on = rows[fold == side], rows[fold != side]
+        base = risk.fit(served, data.x[fit_on], data.y[fit_on], seed, monotone=MONOTONE, weight=data.weight[fit_on])
+        p = np.clip(risk.predict(base, data.x[score_on]), 1e-6, 1 - 1e-6)
+        offset[fold != side] = np.log(p / (1 - p))
+    model = XGBClassifier(
+        n_estimators=100, max_depth=3, learning_rate=0.1, min_child_weight=5.0, reg_lambda=5.0, tree_method="hist",
+        objective="binary:logistic", random_state=seed, n_jobs=risk.THREADS,
+        monotone_constraints=(1,) * N_FUNDING,
+    )  # fmt: skip
+    model.fit(data.funding[rows], y.astype(np.int64), sample_weight=data.weight[rows], base_margin=offset)
+    return from_xgboost(model)
+
+
+def with_funding(
+    data: GateData, held: list[tuple[npt.NDArray[np.intp], FloatArray, str]], stages: dict[str, TreeEnsemble | None]
+) -> list[tuple[npt.NDArray[np.intp], FloatArray, str]]:
+    """Held-out raw scores raised by each family's funding stage (trained without that family)."""
+    out = []
+    for rows, raw, family in held:
+        stage = stages.get(family)
+        if stage is None:
+            out.append((rows, raw, family))
+            continue
+        push = funding_pushes(stage, data.funding[rows])
+        out.append((rows, combine_many(raw, push), family))
+    return out
+
+
+def funding_pushes(stage: TreeEnsemble, funding: FloatArray) -> FloatArray:
+    """g(f) - g(0) for each row (0 where a row has no evidence), as the served kernel computes it."""
+    from qf.model.kernels import trees  # noqa: PLC0415 - numba compiles on first use
+
+    args = stage.kernel_args()
+    zero = float(trees.margin_row(np.zeros(N_FUNDING), args))
+    margins = np.asarray(trees.margin_batch(np.ascontiguousarray(funding), args)) - zero
+    return np.where(funding.any(axis=1), np.maximum(margins, 0.0), 0.0)
+
+
+def combine_many(raw: FloatArray, push: FloatArray) -> FloatArray:
+    """:func:`qf.model.gate.combine` over arrays."""
+    p = np.clip(raw, 1e-9, 1 - 1e-9)
+    out = 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + push)))
+    return np.where(push > 0, out, raw)
 
 
 def wallet_half(donor: IntArray, seed: int) -> BoolArray:
@@ -132,6 +253,11 @@ def wallet_half(donor: IntArray, seed: int) -> BoolArray:
     n = int(donor.max()) + 1 if donor.size else 0
     halves = np.random.default_rng(seed).random(n) < 0.5
     return halves[donor]
+
+
+def family_training_rows(data: GateData, family: str, config: GateConfig) -> npt.NDArray[np.intp]:
+    """The rows a model held out of ``family`` trains on: half the background wallets and the other families."""
+    return np.flatnonzero((~data.y & wallet_half(data.donor, config.seed)) | (data.y & (data.patterns != family)))
 
 
 def evaluate(data: GateData, config: GateConfig) -> GateEvaluation:
@@ -262,7 +388,21 @@ def train_gate(dataset: Dataset, config: GateConfig, data: GateData | None = Non
         raise DataError("the contribution gate needs attackers' and background contributions")
     evaluated = evaluate(rows, config)
     served, mean_auc = select(evaluated)
-    calibration, (review, block), per_family = calibrate(rows, evaluated.held_out[served], config)
+    held = evaluated.held_out[served]
+    stage: TreeEnsemble | None = None
+    funding_manifest: dict[str, Any] | None = None
+    if rows.has_funding:
+        stages = {family: fit_funding_stage(served, rows, family_training_rows(rows, family, config), config.seed)
+                  for family in evaluated.families}  # fmt: skip
+        held = with_funding(rows, held, stages)
+        stage = fit_funding_stage(served, rows, np.arange(rows.size), config.seed)
+        funding_manifest = {
+            "feature_names": list(FUNDING_FEATURES), "monotone": "increasing in every feature",
+            "rule": "log-odds of the base model plus max(0, g(f) - g(0)); g is XGBoost on the funding features "
+                    "with the base model's cross-fitted log-odds as offset",
+            "rows_with_evidence": int(rows.funding.any(axis=1).sum()),
+        } if stage is not None else None  # fmt: skip
+    calibration, (review, block), per_family = calibrate(rows, held, config)
     final = risk.fit(served, rows.x, rows.y, config.seed, monotone=MONOTONE, weight=rows.weight)
     arrays = risk.export(served, final)
     parity = _max_diff(_kernel_scores(arrays, rows.x), risk.predict(final, rows.x))
@@ -294,8 +434,10 @@ def train_gate(dataset: Dataset, config: GateConfig, data: GateData | None = Non
                           "wallets": int(np.unique(rows.donor).size)},
         "row_weight": "1/sqrt(contributions of the wallet)",
     }  # fmt: skip
+    if funding_manifest is not None:
+        manifest["funding"] = funding_manifest
     return TrainedGate(served=served, arrays=arrays, calibration=calibration, thresholds=(review, block),
-                     manifest=manifest, parity=parity)  # fmt: skip
+                       manifest=manifest, parity=parity, funding=stage)  # fmt: skip
 
 
 def _max_diff(a: FloatArray, b: FloatArray) -> float:

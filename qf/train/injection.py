@@ -43,14 +43,16 @@ def busiest_pool(dataset: Dataset) -> int:
 
 
 def inject_dataset(
-    dataset: Dataset, families: Sequence[str] = FAMILIES, *, seed: int = 0, **sizes: tuple[int, int]
+    dataset: Dataset, families: Sequence[str] = FAMILIES, *, seed: int = 0,
+    campaigns: dict[str, str] | None = None, **sizes: tuple[int, int],
 ) -> Dataset:
     """``dataset`` with attack campaigns of each family in its busiest pool, attackers labelled ``injected``.
 
     Unless ``sizes`` say otherwise, a campaign runs between 1/200 and 1/60 of
     the round's donors as wallets (at least 5 and 10): attacks large enough to
     matter in the round's matching, small enough that the real donors stay
-    the bulk of what the model learns "normal" from.
+    the bulk of what the model learns "normal" from. ``campaigns``, if given, is
+    filled with each attack wallet's campaign (its funding is drawn per campaign).
     """
     d = dataset.donations
     pool = busiest_pool(dataset)
@@ -70,6 +72,10 @@ def inject_dataset(
     attacks = plan_attacks(
         background, families, seed=seed, wallet_offset=n_donors, project_offset=n_projects, **sizes
     )
+    if campaigns is not None:
+        campaigns.update({
+            to_hex(derived_address(attacks.namespace, w.ident)): w.ident.rsplit("/", 1)[0] for w in attacks.wallets
+        })  # fmt: skip
     addresses = [*dataset.donors["address"], *(
         to_hex(derived_address(attacks.namespace, w.ident)) for w in attacks.wallets
     )]  # fmt: skip

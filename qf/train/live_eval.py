@@ -35,10 +35,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from qf.funding.graph import FundingGraph
 from qf.matching import compute_matching
 from qf.model import live
+from qf.model.arrays import TreeEnsemble
 from qf.model.gate import Decision, GateModel
-from qf.sim.attacks import FAMILIES, inject_with_targets
+from qf.sim.attacks import FAMILIES, attack_campaigns, inject_with_targets
 from qf.sim.gitcoin import load_round9
 from qf.train import gate, risk
 from qf.train.offline import BLOCK_SECONDS, START_TIME
@@ -60,6 +62,8 @@ class LiveEvalConfig:
     seed: int = 42
     families: tuple[str, ...] = FAMILIES
     gate: gate.GateConfig = field(default_factory=gate.GateConfig)
+    #: draw funding trails for every wallet (qf.sim.funding) and judge the gate with its funding stage
+    funding: bool = True
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -78,10 +82,11 @@ _CODES = {Decision.APPROVE: 0, Decision.REVIEW: 1, Decision.BLOCK: 2}
 
 
 def replay_gate(
-    model: GateModel, contributions: Sequence[live.Contribution], state: live.LiveState | None = None
+    model: GateModel, contributions: Sequence[live.Contribution], state: live.LiveState | None = None,
+    funding: FundingGraph | None = None,
 ) -> Replay:
-    """Gate each contribution in chain order as the sidecar would: features as of its time, decide, count the
-    attempt; once its block is mined, the approved ones land (are indexed)."""
+    """Gate each contribution in chain order as the sidecar would: features (and funding evidence) as of its
+    time, decide, count the attempt; once its block is mined, the approved ones land (are indexed)."""
     state = live.LiveState() if state is None else state
     row = np.zeros(live.N_FEATURES)
     scores = np.zeros(len(contributions))
@@ -90,7 +95,8 @@ def replay_gate(
         for i in range(start, stop):
             c = contributions[i]
             state.features(c, row)
-            decided = model.decide(row, explain=False)
+            evidence = gate.funding_row(funding, c, state) if funding is not None else None
+            decided = model.decide(row, evidence, explain=False)
             scores[i] = decided.score
             decisions[i] = _CODES[decided.decision]
             state.attempt(c)
@@ -103,14 +109,29 @@ def replay_gate(
 def run_live_eval(csv_path: Path, config: LiveEvalConfig, progress: Progress = lambda _: None) -> dict[str, Any]:
     """The whole live evaluation as a JSON-ready dict (see the module docstring)."""
     progress(f"round 9 background with {len(config.families)} attack families in time (seed {config.seed})")
-    plan, targets = inject_with_targets(load_round9(csv_path), config.families, seed=config.seed)
+    background = load_round9(csv_path)
+    plan, targets = inject_with_targets(background, config.families, seed=config.seed)
+    campaigns = attack_campaigns(background, config.families, seed=config.seed) if config.funding else {}
     dataset = dataset_from_plan(plan, chain_id=0, start_time=START_TIME, block_seconds=BLOCK_SECONDS)
     gate_config = _with_seed(config.gate, config.seed)
+    graph: FundingGraph | None = None
+    styles: dict[str, str] = {}
+    if config.funding:
+        progress("funding trails drawn by the simulator's models: the real donors' by its honest model (simulated), "
+                 "each campaign's in its family's style, a share through exchange-like sources")  # fmt: skip
+        graph, styles = gate.drawn_graph(dataset, campaigns, seed=config.seed, draw_background=True)
     progress(f"point-in-time features of {dataset.donations.size:,} contributions")
-    data = gate.gate_data(dataset)
+    data = gate.gate_data(dataset, graph)
     progress(f"leave-one-family-out: {len(gate_config.candidates)} candidates x {len(config.families)} families")
     evaluated = gate.evaluate(data, gate_config)
     served, mean_auc = gate.select(evaluated)
+    held = evaluated.held_out[served]
+    stages: dict[str, TreeEnsemble | None] = {}
+    if data.has_funding:
+        progress("funding stage per held-out family (the base model's log-odds cross-fitted as its offset)")
+        stages = {f: gate.fit_funding_stage(served, data, gate.family_training_rows(data, f, gate_config),
+                                            gate_config.seed) for f in evaluated.families}  # fmt: skip
+        held = gate.with_funding(data, held, stages)
     contributions = live.contributions_of(dataset)
     train_half = gate.wallet_half(data.donor, gate_config.seed)
     measured = ~data.y & ~train_half & ~gate.calibration_half(data, gate_config)
@@ -122,15 +143,17 @@ def run_live_eval(csv_path: Path, config: LiveEvalConfig, progress: Progress = l
         train = (~data.y & train_half) | (data.y & ~in_family)
         fitted = risk.fit(served, data.x[train], data.y[train], gate_config.seed, monotone=gate.MONOTONE,
                           weight=data.weight[train])  # fmt: skip
-        calibration, (review, block) = gate.family_thresholds(data, evaluated.held_out[served], family, gate_config)
+        calibration, (review, block) = gate.family_thresholds(data, held, family, gate_config)
         model = GateModel(risk=risk.export(served, fitted), calibration=calibration, review=review, block=block,
-                          served_model=served)  # fmt: skip
+                          served_model=served, funding=stages.get(family))  # fmt: skip
         rows = np.flatnonzero(~data.y | in_family)
-        replay = replay_gate(model, [contributions[i] for i in rows])
+        replay = replay_gate(model, [contributions[i] for i in rows], funding=graph)
         family_targets = {owner_keys[p] for p in targets.get(family, set())}
         per_family[family] = _figures(data, dataset, rows, replay, in_family=in_family, measured=measured,
                                        targets=family_targets) | {
-            "thresholds": [review, block]
+            "thresholds": [review, block], "funding_stage": stages.get(family) is not None,
+            "by_funding": _by_funding(data, dataset, rows, replay, in_family=in_family, measured=measured,
+                                      styles=styles),
         }
     return {
         "seed": config.seed,
@@ -138,6 +161,9 @@ def run_live_eval(csv_path: Path, config: LiveEvalConfig, progress: Progress = l
         "selection_mean_roc_auc_first": mean_auc,
         "contributions": int(data.size),
         "background_wallets_measured": int(np.unique(data.donor[measured]).size),
+        "funding": "drawn by qf.sim.funding: real donors by the honest model (simulated), attackers by their "
+                   "family's style, a share of each family's campaigns through exchange-like sources"
+                   if config.funding else "none",
         "families": per_family,
         "summary": _summary(per_family),
         "targets": TARGETS,
@@ -174,6 +200,32 @@ def _figures(
         "background_held_any_donor": float(held_donors.size / max(int(bg_first.sum()), 1)),
         "gain_approved_share": _gain_share(dataset, rows, ~held, attack, targets),
     }
+
+
+def _by_funding(
+    data: gate.GateData, dataset: Any, rows: npt.NDArray[np.intp], replay: Replay, *, in_family: BoolArray,
+    measured: BoolArray, styles: dict[str, str],
+) -> dict[str, dict[str, float]]:  # fmt: skip
+    """The family's figures at first contributions split by how its wallets were funded (via an exchange, or by
+    the attacker: no funding signal can catch the first)."""
+    if not styles:
+        return {}
+    addresses = dataset.donors["address"].to_numpy()
+    style = np.array([styles.get(str(addresses[d]), "") for d in data.donor[rows]])
+    first = data.first[rows]
+    background = measured[rows] & first
+    out = {}
+    for name, chosen in (("via_exchange", style == "via_exchange"), ("attacker_funded", style != "via_exchange")):
+        attack = in_family[rows] & first & chosen
+        if not attack.any():
+            continue
+        from sklearn.metrics import roc_auc_score  # noqa: PLC0415 - training-only dependency
+
+        labels = np.concatenate([np.zeros(int(background.sum())), np.ones(int(attack.sum()))])
+        scores = np.concatenate([replay.score[background], replay.score[attack]])
+        out[name] = {"wallets": int(attack.sum()), "approved_first": float(np.mean(~replay.held[attack])),
+                     "roc_auc_first": float(roc_auc_score(labels, scores))}  # fmt: skip
+    return out
 
 
 def _gain_share(dataset: Any, rows: npt.NDArray[np.intp], approved: BoolArray, attack: BoolArray,

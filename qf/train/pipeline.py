@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qf.errors import DataError
+from qf.funding.graph import FundingGraph
 from qf.model import artifacts, features
 from qf.model import gate as served_gate
 from qf.model.arrays import AnomalyScaler, ClusterCenters, IsolationForestArrays, LinearModel, LofArrays, TreeEnsemble
@@ -108,6 +109,8 @@ class TrainingData:
     patterns: npt.NDArray[Any]
     real: BoolArray
     coordination: IsolationForestArrays
+    #: injected attack wallet (0x address) -> its campaign (funding is drawn per campaign)
+    campaigns: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -120,8 +123,10 @@ class Evaluated:
 
 
 def train(  # noqa: PLR0915 - one run, step by step; each step is a function of its own
-    dataset: Dataset, root: Path, config: TrainConfig, progress: Progress = lambda _: None
+    dataset: Dataset, root: Path, config: TrainConfig, progress: Progress = lambda _: None,
+    funding: FundingGraph | None = None,
 ) -> TrainResult:
+    """``funding`` is what the index found of the round's funding (``qf.funding.db.load_graph``), if anything."""
     data = prepare(dataset, config, progress)
     y = data.y
     if y.all() or not y.any():
@@ -169,12 +174,17 @@ def train(  # noqa: PLR0915 - one run, step by step; each step is a function of 
     gate_section: dict[str, Any] | None = None
     if config.gate:
         progress(f"contribution gate: point-in-time features of {data.dataset.donations.size} contributions")
-        trained = contribution_gate.train_gate(data.dataset, contribution_gate.GateConfig(seed=config.seed))
+        graph, funding_note = _training_funding(data, dataset, funding, config.seed)
+        rows = contribution_gate.gate_data(data.dataset, graph)
+        trained = contribution_gate.train_gate(data.dataset, contribution_gate.GateConfig(seed=config.seed), rows)
         trained.arrays.save(staging / served_gate.RISK_FILE)
         trained.calibration.save(staging / served_gate.CALIBRATION_FILE)
         model_files += [served_gate.RISK_FILE, served_gate.CALIBRATION_FILE]
+        if trained.funding is not None:
+            trained.funding.save(staging / served_gate.FUNDING_FILE)
+            model_files.append(served_gate.FUNDING_FILE)
         parity["gate"] = trained.parity
-        gate_section = trained.manifest
+        gate_section = trained.manifest | {"funding_source": funding_note}
         progress(f"gate: {trained.served} (mean held-out first-contribution ROC AUC "
                  f"{trained.manifest['mean_held_out_roc_auc_first']:.3f}); thresholds review "
                  f"{trained.thresholds[0]:.3f}, block {trained.thresholds[1]:.3f}")  # fmt: skip
@@ -256,6 +266,21 @@ def train(  # noqa: PLR0915 - one run, step by step; each step is a function of 
     return TrainResult(version_dir=version_dir, manifest=manifest, headline=headline(report) | {"gate": gate})
 
 
+def _training_funding(
+    data: TrainingData, dataset: Dataset, funding: FundingGraph | None, seed: int
+) -> tuple[FundingGraph, str]:
+    """The funding the gate trains on: the index's for the real donors, drawn for the injected attackers; when
+    the index found no funding for any real donor, drawn for them too (the simulator's honest model), so that
+    funding evidence is never the attackers' alone."""
+    real = [bytes.fromhex(str(a)[2:]) for a in dataset.donors["address"]]
+    indexed = funding is not None and any(funding.first_funding(w, as_of=float("inf")) for w in real)
+    graph, _ = contribution_gate.drawn_graph(data.dataset, data.campaigns, seed=seed, base=funding if indexed else None,
+                                             draw_background=not indexed)  # fmt: skip
+    if indexed:
+        return graph, "real donors: the index (qf.wallet_funding); injected attackers: drawn (qf.sim.funding)"
+    return graph, "simulated: the index holds no funding of the real donors, so all of it is drawn (qf.sim.funding)"
+
+
 def select_served(evaluated: Evaluated) -> tuple[str, float]:
     """The candidate with the highest mean ROC AUC over the held-out families, and that mean."""
     families = {s: per for s, per in evaluated.evaluations.items() if s.startswith(FAMILY_PREFIX) and s != POOLED}
@@ -271,7 +296,11 @@ def select_served(evaluated: Evaluated) -> tuple[str, float]:
 
 def prepare(dataset: Dataset, config: TrainConfig, progress: Progress) -> TrainingData:
     """The training round (with injected attacks), its features and the coordination anomaly model."""
-    combined = injection.inject_dataset(dataset, config.families, seed=config.seed) if config.inject else dataset
+    campaigns: dict[str, str] = {}
+    combined = (
+        injection.inject_dataset(dataset, config.families, seed=config.seed, campaigns=campaigns)
+        if config.inject else dataset
+    )  # fmt: skip
     real = np.isin(combined.donors["address"].to_numpy(), dataset.donors["address"].to_numpy())
     progress(f"features of {len(combined.donors)} donors ({int((~real).sum())} injected attackers)")
     base = features.feature_matrix(combined)
@@ -286,6 +315,7 @@ def prepare(dataset: Dataset, config: TrainConfig, progress: Progress) -> Traini
         patterns=np.where(donors["labelled"].to_numpy(), donors["pattern"].to_numpy(), "background"),
         real=real,
         coordination=coordination,
+        campaigns=campaigns,
     )
 
 
