@@ -376,7 +376,13 @@ def _evidence(conn: psycopg.Connection[Any], chain_id: int, donor: bytes) -> dic
     ]  # fmt: skip
     history = queries.review_history(conn, chain_id, donor)
     superseded = {h["supersedes"] for h in history}
+    trail = queries.funding_trail(conn, chain_id, donor)
+    co_funded_count, co_funded = (
+        queries.co_funded(conn, chain_id, bytes(trail[0]["funder"]), donor)
+        if trail and trail[0]["label"] is None else (0, [])
+    )  # fmt: skip
     return {
+        "trail": trail, "co_funded_count": co_funded_count, "co_funded": co_funded,
         "donor": donor, "features": features, "decisions": decisions, "scores": scores, "community": community,
         "donations": queries.donor_donations(conn, chain_id, donor),
         "labels": queries.donor_labels(conn, chain_id, donor),

@@ -199,6 +199,54 @@ def donor_donations(conn: psycopg.Connection[Any], chain_id: int, donor: bytes, 
     )
 
 
+NATIVE = bytes.fromhex("ee" * 20)
+#: Hops of a funding trail the donor page follows (the funding worker searches this deep by default).
+TRAIL_HOPS = 3
+#: Co-funded donors listed on a donor page (all are counted).
+CO_FUNDED_SHOWN = 30
+
+
+def funding_trail(conn: psycopg.Connection[Any], chain_id: int, donor: bytes) -> list[Row]:
+    """The donor's first native funding, then its funder's, and so on: up to TRAIL_HOPS rows, each with the
+    funder's known-source label; stops at a known source or a wallet seen before."""
+    trail: list[Row] = []
+    wallet, seen = donor, {donor}
+    for _ in range(TRAIL_HOPS):
+        row = _row(
+            conn,
+            """
+            SELECT w.wallet, w.funder, w.amount, w.block_number, w.block_time, w.method, k.label, k.kind
+            FROM qf.wallet_funding w
+            LEFT JOIN qf.known_sources k ON k.chain_id = w.chain_id AND k.address = w.funder
+            WHERE w.chain_id = %s AND w.wallet = %s AND w.asset = %s
+            """,
+            (chain_id, wallet, NATIVE),
+        )
+        if row is None:
+            break
+        trail.append(row)
+        funder = bytes(row["funder"])
+        if row["label"] is not None or funder in seen:
+            break
+        seen.add(funder)
+        wallet = funder
+    return trail
+
+
+def co_funded(conn: psycopg.Connection[Any], chain_id: int, funder: bytes, donor: bytes) -> tuple[int, list[Row]]:
+    """Other donors of the chain whose first native funder is ``funder``: how many, and the first few."""
+    query = """
+        FROM qf.wallet_funding w
+        WHERE w.chain_id = %(chain)s AND w.funder = %(funder)s AND w.asset = %(native)s AND w.wallet <> %(donor)s
+          AND EXISTS (SELECT 1 FROM qf.allocated a WHERE a.chain_id = w.chain_id AND a.sender = w.wallet)
+    """
+    params = {"chain": chain_id, "funder": funder, "native": NATIVE, "donor": donor}
+    total = conn.execute("SELECT count(*) " + query, params).fetchone()
+    shown = _rows(conn, "SELECT w.wallet, w.block_time " + query + " ORDER BY w.block_time LIMIT %(limit)s",
+                  params | {"limit": CO_FUNDED_SHOWN})  # fmt: skip
+    return (int(total[0]) if total else 0), shown
+
+
 def donor_decisions(conn: psycopg.Connection[Any], chain_id: int, donor: bytes, limit: int = 20) -> list[Row]:
     return _rows(
         conn,

@@ -721,6 +721,7 @@ def score(
     """Score every donor of a pool with the served model into qf.donor_risk (what the sidecar would answer)."""
     from qf.matching.db import resolve_chain
     from qf.model.loader import load_dataset
+    from qf.funding.db import load_graph
     from scorer.batch import score_contributions, score_pool, store_contribution_scores, store_pool_scores
     from scorer.errors import ModelError
     from scorer.models import ModelStore
@@ -739,7 +740,8 @@ def score(
         dataset = load_dataset(conn, chain)
         scores = score_pool(dataset, bundle, pool)
         written = store_pool_scores(conn, scores)
-        gated = score_contributions(dataset, bundle.gate, bundle.version, pool) if bundle.gate else None
+        graph = load_graph(conn, chain)
+        gated = score_contributions(dataset, bundle.gate, bundle.version, pool, graph) if bundle.gate else None
         if gated is not None:
             store_contribution_scores(conn, dataset, gated)
     counts = scores.decisions()

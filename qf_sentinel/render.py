@@ -115,6 +115,21 @@ def live_evaluation(result: dict[str, Any]) -> None:
             pct(row["background_blocked_first"]), pct(row["background_held_contributions"]),
         )  # fmt: skip
     out.print(table)
+    split = {f: row.get("by_funding") or {} for f, row in result["families"].items()}
+    if any(split.values()):
+        funding = Table("held out", "attacker-funded: wallets / approved at first / ROC AUC",
+                        "funded through an exchange: wallets / approved at first / ROC AUC",
+                        title="by how the attack wallets were funded (funding stage on; " + result.get("funding", "")
+                              + ")")  # fmt: skip
+
+        def cell(part: dict[str, Any] | None) -> str:
+            if not part:
+                return "-"
+            return f"{part['wallets']} / {pct(part['approved_first'])} / {part['roc_auc_first']:.3f}"
+
+        for family, parts in split.items():
+            funding.add_row(family, cell(parts.get("attacker_funded")), cell(parts.get("via_exchange")))
+        out.print(funding)
     s, t = result["summary"], result["targets"]
 
     def verdict(key: str) -> str:

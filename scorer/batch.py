@@ -24,12 +24,14 @@ import psycopg
 
 from qf.errors import ConfigError
 from qf.eth import from_hex
+from qf.funding.graph import FundingGraph
 from qf.matching.risk import gate_weights
 from qf.model import live
 from qf.model.coordination import donor_communities
 from qf.model.dataset import ORDER_SCALE, Dataset
 from qf.model.features import COMMUNITY_SEED
-from qf.model.gate import GateDecision, GateModel
+from qf.model.funding_features import N_FUNDING, funding_row
+from qf.model.gate import FUNDING_REASON, GateDecision, GateModel
 from qf.model.reasons import describe
 from scorer import engine
 from scorer.feature_store import build_snapshot
@@ -123,10 +125,19 @@ class ContributionScores:
         )
 
 
-def score_contributions(dataset: Dataset, gate: GateModel, version: str, pool_id: int) -> ContributionScores:
-    """Every donation of ``pool_id`` scored by the gate on its features as of just before it (whole chain replayed)."""
+def score_contributions(
+    dataset: Dataset, gate: GateModel, version: str, pool_id: int, funding: FundingGraph | None = None
+) -> ContributionScores:
+    """Every donation of ``pool_id`` scored by the gate on its features (and funding evidence) as of just before
+    it, the whole chain replayed."""
     d = dataset.donations
-    x = live.replay_features(live.contributions_of(dataset))
+    contributions = live.contributions_of(dataset)
+    evidence = np.zeros((len(contributions), N_FUNDING))
+
+    def with_funding(i: int, c: live.Contribution, state: live.LiveState) -> None:
+        evidence[i] = funding_row(funding, c, state)
+
+    x = live.replay_features(contributions, also=with_funding if funding is not None else None)
     prefix = f"{pool_id}:"
     in_pool = np.array([key.startswith(prefix) for key in d.project_ids], dtype=bool)[d.project]
     rows = np.flatnonzero(in_pool)
@@ -134,9 +145,13 @@ def score_contributions(dataset: Dataset, gate: GateModel, version: str, pool_id
     first[np.unique(d.donor, return_index=True)[1]] = True
     decisions, reasons = [], []
     for r in rows.tolist():
-        decided = gate.decide(x[r])
+        decided = gate.decide(x[r], evidence[r])
         decisions.append(decided)
-        reasons.append([describe(p.feature, p.value, amount=float(d.amount[r])) for p in decided.pushes])
+        amount = float(d.amount[r])
+        reasons.append([
+            "funding evidence" if p.feature == FUNDING_REASON else describe(p.feature, p.value, amount=amount)
+            for p in decided.pushes
+        ])  # fmt: skip
     return ContributionScores(chain_id=dataset.chain_id, pool_id=pool_id, version=version, rows=rows,
                               first=first[rows], decisions=decisions, reasons=reasons)  # fmt: skip
 

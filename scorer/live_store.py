@@ -37,7 +37,7 @@ from qf.funding.db import load_graph, request_funding
 from qf.funding.graph import FundingGraph
 from qf.model import live
 from qf.model.funding_features import FundingEvidence as Evidence
-from qf.model.funding_features import HexKeys, evidence
+from qf.model.funding_features import evidence_of
 from qf.model.loader import cursor_holds, load_contributions
 from scorer.metrics import ScorerMetrics
 
@@ -76,13 +76,9 @@ class LiveStore:
             state = self._state
             state.features(c, row)
             known = state.is_known(c.donor)
-            found = evidence(
-                self.funding, wallet, at=c.time, amount=c.amount, token=c.token,
-                round_donors=HexKeys(state.arrived()), project_donors=HexKeys(state.project_donors(c.project)),
-                token_decimals=self._decimals.get(c.token or b"", 18),
-            )  # fmt: skip
+            found = evidence_of(self.funding, c, state, token_decimals=self._decimals.get(c.token or b"", 18))
             state.attempt(c)
-            if found.facts is None or found.facts.first is None:
+            if self.funding is not None and self.funding.first_funding(wallet, as_of=c.time) is None:
                 self._unfunded.add(wallet)
         return row, known, found
 

@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qf.funding.graph import NATIVE, FundingFacts, FundingGraph
+from qf.model import live
 
 FloatArray = npt.NDArray[np.float64]
 WEI = 10**18
@@ -97,12 +98,12 @@ def evidence(
     """
     if graph is None:
         return FundingEvidence(NO_EVIDENCE.copy(), None, 0, 0)
+    row = np.zeros(N_FUNDING)
+    first = graph.first_funding(wallet, as_of=at)
+    if first is None or graph.known_source(first.funder) is not None:
+        return FundingEvidence(row, None, 0, 0)  # no evidence (an exchange funds thousands: not even counted)
     asset = None if token is None or token == NATIVE else token
     facts = graph.facts(wallet, as_of=at, among=round_donors, token=asset)
-    first = facts.first
-    row = np.zeros(N_FUNDING)
-    if first is None or facts.funder_source is not None:
-        return FundingEvidence(row, facts, 0, 0)
     others = facts.funder_fan_out - (1 if wallet in round_donors else 0)
     here = graph.fan_out(first.funder, as_of=at, among=project_donors) - (1 if wallet in project_donors else 0)
     row[0] = math.log1p(max(others, 0))
@@ -140,3 +141,22 @@ def describe(ev: FundingEvidence) -> str:
     if ev.row[3]:
         parts.append("with an amount sized to the act")
     return ", ".join(parts)
+
+
+def funding_row(
+    graph: FundingGraph | None, c: live.Contribution, state: live.LiveState, *, token_decimals: int = 18
+) -> FloatArray:
+    """The funding features of ``c`` as of its time, from what ``state`` has seen arrive: the one code path of
+    training, ``qf eval --live``, ``qf score`` and the sidecar (which passes the token's decimals)."""
+    return evidence_of(graph, c, state, token_decimals=token_decimals).row
+
+
+def evidence_of(
+    graph: FundingGraph | None, c: live.Contribution, state: live.LiveState, *, token_decimals: int = 18
+) -> FundingEvidence:
+    """:func:`evidence` for a contribution of a live state (its donor and project keys are ``0x`` hex strings)."""
+    return evidence(
+        graph, bytes.fromhex(str(c.donor)[2:]), at=c.time, amount=c.amount, token=c.token,
+        round_donors=HexKeys(state.arrived()), project_donors=HexKeys(state.project_donors(c.project)),
+        token_decimals=token_decimals,
+    )  # fmt: skip

@@ -39,7 +39,7 @@ from qf.model import live
 from qf.model.arrays import LinearModel, TreeEnsemble
 from qf.model.calibration import Calibration
 from qf.model.dataset import Dataset
-from qf.model.funding_features import FUNDING_FEATURES, N_FUNDING, HexKeys, evidence
+from qf.model.funding_features import FUNDING_FEATURES, N_FUNDING, funding_row
 from qf.train import risk
 from qf.train.calibration import fit_calibration, rate_threshold
 from qf.train.export import from_xgboost
@@ -178,15 +178,6 @@ def drawn_graph(
     sources = [*(base.sources if base is not None else ()), *drawn.sources]
     styles = {"0x" + w.hex(): str(style) for w, style in drawn.styles.items()}
     return FundingGraph(rows, sources), styles
-
-
-def funding_row(graph: FundingGraph | None, c: live.Contribution, state: live.LiveState) -> FloatArray:
-    """The funding features of ``c`` as of its time, from what ``state`` has seen arrive (one code path with the
-    sidecar's :mod:`scorer.live_store`)."""
-    return evidence(
-        graph, bytes.fromhex(str(c.donor)[2:]), at=c.time, amount=c.amount, token=c.token,
-        round_donors=HexKeys(state.arrived()), project_donors=HexKeys(state.project_donors(c.project)),
-    ).row  # fmt: skip
 
 
 def fit_funding_stage(served: str, data: GateData, rows: npt.NDArray[np.intp], seed: int) -> TreeEnsemble | None:

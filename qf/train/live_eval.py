@@ -39,6 +39,7 @@ from qf.funding.graph import FundingGraph
 from qf.matching import compute_matching
 from qf.model import live
 from qf.model.arrays import TreeEnsemble
+from qf.model.funding_features import funding_row
 from qf.model.gate import Decision, GateModel
 from qf.sim.attacks import FAMILIES, attack_campaigns, inject_with_targets
 from qf.sim.gitcoin import load_round9
@@ -95,7 +96,7 @@ def replay_gate(
         for i in range(start, stop):
             c = contributions[i]
             state.features(c, row)
-            evidence = gate.funding_row(funding, c, state) if funding is not None else None
+            evidence = funding_row(funding, c, state) if funding is not None else None
             decided = model.decide(row, evidence, explain=False)
             scores[i] = decided.score
             decisions[i] = _CODES[decided.decision]

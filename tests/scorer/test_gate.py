@@ -269,3 +269,48 @@ def test_the_gate_is_monotone_in_the_wallet_nonce(gated: Gated) -> None:
             row[j] = nonce
             scores.append(gated.gate.probability(row)[1])
         assert all(a >= b - 1e-12 for a, b in itertools.pairwise(scores))
+
+
+def test_funding_evidence_reaches_the_answer_and_unfunded_wallets_are_queued(gated: Gated, tmp_path: Path) -> None:
+    """A funder that fanned out to six fresh wallets minutes before they give: by the sixth, the funding stage
+    pushes (a reason in words naming the funder and its other donors) and the risk is above what the same call
+    scores without the funding; a wallet asked about with no funding known is queued for the funding worker."""
+    model = gated.gate
+    assert model.funding is not None
+    funder = bytes.fromhex("fa" * 20)
+    floor = mirror(gated).latest_landed
+    farm = [wallet(500 + i) for i in range(6)]
+    with connect(gated.round.db_url) as conn:
+        for i, address in enumerate(farm):
+            conn.execute(
+                "INSERT INTO qf.wallet_funding (chain_id, wallet, asset, funder, amount, block_number, block_time, "
+                "depth, method) VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s), 1, 'import')",
+                (CHAIN_ID, bytes.fromhex(address[2:]), b"\xee" * 20, funder, 3_141_592_653_589_793 + i, 1, floor - 300),
+            )
+        conn.commit()
+    try:
+        settings = settings_for(tmp_path / "funded")
+        with running_sidecar(settings, gated.round.db_url, gated.models_root, metrics=True) as running:
+            answers = [ask(running, contribution(gated, a, observed_at=_ts(floor + 0.1 * i)), metadata=ADMIN)
+                       for i, a in enumerate(farm)]  # fmt: skip
+            last = answers[-1]
+            funding = [r for r in last.reasons if r.feature == "funding"]
+            assert funding, [r.feature for r in last.reasons]
+            assert "which funded 5 other donors of this round" in funding[0].text
+            assert "0xfafa" in funding[0].text
+            stranger = wallet(600)
+            ask(running, contribution(gated, stranger))
+            live_store = running.sidecar.live
+            assert live_store is not None
+            with connect(gated.round.db_url) as conn:
+                live_store.reload_funding(conn)
+                queued = conn.execute("SELECT status FROM qf.funding_wallets WHERE chain_id = %s AND wallet = %s",
+                                      (CHAIN_ID, bytes.fromhex(stranger[2:]))).fetchall()  # fmt: skip
+            assert queued, "the wallet with no known funding was not queued for the funding worker"
+    finally:
+        with connect(gated.round.db_url) as conn:
+            conn.execute("DELETE FROM qf.wallet_funding WHERE chain_id = %s AND funder = %s", (CHAIN_ID, funder))
+            conn.execute("DELETE FROM qf.funding_wallets WHERE chain_id = %s", (CHAIN_ID,))
+            conn.commit()
+    without = model.decide(np.zeros(live.N_FEATURES)).score  # the same row, no evidence: exactly the base model
+    assert without == model.decide(np.zeros(live.N_FEATURES), np.zeros(5)).score
