@@ -719,9 +719,9 @@ def score(
     models_dir: Annotated[Path | None, typer.Option(help="Models root (env QF_MODELS_DIR).")] = None,
 ) -> None:
     """Score every donor of a pool with the served model into qf.donor_risk (what the sidecar would answer)."""
+    from qf.funding.db import load_graph
     from qf.matching.db import resolve_chain
     from qf.model.loader import load_dataset
-    from qf.funding.db import load_graph
     from scorer.batch import score_contributions, score_pool, store_contribution_scores, store_pool_scores
     from scorer.errors import ModelError
     from scorer.models import ModelStore
