@@ -685,6 +685,10 @@ def evaluate(
         bool, typer.Option("--live", help="Judge the contribution gate as it is used: every contribution gated in "
                            "time order, before it exists, through the sidecar's live state and model.")
     ] = False,
+    funding: Annotated[
+        bool, typer.Option("--funding/--no-funding", help="With --live: draw funding trails (simulated for the "
+                           "real donors) and judge the gate with its funding stage.")
+    ] = True,
 ) -> None:
     """Evaluate the sybil gate on real Round 9 donors against attack families held out of training."""
     import json as json_module
@@ -696,8 +700,8 @@ def evaluate(
     if live:
         from qf.train.live_eval import LiveEvalConfig, run_live_eval
 
-        result = run_live_eval(path or ROUND9_CSV, LiveEvalConfig(seed=seed, families=tuple(families_option(families))),
-                               progress=progress)  # fmt: skip
+        config_live = LiveEvalConfig(seed=seed, families=tuple(families_option(families)), funding=funding)
+        result = run_live_eval(path or ROUND9_CSV, config_live, progress=progress)
         result["seconds"] = round(time.monotonic() - started, 1)
         render.live_evaluation(result)
     else:
@@ -926,7 +930,7 @@ def _demo_evaluations(ctx: typer.Context, seed: int, settings: Settings) -> None
     evaluate(ctx, seed=seed, families=None, n_boot=200, path=None, json_out=settings.home / "eval.json")
     out.rule("10. the gate as it is used: each Round 9 contribution gated before it exists (qf eval --live)")
     evaluate(ctx, seed=seed, families=None, n_boot=1, path=None, json_out=settings.home / "eval-live.json",
-             live=True)  # fmt: skip
+             live=True, funding=True)  # fmt: skip
 
 
 @app.command()
