@@ -202,6 +202,7 @@ _BY_TYPE = {
     "bytes": _REGISTRATION,
     "bool": st.booleans(),
     "int256": st.integers(-(2**255), 2**255 - 1),
+    "int96": st.integers(-(2**95), 2**95 - 1),
     "string": _TEXT,
 }
 
