@@ -45,11 +45,8 @@ TYPES = {
         ["block_hash", "tx_hash", "profile_id", "merkle_root", "role", "allo_v1_project_id", "uid", "ref_uid"],
         "qf.hash32",
     ),
-    **dict.fromkeys(
-        ["pool_id", "amount", "fee", "metadata_protocol", "row_index", "full_row", "gas_price", "nonce", "votes",
-         "application_id", "allo_v1_chain_id"],
-        "qf.uint256",
-    ),  # fmt: skip
+    **dict.fromkeys(["pool_id", "amount", "fee", "metadata_protocol", "row_index", "full_row"], "qf.uint256"),
+    **dict.fromkeys(["gas_price", "nonce", "votes", "application_id", "allo_v1_chain_id"], "qf.uint256"),
     "flow_rate": "numeric(29,0)",
 }
 #: Table -> the columns a variant may leave NULL.
