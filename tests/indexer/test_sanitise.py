@@ -159,6 +159,26 @@ def test_symbol_answers(answer: object, value: str | None, reasons: tuple[str, .
     assert sanitise.abi_string(answer) == sanitise.Clean(value, reasons)
 
 
+_ID = bytes(range(32))
+
+
+@pytest.mark.parametrize(
+    ("answer", "value", "reasons"),
+    [
+        ("0x" + _ID.hex(), _ID, ()),
+        ("0x" + _ID.hex() + "48" * 100_000, _ID, ()),  # 100 kB: its first word, as a Solidity decoder reads it
+        ("0x" + _ID.hex()[:62], None, ("malformed",)),
+        ("0xzz", None, ("malformed",)),
+        (17, None, ("malformed",)),
+        ("0x", None, ("no_answer",)),
+        (None, None, ("no_answer",)),
+    ],
+)
+def test_strategy_id_answers(answer: object, value: bytes | None, reasons: tuple[str, ...]) -> None:
+    """getStrategyId() is a bytes32: its first word, or no id with the reason (the pool's kind is then unknown)."""
+    assert sanitise.abi_bytes32(answer) == sanitise.Clean(value, reasons)
+
+
 def test_json_documents_are_repaired_or_left_as_bytes() -> None:
     """NUL and lone surrogates in strings and keys, numbers numeric cannot hold: repaired; deep nesting,
     NaN and non-JSON: bytes."""
