@@ -59,8 +59,11 @@ RETURN sha256(pg_temp.addr(kind, n));
 
 INSERT INTO qf.tokens VALUES (31337, pg_temp.addr(1, 1), 'TST', 18), (31337, pg_temp.addr(1, 2), 'ETH', 18);
 
+-- DonationVotingMerkleDistributionDirectTransferStrategy v2.0's id: a donation strategy (qf.strategy_kinds).
 INSERT INTO qf.strategies
-SELECT 31337, pg_temp.addr(2, p), p, 1 FROM generate_series(1, pg_temp.cfg('pools')) p;
+SELECT 31337, pg_temp.addr(2, p), p, 1,
+       decode('2f0250d534b2d59b8b5cfa5eb0d0848a59ccbf5de2eaf72d2ba4bfe73dce7c6b', 'hex'), 'answered'
+FROM generate_series(1, pg_temp.cfg('pools')) p;
 
 INSERT INTO qf.pool_created
 SELECT 31337, 1, pg_temp.h32(9, 1), pg_temp.h32(3, p), 0, p, pg_temp.addr(9, 0), p, pg_temp.h32(4, p),

@@ -155,7 +155,7 @@ def flagged_donors(conn: psycopg.Connection[Any], chain_id: int, f: DonorFilter)
                       AND lp.pattern = %(pattern)s::text))
               AND (%(project)s::bytea IS NULL OR EXISTS (
                     SELECT 1 FROM qf.allocated a
-                    JOIN qf.strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
+                    JOIN qf.donation_strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
                     WHERE a.chain_id = r.chain_id AND a.sender = r.donor AND s.pool_id = r.pool_id
                       AND a.recipient_id = %(project)s::bytea))
             ORDER BY r.score DESC, r.donor

@@ -214,6 +214,12 @@ contract DonationStrategy {
         }
     }
 
+    /// @notice The strategy's id, as Allo's BaseStrategy answers it: keccak256(abi.encode(name and version)).
+    /// The indexer reads it to learn the pool's kind (qf.strategy_kinds lists this one as a donation strategy).
+    function getStrategyId() external pure returns (bytes32) {
+        return keccak256(abi.encode("QFSentinelDonationStrategyv1.0"));
+    }
+
     function getRecipientStatus(address recipientId) external view returns (uint8) {
         Recipient storage recipient = _recipients[recipientId];
         if (!recipient.exists) return 0;

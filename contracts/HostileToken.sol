@@ -6,7 +6,8 @@ pragma solidity ^0.8.24;
 /// deploys and names as a pool's token. `symbol()`, `name()` and `decimals()` return exactly
 /// the bytes the owner set (a string with a NUL byte, 100 kB, a number out of range, bytes
 /// that are no ABI encoding at all), or revert when told to. Balances are minimal ERC-20 so a
-/// pool may hold it.
+/// pool may hold it. It answers a strategy's `getStrategyId()` the same way, for the indexer's
+/// reading of a pool's strategy kind.
 contract HostileToken {
     event Transfer(address indexed from, address indexed to, uint256 value);
     event Approval(address indexed owner, address indexed spender, uint256 value);
@@ -26,14 +27,14 @@ contract HostileToken {
         bool reverts;
     }
 
-    /// @dev Keyed by selector: symbol(), name(), decimals().
+    /// @dev Keyed by selector: symbol(), name(), decimals(), getStrategyId().
     mapping(bytes4 => Answer) private _answers;
 
     constructor() {
         owner = msg.sender;
     }
 
-    /// @notice Set the exact return data of `selector` (symbol, name or decimals): `data` then `padding`
+    /// @notice Set the exact return data of `selector` (symbol, name, decimals, getStrategyId): `data` then `padding`
     /// bytes of "H" (cheap huge answers), or a revert.
     function setAnswer(bytes4 selector, bytes calldata data, uint256 padding, bool reverts) external {
         if (msg.sender != owner) revert NotOwner();
@@ -50,6 +51,10 @@ contract HostileToken {
 
     function decimals() external view returns (uint8) {
         _answer(this.decimals.selector);
+    }
+
+    function getStrategyId() external view returns (bytes32) {
+        _answer(this.getStrategyId.selector);
     }
 
     function mint(address to, uint256 amount) external {

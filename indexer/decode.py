@@ -173,6 +173,13 @@ def _address(data: bytes, pos: int) -> bytes:
     return word[12:]
 
 
+def _word(data: bytes, pos: int) -> bytes:
+    word = data[pos : pos + 32]
+    if len(word) != 32:
+        raise _Malformed(f"data ends inside the word at byte {pos}")
+    return word
+
+
 def _uint8(data: bytes, pos: int) -> int:
     word = data[pos : pos + 32]
     if len(word) != 32 or word[:31] != _ZERO31:
@@ -186,6 +193,16 @@ def _uint64(data: bytes, pos: int) -> int:
         raise _Malformed(f"word at byte {pos} is not a uint64")
     # The tables keep timestamps as bigint; beyond 2**63-1 is "never" to any reader, so saturate.
     return min(int.from_bytes(word, "big"), _BIGINT_MAX)
+
+
+def _int96(data: bytes, pos: int) -> int:
+    word = data[pos : pos + 32]
+    if len(word) != 32:
+        raise _Malformed(f"data ends inside the word at byte {pos}")
+    value = int.from_bytes(word, "big", signed=True)
+    if not -(2**95) <= value < 2**95:  # the upper 160 bits must extend the sign
+        raise _Malformed(f"word at byte {pos} is not an int96")
+    return value
 
 
 def _dynamic(data: bytes, pos: int) -> bytes:
@@ -415,6 +432,79 @@ def _answer_updated(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, 
     return current, _topic_uint(topics[2]), _uint(data, 0)
 
 
+# -- older and newer strategy versions (Gitcoin's indexer reads them; README: "Strategy kinds") --
+
+
+def _allocated_with_data(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
+    """Allo v2.1 ``IBaseStrategy``: recipient and sender indexed; what ``_data`` holds is the strategy's."""
+    _need(data, 2 * 32, exact=False)
+    return _topic_address(topics[1]), _topic_address(topics[2]), _uint(data, 0), _dynamic(data, _uint(data, 32))
+
+
+def _qv_votes(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
+    """QV strategies' ``Allocated(recipientId, votes, allocator)``: no NFT (None)."""
+    _need(data, 2 * 32, exact=True)
+    return _topic_address(topics[1]), _uint(data, 0), None, _address(data, 32)
+
+
+def _qv_votes_with_nft(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
+    _need(data, 3 * 32, exact=True)
+    return _topic_address(topics[1]), _uint(data, 0), _address(data, 32), _address(data, 64)
+
+
+def _distributed_with_data(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
+    _need(data, 32, exact=False)
+    return _topic_address(topics[1]), _dynamic(data, _uint(data, 0))
+
+
+def _distributed_flow_rate(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
+    _need(data, 32, exact=True)
+    return _topic_address(topics[1]), _int96(data, 0)
+
+
+def _recipient_status_with_application(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
+    _need(data, 3 * 32, exact=True)
+    return _topic_address(topics[1]), _uint(data, 0), _uint8(data, 32), _address(data, 64)
+
+
+def _recipient_status(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
+    """``RecipientStatusUpdated(recipientId, status, sender)``: no application id (None)."""
+    _need(data, 2 * 32, exact=True)
+    return _topic_address(topics[1]), None, _uint8(data, 0), _address(data, 32)
+
+
+def _registered_with_data(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
+    _need(data, 32, exact=False)
+    return _topic_address(topics[1]), _dynamic(data, _uint(data, 0))
+
+
+def _updated_registration_with_application(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
+    _need(data, 4 * 32, exact=False)
+    return (
+        _topic_address(topics[1]),
+        _uint(data, 0),
+        _dynamic(data, _uint(data, 32)),
+        _address(data, 64),
+        _uint8(data, 96),
+    )
+
+
+def _profile_migrated(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
+    _need(data, 2 * 32, exact=True)
+    return _topic_bytes(topics[1]), _uint(data, 0), _topic_bytes(topics[2]), _uint(data, 32)
+
+
+def _on_attested(topics: Sequence[str], data: bytes) -> tuple[Value | _Text, ...]:
+    _need(data, 3 * 32, exact=False)
+    return (
+        _topic_bytes(topics[1]),
+        _topic_address(topics[2]),
+        _uint(data, 0),
+        _dynamic(data, _uint(data, 32)),
+        _word(data, 64),
+    )
+
+
 # -- the Registry -------------------------------------------------------------------------
 
 
@@ -471,6 +561,8 @@ _ALLOCATED: Final = ("recipient_id", "amount", "token", "sender", "origin")
 _DISTRIBUTION: Final = ("merkle_root", *_METADATA)
 _INITIALIZED: Final = ("pool_id", "data", "version")
 _ROLE: Final = ("role", "account", "sender")
+_QV_VOTES: Final = ("recipient_id", "votes", "nft", "allocator")
+_STATUS_SET: Final = ("recipient_id", "application_id", "status", "sender")
 
 
 def _spec(
@@ -480,8 +572,9 @@ def _spec(
 
 
 #: Every variant the indexer reads: the Allo v2 core and Registry, the events of the
-#: strategies in ``@allo-team/allo-v2-sdk`` and Gitcoin's indexer ABIs (sources in README),
-#: and the price feeds' answers.
+#: strategies in ``@allo-team/allo-v2-sdk``, every event Gitcoin's current indexer subscribes to
+#: (``tests/fixtures/reference/grants_stack_indexer_events.txt``, checked against this list), and
+#: the price feeds' answers.
 _SPECS: Final[tuple[tuple[EventSpec, _Decoder], ...]] = (
     # -- the core
     (_spec(ALLO_V2_EVENTS["PoolCreated"], "pool_created",
@@ -526,6 +619,26 @@ _SPECS: Final[tuple[tuple[EventSpec, _Decoder], ...]] = (
     (_spec("Initialized(uint256,bytes)", "initialized", _INITIALIZED, 1), _strategy_initialized),
     (_spec("Initialized(uint8)", "initialized", _INITIALIZED, 1), _version_initialized),
     (_spec("PoolActive(bool)", "pool_active", ("active",), 1), _pool_active),
+    # -- older and newer strategy versions: QV votes (NFT-gated too), Superfluid streams, per-recipient
+    #    statuses, Allo v2.1's IBaseStrategy forms (README: "Strategy kinds")
+    (_spec("Allocated(address,uint256,address)", "qv_votes", _QV_VOTES, 2), _qv_votes),
+    (_spec("AllocatedWithNft(address,uint256,address,address)", "qv_votes", _QV_VOTES, 2), _qv_votes_with_nft),
+    (_spec("Allocated(address,address,uint256,bytes)", "allocated_with_data",
+           ("recipient_id", "sender", "amount", "data"), 3), _allocated_with_data),
+    (_spec("Registered(address,bytes)", "registered_with_data", ("recipient_id", "data"), 2), _registered_with_data),
+    (_spec("UpdatedRegistration(address,uint256,bytes,address,uint8)", "updated_registration_with_id",
+           ("recipient_id", "application_id", "data", "sender", "status"), 2), _updated_registration_with_application),
+    (_spec("RecipientStatusUpdated(address,uint256,uint8,address)", "recipient_status_set", _STATUS_SET, 2),
+     _recipient_status_with_application),
+    (_spec("RecipientStatusUpdated(address,uint8,address)", "recipient_status_set", _STATUS_SET, 2),
+     _recipient_status),
+    (_spec("Distributed(address,bytes)", "distributed_with_data", ("recipient_id", "data"), 2), _distributed_with_data),
+    (_spec("Distributed(address,int96)", "distributed_flow_rate", ("sender", "flow_rate"), 2), _distributed_flow_rate),
+    # -- the Allo v1 -> v2 profile migration and Gitcoin's attestation network (their own contracts)
+    (_spec("ProfileMigrated(bytes32,uint256,bytes32,uint256)", "profile_migrated",
+           ("allo_v1_project_id", "allo_v1_chain_id", "profile_id", "nonce"), 3), _profile_migrated),
+    (_spec("OnAttested(bytes32,address,uint256,bytes,bytes32)", "on_attested",
+           ("uid", "recipient", "fee", "data", "ref_uid"), 3), _on_attested),
     # -- the Registry (and AccessControl roles: profile members, pool managers)
     (_spec("ProfileCreated(bytes32,uint256,string,(uint256,string),address,address)", "profile_created",
            ("profile_id", "nonce", "name", *_METADATA, "owner", "anchor"), 2), _profile_created),
@@ -575,6 +688,10 @@ EMITTER_ROLES: Final[dict[str, str]] = {
     "ProfileOwnerUpdated": "registry",
     "ProfilePendingOwnerUpdated": "registry",
     "AnswerUpdated": "feed",
+    # Gitcoin's own contracts (AlloV1ToV2ProfileMigration, GitcoinAttestationNetwork): decoded, stored only
+    # from the contracts named for these roles (none yet: README "Not yet").
+    "ProfileMigrated": "profile_migration",
+    "OnAttested": "attestation_network",
 }
 
 # -- the public entry points --------------------------------------------------------------

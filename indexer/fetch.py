@@ -1,4 +1,4 @@
-"""Download one block range: logs, the blocks they sit in, donation context, tokens.
+"""Download one block range: logs, the blocks they sit in, donation context, tokens, strategy ids.
 
 Everything the indexer writes for a range is fetched here, before any database
 transaction opens. The result is self-consistent: every log's block hash
@@ -12,7 +12,7 @@ whole block (when a block holds many donations) or a batch of transactions by ha
 
 What the node and the contracts answered is made storable here, before it
 reaches a batch (`indexer.sanitise`): decoded strings, token symbols and
-decimals, nonces, gas prices and block times. Each value that had to change
+decimals, strategy ids, nonces, gas prices and block times. Each value that had to change
 is listed in `Fetched.sanitised` for the loop to count once the batch commits.
 """
 
@@ -36,7 +36,9 @@ from indexer.sanitise import (
     DECIMALS_MAX,
     SYMBOL_MAX_CHARS,
     UINT256_MAX,
+    Clean,
     Sanitised,
+    abi_bytes32,
     abi_string,
     abi_uint,
     bounded,
@@ -54,6 +56,10 @@ FULL_BLOCK_THRESHOLD = 4
 NATIVE = from_hex(NATIVE_TOKEN)
 DECIMALS_SELECTOR = "0x313ce567"
 SYMBOL_SELECTOR = "0x95d89b41"
+#: ``getStrategyId()``: Allo's BaseStrategy answers keccak256(abi.encode(its name and version)).
+STRATEGY_ID_SELECTOR = "0x42fda9c7"
+#: getStrategyId() calls sent in one JSON-RPC batch.
+STRATEGY_ID_BATCH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +83,8 @@ class Fetched:
     #: (strategy address, pool id, block)
     new_strategies: list[tuple[bytes, int, int]] = field(default_factory=list)
     new_tokens: list[tuple[bytes, str | None, int | None]] = field(default_factory=list)
+    #: new strategy -> what its getStrategyId() answered (`fetch_strategy_ids`)
+    strategy_ids: dict[bytes, Clean[bytes | None]] = field(default_factory=dict)
     #: (block, contract, topic0) -> logs with a topic0 no decoder knows (per block: a reorg takes its own back)
     unknown: Counter[tuple[int, bytes, bytes]] = field(default_factory=Counter)
     #: Values stored other than as read, for ``qf_indexer_values_sanitised_total`` once committed.
@@ -128,7 +136,7 @@ def _decode_all(raw: list[dict[str, Any]], out: Fetched, emitters: Mapping[str, 
             out.unknown[(int(entry["blockNumber"], 16), from_hex(entry["address"]), topic)] += 1
             continue
         role = EMITTER_ROLES.get(row.name)
-        if role is not None and row.contract not in emitters[role]:
+        if role is not None and row.contract not in emitters.get(role, frozenset()):
             out.sanitised.append(Sanitised(f"{row.table}.contract", _hex(row.contract), (f"not_the_{role}",)))
             continue
         for column, reasons in row.sanitised:
@@ -211,7 +219,38 @@ def fetch_range(
 
     _fetch_tx_context(rpc, logs, out, helpers)
     _fetch_tokens(rpc, logs, known_tokens, out)
+    _fetch_new_strategy_ids(rpc, list(found), out)
     return out
+
+
+def _fetch_new_strategy_ids(rpc: ResilientRpc, strategies: list[bytes], out: Fetched) -> None:
+    out.strategy_ids = fetch_strategy_ids(rpc, strategies)
+    for strategy, answer in out.strategy_ids.items():
+        if answer.changed:
+            out.sanitised.append(Sanitised("strategies.strategy_id", _hex(strategy), answer.reasons))
+
+
+def fetch_strategy_ids(rpc: ResilientRpc, strategies: Sequence[bytes]) -> dict[bytes, Clean[bytes | None]]:
+    """What each strategy's ``getStrategyId()`` answers: its id, or None with the reason.
+
+    Asked once per strategy, when its pool is discovered: the id is immutable in
+    Allo's BaseStrategy. Whoever deployed the strategy chose the answer, so a
+    revert, an empty or short answer is an id of None (kind ``unknown``), never
+    an error; only a node that cannot be reached fails the batch (and it is
+    retried). One JSON-RPC batch per `STRATEGY_ID_BATCH` strategies; a batch
+    with a revert in it is asked again one call at a time.
+    """
+    answers: list[Any] = []
+    for start in range(0, len(strategies), STRATEGY_ID_BATCH):
+        calls: list[tuple[str, list[Any]]] = [
+            ("eth_call", [{"to": _hex(s), "data": STRATEGY_ID_SELECTOR}, "latest"])
+            for s in strategies[start : start + STRATEGY_ID_BATCH]
+        ]
+        try:
+            answers += rpc.batch(calls)
+        except RpcError:
+            answers += _tolerant_batch(rpc, calls)
+    return {s: abi_bytes32(a) for s, a in zip(strategies, answers, strict=True)}
 
 
 def _fetch_tx_context(

@@ -20,7 +20,7 @@ import structlog
 
 from indexer.decode import ALLOCATED_CONTEXT_COLUMNS, TABLES, DecodedLog
 from indexer.errors import ChainMoved, RangeRefused, ReorgTooDeep
-from indexer.fetch import Fetched, fetch_range
+from indexer.fetch import Fetched, fetch_range, fetch_strategy_ids
 from indexer.heads import HeadWatcher
 from indexer.logquery import DEFAULT_ADDRESS_LIMIT
 from indexer.metrics import IndexerMetrics
@@ -143,6 +143,9 @@ class Indexer:
             deleted = self.store.forget_chain()
             log.warning("chain_reset", chain_id=served, deleted={k: v for k, v in deleted.items() if v})
         self.reload()
+        unread = self.store.unread_strategies()  # stored before their id was read (migration 024): read it once
+        if unread and self.store.record_strategy_ids(fetch_strategy_ids(self.rpc, unread)):
+            self._dirty_views = True
         if genesis is not None and self.store.genesis_hash() != genesis:
             self.store.set_genesis_hash(genesis)
 
@@ -254,6 +257,7 @@ class Indexer:
                 batch.rows[table] = (columns, grouped[table])
         batch.blocks = [BlockRow(h.number, h.hash, h.parent_hash, h.time) for h in fetched.headers.values()]
         batch.strategies = list(fetched.new_strategies)
+        batch.strategy_ids = fetched.strategy_ids
         batch.tokens = list(fetched.new_tokens)
         batch.unknown = fetched.unknown
         return batch

@@ -47,6 +47,7 @@ __all__ = [
     "UINT256_MAX",
     "Clean",
     "Sanitised",
+    "abi_bytes32",
     "abi_string",
     "abi_uint",
     "bounded",
@@ -205,6 +206,19 @@ def abi_uint(answer: object, *, max_value: int) -> Clean[int | None]:
     if len(raw) < 32:
         return Clean(None, ("malformed",))
     return bounded(int.from_bytes(raw[:32], "big"), 0, max_value, saturate=False)
+
+
+def abi_bytes32(answer: object) -> Clean[bytes | None]:
+    """An ``eth_call`` answer read as ``bytes32`` (its first word, as Solidity decoders read it).
+
+    Reasons: ``no_answer`` (a revert, or nothing), ``malformed`` (not hex, or less than a word).
+    """
+    raw, reason = _answer_bytes(answer)
+    if raw is None:
+        return Clean(None, (reason,))
+    if len(raw) < 32:
+        return Clean(None, ("malformed",))
+    return Clean(raw[:32])
 
 
 def abi_string(answer: object, *, max_chars: int = SYMBOL_MAX_CHARS) -> Clean[str | None]:

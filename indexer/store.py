@@ -5,7 +5,8 @@ writer lock (a session advisory lock), so if the process dies the lock goes
 with its session and a standby takes over. Every batch is one transaction: its
 rows (bulk-loaded with COPY into staging tables, then inserted with ON
 CONFLICT DO NOTHING on the natural key, so a replayed batch is harmless), the
-blocks, strategies and tokens it discovered, and the new checkpoint. The
+blocks, strategies (with what their ``getStrategyId()`` answered) and tokens it
+discovered, and the new checkpoint. The
 checkpoint update is conditional on the previous checkpoint, so a writer that
 lost its lock cannot move the chain backwards or forwards behind another.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -24,6 +25,7 @@ import structlog
 from psycopg import sql
 
 from indexer.errors import StaleCheckpoint
+from indexer.sanitise import Clean
 from qf.db import VIEWS_REFRESHED_CHANNEL, connect
 from qf.errors import ConfigError
 
@@ -70,6 +72,8 @@ class Batch:
     blocks: list[BlockRow] = field(default_factory=list)
     #: (strategy address, pool id, discovery block)
     strategies: list[tuple[bytes, int, int]] = field(default_factory=list)
+    #: strategy address -> what its getStrategyId() answered (a strategy missing here was not asked)
+    strategy_ids: Mapping[bytes, Clean[bytes | None]] = field(default_factory=dict)
     #: (token address, symbol, decimals)
     tokens: list[tuple[bytes, str | None, int | None]] = field(default_factory=list)
     #: (block, contract, topic0) -> count
@@ -167,6 +171,27 @@ class Store:
         self.conn.commit()
         return {bytes(a): (int(p), int(b)) for a, p, b in rows}
 
+    def unread_strategies(self) -> list[bytes]:
+        """Strategies whose getStrategyId() was never asked (stored before migration 024)."""
+        rows = self.conn.execute(
+            "SELECT address FROM qf.strategies WHERE chain_id = %s AND strategy_id_read IS NULL ORDER BY address",
+            (self.chain_id,),
+        ).fetchall()
+        self.conn.commit()
+        return [bytes(r[0]) for r in rows]
+
+    def record_strategy_ids(self, answers: Mapping[bytes, Clean[bytes | None]]) -> int:
+        """Store what unread strategies' getStrategyId() answered (a trigger recomputes their pools); how many."""
+        if not answers:
+            return 0
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(
+                "UPDATE qf.strategies SET strategy_id = %s, strategy_id_read = %s "
+                "WHERE chain_id = %s AND address = %s AND strategy_id_read IS NULL",
+                [(*_strategy_id(answer), self.chain_id, address) for address, answer in answers.items()],
+            )
+        return len(answers)
+
     def known_tokens(self) -> set[bytes]:
         rows = self.conn.execute("SELECT address FROM qf.tokens WHERE chain_id = %s", (self.chain_id,)).fetchall()
         self.conn.commit()
@@ -205,10 +230,11 @@ class Store:
                     [(self.chain_id, b.number, b.hash, b.parent_hash, b.time) for b in batch.blocks],
                 )
             if batch.strategies:
+                ids = batch.strategy_ids
                 cur.executemany(
-                    "INSERT INTO qf.strategies (chain_id, address, pool_id, discovered_block) "
-                    "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    [(self.chain_id, a, p, b) for a, p, b in batch.strategies],
+                    "INSERT INTO qf.strategies (chain_id, address, pool_id, discovered_block, strategy_id, "
+                    "strategy_id_read) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    [(self.chain_id, a, p, b, *_strategy_id(ids.get(a))) for a, p, b in batch.strategies],
                 )
             if batch.tokens:
                 cur.executemany(
@@ -359,6 +385,15 @@ class Store:
             payload = f"{self.chain_id}:{state[0] if state else ''}"
             conn.execute(sql.SQL("NOTIFY {}, {}").format(sql.Identifier(VIEWS_REFRESHED_CHANNEL), sql.Literal(payload)))
         return time.monotonic() - started
+
+
+def _strategy_id(answer: Clean[bytes | None] | None) -> tuple[bytes | None, str | None]:
+    """(strategy_id, strategy_id_read) of a getStrategyId() answer; (None, None) if it was not asked."""
+    if answer is None:
+        return None, None
+    if answer.value is not None:
+        return answer.value, "answered"
+    return None, answer.reasons[0] if answer.reasons else "no_answer"
 
 
 def _b(value: bytes | memoryview | None) -> bytes | None:

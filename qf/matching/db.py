@@ -96,6 +96,14 @@ def load_donations(conn: psycopg.Connection[Any], chain_id: int, pool_id: int, *
     ).fetchone()
     if pool is None:
         raise ConfigError(f"pool {pool_id} is not indexed on chain {chain_id}")
+    kind = conn.execute(
+        "SELECT kind, name FROM qf.pool_strategies WHERE chain_id = %s AND pool_id = %s", (chain_id, pool_id)
+    ).fetchone()
+    if kind is not None and kind[0] == "unread":
+        raise DataError(f"pool {pool_id}: its strategy's kind was never read; `qf index` reads it when it starts")
+    if kind is not None and kind[0] != "donation":
+        what = f"a {kind[1]} ({kind[0]})" if kind[1] else f"a strategy of kind {kind[0]}"
+        raise DataError(f"pool {pool_id} runs {what}: its allocations are not donations, there is nothing to match")
     if pool[1] is None:
         raise DataError(f"pool {pool_id}: the matching token's decimals are unknown")
     strategy = bytes(pool[2])

@@ -38,7 +38,7 @@ def _load(conn: psycopg.Connection[Any], chain_id: int) -> Dataset:
                    extract(epoch FROM a.block_time)::float8, a.block_number, a.log_index, a.tx_nonce,
                    a.gas_price::float8
             FROM qf.allocated a
-            JOIN qf.strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
+            JOIN qf.donation_strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
             LEFT JOIN qf.tokens t ON t.chain_id = a.chain_id AND t.address = a.token
             WHERE a.chain_id = %s
             ORDER BY a.block_number, a.log_index
@@ -101,7 +101,7 @@ def load_contributions(
                         THEN (a.amount %% (5 * 10::numeric ^ (t.decimals - 1)) = 0) END,
                    extract(epoch FROM a.block_time)::float8, a.block_number, a.tx_nonce, a.block_hash, a.token
             FROM qf.allocated a
-            JOIN qf.strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
+            JOIN qf.donation_strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
             LEFT JOIN qf.tokens t ON t.chain_id = a.chain_id AND t.address = a.token
             WHERE a.chain_id = %s AND a.block_number > %s
             ORDER BY a.block_number, a.log_index

@@ -6,7 +6,7 @@ sybil gate need the same rows in seconds. :func:`write_plan` writes the events
 a plan's execution would emit (``PoolCreated``, ``PoolFunded``,
 ``TimestampsUpdated``, ``Registered``, one ``RecipientStatusUpdated`` per
 64-recipient row, ``Allocated`` with its transaction context) together with
-the indexer's own rows (``qf.strategies``, ``qf.tokens``, ``qf.chains``), so
+the indexer's own rows (``qf.strategies``, with the devnet strategy's id, ``qf.tokens``, ``qf.chains``), so
 every view, refresh and feature downstream runs the production code unchanged.
 
 What differs from a chain, by construction: block and transaction hashes are
@@ -32,6 +32,7 @@ from psycopg import sql
 from qf.chain.abi import NATIVE_TOKEN
 from qf.errors import ConfigError
 from qf.eth import from_hex
+from qf.sim.dvmdt import STRATEGY_ID
 from qf.sim.labels import store_labels
 from qf.sim.plan import RoundPlan, Token
 from qf.sim.wallets import gas_price_wei
@@ -39,6 +40,7 @@ from qf.sim.wallets import gas_price_wei
 #: The fee the devnet core takes on funding, in percent (Allo's percentFee on the devnet).
 FEE_PCT = 1
 _ROW = 64  # recipients per RecipientStatusUpdated row (4 bits each)
+
 _ALLOCATED_COLUMNS = (
     "chain_id", "block_number", "block_hash", "tx_hash", "tx_index", "log_index", "contract", "recipient_id",
     "amount", "token", "sender", "origin", "tx_from", "tx_nonce", "gas_price", "block_time",
@@ -125,9 +127,10 @@ def write_plan(
             strategy = derived_address("direct-strategy", chain_id, pool_id)
             pools.append((pool_id, strategy))
             block = writer.next_block()
-            conn.execute(
-                "INSERT INTO qf.strategies (chain_id, address, pool_id, discovered_block) VALUES (%s, %s, %s, %s)",
-                (chain_id, strategy, pool_id, block),
+            conn.execute(  # as the indexer stores the devnet's strategy: getStrategyId() answered DVMDT v2.0
+                "INSERT INTO qf.strategies (chain_id, address, pool_id, discovered_block, strategy_id, "
+                "strategy_id_read) VALUES (%s, %s, %s, %s, %s, 'answered')",
+                (chain_id, strategy, pool_id, block, STRATEGY_ID),
             )
             fee = pool.matching_amount * FEE_PCT // 100
             writer.log("timestamps_updated", strategy, registration_start=start_time - 3600,

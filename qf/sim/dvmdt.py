@@ -43,8 +43,11 @@ INIT_DATA = "(bool,bool,uint64,uint64,uint64,uint64,address[])"
 ALLOCATION = ["address", "uint8", "(((address,uint256),uint256,uint256),bytes)"]
 DISTRIBUTION = "(uint256,address,uint256,bytes32[])[]"
 PERMIT_TYPE_NONE = 0
-#: The name the devnet deploys the strategy under (``getStrategyId()`` is its keccak256); Gitcoin's indexer names it so.
-STRATEGY_NAME = "allov2.DonationVotingMerkleDistributionDirectTransferStrategy"
+#: The name the devnet deploys the strategy under: the SDK's own (``DonationVotingMerkleDistribution.ts`` of
+#: @allo-team/allo-v2-sdk 1.1.3 deploys this bytecode as v2.0). ``getStrategyId()`` answers
+#: keccak256(abi.encode(name)), an id Gitcoin's indexers map to a donation strategy (``qf.strategy_kinds``).
+STRATEGY_NAME = "DonationVotingMerkleDistributionDirectTransferStrategyv2.0"
+STRATEGY_ID = keccak(eth_abi.encode(["string"], [STRATEGY_NAME]))
 ROW = 64
 #: An allocation moves the donation through the core, the strategy and the recipient.
 DONATION_GAS = 600_000

@@ -21,6 +21,10 @@ CHAIN_ID = 31337
 TOKEN = bytes.fromhex("11" * 20)
 NATIVE = bytes.fromhex("ee" * 20)
 UNIT = 10**18
+#: getStrategyId() of a DonationVotingMerkleDistributionDirectTransferStrategy v2.0 (qf.strategy_kinds: a donation).
+DONATION_STRATEGY_ID = bytes.fromhex("2f0250d534b2d59b8b5cfa5eb0d0848a59ccbf5de2eaf72d2ba4bfe73dce7c6b")
+#: getStrategyId() of DirectGrantsLite v1.0 (qf.strategy_kinds: a direct grant, not a donation).
+GRANT_STRATEGY_ID = bytes.fromhex("103732a8e473467a510d4128ee11065262bdd978f0d9dad89ba68f2c56127e27")
 #: Allocation window of every hand-made pool (unix seconds).
 WINDOW = (1_700_000_000, 1_700_086_400)
 
@@ -78,8 +82,17 @@ class EventWriter:
         )
         return number
 
-    def pool(self, pool_id: int, *, funded: int, token: bytes = TOKEN, window: tuple[int, int] = WINDOW) -> bytes:
-        """Create, fund and open a pool; returns its strategy address."""
+    def pool(
+        self,
+        pool_id: int,
+        *,
+        funded: int,
+        token: bytes = TOKEN,
+        window: tuple[int, int] = WINDOW,
+        strategy_id: bytes | None = DONATION_STRATEGY_ID,
+    ) -> bytes:
+        """Create, fund and open a pool on a strategy whose getStrategyId() is ``strategy_id`` (a donation-voting
+        strategy's unless told; None: it gave none); returns its strategy address."""
         strategy = address(f"strategy-{pool_id}")
         core = address("core")
         block = self._insert(
@@ -87,8 +100,9 @@ class EventWriter:
             token=token, amount=funded, metadata_protocol=1, metadata_pointer="x",
         )  # fmt: skip
         self.conn.execute(
-            "INSERT INTO qf.strategies (chain_id, address, pool_id, discovered_block) VALUES (%s, %s, %s, %s)",
-            (CHAIN_ID, strategy, pool_id, block),
+            "INSERT INTO qf.strategies (chain_id, address, pool_id, discovered_block, strategy_id, strategy_id_read)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            (CHAIN_ID, strategy, pool_id, block, strategy_id, "no_answer" if strategy_id is None else "answered"),
         )
         self._insert("pool_funded", core, None, pool_id=pool_id, amount=funded, fee=0)
         self.window(strategy, *window)

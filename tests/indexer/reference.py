@@ -1,14 +1,19 @@
 """An independent reading of Allo v2 logs, for checking ``indexer.decode``.
 
 It decodes with ``eth_abi`` from published ABIs: the project's compiled
-contracts and the real strategies of ``@allo-team/allo-v2-sdk`` (so the
-indexed flags come from the Solidity sources, not from the decoder under
-test), and builds synthetic logs the same way. Slow and simple on purpose.
-Events are keyed by full signature: real strategies overload names.
+contracts, the real strategies of ``@allo-team/allo-v2-sdk`` and the event
+declarations of Gitcoin's indexer (pinned in ``tests/fixtures/reference/``),
+so the indexed flags come from Solidity sources and Gitcoin's configuration,
+not from the decoder under test, and builds synthetic logs the same way. Slow
+and simple on purpose. Events are keyed by full signature: real strategies
+overload names.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import eth_abi
@@ -37,6 +42,18 @@ _COLUMN = {
     "current": "answer",
     "roundId": "round_id",
     "updatedAt": "updated_at",
+    # Gitcoin's declarations of the older and newer strategy versions (grants_stack_indexer_events.txt)
+    "_recipient": "recipient_id",
+    "_sender": "sender",
+    "_amount": "amount",
+    "_data": "data",
+    "applicationId": "application_id",
+    "recipientStatus": "status",
+    "flowRate": "flow_rate",
+    "alloV1": "allo_v1_project_id",
+    "alloV1ChainId": "allo_v1_chain_id",
+    "alloV2": "profile_id",
+    "refUID": "ref_uid",
 }
 
 #: Columns a variant has no field for (the decoder writes NULL, or the loop fills them).
@@ -45,6 +62,8 @@ _ABSENT = {
     "DistributionUpdated((uint256,string))": {"merkle_root"},
     "Initialized(uint256,bytes)": {"version"},
     "Initialized(uint8)": {"pool_id", "data"},
+    "Allocated(address,uint256,address)": {"nft"},
+    "RecipientStatusUpdated(address,uint8,address)": {"application_id"},
 }
 #: Two-timestamp TimestampsUpdated: which window it sets depends on the strategy.
 _WINDOW = {"registrationStartTime": "window_start", "registrationEndTime": "window_end",
@@ -61,9 +80,81 @@ def signature_of(event: dict[str, Any]) -> str:
     return f"{event['name']}({','.join(abi_type(p) for p in event['inputs'])})"
 
 
+# -- Gitcoin's indexer: the pinned list of the events it subscribes to ------------------------
+
+REFERENCE_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "reference"
+#: The events of gitcoinco/grants-stack-indexer-v2's apps/indexer/config.yaml (the file says which commit).
+REFERENCE_EVENTS = REFERENCE_DIR / "grants_stack_indexer_events.txt"
+#: The strategy ids Gitcoin's indexers map to names (the file says where from).
+REFERENCE_STRATEGY_IDS = REFERENCE_DIR / "grants_stack_strategy_ids.txt"
+
+_DECLARATION = re.compile(r"^(\w+)\((.*)\)$")
+#: One parameter: a type (a tuple of types, or a name with an optional array suffix), maybe indexed, a name.
+_PARAMETER = re.compile(r"^(\([\w,]*\)|\w+(?:\[\d*\])?)(\s+indexed)?\s+(\w+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceEvent:
+    """One subscription of Gitcoin's indexer: the contract it names, and the event as an ABI entry."""
+
+    contract: str
+    alias: str
+    abi: dict[str, Any]
+
+    @property
+    def signature(self) -> str:
+        return signature_of(self.abi)
+
+
+def parse_declaration(declaration: str) -> dict[str, Any]:
+    """An ABI event entry from a Solidity-style declaration: ``Name(type [indexed] name, ...)``."""
+    match = _DECLARATION.match(declaration.strip())
+    if match is None:
+        raise ValueError(f"not an event declaration: {declaration!r}")
+    inputs = []
+    for part in _split_parameters(match[2]):
+        param = _PARAMETER.match(part)
+        if param is None:
+            raise ValueError(f"not a parameter: {part!r} in {declaration!r}")
+        kind, indexed, name = param.groups()
+        entry: dict[str, Any] = {"name": name, "indexed": bool(indexed)}
+        if kind.startswith("("):
+            entry |= {"type": "tuple", "components": [{"name": "", "type": t} for t in kind[1:-1].split(",")]}
+        else:
+            entry["type"] = kind
+        inputs.append(entry)
+    return {"type": "event", "name": match[1], "anonymous": False, "inputs": inputs}
+
+
+def _split_parameters(text: str) -> list[str]:
+    """Parameters at the top level (a tuple type's commas are its own)."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [*parts, current.strip()] if current.strip() else parts
+
+
+def reference_events(text: str | None = None) -> list[ReferenceEvent]:
+    """The pinned subscriptions (or those of ``text`` in the same format), in file order."""
+    lines = (REFERENCE_EVENTS.read_text() if text is None else text).splitlines()
+    out = []
+    for line in lines:
+        if not line.strip() or line.startswith("#"):
+            continue
+        contract, declaration, *alias = line.split("\t")
+        out.append(ReferenceEvent(contract, alias[0] if alias else "", parse_declaration(declaration)))
+    return out
+
+
 def _published_events() -> dict[str, dict[str, Any]]:
     sources = [load_artifact(n).abi for n in ("QFAllo", "DonationStrategy", "Registry", "PriceFeed")]
     sources += [sdk_strategy(n).abi for n in STRATEGIES]
+    sources.append(tuple(e.abi for e in reference_events()))
     events: dict[str, dict[str, Any]] = {}
     for abi in sources:
         for entry in abi:
@@ -72,7 +163,7 @@ def _published_events() -> dict[str, dict[str, Any]]:
     return events
 
 
-#: Full signature -> ABI entry, for every event of every published ABI.
+#: Full signature -> ABI entry, for every event of every published ABI (and of Gitcoin's indexer configuration).
 ABI_BY_SIGNATURE: dict[str, dict[str, Any]] = _published_events()
 #: Event name -> the project's own variant (what ``encode_log(name, ...)`` builds).
 ABI_EVENTS: dict[str, dict[str, Any]] = {

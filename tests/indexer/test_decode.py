@@ -28,6 +28,7 @@ from qf.chain.abi import ALLO_V2_EVENTS, NATIVE_TOKEN, topic0
 from qf.chain.deploy import DEVNET_PERCENT_FEE
 from qf.sim.plan import RecipientStatus, Token
 from tests.fixtures.chain import Chain
+from tests.indexer.abi_values import ABI_VALUES
 from tests.indexer.reference import (
     ABI_BY_SIGNATURE,
     BIGINT_MAX,
@@ -176,41 +177,11 @@ def test_real_donations_and_payouts_match_the_plan(chain: Chain) -> None:
 
 # -- generated logs -----------------------------------------------------------------------
 
-_ADDRESS = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
-#: Text stored as it is (hostile text, with NUL, controls or invalid UTF-8, is test_sanitise.py's).
-_TEXT = st.text(
-    st.characters(exclude_categories=("Cs", "Cc"), exclude_characters="\u061c\u200e\u200f\u202a\u202b\u202c\u202d"
-                  "\u202e\u2066\u2067\u2068\u2069"),
-    max_size=80,
-)  # fmt: skip
-_METADATA = st.tuples(st.integers(0, 2**256 - 1), _TEXT)
-_REGISTRATION = st.one_of(
-    st.builds(registration_data, _ADDRESS, _ADDRESS, _METADATA, st.integers(0, 2**256 - 2)),
-    st.builds(  # the plain application form (UpdatedRegistration's)
-        lambda a, b, m: eth_abi.encode(["address", "address", "(uint256,string)"], [a, b, m]),
-        _ADDRESS, _ADDRESS, _METADATA,
-    ),
-    st.binary(max_size=300),
-)
-_BY_TYPE = {
-    "uint256": st.integers(0, 2**256 - 1),
-    "uint64": st.integers(0, 2**64 - 1),
-    "uint8": st.integers(0, 255),
-    "address": _ADDRESS,
-    "bytes32": st.binary(min_size=32, max_size=32),
-    "(uint256,string)": _METADATA,
-    "bytes": _REGISTRATION,
-    "bool": st.booleans(),
-    "int256": st.integers(-(2**255), 2**255 - 1),
-    "string": _TEXT,
-}
-
-
 @st.composite
 def generated_logs(draw: st.DrawFn) -> dict[str, Any]:
     """A log of any variant the decoder reads, built from its published ABI."""
     signature = draw(st.sampled_from(sorted(EVENTS_BY_SIGNATURE)))
-    params = {p["name"]: draw(_BY_TYPE[abi_type(p)]) for p in ABI_BY_SIGNATURE[signature]["inputs"]}
+    params = {p["name"]: draw(ABI_VALUES[abi_type(p)]) for p in ABI_BY_SIGNATURE[signature]["inputs"]}
     log = encode_variant(signature, params)
     if draw(st.booleans()):  # node output is lowercase; accept any letter case anyway
         log = {k: v.upper().replace("0X", "0x") if isinstance(v, str) else v for k, v in log.items()}

@@ -41,11 +41,13 @@ TYPES = {
     "answer": "numeric(78,0)",
     "updated_at": "qf.uint256",
     "round_id": "qf.uint256",
-    **dict.fromkeys(["block_hash", "tx_hash", "profile_id", "merkle_root", "role"], "qf.hash32"),
     **dict.fromkeys(
-        ["pool_id", "amount", "fee", "metadata_protocol", "row_index", "full_row", "gas_price", "nonce"],
-        "qf.uint256",
+        ["block_hash", "tx_hash", "profile_id", "merkle_root", "role", "allo_v1_project_id", "uid", "ref_uid"],
+        "qf.hash32",
     ),
+    **dict.fromkeys(["pool_id", "amount", "fee", "metadata_protocol", "row_index", "full_row"], "qf.uint256"),
+    **dict.fromkeys(["gas_price", "nonce", "votes", "application_id", "allo_v1_chain_id"], "qf.uint256"),
+    "flow_rate": "numeric(29,0)",
 }
 #: Table -> the columns a variant may leave NULL.
 NULLABLE = {
@@ -53,6 +55,8 @@ NULLABLE = {
     "updated_registration": {"recipient_address", "recipient_index", "metadata_protocol", "metadata_pointer"},
     "distribution_updated": {"merkle_root"},
     "initialized": {"pool_id", "data", "version"},
+    "qv_votes": {"nft"},
+    "recipient_status_set": {"application_id"},
 }
 
 
@@ -68,8 +72,8 @@ def table_columns(conn: psycopg.Connection[Any], table: str) -> list[tuple[str, 
 
 def test_each_event_has_its_table_with_the_declared_columns(migrated_db_url: str) -> None:
     """Every EventSpec's table exists with exactly COMMON_COLUMNS + columns (+ context), in order."""
-    assert len(EVENTS) == 30
-    assert len(TABLES) == 27
+    assert len(EVENTS) == 41
+    assert len(TABLES) == 36
     with connect(migrated_db_url) as conn:
         for spec in EVENTS.values():
             columns = table_columns(conn, spec.table)
@@ -124,6 +128,7 @@ _SAMPLES: dict[str, list[Any]] = {
     "string": ["Gitcoin", "ünïcødé ✓", ""],
     "bool": [True, False, True],
     "int256": [-(2**255), 2**255 - 1, 2000 * 10**8],
+    "int96": [-(2**95), 2**95 - 1, 385_802_469_135_802],
     "bytes": [
         registration_data("0x" + "12" * 20, "0x" + "34" * 20, (1, "bafyproject"), 0),
         b"\x01\x02 not the donation-voting layout",

@@ -16,7 +16,7 @@ from indexer.loop import EVENT_TABLES
 from qf.chain.abi import NATIVE_TOKEN, topic0
 from qf.chain.allo_sdk import DVMDT, PERMIT2, package_version, sdk_strategy
 from qf.db import connect
-from qf.sim.dvmdt import STRATEGY_NAME, DvmdtRound
+from qf.sim.dvmdt import STRATEGY_ID, STRATEGY_NAME, DvmdtRound
 from qf.sim.execute import ExecutionResult, execute_plan
 from qf.sim.plan import RecipientStatus, RoundPlan
 from qf.sim.scenario import plan_simulated_round
@@ -114,6 +114,10 @@ def test_a_real_strategy_round_is_stored_as_the_chain_logged_it(
         tokens = conn.execute(
             "SELECT DISTINCT token = %s::bytea FROM qf.allocated", [bytes.fromhex(NATIVE_TOKEN[2:])]
         ).fetchall()
+        kinds = conn.execute("SELECT DISTINCT kind, name, version, strategy_id FROM qf.pool_strategies").fetchall()
+    # getStrategyId() of the real bytecode (a clone answers its template's): the SDK's own name, a donation strategy.
+    assert kinds == [("donation", "DonationVotingMerkleDistributionDirectTransferStrategy", "v2.0",
+                      "0x" + STRATEGY_ID.hex())]  # fmt: skip
     assert {n for n, *_ in named} <= names
     assert None not in {n for n, *_ in named}
     assert sum(c for _, c, _, _ in named) == len(donations)

@@ -59,10 +59,12 @@ OWN_EVENTS = {
     "ProfileNameUpdated": REGISTRY, "ProfileMetadataUpdated": REGISTRY, "ProfileOwnerUpdated": REGISTRY,
     "ProfilePendingOwnerUpdated": REGISTRY, "AnswerUpdated": FEED,
 }  # fmt: skip
+#: Events only Gitcoin's migration and attestation contracts emit; the indexer names neither, so always forged.
+NO_EMITTER = {"ProfileMigrated", "OnAttested"}
 #: Parameters the genuine core and Registry never repeat (pool ids, their strategies, profile ids).
 UNIQUE = {("PoolCreated", "poolId"), ("PoolCreated", "strategy"), ("ProfileCreated", "profileId")}
 BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-DECIMALS, SYMBOL = "0x313ce567", "0x95d89b41"
+DECIMALS, SYMBOL, STRATEGY_ID = "0x313ce567", "0x95d89b41", "0x42fda9c7"
 TIME_MAX = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
 
 
@@ -155,6 +157,26 @@ def test_decimals_answers(answer: object, value: int | None, reasons: tuple[str,
 def test_symbol_answers(answer: object, value: str | None, reasons: tuple[str, ...]) -> None:
     """symbol() as an ABI string or bytes32; malformed answers are NULL; text as `text` makes it."""
     assert sanitise.abi_string(answer) == sanitise.Clean(value, reasons)
+
+
+_ID = bytes(range(32))
+
+
+@pytest.mark.parametrize(
+    ("answer", "value", "reasons"),
+    [
+        ("0x" + _ID.hex(), _ID, ()),
+        ("0x" + _ID.hex() + "48" * 100_000, _ID, ()),  # 100 kB: its first word, as a Solidity decoder reads it
+        ("0x" + _ID.hex()[:62], None, ("malformed",)),
+        ("0xzz", None, ("malformed",)),
+        (17, None, ("malformed",)),
+        ("0x", None, ("no_answer",)),
+        (None, None, ("no_answer",)),
+    ],
+)
+def test_strategy_id_answers(answer: object, value: bytes | None, reasons: tuple[str, ...]) -> None:
+    """getStrategyId() is a bytes32: its first word, or no id with the reason (the pool's kind is then unknown)."""
+    assert sanitise.abi_bytes32(answer) == sanitise.Clean(value, reasons)
 
 
 def test_json_documents_are_repaired_or_left_as_bytes() -> None:
@@ -288,8 +310,9 @@ _TEXT = st.one_of(
     st.sampled_from([b"AB\x00CD", b"\x00", b"\xed\xa0\x80", "a\u202eb".encode(), b"\x1b[2J", b"ok",
                      b"x" * 513, _INCOMPRESSIBLE, b"\xff" * 3000, "\U0001f331".encode() * 600]),
 )  # fmt: skip
+_INT96 = st.sampled_from([-(2**95), -1, 0, 2**95 - 1]) | st.integers(-(2**95), 2**95 - 1)
 _BY_TYPE: dict[str, st.SearchStrategy[Any]] = {
-    "uint256": _UINT256, "int256": _INT256, "uint64": _UINT64, "uint8": st.integers(0, 255),
+    "uint256": _UINT256, "int256": _INT256, "int96": _INT96, "uint64": _UINT64, "uint8": st.integers(0, 255),
     "bool": st.booleans(), "address": _ADDRESS, "bytes32": st.binary(min_size=32, max_size=32),
     "string": _TEXT, "(uint256,string)": st.tuples(_UINT256, _TEXT),
 }  # fmt: skip
@@ -304,7 +327,7 @@ def _application(recipient: str, address: str, metadata: tuple[int, bytes]) -> b
 @st.composite
 def _data(draw: st.DrawFn, signature: str) -> tuple[bytes, bytes | None]:
     """A ``bytes`` parameter: (the bytes, the metadata pointer the decoder reads from them, if any)."""
-    if signature.startswith("Registered(") and draw(st.booleans()):
+    if signature == "Registered(address,bytes,address)" and draw(st.booleans()):
         pointer = draw(_TEXT)
         counter = draw(st.sampled_from([0, 1, 2**63 - 1, 2**63]) | st.integers(1, 2**64))
         inner = _application(draw(_ADDRESS), draw(_ADDRESS), (draw(_UINT256), pointer))
@@ -353,6 +376,18 @@ def _symbol_answer(draw: st.DrawFn) -> _Answer:
     return {"revert": None, "empty": "0x"}[kind], True
 
 
+@st.composite
+def _strategy_id_answer(draw: st.DrawFn) -> tuple[str | None, bytes | None]:
+    """A getStrategyId() answer, and the id it is stored as (its first word; None: no id, counted)."""
+    kind = draw(st.sampled_from(["revert", "empty", "word", "short", "not_hex"]))
+    if kind == "word":
+        word = draw(st.binary(min_size=32, max_size=32))
+        return "0x" + word.hex() + draw(st.binary(max_size=40)).hex(), word
+    if kind == "short":
+        return "0x" + draw(st.binary(min_size=1, max_size=31)).hex(), None
+    return {"revert": None, "empty": "0x", "not_hex": "0xzz"}[kind], None
+
+
 #: Any variant; half the time one of those that read tokens, transactions or text, the likeliest to need work.
 _VARIANT = st.sampled_from(sorted(EVENTS_BY_SIGNATURE)) | st.sampled_from([
     "PoolCreated(uint256,bytes32,address,address,uint256,(uint256,string))",
@@ -364,7 +399,9 @@ _VARIANT = st.sampled_from(sorted(EVENTS_BY_SIGNATURE)) | st.sampled_from([
 def _token_column(signature: str) -> int | None:
     """Position of the token a variant names (read with eth_call) among its ABI inputs."""
     names = [p["name"] for p in ABI_BY_SIGNATURE[signature]["inputs"]]
-    if signature.startswith(("PoolCreated(", "Allocated(address,uint256,address")):
+    if signature.startswith("PoolCreated(") or signature in (
+        "Allocated(address,uint256,address,address,address)", "Allocated(address,uint256,address,address)"
+    ):
         return names.index("token")
     return None
 
@@ -421,6 +458,7 @@ def test_hostile_values_in_every_field_commit_and_are_counted(
     emitters = [CORE, REGISTRY, FEED, *("0x" + s.hex() for s in sorted(indexer.strategies))]
     known_tokens = {"0x" + t.hex() for t in indexer.tokens} | {NATIVE_TOKEN}
     logs, transactions, tokens_read = [], [], set()
+    strategy_ids: dict[str, bytes | None] = {}
     stored_events = 0
     for i in range(data.draw(st.integers(1, 5), label="logs")):
         signature = data.draw(_VARIANT, label="variant")
@@ -428,7 +466,9 @@ def test_hostile_values_in_every_field_commit_and_are_counted(
         inputs = ABI_BY_SIGNATURE[signature]["inputs"]
         address = emitters[data.draw(st.integers(0, 2**16), label="emitter") % len(emitters)]
         owner = OWN_EVENTS.get(spec.name)
-        forged = owner is not None and data.draw(st.integers(0, 3), label="forged") == 0 and address != owner
+        forged = spec.name in NO_EMITTER or (
+            owner is not None and data.draw(st.integers(0, 3), label="forged") == 0 and address != owner
+        )
         if owner is not None and not forged:
             address = owner
         counted = Counter[str]()
@@ -448,6 +488,12 @@ def test_hostile_values_in_every_field_commit_and_are_counted(
                 counted[f"{spec.table}.name"] += unsafe_text(values[param["name"]], 512)
             elif kind == "(uint256,string)":
                 counted[f"{spec.table}.metadata_pointer"] += unsafe_text(values[param["name"]][1], 512)
+        if spec.name == "PoolCreated":  # a new strategy is asked for its getStrategyId()
+            answer, stored_id = data.draw(_strategy_id_answer(), label="getStrategyId()")
+            if not forged:
+                strategy_ids[values["strategy"]] = stored_id
+                node.answers[(values["strategy"], STRATEGY_ID)] = answer
+                expected["strategies.strategy_id"] += stored_id is None
         if forged:
             expected[f"{spec.table}.contract"] += 1  # left out, so its own values are never stored
         else:
@@ -506,6 +552,14 @@ def test_hostile_values_in_every_field_commit_and_are_counted(
             ).fetchone() or ("missing", "missing")
             assert storable_label(symbol, 32)
             assert decimals is None or 0 <= decimals <= 255
+        for strategy, stored_id in strategy_ids.items():
+            row = conn.execute(
+                "SELECT strategy_id, strategy_id_read FROM qf.strategies WHERE address = %s",
+                [bytes.fromhex(strategy[2:])],
+            ).fetchone()
+            assert row is not None
+            assert (None if row[0] is None else bytes(row[0])) == stored_id
+            assert (row[1] == "answered") is (stored_id is not None)
         nonces = conn.execute(
             "SELECT tx_nonce, gas_price, block_time FROM qf.allocated WHERE block_number = %s", [number]
         ).fetchall()
