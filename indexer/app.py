@@ -1,9 +1,12 @@
-"""Wiring for ``qf index``: settings in, a running indexer out.
+"""Wiring for ``qf index``: settings in, a running indexer per chain out.
 
-Resolves the node, the core contract and the start block (explicit settings,
-or the devnet's recorded deployment), opens the store, takes the writer lock
-(or waits as a hot standby), starts the metrics endpoint, and runs the loop
-until a signal asks it to stop.
+The chains come from ``qf.chain.config`` (a chains file, the single-chain
+variables, or every chain of the local devnet). :func:`build_indexer` wires one
+chain: its node clients (with that chain's metrics), the Registry and price
+feeds it reads, its store. :func:`run_indexer` serves one metrics endpoint for
+every chain and runs each on a thread of its own (``indexer.supervisor``): take
+the chain's writer lock (or wait as its hot standby), prepare, start the chain's
+funding worker, loop until done or until a signal asks every chain to stop.
 """
 
 from __future__ import annotations
@@ -12,14 +15,17 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Collection
 from types import FrameType
 
 import structlog
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
-from indexer.funding.app import enabled as funding_enabled
+from indexer.errors import ChainsFailed
 from indexer.funding.app import start_in_background as start_funding_worker
+from indexer.funding.app import target_of as funding_target
+from indexer.funding.metrics import FundingMetrics
 from indexer.loop import EVENT_TABLES, Indexer, IndexerConfig, StepResult
 from indexer.metadata.app import start_in_background as start_metadata_fetcher
 from indexer.metrics import IndexerMetrics, SanitisedValues
@@ -27,14 +33,15 @@ from indexer.ranges import RangePolicy
 from indexer.rpc import ResilientRpc
 from indexer.sanitise import FEED_DECIMALS_MAX, Sanitised, abi_uint
 from indexer.store import Store
-from qf.chain.devnet import devnet_url, load_devnet_deployment
+from indexer.supervisor import ChainJob, supervise
+from qf.chain.config import ChainConfig, configured_chains
 from qf.chain.rpc import redact_rpc_url
 from qf.db import connect
 from qf.db.embedded import resolve_database_url
 from qf.db.migrate import apply_migrations
-from qf.errors import ChainIdMismatch, ConfigError, QFError, RpcError
+from qf.errors import ChainIdMismatch, QFError, RpcError
 from qf.eth import from_hex, to_hex
-from qf.http_metrics import HealthState, serve_metrics
+from qf.http_metrics import HealthGroup, HealthState, serve_metrics
 from qf.settings import Settings
 
 log = structlog.get_logger()
@@ -47,42 +54,11 @@ TX_LOOKUP_CONNECTIONS = 4
 GET_REGISTRY_SELECTOR = "0x5ab1bd53"
 
 
-def resolve_target(settings: Settings) -> tuple[list[str], bytes, int]:
-    """(RPC URLs, core address, start block) from settings, else the devnet deployment."""
-    deployment = load_devnet_deployment(settings)
-    urls = list(settings.rpc_urls)
-    if not urls:
-        if deployment is None:
-            raise ConfigError("no RPC URL: set QF_RPC_URLS (or run `qf devnet` first)")
-        urls = [devnet_url(settings)]
-    core = settings.core_address or (deployment.core if deployment and not settings.rpc_urls else None)
-    if core is None:
-        raise ConfigError("no core contract: set QF_CORE_ADDRESS to the Allo v2 core address")
-    start = settings.start_block
-    if start is None:
-        start = deployment.start_block if deployment and core == deployment.core else 0
-    return urls, from_hex(core), start
-
-
-def resolve_ws_url(settings: Settings) -> str | None:
-    """QF_WS_URL; else, when following the local devnet, its anvil's WebSocket (same port as HTTP); else None."""
-    if settings.ws_url or settings.rpc_urls:
-        return settings.ws_url
-    if load_devnet_deployment(settings) is None:
-        return None
-    return "ws://" + devnet_url(settings).removeprefix("http://")
-
-
-def resolve_registry(settings: Settings, rpc: ResilientRpc, core: bytes) -> bytes | None:
-    """The Registry to index: QF_REGISTRY_ADDRESS, the devnet's, else what the core's ``getRegistry()`` says.
+def resolve_registry(rpc: ResilientRpc, core: bytes) -> bytes | None:
+    """The Registry a chain's core names: its ``getRegistry()`` (for a chain whose configuration names none).
 
     A core without ``getRegistry`` (or a node refusing the call) means no profiles, logged once.
     """
-    if settings.registry_address:
-        return from_hex(settings.registry_address)
-    deployment = load_devnet_deployment(settings)
-    if deployment is not None and from_hex(deployment.core) == core:
-        return from_hex(deployment.registry)
     try:
         answer = rpc.call("eth_call", [{"to": to_hex(core), "data": GET_REGISTRY_SELECTOR}, "latest"])
         word = from_hex(answer)
@@ -97,16 +73,6 @@ def resolve_registry(settings: Settings, rpc: ResilientRpc, core: bytes) -> byte
 
 #: Selector of AggregatorV3's ``decimals()``.
 DECIMALS_SELECTOR = "0x313ce567"
-
-
-def resolve_price_feeds(settings: Settings, core: bytes) -> dict[bytes, bytes]:
-    """Token -> USD price feed: QF_PRICE_FEEDS, else the devnet deployment's (for its own core), else none."""
-    if settings.price_feeds is not None:
-        return {from_hex(t): from_hex(f) for t, f in settings.price_feeds.items()}
-    deployment = load_devnet_deployment(settings)
-    if deployment is not None and from_hex(deployment.core) == core:
-        return {from_hex(t): from_hex(f) for t, f in deployment.price_feeds.items()}
-    return {}
 
 
 def record_price_feeds(
@@ -141,124 +107,226 @@ def record_price_feeds(
     log.info("price_feeds", feeds={to_hex(t): to_hex(f) for t, f in feeds.items()})
 
 
+def served_chain_id(chain: ChainConfig) -> int:
+    """The chain id the chain's node serves, which must be the configured one (if any)."""
+    probe = ResilientRpc(chain.rpc_urls, timeout_seconds=chain.rpc_timeout_seconds,
+                         requests_per_second=chain.rpc_rate_limit)  # fmt: skip
+    try:
+        served = probe.chain_id()
+        if chain.chain_id is not None and served != chain.chain_id:
+            raise ChainIdMismatch(f"node {probe.current_url} serves chain {served}, but {chain.origin} is "
+                                  f"{chain.chain_id}")  # fmt: skip
+    finally:
+        probe.close()
+    return served
+
+
 def build_indexer(
-    settings: Settings, metrics: IndexerMetrics, health: HealthState, *, reset_on_new_chain: bool = False
-) -> Indexer:
-    urls, core, start = resolve_target(settings)
+    settings: Settings, metrics: IndexerMetrics, health: HealthState, *, reset_on_new_chain: bool = False,
+    chain: ChainConfig | None = None,
+) -> Indexer:  # fmt: skip
+    """One chain's indexer (the first configured chain unless ``chain`` is given), not yet holding its lock."""
+    chain = chain or configured_chains(settings)[0]
+    chain_id = served_chain_id(chain)
+    chain_metrics = metrics.chain(chain_id)
 
     def client() -> ResilientRpc:
-        return ResilientRpc(
-            urls,
-            timeout_seconds=settings.rpc_timeout_seconds,
-            requests_per_second=settings.rpc_rate_limit,
-            metrics=metrics,
-        )
+        return ResilientRpc(chain.rpc_urls, timeout_seconds=chain.rpc_timeout_seconds,
+                            requests_per_second=chain.rpc_rate_limit, metrics=chain_metrics)  # fmt: skip
 
     rpc = client()
     # Parallel transaction lookups only when the endpoints are not rate limited
     # (a limit is per client, so helpers would multiply it).
-    helpers = [client() for _ in range(TX_LOOKUP_CONNECTIONS - 1)] if settings.rpc_rate_limit is None else []
-    chain_id = rpc.chain_id()
-    if settings.chain_id is not None and settings.chain_id != chain_id:
-        raise ChainIdMismatch(f"node {rpc.current_url} serves chain {chain_id}, but QF_CHAIN_ID is {settings.chain_id}")
-    url = resolve_database_url(settings)
-    with connect(url) as conn:
-        apply_migrations(conn)
-    store = Store(url, chain_id, EVENT_TABLES)
-    registry = resolve_registry(settings, rpc, core)
-    feeds = resolve_price_feeds(settings, core)
-    record_price_feeds(url, chain_id, feeds, rpc, metrics.sanitised)
+    helpers = [client() for _ in range(TX_LOOKUP_CONNECTIONS - 1)] if chain.rpc_rate_limit is None else []
+    try:
+        url = resolve_database_url(settings)
+        with connect(url) as conn:
+            apply_migrations(conn)
+        store = Store(url, chain_id, EVENT_TABLES)
+        registry = chain.registry if chain.registry is not None else resolve_registry(rpc, chain.core)
+        record_price_feeds(url, chain_id, dict(chain.price_feeds), rpc, metrics.sanitised)
+    except BaseException:
+        for c in (rpc, *helpers):
+            c.close()
+        raise
     config = IndexerConfig(
-        chain_id=settings.chain_id,
-        core=core,
+        chain_id=chain_id,
+        core=chain.core,
         registry=registry,
-        price_feeds=feeds,
-        start_block=start,
-        poll_interval_seconds=settings.poll_interval_seconds,
-        confirmations=settings.confirmations,
-        max_reorg_depth=settings.max_reorg_depth,
+        price_feeds=chain.price_feeds,
+        start_block=chain.start_block,
+        poll_interval_seconds=chain.poll_interval_seconds,
+        confirmations=chain.confirmations,
+        max_reorg_depth=chain.max_reorg_depth,
         range_policy=RangePolicy(
-            initial_blocks=min(settings.log_range_blocks, settings.log_range_max_blocks),
-            max_blocks=settings.log_range_max_blocks,
+            initial_blocks=min(chain.log_range_blocks, chain.log_range_max_blocks),
+            max_blocks=chain.log_range_max_blocks,
         ),
         refresh_debounce_seconds=settings.refresh_debounce_seconds,
         reset_on_new_chain=reset_on_new_chain,
-        log_address_limit=settings.log_address_limit,
-        ws_url=resolve_ws_url(settings),
+        log_address_limit=chain.log_address_limit,
+        ws_url=chain.ws_url,
     )
-    return Indexer(config, rpc, store, metrics=metrics, health=health, helpers=helpers)
+    return Indexer(config, rpc, store, metrics=chain_metrics, health=health, helpers=helpers)
 
 
-def run_indexer(settings: Settings, *, until_caught_up: bool = False, reset_on_new_chain: bool = False) -> None:
-    """The ``qf index`` process: lock, prepare, loop, stop cleanly on SIGTERM/SIGINT."""
+def close_indexer(indexer: Indexer) -> None:
+    indexer.store.close()
+    indexer.rpc.close()
+    for helper in indexer.helpers:
+        helper.close()
+
+
+class _Process:
+    """What the chains of one ``qf index`` share: metrics, health, the IPFS fetcher, the progress display."""
+
+    def __init__(self, settings: Settings, chains: int) -> None:
+        self.settings = settings
+        self.metrics = IndexerMetrics()
+        self.health = HealthGroup([])
+        self.funding_metrics: FundingMetrics | None = None
+        self.progress = _Progress(chains)
+        self._lock = threading.Lock()
+        self._stop_fetcher: Callable[[], None] | None = None
+        #: Chain ids as their nodes answered them, for the process's own log lines.
+        self.chain_ids: list[int] = []
+
+    def context(self) -> dict[str, object]:
+        """What the process's own log lines say about its chains: the chain id when there is one."""
+        if self.progress.chains == 1 and len(self.chain_ids) == 1:
+            return {"chain_id": self.chain_ids[0]}
+        return {"chain_ids": list(self.chain_ids)}
+
+    def funding(self) -> FundingMetrics:
+        with self._lock:
+            if self.funding_metrics is None:
+                self.funding_metrics = FundingMetrics(self.metrics.registry)
+            return self.funding_metrics
+
+    def start_metadata_once(self, database_url: str) -> None:
+        """IPFS metadata is no chain's: one fetcher per process, started once a chain holds its writer lock."""
+        if not self.settings.ipfs_gateways:
+            return
+        with self._lock:
+            if self._stop_fetcher is None:  # on its own thread and connection: it never holds up a batch
+                self._stop_fetcher = start_metadata_fetcher(self.settings, database_url, self.metrics.registry,
+                                                            self.metrics.sanitised)  # fmt: skip
+
+    def stop_metadata(self) -> None:
+        if self._stop_fetcher is not None:
+            self._stop_fetcher()
+
+
+def _chain_job(
+    chain: ChainConfig, process: _Process, *, until_caught_up: bool, reset_on_new_chain: bool,
+) -> ChainJob:  # fmt: skip
+    """One chain's life on its thread: build, lock (or stand by), prepare, funding worker, loop."""
+    settings = process.settings
+    health = HealthState()
+    process.health.members.append(health)
+
+    def attempt(stop: threading.Event) -> None:
+        # Every log line of this chain names it (several chains share one log pipeline).
+        with structlog.contextvars.bound_contextvars(chain_id=chain.chain_id, chain=chain.name):
+            indexer = build_indexer(settings, process.metrics, health, reset_on_new_chain=reset_on_new_chain,
+                                    chain=chain)  # fmt: skip
+            if indexer.chain_id not in process.chain_ids:
+                process.chain_ids.append(indexer.chain_id)
+            stop_funding = None
+            try:
+                with structlog.contextvars.bound_contextvars(chain_id=indexer.chain_id):
+                    if not indexer.store.wait_for_lock(poll_seconds=1.0, should_stop=stop.is_set):
+                        return
+                    indexer.metrics.is_writer.set(1)
+                    indexer.prepare()
+                    process.start_metadata_once(indexer.store.url)
+                    if chain.funding:  # funding on its own thread, connection and node clients
+                        stop_funding = start_funding_worker(settings, indexer.store.url, process.funding(),
+                                                            funding_target(chain),
+                                                            busy=lambda: not health.caught_up)  # fmt: skip
+                    state = indexer.state
+                    assert state is not None
+                    ws = indexer.config.ws_url
+                    log.info("indexer_started", core=to_hex(state.core), from_block=state.next_block,
+                             rpc=indexer.rpc.current_url, ws=redact_rpc_url(ws) if ws else None)  # fmt: skip
+                    indexer.run(stop, until_caught_up=until_caught_up, on_step=process.progress.for_chain(indexer))
+                    log.info("indexer_stopped", checkpoint=indexer.state.checkpoint_block if indexer.state else None)
+            finally:
+                if stop_funding:
+                    stop_funding()
+                indexer.metrics.is_writer.set(0)
+                close_indexer(indexer)
+
+    def failed(exc: BaseException) -> None:
+        del exc
+        if chain.chain_id is not None:
+            process.metrics.chain(chain.chain_id).chain_failed.set(1)
+
+    return ChainJob(chain.name, attempt, failed)
+
+
+def run_indexer(
+    settings: Settings, *, until_caught_up: bool = False, reset_on_new_chain: bool = False,
+    only: Collection[int] = (),
+) -> None:  # fmt: skip
+    """The ``qf index`` process: every configured chain (``only``: those chain ids) on a thread of its own,
+    stopped cleanly on SIGTERM/SIGINT.
+
+    Following the head, a chain whose node or database is away at start is waited out, as an outage is
+    once it runs; with ``until_caught_up`` (a batch) it fails instead. A chain that fails stops alone: the
+    others go on, and the command then fails naming it.
+    """
+    chains = configured_chains(settings, only=only)
+    with connect(resolve_database_url(settings)) as conn:  # a database problem at start: one line, at once
+        apply_migrations(conn)
     stop = threading.Event()
+    process = _Process(settings, len(chains))
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         del frame
-        log.info("shutdown_requested", signal=signal.Signals(signum).name)
+        log.info("shutdown_requested", signal=signal.Signals(signum).name, **process.context())
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    metrics, health = IndexerMetrics(), HealthState()
+    jobs = [_chain_job(c, process, until_caught_up=until_caught_up, reset_on_new_chain=reset_on_new_chain)
+            for c in chains]  # fmt: skip
+    for chain in chains:
+        if chain.chain_id is not None:  # known before the node answers: a chain that never starts is visible too
+            process.metrics.chain(chain.chain_id).chain_failed.set(0)
     stop_metrics = None
-    if settings.indexer_metrics_port:
-        _, stop_metrics = serve_metrics(metrics, health, settings.metrics_host, settings.indexer_metrics_port)
-        log.info("metrics_listening", url=f"http://{settings.metrics_host}:{settings.indexer_metrics_port}/metrics")
-    indexer = build_indexer(settings, metrics, health, reset_on_new_chain=reset_on_new_chain)
-    stop_fetcher = stop_funding = None
     try:
-        # Every log line of this run names its chain (several indexers may share one log pipeline).
-        with structlog.contextvars.bound_contextvars(chain_id=indexer.chain_id):
-            if not indexer.store.wait_for_lock(poll_seconds=1.0, should_stop=stop.is_set):
-                return
-            metrics.is_writer.set(1)
-            indexer.prepare()
-            if settings.ipfs_gateways:  # metadata on its own thread and connection: it never holds up a batch
-                stop_fetcher = start_metadata_fetcher(
-                    settings, indexer.store.url, metrics.registry, metrics.sanitised
-                )
-            if funding_enabled(settings):  # funding on its own thread, connection and node clients, likewise
-                stop_funding = start_funding_worker(settings, indexer.store.url, metrics.registry, indexer.chain_id,
-                                                    busy=lambda: not health.caught_up)  # fmt: skip
-            state = indexer.state
-            assert state is not None
-            ws = indexer.config.ws_url
-            log.info("indexer_started", core=to_hex(state.core), from_block=state.next_block,
-                     rpc=indexer.rpc.current_url, ws=redact_rpc_url(ws) if ws else None)  # fmt: skip
-            with _Progress(indexer) as on_step:
-                indexer.run(stop, until_caught_up=until_caught_up, on_step=on_step)
-            log.info("indexer_stopped", checkpoint=indexer.state.checkpoint_block if indexer.state else None)
+        if settings.indexer_metrics_port:
+            _, stop_metrics = serve_metrics(process.metrics, process.health, settings.metrics_host,
+                                            settings.indexer_metrics_port)  # fmt: skip
+            log.info("metrics_listening", url=f"http://{settings.metrics_host}:{settings.indexer_metrics_port}/metrics")
+        if len(chains) > 1:
+            log.info("indexing_chains", chains=[c.name for c in chains])
+        with process.progress:
+            ends = supervise(jobs, stop, wait_out_outages=not until_caught_up)
     finally:
-        if stop_funding:
-            stop_funding()
-        if stop_fetcher:
-            stop_fetcher()
-        indexer.store.close()
-        indexer.rpc.close()
-        for helper in indexer.helpers:
-            helper.close()
+        process.stop_metadata()
         if stop_metrics:
             stop_metrics()
         for s, handler in previous.items():
             signal.signal(s, handler)
+    failures = {end.name: end.error for end in ends if end.error is not None}
+    if len(chains) == 1 and failures:
+        raise next(iter(failures.values()))
+    if failures:
+        raise ChainsFailed(failures, chains=len(chains))
 
 
 class _Progress:
-    """Backfill progress (blocks/s, events/s) on a terminal; a log line per minute elsewhere."""
+    """Backfill progress (blocks/s, events/s) per chain on a terminal; a log line per chain per minute elsewhere."""
 
-    def __init__(self, indexer: Indexer) -> None:
-        self.indexer = indexer
-        self.started = time.monotonic()
-        self.blocks = 0
-        self.events = 0
-        self.last_log = self.started
+    def __init__(self, chains: int) -> None:
         self.tty = sys.stderr.isatty()
         self.bar = Progress(
-            TextColumn("backfill"), BarColumn(), TextColumn("{task.completed}/{task.total} blocks"),
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} blocks"),
             TextColumn("{task.fields[bps]:.0f} blocks/s, {task.fields[eps]:.0f} events/s"),
             console=Console(stderr=True), transient=True, disable=not self.tty,
         )  # fmt: skip
-        self.task = self.bar.add_task("backfill", total=None, bps=0.0, eps=0.0)
+        self.chains = chains
 
     def __enter__(self) -> _Progress:
         self.bar.__enter__()
@@ -267,21 +335,27 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         self.bar.__exit__(None, None, None)
 
-    def __call__(self, result: StepResult) -> None:
-        self.blocks += result.committed_blocks
-        self.events += result.events
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        state = self.indexer.state
-        assert state is not None
-        done = (state.checkpoint_block or state.start_block) - state.start_block
-        total = max(self.indexer.head - state.start_block, 1)
-        self.bar.update(self.task, completed=done, total=total, bps=self.blocks / elapsed, eps=self.events / elapsed)
-        if not self.tty and time.monotonic() - self.last_log > 60:
-            self.last_log = time.monotonic()
-            log.info(
-                "backfill_progress",
-                block=state.checkpoint_block,
-                head=self.indexer.head,
-                blocks_per_second=round(self.blocks / elapsed),
-                events_per_second=round(self.events / elapsed),
-            )
+    def for_chain(self, indexer: Indexer) -> Callable[[StepResult], None]:
+        """The ``on_step`` of one chain's loop (rich's progress is safe to update from several threads)."""
+        label = "backfill" if self.chains == 1 else f"backfill {indexer.chain_id}"
+        task = self.bar.add_task(label, total=None, bps=0.0, eps=0.0)
+        started = last_log = time.monotonic()
+        blocks = events = 0
+
+        def on_step(result: StepResult) -> None:
+            nonlocal blocks, events, last_log
+            blocks += result.committed_blocks
+            events += result.events
+            elapsed = max(time.monotonic() - started, 1e-9)
+            state = indexer.state
+            assert state is not None
+            done = (state.checkpoint_block or state.start_block) - state.start_block
+            total = max(indexer.head - state.start_block, 1)
+            self.bar.update(task, completed=done, total=total, bps=blocks / elapsed, eps=events / elapsed)
+            if not self.tty and time.monotonic() - last_log > 60:
+                last_log = time.monotonic()
+                log.info("backfill_progress", block=state.checkpoint_block, head=indexer.head,
+                         blocks_per_second=round(blocks / elapsed),
+                         events_per_second=round(events / elapsed))  # fmt: skip
+
+        return on_step

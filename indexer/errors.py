@@ -13,8 +13,10 @@ next (``retriable``, the block numbers involved) instead of parsing messages::
     │   │                      fetched again after a growing wait)
     │   ├── ReorgTooDeep       no common ancestor within the allowed depth;
     │   │                      nothing was deleted
-    │   └── StaleCheckpoint    the checkpoint moved under this writer (also a DatabaseError:
+    │   ├── StaleCheckpoint    the checkpoint moved under this writer (also a DatabaseError:
     │                          the loop re-takes the writer lock, as after an outage)
+    │   └── ChainsFailed       some of several chains indexed at once stopped on errors
+    │                          (``failures``: chain name -> error); the others finished
     └── ChainError > RpcUnavailable (qf.errors)
         └── RpcExhausted       every attempt at every endpoint failed (``attempts``)
 
@@ -22,7 +24,8 @@ next (``retriable``, the block numbers involved) instead of parsing messages::
 transport; the indexer's fetch layer turns a range refusal among them into
 ``RangeRefused`` with the provider's hint (see ``indexer.ranges``). What the
 ``qf index`` command does with each: ``ReorgTooDeep`` and configuration errors
-stop it with one line; the rest are waited out.
+stop the chain they happened on (with several chains, the others go on; the command
+then ends with one line naming each failed chain); the rest are waited out.
 """
 
 from __future__ import annotations
@@ -127,6 +130,16 @@ class ChainMoved(IndexerError):
 
 class StaleCheckpoint(IndexerError, DatabaseError):
     """The checkpoint moved under this writer: another writer holds the chain."""
+
+
+class ChainsFailed(IndexerError):
+    """Chains of a multi-chain ``qf index`` that stopped on errors; the other chains were not held up."""
+
+    def __init__(self, failures: dict[str, BaseException], *, chains: int) -> None:
+        detail = "; ".join(f"{name}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+                           for name, exc in failures.items())  # fmt: skip
+        super().__init__(f"{len(failures)} of {chains} chains failed: {detail}")
+        self.failures = failures
 
 
 class RpcExhausted(RpcUnavailable):

@@ -30,7 +30,7 @@ from web3 import AsyncWeb3, WebSocketProvider
 from web3.exceptions import PersistentConnectionError, ProviderConnectionError, TimeExhausted, Web3RPCError
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from indexer.metrics import IndexerMetrics
+from indexer.metrics import ChainMetrics
 from qf.chain.rpc import redact_rpc_url
 
 log = structlog.get_logger()
@@ -91,7 +91,7 @@ def retry_delay_seconds(failures: int) -> float:
 class HeadWatcher:
     """Subscribes to ``newHeads`` on a background thread; :meth:`wait` returns when one arrives."""
 
-    def __init__(self, url: str, metrics: IndexerMetrics) -> None:
+    def __init__(self, url: str, metrics: ChainMetrics) -> None:
         self.url = url
         self.metrics = metrics
         #: The newest block number a header announced (None before the first).

@@ -23,7 +23,7 @@ from indexer.errors import ChainMoved, RangeRefused, ReorgTooDeep
 from indexer.fetch import Fetched, fetch_range, fetch_strategy_ids
 from indexer.heads import HeadWatcher
 from indexer.logquery import DEFAULT_ADDRESS_LIMIT
-from indexer.metrics import IndexerMetrics
+from indexer.metrics import ChainMetrics, IndexerMetrics
 from indexer.ranges import BlockRange, RangeHint, RangePlanner, RangePolicy, is_range_error, parse_range_hint
 from indexer.reorg import find_fork_point
 from indexer.rpc import ResilientRpc
@@ -90,7 +90,7 @@ class Indexer:
         rpc: ResilientRpc,
         store: Store,
         *,
-        metrics: IndexerMetrics | None = None,
+        metrics: ChainMetrics | None = None,
         health: HealthState | None = None,
         helpers: Sequence[ResilientRpc] = (),
     ) -> None:
@@ -99,7 +99,7 @@ class Indexer:
         #: Extra connections (same endpoints) for parallel transaction lookups.
         self.helpers = tuple(helpers)
         self.store = store
-        self.metrics = metrics or IndexerMetrics()
+        self.metrics = metrics or IndexerMetrics().chain(store.chain_id)
         self.health = health or HealthState()
         self.planner = RangePlanner.start(config.range_policy)
         self.state: ChainState | None = None

@@ -2,7 +2,10 @@
 
 ``/metrics`` is the Prometheus text format of one registry, ``/healthz`` says
 the main loop ticked recently, ``/readyz`` that it is caught up (the indexer:
-with the chain head; the sidecar: serving).
+with the chain head; the sidecar: serving). An indexer of several chains runs a
+loop per chain: :class:`HealthGroup` is alive while any of them ticks (a chain
+whose node is down is not a reason to restart the others) and ready when all
+of them are caught up.
 """
 
 from __future__ import annotations
@@ -21,6 +24,12 @@ class HasRegistry(Protocol):
     registry: CollectorRegistry
 
 
+class Health(Protocol):
+    def alive(self) -> bool: ...
+
+    def ready(self) -> bool: ...
+
+
 class HealthState:
     """What /healthz and /readyz answer from; updated by the loop."""
 
@@ -36,9 +45,25 @@ class HealthState:
     def alive(self) -> bool:
         return time.monotonic() - self.last_tick < self.stale_after_seconds
 
+    def ready(self) -> bool:
+        return self.caught_up and self.alive()
+
+
+class HealthGroup:
+    """The health of several loops (one per chain): alive while any is, ready when all are."""
+
+    def __init__(self, members: list[HealthState]) -> None:
+        self.members = members
+
+    def alive(self) -> bool:
+        return any(m.alive() for m in self.members)
+
+    def ready(self) -> bool:
+        return bool(self.members) and all(m.ready() for m in self.members)
+
 
 def serve_metrics(
-    metrics: HasRegistry, health: HealthState, host: str, port: int
+    metrics: HasRegistry, health: Health, host: str, port: int
 ) -> tuple[ThreadingHTTPServer, Callable[[], None]]:
     """Start the endpoint in a daemon thread; returns the server and a stop function."""
 
@@ -51,7 +76,7 @@ def serve_metrics(
                 ok = health.alive()
                 self._send(200 if ok else 503, b"ok\n" if ok else b"stalled\n")
             elif path == "/readyz":
-                ok = health.caught_up and health.alive()
+                ok = health.ready()
                 self._send(200 if ok else 503, b"ready\n" if ok else b"catching up\n")
             else:
                 self._send(404, b"not found\n")

@@ -183,6 +183,17 @@ def _networks(name: str, raw: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+#: Most chains `qf devnet` runs (chain ids DEVNET_CHAIN_ID .. + this - 1).
+MAX_DEVNET_CHAINS = 8
+
+
+def _devnet_chains(name: str, raw: str) -> int:
+    value = _integer(name, raw)
+    if not 1 <= value <= MAX_DEVNET_CHAINS:
+        raise ConfigError(f"{name} must be between 1 and {MAX_DEVNET_CHAINS}, not {raw!r}")
+    return value
+
+
 def _positive(name: str, raw: str) -> int:
     """An integer >= 1."""
     value = _integer(name, raw)
@@ -231,7 +242,17 @@ class Settings:
     )  # fmt: skip
     chain_id: int | None = setting("QF_CHAIN_ID", "Chain id the node must serve; checked at start (unset: any).",
                                    parse=_integer)  # fmt: skip
-    anvil_port: int = setting("QF_ANVIL_PORT", "Port of the devnet's anvil on 127.0.0.1.", 8545, parse=_port_number)
+    anvil_port: int = setting("QF_ANVIL_PORT", "Port of the devnet's first anvil on 127.0.0.1 (the k-th chain's "
+                              "anvil listens on this port + k).", 8545, parse=_port_number)  # fmt: skip
+    devnet_chains: int = setting(
+        "QF_DEVNET_CHAINS", "Chains the devnet runs, each its own anvil with the contracts deployed: chain ids 31337, "
+        "31338, ... on QF_ANVIL_PORT, QF_ANVIL_PORT + 1, ...", 2, parse=_devnet_chains,
+    )  # fmt: skip
+    chains_file: Path | None = setting(
+        "QF_CHAINS_FILE", "TOML file of the chains `qf index` reads at once, one [[chains]] table each (chain_id, "
+        "rpc_urls, core, start_block, ...); unset: one chain from QF_RPC_URLS and the other chain variables, or "
+        "every chain of the local devnet.", parse=_path,
+    )  # fmt: skip
     funder_key: str | None = setting(
         "QF_FUNDER_KEY", "Hex key that deploys and funds simulations (default: anvil's dev key on 31337).", secret=True
     )
@@ -465,6 +486,16 @@ class Settings:
     @property
     def pgdata_dir(self) -> Path:
         return self.home / "pgdata"
+
+
+def parse_setting(name: str, raw: str, *, where: str) -> Any:
+    """``raw`` read as setting ``name`` is read from its variable, with errors naming ``where`` (a file and key).
+
+    The chains file (``qf.chain.config``) gives per-chain values of settings: one parser for both.
+    """
+    f = next(f for f in fields(Settings) if f.name == name)
+    parse = f.metadata["parse"] or _str
+    return parse(where, raw)
 
 
 def default_of(name: str) -> Any:

@@ -150,25 +150,29 @@ def db_stop(ctx: typer.Context) -> None:
 def devnet(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
-    stop: Annotated[bool, typer.Option(help="Stop the devnet's anvil instead.")] = False,
+    stop: Annotated[bool, typer.Option(help="Stop the devnet's anvils instead.")] = False,
 ) -> None:
-    """Start anvil on 127.0.0.1, deploy the contracts once, print the RPC URL and addresses."""
+    """Start the devnet's anvils on 127.0.0.1 (QF_DEVNET_CHAINS, two chains by default), deploy the contracts
+    once on each, print their RPC URLs and addresses."""
+    import json
+
     from qf.chain.devnet import ensure_devnet, stop_devnet
 
     settings = _settings(ctx)
     if stop:
         out.print("devnet stopped" if stop_devnet(settings) else "devnet was not running")
         return
-    net = ensure_devnet(settings)
-    if as_json:
-        print(net.as_json())
+    nets = ensure_devnet(settings)
+    if as_json:  # the first chain's fields at the top (as a one-chain devnet printed them), every chain in "chains"
+        print(json.dumps(nets[0].as_dict() | {"chains": [net.as_dict() for net in nets]}, indent=2))
         return
-    state = "started" if net.started else "already running"
-    deployed = "deployed" if net.deployed else "already deployed"
-    out.print(f"devnet {state} at [bold]{net.rpc_url}[/] (chain id {net.deployment.chain_id}); contracts {deployed}")
-    for key, value in net.as_dict().items():
-        if key not in ("started", "deployed"):
-            out.print(f"  {key:12} {value}")
+    for net in nets:
+        state = "started" if net.started else "already running"
+        deployed = "deployed" if net.deployed else "already deployed"
+        out.print(f"devnet chain {net.deployment.chain_id} {state} at [bold]{net.rpc_url}[/]; contracts {deployed}")
+        for key, value in net.as_dict().items():
+            if key not in ("started", "deployed", "rpc_url", "chain_id"):
+                out.print(f"  {key:12} {value}")
 
 
 #: ``--strategy`` of ``qf simulate``: which strategy the pools run on.
@@ -314,20 +318,30 @@ def index(
     rpc_url: Annotated[list[str] | None, typer.Option(help="Node URL; repeat for failover (env QF_RPC_URLS).")] = None,
     core: Annotated[str | None, typer.Option(help="Allo v2 core address (env QF_CORE_ADDRESS).")] = None,
     start_block: Annotated[int | None, typer.Option(help="First block (env QF_START_BLOCK).")] = None,
-    until_caught_up: Annotated[bool, typer.Option(help="Exit once the head is reached.")] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Chains file (TOML, one [[chains]] table per chain; env QF_CHAINS_FILE): "
+                                      "index every chain in it at once."),
+    ] = None,
+    chain: Annotated[
+        list[int] | None, typer.Option("--chain", help="Index only this chain id of the configuration; repeatable.")
+    ] = None,
+    until_caught_up: Annotated[bool, typer.Option(help="Exit once every chain has reached its head.")] = False,
     reset_chain: Annotated[
         bool, typer.Option(help="If the node is a new chain with the same id (a restarted devnet), drop the old rows.")
     ] = False,
 ) -> None:
-    """Index Allo v2 events into PostgreSQL: backfill, then follow the head (Ctrl-C stops cleanly)."""
+    """Index Allo v2 events into PostgreSQL, every configured chain at once: backfill, then follow the heads
+    (Ctrl-C stops cleanly)."""
     from indexer.app import run_indexer
 
     settings = _settings(ctx).with_(**{k: v for k, v in {
         "rpc_urls": tuple(rpc_url) if rpc_url else None,
         "core_address": core.lower() if core else None,
         "start_block": start_block,
+        "chains_file": config,
     }.items() if v is not None})  # fmt: skip
-    run_indexer(settings, until_caught_up=until_caught_up, reset_on_new_chain=reset_chain)
+    run_indexer(settings, until_caught_up=until_caught_up, reset_on_new_chain=reset_chain, only=chain or ())
 
 
 @app.command()

@@ -25,7 +25,7 @@ import structlog
 from indexer.funding.capabilities import NATIVE_METHODS, Capabilities
 from indexer.funding.errors import MethodMissing
 from indexer.funding.finder import Finder, Outcome, Task
-from indexer.funding.metrics import FundingMetrics
+from indexer.funding.metrics import ChainFundingMetrics
 from indexer.funding.store import Claimed, FundingStore
 from indexer.metadata.schedule import RetryPolicy
 from qf.errors import DatabaseError, RpcUnavailable
@@ -64,7 +64,7 @@ class FundingWorker:
         store: FundingStore,
         finder_factory: Callable[[Capabilities], Finder],
         probe: Callable[[], Capabilities],
-        metrics: FundingMetrics,
+        metrics: ChainFundingMetrics,
         config: WorkerConfig,
         *,
         clock: Clock = utc_now,

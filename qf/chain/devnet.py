@@ -1,8 +1,11 @@
-"""``qf devnet``: one anvil and one deployment under ``QF_HOME/devnet``.
+"""``qf devnet``: one anvil per chain and one deployment on each, under ``QF_HOME/devnet``.
 
-Started detached so it outlives the command; found again through its pid file
-and its answer on the port. Starting it twice reuses both the node and the
-deployment.
+``QF_DEVNET_CHAINS`` anvils (two by default, so that multi-chain indexing has two chains to read):
+the k-th listens on ``QF_ANVIL_PORT + k`` with chain id ``31337 + k``. Each is started detached so
+it outlives the command, found again through its pid file and its answer on the port, and gets the
+contracts deployed once. Starting the devnet twice reuses the nodes and the deployments. The first
+chain keeps the file names of a one-chain devnet (``deployment.json``, ``anvil.pid``, ``anvil.log``);
+the others add their chain id (``deployment-31338.json``, ...).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import structlog
 
 from qf.chain.anvil import (
     DEV_PRIVATE_KEY,
+    DEVNET_CHAIN_ID,
     AnvilOptions,
     pid_alive,
     start_anvil,
@@ -34,7 +38,43 @@ _DETACHED: list[object] = []
 
 
 @dataclass(frozen=True, slots=True)
+class DevnetChain:
+    """Where the k-th chain of the devnet lives: its port, chain id and files."""
+
+    index: int
+    chain_id: int
+    port: int
+    directory: Path
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """anvil serves WebSocket on its HTTP port."""
+        return f"ws://127.0.0.1:{self.port}"
+
+    def _file(self, stem: str, suffix: str) -> Path:
+        return self.directory / (f"{stem}{suffix}" if self.index == 0 else f"{stem}-{self.chain_id}{suffix}")
+
+    @property
+    def deployment_path(self) -> Path:
+        return self._file("deployment", ".json")
+
+    @property
+    def pid_file(self) -> Path:
+        return self._file("anvil", ".pid")
+
+    @property
+    def log_path(self) -> Path:
+        return self._file("anvil", ".log")
+
+
+@dataclass(frozen=True, slots=True)
 class Devnet:
+    """One running chain of the devnet and its deployment."""
+
     rpc_url: str
     deployment: Deployment
     pid: int | None
@@ -61,52 +101,88 @@ class Devnet:
         return json.dumps(self.as_dict(), indent=2)
 
 
+def devnet_chains(settings: Settings) -> list[DevnetChain]:
+    """The devnet's chains, first to last (``QF_DEVNET_CHAINS`` of them)."""
+    return [DevnetChain(k, DEVNET_CHAIN_ID + k, settings.anvil_port + k, settings.devnet_dir)
+            for k in range(settings.devnet_chains)]  # fmt: skip
+
+
 def devnet_url(settings: Settings) -> str:
-    return f"http://127.0.0.1:{settings.anvil_port}"
+    """The first chain's RPC URL."""
+    return devnet_chains(settings)[0].rpc_url
 
 
 def deployment_path(settings: Settings) -> Path:
-    return settings.devnet_dir / "deployment.json"
+    """The first chain's deployment record."""
+    return devnet_chains(settings)[0].deployment_path
 
 
-def ensure_devnet(settings: Settings) -> Devnet:
-    """Start anvil if it is not answering, then deploy if needed."""
-    url = devnet_url(settings)
-    pid_file = settings.devnet_dir / "anvil.pid"
-    pid = int(pid_file.read_text()) if pid_file.exists() else None
+def ensure_chain(chain: DevnetChain) -> Devnet:
+    """Start this chain's anvil if it is not answering, then deploy if needed."""
+    pid = int(chain.pid_file.read_text()) if chain.pid_file.exists() else None
     started = False
     try:
-        wait_until_ready(url, timeout_seconds=0.3)
+        wait_until_ready(chain.rpc_url, timeout_seconds=0.3)
     except ChainError:
-        proc = start_anvil(
-            AnvilOptions(port=settings.anvil_port),
-            log_path=settings.devnet_dir / "anvil.log",
-            detached=True,
-        )
+        proc = start_anvil(AnvilOptions(port=chain.port, chain_id=chain.chain_id), log_path=chain.log_path,
+                           detached=True)  # fmt: skip
         _DETACHED.append(proc)
         pid, started = proc.pid, True
-        pid_file.parent.mkdir(parents=True, exist_ok=True)
-        pid_file.write_text(str(pid))
-        log.info("devnet_started", url=url, pid=pid)
-    with RpcClient(url) as rpc:
-        deployment, deployed = ensure_deployment(rpc, DEV_PRIVATE_KEY, deployment_path(settings))
-    return Devnet(rpc_url=url, deployment=deployment, pid=pid, started=started, deployed=deployed)
+        chain.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        chain.pid_file.write_text(str(pid))
+        log.info("devnet_started", url=chain.rpc_url, chain_id=chain.chain_id, pid=pid)
+    with RpcClient(chain.rpc_url) as rpc:
+        served = rpc.chain_id()
+        if served != chain.chain_id:
+            raise ChainError(f"port {chain.port} answers chain {served}, not the devnet's chain {chain.chain_id}: "
+                             "another node holds the port (set QF_ANVIL_PORT)")  # fmt: skip
+        deployment, deployed = ensure_deployment(rpc, DEV_PRIVATE_KEY, chain.deployment_path)
+    return Devnet(rpc_url=chain.rpc_url, deployment=deployment, pid=pid, started=started, deployed=deployed)
 
 
-def load_devnet_deployment(settings: Settings) -> Deployment | None:
-    """The devnet's recorded deployment; None if there is none (or only an older version's: `qf devnet` redeploys)."""
-    path = deployment_path(settings)
+def ensure_devnet(settings: Settings) -> list[Devnet]:
+    """Every chain of the devnet running with its contracts deployed, first chain first."""
+    return [ensure_chain(chain) for chain in devnet_chains(settings)]
+
+
+def _load(path: Path) -> Deployment | None:
     try:
         return Deployment.from_json(path.read_text()) if path.exists() else None
     except ValueError:
         return None
 
 
+def load_devnet_deployment(settings: Settings) -> Deployment | None:
+    """The first chain's recorded deployment; None if there is none (or only an older version's: `qf devnet`
+    redeploys)."""
+    return _load(deployment_path(settings))
+
+
+def load_devnet_deployments(settings: Settings) -> list[tuple[DevnetChain, Deployment]]:
+    """Every devnet chain with a recorded deployment, first chain first."""
+    found = [(chain, _load(chain.deployment_path)) for chain in devnet_chains(settings)]
+    return [(chain, deployment) for chain, deployment in found if deployment is not None]
+
+
 def stop_devnet(settings: Settings) -> bool:
-    """Stop the devnet's anvil if this QF_HOME started it; True if one was stopped."""
-    pid_file = settings.devnet_dir / "anvil.pid"
-    if not pid_file.exists():
-        return False
-    pid = int(pid_file.read_text())
-    pid_file.unlink()
-    return pid_alive(pid) and stop_process(pid)
+    """Stop the devnet's anvils this QF_HOME started; True if one was stopped."""
+    stopped = False
+    for chain in devnet_chains(settings) + _extra_chains(settings):
+        if not chain.pid_file.exists():
+            continue
+        pid = int(chain.pid_file.read_text())
+        chain.pid_file.unlink()
+        stopped = (pid_alive(pid) and stop_process(pid)) or stopped
+    return stopped
+
+
+def _extra_chains(settings: Settings) -> list[DevnetChain]:
+    """Chains a devnet with more chains than QF_DEVNET_CHAINS says started (their pid files are still there)."""
+    known = {c.pid_file for c in devnet_chains(settings)}
+    extra = []
+    for path in sorted(settings.devnet_dir.glob("anvil-*.pid")):
+        suffix = path.stem.removeprefix("anvil-")
+        if path not in known and suffix.isdigit() and int(suffix) > DEVNET_CHAIN_ID:
+            k = int(suffix) - DEVNET_CHAIN_ID
+            extra.append(DevnetChain(k, int(suffix), settings.anvil_port + k, settings.devnet_dir))
+    return extra

@@ -191,7 +191,8 @@ def test_a_node_without_a_trace_api_leaves_native_funding_to_an_import(
         w.drain()
         assert w.capabilities is not None
         assert w.capabilities.native == ()
-        gauge = w.metrics.registry.get_sample_value("qf_indexer_funding_method_available", {"method": "trace_filter"})
+        gauge = w.metrics.registry.get_sample_value("qf_indexer_funding_method_available",
+                                                    {"chain_id": str(w.store.chain_id), "method": "trace_filter"})
         assert gauge == 0
     finally:
         w.close()

@@ -274,7 +274,9 @@ def test_metrics_health_and_readiness(chain: Chain, db_url: str, tmp_path: Path)
         "qf_indexer_reorgs_total",
     ):
         assert series in text, series
-    last = next(line for line in text.splitlines() if line.startswith("qf_indexer_last_indexed_block "))
+    chain_id = chain.rpc.chain_id()  # every series of a chain's loop is labelled with the chain
+    last = next(line for line in text.splitlines()
+                if line.startswith(f'qf_indexer_last_indexed_block{{chain_id="{chain_id}"}} '))  # fmt: skip
     assert head - 2 <= float(last.split()[1]) <= head
 
 

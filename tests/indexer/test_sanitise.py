@@ -429,7 +429,7 @@ def hostile_indexer(migrated_db_url: str) -> Iterator[tuple[Indexer, HostileNode
         range_policy=RangePolicy(initial_blocks=1, max_blocks=1), refresh_debounce_seconds=0.0,
     )  # fmt: skip
     store = Store(migrated_db_url, CHAIN_ID, EVENT_TABLES)
-    indexer = Indexer(config, rpc, store, metrics=IndexerMetrics())
+    indexer = Indexer(config, rpc, store, metrics=IndexerMetrics().chain(CHAIN_ID))
     assert store.try_lock()
     indexer.prepare()
     try:

@@ -40,7 +40,7 @@ def ws_url_of(chain: Chain) -> str:
 
 
 def sample(indexer: Indexer, name: str, **labels: str) -> float:
-    return indexer.metrics.registry.get_sample_value(name, labels) or 0.0
+    return indexer.metrics.registry.get_sample_value(name, {"chain_id": str(indexer.chain_id)} | labels) or 0.0
 
 
 def wait_until(condition: Callable[[], bool], what: str) -> None:
