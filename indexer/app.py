@@ -107,10 +107,15 @@ def record_price_feeds(
     log.info("price_feeds", feeds={to_hex(t): to_hex(f) for t, f in feeds.items()})
 
 
-def served_chain_id(chain: ChainConfig) -> int:
-    """The chain id the chain's node serves, which must be the configured one (if any)."""
+def served_chain_id(chain: ChainConfig, metrics: IndexerMetrics | None = None) -> int:
+    """The chain id the chain's node serves, which must be the configured one (if any).
+
+    With ``metrics`` and a configured chain id, the question counts in that chain's RPC series: a node
+    that never answers shows as that chain's RPC errors.
+    """
+    observer = metrics.chain(chain.chain_id) if metrics is not None and chain.chain_id is not None else None
     probe = ResilientRpc(chain.rpc_urls, timeout_seconds=chain.rpc_timeout_seconds,
-                         requests_per_second=chain.rpc_rate_limit)  # fmt: skip
+                         requests_per_second=chain.rpc_rate_limit, metrics=observer)  # fmt: skip
     try:
         served = probe.chain_id()
         if chain.chain_id is not None and served != chain.chain_id:
@@ -127,7 +132,7 @@ def build_indexer(
 ) -> Indexer:  # fmt: skip
     """One chain's indexer (the first configured chain unless ``chain`` is given), not yet holding its lock."""
     chain = chain or configured_chains(settings)[0]
-    chain_id = served_chain_id(chain)
+    chain_id = served_chain_id(chain, metrics)
     chain_metrics = metrics.chain(chain_id)
 
     def client() -> ResilientRpc:

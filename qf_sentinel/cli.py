@@ -180,9 +180,21 @@ STRATEGIES = ("dvmdt", "project")
 
 
 def _execute(settings: Settings, plan: Any, rpc_url: str | None, block_seconds: int, strategy: str = "project") -> Any:
+    """Execute one plan on ``rpc_url`` (else QF_RPC_URLS' first, else the devnet's first chain)."""
+    from qf.chain.target import chain_target
+
+    target = chain_target(settings, rpc_url)
+    ((result, deployment),) = _execute_on([(plan, target)], block_seconds, strategy)
+    return result, deployment
+
+
+def _execute_on(work: list[tuple[Any, Any]], block_seconds: int, strategy: str) -> list[Any]:
+    """Execute each (plan, chain target) pair, the chains at once (a thread each: the nodes mine in parallel);
+    returns (result, deployment) per pair, in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from qf.chain.target import chain_target
     from qf.sim.execute import RoundExecution, execute_plan
 
     if strategy not in STRATEGIES:
@@ -193,31 +205,38 @@ def _execute(settings: Settings, plan: Any, rpc_url: str | None, block_seconds: 
 
         execution = DvmdtRound
 
-    rpc, deployment, key = chain_target(settings, rpc_url)
-    with (
-        rpc,
-        Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            disable=not sys.stderr.isatty(),
-            console=Console(stderr=True),
-        ) as progress,
-    ):
-        task = progress.add_task("donations", total=len(plan.donations))
-        step = max(1, len(plan.donations) // 10)
-        logged = [0]
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=not sys.stderr.isatty(),
+        console=Console(stderr=True),
+    ) as progress:
 
-        def report(done: int, total: int) -> None:
-            progress.update(task, completed=done)
-            if progress.disable and done - logged[0] >= step:
-                logged[0] = done
-                log.info("donations_sent", done=done, total=total)
+        def one(plan: Any, target: Any) -> Any:
+            rpc, deployment, key = target
+            label = "donations" if len(work) == 1 else f"donations on chain {deployment.chain_id}"
+            task = progress.add_task(label, total=len(plan.donations))
+            step = max(1, len(plan.donations) // 10)
+            logged = [0]
 
-        result = execute_plan(rpc, deployment, plan, key, block_seconds=block_seconds, progress=report,
-                              execution=execution)  # fmt: skip
-    return result, deployment
+            def report(done: int, total: int) -> None:
+                progress.update(task, completed=done)
+                if progress.disable and done - logged[0] >= step:
+                    logged[0] = done
+                    log.info("donations_sent", chain_id=deployment.chain_id, done=done, total=total)
+
+            with rpc:
+                result = execute_plan(rpc, deployment, plan, key, block_seconds=block_seconds, progress=report,
+                                      execution=execution)  # fmt: skip
+            return result, deployment
+
+        if len(work) == 1:
+            return [one(*work[0])]
+        with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="qf-simulate") as pool:
+            futures = [pool.submit(one, plan, target) for plan, target in work]
+            return [f.result() for f in futures]
 
 
 @app.command()
@@ -226,45 +245,62 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same round.")] = 42,
     honest_donors: Annotated[int, typer.Option(min=1)] = 300,
     projects_per_pool: Annotated[int, typer.Option(min=4)] = 20,
-    pools: Annotated[int, typer.Option(min=1)] = 2,
-    rpc_url: Annotated[str | None, typer.Option(help="Node to drive (default: QF_RPC_URLS, else the devnet).")] = None,
+    pools: Annotated[int, typer.Option(min=1, help="Pools per chain.")] = 2,
+    rpc_url: Annotated[
+        list[str] | None,
+        typer.Option(help="Node to drive; repeat for a round across several chains (default: QF_RPC_URLS' first, "
+                          "else every chain of the devnet)."),
+    ] = None,
     block_seconds: Annotated[int, typer.Option(min=1, help="Seconds per block slot on anvil.")] = 12,
     labels_out: Annotated[
-        Path | None, typer.Option(help="CSV of ground truth (default QF_HOME/labels/sim-SEED.csv).")
+        Path | None,
+        typer.Option(help="CSV of ground truth (default QF_HOME/labels/sim-SEED.csv; a further chain's beside it, "
+                          "with -chain-ID added to the name)."),
     ] = None,
     strategy: Annotated[
         str,
         typer.Option(help="dvmdt: Allo v2's real DonationVotingMerkleDistributionDirectTransferStrategy bytecode "
                           "(projects register Registry profiles); project: the project's own DonationStrategy."),
     ] = "dvmdt",
+    both_chains_share: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Across several chains: share of a further chain's honest donors who "
+                                            "also give on the first (the same wallet)."),
+    ] = 0.25,
 ) -> None:
-    """Drive a realistic round with honest donors, whales and labelled sybil patterns."""
+    """Drive a realistic round with honest donors, whales and labelled sybil patterns, across every chain given
+    (the first chain holds the seed's full round; each further one a smaller round, some donors giving on both)."""
+    from qf.chain.target import chain_targets
     from qf.funding.sources import store_sources
     from qf.sim.labels import round_sources, store_labels, write_labels_file
-    from qf.sim.scenario import plan_simulated_round
+    from qf.sim.multichain import donors_on_several_chains, plan_multichain_round
 
     settings = _settings(ctx)
-    plan = plan_simulated_round(seed, honest_donors=honest_donors, projects_per_pool=projects_per_pool, pools=pools)
-    result, deployment = _execute(settings, plan, rpc_url, block_seconds, strategy)
-    path = labels_out or settings.home / "labels" / f"{plan.name}.csv"
-    write_labels_file(path, plan.labels, source="simulate")
+    targets = chain_targets(settings, list(rpc_url or []))
+    plans = plan_multichain_round(seed, len(targets), honest_donors=honest_donors,
+                                  projects_per_pool=projects_per_pool, pools=pools,
+                                  both_chains_share=both_chains_share)  # fmt: skip
+    executed = _execute_on(list(zip(plans, targets, strict=True)), block_seconds, strategy)
+    base = labels_out or settings.home / "labels" / f"{plans[0].name}.csv"
     with _migrated_connection(settings) as conn:
-        stored = store_labels(
-            conn,
-            deployment.chain_id,
-            plan.labels,
-            source="simulate",
-            run_id=f"{plan.name}-{uuid.uuid4().hex[:8]}",
-        )
-        sources = store_sources(conn, round_sources(plan, deployment.chain_id, deployment.deployer))
-    sybils = sum(label.is_sybil for label in plan.labels)
-    out.print(
-        f"simulated round {plan.name}: {result.donations} donations in {result.transactions} transactions, "
-        f"blocks {result.first_block}..{result.last_block}, {result.seconds:.1f} s"
-    )
-    out.print(f"pools: {', '.join(f'{p.pool_id} (strategy {p.strategy})' for p in result.pools)}")
-    out.print(f"labels: {stored} donors ({sybils} sybil) in qf.labels and {path}; "
-              f"{sources} known sources (the faucet and the round's exchange-like accounts) in qf.known_sources")
+        for i, (plan, (result, deployment)) in enumerate(zip(plans, executed, strict=True)):
+            path = base if i == 0 else base.with_name(f"{base.stem}-chain-{deployment.chain_id}{base.suffix}")
+            write_labels_file(path, plan.labels, source="simulate")
+            stored = store_labels(conn, deployment.chain_id, plan.labels, source="simulate",
+                                  run_id=f"{plan.name}-{uuid.uuid4().hex[:8]}")  # fmt: skip
+            sources = store_sources(conn, round_sources(plan, deployment.chain_id, deployment.deployer))
+            sybils = sum(label.is_sybil for label in plan.labels)
+            where = f" on chain {deployment.chain_id}" if len(plans) > 1 else ""
+            out.print(
+                f"simulated round {plan.name}{where}: {result.donations} donations in {result.transactions} "
+                f"transactions, blocks {result.first_block}..{result.last_block}, {result.seconds:.1f} s"
+            )
+            out.print(f"pools: {', '.join(f'{p.pool_id} (strategy {p.strategy})' for p in result.pools)}")
+            out.print(f"labels: {stored} donors ({sybils} sybil) in qf.labels and {path}; "
+                      f"{sources} known sources (the faucet and the round's exchange-like accounts) in "
+                      "qf.known_sources")  # fmt: skip
+    if len(plans) > 1:
+        out.print(f"{len(donors_on_several_chains(plans))} donors give on more than one chain")
 
 
 @app.command("replay-gitcoin")
@@ -912,7 +948,7 @@ def retention(ctx: typer.Context) -> None:
 
 
 def _demo_funding(settings: Settings) -> None:
-    """Step 4, continued: every donor's funding found on the devnet (`qf funding --once`), by label."""
+    """Step 4, continued: every donor's funding found on the devnet's chains (`qf funding --once`), by label."""
     import threading
 
     from rich.table import Table
@@ -923,19 +959,82 @@ def _demo_funding(settings: Settings) -> None:
     searched = run_funding(settings, _database(settings), threading.Event(), once=True)
     with _migrated_connection(settings) as conn:
         rows = conn.execute(
-            "SELECT l.pattern, count(*), count(f.funder), count(*) FILTER (WHERE f.funder_kind IS NOT NULL), "
+            "SELECT f.chain_id, l.pattern, count(*), count(f.funder), "
+            "count(*) FILTER (WHERE f.funder_kind IS NOT NULL), "
             "round(avg(f.funder_other_donors), 1), round(avg(f.seconds_before_first_donation) / 3600, 1), "
             "max(f.trail_depth) FROM qf.donor_funding f JOIN qf.labels l "
             "ON l.chain_id = f.chain_id AND '0x' || encode(l.address, 'hex') = f.donor AND l.source = 'simulate' "
-            "GROUP BY 1 ORDER BY 1"
+            "GROUP BY 1, 2 ORDER BY 1, 2"
         ).fetchall()
     out.print(f"funding of {searched} wallets found on the devnet's trace_filter in {time.monotonic() - started:.1f} s "
               "(qf.donor_funding):")  # fmt: skip
-    table = Table("label", "donors", "funder found", "by a known source", "funder's other donors",
+    table = Table("chain", "label", "donors", "funder found", "by a known source", "funder's other donors",
                   "hours funded before", "deepest trail")  # fmt: skip
     for row in rows:
         table.add_row(*(str(v) for v in row))
     out.print(table)
+
+
+def _demo_round(ctx: typer.Context, settings: Settings, seed: int) -> None:
+    """Step 3: the simulated round across the devnet's chains, once per devnet."""
+    out.rule("3. simulated round")
+    from qf.chain.devnet import devnet_chains
+
+    # One demo round per devnet: a second copy would make every donor active in two rounds.
+    deployment_files = [c.deployment_path for c in devnet_chains(settings)]
+    marker = settings.devnet_dir / f"demo-round-{seed}.sha256"
+    deployed = ""
+    if all(path.exists() for path in deployment_files):
+        deployed = hashlib.sha256(b"".join(path.read_bytes() for path in deployment_files)).hexdigest()
+    if deployed and marker.exists() and marker.read_text().strip() == deployed:
+        out.print(f"this devnet already holds the demo round of seed {seed}; reusing it (`make clean` starts over)")
+    else:
+        simulate(
+            ctx,
+            seed=seed,
+            honest_donors=300,
+            projects_per_pool=20,
+            pools=2,
+            rpc_url=None,
+            block_seconds=12,
+            labels_out=None,
+            strategy="dvmdt",
+            both_chains_share=0.25,
+        )
+        if deployed:
+            marker.write_text(deployed + "\n")
+
+
+def _demo_index(settings: Settings) -> int:
+    """Step 4: every devnet chain indexed at once, the donations and the donors' funding; returns the first chain."""
+    out.rule("4. index")
+    from rich.table import Table
+
+    from indexer.app import run_indexer, served_chain_id
+    from qf.chain.config import configured_chains
+
+    chains = configured_chains(settings)
+    started = time.monotonic()
+    # The demo's devnet may have been restarted since the last demo: then its old rows are another chain's.
+    run_indexer(settings.with_(indexer_metrics_port=0), until_caught_up=True, reset_on_new_chain=True)
+    seconds = time.monotonic() - started
+    with _migrated_connection(settings) as conn:
+        rows = conn.execute(
+            "SELECT chain_id, pool_id, token_symbol, count(*), count(DISTINCT donor), round(sum(amount), 2) "
+            "FROM qf.donations GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ).fetchall()
+        both = conn.execute(
+            "SELECT count(*) FROM (SELECT donor FROM qf.donations GROUP BY 1 HAVING count(DISTINCT chain_id) > 1) d"
+        ).fetchone()[0]
+    out.print(f"indexed {len(chains)} chain(s) at once ({', '.join(str(c.chain_id) for c in chains)}) in "
+              f"{seconds:.1f} s; qf.donations by chain, pool and token ({both} donors gave on more than one chain):")
+    table = Table("chain", "pool", "token", "donations", "donors", "amount")
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    out.print(table)
+    out.print("Explore with `qf psql`, e.g. SELECT * FROM qf.round_stats;")
+    _demo_funding(settings)
+    return chains[0].chain_id if chains[0].chain_id is not None else served_chain_id(chains[0])
 
 
 def _demo_evaluations(ctx: typer.Context, seed: int, settings: Settings) -> None:
@@ -962,63 +1061,26 @@ def demo(
     with _migrated_connection(settings) as conn:
         labels_before = conn.execute("SELECT count(*) FROM qf.labels").fetchone()[0]
     out.print(f"PostgreSQL at {redact_url(_database(settings))} (qf.labels holds {labels_before} rows)")
-    out.rule("3. simulated round")
-    # One demo round per devnet: a second copy would make every donor active in two rounds.
-    deployment_file = settings.devnet_dir / "deployment.json"
-    marker = settings.devnet_dir / f"demo-round-{seed}.sha256"
-    deployed = hashlib.sha256(deployment_file.read_bytes()).hexdigest() if deployment_file.exists() else ""
-    if deployed and marker.exists() and marker.read_text().strip() == deployed:
-        out.print(f"this devnet already holds the demo round of seed {seed}; reusing it (`make clean` starts over)")
-    else:
-        simulate(
-            ctx,
-            seed=seed,
-            honest_donors=300,
-            projects_per_pool=20,
-            pools=2,
-            rpc_url=None,
-            block_seconds=12,
-            labels_out=None,
-            strategy="dvmdt",
-        )
-        if deployed:
-            marker.write_text(deployed + "\n")
-    out.rule("4. index")
-    from rich.table import Table
-
-    from indexer.app import run_indexer
-
-    started = time.monotonic()
-    # The demo's devnet may have been restarted since the last demo: then its old rows are another chain's.
-    run_indexer(settings.with_(indexer_metrics_port=0), until_caught_up=True, reset_on_new_chain=True)
-    with _migrated_connection(settings) as conn:
-        rows = conn.execute(
-            "SELECT pool_id, token_symbol, count(*), count(DISTINCT donor), round(sum(amount), 2) "
-            "FROM qf.donations GROUP BY 1, 2 ORDER BY 1, 2"
-        ).fetchall()
-    out.print(f"indexed the devnet in {time.monotonic() - started:.1f} s; qf.donations by pool and token:")
-    table = Table("pool", "token", "donations", "donors", "amount")
-    for row in rows:
-        table.add_row(*(str(v) for v in row))
-    out.print(table)
-    out.print("Explore with `qf psql`, e.g. SELECT * FROM qf.round_stats;")
-    _demo_funding(settings)
-    out.rule("5. matching")
+    _demo_round(ctx, settings, seed)
+    first = _demo_index(settings)
+    # Matching, training, the sidecar and scoring read one chain: the first (the seed's full round).
+    ctx.obj = settings = settings.with_(chain_id=first)
+    out.rule(f"5. matching (chain {first})")
     from qf_sentinel.demo import show_matching, show_sidecar
 
     show_matching(settings, _database(settings), out)
-    out.rule("6. train")
-    train(ctx, chain_id=None, seed=seed, folds=5, n_boot=1000, review_threshold=0.4, block_threshold=0.7,
+    out.rule(f"6. train (chain {first})")
+    train(ctx, chain_id=first, seed=seed, folds=5, n_boot=1000, review_threshold=0.4, block_threshold=0.7,
           models_dir=None)  # fmt: skip
     out.rule("7. scoring sidecar")
     show_sidecar(settings, _database(settings), out)
     out.rule("8. batch scores and risk-adjusted matching")
-    from qf.matching.db import first_pool, resolve_chain
+    from qf.matching.db import first_pool
 
     with _migrated_connection(settings) as conn:
-        pool_id = first_pool(conn, resolve_chain(conn, settings.chain_id))
-    score(ctx, pool=pool_id, chain_id=None, version=None, models_dir=None)
-    matching(ctx, pool=pool_id, method="risk-adjusted", chain_id=None, cap=None, pct_cocm=1.0, cocm_variant="harsh",
+        pool_id = first_pool(conn, first)
+    score(ctx, pool=pool_id, chain_id=first, version=None, models_dir=None)
+    matching(ctx, pool=pool_id, method="risk-adjusted", chain_id=first, cap=None, pct_cocm=1.0, cocm_variant="harsh",
              pairwise_m=None, weights="model", threshold=None, min_donation=None, exclude_self=False, score_csv=None,
              score_lower=None, score_upper=None, exclude_uninformative_donors=False, output="table")  # fmt: skip
     _demo_evaluations(ctx, seed, settings)

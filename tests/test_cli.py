@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -93,24 +94,51 @@ def test_bad_setting_is_one_line(tmp_path: Path) -> None:
 
 
 def test_devnet_twice_deploys_once(tmp_path: Path) -> None:
-    """`qf devnet` started twice reuses the node and the deployment; --stop stops it."""
-    env = {"QF_ANVIL_PORT": str(free_port())}
+    """`qf devnet` starts its two chains (chain ids 31337 and 31338, on QF_ANVIL_PORT and the port after) with the
+    contracts on each; started twice it reuses the nodes and the deployments; --stop stops both."""
+    port = free_port()
+    env = {"QF_ANVIL_PORT": str(port)}
     try:
         first = json.loads(qf("devnet", "--json", env=env, home=tmp_path).stdout)
         second = json.loads(qf("devnet", "--json", env=env, home=tmp_path).stdout)
-        assert first["started"]
-        assert first["deployed"]
-        assert not second["started"]
-        assert not second["deployed"]
-        assert (first["core"], first["token"], first["pid"]) == (
-            second["core"],
-            second["token"],
-            second["pid"],
-        )
-        assert first["rpc_url"].startswith("http://127.0.0.1:")
+        assert [(c["chain_id"], c["rpc_url"]) for c in first["chains"]] == [
+            (31337, f"http://127.0.0.1:{port}"), (31338, f"http://127.0.0.1:{port + 1}")]  # fmt: skip
+        assert all(c["started"] and c["deployed"] for c in first["chains"])
+        assert not any(c["started"] or c["deployed"] for c in second["chains"])
+        assert [(c["core"], c["token"], c["pid"]) for c in first["chains"]] == [
+            (c["core"], c["token"], c["pid"]) for c in second["chains"]]  # fmt: skip
+        assert (first["chain_id"], first["rpc_url"]) == (31337, f"http://127.0.0.1:{port}")  # the first at the top
+        assert first["chains"][0]["pid"] != first["chains"][1]["pid"]
     finally:
         stopped = qf("devnet", "--stop", env=env, home=tmp_path)
     assert "devnet stopped" in stopped.stdout
+    assert not list((tmp_path / "devnet").glob("*.pid"))
+
+
+def test_simulate_across_two_chains_stores_each_chains_labels(
+    chain: Chain, new_anvil: Callable[..., Chain], migrated_db_url: str, tmp_path: Path
+) -> None:
+    """`qf simulate --rpc-url A --rpc-url B`: a round on each chain at once, the labels of each in qf.labels under
+    its chain id and in a file of its own, some donors on both chains."""
+    other = new_anvil(chain_id=31338)
+    labels_file = tmp_path / "labels.csv"
+    proc = qf("simulate", "--rpc-url", chain.url, "--rpc-url", other.url, "--seed", "9", "--honest-donors", "20",
+              "--projects-per-pool", "8", "--both-chains-share", "0.5", "--labels-out", str(labels_file),
+              env={"QF_DATABASE_URL": migrated_db_url}, home=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    files = {31337: labels_file, 31338: tmp_path / "labels-chain-31338.csv"}
+    with connect(migrated_db_url) as conn:
+        for chain_id, path in files.items():
+            with path.open() as f:
+                rows = {(r["address"], r["pattern"]) for r in csv.DictReader(f)}
+            stored = conn.execute("SELECT '0x' || encode(address, 'hex'), pattern FROM qf.labels "
+                                  "WHERE chain_id = %s AND source = 'simulate'", (chain_id,)).fetchall()  # fmt: skip
+            assert set(stored) == rows
+            assert {p for _, p in rows} >= {"honest", "sybil_fan_out", "collusion_ring", "self_donation"}
+    with files[31337].open() as a, files[31338].open() as b:
+        shared = {r["address"] for r in csv.DictReader(a)} & {r["address"] for r in csv.DictReader(b)}
+    assert shared
+    assert f"{len(shared)} donors give on more than one chain" in proc.stdout.replace("\n", " ")
 
 
 def test_simulate_writes_labels_to_db_and_file(chain: Chain, migrated_db_url: str, tmp_path: Path) -> None:

@@ -157,12 +157,14 @@ def _from_table(table: dict[str, Any], settings: Settings, where: str) -> ChainC
     missing = [k for k in REQUIRED_KEYS if k not in table]
     if missing:
         raise ConfigError(f"{where}: missing {', '.join(missing)}")
+    name = table.get("name")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise ConfigError(f"{where} name: must be a non-empty string")
+    if name is not None:
+        where = f"{where} ({name})"
     values = {key: _value(table[key], CHAIN_KEYS[key], f"{where} {key}") for key in table if key != "name"}
     chain_id = values["chain_id"]
-    name = table.get("name", f"chain {chain_id}")
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"{where} name: must be a non-empty string")
-    where = f"{where} ({name})"
+    name = name or f"chain {chain_id}"
     if not values["rpc_urls"]:
         raise ConfigError(f"{where} rpc_urls: at least one http(s) URL")
 

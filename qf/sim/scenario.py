@@ -44,7 +44,8 @@ fundings are listed in execution order (a funder is funded before it funds, and
 no later); the executor mints what a wallet's tokens fall short by
 (``wallets.token_mints``: the exchange-like accounts); project owners register
 their projects themselves, so they are funded even when they never donate.
-Wallet keys are derived from namespace ``sim-{seed}``.
+Wallet keys are derived from namespace ``sim-{seed}``. A round across several chains
+(``qf.sim.multichain``) plans each further chain's part with ``chain`` > 0.
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ class _Draft:
     """Mutable scratch space of one planning run; frozen into a RoundPlan at the end."""
 
     namespace: str
+    #: Idents whose wallet comes from ``shared_namespace`` instead (the first chain's donors who also give here).
+    shared: frozenset[str] = frozenset()
+    shared_namespace: str = ""
     wallets: list[Wallet] = field(default_factory=list)
     #: Parallel to ``wallets``: the name each was derived from (funding edges name wallets by it).
     idents: list[str] = field(default_factory=list)
@@ -111,7 +115,8 @@ class _Draft:
     campaigns: list[_Campaign] = field(default_factory=list)
 
     def wallet(self, ident: str, prior_nonce: int = 0) -> int:
-        self.wallets.append(derive_wallet(self.namespace, ident, prior_nonce))
+        namespace = self.shared_namespace if ident in self.shared else self.namespace
+        self.wallets.append(derive_wallet(namespace, ident, prior_nonce))
         self.idents.append(ident)
         return len(self.wallets) - 1
 
@@ -141,8 +146,16 @@ def plan_simulated_round(
     pending_per_pool: int = 1,
     matching_usd: int = 50_000,
     duration_seconds: int = 7 * 86_400,
+    chain: int = 0,
+    both_chains_share: float = 0.0,
 ) -> RoundPlan:
     """Plan a synthetic round; equal arguments give an equal plan.
+
+    ``chain`` > 0 plans the round's part on a further chain (``qf.sim.multichain``): its own random
+    streams, wallets (namespace ``sim-{seed}-chain{chain}``) and pool and project names, except that
+    each honest donor is, with probability ``both_chains_share``, the first chain's honest donor of the
+    same number (the same key: a person who gives on both chains). ``chain`` 0 is the plan as it
+    always was.
 
     Raises ``ConfigError`` when the sizes cannot be satisfied (for example too
     few accepted projects to host the collusion rings).
@@ -168,9 +181,17 @@ def plan_simulated_round(
         ring_size=ring_size if collusion_rings else 2,
         duration_seconds=duration_seconds,
     )
-    rng = np.random.default_rng(seed)
-    draft = _Draft(namespace=f"sim-{seed}")
-    plan_pools = tuple(_pool(i, matching_usd, duration_seconds) for i in range(pools))
+    if chain < 0 or not 0.0 <= both_chains_share <= 1.0:
+        raise ConfigError(f"chain must be >= 0 and both_chains_share in [0, 1], got {chain}, {both_chains_share}")
+    rng = np.random.default_rng(seed if chain == 0 else [seed, chain])
+    name = f"sim-{seed}" if chain == 0 else f"sim-{seed}-chain{chain}"
+    shared: frozenset[str] = frozenset()
+    if chain > 0 and both_chains_share > 0:
+        draws = np.random.default_rng([seed, 0x5A, chain]).random(honest_donors)
+        shared = frozenset(f"honest/{i}" for i in np.flatnonzero(draws < both_chains_share))
+    draft = _Draft(namespace=name, shared=shared, shared_namespace=f"sim-{seed}")
+    prefix = "" if chain == 0 else f"chain{chain}/"
+    plan_pools = tuple(_pool(i, matching_usd, duration_seconds, prefix) for i in range(pools))
     accepted = _add_projects(
         draft,
         rng,
@@ -178,6 +199,7 @@ def plan_simulated_round(
         per_pool=projects_per_pool,
         rejected=rejected_per_pool,
         pending=pending_per_pool,
+        prefix=prefix,
     )
     popularity = [_popularity(rng, len(ids)) for ids in accepted]
     rings, selfish = _reserve_projects(rng, accepted, collusion_rings, ring_size, self_donation_projects)
@@ -214,10 +236,10 @@ def plan_simulated_round(
         _add_self_donation(draft, rng, project, self_donation_wallets, duration_seconds)
 
     # Funding draws from a stream of its own: the donations of a seed are what they were before funding was planned.
-    fundings, sources, styles = _plan_funding(draft, np.random.default_rng([seed, 0xF0]))
+    fundings, sources, styles = _plan_funding(draft, np.random.default_rng([seed, 0xF0] + ([chain] if chain else [])))
     labels = [replace(draft.labels[i], funding=styles.get(i, "")) for i in sorted(draft.labels)]
     return RoundPlan(
-        name=f"sim-{seed}",
+        name=name,
         seed=seed,
         pools=plan_pools,
         wallets=tuple(draft.wallets),
@@ -262,14 +284,14 @@ def _check_sizes(
         raise ConfigError(f"duration_seconds must be >= {_MIN_DURATION_SECONDS}, got {duration_seconds}")
 
 
-def _pool(index: int, matching_usd: int, duration_seconds: int) -> Pool:
+def _pool(index: int, matching_usd: int, duration_seconds: int, prefix: str = "") -> Pool:
     if index % 2 == 0:
-        return Pool(f"pool-{index}", Token.ERC20, matching_usd * UNIT, duration_seconds)
-    return Pool(f"pool-{index}", Token.NATIVE, matching_usd * UNIT // ETH_PRICE_USD, duration_seconds)
+        return Pool(f"{prefix}pool-{index}", Token.ERC20, matching_usd * UNIT, duration_seconds)
+    return Pool(f"{prefix}pool-{index}", Token.NATIVE, matching_usd * UNIT // ETH_PRICE_USD, duration_seconds)
 
 
 def _add_projects(
-    draft: _Draft, rng: Rng, *, pools: int, per_pool: int, rejected: int, pending: int
+    draft: _Draft, rng: Rng, *, pools: int, per_pool: int, rejected: int, pending: int, prefix: str = ""
 ) -> list[list[int]]:
     """Register every project with its own owner wallet; return accepted ids per pool."""
     accepted: list[list[int]] = []
@@ -283,7 +305,7 @@ def _add_projects(
         ids = []
         for j, status in enumerate(statuses):
             owner = draft.wallet(f"owner/{pool}/{j}", _old_nonce(rng))
-            draft.projects.append(Project(pool, f"pool-{pool}/project-{j:03d}", owner, status))
+            draft.projects.append(Project(pool, f"{prefix}pool-{pool}/project-{j:03d}", owner, status))
             if status is RecipientStatus.ACCEPTED:
                 ids.append(len(draft.projects) - 1)
         accepted.append(ids)
