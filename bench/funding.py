@@ -35,9 +35,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from indexer.app import build_indexer
-from indexer.funding.app import build_worker, start_in_background
+from indexer.funding.app import build_worker, funding_targets, start_in_background
 from indexer.funding.capabilities import probe
 from indexer.funding.finder import Finder, Task
+from indexer.funding.metrics import FundingMetrics
 from indexer.metrics import IndexerMetrics
 from indexer.rpc import ResilientRpc
 from qf.chain.anvil import DEV_PRIVATE_KEY, AnvilOptions, start_anvil
@@ -87,7 +88,8 @@ def backfill(s: Settings, *, with_funding: bool) -> float:
     stop_funding = None
     if with_funding:
         health = indexer.health
-        stop_funding = start_in_background(s, indexer.store.url, CollectorRegistry(), indexer.chain_id,
+        target = funding_targets(s)[0]
+        stop_funding = start_in_background(s, indexer.store.url, FundingMetrics(CollectorRegistry()), target,
                                            busy=lambda: not health.caught_up)  # fmt: skip
     try:
         started = time.perf_counter()

@@ -201,7 +201,7 @@ def index(url: str, deployment: Deployment, db_url: str, home: Path, limit: int,
     indexer = build_indexer(settings, metrics, HealthState())
     transport = CountingTransport()
     indexer.rpc.close()
-    indexer.rpc = ResilientRpc([url], timeout_seconds=120, metrics=metrics, transport=transport)
+    indexer.rpc = ResilientRpc([url], timeout_seconds=120, metrics=indexer.metrics, transport=transport)
     assert indexer.store.try_lock()
     try:
         started = time.perf_counter()
@@ -213,14 +213,14 @@ def index(url: str, deployment: Deployment, db_url: str, home: Path, limit: int,
         indexer.rpc.close()
         for helper in indexer.helpers:
             helper.close()
-    modes = {m: int(metrics.log_queries.labels(m)._value.get()) for m in ("addresses", "topics")}
+    modes = {m: int(indexer.metrics.log_queries.labels(m)._value.get()) for m in ("addresses", "topics")}
     return {
         "seconds": seconds,
         "getlogs_calls": transport.calls["eth_getLogs"],
         "getlogs_request_bytes": transport.sent["eth_getLogs"],
         "getlogs_response_bytes": transport.received["eth_getLogs"],
         "ranges": modes,
-        "logs_dropped": int(metrics.logs_dropped._value.get()),
+        "logs_dropped": int(indexer.metrics.logs_dropped._value.get()),
     }
 
 

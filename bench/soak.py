@@ -347,6 +347,9 @@ def scrape(port: int) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             with contextlib.suppress(ValueError):
                 values[name] = float(value)
+                base, brace, labels = name.partition("{")
+                if brace and labels.startswith('chain_id="') and labels.count("=") == 1:
+                    values[base] = float(value)  # the soak indexes one chain: its series by their bare name
     return values
 
 

@@ -246,9 +246,7 @@ def _chain_job(
                     indexer.prepare()
                     process.start_metadata_once(indexer.store.url)
                     if chain.funding:  # funding on its own thread, connection and node clients
-                        stop_funding = start_funding_worker(settings, indexer.store.url, process.funding(),
-                                                            funding_target(chain),
-                                                            busy=lambda: not health.caught_up)  # fmt: skip
+                        stop_funding = _start_funding(process, indexer.store.url, chain, health)
                     state = indexer.state
                     assert state is not None
                     ws = indexer.config.ws_url
@@ -268,6 +266,18 @@ def _chain_job(
             process.metrics.chain(chain.chain_id).chain_failed.set(1)
 
     return ChainJob(chain.name, attempt, failed)
+
+
+def _start_funding(process: _Process, database_url: str, chain: ChainConfig,
+                   health: HealthState) -> Callable[[], None] | None:  # fmt: skip
+    """The chain's funding worker, waiting while the chain backfills; a funding node that cannot be used is
+    logged and the chain indexes without it (funding is beside the indexer, never in its way)."""
+    try:
+        return start_funding_worker(process.settings, database_url, process.funding(), funding_target(chain),
+                                    busy=lambda: not health.caught_up)  # fmt: skip
+    except QFError as exc:
+        log.warning("funding_worker_not_started", error=str(exc)[:200], hint="`qf funding` can run it later")
+        return None
 
 
 def run_indexer(

@@ -457,6 +457,9 @@ def funding_import(
 def funding_lookup(
     ctx: typer.Context,
     addresses: Annotated[list[str], typer.Argument(help="0x addresses of the wallets to look up.")],
+    chain_id: Annotated[
+        int | None, typer.Option(help="Chain of the wallets (default: QF_CHAIN_ID, else the first configured).")
+    ] = None,
 ) -> None:
     """Search wallets' funding on the node now (and their funders', up to the depth) and print their trails."""
     import time as _time
@@ -471,7 +474,8 @@ def funding_lookup(
         raise ConfigError(str(exc)) from None
     settings = _settings(ctx)
     with _migrated_connection(settings) as conn:
-        chain_id, searched = lookup(settings, _database(settings), wallets)
+        chain_id, searched = lookup(settings, _database(settings), wallets,
+                                    chain_id if chain_id is not None else settings.chain_id)  # fmt: skip
         graph = load_graph(conn, chain_id)
         status = dict(conn.execute(
             "SELECT wallet, status || coalesce(': ' || last_error, '') FROM qf.funding_wallets "
