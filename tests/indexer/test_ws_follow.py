@@ -21,9 +21,9 @@ from web3.exceptions import ProviderConnectionError, TimeExhausted, Web3RPCError
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from indexer.app import resolve_ws_url
 from indexer.heads import failure_kind, head_number, retry_delay_seconds
 from indexer.loop import Indexer
+from qf.chain.config import configured_chains
 from qf.db import connect
 from qf.errors import ConfigError
 from qf.settings import Settings
@@ -254,8 +254,14 @@ def test_the_devnet_default_wakes_by_its_anvils_websocket(chain: Chain, tmp_path
     (tmp_path / "devnet").mkdir()
     (tmp_path / "devnet" / "deployment.json").write_text(chain.deployment.to_json())
     devnet = Settings.from_env({}, home=tmp_path, anvil_port=8547)
-    assert resolve_ws_url(devnet) == "ws://127.0.0.1:8547"
-    assert resolve_ws_url(devnet.with_(ws_url="ws://elsewhere:1")) == "ws://elsewhere:1"
-    assert resolve_ws_url(devnet.with_(rpc_urls=("http://node:8545",))) is None
-    assert resolve_ws_url(devnet.with_(rpc_urls=("http://node:8545",), ws_url="wss://node")) == "wss://node"
-    assert resolve_ws_url(Settings.from_env({}, home=tmp_path / "no-devnet")) is None
+
+    def ws_url(settings: Settings) -> str | None:
+        return configured_chains(settings)[0].ws_url
+
+    core = chain.deployment.core
+    assert ws_url(devnet) == "ws://127.0.0.1:8547"
+    assert ws_url(devnet.with_(ws_url="ws://elsewhere:1")) == "ws://elsewhere:1"
+    assert ws_url(devnet.with_(rpc_urls=("http://node:8545",), core_address=core)) is None
+    assert ws_url(devnet.with_(rpc_urls=("http://node:8545",), core_address=core, ws_url="wss://node")) == "wss://node"
+    elsewhere = Settings.from_env({}, home=tmp_path / "no-devnet")
+    assert ws_url(elsewhere.with_(rpc_urls=("http://node:8545",), core_address=core)) is None
