@@ -984,14 +984,24 @@ def _demo_round(ctx: typer.Context, settings: Settings, seed: int) -> None:
     out.rule("3. simulated round")
     from qf.chain.devnet import devnet_chains
 
-    # One demo round per devnet: a second copy would make every donor active in two rounds.
-    deployment_files = [c.deployment_path for c in devnet_chains(settings)]
-    marker = settings.devnet_dir / f"demo-round-{seed}.sha256"
-    deployed = ""
-    if all(path.exists() for path in deployment_files):
-        deployed = hashlib.sha256(b"".join(path.read_bytes() for path in deployment_files)).hexdigest()
-    if deployed and marker.exists() and marker.read_text().strip() == deployed:
+    # One demo round per devnet: a second copy would make every donor active in two rounds. A marker per chain
+    # holds the hash of the deployment the round went to (the first chain's keeps its one-chain name).
+    def marker(k: int, chain_id: int) -> Path:
+        return settings.devnet_dir / (f"demo-round-{seed}.sha256" if k == 0 else
+                                      f"demo-round-{seed}-chain-{chain_id}.sha256")  # fmt: skip
+
+    def deployed(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+
+    chains = devnet_chains(settings)
+    hashes = [deployed(c.deployment_path) for c in chains]
+    holds = [bool(h) and marker(k, c.chain_id).exists() and marker(k, c.chain_id).read_text().strip() == h
+             for k, (c, h) in enumerate(zip(chains, hashes, strict=True))]  # fmt: skip
+    if all(holds):
         out.print(f"this devnet already holds the demo round of seed {seed}; reusing it (`make clean` starts over)")
+    elif holds[0]:  # a devnet from before it had several chains: the first chain's round stays the only one
+        out.print(f"this devnet's first chain already holds the demo round of seed {seed}, its other chains none; "
+                  "reusing it (`make clean` starts over with a round on every chain)")  # fmt: skip
     else:
         simulate(
             ctx,
@@ -1005,8 +1015,9 @@ def _demo_round(ctx: typer.Context, settings: Settings, seed: int) -> None:
             strategy="dvmdt",
             both_chains_share=0.25,
         )
-        if deployed:
-            marker.write_text(deployed + "\n")
+        for k, chain in enumerate(chains):
+            if digest := deployed(chain.deployment_path):
+                marker(k, chain.chain_id).write_text(digest + "\n")
 
 
 def _demo_index(settings: Settings) -> int:
