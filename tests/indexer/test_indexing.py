@@ -11,6 +11,7 @@ import pytest
 
 from indexer.errors import ReorgTooDeep
 from qf.chain.abi import load_artifact
+from qf.chain.tx import wait_for_receipts
 from qf.db import connect
 from qf.errors import ConfigError
 from qf.sim.execute import execute_plan
@@ -131,8 +132,10 @@ def test_reorg_deeper_than_the_limit_stops_and_deletes_nothing(
     pool = LivePool(chain)
     indexer = make_indexer(chain, db_url, tmp_path, max_reorg_depth=3)
     try:
-        for donor in pool.donors[:6]:
-            pool.donate(donor, pool.recipients[0], 10**14)
+        hashes = [pool.donate(donor, pool.recipients[0], 10**14) for donor in pool.donors[:6]]
+        # anvil answers eth_sendTransaction before it has mined: a sync racing the last blocks would leave
+        # them unindexed, and the reorg below would then reach fewer than max_reorg_depth stored blocks.
+        wait_for_receipts(chain.rpc, hashes)
         sync(indexer)
         before = snapshot(db_url)
         chain.rpc.call("anvil_reorg", [5, []])
