@@ -24,6 +24,7 @@ from qf.chain.config import configured_chains
 from qf.db import connect, with_database
 from qf.db.embedded import resolve_database_url
 from qf.db.migrate import apply_migrations
+from qf.logs import configure_logging
 from qf.settings import Settings
 
 PREFIX = "bench_multichain_"
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=Path(".qf"))
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    configure_logging("console", "warning")
     base = Settings.from_env(home=args.home).with_(indexer_metrics_port=0, funding=False, log_level="warning")
     server = resolve_database_url(base)
     chains = [c.chain_id for c in configured_chains(base) if c.chain_id is not None]
