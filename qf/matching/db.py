@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from qf.errors import ConfigError, DataError
+from qf.errors import AmbiguousChain, ConfigError, DataError
 from qf.eth import to_hex
 from qf.matching.eligibility import Eligibility, Exclusions, eligible_contributions
 from qf.matching.standard import FloatArray
@@ -64,13 +64,20 @@ class PoolRound:
 
 
 def resolve_chain(conn: psycopg.Connection[Any], chain_id: int | None) -> int:
-    """The chain to use: the given one, or the only one indexed."""
+    """The chain a question is about: the one named, else the only one indexed.
+
+    The one policy of every command and page: with several chains indexed and
+    none named, :class:`qf.errors.AmbiguousChain` names them all (never a silent
+    pick such as the lowest); with none indexed, a ConfigError says to index.
+    """
     if chain_id is not None:
         return chain_id
-    chains = [r[0] for r in conn.execute("SELECT chain_id FROM qf.chains ORDER BY 1").fetchall()]
-    if len(chains) != 1:
-        raise ConfigError(f"{len(chains)} chains are indexed; say which with --chain-id")
-    return int(chains[0])
+    chains = [int(r[0]) for r in conn.execute("SELECT chain_id FROM qf.chains ORDER BY 1").fetchall()]
+    if not chains:
+        raise ConfigError("nothing is indexed yet: run `qf index` (or `make demo`) first")
+    if len(chains) > 1:
+        raise AmbiguousChain(chains)
+    return chains[0]
 
 
 def first_pool(conn: psycopg.Connection[Any], chain_id: int) -> int:
@@ -218,6 +225,22 @@ def weights_from_labels(conn: psycopg.Connection[Any], chain_id: int, donors: li
     return np.array([0.0 if d in sybils else 1.0 for d in donors])
 
 
+def labelled_donors(conn: psycopg.Connection[Any], chain_id: int, donors: list[bytes]) -> int:
+    """How many of ``donors`` carry a label (sybil or honest, any source) on the chain."""
+    row = conn.execute(
+        "SELECT count(DISTINCT address) FROM qf.labels WHERE chain_id = %s AND address = ANY(%s)", (chain_id, donors)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def has_model_scores(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> bool:
+    """Whether ``qf score`` has scored the pool (its latest run is in ``qf.donor_risk_latest``)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM qf.donor_risk_latest WHERE chain_id = %s AND pool_id = %s)", (chain_id, pool_id)
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def weights_from_model(
     conn: psycopg.Connection[Any], chain_id: int, pool_id: int, donors: list[bytes]
 ) -> tuple[FloatArray, str, int]:
@@ -279,11 +302,13 @@ def store_run(
     params: dict[str, Any],
     matches: FloatArray,
     base: FloatArray | None,
+    names: list[str | None] | None = None,
 ) -> int:
     """Write the run and its per-recipient results in one transaction; returns the run id."""
     contributors = (pool.contributions > 0).sum(axis=0)
     amounts = pool.contributions.sum(axis=0)
-    names = project_names(conn, pool.chain_id, pool.projects)
+    if names is None:
+        names = project_names(conn, pool.chain_id, pool.projects)
     with conn.transaction():
         row = conn.execute(
             "INSERT INTO qf.matching_runs (chain_id, pool_id, method, params, pool_amount, donors, projects) "
