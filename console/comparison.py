@@ -73,6 +73,8 @@ def compare(conn: psycopg.Connection[Any], chain_id: int, pool_id: int, usd: boo
 
 def from_result(result: MatchingResult) -> Comparison:
     """The page's view of the service's result (no project rows when nothing was donated)."""
+    if result.pool_id is None:
+        raise ValueError("the round page shows one pool, not a round across pools")
     projects = tuple(
         ProjectMatch(p.recipient_id, p.name, p.donors, p.amount, p.matches["standard"], p.matches["cocm"],
                      p.matches["risk-adjusted"])

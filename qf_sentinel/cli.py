@@ -41,6 +41,9 @@ db_app = typer.Typer(help="The database: where it is, stop the embedded server."
 app.add_typer(db_app, name="db")
 labels_app = typer.Typer(help="Sybil labels: import reviewers' verdicts.", no_args_is_help=True)
 app.add_typer(labels_app, name="labels")
+rounds_app = typer.Typer(help="Named rounds: pools on one chain or several, matched together.",
+                         no_args_is_help=True)  # fmt: skip
+app.add_typer(rounds_app, name="rounds")
 prices_app = typer.Typer(help="USD prices for tokens without a price feed.", no_args_is_help=True)
 app.add_typer(prices_app, name="prices")
 funding_app = typer.Typer(
@@ -466,7 +469,15 @@ def sources_import(
 @app.command()
 def matching(
     ctx: typer.Context,
-    pool: Annotated[int, typer.Option(help="Allo pool id.")],
+    pool: Annotated[int | None, typer.Option(help="Allo pool id (or --round).")] = None,
+    round_name: Annotated[
+        str | None,
+        typer.Option("--round", help="A round of `qf rounds add`: its pools across chains and tokens, in USD."),
+    ] = None,
+    matching_usd: Annotated[
+        float | None,
+        typer.Option(help="--round: the matching pool in USD (default: the pools' funding in USD at their ends)."),
+    ] = None,
     method: Annotated[str, typer.Option(help="standard, pairwise, cocm or risk-adjusted.")] = "standard",
     chain_id: Annotated[
         int | None, typer.Option(help="Chain (default: QF_CHAIN_ID, else the only one indexed).")
@@ -506,17 +517,24 @@ def matching(
     ] = False,
     output: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
-    """Compute a pool's matching with a sybil-resistant method; results also go to qf.matching_results.
+    """Compute a pool's or a round's matching with a sybil-resistant method; results also go to qf.matching_results.
 
     Eligibility follows qf-calculator: --min-donation per donation, --exclude-self, and --scores with
     --score-lower/--score-upper (0 below lower, 0.5 at it rising linearly to 1 at upper; donors missing
     from the CSV count as score 0, as qf-calculator's fillna(0)). The numbers are the console's and the
-    demo's: all three render qf.matching.service.match_pool.
+    demo's: all three render qf.matching.service.match_pool. --round NAME matches the round's pools
+    together in USD (donors by address and projects by recipient id across chains; --min-donation in USD).
     """
     from qf.matching import METHODS, Eligibility
     from qf.matching.db import resolve_chain
-    from qf.matching.service import WEIGHT_CHOICES, MethodOptions, ScoreFile, match_pool, store
+    from qf.matching.service import WEIGHT_CHOICES, MethodOptions, ScoreFile, match_pool, match_round, store
 
+    if (pool is None) == (round_name is None):
+        raise ConfigError("say which: --pool ID or --round NAME (one of them)")
+    if round_name is not None and chain_id is not None:
+        raise ConfigError("--chain-id goes with --pool (a round names its pools' chains)")
+    if matching_usd is not None and round_name is None:
+        raise ConfigError("--matching-usd goes with --round (a pool's matching pool is its funding)")
     if method not in METHODS:
         raise ConfigError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
     if output not in ("table", "csv", "json"):
@@ -536,14 +554,49 @@ def matching(
     settings = _settings(ctx)
     # An analyst runs matching again and again: the embedded server stays up for the next call (`qf db stop`).
     with _migrated_connection(settings, keep_running=True) as conn:
-        chain = resolve_chain(conn, chain_id if chain_id is not None else settings.chain_id)
-        result = match_pool(conn, chain, pool, methods=(method,), options=options, weights=donor_weights,
-                            eligibility=rules, eligibility_scores=score_csv, usd=usd)  # fmt: skip
+        if round_name is not None:
+            result = match_round(conn, round_name, methods=(method,), options=options, weights=donor_weights,
+                                 eligibility=rules, eligibility_scores=score_csv,
+                                 matching_usd=matching_usd)  # fmt: skip
+        else:
+            assert pool is not None
+            chain = resolve_chain(conn, chain_id if chain_id is not None else settings.chain_id)
+            result = match_pool(conn, chain, pool, methods=(method,), options=options, weights=donor_weights,
+                                eligibility=rules, eligibility_scores=score_csv, usd=usd)  # fmt: skip
         run_id = store(conn, result, method)
     if result.unpriced:
-        log.warning("unpriced_donations", pool_id=pool, donations=result.unpriced,
+        log.warning("unpriced_donations", pool_id=pool, round=round_name, donations=result.unpriced,
                     hint="no feed or imported price for their token; see qf.unpriced_donations")  # fmt: skip
     render.matching_run(output, result, method, run_id)
+
+
+@rounds_app.command("add")
+def rounds_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The round's name (letters, digits, . _ -).")],
+    pools: Annotated[list[str], typer.Option("--pool", help="CHAIN:POOL, e.g. 10:5; repeat for each pool.")],
+) -> None:
+    """Name a round of one or more indexed pools, on one chain or several (adds to an existing round)."""
+    from qf.matching.rounds import add_round, check_name, parse_pool
+
+    check_name(name)
+    refs = [parse_pool(p) for p in pools]
+    with _migrated_connection(_settings(ctx)) as conn:
+        members = add_round(conn, name, refs)
+    listed = ", ".join(f"{c}:{p}" for c, p in members)
+    out.print(f"round {name}: {len(members)} pool(s) ({listed}); `qf matching --round {name}` matches them in USD",
+              markup=False)  # fmt: skip
+
+
+@rounds_app.command("list")
+def rounds_list(ctx: typer.Context) -> None:
+    """The named rounds and their pools (CHAIN:POOL)."""
+    from qf.matching.rounds import list_rounds
+
+    with _migrated_connection(_settings(ctx)) as conn:
+        rounds = list_rounds(conn)
+    for name, members in rounds:
+        print(name, " ".join(f"{c}:{p}" for c, p in members))
 
 
 @labels_app.command("import")
@@ -951,7 +1004,8 @@ def demo(
     with _migrated_connection(settings) as conn:
         pool_id = first_pool(conn, resolve_chain(conn, settings.chain_id))
     score(ctx, pool=pool_id, chain_id=None, version=None, models_dir=None)
-    matching(ctx, pool=pool_id, method="risk-adjusted", chain_id=None, cap=None, pct_cocm=1.0, cocm_variant="harsh",
+    matching(ctx, pool=pool_id, round_name=None, matching_usd=None, method="risk-adjusted", chain_id=None, cap=None,
+             pct_cocm=1.0, cocm_variant="harsh",
              pairwise_m=None, weights="model", threshold=None, min_donation=None, exclude_self=False, score_csv=None,
              score_lower=None, score_upper=None, exclude_uninformative_donors=False, output="table")  # fmt: skip
     _demo_evaluations(ctx, seed, settings)

@@ -55,7 +55,8 @@ def matching_rows(result: MatchingResult, method: Method) -> list[dict[str, Any]
 
 def matching_run(output: str, result: MatchingResult, method: Method, run_id: int) -> None:
     """`qf matching`'s output: the stored run of :func:`qf.matching.service.match_pool`'s result."""
-    meta = {"run_id": run_id, "chain_id": result.chain_id, "pool_id": result.pool_id, "method": method,
+    meta = {"run_id": run_id, "chain_id": result.chain_id, "pool_id": result.pool_id, "round": result.round_name,
+            "pools": [list(p) for p in result.pools], "title": result.title, "method": method,
             "params": result.params(method), "pool_amount": result.pool_amount, "donors": result.donors,
             "weights_source": result.weights_source, "notes": list(result.notes)}  # fmt: skip
     matching_table(output, matching_rows(result, method), meta)
@@ -76,7 +77,8 @@ def matching_table(output: str, rows: list[dict[str, Any]], meta: dict[str, Any]
         writer.writeheader()
         writer.writerows(safe_record(r) for r in rows)  # project names are chain data
     else:
-        title = f"pool {meta['pool_id']} · {meta['method']} · run {meta['run_id']} (qf.matching_results)"
+        where = meta.get("title") or f"pool {meta['pool_id']}"
+        title = f"{where} · {meta['method']} · run {meta['run_id']} (qf.matching_results)"
         table = Table(*(rows[0] if rows else ["recipient_id"]), title=title)
         # A terminal shows the top of the ranking; every row is in the run's table and in --format csv|json.
         for row in rows[:TABLE_ROWS]:

@@ -20,7 +20,7 @@ they only render (formulas in :mod:`qf.matching`, database reads in
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,6 +31,8 @@ import psycopg
 from qf.errors import ConfigError
 from qf.matching import METHODS, Method, compute_matching
 from qf.matching.db import (
+    PoolDonations,
+    PoolRef,
     PoolRound,
     eligible_round,
     has_model_scores,
@@ -40,10 +42,11 @@ from qf.matching.db import (
     read_scores_csv,
     store_run,
     weights_from_labels,
-    weights_from_model,
+    weights_from_models,
 )
 from qf.matching.eligibility import Eligibility, Exclusions
 from qf.matching.risk import WeightMode, weights_from_scores
+from qf.matching.rounds import round_donations, round_project_names
 from qf.matching.standard import FloatArray
 
 if TYPE_CHECKING:
@@ -135,8 +138,9 @@ class MatchingResult:
     ascending); :meth:`projects` gives them as rows, ranked.
     """
 
-    chain_id: int
-    pool_id: int
+    #: the pool's chain and id; both None for a round across pools (``round.round_name``, ``round.pools``)
+    chain_id: int | None
+    pool_id: int | None
     pool_amount: float
     #: the contribution matrix after eligibility (donors x projects), the one every method ran on
     round: PoolRound
@@ -158,6 +162,24 @@ class MatchingResult:
     scores_file: str | None = None
     #: facts a reader should see next to the numbers (left-out donations, unscored donors)
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def round_name(self) -> str | None:
+        return self.round.round_name
+
+    @property
+    def pools(self) -> tuple[PoolRef, ...]:
+        """Every (chain, pool) matched."""
+        return self.round.pools
+
+    @property
+    def title(self) -> str:
+        """``pool 3`` or ``round gg24 (2 pools on chains 10, 42161)``."""
+        if self.round_name is None:
+            return f"pool {self.pool_id}"
+        chains = ", ".join(str(c) for c in sorted({c for c, _ in self.pools}))
+        pools = f"{len(self.pools)} pool{'s' if len(self.pools) != 1 else ''}"
+        return f"round {self.round_name} ({pools} on chain{'s' if ',' in chains else ''} {chains})"
 
     @property
     def donors(self) -> int:
@@ -186,6 +208,8 @@ class MatchingResult:
                                   "excluded": self.excluded.as_dict()}  # fmt: skip
         if self.usd:
             params |= {"amounts": "usd", "unpriced_donations": self.unpriced}
+        if self.round_name is not None:
+            params["pools"] = [list(p) for p in self.pools]
         if self.scores_file is not None:
             params["scores"] = self.scores_file
         if method == "risk-adjusted" and self.weights is not None:
@@ -198,6 +222,37 @@ class MatchingResult:
 
             params["pairwise_m"] = self.options.pairwise_m if self.options.pairwise_m is not None else DEFAULT_M
         return params
+
+
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """A checked request: what every matching needs besides its donations."""
+
+    methods: tuple[Method, ...]
+    options: MethodOptions
+    rules: Eligibility
+    weights: WeightsChoice | ScoreFile
+    scores_file: Path | None
+    passport: dict[bytes, float] | None
+
+
+def _ask(
+    methods: Sequence[Method], options: MethodOptions | None, weights: WeightsChoice | ScoreFile,
+    eligibility: Eligibility | None, eligibility_scores: Path | None,
+) -> _Asked:  # fmt: skip
+    asked = tuple(dict.fromkeys(methods))
+    for method in asked:
+        if method not in METHODS:
+            raise ConfigError(f"matching method must be one of {', '.join(METHODS)}, got {method!r}")
+    rules = eligibility or Eligibility()
+    if rules.scales_by_score and eligibility_scores is None:
+        raise ConfigError("scaling by score needs a scores CSV (--scores)")
+    if eligibility_scores is not None and not rules.scales_by_score:
+        raise ConfigError("a scores CSV needs both score thresholds (--score-lower and --score-upper)")
+    if isinstance(weights, str) and weights not in WEIGHT_CHOICES:
+        raise ConfigError(f"weights must be one of {', '.join(WEIGHT_CHOICES)} or a CSV of scores, got {weights!r}")
+    passport = read_scores_csv(eligibility_scores, unit_interval=False) if eligibility_scores is not None else None
+    return _Asked(asked, options or MethodOptions(), rules, weights, eligibility_scores, passport)
 
 
 def match_pool(
@@ -219,37 +274,57 @@ def match_pool(
     donations in every token at their USD value at donation time (unpriced ones
     left out and counted, never valued at 0). Nothing is written: see :func:`store`.
     """
-    asked = tuple(dict.fromkeys(methods))
-    for method in asked:
-        if method not in METHODS:
-            raise ConfigError(f"matching method must be one of {', '.join(METHODS)}, got {method!r}")
-    options = options or MethodOptions()
-    rules = eligibility or Eligibility()
-    if rules.scales_by_score and eligibility_scores is None:
-        raise ConfigError("scaling by score needs a scores CSV (--scores)")
-    if eligibility_scores is not None and not rules.scales_by_score:
-        raise ConfigError("a scores CSV needs both score thresholds (--score-lower and --score-upper)")
-    if isinstance(weights, str) and weights not in WEIGHT_CHOICES:
-        raise ConfigError(f"weights must be one of {', '.join(WEIGHT_CHOICES)} or a CSV of scores, got {weights!r}")
-    passport = read_scores_csv(eligibility_scores, unit_interval=False) if eligibility_scores is not None else None
+    asked = _ask(methods, options, weights, eligibility, eligibility_scores)
     donations = load_donations(conn, chain_id, pool_id, usd=usd)
-    round_, excluded = eligible_round(donations, rules, passport)
+    return _match(conn, donations, asked, lambda projects: project_names(conn, chain_id, projects))
+
+
+def match_round(
+    conn: psycopg.Connection[Any],
+    name: str,
+    *,
+    methods: Sequence[Method] = ("standard",),
+    options: MethodOptions | None = None,
+    weights: WeightsChoice | ScoreFile = "auto",
+    eligibility: Eligibility | None = None,
+    eligibility_scores: Path | None = None,
+    matching_usd: float | None = None,
+) -> MatchingResult:
+    """The matching of a named round (``qf rounds add``) across its pools, chains and tokens, in USD.
+
+    As qf-calculator matches on ``amountUSD``: donors are addresses and projects
+    recipient ids across every chain (:mod:`qf.matching.rounds`); a minimum
+    donation is in USD. The matching pool is the pools' funding in USD at their
+    allocation ends unless ``matching_usd`` states it. Weights follow the same
+    policy as a pool's, over all the round's pools and chains (a donor scored in
+    several pools takes its lowest weight; a sybil label on any of the chains counts).
+    """
+    asked = _ask(methods, options, weights, eligibility, eligibility_scores)
+    donations = round_donations(conn, name, matching_usd=matching_usd)
+    return _match(conn, donations, asked, lambda projects: round_project_names(conn, donations.pools, projects))
+
+
+def _match(
+    conn: psycopg.Connection[Any], donations: PoolDonations, asked: _Asked,
+    names_of: Callable[[list[bytes]], list[str | None]],
+) -> MatchingResult:  # fmt: skip
+    round_, excluded = eligible_round(donations, asked.rules, asked.passport)
     notes: list[str] = []
     if donations.unpriced:
         notes.append(f"{donations.unpriced:,} donations without a USD price are left out, not valued at 0")
     donor_weights = None
-    if "risk-adjusted" in asked:
-        donor_weights = resolve_weights(conn, round_, weights)
+    if "risk-adjusted" in asked.methods:
+        donor_weights = resolve_weights(conn, round_, asked.weights)
         if donor_weights.unscored_donors:
             notes.append(f"{donor_weights.unscored_donors:,} donors gave after the latest `qf score` run "
                          "and keep weight 1")  # fmt: skip
-    matches = _run_methods(round_, ("standard", *asked), options, donor_weights)
-    names = tuple(project_names(conn, chain_id, round_.projects))
+    matches = _run_methods(round_, ("standard", *asked.methods), asked.options, donor_weights)
     return MatchingResult(
-        chain_id=chain_id, pool_id=pool_id, pool_amount=round_.pool_amount, round=round_, names=names,
-        matches=matches, methods=asked, options=options, eligibility=rules, excluded=excluded,
-        weights=donor_weights, usd=usd, unpriced=donations.unpriced,
-        scores_file=None if eligibility_scores is None else str(eligibility_scores), notes=tuple(notes),
+        chain_id=donations.chain_id, pool_id=donations.pool_id, pool_amount=round_.pool_amount, round=round_,
+        names=tuple(names_of(round_.projects)), matches=matches, methods=asked.methods, options=asked.options,
+        eligibility=asked.rules, excluded=excluded, weights=donor_weights, usd=donations.usd,
+        unpriced=donations.unpriced, scores_file=None if asked.scores_file is None else str(asked.scores_file),
+        notes=tuple(notes),
     )  # fmt: skip
 
 
@@ -264,19 +339,21 @@ def resolve_weights(
         mode: WeightMode = "exclude" if choice.threshold is not None else "linear"
         values = weights_from_scores(raw, threshold=choice.threshold, mode=mode)
         return DonorWeights("csv", values, requested="csv", path=str(choice.path), threshold=choice.threshold)
+    pools = round_.pools
+    chains = sorted({c for c, _ in pools})
     source = choice
     if choice == "auto":
-        if has_model_scores(conn, round_.chain_id, round_.pool_id):
+        if has_model_scores(conn, pools):
             source = "model"
-        elif labelled_donors(conn, round_.chain_id, donors):
+        elif labelled_donors(conn, chains, donors):
             source = "labels"
         else:
             source = "none"
     if source == "model":
-        values, version, unscored = weights_from_model(conn, round_.chain_id, round_.pool_id, donors)
+        values, version, unscored = weights_from_models(conn, pools, donors)
         return DonorWeights("model", values, requested=choice, model_version=version, unscored_donors=unscored)
     if source == "labels":
-        return DonorWeights("labels", weights_from_labels(conn, round_.chain_id, donors), requested=choice)
+        return DonorWeights("labels", weights_from_labels(conn, chains, donors), requested=choice)
     return DonorWeights("none", np.ones(len(donors)), requested=choice)
 
 
