@@ -1,9 +1,11 @@
-"""The matching of a pool, answered once: load, eligibility, donor weights, methods, names.
+"""The matching of a pool or a round, answered once: load, eligibility, donor weights, methods, names.
 
 ``qf matching``, the console's round page and ``make demo`` all ask the same
 question; :func:`match_pool` answers it and returns a :class:`MatchingResult`
 they only render (formulas in :mod:`qf.matching`, database reads in
-:mod:`qf.matching.db`). The policies every caller gets:
+:mod:`qf.matching.db`). :func:`match_round` answers it for a named round across
+pools and chains, in USD (:mod:`qf.matching.rounds`), with the same result
+type. The policies every caller gets:
 
 * **chain**: the one named, else the only one indexed, else
   :class:`qf.errors.AmbiguousChain` naming every indexed chain
@@ -12,7 +14,7 @@ they only render (formulas in :mod:`qf.matching`, database reads in
   matrix as it is): ``"auto"`` takes the pool's latest ``qf score`` run when
   there is one (``model``), else the sybil labels when any donor of the pool
   has one (``labels``: sybil 0, everyone else 1), else every weight 1
-  (``none``). ``"model"``, ``"labels"``, ``"none"`` or a :class:`ScoreFile`
+  (``none``); for a round, over all its pools and chains. ``"model"``, ``"labels"``, ``"none"`` or a :class:`ScoreFile`
   choose explicitly; ``"model"`` without a run is an error, not a fallback.
 * **standard QF is always computed**: it is what every other method is set
   against (the risk-adjusted run's ``base_match``, the console's deltas).
