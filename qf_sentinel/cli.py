@@ -924,6 +924,53 @@ def _demo_funding(settings: Settings) -> None:
     out.print(table)
 
 
+#: Bumped whenever `qf simulate` changes what it writes on chain (strategies, funding transfers): a devnet holding a
+#: demo round of another format is started afresh rather than reused.
+DEMO_ROUND_FORMAT = "3"
+
+
+def _demo_round(ctx: typer.Context, settings: Settings, seed: int) -> None:
+    """Step 3 of the demo: the simulated round, written once per devnet."""
+    out.rule("3. simulated round")
+    # One demo round per devnet: a second copy would make every donor active in two rounds.
+    deployment_file = settings.devnet_dir / "deployment.json"
+    marker = settings.devnet_dir / f"demo-round-{seed}.sha256"
+    deployed = hashlib.sha256(deployment_file.read_bytes()).hexdigest() if deployment_file.exists() else ""
+    if deployed and marker.exists() and marker.read_text().split() == [deployed, DEMO_ROUND_FORMAT]:
+        out.print(f"this devnet already holds the demo round of seed {seed}; reusing it (`make clean` starts over)")
+    else:
+        simulate(
+            ctx,
+            seed=seed,
+            honest_donors=300,
+            projects_per_pool=20,
+            pools=2,
+            rpc_url=None,
+            block_seconds=12,
+            labels_out=None,
+            strategy="dvmdt",
+        )
+        if deployed:
+            marker.write_text(f"{deployed} {DEMO_ROUND_FORMAT}\n")
+
+
+def _forget_outdated_demo_round(settings: Settings, seed: int) -> None:
+    """When the devnet holds this seed's demo round as an older version of the simulator wrote it, stop it and
+    forget its deployment, so the demo starts a fresh devnet (the database follows it as a new chain)."""
+    marker = settings.devnet_dir / f"demo-round-{seed}.sha256"
+    if not marker.exists():
+        return
+    words = marker.read_text().split()
+    if len(words) >= 2 and words[1] == DEMO_ROUND_FORMAT:
+        return
+    from qf.chain.devnet import stop_devnet
+
+    out.print("this devnet holds a demo round written by an older version of `qf simulate`: starting a fresh devnet")
+    stop_devnet(settings)
+    for stale in (settings.devnet_dir / "deployment.json", *settings.devnet_dir.glob("demo-round-*.sha256")):
+        stale.unlink(missing_ok=True)
+
+
 def _demo_evaluations(ctx: typer.Context, seed: int, settings: Settings) -> None:
     """Steps 9 and 10 of the demo: the gate on Round 9, after the fact and as it is used."""
     out.rule("9. the gate on real donors: Round 9 background, attack families held out (qf eval)")
@@ -943,32 +990,13 @@ def demo(
 
     settings = _settings(ctx)
     out.rule("1. devnet")
+    _forget_outdated_demo_round(settings, seed)
     devnet(ctx, as_json=False, stop=False)
     out.rule("2. database")
     with _migrated_connection(settings) as conn:
         labels_before = conn.execute("SELECT count(*) FROM qf.labels").fetchone()[0]
     out.print(f"PostgreSQL at {redact_url(_database(settings))} (qf.labels holds {labels_before} rows)")
-    out.rule("3. simulated round")
-    # One demo round per devnet: a second copy would make every donor active in two rounds.
-    deployment_file = settings.devnet_dir / "deployment.json"
-    marker = settings.devnet_dir / f"demo-round-{seed}.sha256"
-    deployed = hashlib.sha256(deployment_file.read_bytes()).hexdigest() if deployment_file.exists() else ""
-    if deployed and marker.exists() and marker.read_text().strip() == deployed:
-        out.print(f"this devnet already holds the demo round of seed {seed}; reusing it (`make clean` starts over)")
-    else:
-        simulate(
-            ctx,
-            seed=seed,
-            honest_donors=300,
-            projects_per_pool=20,
-            pools=2,
-            rpc_url=None,
-            block_seconds=12,
-            labels_out=None,
-            strategy="dvmdt",
-        )
-        if deployed:
-            marker.write_text(deployed + "\n")
+    _demo_round(ctx, settings, seed)
     out.rule("4. index")
     from rich.table import Table
 
