@@ -44,8 +44,9 @@ from console.middleware import BodyLimit, SecurityHeaders
 from console.model_view import plot_path, served_model
 from console.review import ReviewConflict, ReviewError, parse_verdict, record_verdict
 from console.throttle import LoginThrottle
-from qf.errors import ConfigError, QFError
+from qf.errors import AmbiguousChain, ConfigError, QFError
 from qf.eth import address
+from qf.matching.db import resolve_chain
 from scorer import experiment_store
 
 log = structlog.get_logger()
@@ -158,7 +159,8 @@ class Console:
         return PlainTextResponse("ok")
 
     async def chain(self) -> int:
-        return await self.db(queries.pick_chain, self.config.chain_id)
+        """The chain every page shows: QF_CHAIN_ID, else the only one indexed (the core's one policy)."""
+        return await self.db(resolve_chain, self.config.chain_id)
 
     def render(self, request: Request, name: str, context: dict[str, Any], status: int = 200,
                headers: Mapping[str, str] | None = None) -> Response:  # fmt: skip
@@ -190,6 +192,8 @@ class Console:
             _check_query(request)
             try:
                 return await handler(request, login)
+            except AmbiguousChain as exc:  # several chains and none configured: say so, never pick one
+                return self.render(request, "error.html", {"title": "Which chain?", "message": str(exc)}, 503)
             except ConfigError as exc:  # nothing indexed yet...
                 return self.render(request, "error.html", {"title": "Not ready", "message": str(exc)}, 503)
             except QFError as exc:  # data the page cannot show (e.g. a token of unknown decimals)

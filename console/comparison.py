@@ -1,10 +1,11 @@
-"""A round's matching under standard QF, COCM and risk-adjusted QF, side by side, per project.
+"""A round's matching under standard QF, COCM and risk-adjusted QF, side by side, per project: the round page.
 
-The risk-adjusted column uses the pool's latest batch scores (``qf score``)
-when there are some, else the sybil labels, exactly as ``qf matching`` would.
-A comparison is cached per pool until the indexer commits a block, a new score
-run lands or a label changes (a round's COCM takes seconds on Round 9; a page
-view should not).
+The numbers are :func:`qf.matching.service.match_pool`'s, as ``qf matching``
+and the demo show them (its policies: risk-adjusted weights from the pool's
+latest ``qf score`` run, else the sybil labels, else none). This module only
+shapes that result for the page, the chart and the CSV. A comparison is cached
+per pool until the indexer commits a block, a new score run lands or a label
+changes (a round's COCM takes seconds on Round 9; a page view should not).
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
 import psycopg
 
 from qf.csvsafe import safe_row
-from qf.matching import compute_matching
-from qf.matching.db import contribution_matrix, load_donations, project_names, weights_from_labels, weights_from_model
+from qf.matching import Method
+from qf.matching.service import MatchingResult, match_pool
 
-METHODS = ("standard", "cocm", "risk_adjusted")
+#: The methods the page sets side by side.
+METHODS: tuple[Method, ...] = ("standard", "cocm", "risk-adjusted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +51,15 @@ class ProjectMatch:
 class Comparison:
     pool_id: int
     pool_amount: float
-    #: "model <version>" or "labels"
+    #: how risk-adjusted matching weighed donors: "model <version>", "labels" or "none"
     weights_from: str
     projects: tuple[ProjectMatch, ...]
     #: amounts in USD across every token of the pool (else the pool's token only)
     usd: bool = False
     #: donations left out in USD for want of a price
     unpriced: int = 0
+    #: the service's notes (unscored donors...)
+    notes: tuple[str, ...] = ()
 
 
 def compare(conn: psycopg.Connection[Any], chain_id: int, pool_id: int, usd: bool = False) -> Comparison:
@@ -65,32 +68,20 @@ def compare(conn: psycopg.Connection[Any], chain_id: int, pool_id: int, usd: boo
     With ``usd``, donations in every token count at their USD value (as ``qf matching --usd``
     and qf-calculator's amountUSD); otherwise only the pool's token counts.
     """
-    donations = load_donations(conn, chain_id, pool_id, usd=usd)
-    pool = contribution_matrix(donations)
-    has_scores = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM qf.donor_risk_latest WHERE chain_id = %s AND pool_id = %s)", (chain_id, pool_id)
-    ).fetchone()
-    if has_scores and has_scores[0]:
-        weights, version, _missing = weights_from_model(conn, chain_id, pool_id, pool.donors)
-        source = f"model {version}"
-    else:
-        weights, source = weights_from_labels(conn, chain_id, pool.donors), "labels"
-    names = project_names(conn, chain_id, pool.projects)
-    c, amount = pool.contributions, pool.pool_amount
-    if c.size == 0 or not c.any():
-        return Comparison(pool_id, amount, source, (), usd, donations.unpriced)
-    standard = compute_matching(c, amount)
-    cocm = compute_matching(c, amount, method="cocm")
-    risk = compute_matching(c, amount, method="risk-adjusted", weights=weights)
-    donors = (c > 0).sum(axis=0)
-    totals = c.sum(axis=0)
-    order = np.argsort(-standard, kind="stable")
+    return from_result(match_pool(conn, chain_id, pool_id, methods=METHODS, usd=usd))
+
+
+def from_result(result: MatchingResult) -> Comparison:
+    """The page's view of the service's result (no project rows when nothing was donated)."""
+    if result.pool_id is None:
+        raise ValueError("the round page shows one pool, not a round across pools")
     projects = tuple(
-        ProjectMatch(pool.projects[j], names[j], int(donors[j]), float(totals[j]),
-                     float(standard[j]), float(cocm[j]), float(risk[j]))
-        for j in order
-    )  # fmt: skip
-    return Comparison(pool_id, amount, source, projects, usd, donations.unpriced)
+        ProjectMatch(p.recipient_id, p.name, p.donors, p.amount, p.matches["standard"], p.matches["cocm"],
+                     p.matches["risk-adjusted"])
+        for p in result.projects(by="standard")
+    ) if result.donors else ()  # fmt: skip
+    return Comparison(result.pool_id, result.pool_amount, result.weights_source, projects, result.usd,
+                      result.unpriced, result.notes)  # fmt: skip
 
 
 def to_csv(comparison: Comparison) -> str:

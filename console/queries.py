@@ -14,8 +14,6 @@ from typing import Any, Literal
 import psycopg
 from psycopg.rows import dict_row
 
-from qf.errors import ConfigError
-
 Row = dict[str, Any]
 QueueStatus = Literal["pending", "reviewed", "all"]
 PAGE_SIZE = 50
@@ -32,16 +30,6 @@ def _rows(conn: psycopg.Connection[Any], query: str, params: Params = ()) -> lis
 def _row(conn: psycopg.Connection[Any], query: str, params: Params = ()) -> Row | None:
     rows = _rows(conn, query, params)
     return rows[0] if rows else None
-
-
-def pick_chain(conn: psycopg.Connection[Any], configured: int | None) -> int:
-    """The configured chain, else the lowest indexed one; ConfigError when nothing is indexed."""
-    if configured is not None:
-        return configured
-    row = conn.execute("SELECT min(chain_id) FROM qf.chains").fetchone()
-    if row is None or row[0] is None:
-        raise ConfigError("nothing is indexed yet: run `qf index` (or `make demo`) first")
-    return int(row[0])
 
 
 # -- rounds ----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ that line and exits non-zero instead of showing a traceback::
 
     QFError
     ├── ConfigError          bad or missing setting, file or flag value
+    │   └── AmbiguousChain   several chains are indexed and none was named
     ├── DataError            malformed input data (a CSV, a labels file)
     ├── DatabaseError        the database cannot be reached or migrated
     └── ChainError           the node cannot be used
@@ -23,6 +24,17 @@ class QFError(Exception):
 
 class ConfigError(QFError):
     """A setting, flag or file given by the user cannot be used."""
+
+
+class AmbiguousChain(ConfigError):
+    """Several chains are indexed and the question did not say which; ``chains`` lists them."""
+
+    def __init__(self, chains: list[int]) -> None:
+        names = ", ".join(str(c) for c in chains)
+        super().__init__(
+            f"{len(chains)} chains are indexed ({names}): name one with --chain-id or QF_CHAIN_ID"
+        )
+        self.chains = chains
 
 
 class DataError(QFError):

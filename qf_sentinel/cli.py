@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import structlog
 import typer
@@ -27,6 +27,9 @@ from qf.settings import ENV_VARS, Settings
 from qf_sentinel import render
 from qf_sentinel.render import out
 
+if TYPE_CHECKING:
+    from qf.matching.cocm import Variant
+
 app = typer.Typer(
     name="qf",
     help="QF Sentinel: watch quadratic-funding rounds on Ethereum.",
@@ -38,6 +41,9 @@ db_app = typer.Typer(help="The database: where it is, stop the embedded server."
 app.add_typer(db_app, name="db")
 labels_app = typer.Typer(help="Sybil labels: import reviewers' verdicts.", no_args_is_help=True)
 app.add_typer(labels_app, name="labels")
+rounds_app = typer.Typer(help="Named rounds: pools on one chain or several, matched together.",
+                         no_args_is_help=True)  # fmt: skip
+app.add_typer(rounds_app, name="rounds")
 prices_app = typer.Typer(help="USD prices for tokens without a price feed.", no_args_is_help=True)
 app.add_typer(prices_app, name="prices")
 funding_app = typer.Typer(
@@ -517,9 +523,19 @@ def sources_import(
 @app.command()
 def matching(
     ctx: typer.Context,
-    pool: Annotated[int, typer.Option(help="Allo pool id.")],
+    pool: Annotated[int | None, typer.Option(help="Allo pool id (or --round).")] = None,
+    round_name: Annotated[
+        str | None,
+        typer.Option("--round", help="A round of `qf rounds add`: its pools across chains and tokens, in USD."),
+    ] = None,
+    matching_usd: Annotated[
+        float | None,
+        typer.Option(help="--round: the matching pool in USD (default: the pools' funding in USD at their ends)."),
+    ] = None,
     method: Annotated[str, typer.Option(help="standard, pairwise, cocm or risk-adjusted.")] = "standard",
-    chain_id: Annotated[int | None, typer.Option(help="Chain (default: the only one indexed).")] = None,
+    chain_id: Annotated[
+        int | None, typer.Option(help="Chain (default: QF_CHAIN_ID, else the only one indexed).")
+    ] = None,
     cap: Annotated[float | None, typer.Option(help="Cap per project, percent of the pool.")] = None,
     pct_cocm: Annotated[float, typer.Option(min=0.0, max=1.0, help="COCM share of the crossfade with QF.")] = 1.0,
     cocm_variant: Annotated[str, typer.Option(help="harsh (Gitcoin's) or markov.")] = "harsh",
@@ -527,10 +543,10 @@ def matching(
     weights: Annotated[
         str,
         typer.Option(
-            help="risk-adjusted: `model` (weights of the latest `qf score --pool`), `labels` (sybil labels get 0) "
-            "or a CSV of address,score."
+            help="risk-adjusted: `auto` (the latest `qf score --pool` run if any, else the sybil labels if any "
+            "donor has one, else none), `model`, `labels` (sybil labels get 0), `none` or a CSV of address,score."
         ),
-    ] = "labels",
+    ] = "auto",
     threshold: Annotated[
         float | None, typer.Option(help="risk-adjusted with scores: exclude donors above this score.")
     ] = None,
@@ -555,102 +571,86 @@ def matching(
     ] = False,
     output: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
-    """Compute a pool's matching with a sybil-resistant method; results also go to qf.matching_results.
+    """Compute a pool's or a round's matching with a sybil-resistant method; results also go to qf.matching_results.
 
     Eligibility follows qf-calculator: --min-donation per donation, --exclude-self, and --scores with
     --score-lower/--score-upper (0 below lower, 0.5 at it rising linearly to 1 at upper; donors missing
-    from the CSV count as score 0, as qf-calculator's fillna(0)).
+    from the CSV count as score 0, as qf-calculator's fillna(0)). The numbers are the console's and the
+    demo's: all three render qf.matching.service.match_pool. --round NAME matches the round's pools
+    together in USD (donors by address and projects by recipient id across chains; --min-donation in USD).
     """
-    from qf.matching import METHODS, Eligibility, compute_matching
-    from qf.matching.db import (
-        eligible_round,
-        load_donations,
-        project_names,
-        read_scores_csv,
-        resolve_chain,
-        store_run,
-    )
+    from qf.matching import METHODS, Eligibility
+    from qf.matching.db import resolve_chain
+    from qf.matching.service import WEIGHT_CHOICES, MethodOptions, ScoreFile, match_pool, match_round, store
 
+    if (pool is None) == (round_name is None):
+        raise ConfigError("say which: --pool ID or --round NAME (one of them)")
+    if round_name is not None and chain_id is not None:
+        raise ConfigError("--chain-id goes with --pool (a round names its pools' chains)")
+    if matching_usd is not None and round_name is None:
+        raise ConfigError("--matching-usd goes with --round (a pool's matching pool is its funding)")
     if method not in METHODS:
         raise ConfigError(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
     if output not in ("table", "csv", "json"):
         raise ConfigError(f"--format must be table, csv or json, not {output!r}")
+    if cocm_variant not in ("harsh", "markov"):
+        raise ConfigError(f"--cocm-variant must be harsh or markov, not {cocm_variant!r}")
+    rules = Eligibility(min_donation=min_donation, exclude_self=exclude_self, score_lower=score_lower,
+                        score_upper=score_upper)  # fmt: skip
+    if rules.scales_by_score and score_csv is None:
+        raise ConfigError("--score-lower/--score-upper need --scores CSV")
+    if score_csv is not None and not rules.scales_by_score:
+        raise ConfigError("--scores needs --score-lower and --score-upper")
+    donor_weights = weights if weights in WEIGHT_CHOICES else ScoreFile(Path(weights), threshold)
+    options = MethodOptions(cap_pct=cap, pct_cocm=pct_cocm, cocm_variant=cast("Variant", cocm_variant),
+                            pairwise_m=pairwise_m,
+                            exclude_uninformative_donors=exclude_uninformative_donors)  # fmt: skip
     settings = _settings(ctx)
     # An analyst runs matching again and again: the embedded server stays up for the next call (`qf db stop`).
     with _migrated_connection(settings, keep_running=True) as conn:
-        chain = resolve_chain(conn, chain_id)
-        rules = Eligibility(min_donation=min_donation, exclude_self=exclude_self, score_lower=score_lower,
-                            score_upper=score_upper)  # fmt: skip
-        if rules.scales_by_score and score_csv is None:
-            raise ConfigError("--score-lower/--score-upper need --scores CSV")
-        if score_csv is not None and not rules.scales_by_score:
-            raise ConfigError("--scores needs --score-lower and --score-upper")
-        passport = read_scores_csv(score_csv, unit_interval=False) if score_csv is not None else None
-        donations = load_donations(conn, chain, pool, usd=usd)
-        round_, excluded = eligible_round(donations, rules, passport)
-        params: dict[str, Any] = {"cap_pct": cap, "eligibility": rules.params(), "excluded": excluded.as_dict()}
-        if usd:
-            params |= {"amounts": "usd", "unpriced_donations": donations.unpriced}
-            if donations.unpriced:
-                log.warning("unpriced_donations", pool_id=pool, donations=donations.unpriced,
-                            hint="no feed or imported price for their token; see qf.unpriced_donations")  # fmt: skip
-        if score_csv is not None:
-            params["scores"] = str(score_csv)
-        donor_weights = None
-        if method == "risk-adjusted":
-            donor_weights, how = _donor_weights(conn, chain, pool, round_.donors, weights, threshold)
-            params |= how
-        if method == "cocm":
-            params |= {"pct_cocm": pct_cocm, "cocm_variant": cocm_variant,
-                       "exclude_uninformative_donors": exclude_uninformative_donors}  # fmt: skip
-        if method == "pairwise":
-            from qf.matching.pairwise import DEFAULT_M
-
-            params["pairwise_m"] = pairwise_m if pairwise_m is not None else DEFAULT_M
-        matches = compute_matching(
-            round_.contributions, round_.pool_amount, method=method,
-            cap_pct=cap, pct_cocm=pct_cocm, pairwise_m=pairwise_m,
-            cocm_variant=cocm_variant,  # type: ignore[arg-type]
-            weights=donor_weights, exclude_uninformative_donors=exclude_uninformative_donors,
-        )  # fmt: skip
-        base = (
-            compute_matching(round_.contributions, round_.pool_amount, method="standard", cap_pct=cap)
-            if method == "risk-adjusted"
-            else None
-        )
-        run_id = store_run(conn, round_, method=method, params=params, matches=matches, base=base)
-        names = project_names(conn, chain, round_.projects)
-    contributors = (round_.contributions > 0).sum(axis=0)
-    amounts = round_.contributions.sum(axis=0)
-    rows: list[dict[str, Any]] = []
-    for j, project in enumerate(round_.projects):
-        row: dict[str, Any] = {"project": names[j] or "", "recipient_id": to_hex(project),
-                               "contributors": int(contributors[j]),
-                               "amount": round(float(amounts[j]), 6), "match": round(float(matches[j]), 6)}  # fmt: skip
-        if base is not None:
-            row |= {"base_match": round(float(base[j]), 6), "delta": round(float(matches[j] - base[j]), 6)}
-        rows.append(row)
-    rows.sort(key=lambda r: -float(r["match"]))
-    render.matching_table(output, rows, {"run_id": run_id, "chain_id": chain, "pool_id": pool, "method": method,
-                                    "params": params, "pool_amount": round_.pool_amount})  # fmt: skip
+        if round_name is not None:
+            result = match_round(conn, round_name, methods=(method,), options=options, weights=donor_weights,
+                                 eligibility=rules, eligibility_scores=score_csv,
+                                 matching_usd=matching_usd)  # fmt: skip
+        else:
+            assert pool is not None
+            chain = resolve_chain(conn, chain_id if chain_id is not None else settings.chain_id)
+            result = match_pool(conn, chain, pool, methods=(method,), options=options, weights=donor_weights,
+                                eligibility=rules, eligibility_scores=score_csv, usd=usd)  # fmt: skip
+        run_id = store(conn, result, method)
+    if result.unpriced:
+        log.warning("unpriced_donations", pool_id=pool, round=round_name, donations=result.unpriced,
+                    hint="no feed or imported price for their token; see qf.unpriced_donations")  # fmt: skip
+    render.matching_run(output, result, method, run_id)
 
 
-def _donor_weights(
-    conn: Any, chain: int, pool: int, donors: list[bytes], weights: str, threshold: float | None
-) -> tuple[Any, dict[str, Any]]:
-    """Risk-adjusted matching's donor weights from `model`, `labels` or a CSV, and how they were made."""
-    from qf.matching import weights_from_scores
-    from qf.matching.db import read_scores_csv, weights_from_labels, weights_from_model
+@rounds_app.command("add")
+def rounds_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The round's name (letters, digits, . _ -).")],
+    pools: Annotated[list[str], typer.Option("--pool", help="CHAIN:POOL, e.g. 10:5; repeat for each pool.")],
+) -> None:
+    """Name a round of one or more indexed pools, on one chain or several (adds to an existing round)."""
+    from qf.matching.rounds import add_round, check_name, parse_pool
 
-    how: dict[str, Any] = {"weights": weights, "threshold": threshold}
-    if weights == "model":
-        values, version, unscored = weights_from_model(conn, chain, pool, donors)
-        return values, how | {"model_version": version, "unscored_donors": unscored}
-    if weights == "labels":
-        return weights_from_labels(conn, chain, donors), how
-    scores = read_scores_csv(Path(weights))
-    raw = [scores.get(d, 0.0) for d in donors]
-    return weights_from_scores(raw, threshold=threshold, mode="exclude" if threshold else "linear"), how
+    check_name(name)
+    refs = [parse_pool(p) for p in pools]
+    with _migrated_connection(_settings(ctx)) as conn:
+        members = add_round(conn, name, refs)
+    listed = ", ".join(f"{c}:{p}" for c, p in members)
+    out.print(f"round {name}: {len(members)} pool(s) ({listed}); `qf matching --round {name}` matches them in USD",
+              markup=False)  # fmt: skip
+
+
+@rounds_app.command("list")
+def rounds_list(ctx: typer.Context) -> None:
+    """The named rounds and their pools (CHAIN:POOL)."""
+    from qf.matching.rounds import list_rounds
+
+    with _migrated_connection(_settings(ctx)) as conn:
+        rounds = list_rounds(conn)
+    for name, members in rounds:
+        print(name, " ".join(f"{c}:{p}" for c, p in members))
 
 
 @labels_app.command("import")
@@ -979,27 +979,35 @@ def _demo_funding(settings: Settings) -> None:
     out.print(table)
 
 
-def _demo_round(ctx: typer.Context, settings: Settings, seed: int) -> None:
-    """Step 3: the simulated round across the devnet's chains, once per devnet."""
-    out.rule("3. simulated round")
+#: Bumped whenever `qf simulate` changes what it writes on chain (strategies, funding transfers, a round on every
+#: devnet chain): a devnet holding a demo round of another format is started afresh rather than reused.
+DEMO_ROUND_FORMAT = "4"
+
+
+def _demo_markers(settings: Settings, seed: int) -> list[tuple[Path, Path]]:
+    """(deployment record, demo-round marker) per devnet chain; the first chain's marker keeps its one-chain name."""
     from qf.chain.devnet import devnet_chains
 
-    # One demo round per devnet: a second copy would make every donor active in two rounds. A marker per chain
-    # holds the hash of the deployment the round went to (the first chain's keeps its one-chain name).
-    def marker(k: int, chain_id: int) -> Path:
-        return settings.devnet_dir / (f"demo-round-{seed}.sha256" if k == 0 else
-                                      f"demo-round-{seed}-chain-{chain_id}.sha256")  # fmt: skip
+    return [(c.deployment_path, settings.devnet_dir / (f"demo-round-{seed}.sha256" if c.index == 0 else
+                                                       f"demo-round-{seed}-chain-{c.chain_id}.sha256"))
+            for c in devnet_chains(settings)]  # fmt: skip
+
+
+def _demo_round(ctx: typer.Context, settings: Settings, seed: int) -> None:
+    """Step 3 of the demo: the simulated round across the devnet's chains, written once per devnet."""
+    out.rule("3. simulated round")
 
     def deployed(path: Path) -> str:
         return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
 
-    chains = devnet_chains(settings)
-    hashes = [deployed(c.deployment_path) for c in chains]
-    holds = [bool(h) and marker(k, c.chain_id).exists() and marker(k, c.chain_id).read_text().strip() == h
-             for k, (c, h) in enumerate(zip(chains, hashes, strict=True))]  # fmt: skip
+    # One demo round per devnet: a second copy would make every donor active in two rounds. A marker per chain
+    # holds the hash of the deployment the round went to and the round's format.
+    markers = _demo_markers(settings, seed)
+    holds = [bool(deployed(d)) and m.exists() and m.read_text().split() == [deployed(d), DEMO_ROUND_FORMAT]
+             for d, m in markers]  # fmt: skip
     if all(holds):
         out.print(f"this devnet already holds the demo round of seed {seed}; reusing it (`make clean` starts over)")
-    elif holds[0]:  # a devnet from before it had several chains: the first chain's round stays the only one
+    elif holds[0]:  # QF_DEVNET_CHAINS raised since: the first chain's round stays the only one
         out.print(f"this devnet's first chain already holds the demo round of seed {seed}, its other chains none; "
                   "reusing it (`make clean` starts over with a round on every chain)")  # fmt: skip
     else:
@@ -1015,9 +1023,26 @@ def _demo_round(ctx: typer.Context, settings: Settings, seed: int) -> None:
             strategy="dvmdt",
             both_chains_share=0.25,
         )
-        for k, chain in enumerate(chains):
-            if digest := deployed(chain.deployment_path):
-                marker(k, chain.chain_id).write_text(digest + "\n")
+        for deployment, marker in markers:
+            if digest := deployed(deployment):
+                marker.write_text(f"{digest} {DEMO_ROUND_FORMAT}\n")
+
+
+def _forget_outdated_demo_round(settings: Settings, seed: int) -> None:
+    """When the devnet holds this seed's demo round as an older version of the simulator wrote it, stop it and
+    forget its deployments, so the demo starts a fresh devnet (the database follows it as new chains)."""
+    marker = settings.devnet_dir / f"demo-round-{seed}.sha256"
+    if not marker.exists():
+        return
+    words = marker.read_text().split()
+    if len(words) >= 2 and words[1] == DEMO_ROUND_FORMAT:
+        return
+    from qf.chain.devnet import stop_devnet
+
+    out.print("this devnet holds a demo round written by an older version of `qf simulate`: starting a fresh devnet")
+    stop_devnet(settings)
+    for stale in (*settings.devnet_dir.glob("deployment*.json"), *settings.devnet_dir.glob("demo-round-*.sha256")):
+        stale.unlink(missing_ok=True)
 
 
 def _demo_index(settings: Settings) -> int:
@@ -1071,6 +1096,7 @@ def demo(
 
     settings = _settings(ctx)
     out.rule("1. devnet")
+    _forget_outdated_demo_round(settings, seed)
     devnet(ctx, as_json=False, stop=False)
     out.rule("2. database")
     with _migrated_connection(settings) as conn:
@@ -1095,7 +1121,8 @@ def demo(
     with _migrated_connection(settings) as conn:
         pool_id = first_pool(conn, first)
     score(ctx, pool=pool_id, chain_id=first, version=None, models_dir=None)
-    matching(ctx, pool=pool_id, method="risk-adjusted", chain_id=first, cap=None, pct_cocm=1.0, cocm_variant="harsh",
+    matching(ctx, pool=pool_id, round_name=None, matching_usd=None, method="risk-adjusted", chain_id=first, cap=None,
+             pct_cocm=1.0, cocm_variant="harsh",
              pairwise_m=None, weights="model", threshold=None, min_donation=None, exclude_self=False, score_csv=None,
              score_lower=None, score_upper=None, exclude_uninformative_donors=False, output="table")  # fmt: skip
     _demo_evaluations(ctx, seed, settings)

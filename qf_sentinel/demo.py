@@ -16,37 +16,41 @@ from qf.chain.devnet import devnet_url, load_devnet_deployment
 from qf.db import connect
 from qf.labels import labelled_examples
 from qf.logs import quieter
-from qf.matching import compute_matching
-from qf.matching.db import first_pool, load_round, project_names, resolve_chain, weights_from_labels
+from qf.matching import Method
+from qf.matching.db import first_pool, load_round, project_names, resolve_chain
+from qf.matching.service import MatchingResult, match_pool
 from qf.settings import Settings
+from qf_sentinel.render import cell
 from scorer.client import DECISION_NAMES, ScorerClient
 from scorer.server import Sidecar, SidecarConfig, SidecarOptions
 
 NEVER_SEEN = "0x" + "ab" * 20
 
 
-def show_matching(settings: Settings, database_url: str, out: Console) -> None:
-    """The first pool's top projects under standard QF, COCM and risk-adjusted (sybil labels) matching."""
+DEMO_METHODS: tuple[Method, ...] = ("standard", "cocm", "risk-adjusted")
+#: Projects the demo's table shows.
+TOP = 6
+
+
+def show_matching(settings: Settings, database_url: str, out: Console) -> MatchingResult:
+    """The first pool's top projects under standard QF, COCM and risk-adjusted matching, as the console shows them.
+
+    The numbers are :func:`qf.matching.service.match_pool`'s with its default policies (the weights: the
+    latest `qf score` run, else the labels, else none); returned for whoever wants to check them.
+    """
     with connect(database_url) as conn:
         chain = resolve_chain(conn, settings.chain_id)
-        pool_id = first_pool(conn, chain)
-        pool = load_round(conn, chain, pool_id)
-        weights = weights_from_labels(conn, chain, pool.donors)
-        names = project_names(conn, chain, pool.projects)
-    c, amount = pool.contributions, pool.pool_amount
-    results = {
-        "standard": compute_matching(c, amount),
-        "cocm": compute_matching(c, amount, method="cocm"),
-        "risk-adjusted": compute_matching(c, amount, method="risk-adjusted", weights=weights),
-    }
-    order = sorted(range(len(pool.projects)), key=lambda j: -results["standard"][j])[:6]
-    table = Table("project", "donors", *results,
-                  title=f"pool {pool_id} matching ({amount:,.0f} tUSD, top 6 by standard)")  # fmt: skip
-    for j in order:
-        table.add_row(names[j] or "0x" + pool.projects[j].hex()[:10] + "…", str(int((c[:, j] > 0).sum())),
-                      *(f"{m[j]:,.0f}" for m in results.values()))  # fmt: skip
+        result = match_pool(conn, chain, first_pool(conn, chain), methods=DEMO_METHODS)
+    unit = "USD" if result.usd else "tUSD"
+    table = Table("project", "donors", *DEMO_METHODS,
+                  title=f"pool {result.pool_id} matching ({result.pool_amount:,.0f} {unit}, top {TOP} by standard; "
+                        f"risk-adjusted weights: {result.weights_source})")  # fmt: skip
+    for p in result.projects(by="standard")[:TOP]:
+        table.add_row(cell(p.name or "0x" + p.recipient_id.hex()[:10] + "…"), str(p.donors),
+                      *(f"{p.matches[m]:,.2f}" for m in DEMO_METHODS))  # fmt: skip
     out.print(table)
     out.print("Sybil-funded projects lose most under COCM and risk-adjusted; `qf matching --help` for all methods.")
+    return result
 
 
 def wallet_node(settings: Settings) -> str | None:

@@ -10,13 +10,18 @@ import csv
 import json
 import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from qf.csvsafe import safe_record
+from qf.eth import to_hex
+
+if TYPE_CHECKING:
+    from qf.matching import Method
+    from qf.matching.service import MatchingResult
 
 out = Console()
 #: Rows of a ranking a terminal table shows (csv and json give them all).
@@ -33,6 +38,36 @@ def cell(value: Any) -> Text:
     return Text(text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…")
 
 
+def matching_rows(result: MatchingResult, method: Method) -> list[dict[str, Any]]:
+    """One row per project, largest ``method`` match first; a risk-adjusted run also shows standard QF
+    (``base_match``) and the move (``delta``)."""
+    rows: list[dict[str, Any]] = []
+    for p in result.projects(by=method):
+        row: dict[str, Any] = {"project": p.name or "", "recipient_id": to_hex(p.recipient_id),
+                               "contributors": p.donors, "amount": round(p.amount, 6),
+                               "match": round(p.matches[method], 6)}  # fmt: skip
+        if method == "risk-adjusted":
+            base = p.matches["standard"]
+            row |= {"base_match": round(base, 6), "delta": round(p.matches[method] - base, 6)}
+        rows.append(row)
+    return rows
+
+
+def matching_run(output: str, result: MatchingResult, method: Method, run_id: int) -> None:
+    """`qf matching`'s output: the stored run of :func:`qf.matching.service.match_pool`'s result."""
+    meta = {"run_id": run_id, "chain_id": result.chain_id, "pool_id": result.pool_id, "round": result.round_name,
+            "pools": [list(p) for p in result.pools], "title": result.title, "method": method,
+            "params": result.params(method), "pool_amount": result.pool_amount, "donors": result.donors,
+            "weights_source": result.weights_source, "notes": list(result.notes)}  # fmt: skip
+    matching_table(output, matching_rows(result, method), meta)
+    if output == "table":
+        if result.weights is not None:
+            out.print(f"donor weights: {result.weights_source} ({result.weights.discounted:,} of "
+                      f"{len(result.weights.values):,} donors discounted)", markup=False)  # fmt: skip
+        for note in result.notes:
+            out.print(f"note: {note}", markup=False)
+
+
 def matching_table(output: str, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     """A matching run as JSON, CSV or (on a terminal) the top of its ranking."""
     if output == "json":
@@ -42,7 +77,8 @@ def matching_table(output: str, rows: list[dict[str, Any]], meta: dict[str, Any]
         writer.writeheader()
         writer.writerows(safe_record(r) for r in rows)  # project names are chain data
     else:
-        title = f"pool {meta['pool_id']} · {meta['method']} · run {meta['run_id']} (qf.matching_results)"
+        where = meta.get("title") or f"pool {meta['pool_id']}"
+        title = f"{where} · {meta['method']} · run {meta['run_id']} (qf.matching_results)"
         table = Table(*(rows[0] if rows else ["recipient_id"]), title=title)
         # A terminal shows the top of the ranking; every row is in the run's table and in --format csv|json.
         for row in rows[:TABLE_ROWS]:

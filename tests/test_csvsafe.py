@@ -65,7 +65,7 @@ def test_no_text_cell_is_live(text: str) -> None:
 def test_the_labels_file_is_written_safe(tmp_path: Path) -> None:
     """The simulator's ground-truth CSV goes through the same function."""
     path = tmp_path / "labels.csv"
-    write_labels_file(path, [Label("0x" + "12" * 20, True, "=cmd|' /C calc'!A0")], source="@evil")
+    write_labels_file(path, [Label("0x" + "12" * 20, True, "=cmd|' /C calc'!A0", funding="+SUM(1)")], source="@evil")
     with path.open(newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[1] == ["0x" + "12" * 20, "true", "'=cmd|' /C calc'!A0", "'@evil"]
+    assert rows[1] == ["0x" + "12" * 20, "true", "'=cmd|' /C calc'!A0", "'+SUM(1)", "'@evil"]

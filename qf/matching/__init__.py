@@ -10,7 +10,12 @@ Input everywhere is ``C`` (donors x projects, float64, ``C[i, p] >= 0`` = donor
 * ``eligibility`` -- the step before ``C``: Gitcoin's rules on which
   donations count (minimum, self-donations, Passport-score scaling).
 
-:func:`compute_matching` is the one-call facade. Bad arguments raise
+Around them, the database edge: ``db`` (a pool's donations in, runs out),
+``rounds`` (named rounds across pools and chains) and ``service``, the one
+answer to "the matching of this pool or round" that ``qf matching``, the
+console and the demo render.
+
+:func:`compute_matching` is the one-call facade over a matrix. Bad arguments raise
 :class:`qf.errors.ConfigError`, malformed matrices :class:`qf.errors.DataError`.
 """
 

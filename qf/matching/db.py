@@ -18,12 +18,14 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from qf.errors import ConfigError, DataError
+from qf.errors import AmbiguousChain, ConfigError, DataError
 from qf.eth import to_hex
 from qf.matching.eligibility import Eligibility, Exclusions, eligible_contributions
 from qf.matching.standard import FloatArray
 
 IntArray = npt.NDArray[np.int64]
+#: (chain id, pool id)
+PoolRef = tuple[int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +34,13 @@ class PoolDonations:
 
     Eligible as in ``qf.round_matching``: to a currently accepted recipient, in
     the pool's latest allocation window, in the pool's own token. ``donors`` and
-    ``projects`` are sorted; ``donor``/``project`` index them.
+    ``projects`` are sorted; ``donor``/``project`` index them. The donations of a
+    round across pools (:mod:`qf.matching.rounds`) have no single chain or pool:
+    ``chain_id`` and ``pool_id`` are None and ``pools`` lists them.
     """
 
-    chain_id: int
-    pool_id: int
+    chain_id: int | None
+    pool_id: int | None
     pool_amount: float
     donors: list[bytes]
     projects: list[bytes]
@@ -50,27 +54,40 @@ class PoolDonations:
     usd: bool = False
     #: donations left out because no USD price was known for them (only with ``usd``)
     unpriced: int = 0
+    #: the round's name, for the donations of a round across pools
+    round_name: str | None = None
+    #: every (chain, pool) the donations come from
+    pools: tuple[PoolRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class PoolRound:
-    chain_id: int
-    pool_id: int
+    chain_id: int | None
+    pool_id: int | None
     pool_amount: float
     donors: list[bytes]
     projects: list[bytes]
-    #: donors x projects, token units
+    #: donors x projects, token units (USD for a round or with ``usd``)
     contributions: FloatArray
+    round_name: str | None = None
+    pools: tuple[PoolRef, ...] = ()
 
 
 def resolve_chain(conn: psycopg.Connection[Any], chain_id: int | None) -> int:
-    """The chain to use: the given one, or the only one indexed."""
+    """The chain a question is about: the one named, else the only one indexed.
+
+    The one policy of every command and page: with several chains indexed and
+    none named, :class:`qf.errors.AmbiguousChain` names them all (never a silent
+    pick such as the lowest); with none indexed, a ConfigError says to index.
+    """
     if chain_id is not None:
         return chain_id
-    chains = [r[0] for r in conn.execute("SELECT chain_id FROM qf.chains ORDER BY 1").fetchall()]
-    if len(chains) != 1:
-        raise ConfigError(f"{len(chains)} chains are indexed; say which with --chain-id")
-    return int(chains[0])
+    chains = [int(r[0]) for r in conn.execute("SELECT chain_id FROM qf.chains ORDER BY 1").fetchall()]
+    if not chains:
+        raise ConfigError("nothing is indexed yet: run `qf index` (or `make demo`) first")
+    if len(chains) > 1:
+        raise AmbiguousChain(chains)
+    return chains[0]
 
 
 def first_pool(conn: psycopg.Connection[Any], chain_id: int) -> int:
@@ -167,6 +184,7 @@ def load_donations(conn: psycopg.Connection[Any], chain_id: int, pool_id: int, *
         recipient_addresses=[frozenset([p, *map(bytes, r[1])]) for p, r in zip(projects, recipients, strict=True)],
         usd=usd,
         unpriced=unpriced,
+        pools=((chain_id, pool_id),),
     )
 
 
@@ -180,8 +198,9 @@ def contribution_matrix(donations: PoolDonations) -> PoolRound:
     matrix = np.zeros((len(donations.donors), len(donations.projects)))
     np.add.at(matrix, (donations.donor, donations.project), donations.amount)
     return PoolRound(
-        donations.chain_id, donations.pool_id, donations.pool_amount, donations.donors, donations.projects, matrix
-    )
+        donations.chain_id, donations.pool_id, donations.pool_amount, donations.donors, donations.projects, matrix,
+        donations.round_name, donations.pools,
+    )  # fmt: skip
 
 
 def load_round(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> PoolRound:
@@ -202,20 +221,44 @@ def eligible_round(
     )  # fmt: skip
     pool = PoolRound(
         donations.chain_id, donations.pool_id, donations.pool_amount, donations.donors, donations.projects,
-        result.matrix,
+        result.matrix, donations.round_name, donations.pools,
     )  # fmt: skip
     return pool, result.excluded
 
 
-def weights_from_labels(conn: psycopg.Connection[Any], chain_id: int, donors: list[bytes]) -> FloatArray:
-    """Weight 0 for donors labelled sybil (any source), 1 for everyone else."""
+def weights_from_labels(conn: psycopg.Connection[Any], chains: Sequence[int], donors: list[bytes]) -> FloatArray:
+    """Weight 0 for donors labelled sybil (any source) on any of ``chains``, 1 for everyone else."""
     sybils = {
         bytes(r[0])
         for r in conn.execute(
-            "SELECT DISTINCT address FROM qf.labels WHERE chain_id = %s AND is_sybil", (chain_id,)
+            "SELECT DISTINCT address FROM qf.labels WHERE chain_id = ANY(%s) AND is_sybil", (list(chains),)
         ).fetchall()
     }
     return np.array([0.0 if d in sybils else 1.0 for d in donors])
+
+
+def labelled_donors(conn: psycopg.Connection[Any], chains: Sequence[int], donors: list[bytes]) -> int:
+    """How many of ``donors`` carry a label (sybil or honest, any source) on any of ``chains``."""
+    row = conn.execute(
+        "SELECT count(DISTINCT address) FROM qf.labels WHERE chain_id = ANY(%s) AND address = ANY(%s)",
+        (list(chains), donors),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _pool_arrays(pools: Sequence[PoolRef]) -> tuple[list[int], list[int]]:
+    """The pools as two parallel arrays, for ``unnest(%s::bigint[], %s::numeric[])``."""
+    return [c for c, _ in pools], [p for _, p in pools]
+
+
+def has_model_scores(conn: psycopg.Connection[Any], pools: Sequence[PoolRef]) -> bool:
+    """Whether ``qf score`` has scored any of the pools (a latest run in ``qf.donor_risk_latest``)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM qf.donor_risk_latest r JOIN unnest(%s::bigint[], %s::numeric[]) AS x (c, p) "
+        "ON x.c = r.chain_id AND x.p = r.pool_id)",
+        _pool_arrays(pools),
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def weights_from_model(
@@ -225,15 +268,32 @@ def weights_from_model(
 
     A donor the run did not score (it donated after the run) keeps weight 1.
     """
+    return weights_from_models(conn, [(chain_id, pool_id)], donors)
+
+
+def weights_from_models(
+    conn: psycopg.Connection[Any], pools: Sequence[PoolRef], donors: list[bytes]
+) -> tuple[FloatArray, str, int]:
+    """Weights from the latest ``qf score`` run of each of the pools: ``(weights, model versions, never scored)``.
+
+    A donor scored in several pools (a round across pools) takes the lowest weight any run gave it: a
+    wallet flagged in one pool is flagged in the round. A donor no run scored keeps weight 1.
+    """
     rows = conn.execute(
-        "SELECT donor, weight, model_version FROM qf.donor_risk_latest WHERE chain_id = %s AND pool_id = %s",
-        (chain_id, pool_id),
+        "SELECT r.donor, min(r.weight), array_agg(DISTINCT r.model_version) FROM qf.donor_risk_latest r "
+        "JOIN unnest(%s::bigint[], %s::numeric[]) AS x (c, p) ON x.c = r.chain_id AND x.p = r.pool_id "
+        "GROUP BY r.donor",
+        _pool_arrays(pools),
     ).fetchall()
     if not rows:
-        raise ConfigError(f"pool {pool_id} has no model scores yet: run `qf score --pool {pool_id}` first")
+        if len(pools) == 1:
+            pool_id = pools[0][1]
+            raise ConfigError(f"pool {pool_id} has no model scores yet: run `qf score --pool {pool_id}` first")
+        raise ConfigError("no pool of the round has model scores yet: run `qf score --pool N --chain-id C` first")
     weight = {bytes(r[0]): float(r[1]) for r in rows}
+    versions = sorted({str(v) for r in rows for v in r[2]})
     missing = sum(1 for d in donors if d not in weight)
-    return np.array([weight.get(d, 1.0) for d in donors]), str(rows[0][2]), missing
+    return np.array([weight.get(d, 1.0) for d in donors]), ", ".join(versions), missing
 
 
 def read_scores_csv(path: Path, *, unit_interval: bool = True) -> dict[bytes, float]:
@@ -279,18 +339,23 @@ def store_run(
     params: dict[str, Any],
     matches: FloatArray,
     base: FloatArray | None,
+    names: list[str | None] | None = None,
 ) -> int:
     """Write the run and its per-recipient results in one transaction; returns the run id."""
     contributors = (pool.contributions > 0).sum(axis=0)
     amounts = pool.contributions.sum(axis=0)
-    names = project_names(conn, pool.chain_id, pool.projects)
+    if names is None:
+        if pool.chain_id is None:
+            raise DataError("a round's run needs its project names")
+        names = project_names(conn, pool.chain_id, pool.projects)
     with conn.transaction():
         row = conn.execute(
-            "INSERT INTO qf.matching_runs (chain_id, pool_id, method, params, pool_amount, donors, projects) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING run_id",
+            "INSERT INTO qf.matching_runs (chain_id, pool_id, round, method, params, pool_amount, donors, projects) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING run_id",
             (
                 pool.chain_id,
                 pool.pool_id,
+                pool.round_name,
                 method,
                 json.dumps(params),
                 pool.pool_amount,

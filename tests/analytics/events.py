@@ -42,8 +42,9 @@ def units(amount: str | int) -> int:
 class EventWriter:
     """Appends event rows in chain order: each call is one log in a new block unless ``block`` is given."""
 
-    def __init__(self, conn: psycopg.Connection) -> None:
+    def __init__(self, conn: psycopg.Connection, chain_id: int = CHAIN_ID) -> None:
         self.conn = conn
+        self.chain_id = chain_id
         self._blocks = itertools.count(100)
         self._logs = itertools.count(0)
         #: (strategy, recipient) -> (recipient index, current status), as the strategy keeps them.
@@ -51,7 +52,7 @@ class EventWriter:
         for token in (TOKEN, NATIVE):
             conn.execute(
                 "INSERT INTO qf.tokens (chain_id, address, symbol, decimals) VALUES (%s, %s, 'T', 18)",
-                (CHAIN_ID, token),
+                (chain_id, token),
             )
 
     def _where(self, block: int | None) -> tuple[int, bytes, bytes, int, int]:
@@ -63,7 +64,7 @@ class EventWriter:
     def _insert(self, table: str, contract: bytes, block: int | None, **values: object) -> int:
         number, block_hash, tx_hash, tx_index, log_index = self._where(block)
         row = {
-            "chain_id": CHAIN_ID,
+            "chain_id": self.chain_id,
             "block_number": number,
             "block_hash": block_hash,
             "tx_hash": tx_hash,
@@ -102,7 +103,7 @@ class EventWriter:
         self.conn.execute(
             "INSERT INTO qf.strategies (chain_id, address, pool_id, discovered_block, strategy_id, strategy_id_read)"
             " VALUES (%s, %s, %s, %s, %s, %s)",
-            (CHAIN_ID, strategy, pool_id, block, strategy_id, "no_answer" if strategy_id is None else "answered"),
+            (self.chain_id, strategy, pool_id, block, strategy_id, "no_answer" if strategy_id is None else "answered"),
         )
         self._insert("pool_funded", core, None, pool_id=pool_id, amount=funded, fee=0)
         self.window(strategy, *window)
