@@ -240,8 +240,10 @@ class Settings:
         "means polling only, except on the local devnet, whose anvil serves WebSocket on its HTTP port.",
         parse=_ws_url, secret=True,
     )  # fmt: skip
-    chain_id: int | None = setting("QF_CHAIN_ID", "Chain id the node must serve; checked at start (unset: any).",
-                                   parse=_integer)  # fmt: skip
+    chain_id: int | None = setting(
+        "QF_CHAIN_ID", "Chain id the node must serve; checked at start (unset: any). With a chains file or the "
+        "devnet's chains, the one chain to index.", parse=_integer,
+    )  # fmt: skip
     anvil_port: int = setting("QF_ANVIL_PORT", "Port of the devnet's first anvil on 127.0.0.1 (the k-th chain's "
                               "anvil listens on this port + k).", 8545, parse=_port_number)  # fmt: skip
     devnet_chains: int = setting(
