@@ -61,10 +61,16 @@ class LivePool:
         }
 
     def donate(self, donor: str, recipient: str, amount_wei: int) -> str:
-        """Send (and, with automine, mine) one donation; returns its hash."""
+        """Send one donation and wait until it is mined; returns its hash.
+
+        anvil answers ``eth_sendTransaction`` before automine has mined the block: a sync, or an
+        ``anvil_reorg``, racing that block sees a chain still moving (a reorg racing it once left
+        anvil answering ``null`` for a block below its head, for good).
+        """
         tx_hash: str = self.chain.rpc.call(
             "eth_sendTransaction", [self.donation(donor, recipient, amount_wei)]
         )
+        wait_for_receipts(self.chain.rpc, [tx_hash])
         return tx_hash
 
     def _send(self, sender: str, to: str, data: bytes) -> dict[str, Any]:
