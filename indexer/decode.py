@@ -221,10 +221,22 @@ def _text(raw: bytes) -> _Text:
     return _Text(raw)
 
 
+def _pointer(data: bytes, at: int, base: int, head_words: int) -> int:
+    """Where the offset stored at ``at`` points, for a tuple whose head of ``head_words`` words starts at ``base``.
+
+    As eth_abi checks it: past the tuple's head and inside the data. An offset into the head makes one word
+    read as two things, which is how bytes of another layout can pass for this one.
+    """
+    target = base + _uint(data, at)
+    if target < base + 32 * head_words or target >= len(data):
+        raise _Malformed(f"the offset at byte {at} points outside its tuple's tail")
+    return target
+
+
 def _metadata(data: bytes, pos: int) -> tuple[int, _Text]:
     """Allo's ``Metadata(uint256 protocol, string pointer)`` encoded at ``pos``."""
     protocol = _uint(data, pos)
-    return protocol, _text(_dynamic(data, pos + _uint(data, pos + 32)))
+    return protocol, _text(_dynamic(data, _pointer(data, pos + 32, pos, 2)))
 
 
 def _topic_bytes(topic: str) -> bytes:
@@ -261,7 +273,7 @@ def _registration(raw: bytes) -> tuple[bytes | None, int | None, int | None, _Te
     """
     try:
         counter = _uint(raw, 32)
-        inner = _dynamic(raw, _uint(raw, 0))
+        inner = _dynamic(raw, _pointer(raw, 0, 0, 2))
     except _Malformed:
         return _NO_REGISTRATION
     address, _index, protocol, pointer = _application(inner)
@@ -278,7 +290,7 @@ def _application(raw: bytes) -> tuple[bytes | None, int | None, int | None, _Tex
     try:
         _address(raw, 0)  # recipientId (or registry anchor): the topic already says who
         recipient_address = _address(raw, 32)
-        protocol, pointer = _metadata(raw, _uint(raw, 64))
+        protocol, pointer = _metadata(raw, _pointer(raw, 64, 0, 3))
     except _Malformed:
         return _NO_REGISTRATION
     return recipient_address, None, protocol, pointer
