@@ -334,8 +334,9 @@ def test_the_round_views_count_one_donor_and_one_project_across_chains(conn: psy
 
     projects = {
         bytes.fromhex(r[0][2:]): r[1:]
-        for r in conn.execute("SELECT recipient_id, chains, donors, donations, unpriced FROM qf.round_projects "
-                              "WHERE round = 'gg-test'").fetchall()  # fmt: skip
+        for r in conn.execute(
+            "SELECT recipient_id, chains, donors, donations, unpriced FROM qf.round_projects WHERE round = 'gg-test'"
+        ).fetchall()
     }
     assert set(projects) == {P, Q, R}
     donors_of_p = {g.donor for g in GIFTS if g.project == P and g.counts}
