@@ -1116,9 +1116,10 @@ def demo(
     # Matching, training, the sidecar and scoring read one chain: the first (the seed's full round).
     ctx.obj = settings = settings.with_(chain_id=first)
     out.rule(f"5. matching (chain {first})")
-    from qf_sentinel.demo import show_matching, show_sidecar
+    from qf_sentinel.demo import show_matching, show_round, show_sidecar
 
     show_matching(settings, _database(settings), out)
+    show_round(_database(settings), out)
     out.rule(f"6. train (chain {first})")
     train(ctx, chain_id=first, seed=seed, folds=5, n_boot=1000, review_threshold=0.4, block_threshold=0.7,
           models_dir=None)  # fmt: skip

@@ -359,3 +359,23 @@ def test_the_round_views_count_one_donor_and_one_project_across_chains(conn: psy
     assert float(result.round.contributions.sum()) == pytest.approx(priced_usd)
     assert len(result.round.donors) == conn.execute(
         "SELECT count(*) FROM qf.round_donors WHERE round = 'gg-test' AND amount_usd > 0").fetchone()[0]  # type: ignore[index]
+
+
+def test_the_demo_names_every_chains_pools_one_round_and_shows_it(
+    conn: psycopg.Connection, migrated_db_url: str
+) -> None:
+    """`make demo` step 5 with two chains indexed: one round of every pool with donations, matched as
+    `qf matching --round` matches it, sized from qf.round_summary."""
+    from rich.console import Console  # noqa: PLC0415
+
+    from qf_sentinel.demo import DEMO_ROUND, show_round  # noqa: PLC0415
+
+    screen = Console(record=True, width=160)
+    shown = show_round(migrated_db_url, screen)
+    assert shown is not None
+    assert round_pools(conn, DEMO_ROUND) == [(CHAIN_B, POOL_B), (CHAIN_A, POOL_A)]
+    reference = match_round(conn, "gg-test", methods=("standard", "cocm"))
+    assert matched(shown, "standard") == pytest.approx(matched(reference, "standard"), abs=1e-9)
+    text = screen.export_text()
+    assert f"round {DEMO_ROUND!r}: 2 pools on 2 chains, {len({g.donor for g in GIFTS})} donors" in text
+    assert show_round(migrated_db_url, Console(record=True)) is not None  # a second demo run reuses the round
