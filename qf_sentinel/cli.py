@@ -703,7 +703,7 @@ def train(
     """Train and evaluate the risk, anomaly and recommendation models; write models/<version>/ and its report."""
     from qf.funding.db import load_graph
     from qf.matching.db import resolve_chain
-    from qf.model.loader import load_dataset
+    from qf.model.loader import load_dataset, load_elsewhere
     from qf.train.pipeline import TrainConfig
     from qf.train.pipeline import train as run_training
 
@@ -718,7 +718,9 @@ def train(
         chain = resolve_chain(conn, chain_id if chain_id is not None else settings.chain_id)
         dataset = load_dataset(conn, chain)
         funding = load_graph(conn, chain)
-    result = run_training(dataset, root, config, progress=lambda line: out.print(f"  {line}"), funding=funding)
+        elsewhere, _ = load_elsewhere(conn, chain)
+    result = run_training(dataset, root, config, progress=lambda line: out.print(f"  {line}"), funding=funding,
+                          elsewhere=elsewhere)  # fmt: skip
     render.headline(result.headline)
     render.gate_headline(result.manifest.get("contribution_gate"))
     out.print(f"model version {result.version_dir.name} in {result.version_dir} ({time.monotonic() - started:.1f} s)")
@@ -779,7 +781,7 @@ def score(
     """Score every donor of a pool with the served model into qf.donor_risk (what the sidecar would answer)."""
     from qf.funding.db import load_graph
     from qf.matching.db import resolve_chain
-    from qf.model.loader import load_dataset
+    from qf.model.loader import load_dataset, load_elsewhere
     from scorer.batch import score_contributions, score_pool, store_contribution_scores, store_pool_scores
     from scorer.errors import ModelError
     from scorer.models import ModelStore
@@ -799,7 +801,9 @@ def score(
         scores = score_pool(dataset, bundle, pool)
         written = store_pool_scores(conn, scores)
         graph = load_graph(conn, chain)
-        gated = score_contributions(dataset, bundle.gate, bundle.version, pool, graph) if bundle.gate else None
+        elsewhere, _ = load_elsewhere(conn, chain)
+        gated = (score_contributions(dataset, bundle.gate, bundle.version, pool, graph, elsewhere=elsewhere)
+                 if bundle.gate else None)  # fmt: skip
         if gated is not None:
             store_contribution_scores(conn, dataset, gated)
     counts = scores.decisions()
@@ -1112,9 +1116,10 @@ def demo(
     # Matching, training, the sidecar and scoring read one chain: the first (the seed's full round).
     ctx.obj = settings = settings.with_(chain_id=first)
     out.rule(f"5. matching (chain {first})")
-    from qf_sentinel.demo import show_matching, show_sidecar
+    from qf_sentinel.demo import show_matching, show_round, show_sidecar
 
     show_matching(settings, _database(settings), out)
+    show_round(_database(settings), out)
     out.rule(f"6. train (chain {first})")
     train(ctx, chain_id=first, seed=seed, folds=5, n_boot=1000, review_threshold=0.4, block_threshold=0.7,
           models_dir=None)  # fmt: skip

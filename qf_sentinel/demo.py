@@ -1,4 +1,5 @@
-"""The demo's two showcases that are not plain commands: matching methods side by side, and the sidecar live.
+"""The demo's showcases that are not plain commands: matching methods side by side, a round across the devnet's
+chains, and the sidecar live.
 
 The sidecar is started in-process on a free loopback port with a one-off token
 and called the way a dApp backend calls it, through :class:`scorer.client.ScorerClient`.
@@ -18,13 +19,16 @@ from qf.labels import labelled_examples
 from qf.logs import quieter
 from qf.matching import Method
 from qf.matching.db import first_pool, load_round, project_names, resolve_chain
-from qf.matching.service import MatchingResult, match_pool
+from qf.matching.rounds import add_round
+from qf.matching.service import MatchingResult, match_pool, match_round
 from qf.settings import Settings
 from qf_sentinel.render import cell
 from scorer.client import DECISION_NAMES, ScorerClient
 from scorer.server import Sidecar, SidecarConfig, SidecarOptions
 
 NEVER_SEEN = "0x" + "ab" * 20
+#: The name under which the demo gathers every chain's donation pools into one round.
+DEMO_ROUND = "demo"
 
 
 DEMO_METHODS: tuple[Method, ...] = ("standard", "cocm", "risk-adjusted")
@@ -50,6 +54,35 @@ def show_matching(settings: Settings, database_url: str, out: Console) -> Matchi
                       *(f"{p.matches[m]:,.2f}" for m in DEMO_METHODS))  # fmt: skip
     out.print(table)
     out.print("Sybil-funded projects lose most under COCM and risk-adjusted; `qf matching --help` for all methods.")
+    return result
+
+
+def show_round(database_url: str, out: Console) -> MatchingResult | None:
+    """With several chains indexed: every pool that holds donations named one round (``qf rounds add``), its size
+    from ``qf.round_summary`` and its top projects matched across chains in USD (``qf matching --round``)."""
+    with connect(database_url) as conn:
+        pools = [(int(c), int(p)) for c, p in conn.execute(
+            "SELECT DISTINCT chain_id, pool_id FROM qf.donations ORDER BY 1, 2").fetchall()]  # fmt: skip
+        if len({c for c, _ in pools}) < 2:
+            return None
+        add_round(conn, DEMO_ROUND, pools)
+        summary = conn.execute(
+            "SELECT chains, pools, donors, donors_on_several_chains, eligible_donations, amount_usd FROM "
+            "qf.round_summary WHERE round = %s", (DEMO_ROUND,)
+        ).fetchone()  # fmt: skip
+        result = match_round(conn, DEMO_ROUND, methods=("standard", "cocm"))
+    assert summary is not None
+    chains, n_pools, donors, several, donations, usd = summary
+    out.print(f"round {DEMO_ROUND!r}: {n_pools} pools on {chains} chains, {donors:,} donors ({several:,} on more "
+              f"than one: one address is one donor), {donations:,} eligible donations, {float(usd):,.0f} USD "
+              "(qf.round_summary, qf.round_donors)")  # fmt: skip
+    table = Table("project", "donors", "USD", "standard", "cocm",
+                  title=f"round {DEMO_ROUND} matched in USD across chains ({result.pool_amount:,.0f} USD, top {TOP})")
+    for p in result.projects(by="standard")[:TOP]:
+        table.add_row(cell(p.name or "0x" + p.recipient_id.hex()[:10] + "…"), str(p.donors), f"{p.amount:,.2f}",
+                      *(f"{p.matches[m]:,.2f}" for m in ("standard", "cocm")))  # fmt: skip
+    out.print(table)
+    out.print(f"`qf matching --round {DEMO_ROUND} --method cocm` for the whole table.")
     return result
 
 

@@ -14,6 +14,7 @@ computed over) and its weight for risk-adjusted matching
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -126,10 +127,11 @@ class ContributionScores:
 
 
 def score_contributions(
-    dataset: Dataset, gate: GateModel, version: str, pool_id: int, funding: FundingGraph | None = None
+    dataset: Dataset, gate: GateModel, version: str, pool_id: int, funding: FundingGraph | None = None,
+    *, elsewhere: Sequence[live.Contribution] = (),
 ) -> ContributionScores:
     """Every donation of ``pool_id`` scored by the gate on its features (and funding evidence) as of just before
-    it, the whole chain replayed."""
+    it, the whole chain replayed (with ``elsewhere``, other chains' donations, as its donors' history)."""
     d = dataset.donations
     contributions = live.contributions_of(dataset)
     evidence = np.zeros((len(contributions), N_FUNDING))
@@ -137,7 +139,8 @@ def score_contributions(
     def with_funding(i: int, c: live.Contribution, state: live.LiveState) -> None:
         evidence[i] = funding_row(funding, c, state)
 
-    x = live.replay_features(contributions, also=with_funding if funding is not None else None)
+    x = live.replay_features(contributions, also=with_funding if funding is not None else None,
+                             elsewhere=elsewhere)
     prefix = f"{pool_id}:"
     in_pool = np.array([key.startswith(prefix) for key in d.project_ids], dtype=bool)[d.project]
     rows = np.flatnonzero(in_pool)

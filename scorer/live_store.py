@@ -10,6 +10,10 @@ the cursor's block is still indexed with the same hash; if not, a reorg went
 below it and the state is rebuilt (the attempts of the last
 :data:`qf.model.live.ATTEMPT_TTL` seconds are carried over).
 
+The other indexed chains' donations are followed the same way (a cursor per
+chain, a rebuild after a reorg on any of them), as their donors' history: one
+address is one donor on every chain (:func:`qf.model.loader.load_elsewhere`).
+
 Every ``ScoreContribution`` is featurised and then counted as an attempt under
 one lock (microseconds), so a burst shows while it happens, before any of it is
 mined; when the donation is indexed it lands without counting twice. A restart
@@ -38,7 +42,7 @@ from qf.funding.graph import FundingGraph
 from qf.model import live
 from qf.model.funding_features import FundingEvidence as Evidence
 from qf.model.funding_features import evidence_of
-from qf.model.loader import cursor_holds, load_contributions
+from qf.model.loader import cursor_holds, load_contributions, load_elsewhere
 from scorer.metrics import ScorerMetrics
 
 log = structlog.get_logger("scorer.live")
@@ -57,6 +61,8 @@ class LiveStore:
         self._lock = threading.Lock()
         self._update_lock = threading.Lock()  # one update or rebuild at a time
         self.cursor: tuple[int, bytes] | None = None
+        #: the other chains' cursors: chain -> (block, hash) of the last of its donations applied
+        self.elsewhere: dict[int, tuple[int, bytes]] = {}
         self.ready = False
         self._symbols: dict[bytes, str] = {}
         self._decimals: dict[bytes, int] = {}
@@ -97,20 +103,27 @@ class LiveStore:
         started = time.perf_counter()
         with self._update_lock:
             contributions, cursor = load_contributions(conn, self.chain_id)
+            others, elsewhere = load_elsewhere(conn, self.chain_id)
             self._decimals = _decimals(conn, self.chain_id)
-            self.load(contributions, cursor, _symbols(conn, self.chain_id))
+            self.load(contributions, cursor, _symbols(conn, self.chain_id), others=others)
+            self.elsewhere = elsewhere
             self.reload_funding(conn)
         self._record("rebuild", time.perf_counter() - started)
         log.info("live_state_rebuilt", chain_id=self.chain_id, donations=len(contributions),
+                 other_chains=len(elsewhere), donations_elsewhere=len(others),
                  block=cursor[0] if cursor else None, seconds=round(time.perf_counter() - started, 3))  # fmt: skip
         return len(contributions)
 
     def load(
-        self, contributions: list[live.Contribution], cursor: tuple[int, bytes] | None, symbols: dict[bytes, str]
+        self, contributions: list[live.Contribution], cursor: tuple[int, bytes] | None, symbols: dict[bytes, str],
+        *, others: list[live.Contribution] | None = None,
     ) -> None:
-        """Serve a state replayed from ``contributions`` (indexed, chain order), keeping recent pending attempts."""
+        """Serve a state replayed from ``contributions`` (indexed, chain order) and ``others`` (other chains' donations,
+        time order, landed as history), keeping recent pending attempts."""
         state = live.LiveState()
         state.replay(contributions)
+        for c in others or ():
+            state.land(c, here=False)
         with self._lock:
             for donor, project, at in self._state.pending_attempts():
                 if at > state.latest_landed:
@@ -133,20 +146,27 @@ class LiveStore:
         """Land the rows indexed since the cursor (rebuilding after a reorg below it); returns how many."""
         if time.monotonic() - self._funding_loaded >= FUNDING_RELOAD_SECONDS:
             self.reload_funding(conn)
-        if self.cursor is not None and not cursor_holds(conn, self.chain_id, self.cursor):
-            log.info("live_state_reorg", chain_id=self.chain_id, block=self.cursor[0])
-            return self.rebuild(conn)
+        cursors = ([(self.chain_id, self.cursor)] if self.cursor is not None else []) + sorted(self.elsewhere.items())
+        for chain, (block, block_hash) in cursors:
+            if not cursor_holds(conn, chain, (block, block_hash)):
+                log.info("live_state_reorg", chain_id=chain, block=block, serving=self.chain_id)
+                return self.rebuild(conn)
         started = time.perf_counter()
         with self._update_lock:
             after = self.cursor[0] if self.cursor else None
             contributions, cursor = load_contributions(conn, self.chain_id, after_block=after)
-            if contributions:
+            others, moved = load_elsewhere(conn, self.chain_id, after={c: b for c, (b, _) in self.elsewhere.items()})
+            if contributions or others:
                 with self._lock:
+                    for c in others:
+                        self._state.land(c, here=False)
                     for c in contributions:
                         self._state.land(c)
                     self._state.forget_stale_attempts(time.time())
-                    self.cursor = cursor
-        if contributions:
+                    if contributions:
+                        self.cursor = cursor
+                    self.elsewhere.update(moved)
+        if contributions or others:
             self._record("incremental", time.perf_counter() - started)
         return len(contributions)
 
@@ -165,7 +185,8 @@ class LiveStore:
         self, dsn: str, *, stop_event: asyncio.Event, interval_seconds: float = 30.0, retry_seconds: float = 5.0,
         on_error: Callable[[BaseException], None] = lambda exc: None,
     ) -> None:  # fmt: skip
-        """Apply the index's new rows on each NOTIFY for this chain (and every ``interval_seconds``) until stopped."""
+        """Apply the index's new rows on each NOTIFY for any chain (every chain's donors count, see the module
+        docstring), and every ``interval_seconds``, until stopped."""
         params = parse_url(dsn)
         timeout: dict[str, Any] = {} if "connect_timeout" in params else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
 
@@ -179,11 +200,10 @@ class LiveStore:
                     await listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(VIEWS_REFRESHED_CHANNEL)))
                     await asyncio.to_thread(apply)  # anything indexed while not listening
                     while not stop_event.is_set():
-                        notes = await _wait(listener, interval_seconds, stop_event)
+                        await _wait(listener, interval_seconds, stop_event)  # a commit on any chain, or the interval
                         if stop_event.is_set():
                             break
-                        if notes is None or any(_concerns(n.payload, self.chain_id) for n in notes):
-                            await asyncio.to_thread(apply)
+                        await asyncio.to_thread(apply)
             except (psycopg.Error, OSError) as exc:
                 log.warning("live_state_follow_failed", error=error_line(exc, password=params.get("password")),
                             retry_seconds=retry_seconds)  # fmt: skip
@@ -214,11 +234,6 @@ async def _wait(
         return None
     notes = receiving.result()
     return notes or None
-
-
-def _concerns(payload: str, chain_id: int) -> bool:
-    chain, _, _ = payload.partition(":")
-    return not chain.isdigit() or int(chain) == chain_id
 
 
 def _decimals(conn: psycopg.Connection[Any], chain_id: int) -> dict[bytes, int]:

@@ -17,6 +17,11 @@ applied before it is called, and among that only what happened at or before
 the contribution's time (window counts stop at ``time``), so no feature sees
 the future; ``tests/model/test_live.py`` proves it by rewriting the future.
 
+One donor, several chains: a wallet is an address on every chain, so its
+history includes what it gave on the other indexed chains (landed with
+``here=False``, their projects and pools keyed apart); the projects and pools
+whose live state the features read are this chain's.
+
 Arrivals and history: an *arrival* is a contribution seen at a project (an
 attempt the sidecar scored, or an indexed donation nobody asked about); it
 feeds the windows and the recency statistics. *History* (a donor's projects, a
@@ -69,7 +74,7 @@ CONTRIBUTION_FEATURES: tuple[str, ...] = (
     "amount_round",                   # 1 when the amount is a multiple of 0.5 token units
     # the wallet, on chain at the call
     "wallet_nonce",                   # transactions sent before this one (capped; unknown = NONCE_CAP)
-    # the donor's indexed history in this chain's rounds
+    # the donor's indexed history: this chain's rounds, and the same address's donations on other chains
     "donor_prior_donations",
     "donor_prior_projects",
     "donor_hours_active",             # since its first indexed donation (0 without one)
@@ -222,6 +227,8 @@ class LiveState:
         #: latest time of a landed (indexed) donation applied
         self.latest_landed = -math.inf
         self.landed = 0
+        #: donations of other chains applied as their donors' history
+        self.landed_elsewhere = 0
         self.attempts = 0
 
     # -- applying ----------------------------------------------------------------------------------
@@ -232,8 +239,12 @@ class LiveState:
         self._pending.setdefault((c.donor, c.project), []).append(c.time)
         self.attempts += 1
 
-    def land(self, c: Contribution) -> None:
-        """An indexed donation: history grows; it arrives unless it is the landing of a pending attempt."""
+    def land(self, c: Contribution, *, here: bool = True) -> None:
+        """An indexed donation: history grows; it arrives unless it is the landing of a pending attempt.
+
+        ``here=False`` for a donation on another chain (keyed apart, :func:`qf.model.loader.load_elsewhere`):
+        its donor's history grows the same, but it does not move this chain's clock or landed count.
+        """
         pending = self._pending.get((c.donor, c.project))
         if pending:
             while pending and pending[0] < c.time - ATTEMPT_TTL:
@@ -251,8 +262,11 @@ class LiveState:
         project = self._projects[c.project]
         project.donors.add(c.donor)
         donor.saw(len(project.donors), c.project)
-        self.latest_landed = max(self.latest_landed, c.time)
-        self.landed += 1
+        if here:
+            self.latest_landed = max(self.latest_landed, c.time)
+            self.landed += 1
+        else:
+            self.landed_elsewhere += 1
 
     def replay(self, contributions: Iterable[Contribution]) -> None:
         """Apply indexed donations in chain order (the sidecar's start-up and every rebuild)."""
@@ -475,7 +489,8 @@ AlsoHook = Callable[[int, Contribution, "LiveState"], None]
 
 
 def replay_features(
-    contributions: Sequence[Contribution], state: LiveState | None = None, also: AlsoHook | None = None
+    contributions: Sequence[Contribution], state: LiveState | None = None, also: AlsoHook | None = None,
+    elsewhere: Sequence[Contribution] = (),
 ) -> FloatArray:
     """Each contribution's features as the sidecar would have computed them when it was asked, in chain order.
 
@@ -483,11 +498,17 @@ def replay_features(
     donation is featurised, then counted as an attempt (the next call sees it
     arrive), and a block's donations land (join the donors' histories) only after
     the whole block is featurised, as the index only knows mined blocks. No row
-    sees a later donation, nor the landing of its own block.
+    sees a later donation, nor the landing of its own block. ``elsewhere`` (other
+    chains' donations, time order, :func:`qf.model.loader.load_elsewhere`) land as
+    their donors' history once strictly earlier than the block being featurised.
     """
     live = LiveState() if state is None else state
     out = np.zeros((len(contributions), N_FEATURES))
+    other = 0
     for start, stop in blocks(contributions):
+        while other < len(elsewhere) and elsewhere[other].time < contributions[start].time:
+            live.land(elsewhere[other], here=False)
+            other += 1
         for i in range(start, stop):
             c = contributions[i]
             live.features(c, out[i])

@@ -6,6 +6,7 @@ datasets here, so donations and labels always describe the same moment.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -81,6 +82,18 @@ def _load(conn: psycopg.Connection[Any], chain_id: int) -> Dataset:
     )
 
 
+_CONTRIBUTIONS = """
+    SELECT a.sender, s.pool_id::text, a.recipient_id,
+           a.amount::float8 / 10::float8 ^ t.decimals,
+           CASE WHEN t.decimals IS NOT NULL
+                THEN (a.amount %% (5 * 10::numeric ^ (t.decimals - 1)) = 0) END,
+           extract(epoch FROM a.block_time)::float8, a.block_number, a.tx_nonce, a.block_hash, a.token, a.chain_id
+    FROM qf.allocated a
+    JOIN qf.donation_strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
+    LEFT JOIN qf.tokens t ON t.chain_id = a.chain_id AND t.address = a.token
+"""
+
+
 def load_contributions(
     conn: psycopg.Connection[Any], chain_id: int, *, after_block: int | None = None
 ) -> tuple[list[Contribution], tuple[int, bytes] | None]:
@@ -94,31 +107,53 @@ def load_contributions(
     """
     with conn.cursor(binary=True) as cur:
         rows = cur.execute(
-            """
-            SELECT a.sender, s.pool_id::text, a.recipient_id,
-                   a.amount::float8 / 10::float8 ^ t.decimals,
-                   CASE WHEN t.decimals IS NOT NULL
-                        THEN (a.amount %% (5 * 10::numeric ^ (t.decimals - 1)) = 0) END,
-                   extract(epoch FROM a.block_time)::float8, a.block_number, a.tx_nonce, a.block_hash, a.token
-            FROM qf.allocated a
-            JOIN qf.donation_strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
-            LEFT JOIN qf.tokens t ON t.chain_id = a.chain_id AND t.address = a.token
-            WHERE a.chain_id = %s AND a.block_number > %s
-            ORDER BY a.block_number, a.log_index
-            """,
+            _CONTRIBUTIONS + "WHERE a.chain_id = %s AND a.block_number > %s ORDER BY a.block_number, a.log_index",
             (chain_id, -1 if after_block is None else after_block),
         ).fetchall()
     conn.commit()
-    out = [
-        Contribution(
-            donor=to_hex(bytes(sender)), project=f"{pool}:0x{bytes(recipient).hex()}", pool=str(pool),
-            amount=float(amount) if amount is not None else float("nan"), time=float(time), nonce=int(nonce),
-            round_amount=None if round_flag is None else bool(round_flag), block=int(block), token=bytes(token),
-        )
-        for sender, pool, recipient, amount, round_flag, time, block, nonce, _, token in rows
-    ]  # fmt: skip
+    out = [_contribution(row, qualify=False) for row in rows]
     cursor = (int(rows[-1][6]), bytes(rows[-1][8])) if rows else None
     return out, cursor
+
+
+def load_elsewhere(
+    conn: psycopg.Connection[Any], chain_id: int, *, after: Mapping[int, int] | None = None
+) -> tuple[list[Contribution], dict[int, tuple[int, bytes]]]:
+    """Every *other* chain's donations, in time order: the same wallets' history elsewhere.
+
+    A donor is an address on every chain (as a round across chains counts it), so
+    what a wallet gave on other chains is its history here too. Projects and
+    pools of other chains are keyed ``chain/pool:0xrecipient`` and ``chain/pool``,
+    apart from this chain's, so they never mix into this chain's project and
+    pool state. ``after`` maps a chain to the last block already applied; returns
+    the rows and each chain's new cursor ``(block, block hash)``.
+    """
+    chains = sorted((after or {}).items())
+    with conn.cursor(binary=True) as cur:
+        rows = cur.execute(
+            _CONTRIBUTIONS + "LEFT JOIN unnest(%s::bigint[], %s::bigint[]) AS done(chain_id, block) "
+            "ON done.chain_id = a.chain_id "
+            "WHERE a.chain_id <> %s AND a.block_number > coalesce(done.block, -1) "
+            "ORDER BY a.block_time, a.chain_id, a.block_number, a.log_index",
+            ([c for c, _ in chains], [b for _, b in chains], chain_id),
+        ).fetchall()
+    conn.commit()
+    cursors: dict[int, tuple[int, bytes]] = {}
+    for row in rows:
+        chain, block = int(row[10]), int(row[6])
+        if chain not in cursors or block >= cursors[chain][0]:
+            cursors[chain] = (block, bytes(row[8]))
+    return [_contribution(row, qualify=True) for row in rows], cursors
+
+
+def _contribution(row: tuple[Any, ...], *, qualify: bool) -> Contribution:
+    sender, pool, recipient, amount, round_flag, time, block, nonce, _, token, chain = row
+    pool_key = f"{chain}/{pool}" if qualify else str(pool)
+    return Contribution(
+        donor=to_hex(bytes(sender)), project=f"{pool_key}:0x{bytes(recipient).hex()}", pool=pool_key,
+        amount=float(amount) if amount is not None else float("nan"), time=float(time), nonce=int(nonce),
+        round_amount=None if round_flag is None else bool(round_flag), block=int(block), token=bytes(token),
+    )  # fmt: skip
 
 
 def cursor_holds(conn: psycopg.Connection[Any], chain_id: int, cursor: tuple[int, bytes]) -> bool:

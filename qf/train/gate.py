@@ -27,6 +27,7 @@ as in the donor model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,11 +123,15 @@ class TrainedGate:
     funding: TreeEnsemble | None = None
 
 
-def gate_data(dataset: Dataset, graph: FundingGraph | None = None) -> GateData:
+def gate_data(
+    dataset: Dataset, graph: FundingGraph | None = None, elsewhere: Sequence[live.Contribution] = ()
+) -> GateData:
     """Every donation of ``dataset`` as a training row: features as of just before it, its wallet's label.
 
     With a funding ``graph``, each row also gets its funding features as of that moment
-    (:func:`qf.model.funding_features.evidence`, what the sidecar computes at the call).
+    (:func:`qf.model.funding_features.evidence`, what the sidecar computes at the call). ``elsewhere``: the
+    other indexed chains' donations, the donors' history there as the sidecar counts it
+    (:func:`qf.model.loader.load_elsewhere`).
     """
     contributions = live.contributions_of(dataset)
     funding = np.zeros((len(contributions), N_FUNDING))
@@ -134,7 +139,7 @@ def gate_data(dataset: Dataset, graph: FundingGraph | None = None) -> GateData:
     def with_funding(i: int, c: live.Contribution, state: live.LiveState) -> None:
         funding[i] = funding_row(graph, c, state)
 
-    x = live.replay_features(contributions, also=with_funding if graph is not None else None)
+    x = live.replay_features(contributions, also=with_funding if graph is not None else None, elsewhere=elsewhere)
     d = dataset.donations
     donors = dataset.donors
     labelled = donors["labelled"].to_numpy(dtype=bool)

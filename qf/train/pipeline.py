@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from qf.model import gate as served_gate
 from qf.model.arrays import AnomalyScaler, ClusterCenters, IsolationForestArrays, LinearModel, LofArrays, TreeEnsemble
 from qf.model.calibration import Calibration
 from qf.model.dataset import Dataset
+from qf.model.live import Contribution
 from qf.sim.attacks import FAMILIES
 from qf.train import anomaly, evaluation, injection, risk, splits
 from qf.train import gate as contribution_gate
@@ -124,9 +125,11 @@ class Evaluated:
 
 def train(  # noqa: PLR0915 - one run, step by step; each step is a function of its own
     dataset: Dataset, root: Path, config: TrainConfig, progress: Progress = lambda _: None,
-    funding: FundingGraph | None = None,
+    funding: FundingGraph | None = None, *, elsewhere: Sequence[Contribution] = (),
 ) -> TrainResult:
-    """``funding`` is what the index found of the round's funding (``qf.funding.db.load_graph``), if anything."""
+    """``funding`` is what the index found of the round's funding (``qf.funding.db.load_graph``), if anything;
+    ``elsewhere`` the other indexed chains' donations (``qf.model.loader.load_elsewhere``), the donors' history
+    there as the sidecar counts it."""
     data = prepare(dataset, config, progress)
     y = data.y
     if y.all() or not y.any():
@@ -175,7 +178,7 @@ def train(  # noqa: PLR0915 - one run, step by step; each step is a function of 
     if config.gate:
         progress(f"contribution gate: point-in-time features of {data.dataset.donations.size} contributions")
         graph, funding_note = _training_funding(data, dataset, funding, config.seed)
-        rows = contribution_gate.gate_data(data.dataset, graph)
+        rows = contribution_gate.gate_data(data.dataset, graph, elsewhere)
         trained = contribution_gate.train_gate(data.dataset, contribution_gate.GateConfig(seed=config.seed), rows)
         trained.arrays.save(staging / served_gate.RISK_FILE)
         trained.calibration.save(staging / served_gate.CALIBRATION_FILE)
@@ -184,7 +187,7 @@ def train(  # noqa: PLR0915 - one run, step by step; each step is a function of 
             trained.funding.save(staging / served_gate.FUNDING_FILE)
             model_files.append(served_gate.FUNDING_FILE)
         parity["gate"] = trained.parity
-        gate_section = trained.manifest | {"funding_source": funding_note}
+        gate_section = trained.manifest | {"funding_source": funding_note, "donations_elsewhere": len(elsewhere)}
         progress(f"gate: {trained.served} (mean held-out first-contribution ROC AUC "
                  f"{trained.manifest['mean_held_out_roc_auc_first']:.3f}); thresholds review "
                  f"{trained.thresholds[0]:.3f}, block {trained.thresholds[1]:.3f}")  # fmt: skip

@@ -259,5 +259,6 @@ def test_every_analytics_view_and_column_is_commented(indexed: Indexed) -> None:
     names = ("recipient_status", "pools", "donations", *tables, "experiment_variant_counts", "donor_risk_latest",
              "matching_discounts", "profile_members", "round_matching_named", "project_totals_named",
              "unpriced_donations", "review_verdicts", "unknown_topics", "donor_funding", "pool_strategies",
-             "donation_strategies", "grants")  # fmt: skip
+             "donation_strategies", "grants", "round_donations", "round_projects", "round_donors", "round_summary",
+             "donor_chains")  # fmt: skip
     assert dict(views) == dict.fromkeys(names, True)

@@ -312,3 +312,70 @@ def test_a_run_of_a_round_is_stored_with_the_round(conn: psycopg.Connection) -> 
     amounts = {"0x" + bytes(r).hex(): float(a) for r, a in conn.execute(
         "SELECT recipient_id, amount FROM qf.matching_results WHERE run_id = %s", (run_id,))}  # fmt: skip
     assert amounts == pytest.approx(dict(totals))
+
+
+# -- the round in psql ---------------------------------------------------------------------------
+
+
+def test_the_round_views_count_one_donor_and_one_project_across_chains(conn: psycopg.Connection) -> None:
+    """qf.round_summary/_projects/_donors and qf.donor_chains: an address is one donor on every chain, a
+    recipient id one project, and "eligible" is exactly what the round's matching counts."""
+    summary = conn.execute(
+        "SELECT pools, chains, donors, donors_on_several_chains, donations, eligible_donations, amount_usd, unpriced, "
+        "projects FROM qf.round_summary WHERE round = 'gg-test'"
+    ).fetchone()
+    several = {g.donor for g in GIFTS if {h.chain for h in GIFTS if h.donor == g.donor} == {CHAIN_A, CHAIN_B}}
+    eligible = [g for g in GIFTS if g.counts or g.token == UNPRICED]
+    priced_usd = sum(float(v["amountUSD"]) for v in calculator_votes())  # type: ignore[arg-type]
+    assert summary is not None
+    assert summary[:6] == (2, 2, len({g.donor for g in GIFTS}), len(several), len(GIFTS), len(eligible))
+    assert float(summary[6]) == pytest.approx(priced_usd)
+    assert summary[7:] == (1, 3)
+
+    projects = {
+        bytes.fromhex(r[0][2:]): r[1:]
+        for r in conn.execute(
+            "SELECT recipient_id, chains, donors, donations, unpriced FROM qf.round_projects WHERE round = 'gg-test'"
+        ).fetchall()
+    }
+    assert set(projects) == {P, Q, R}
+    donors_of_p = {g.donor for g in GIFTS if g.project == P and g.counts}
+    assert projects[P] == ([CHAIN_B, CHAIN_A], len(donors_of_p), sum(g.project == P and g.counts for g in GIFTS), 0)
+    assert projects[R][3] == 1  # frank's unpriced gift: eligible, left out of the USD
+
+    alice = conn.execute(
+        "SELECT chains, n_chains, donations, projects, amount_usd FROM qf.round_donors WHERE round = 'gg-test' "
+        "AND donor = %s", ("0x" + ALICE.hex(),)
+    ).fetchone()
+    assert alice is not None
+    assert alice[:4] == ([CHAIN_B, CHAIN_A], 2, 4, 3)
+    assert float(alice[4]) == pytest.approx(10 + 4 + 6 + 1.5)
+    everywhere = conn.execute("SELECT chains, n_chains, donations FROM qf.donor_chains WHERE donor = %s",
+                              ("0x" + IVAN.hex(),)).fetchone()  # fmt: skip
+    assert everywhere == ([CHAIN_A], 1, 2)
+
+    # The views and the matching service agree on what the round holds.
+    result = match_round(conn, "gg-test", eligibility=Eligibility())
+    assert float(result.round.contributions.sum()) == pytest.approx(priced_usd)
+    assert len(result.round.donors) == conn.execute(
+        "SELECT count(*) FROM qf.round_donors WHERE round = 'gg-test' AND amount_usd > 0").fetchone()[0]  # type: ignore[index]
+
+
+def test_the_demo_names_every_chains_pools_one_round_and_shows_it(
+    conn: psycopg.Connection, migrated_db_url: str
+) -> None:
+    """`make demo` step 5 with two chains indexed: one round of every pool with donations, matched as
+    `qf matching --round` matches it, sized from qf.round_summary."""
+    from rich.console import Console  # noqa: PLC0415
+
+    from qf_sentinel.demo import DEMO_ROUND, show_round  # noqa: PLC0415
+
+    screen = Console(record=True, width=160)
+    shown = show_round(migrated_db_url, screen)
+    assert shown is not None
+    assert round_pools(conn, DEMO_ROUND) == [(CHAIN_B, POOL_B), (CHAIN_A, POOL_A)]
+    reference = match_round(conn, "gg-test", methods=("standard", "cocm"))
+    assert matched(shown, "standard") == pytest.approx(matched(reference, "standard"), abs=1e-9)
+    text = screen.export_text()
+    assert f"round {DEMO_ROUND!r}: 2 pools on 2 chains, {len({g.donor for g in GIFTS})} donors" in text
+    assert show_round(migrated_db_url, Console(record=True)) is not None  # a second demo run reuses the round

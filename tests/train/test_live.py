@@ -178,3 +178,31 @@ def test_window_counts_of_new_wallets_survive_out_of_order_arrivals(arrivals: li
     for start in range(0, n, max(1, n // 7)):
         for end in range(start, n + 1, max(1, n // 5)):
             assert window.new_between(start, end) == sum(window.new[start:end])
+
+
+def test_a_wallet_is_one_donor_on_every_chain_as_of_the_call() -> None:
+    """Another chain's donations are the donor's history once strictly earlier, and never this chain's
+    project or pool state (their keys are apart)."""
+    here = [c("w", P, 1.0, time=1000.0, block=5), c("v", P, 1.0, time=1000.0, block=5)]
+    elsewhere = [
+        Contribution(donor="w", project="10/7:0xaa", pool="10/7", amount=2.0, time=400.0, block=90),
+        Contribution(donor="w", project="10/7:0xcc", pool="10/7", amount=2.0, time=999.0, block=91),
+        Contribution(donor="v", project="10/7:0xaa", pool="10/7", amount=2.0, time=1000.0, block=92),  # not before
+    ]
+    rows = replay_features(here, elsewhere=elsewhere)
+    assert value(rows[0], "donor_prior_donations") == 2
+    assert value(rows[0], "donor_prior_projects") == 2
+    assert value(rows[0], "donor_hours_active") == (1000.0 - 400.0) / 3600.0
+    assert value(rows[0], "donor_gave_here_before") == 0.0  # 0xaa on chain 10 is not P here
+    assert value(rows[1], "donor_prior_donations") == 0  # its gift elsewhere is not earlier than the call
+    assert value(rows[0], "project_donors_log") == 0.0
+    assert value(rows[0], "pool_recent_new_share") == 0.0  # the pool here saw no one before
+    alone = replay_features(here)
+    assert value(alone[0], "donor_prior_donations") == 0
+    for name in live.CONTRIBUTION_FEATURES:
+        if not name.startswith("donor_"):
+            assert value(rows[0], name) == value(alone[0], name), name
+    state = LiveState()
+    replay_features(here, state=state, elsewhere=elsewhere)
+    assert (state.landed, state.landed_elsewhere) == (2, 2)
+    assert state.latest_landed == 1000.0
