@@ -274,8 +274,7 @@ class Console:
         rows = await self.db(queries.rounds, chains)
         status = await self.db(queries.indexer_status, chains)
         named = await self.db(queries.named_rounds, chains)
-        context = {"title": "Rounds", "chains": chains, "chain_id": chains[0], "rounds": rows, "status": status,
-                   "named": named}  # fmt: skip
+        context = {"title": "Rounds", "chains": chains, "rounds": rows, "status": status, "named": named}
         return self.render(request, "rounds.html", context)
 
     async def _round(self, request: Request) -> tuple[int, int, dict[str, Any]] | Response:
@@ -390,15 +389,13 @@ class Console:
         except ValueError:
             raise HTTPException(404, "not an address: 0x and 40 hex digits") from None
         chains, shown, picked = await self.shown_chains(request)
-        activity = await self.db(queries.donor_chains, shown, donor)
-        evidence = [(int(a["chain_id"]), await self.db(_evidence, int(a["chain_id"]), donor)) for a in activity]
-        evidence = [(c, e) for c, e in evidence if e is not None]
+        activity, evidence = await self.db(_across_chains, shown, donor)
         if not activity:
             where = f"chain {shown[0]}" if len(shown) == 1 else f"any of the chains {', '.join(map(str, shown))}"
             raise HTTPException(404, f"0x{donor.hex()} is not a donor of {where}")
         return self.render(request, "donor.html", {
             "title": "Donor", "donor": donor, "chains": chains, "picked": picked, "activity": activity,
-            "evidence": evidence, "chain_id": chains[0],
+            "evidence": evidence,
         })  # fmt: skip
 
     async def review_page(self, request: Request, login: Login) -> Response:
@@ -468,6 +465,14 @@ class Console:
 
 async def plotly_js(request: Request) -> Response:
     return Response(_plotly_js(), media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+
+
+def _across_chains(conn: psycopg.Connection[Any], chains: list[int], donor: bytes
+                   ) -> tuple[list[dict[str, Any]], list[tuple[int, dict[str, Any]]]]:  # fmt: skip
+    """An address on every chain: its activity per chain, and each chain's evidence (a verdict is per chain)."""
+    activity = queries.donor_chains(conn, chains, donor)
+    evidence = [(int(a["chain_id"]), _evidence(conn, int(a["chain_id"]), donor)) for a in activity]
+    return activity, [(c, e) for c, e in evidence if e is not None]
 
 
 def _evidence(conn: psycopg.Connection[Any], chain_id: int, donor: bytes) -> dict[str, Any] | None:
