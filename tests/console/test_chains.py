@@ -340,3 +340,14 @@ def test_a_verdict_records_the_chain_it_concerns(two_chains: TwoChains) -> None:
         ok = client.post("/review", data=frank | {"verdict": "honest"})
         assert ok.status_code == 303
         assert _log(two_chains.db_url)[-1] == (CHAIN_B, FRANK, "honest")
+
+
+def test_the_new_pages_need_a_login(two_chains: TwoChains) -> None:
+    with TestClient(create_app(two_chains.config()), follow_redirects=False) as client:
+        for path in (f"/named/{ROUND}", f"/named/{ROUND}/matching.csv", f"/chains/{CHAIN_B}/rounds/{POOL_B}",
+                     f"/chains/{CHAIN_B}/rounds/{POOL_B}/matching.csv", f"/donors?chain={CHAIN_B}",
+                     f"/review?chain={CHAIN_B}", f"/rounds/{POOL_A}"):  # fmt: skip
+            response = client.get(path)
+            assert response.status_code == 303, path
+            assert response.headers["location"].startswith("/login?next=/"), path
+            assert "content-security-policy" in response.headers
