@@ -166,21 +166,22 @@ def bench_scale(url: str, scale: str, params: dict[str, Any], repeats: int, mode
     cold_compare = time.perf_counter() - started
     cache = ComparisonCache()  # the baseline's own, warmed by timed()'s first call
     pages: list[tuple[str, str, Callable[[], Any]]] = [
-        ("/", "rounds + KPIs", lambda: (queries.rounds(raw, chain), queries.indexer_status(raw, chain))),
+        ("/", "rounds + KPIs", lambda: (queries.rounds(raw, [chain]), queries.indexer_status(raw, [chain]))),
         (f"/rounds/{pool}", "round (cached)", lambda: (
             queries.round_header(raw, chain, pool), queries.pool_tokens(raw, chain, pool),
             cache.get(raw, chain, pool))),
         (f"/rounds/{pool}/matching.csv", "matching CSV (cached)", lambda: (queries.round_header(raw, chain, pool),
                                                                            cache.get(raw, chain, pool))),
-        ("/donors", "flagged donors", lambda: queries.flagged_donors(raw, chain, queries.DonorFilter())),
+        ("/donors", "flagged donors", lambda: queries.flagged_donors(raw, [chain], queries.DonorFilter())),
         ("/donors?decision=BLOCK", "donors, BLOCK",
-         lambda: queries.flagged_donors(raw, chain, queries.DonorFilter(decision="BLOCK"))),
+         lambda: queries.flagged_donors(raw, [chain], queries.DonorFilter(decision="BLOCK"))),
         (f"/donors/{donor}", "one donor's evidence", lambda: (
-            queries.donor_features(raw, chain, donor_bytes), queries.donor_decisions(raw, chain, donor_bytes),
+            queries.donor_chains(raw, [chain], donor_bytes), queries.donor_features(raw, chain, donor_bytes),
+            queries.donor_decisions(raw, chain, donor_bytes),
             queries.donor_donations(raw, chain, donor_bytes), queries.donor_scores(raw, chain, donor_bytes))),
-        ("/review", "review queue", lambda: (queries.review_queue(raw, chain, "pending"),
-                                             queries.queue_counts(raw, chain))),
-        ("/review?status=all&offset=2000", "review queue, page 41", lambda: queries.review_queue(raw, chain, "all",
+        ("/review", "review queue", lambda: (queries.review_queue(raw, [chain], "pending"),
+                                             queries.queue_counts(raw, [chain]))),
+        ("/review?status=all&offset=2000", "review queue, page 41", lambda: queries.review_queue(raw, [chain], "all",
                                                                                                  2000)),
         ("/experiments", "experiments", lambda: experiment_store.stats(raw, "project_list")),
         ("/model", "model", lambda: None),

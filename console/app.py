@@ -37,6 +37,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from console import charts, queries, sessions
 from console.auth import CSRF_FIELD, Login, authenticate, csrf_token, csrf_valid, session_id, start_session
+from console.chains import chain_label, in_scope, narrowed
 from console.comparison import ComparisonCache, to_csv
 from console.config import ConsoleConfig
 from console.display import chain_text, plain
@@ -47,6 +48,7 @@ from console.throttle import LoginThrottle
 from qf.errors import AmbiguousChain, ConfigError, QFError
 from qf.eth import address
 from qf.matching.db import resolve_chain
+from qf.matching.rounds import ROUND_NAME
 from scorer import experiment_store
 
 log = structlog.get_logger()
@@ -71,6 +73,10 @@ def create_app(config: ConsoleConfig, clock: Callable[[], float] = time.monotoni
         Route("/", page(console.rounds_page)),
         Route("/rounds/{pool_id}", page(console.round_page)),
         Route("/rounds/{pool_id}/matching.csv", page(console.round_csv)),
+        Route("/chains/{chain_id}/rounds/{pool_id}", page(console.round_page)),
+        Route("/chains/{chain_id}/rounds/{pool_id}/matching.csv", page(console.round_csv)),
+        Route("/named/{name}", page(console.named_round_page)),
+        Route("/named/{name}/matching.csv", page(console.named_round_csv)),
         Route("/donors", page(console.donors_page)),
         Route("/donors/{donor}", page(console.donor_page)),
         Route("/review", page(console.review_page), methods=["GET"]),
@@ -123,7 +129,7 @@ class Console:
                                       config.login_window_seconds, clock)  # fmt: skip
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.filters.update(addr=_addr, num=_num, pct=_pct, when=_when, seconds=_seconds,
-                                          chain_text=chain_text, plain=plain)  # fmt: skip
+                                          chain_text=chain_text, plain=plain, chain=chain_label)  # fmt: skip
         self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             config.database_url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=False, name="qf-console"
         )
@@ -159,8 +165,23 @@ class Console:
         return PlainTextResponse("ok")
 
     async def chain(self) -> int:
-        """The chain every page shows: QF_CHAIN_ID, else the only one indexed (the core's one policy)."""
+        """The chain of a page that names none (``/rounds/N``, a verdict form without one): QF_CHAIN_ID, else
+        the only one indexed (the core's one policy; several raise AmbiguousChain)."""
         return await self.db(resolve_chain, self.config.chain_id)
+
+    async def chains(self) -> list[int]:
+        """The chains the console shows: QF_CHAIN_ID alone, else every indexed chain."""
+        indexed = [] if self.config.chain_id is not None else await self.db(queries.indexed_chains)
+        return in_scope(self.config.chain_id, indexed)
+
+    async def shown_chains(self, request: Request) -> tuple[list[int], list[int], int | None]:
+        """The console's chains, those a listing shows (``?chain=N`` narrows to one) and the one picked."""
+        chains = await self.chains()
+        try:
+            picked = narrowed(chains, request.query_params.get("chain"))
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return chains, ([picked] if picked is not None else chains), picked
 
     def render(self, request: Request, name: str, context: dict[str, Any], status: int = 200,
                headers: Mapping[str, str] | None = None) -> Response:  # fmt: skip
@@ -249,71 +270,146 @@ class Console:
     # -- pages -------------------------------------------------------------------------
 
     async def rounds_page(self, request: Request, login: Login) -> Response:
-        chain_id = await self.chain()
-        rows = await self.db(queries.rounds, chain_id)
-        status = await self.db(queries.indexer_status, chain_id)
-        context = {"title": "Rounds", "chain_id": chain_id, "rounds": rows, "status": status}
+        chains = await self.chains()
+        rows = await self.db(queries.rounds, chains)
+        status = await self.db(queries.indexer_status, chains)
+        named = await self.db(queries.named_rounds, chains)
+        context = {"title": "Rounds", "chains": chains, "rounds": rows, "status": status, "named": named}
         return self.render(request, "rounds.html", context)
 
-    async def _round(self, request: Request) -> tuple[int, int, dict[str, Any]]:
-        chain_id, pool_id = await self.chain(), _int_param(request.path_params["pool_id"], "pool")
+    async def _round(self, request: Request) -> tuple[int, int, dict[str, Any]] | Response:
+        """The pool a page is about: ``/chains/C/rounds/N``, or ``/rounds/N`` on the console's only chain
+        (with several, a page naming the chains that hold pool N)."""
+        pool_id = _int_param(request.path_params["pool_id"], "pool")
+        if "chain_id" in request.path_params:
+            chain_id = _int_param(request.path_params["chain_id"], "chain")
+            if chain_id not in await self.chains():
+                raise HTTPException(404, f"chain {chain_id} is not shown by this console")
+        else:
+            try:
+                chain_id = await self.chain()
+            except AmbiguousChain as exc:
+                return await self._which_chain(request, exc.chains, pool_id)
         header = await self.db(queries.round_header, chain_id, pool_id)
         if header is None:
             raise HTTPException(404, f"pool {pool_id} is not indexed on chain {chain_id}")
         return chain_id, pool_id, header
 
+    async def _which_chain(self, request: Request, chains: list[int], pool_id: int) -> Response:
+        """``/rounds/N`` with several chains: pool ids repeat across chains, so name them and never pick one."""
+        holding = await self.db(queries.pool_chains, chains, pool_id)
+        listed = ", ".join(chain_label(c) for c in chains)
+        if not holding:
+            raise HTTPException(404, f"pool {pool_id} is not indexed on any of the chains ({listed})")
+        suffix = request.url.path.removeprefix(f"/rounds/{request.path_params['pool_id']}")
+        query = f"?{request.url.query}" if request.url.query else ""
+        links = [(f"/chains/{c}/rounds/{pool_id}{suffix}{query}", f"pool {pool_id} on chain {chain_label(c)}")
+                 for c in holding]  # fmt: skip
+        message = (f"{len(chains)} chains are indexed ({listed}); pool {pool_id} is on "
+                   f"{', '.join(chain_label(c) for c in holding)}. Choose the chain (or set QF_CHAIN_ID).")  # fmt: skip
+        return self.render(request, "error.html", {"title": "Which chain?", "message": message, "links": links}, 300)
+
     async def round_page(self, request: Request, login: Login) -> Response:
-        chain_id, pool_id, header = await self._round(request)
+        found = await self._round(request)
+        if isinstance(found, Response):
+            return found
+        chain_id, pool_id, header = found
         usd = _flag(request.query_params.get("usd"))
         comparison = await self.db(self.cache.get, chain_id, pool_id, usd)
         tokens = await self.db(queries.pool_tokens, chain_id, pool_id)
         chart = charts.gains_chart(comparison) if comparison.projects else None
         context = {"title": f"Pool {pool_id}", "chain_id": chain_id, "round": header, "comparison": comparison,
-                   "chart": chart, "tokens": tokens}  # fmt: skip
+                   "chart": chart, "tokens": tokens, "base": f"/chains/{chain_id}/rounds/{pool_id}"}  # fmt: skip
         return self.render(request, "round.html", context)
 
     async def round_csv(self, request: Request, login: Login) -> Response:
-        chain_id, pool_id, _ = await self._round(request)
+        found = await self._round(request)
+        if isinstance(found, Response):
+            return found
+        chain_id, pool_id, _ = found
         usd = _flag(request.query_params.get("usd"))
         comparison = await self.db(self.cache.get, chain_id, pool_id, usd)
         disposition = f'attachment; filename="pool-{pool_id}-matching{"-usd" if usd else ""}.csv"'
         return PlainTextResponse(to_csv(comparison), media_type="text/csv",
                                  headers={"Content-Disposition": disposition})  # fmt: skip
 
+    async def _named(self, request: Request) -> tuple[str, list[dict[str, Any]]]:
+        """The named round a page is about and its pools; 404 unless every pool is on a chain shown here."""
+        name = request.path_params["name"]
+        if not ROUND_NAME.fullmatch(name):
+            raise HTTPException(404, "a round name is 1-64 letters, digits, dots, dashes or underscores")
+        pools = await self.db(queries.named_round_pools, name)
+        if not pools:
+            raise HTTPException(404, f"no round named {name} (`qf rounds add {name} --pool CHAIN:POOL`)")
+        chains = await self.chains()
+        outside = sorted({int(p["chain_id"]) for p in pools} - set(chains))
+        if outside:
+            listed = ", ".join(map(str, outside))
+            raise HTTPException(404, f"round {name} has pools on chain {listed}, which this console does not show "
+                                     f"(QF_CHAIN_ID={self.config.chain_id})")  # fmt: skip
+        return name, pools
+
+    async def named_round_page(self, request: Request, login: Login) -> Response:
+        name, pools = await self._named(request)
+        refs = [(int(p["chain_id"]), int(p["pool_id"])) for p in pools]
+        comparison = await self.db(self.cache.get_round, name, refs)
+        chart = charts.gains_chart(comparison) if comparison.projects else None
+        context = {"title": f"Round {name}", "name": name, "pools": pools, "comparison": comparison,
+                   "chart": chart, "chain_count": len({c for c, _ in refs})}  # fmt: skip
+        return self.render(request, "named_round.html", context)
+
+    async def named_round_csv(self, request: Request, login: Login) -> Response:
+        name, pools = await self._named(request)
+        refs = [(int(p["chain_id"]), int(p["pool_id"])) for p in pools]
+        comparison = await self.db(self.cache.get_round, name, refs)
+        disposition = f'attachment; filename="round-{name}-matching-usd.csv"'
+        return PlainTextResponse(to_csv(comparison), media_type="text/csv",
+                                 headers={"Content-Disposition": disposition})  # fmt: skip
+
     async def donors_page(self, request: Request, login: Login) -> Response:
-        chain_id = await self.chain()
         q = request.query_params
-        filters = _donor_filter(q)
-        rows = await self.db(queries.flagged_donors, chain_id, filters)
-        scored = await self.db(queries.scored_pools, chain_id)
-        patterns = await self.db(queries.label_patterns, chain_id)
+        chains, shown, picked = await self.shown_chains(request)
+        filters, pool_chain = _donor_filter(q)
+        if pool_chain is not None:  # a pool picked as CHAIN:POOL narrows to its chain
+            if pool_chain not in shown:
+                raise HTTPException(400, f"pool {q['pool']}: chain {pool_chain} is not shown here")
+            shown, picked = [pool_chain], pool_chain
+        rows = await self.db(queries.flagged_donors, shown, filters)
+        scored = await self.db(queries.scored_pools, chains)
+        patterns = await self.db(queries.label_patterns, chains)
         return self.render(request, "donors.html", {
             "title": "Flagged donors", "donors": rows, "scored": scored, "patterns": patterns, "filters": filters,
             "decisions": _DECISIONS, "project_text": q.get("project", ""), "page_size": queries.PAGE_SIZE,
+            "chains": chains, "picked": picked,
         })  # fmt: skip
 
     async def donor_page(self, request: Request, login: Login) -> Response:
-        chain_id = await self.chain()
         try:
             donor = address(request.path_params["donor"])
         except ValueError:
             raise HTTPException(404, "not an address: 0x and 40 hex digits") from None
-        context = await self.db(_evidence, chain_id, donor)
-        if context is None:
-            raise HTTPException(404, f"0x{donor.hex()} is not a donor of chain {chain_id}")
-        return self.render(request, "donor.html", {"title": "Donor", "chain_id": chain_id, **context})
+        chains, shown, picked = await self.shown_chains(request)
+        activity, evidence = await self.db(_across_chains, shown, donor)
+        if not activity:
+            where = f"chain {shown[0]}" if len(shown) == 1 else f"any of the chains {', '.join(map(str, shown))}"
+            raise HTTPException(404, f"0x{donor.hex()} is not a donor of {where}")
+        return self.render(request, "donor.html", {
+            "title": "Donor", "donor": donor, "chains": chains, "picked": picked, "activity": activity,
+            "evidence": evidence,
+        })  # fmt: skip
 
     async def review_page(self, request: Request, login: Login) -> Response:
-        chain_id = await self.chain()
         status = request.query_params.get("status", "pending")
         if status not in _STATUSES:
             raise HTTPException(400, f"status must be one of {', '.join(_STATUSES)}")
+        chains, shown, picked = await self.shown_chains(request)
         offset = _offset(request.query_params.get("offset"))
-        rows = await self.db(queries.review_queue, chain_id, status, offset)
-        counts = await self.db(queries.queue_counts, chain_id)
+        rows = await self.db(queries.review_queue, shown, status, offset)
+        counts = await self.db(queries.queue_counts, shown)
+        chain_q = f"&chain={picked}" if picked is not None else ""
         return self.render(request, "review.html", {
             "title": "Review queue", "queue": rows, "status": status, "counts": counts, "offset": offset,
-            "page_size": queries.PAGE_SIZE,
+            "page_size": queries.PAGE_SIZE, "chains": chains, "picked": picked, "chain_q": chain_q,
         })  # fmt: skip
 
     async def review_submit(self, request: Request, login: Login) -> Response:
@@ -326,9 +422,11 @@ class Console:
             message = ("The form's security token is missing or wrong (an expired session or a forged form). "
                        "Nothing was recorded; reload the page and try again.")  # fmt: skip
             return self.render(request, "error.html", {"title": "Form refused", "message": message, "back": back}, 400)
-        chain_id = await self.chain()
         try:
             verdict = parse_verdict(form)
+            chain_id = verdict.chain_id if verdict.chain_id is not None else await self.chain()
+            if chain_id not in await self.chains():
+                raise ReviewError(f"chain {chain_id} is not shown by this console: nothing recorded")
             review_id = await self.db(record_verdict, chain_id, verdict, login.name)
         except ReviewConflict as exc:
             context = {"title": "Already reviewed", "message": str(exc), "back": back}
@@ -336,9 +434,10 @@ class Console:
         except ReviewError as exc:
             context = {"title": "Verdict refused", "message": str(exc), "back": back}
             return self.render(request, "error.html", context, 400)
-        log.info("console_verdict", reviewer=login.name, donor="0x" + verdict.donor.hex(), verdict=verdict.verdict,
-                 review_id=review_id, supersedes=verdict.expected)  # fmt: skip
-        request.session["flash"] = f"Recorded: 0x{verdict.donor.hex()} is {verdict.verdict} (review {review_id})."
+        log.info("console_verdict", reviewer=login.name, chain_id=chain_id, donor="0x" + verdict.donor.hex(),
+                 verdict=verdict.verdict, review_id=review_id, supersedes=verdict.expected)  # fmt: skip
+        request.session["flash"] = (f"Recorded: 0x{verdict.donor.hex()} is {verdict.verdict} on chain "
+                                    f"{chain_label(chain_id)} (review {review_id}).")  # fmt: skip
         return RedirectResponse(back, status_code=303)
 
     async def experiments_page(self, request: Request, login: Login) -> Response:
@@ -366,6 +465,14 @@ class Console:
 
 async def plotly_js(request: Request) -> Response:
     return Response(_plotly_js(), media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+
+
+def _across_chains(conn: psycopg.Connection[Any], chains: list[int], donor: bytes
+                   ) -> tuple[list[dict[str, Any]], list[tuple[int, dict[str, Any]]]]:  # fmt: skip
+    """An address on every chain: its activity per chain, and each chain's evidence (a verdict is per chain)."""
+    activity = queries.donor_chains(conn, chains, donor)
+    evidence = [(int(a["chain_id"]), _evidence(conn, int(a["chain_id"]), donor)) for a in activity]
+    return activity, [(c, e) for c, e in evidence if e is not None]
 
 
 def _evidence(conn: psycopg.Connection[Any], chain_id: int, donor: bytes) -> dict[str, Any] | None:
@@ -443,7 +550,8 @@ def _int_param(text: str, what: str) -> int:
     return value
 
 
-def _donor_filter(q: Mapping[str, str]) -> queries.DonorFilter:
+def _donor_filter(q: Mapping[str, str]) -> tuple[queries.DonorFilter, int | None]:
+    """The donor listing's filters, and the chain of a pool given as ``CHAIN:POOL`` (None for a bare pool id)."""
     decision = q.get("decision") or None
     if decision is not None and decision not in _DECISIONS:
         raise HTTPException(400, f"decision must be one of {', '.join(_DECISIONS)}")
@@ -453,10 +561,14 @@ def _donor_filter(q: Mapping[str, str]) -> queries.DonorFilter:
             project = address(q["project"].strip())
         except ValueError:
             raise HTTPException(400, "project must be a recipient id: 0x and 40 hex digits") from None
+    pool_text, pool_chain = q.get("pool") or "", None
+    if ":" in pool_text:
+        chain_text_, _, pool_text = pool_text.partition(":")
+        pool_chain = _int_param(chain_text_, "chain")
     return queries.DonorFilter(
-        pool_id=_int_param(q["pool"], "pool") if q.get("pool") else None, decision=decision,
+        pool_id=_int_param(pool_text, "pool") if pool_text else None, decision=decision,
         pattern=q.get("pattern") or None, project=project, offset=_offset(q.get("offset")),
-    )  # fmt: skip
+    ), pool_chain  # fmt: skip
 
 
 def _flag(text: str | None) -> bool:

@@ -33,8 +33,9 @@ def gains_chart(comparison: Comparison, top: int = 25) -> str:
         go.Bar(name="risk-adjusted − standard", y=ids, x=[p.risk_delta for p in moved], orientation="h",
                hovertext=names, hoverinfo="x+text+name"),
     ])  # fmt: skip
+    unit = "USD" if comparison.usd else "pool token"
     fig.update_layout(**{**_LAYOUT, "height": max(320, 26 * len(moved) + 120)}, barmode="group",
-                      title="Gain or loss against standard QF", xaxis_title="match difference (pool token)",
+                      title="Gain or loss against standard QF", xaxis_title=f"match difference ({unit})",
                       yaxis={"type": "category", "tickmode": "array", "tickvals": ids, "ticktext": names})  # fmt: skip
     return _script_safe(str(fig.to_json()))
 

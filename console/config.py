@@ -20,7 +20,7 @@ class ConsoleConfig:
     reviewers: Mapping[str, str] = field(default_factory=dict, repr=False)
     #: name -> token of read-only logins
     viewers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    #: the chain shown (None: the only one indexed; with several, pages say so and name them)
+    #: the one chain shown (None: every indexed chain, with a chain column and filter)
     chain_id: int | None = None
     #: cookies only over HTTPS (set when a TLS proxy fronts the console)
     secure_cookies: bool = False

@@ -35,9 +35,13 @@ def _row(conn: psycopg.Connection[Any], query: str, params: Params = ()) -> Row 
 # -- rounds ----------------------------------------------------------------------------------
 
 
-def indexer_status(conn: psycopg.Connection[Any], chain_id: int) -> Row | None:
-    """The last block indexed, when it was mined and when the indexer last committed."""
-    return _row(
+def indexed_chains(conn: psycopg.Connection[Any]) -> list[int]:
+    return [int(r[0]) for r in conn.execute("SELECT chain_id FROM qf.chains ORDER BY 1").fetchall()]
+
+
+def indexer_status(conn: psycopg.Connection[Any], chains: Sequence[int]) -> dict[int, Row]:
+    """Per chain, the last block indexed, when it was mined and when the indexer last committed."""
+    rows = _rows(
         conn,
         """
         SELECT c.chain_id, c.checkpoint_block, c.finalized_block, c.updated_at,
@@ -46,18 +50,19 @@ def indexer_status(conn: psycopg.Connection[Any], chain_id: int) -> Row | None:
                extract(epoch FROM now() - c.updated_at) AS since_commit_seconds
         FROM qf.chains c
         LEFT JOIN qf.blocks b ON b.chain_id = c.chain_id AND b.number = c.checkpoint_block
-        WHERE c.chain_id = %s
+        WHERE c.chain_id = ANY(%s)
         """,
-        (chain_id,),
+        (list(chains),),
     )
+    return {int(r["chain_id"]): r for r in rows}
 
 
-def rounds(conn: psycopg.Connection[Any], chain_id: int) -> list[Row]:
-    """Every indexed pool with its KPIs (``qf.round_stats``), its token and its owner's profile name."""
+def rounds(conn: psycopg.Connection[Any], chains: Sequence[int]) -> list[Row]:
+    """Every indexed pool of the chains with its KPIs (``qf.round_stats``), its token and its owner's profile name."""
     return _rows(
         conn,
         """
-        SELECT r.pool_id, r.donors, r.donations, r.amount, r.mean_donation, r.fresh_wallet_donation_share,
+        SELECT r.chain_id, r.pool_id, r.donors, r.donations, r.amount, r.mean_donation, r.fresh_wallet_donation_share,
                r.matching_pool, r.accepted_projects, r.match_gini, r.top10_match_share,
                t.symbol AS token_symbol, pr.name AS owner_name
         FROM qf.round_stats r
@@ -66,16 +71,78 @@ def rounds(conn: psycopg.Connection[Any], chain_id: int) -> list[Row]:
                            WHERE pc.chain_id = r.chain_id AND pc.pool_id = r.pool_id LIMIT 1) pc ON true
         LEFT JOIN LATERAL (SELECT name FROM qf.profiles p
                            WHERE p.chain_id = r.chain_id AND p.profile_id = pc.profile_id LIMIT 1) pr ON true
-        WHERE r.chain_id = %s
-        ORDER BY r.pool_id
+        WHERE r.chain_id = ANY(%s)
+        ORDER BY r.chain_id, r.pool_id
         """,
-        (chain_id,),
+        (list(chains),),
     )
 
 
 def round_header(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> Row | None:
-    found = [r for r in rounds(conn, chain_id) if int(r["pool_id"]) == pool_id]
+    found = [r for r in rounds(conn, [chain_id]) if int(r["pool_id"]) == pool_id]
     return found[0] if found else None
+
+
+def pool_chains(conn: psycopg.Connection[Any], chains: Sequence[int], pool_id: int) -> list[int]:
+    """The chains, of ``chains``, on which a pool with this id is indexed (pool ids repeat across chains)."""
+    rows = conn.execute(
+        "SELECT chain_id FROM qf.round_stats WHERE chain_id = ANY(%s) AND pool_id = %s ORDER BY 1",
+        (list(chains), pool_id),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+# -- named rounds (qf rounds add) --------------------------------------------------------------
+
+
+def named_rounds(conn: psycopg.Connection[Any], chains: Sequence[int]) -> list[Row]:
+    """Every named round whose pools are all on ``chains``: its pools and chains, counted."""
+    return _rows(
+        conn,
+        """
+        SELECT r.name, r.created_at, count(*) AS pools, count(DISTINCT p.chain_id) AS chain_count,
+               array_agg(DISTINCT p.chain_id ORDER BY p.chain_id) AS chains
+        FROM qf.rounds r JOIN qf.round_pools p ON p.round = r.name
+        GROUP BY r.name, r.created_at
+        HAVING bool_and(p.chain_id = ANY(%s))
+        ORDER BY r.name
+        """,
+        (list(chains),),
+    )
+
+
+def named_round_pools(conn: psycopg.Connection[Any], name: str) -> list[Row]:
+    """The round's pools by chain, with their KPIs and token (empty: no such round)."""
+    return _rows(
+        conn,
+        """
+        SELECT p.chain_id, p.pool_id, s.donors, s.donations, s.amount, s.matching_pool, t.symbol AS token_symbol
+        FROM qf.round_pools p
+        LEFT JOIN qf.round_stats s ON s.chain_id = p.chain_id AND s.pool_id = p.pool_id
+        LEFT JOIN qf.tokens t ON t.chain_id = s.chain_id AND t.address = s.token
+        WHERE p.round = %s
+        ORDER BY p.chain_id, p.pool_id
+        """,
+        (name,),
+    )
+
+
+def project_chains(conn: psycopg.Connection[Any], name: str) -> dict[bytes, tuple[int, ...]]:
+    """Per recipient id, the chains where the round's pools accept it and it received donations."""
+    rows = conn.execute(
+        """
+        SELECT h.recipient_id, array_agg(DISTINCT p.chain_id ORDER BY p.chain_id)
+        FROM qf.round_pools p
+        JOIN qf.pools q ON q.chain_id = p.chain_id AND q.pool_id = p.pool_id
+        JOIN qf.recipient_status_history h ON h.chain_id = p.chain_id AND h.contract = q.strategy
+             AND h.next_block_number IS NULL AND h.status = 2
+        WHERE p.round = %s AND EXISTS (SELECT 1 FROM qf.project_totals t WHERE t.chain_id = p.chain_id
+                                       AND t.pool_id = p.pool_id AND t.recipient_id = h.recipient_id)
+        GROUP BY h.recipient_id
+        """,
+        (name,),
+    ).fetchall()
+    return {bytes(r): tuple(int(c) for c in cs) for r, cs in rows}
 
 
 def pool_tokens(conn: psycopg.Connection[Any], chain_id: int, pool_id: int) -> list[Row]:
@@ -106,25 +173,26 @@ class DonorFilter:
     offset: int = 0
 
 
-def scored_pools(conn: psycopg.Connection[Any], chain_id: int) -> list[Row]:
+def scored_pools(conn: psycopg.Connection[Any], chains: Sequence[int]) -> list[Row]:
     """Pools with batch scores (``qf score``): the model version and how many donors it flagged."""
     return _rows(
         conn,
         """
-        SELECT pool_id, model_version, max(scored_at) AS scored_at, count(*) AS donors,
+        SELECT chain_id, pool_id, model_version, max(scored_at) AS scored_at, count(*) AS donors,
                count(*) FILTER (WHERE decision <> 'APPROVE') AS flagged
-        FROM qf.donor_risk_latest WHERE chain_id = %s GROUP BY pool_id, model_version ORDER BY pool_id
+        FROM qf.donor_risk_latest WHERE chain_id = ANY(%s)
+        GROUP BY chain_id, pool_id, model_version ORDER BY chain_id, pool_id
         """,
-        (chain_id,),
+        (list(chains),),
     )
 
 
-def label_patterns(conn: psycopg.Connection[Any], chain_id: int) -> list[str]:
-    return [r[0] for r in conn.execute(
-        "SELECT DISTINCT pattern FROM qf.labels WHERE chain_id = %s ORDER BY 1", (chain_id,)).fetchall()]  # fmt: skip
+def label_patterns(conn: psycopg.Connection[Any], chains: Sequence[int]) -> list[str]:
+    rows = conn.execute("SELECT DISTINCT pattern FROM qf.labels WHERE chain_id = ANY(%s) ORDER BY 1", (list(chains),))
+    return [r[0] for r in rows.fetchall()]
 
 
-def flagged_donors(conn: psycopg.Connection[Any], chain_id: int, f: DonorFilter) -> list[Row]:
+def flagged_donors(conn: psycopg.Connection[Any], chains: Sequence[int], f: DonorFilter) -> list[Row]:
     """Scored donors, riskiest first, with the model's reasons, community, latest label and current verdict.
 
     The pattern filter matches any of the donor's labels (the simulator's ``ring``
@@ -135,7 +203,7 @@ def flagged_donors(conn: psycopg.Connection[Any], chain_id: int, f: DonorFilter)
         """
         WITH page AS (  -- the page's donors first: features, labels and verdicts are joined to 50 rows only
             SELECT r.* FROM qf.donor_risk_latest r
-            WHERE r.chain_id = %(chain)s
+            WHERE r.chain_id = ANY(%(chains)s)
               AND (%(pool)s::numeric IS NULL OR r.pool_id = %(pool)s::numeric)
               AND (%(decision)s::text IS NULL OR r.decision = %(decision)s::text)
               AND (%(pattern)s::text IS NULL OR EXISTS (
@@ -146,10 +214,10 @@ def flagged_donors(conn: psycopg.Connection[Any], chain_id: int, f: DonorFilter)
                     JOIN qf.donation_strategies s ON s.chain_id = a.chain_id AND s.address = a.contract
                     WHERE a.chain_id = r.chain_id AND a.sender = r.donor AND s.pool_id = r.pool_id
                       AND a.recipient_id = %(project)s::bytea))
-            ORDER BY r.score DESC, r.donor
+            ORDER BY r.score DESC, r.donor, r.chain_id
             LIMIT %(limit)s OFFSET %(offset)s
         )
-        SELECT r.pool_id, r.donor, r.score, r.level, r.decision, r.reasons, r.community,
+        SELECT r.chain_id, r.pool_id, r.donor, r.score, r.level, r.decision, r.reasons, r.community,
                r.community_flagged_share, r.weight, r.model_version,
                df.donation_count, df.total_amount, df.distinct_projects, df.fresh_wallet,
                l.pattern, l.is_sybil, l.source AS label_source, v.verdict, v.reviewer
@@ -159,14 +227,39 @@ def flagged_donors(conn: psycopg.Connection[Any], chain_id: int, f: DonorFilter)
                            WHERE l.chain_id = r.chain_id AND l.address = r.donor
                            ORDER BY created_at DESC LIMIT 1) l ON true
         LEFT JOIN qf.review_verdicts v ON v.chain_id = r.chain_id AND v.donor = r.donor
-        ORDER BY r.score DESC, r.donor
+        ORDER BY r.score DESC, r.donor, r.chain_id
         """,
-        {"chain": chain_id, "pool": f.pool_id, "decision": f.decision, "pattern": f.pattern,
+        {"chains": list(chains), "pool": f.pool_id, "decision": f.decision, "pattern": f.pattern,
          "project": f.project, "limit": PAGE_SIZE, "offset": f.offset},
     )  # fmt: skip
 
 
 # -- one donor's evidence --------------------------------------------------------------------
+
+
+def donor_chains(conn: psycopg.Connection[Any], chains: Sequence[int], donor: bytes) -> list[Row]:
+    """The chains, of ``chains``, where the address donated, was scored, asked the sidecar or was reviewed:
+    per chain its donations (count, pools, USD), sidecar decisions and current verdict."""
+    return _rows(
+        conn,
+        """
+        SELECT c.chain_id, d.donations, d.pools, d.amount_usd, d.first_at, d.last_at,
+               s.decisions, s.flagged, v.verdict, v.reviewer
+        FROM unnest(%(chains)s::bigint[]) AS c (chain_id)
+        LEFT JOIN LATERAL (SELECT count(*) AS donations, count(DISTINCT pool_id) AS pools,
+                                  sum(amount_usd) AS amount_usd, min(block_time) AS first_at, max(block_time) AS last_at
+                           FROM qf.donations WHERE chain_id = c.chain_id AND donor = %(hex)s) d ON true
+        LEFT JOIN LATERAL (SELECT count(*) AS decisions,
+                                  count(*) FILTER (WHERE decision IN ('REVIEW', 'BLOCK')) AS flagged
+                           FROM qf.scorer_decisions WHERE chain_id = c.chain_id AND donor = %(donor)s) s ON true
+        LEFT JOIN qf.review_verdicts v ON v.chain_id = c.chain_id AND v.donor = %(donor)s
+        WHERE d.donations > 0 OR s.decisions > 0 OR v.verdict IS NOT NULL
+           OR EXISTS (SELECT 1 FROM qf.donor_features f WHERE f.chain_id = c.chain_id AND f.donor = %(donor)s)
+        ORDER BY c.chain_id
+        """,
+        {"chains": list(chains), "donor": donor, "hex": "0x" + donor.hex()},
+    )
+
 
 
 def donor_features(conn: psycopg.Connection[Any], chain_id: int, donor: bytes) -> Row | None:
@@ -288,49 +381,50 @@ def community_members(conn: psycopg.Connection[Any], chain_id: int, pool_id: int
 # -- the review queue ------------------------------------------------------------------------
 
 
-def review_queue(conn: psycopg.Connection[Any], chain_id: int, status: QueueStatus, offset: int = 0) -> list[Row]:
-    """Donors the sidecar sent to REVIEW or BLOCK, oldest first, one row per donor.
+def review_queue(conn: psycopg.Connection[Any], chains: Sequence[int], status: QueueStatus,
+                 offset: int = 0) -> list[Row]:  # fmt: skip
+    """Donors the sidecar sent to REVIEW or BLOCK, oldest first, one row per donor and chain.
 
-    A verdict is about a donor, so a donor's several decisions are one entry:
-    when first flagged, how often, the latest decision and its reasons.
+    A verdict is about a donor on a chain, so a donor's several decisions there
+    are one entry: when first flagged, how often, the latest decision and its reasons.
     """
     return _rows(
         conn,
         """
         WITH flagged AS (
-            SELECT donor, min(created_at) AS first_flagged, max(created_at) AS last_flagged, count(*) AS decisions,
-                   max(risk_score) AS max_risk
+            SELECT chain_id, donor, min(created_at) AS first_flagged, max(created_at) AS last_flagged,
+                   count(*) AS decisions, max(risk_score) AS max_risk
             FROM qf.scorer_decisions
-            WHERE chain_id = %(chain)s AND decision IN ('REVIEW', 'BLOCK') AND donor IS NOT NULL
-            GROUP BY donor
+            WHERE chain_id = ANY(%(chains)s) AND decision IN ('REVIEW', 'BLOCK') AND donor IS NOT NULL
+            GROUP BY chain_id, donor
         ), page AS (  -- the page's donors first, so the latest decision is looked up 50 times, not per donor
             SELECT f.*, v.verdict, v.reviewer, v.created_at AS reviewed_at, v.review_id, v.comment
             FROM flagged f
-            LEFT JOIN qf.review_verdicts v ON v.chain_id = %(chain)s AND v.donor = f.donor
+            LEFT JOIN qf.review_verdicts v ON v.chain_id = f.chain_id AND v.donor = f.donor
             WHERE (%(status)s = 'all' OR (%(status)s = 'pending') = (v.verdict IS NULL))
-            ORDER BY f.first_flagged, f.donor
+            ORDER BY f.first_flagged, f.donor, f.chain_id
             LIMIT %(limit)s OFFSET %(offset)s
         )
         SELECT p.*, d.decision_id, d.decision, d.risk_score, d.level, d.reasons, d.pool_id, d.model_version
         FROM page p
         JOIN LATERAL (SELECT * FROM qf.scorer_decisions s
-                      WHERE s.chain_id = %(chain)s AND s.donor = p.donor AND s.decision IN ('REVIEW', 'BLOCK')
+                      WHERE s.chain_id = p.chain_id AND s.donor = p.donor AND s.decision IN ('REVIEW', 'BLOCK')
                       ORDER BY s.created_at DESC LIMIT 1) d ON true
-        ORDER BY p.first_flagged, p.donor
+        ORDER BY p.first_flagged, p.donor, p.chain_id
         """,
-        {"chain": chain_id, "status": status, "limit": PAGE_SIZE, "offset": offset},
+        {"chains": list(chains), "status": status, "limit": PAGE_SIZE, "offset": offset},
     )
 
 
-def queue_counts(conn: psycopg.Connection[Any], chain_id: int) -> dict[str, int]:
+def queue_counts(conn: psycopg.Connection[Any], chains: Sequence[int]) -> dict[str, int]:
     row = conn.execute(
         """
         SELECT count(*) FILTER (WHERE v.verdict IS NULL), count(*) FILTER (WHERE v.verdict IS NOT NULL)
-        FROM (SELECT DISTINCT donor FROM qf.scorer_decisions
-              WHERE chain_id = %s AND decision IN ('REVIEW', 'BLOCK') AND donor IS NOT NULL) f
-        LEFT JOIN qf.review_verdicts v ON v.chain_id = %s AND v.donor = f.donor
+        FROM (SELECT DISTINCT chain_id, donor FROM qf.scorer_decisions
+              WHERE chain_id = ANY(%s) AND decision IN ('REVIEW', 'BLOCK') AND donor IS NOT NULL) f
+        LEFT JOIN qf.review_verdicts v ON v.chain_id = f.chain_id AND v.donor = f.donor
         """,
-        (chain_id, chain_id),
+        (list(chains),),
     ).fetchone()
     assert row is not None
     return {"pending": int(row[0]), "reviewed": int(row[1])}

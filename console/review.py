@@ -43,6 +43,8 @@ class VerdictForm:
     #: the current verdict's review id the reviewer saw (None: no verdict yet)
     expected: int | None
     decision_id: uuid.UUID | None
+    #: the chain the verdict is about (None: a form that names none; the console's only chain then)
+    chain_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +79,14 @@ def parse_verdict(form: Mapping[str, Any]) -> VerdictForm:
         decision_id = uuid.UUID(decision_text) if decision_text else None
     except ValueError:
         raise ReviewError("the form's decision id was altered; reload the page") from None
-    return VerdictForm(donor, verdict, comment, expected, decision_id)  # type: ignore[arg-type]  # checked above
+    chain_text = str(form.get("chain", "")).strip()
+    try:
+        chain_id = int(chain_text) if chain_text else None
+    except ValueError:
+        raise ReviewError("the form's chain field was altered; reload the page") from None
+    if chain_id is not None and not 0 < chain_id < 2**63:
+        raise ReviewError("the form's chain field was altered; reload the page")
+    return VerdictForm(donor, verdict, comment, expected, decision_id, chain_id)  # type: ignore[arg-type]  # checked above
 
 
 def current_verdict(conn: psycopg.Connection[Any], chain_id: int, donor: bytes) -> CurrentVerdict | None:

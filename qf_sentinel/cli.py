@@ -911,12 +911,9 @@ def demo_console_secret(settings: Settings) -> str:
 def _show_console(settings: Settings) -> None:
     token = demo_console_token(settings)
     url = f"http://{settings.console_host}:{settings.console_port}"
-    with _migrated_connection(settings) as conn:
-        chains = [r[0] for r in conn.execute("SELECT chain_id FROM qf.chains ORDER BY 1").fetchall()]
-    # The console shows one chain at a time, and never picks one of several itself: name the demo's first.
-    prefix = f"QF_CHAIN_ID={settings.chain_id} " if len(chains) > 1 and settings.chain_id is not None else ""
-    out.print(f"`{prefix}make console` (or `{prefix}qf console`) serves the rounds, their matching and the review "
-              f"queue on {url}" + (f" (chain {settings.chain_id} of the {len(chains)} indexed)" if prefix else ""))
+    # The console shows every indexed chain (a chain column, a chain filter): no QF_CHAIN_ID to name.
+    out.print(f"`make console` (or `qf console`) serves the rounds of every chain, their matching and the review "
+              f"queue on {url}")  # fmt: skip
     where = settings.home / CONSOLE_TOKENS_FILE
     out.print(f"log in with the reviewer token [bold]{token}[/] (name demo; kept in {where})")
 

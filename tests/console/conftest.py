@@ -17,12 +17,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from console.app import create_app, server_config
@@ -144,10 +146,10 @@ class ServedConsole:
     round: ConsoleRound
 
 
-@pytest.fixture(scope="package")
-def served_console(console_round: ConsoleRound) -> Iterator[ServedConsole]:
-    """The console served by uvicorn on a free loopback port, for the browser."""
-    server = uvicorn.Server(server_config(create_app(console_round.config()), "127.0.0.1", 0))
+@contextmanager
+def serving(app: Starlette) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port, for a browser: its base URL."""
+    server = uvicorn.Server(server_config(app, "127.0.0.1", 0))
     thread = threading.Thread(target=server.run, name="console-uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -159,7 +161,14 @@ def served_console(console_round: ConsoleRound) -> Iterator[ServedConsole]:
     url = f"http://127.0.0.1:{port}"
     assert httpx.get(url + "/healthz").text == "ok"
     try:
-        yield ServedConsole(url, console_round)
+        yield url
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@pytest.fixture(scope="package")
+def served_console(console_round: ConsoleRound) -> Iterator[ServedConsole]:
+    """The console served by uvicorn on a free loopback port, for the browser."""
+    with serving(create_app(console_round.config())) as url:
+        yield ServedConsole(url, console_round)

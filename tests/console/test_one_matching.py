@@ -109,9 +109,10 @@ def test_the_demo_shows_the_core_matching(console_round: ConsoleRound, tmp_path:
         assert any(all(n in line for n in numbers) for line in lines), (numbers, text)
 
 
-def test_the_console_names_the_chains_instead_of_showing_the_lowest(migrated_db_url: str, tmp_path: Path) -> None:
-    """Two chains indexed and none configured: every page says which chains there are, none shows one of them;
-    QF_CHAIN_ID picks one."""
+def test_the_console_shows_every_chain_instead_of_the_lowest(migrated_db_url: str, tmp_path: Path) -> None:
+    """Two chains indexed and none configured: every page covers both (no page picks one of them), a pool URL
+    that names no chain names the chains instead; QF_CHAIN_ID picks one. (Before the console showed several
+    chains, every page named them and showed none: tests/console/test_chains.py has the pages' contents.)"""
     with connect(migrated_db_url) as conn:
         for chain_id in (10, CHAIN_ID):
             conn.execute("INSERT INTO qf.chains (chain_id, core, start_block) VALUES (%s, %s, 0)",
@@ -121,11 +122,18 @@ def test_the_console_names_the_chains_instead_of_showing_the_lowest(migrated_db_
                            session_secret=SESSION_SECRET)  # fmt: skip
     with TestClient(create_app(config), follow_redirects=False) as client:
         login(client, VIEWER_TOKEN)
-        for path in ("/", "/rounds/1", "/donors", "/review"):
+        index = client.get("/")
+        assert index.status_code == 200
+        assert "Chain 10 Optimism" in index.text
+        assert f"Chain {CHAIN_ID} devnet" in index.text
+        for path in ("/donors", "/review"):
             page = client.get(path)
-            assert page.status_code == 503, path
-            assert "Which chain?" in page.text
-            assert f"(10, {CHAIN_ID})" in page.text
+            assert page.status_code == 200, path
+            assert f'<option value="{CHAIN_ID}"' in page.text, "a chain filter offers both chains"
+            assert '<option value="10"' in page.text
+        pool = client.get("/rounds/1")
+        assert pool.status_code == 404
+        assert f"10 Optimism, {CHAIN_ID} devnet" in pool.text
     named = ConsoleConfig(database_url=migrated_db_url, models_dir=tmp_path, viewers={"bob": VIEWER_TOKEN},
                           session_secret=SESSION_SECRET, chain_id=CHAIN_ID)  # fmt: skip
     with TestClient(create_app(named), follow_redirects=False) as client:
