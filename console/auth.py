@@ -2,9 +2,9 @@
 
 Tokens come from configuration (``QF_CONSOLE_REVIEWER_TOKENS`` and
 ``QF_CONSOLE_VIEWER_TOKENS``, like the sidecar's). A login is checked against
-every token with :func:`hmac.compare_digest`, never stopping at the first
-match, so the time taken does not tell which token, or how much of one, was
-right. The session cookie (signed by Starlette's ``SessionMiddleware`` with
+every token in constant time (:func:`qf.tokens.lookup`, as the sidecar's
+clients are), never stopping at the first match, so the time taken does not
+tell which token, or how much of one, was right. The session cookie (signed by Starlette's ``SessionMiddleware`` with
 ``QF_CONSOLE_SESSION_SECRET``) then holds a random session id and the CSRF
 token, never the token nor the name: :mod:`console.sessions` maps the id to
 the login on the server, so logging out ends it for every copy of the cookie.
@@ -22,6 +22,8 @@ import secrets
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from qf.tokens import lookup
 
 Role = Literal["reviewer", "viewer"]
 
@@ -42,13 +44,9 @@ class Login:
 
 def authenticate(token: str, reviewers: Mapping[str, str], viewers: Mapping[str, str]) -> Login | None:
     """The login whose token this is, or None; every configured token is compared, in constant time."""
-    given = token.encode()
-    found: Login | None = None
-    for role, tokens in (("reviewer", reviewers), ("viewer", viewers)):
-        for name, expected in tokens.items():
-            if hmac.compare_digest(given, expected.encode()) and found is None:
-                found = Login(name, role)  # type: ignore[arg-type]  # role is one of the two literals
-    return found
+    logins = [(expected.encode(), Login(name, "reviewer")) for name, expected in reviewers.items()]
+    logins += [(expected.encode(), Login(name, "viewer")) for name, expected in viewers.items()]
+    return lookup(token.encode(), logins)
 
 
 def session_id(session: Mapping[str, Any]) -> str | None:

@@ -31,6 +31,7 @@ from web3.exceptions import PersistentConnectionError, ProviderConnectionError, 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from indexer.metrics import ChainMetrics
+from qf import backoff
 from qf.chain.rpc import redact_rpc_url
 
 log = structlog.get_logger()
@@ -85,7 +86,7 @@ def failure_kind(exc: BaseException, phase: Phase) -> FailureKind:
 
 def retry_delay_seconds(failures: int) -> float:
     """The wait before the next attempt after ``failures`` consecutive failures (>= 1)."""
-    return float(min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2.0 ** max(0, failures - 1)))
+    return backoff.delay(failures, first=RETRY_FIRST_SECONDS, cap=RETRY_MAX_SECONDS)
 
 
 class HeadWatcher:

@@ -28,6 +28,7 @@ from indexer.ranges import BlockRange, RangeHint, RangePlanner, RangePolicy, is_
 from indexer.reorg import find_fork_point
 from indexer.rpc import ResilientRpc
 from indexer.store import Batch, BlockRow, ChainState, Store
+from qf import backoff
 from qf.errors import ChainIdMismatch, ConfigError, DatabaseError, RpcError, RpcUnavailable
 from qf.eth import from_hex, to_hex
 from qf.http_metrics import HealthState
@@ -42,6 +43,9 @@ REFRESH_BUDGET_FACTOR = 4.0
 CHAIN_MOVED_FIRST_WAIT_SECONDS = 0.1
 CHAIN_MOVED_MAX_WAIT_SECONDS = 5.0
 CHAIN_MOVED_WARN_STREAK = 3
+#: The wait after a failed step while the database or the node is away: doubling from the first to the most.
+OUTAGE_FIRST_WAIT_SECONDS = 0.5
+OUTAGE_MAX_WAIT_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,8 +223,7 @@ class Indexer:
         self.metrics.chain_moved.inc()
         if exc.missing_block is not None and exc.missing_block > span.from_block:
             self._missing_block = exc.missing_block
-        doubled = CHAIN_MOVED_FIRST_WAIT_SECONDS * 2.0 ** (self._moved_streak - 1)
-        wait = min(CHAIN_MOVED_MAX_WAIT_SECONDS, float(doubled))
+        wait = backoff.delay(self._moved_streak, first=CHAIN_MOVED_FIRST_WAIT_SECONDS, cap=CHAIN_MOVED_MAX_WAIT_SECONDS)
         fields = {"reason": str(exc), "from_block": span.from_block, "to_block": span.to_block,
                   "streak": self._moved_streak, "retry_in": round(wait, 2)}  # fmt: skip
         if self._moved_streak >= CHAIN_MOVED_WARN_STREAK:
@@ -405,27 +408,29 @@ class Indexer:
     def _run(
         self, stop: threading.Event, *, until_caught_up: bool, on_step: Callable[[StepResult], None] | None
     ) -> None:
-        backoff = 0.5
+        outage = 0  # failed steps in a row
         while not stop.is_set():
             try:
                 result = self.step()
                 if result.caught_up:
                     self.flush()  # refreshes the analytics: it meets a database outage as often as step() does
-                backoff = 0.5
+                outage = 0
             except ReorgTooDeep:
                 raise
             except (psycopg.OperationalError, DatabaseError) as exc:  # StaleCheckpoint, or a failed reconnect
-                log.warning("database_unavailable", error=str(exc).splitlines()[0][:200], retry_in=backoff)
+                outage += 1
+                wait = _outage_wait(outage)
+                log.warning("database_unavailable", error=str(exc).splitlines()[0][:200], retry_in=wait)
                 self.store.reset()
                 self.metrics.is_writer.set(0)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                stop.wait(wait)
                 self._regain(stop)
                 continue
             except RpcUnavailable as exc:
-                log.warning("rpc_unavailable", error=str(exc)[:200], retry_in=backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                outage += 1
+                wait = _outage_wait(outage)
+                log.warning("rpc_unavailable", error=str(exc)[:200], retry_in=wait)
+                stop.wait(wait)
                 continue
             if on_step is not None:
                 on_step(result)
@@ -471,3 +476,8 @@ class Indexer:
                 log.info("database_still_unavailable", error=str(exc).splitlines()[0][:200])
                 self.store.reset()
                 stop.wait(1.0)
+
+
+def _outage_wait(failures: int) -> float:
+    """Seconds to wait after ``failures`` failed steps in a row (the database or the node away)."""
+    return backoff.delay(failures, first=OUTAGE_FIRST_WAIT_SECONDS, cap=OUTAGE_MAX_WAIT_SECONDS)

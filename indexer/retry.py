@@ -2,8 +2,8 @@
 
 Pure functions: :func:`classify` (retry or permanent, from the error),
 :func:`backoff_delay` (full jitter, or the server's Retry-After, capped) and
-:func:`retry_after_seconds` (the header, in seconds or as an HTTP date).
-:class:`TokenBucket` paces the requests to one endpoint.
+:func:`retry_after_seconds` (the header, in seconds or as an HTTP date). The
+requests to one endpoint are paced by :class:`qf.ratelimit.TokenBucket`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
+from qf import backoff
 from qf.errors import RpcError, RpcUnavailable
 
 Decision = Literal["retry", "permanent"]
@@ -81,8 +82,7 @@ def backoff_delay(
     """
     if retry_after_seconds is not None:
         return min(max(retry_after_seconds, 0.0), max_seconds)
-    ceiling = min(max_seconds, base_seconds * 2.0 ** min(attempt - 1, 64))
-    return rng.uniform(0.0, ceiling)
+    return backoff.delay(attempt, first=base_seconds, cap=max_seconds, jitter="full", rng=rng)
 
 
 def retry_after_seconds(header: str | None, *, now: datetime) -> float | None:
@@ -101,29 +101,3 @@ def retry_after_seconds(header: str | None, *, now: datetime) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max((when - now).total_seconds(), 0.0)
-
-
-class TokenBucket:
-    """A token bucket over an external clock: ``reserve(now)`` takes a token, returns the wait.
-
-    A bucket of one token (the default) spaces requests exactly 1/rate apart;
-    a larger one lets that many through at once after a quiet spell.
-    """
-
-    def __init__(self, rate_per_second: float, *, capacity: float = 1.0) -> None:
-        if rate_per_second <= 0 or capacity < 1:
-            raise ValueError("a token bucket needs a positive rate and room for one token")
-        self.rate_per_second = rate_per_second
-        self.capacity = capacity
-        self._tokens = capacity
-        self._updated: float | None = None
-
-    def reserve(self, now: float) -> float:
-        """Take one token; seconds to wait before using it (0 if one was there)."""
-        if self._updated is not None:
-            elapsed = max(now - self._updated, 0.0)
-            self._tokens = min(self.capacity, self._tokens + elapsed * self.rate_per_second)
-        self._updated = now
-        # Tokens may go negative: the debt is what later callers wait out.
-        self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate_per_second

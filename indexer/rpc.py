@@ -37,9 +37,10 @@ import structlog
 
 from indexer.answers import TopicFilter, check_block, check_blocks, check_transactions, validate_logs
 from indexer.errors import RpcExhausted
-from indexer.retry import TokenBucket, backoff_delay, classify, retry_after_seconds
+from indexer.retry import backoff_delay, classify, retry_after_seconds
 from qf.chain.rpc import redact_rpc_url, rpc_error
 from qf.errors import ConfigError, RpcError, RpcUnavailable
+from qf.ratelimit import TokenBucket
 
 log = structlog.get_logger()
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import psycopg
 import structlog
 
+from qf import backoff
 from qf.errors import DatabaseError, QFError, RpcUnavailable
 
 log = structlog.get_logger()
@@ -60,7 +61,7 @@ class ChainEnd:
 
 def retry_delay_seconds(failures: int) -> float:
     """The wait after ``failures`` consecutive failed start-ups (>= 1)."""
-    return float(min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2.0 ** max(0, failures - 1)))
+    return backoff.delay(failures, first=RETRY_FIRST_SECONDS, cap=RETRY_MAX_SECONDS)
 
 
 def run_chain(job: ChainJob, stop: threading.Event, *, wait_out_outages: bool = True) -> ChainEnd:

@@ -3,5 +3,6 @@
 ``server`` assembles it, ``service`` maps RPCs to the pure ``engine`` over a
 ``models`` bundle and a ``feature_store`` snapshot, ``interceptors`` guard every
 call, ``audit`` logs decisions, ``experiments``/``experiment_store`` assign UI
-variants, ``kernels`` hold the numba hot path and ``client`` is for dApp backends.
+variants and ``client`` is for dApp backends. The numba hot path the ``engine``
+runs is in :mod:`qf.model.kernels` (shared with training, below the sidecar).
 """

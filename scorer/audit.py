@@ -41,6 +41,7 @@ from typing import Any
 import psycopg
 import structlog
 
+from qf import backoff
 from qf.db import error_line
 from scorer.metrics import ScorerMetrics
 
@@ -173,8 +174,7 @@ class AuditLog:
 
     async def _run(self) -> None:
         conn: psycopg.AsyncConnection[Any] | None = None
-        backoff = FIRST_BACKOFF_SECONDS
-        failing = False
+        failures = 0  # failed writes in a row
         try:
             while True:
                 if not self._chunks:
@@ -195,18 +195,17 @@ class AuditLog:
                     # The database is away: keep the rows (new ones keep queueing) and try again later.
                     self._metrics.dependency_errors.labels(dependency="audit").inc()
                     self._metrics.dependency_up.labels(dependency="audit").set(0)
-                    failing = True
+                    failures += 1
+                    wait = backoff.delay(failures, first=FIRST_BACKOFF_SECONDS, cap=MAX_BACKOFF_SECONDS)
                     log.warning("audit_write_failed", error=error_line(exc),
-                                buffered=self.buffered, retry_in=backoff)  # fmt: skip
+                                buffered=self.buffered, retry_in=wait)  # fmt: skip
                     if conn is not None:
                         await conn.close()
                     conn = None
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                    await asyncio.sleep(wait)
                 else:
-                    self._written(recovered=failing)
-                    failing = False
-                    backoff = FIRST_BACKOFF_SECONDS
+                    self._written(recovered=failures > 0)
+                    failures = 0
                 self._metrics.audit_queue.set(self.buffered)
         finally:
             if conn is not None:

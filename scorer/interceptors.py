@@ -16,7 +16,7 @@ stopping) new calls get UNAVAILABLE, which clients retry elsewhere or answer
 with their fail policy, rather than being cancelled halfway by the stop.
 
 Tokens come as ``authorization: Bearer <token>`` metadata. Every configured
-token is compared in constant time (``hmac.compare_digest``), all of them on
+token is compared in constant time (:func:`qf.tokens.lookup`), all of them on
 each call, so timing does not tell which prefix matched. A client token on an
 admin method gives PERMISSION_DENIED; a missing or unknown token
 UNAUTHENTICATED. The health and reflection services need no token (they expose
@@ -26,7 +26,6 @@ client's configured name does.
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -37,6 +36,7 @@ from google.protobuf.message import DecodeError
 from grpc import aio
 
 from qf.ratelimit import TokenBuckets
+from qf.tokens import lookup
 from scorer.metrics import ScorerMetrics
 
 log = structlog.get_logger("scorer.access")
@@ -80,9 +80,9 @@ class GatewayInterceptor(Interceptor):
         self, metrics: ScorerMetrics, clients: Mapping[str, str], admins: Mapping[str, str], rate_per_minute: float
     ) -> None:
         self._metrics = metrics
-        # (name, token bytes, is_admin); an admin token is also valid for client methods.
-        self._tokens = [(n, t.encode(), False) for n, t in clients.items()]
-        self._tokens += [(n, t.encode(), True) for n, t in admins.items()]
+        # (token bytes, (name, is_admin)); an admin token is also valid for client methods.
+        self._tokens = [(t.encode(), (n, False)) for n, t in clients.items()]
+        self._tokens += [(t.encode(), (n, True)) for n, t in admins.items()]
         # Bursts up to a minute's allowance, refilled evenly.
         self._bucket = TokenBuckets(rate_per_minute, rate_per_minute / 60.0) if rate_per_minute > 0 else None
         self._handlers: dict[str, Handler] = {}
@@ -97,12 +97,7 @@ class GatewayInterceptor(Interceptor):
         header = next((v for k, v in metadata or () if k == "authorization"), None)
         if not isinstance(header, str) or not header.startswith("Bearer "):
             return None
-        presented = header[len("Bearer ") :].encode()
-        found: tuple[str, bool] | None = None
-        for name, token, admin in self._tokens:
-            if hmac.compare_digest(presented, token) and found is None:
-                found = (name, admin)
-        return found
+        return lookup(header[len("Bearer ") :].encode(), self._tokens)
 
     async def intercept_service(self, continuation: Continuation, details: grpc.HandlerCallDetails) -> Handler:
         method = details.method

@@ -27,7 +27,7 @@ from indexer.funding.errors import MethodMissing
 from indexer.funding.finder import Finder, Outcome, Task
 from indexer.funding.metrics import ChainFundingMetrics
 from indexer.funding.store import Claimed, FundingStore
-from indexer.metadata.schedule import RetryPolicy
+from indexer.metadata.schedule import RetryPolicy, outage_wait_seconds
 from qf.errors import DatabaseError, RpcUnavailable
 from qf.eth import to_hex
 from qf.funding.graph import DEFAULT_MAX_DEPTH, NATIVE, Method
@@ -190,7 +190,7 @@ class FundingWorker:
                 outage = 0
             except (psycopg.OperationalError, DatabaseError, RpcUnavailable) as exc:
                 outage += 1
-                wait = min(60.0, self.config.poll_seconds * 2.0 ** min(outage - 1, 6))
+                wait = outage_wait_seconds(outage, self.config.poll_seconds)
                 log.warning("funding_unavailable", error=str(exc).splitlines()[0][:200], retry_in_seconds=wait)
                 self.store.close()
                 stop.wait(wait)

@@ -28,7 +28,7 @@ from indexer.metadata.cid import parse_cid
 from indexer.metadata.errors import MetadataError
 from indexer.metadata.gateway import Gateways
 from indexer.metadata.metrics import MetadataMetrics
-from indexer.metadata.schedule import RetryPolicy
+from indexer.metadata.schedule import RetryPolicy, outage_wait_seconds
 from indexer.metadata.store import Document, MetadataStore, Pending
 from indexer.metadata.unixfs import read_file
 from indexer.metrics import SanitisedValues
@@ -128,7 +128,7 @@ class MetadataFetcher:
                 outage = 0
             except (psycopg.OperationalError, DatabaseError) as exc:
                 outage += 1
-                wait = min(60.0, self.config.poll_seconds * 2.0 ** min(outage - 1, 6))
+                wait = outage_wait_seconds(outage, self.config.poll_seconds)
                 log.warning("metadata_database_unavailable", error=str(exc).splitlines()[0], retry_in_seconds=wait)
                 self.store.close()
                 stop.wait(wait)

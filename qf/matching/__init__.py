@@ -1,7 +1,7 @@
 """Matching formulas for quadratic-funding rounds: pure functions over a contribution matrix.
 
-Input everywhere is ``C`` (donors x projects, float64, ``C[i, p] >= 0`` = donor
-``i``'s total to project ``p``); nothing here touches the database. Modules:
+Input to every formula is ``C`` (donors x projects, float64, ``C[i, p] >= 0`` =
+donor ``i``'s total to project ``p``); the formula modules touch no database:
 
 * ``standard`` -- plain QF, pro-rata scaling to the pool, Gitcoin's cap;
 * ``pairwise`` -- Buterin's pairwise-bounded QF (numba kernel + numpy reference);
@@ -10,10 +10,11 @@ Input everywhere is ``C`` (donors x projects, float64, ``C[i, p] >= 0`` = donor
 * ``eligibility`` -- the step before ``C``: Gitcoin's rules on which
   donations count (minimum, self-donations, Passport-score scaling).
 
-Around them, the database edge: ``db`` (a pool's donations in, runs out),
-``rounds`` (named rounds across pools and chains) and ``service``, the one
-answer to "the matching of this pool or round" that ``qf matching``, the
-console and the demo render.
+Around them, the database edge (these four do read and write it): ``db`` (a
+pool's donations in, runs out), ``prices`` (USD prices imported from a CSV),
+``rounds`` (named rounds across pools and chains, valued in USD) and
+``service``, the one answer to "the matching of this pool or round" that
+``qf matching``, the console and the demo render.
 
 :func:`compute_matching` is the one-call facade over a matrix. Bad arguments raise
 :class:`qf.errors.ConfigError`, malformed matrices :class:`qf.errors.DataError`.

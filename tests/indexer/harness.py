@@ -66,6 +66,11 @@ def close(indexer: Indexer) -> None:
         helper.close()
 
 
+def sample(indexer: Indexer, name: str, **labels: str) -> float:
+    """The value of one of the indexer's series (its chain's), read through the registry's public API; 0 if absent."""
+    return indexer.metrics.registry.get_sample_value(name, {"chain_id": str(indexer.chain_id)} | labels) or 0.0
+
+
 def sync(indexer: Indexer) -> None:
     """Step until the indexer has caught up with the head."""
     indexer.run(threading.Event(), until_caught_up=True)

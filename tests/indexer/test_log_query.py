@@ -14,7 +14,7 @@ from qf.chain.deploy import deploy_contracts
 from qf.sim.execute import execute_plan
 from qf.sim.scenario import plan_simulated_round
 from tests.fixtures.chain import Chain
-from tests.indexer.harness import chain_events, close, make_indexer, snapshot, stored_keys, sync
+from tests.indexer.harness import chain_events, close, make_indexer, sample, snapshot, stored_keys, sync
 from tests.indexer.test_indexing import SMALL
 
 A, B, C = b"\xaa" * 20, b"\xbb" * 20, b"\xcc" * 20
@@ -52,7 +52,7 @@ def index(chain: Chain, db_url: str, home: Path, **overrides: object) -> Indexer
 
 
 def ranges_by_mode(indexer: Indexer) -> dict[str, float]:
-    return {mode: indexer.metrics.log_queries.labels(mode)._value.get() for mode in ("addresses", "topics")}
+    return {mode: sample(indexer, "qf_indexer_log_queries_total", mode=mode) for mode in ("addresses", "topics")}
 
 
 #: The contracts watched before any strategy: the core, the Registry and the devnet's two price feeds.
@@ -80,7 +80,7 @@ def test_topic_path_stores_the_same_database_as_the_address_path(
     else:
         assert one_range
         assert ranges == {"addresses": 1, "topics": 0}
-        assert with_topics.metrics.logs_dropped._value.get() > 0  # the follow-up returned the core's logs again
+        assert sample(with_topics, "qf_indexer_logs_dropped_total") > 0  # the follow-up returned the core's logs again
     assert snapshot(db_url) == snapshot(second_db)
 
 
@@ -92,7 +92,7 @@ def test_topic_path_drops_a_second_cores_events(chain: Chain, db_url: str, secon
     foreign = chain_events(other)
     assert {name for name, _, _ in foreign} >= {"PoolCreated", "Allocated"}
     with_topics = index(chain, db_url, tmp_path, log_address_limit=1)
-    assert with_topics.metrics.logs_dropped._value.get() >= len(foreign)
+    assert sample(with_topics, "qf_indexer_logs_dropped_total") >= len(foreign)
     assert stored_keys(db_url) == chain_events(chain)
     assert not stored_keys(db_url) & foreign
     index(chain, second_db, tmp_path)

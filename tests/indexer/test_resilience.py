@@ -28,7 +28,7 @@ from qf.sim.scenario import plan_simulated_round
 from tests.fixtures.chain import Chain, free_port
 from tests.fixtures.postgres import RestartablePostgres
 from tests.fixtures.rpc_proxy import Fault, FaultPolicy, FaultProxy
-from tests.indexer.harness import backfill, chain_events, close, make_indexer, snapshot, stored_keys, sync
+from tests.indexer.harness import backfill, chain_events, close, make_indexer, sample, snapshot, stored_keys, sync
 from tests.indexer.live import LivePool
 from tests.indexer.test_indexing import SMALL
 
@@ -169,7 +169,7 @@ def test_postgres_restart_under_the_indexer(chain: Chain, own_postgres: tuple[st
             pool.donate(donor, pool.recipients[1], 10**14)
         wait_until(lambda: stored_keys(db_url) == chain_events(chain))
     assert not errors
-    assert indexer.metrics.is_writer._value.get() == 1
+    assert sample(indexer, "qf_indexer_is_writer") == 1
 
 
 @contextmanager
@@ -338,9 +338,9 @@ def test_a_node_lacking_blocks_it_reports_is_retried_with_backoff(
     indexer = make_indexer(chain, db_url, tmp_path, url=proxy.url)
     with capture_logs() as events, following(indexer) as (thread, errors):
         wait_until(lambda: indexer.state is not None and indexer.state.checkpoint_block == known)
-        before = indexer.metrics.chain_moved._value.get()
+        before = sample(indexer, "qf_indexer_chain_moved_total")
         time.sleep(3.0)
-        retries = indexer.metrics.chain_moved._value.get() - before
+        retries = sample(indexer, "qf_indexer_chain_moved_total") - before
         assert thread.is_alive(), errors
         assert indexer.state.checkpoint_block == known  # nothing above what the node has
         proxy.set_policy(FaultPolicy())

@@ -13,9 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from indexer.answers import check_block, check_blocks, check_transactions, validate_logs
-from indexer.retry import TokenBucket, backoff_delay, classify, retry_after_seconds
+from indexer.retry import backoff_delay, classify, retry_after_seconds
 from qf.chain.rpc import redact_rpc_url
 from qf.errors import ChainIdMismatch, RpcError, RpcUnavailable
+from qf.ratelimit import TokenBucket
 
 
 class Highest(random.Random):

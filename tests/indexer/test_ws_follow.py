@@ -28,7 +28,7 @@ from qf.db import connect
 from qf.errors import ConfigError
 from qf.settings import Settings
 from tests.fixtures.chain import Chain, free_port
-from tests.indexer.harness import close, make_indexer, sync
+from tests.indexer.harness import close, make_indexer, sample, sync
 from tests.indexer.live import LivePool
 
 #: Guards against a hang only; nothing asserts how long anything took.
@@ -37,10 +37,6 @@ HANG_GUARD_SECONDS = 60.0
 
 def ws_url_of(chain: Chain) -> str:
     return chain.url.replace("http://", "ws://", 1)
-
-
-def sample(indexer: Indexer, name: str, **labels: str) -> float:
-    return indexer.metrics.registry.get_sample_value(name, {"chain_id": str(indexer.chain_id)} | labels) or 0.0
 
 
 def wait_until(condition: Callable[[], bool], what: str) -> None:
