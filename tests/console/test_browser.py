@@ -145,7 +145,11 @@ def test_a_reviewer_logs_in_opens_a_round_and_reviews_two_decisions(
     page.wait_for_selector('[data-figure][data-drawn="true"]')
     visit.screenshot("experiments")
     page.click("nav >> text=Model")
-    assert page.locator("img[src^='/model/plots/']").first.evaluate("img => img.complete && img.naturalWidth > 0")
+    # The page is there once the click returns; its plot may still be loading on a busy machine: wait for it.
+    page.wait_for_function(
+        "() => { const img = document.querySelector(\"img[src^='/model/plots/']\");"
+        " return img !== null && img.complete && img.naturalWidth > 0; }"
+    )
     visit.screenshot("model")
 
     assert visit.errors == [], "no script error on any page"
