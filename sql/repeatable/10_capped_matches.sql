@@ -1,4 +1,4 @@
--- qf.capped_matches(numeric[],numeric): its current definition (last changed in 004_analytics.sql).
+-- qf.capped_matches(numeric[],numeric) as it is now. Earlier definitions, kept as history: sql/004 (a new database runs them first).
 --
 -- The Gitcoin iterative cap, on plain arrays so it can be checked by hand.
 CREATE OR REPLACE FUNCTION qf.capped_matches(matches numeric[], cap numeric) RETURNS numeric[]

@@ -1,4 +1,4 @@
--- qf.mark_donations_dirty(): its current definition (last changed in 013_codonor_dirty.sql).
+-- qf.mark_donations_dirty() as it is now. Earlier definitions, kept as history: sql/007, sql/013 (a new database runs them first).
 CREATE OR REPLACE FUNCTION qf.mark_donations_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO qf.dirty_donors

@@ -1,4 +1,4 @@
--- qf.mark_profiles_changed(): its current definition (last changed in 014_allo_variants_and_profiles.sql).
+-- qf.mark_profiles_changed() as it is now. Earlier definitions, kept as history: sql/014 (a new database runs them first).
 CREATE OR REPLACE FUNCTION qf.mark_profiles_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM qf.refresh_profiles(array_agg(chain_id), array_agg(contract::bytea), array_agg(profile_id::bytea))

@@ -1,4 +1,4 @@
--- qf.mark_strategy_dirty(): its current definition (last changed in 007_incremental_analytics.sql).
+-- qf.mark_strategy_dirty() as it is now. Earlier definitions, kept as history: sql/007 (a new database runs them first).
 --
 -- TG_ARGV[0]: whether the change needs every project of the pool recomputed.
 CREATE OR REPLACE FUNCTION qf.mark_strategy_dirty() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -1,4 +1,4 @@
--- qf.mark_strategy_kind_dirty(): its current definition (last changed in 024_reference_events_and_strategy_kinds.sql).
+-- qf.mark_strategy_kind_dirty() as it is now. Earlier definitions, kept as history: sql/024 (a new database runs them first).
 --
 -- A strategy whose id is read (or stored) after its donations: its pool and donors are recomputed.
 CREATE OR REPLACE FUNCTION qf.mark_strategy_kind_dirty() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -1,4 +1,4 @@
--- qf.mark_token_dirty(): its current definition (last changed in 007_incremental_analytics.sql).
+-- qf.mark_token_dirty() as it is now. Earlier definitions, kept as history: sql/007 (a new database runs them first).
 --
 -- New decimals for a token change every amount in it: its donors, projects and pools.
 CREATE OR REPLACE FUNCTION qf.mark_token_dirty() RETURNS trigger LANGUAGE plpgsql AS $$

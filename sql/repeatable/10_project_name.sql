@@ -1,4 +1,4 @@
--- qf.project_name(bigint,bytea): its current definition (last changed in 017_project_names.sql).
+-- qf.project_name(bigint,bytea) as it is now. Earlier definitions, kept as history: sql/017 (a new database runs them first).
 CREATE OR REPLACE FUNCTION qf.project_name(chain_id bigint, recipient_id bytea) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 RETURN (SELECT p.name FROM qf.profile_anchors a

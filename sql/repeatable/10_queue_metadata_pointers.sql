@@ -1,4 +1,4 @@
--- qf.queue_metadata_pointers(): its current definition (last changed in 015_ipfs_metadata.sql).
+-- qf.queue_metadata_pointers() as it is now. Earlier definitions, kept as history: sql/015 (a new database runs them first).
 --
 -- Sorted, so that two writers adding the same pointers take their index entries in one order.
 CREATE OR REPLACE FUNCTION qf.queue_metadata_pointers() RETURNS trigger LANGUAGE plpgsql AS $$

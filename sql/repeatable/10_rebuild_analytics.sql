@@ -1,4 +1,4 @@
--- qf.rebuild_analytics(): its current definition (last changed in 010_status_history_table.sql).
+-- qf.rebuild_analytics() as it is now. Earlier definitions, kept as history: sql/007, sql/010 (a new database runs them first).
 CREATE OR REPLACE FUNCTION qf.rebuild_analytics(OUT donors bigint, OUT projects bigint, OUT pools bigint)
 LANGUAGE plpgsql AS $$
 DECLARE

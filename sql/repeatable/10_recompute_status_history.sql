@@ -1,4 +1,4 @@
--- qf.recompute_status_history(bigint[],bytea[],bytea[]): its current definition (last changed in 010_status_history_table.sql).
+-- qf.recompute_status_history(bigint[],bytea[],bytea[]) as it is now. Earlier definitions, kept as history: sql/010 (a new database runs them first).
 --
 -- Recomputes the history of the given recipients (parallel arrays: chain, strategy, recipient) from
 -- the status event tables: their first Registered, their UpdatedRegistrations, and every

@@ -1,7 +1,7 @@
--- qf.refresh_analytics(): its current definition (last changed in 024_reference_events_and_strategy_kinds.sql).
+-- qf.refresh_analytics() as it is now. Earlier definitions, kept as history: sql/007, sql/024 (a new database runs them first).
 --
--- The analytics count donation strategies' Allocated only: qf.refresh_analytics of sql/007, with
--- qf.donation_strategies where it reads donations (per-project pairs, per-pool totals, donor features).
+-- The analytics count donation strategies' Allocated only: qf.donation_strategies wherever it reads
+-- donations (per-project pairs, per-pool totals, donor features).
 -- Pairs and dirty keys still come from every Allocated, so rows of a strategy that stops counting go.
 CREATE OR REPLACE FUNCTION qf.refresh_analytics(OUT donors bigint, OUT projects bigint, OUT pools bigint)
 LANGUAGE plpgsql AS $$

@@ -1,4 +1,4 @@
--- qf.refresh_profiles(bigint[],bytea[],bytea[]): its current definition (last changed in 014_allo_variants_and_profiles.sql).
+-- qf.refresh_profiles(bigint[],bytea[],bytea[]) as it is now. Earlier definitions, kept as history: sql/014 (a new database runs them first).
 --
 -- Recompute the given profiles from their events (deleting those no event mentions any more).
 CREATE OR REPLACE FUNCTION qf.refresh_profiles(chain_ids bigint[], registries bytea[], profile_ids bytea[]) RETURNS void

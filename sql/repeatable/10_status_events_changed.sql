@@ -1,4 +1,4 @@
--- qf.status_events_changed(): its current definition (last changed in 010_status_history_table.sql).
+-- qf.status_events_changed() as it is now. Earlier definitions, kept as history: sql/010 (a new database runs them first).
 --
 -- TG_ARGV[0]: "recipient" (the rows name their recipient) or "row" (RecipientStatusUpdated: every
 -- recipient registered in the 64-recipient row).

@@ -1,4 +1,4 @@
--- qf.status_name(smallint): its current definition (last changed in 004_analytics.sql).
+-- qf.status_name(smallint) as it is now. Earlier definitions, kept as history: sql/004 (a new database runs them first).
 CREATE OR REPLACE FUNCTION qf.status_name(status smallint) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 RETURN (ARRAY['none', 'pending', 'accepted', 'rejected', 'appealed'])[status + 1];

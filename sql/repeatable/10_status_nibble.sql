@@ -1,4 +1,4 @@
--- qf.status_nibble(numeric,bigint): its current definition (last changed in 004_analytics.sql).
+-- qf.status_nibble(numeric,bigint) as it is now. Earlier definitions, kept as history: sql/004 (a new database runs them first).
 CREATE OR REPLACE FUNCTION qf.status_nibble(full_row numeric, recipient_index bigint) RETURNS smallint
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 RETURN mod(div(full_row, power(2::numeric, 4 * (recipient_index % 64))), 16)::smallint;

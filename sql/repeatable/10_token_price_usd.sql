@@ -1,4 +1,4 @@
--- qf.token_price_usd(bigint,bytea,bigint,integer,timestamp with time zone): its current definition (last changed in 018_usd_prices.sql).
+-- qf.token_price_usd(bigint,bytea,bigint,integer,timestamp with time zone) as it is now. Earlier definitions, kept as history: sql/018 (a new database runs them first).
 --
 -- USD price of a token at a point of the chain.
 CREATE OR REPLACE FUNCTION qf.token_price_usd(chain_id bigint, token bytea, block_number bigint, log_index integer,

@@ -1,4 +1,4 @@
--- qf.unix_time(bigint): its current definition (last changed in 004_analytics.sql).
+-- qf.unix_time(bigint) as it is now. Earlier definitions, kept as history: sql/004 (a new database runs them first).
 CREATE OR REPLACE FUNCTION qf.unix_time(seconds bigint) RETURNS timestamptz
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 RETURN CASE WHEN seconds >= 253402300800 THEN 'infinity'::timestamptz

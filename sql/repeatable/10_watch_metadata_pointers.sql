@@ -1,4 +1,4 @@
--- qf.watch_metadata_pointers(regclass): its current definition (last changed in 015_ipfs_metadata.sql).
+-- qf.watch_metadata_pointers(regclass) as it is now. Earlier definitions, kept as history: sql/015 (a new database runs them first).
 --
 -- A source table: triggers on INSERT and UPDATE (a transition table allows one event per trigger),
 -- and the pointers it already holds.

@@ -1,4 +1,4 @@
--- qf.donation_strategies: its current definition (last changed in 024_reference_events_and_strategy_kinds.sql).
+-- qf.donation_strategies as it is now. Earlier definitions, kept as history: sql/024 (a new database runs them first).
 CREATE OR REPLACE VIEW qf.donation_strategies AS
 SELECT s.chain_id, s.address, s.pool_id, s.discovered_block
 FROM qf.strategies s

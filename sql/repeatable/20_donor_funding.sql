@@ -1,4 +1,4 @@
--- qf.donor_funding: its current definition (last changed in 023_wallet_funding.sql).
+-- qf.donor_funding as it is now. Earlier definitions, kept as history: sql/023 (a new database runs them first).
 --
 -- Per donor, its first native funding before its first donation, the funder's label and fan-out, and the
 -- peel chain behind it (the funder's own first funder, and so on, up to three hops, stopping at a known source).

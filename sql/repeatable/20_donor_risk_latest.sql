@@ -1,4 +1,4 @@
--- qf.donor_risk_latest: its current definition (last changed in 011_donor_risk.sql).
+-- qf.donor_risk_latest as it is now. Earlier definitions, kept as history: sql/011 (a new database runs them first).
 CREATE OR REPLACE VIEW qf.donor_risk_latest AS
 SELECT r.*
 FROM qf.donor_risk r

@@ -1,4 +1,4 @@
--- qf.experiment_variant_counts: its current definition (last changed in 008_experiments.sql).
+-- qf.experiment_variant_counts as it is now. Earlier definitions, kept as history: sql/008 (a new database runs them first).
 CREATE OR REPLACE VIEW qf.experiment_variant_counts AS
 WITH best AS (
     SELECT experiment, user_id, max(reward) AS reward

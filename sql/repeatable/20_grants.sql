@@ -1,4 +1,4 @@
--- qf.grants: its current definition (last changed in 024_reference_events_and_strategy_kinds.sql).
+-- qf.grants as it is now. Earlier definitions, kept as history: sql/024 (a new database runs them first).
 CREATE OR REPLACE VIEW qf.grants AS
 SELECT a.chain_id,
        s.pool_id,

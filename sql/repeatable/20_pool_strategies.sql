@@ -1,4 +1,4 @@
--- qf.pool_strategies: its current definition (last changed in 024_reference_events_and_strategy_kinds.sql).
+-- qf.pool_strategies as it is now. Earlier definitions, kept as history: sql/024 (a new database runs them first).
 CREATE OR REPLACE VIEW qf.pool_strategies AS
 SELECT s.chain_id,
        s.pool_id,

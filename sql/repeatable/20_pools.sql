@@ -1,4 +1,4 @@
--- qf.pools: its current definition (last changed in 010_status_history_table.sql).
+-- qf.pools as it is now. Earlier definitions, kept as history: sql/004, sql/010 (a new database runs them first).
 CREATE OR REPLACE VIEW qf.pools AS
 SELECT c.chain_id,
        c.pool_id,

@@ -1,4 +1,4 @@
--- qf.profile_members: its current definition (last changed in 014_allo_variants_and_profiles.sql).
+-- qf.profile_members as it is now. Earlier definitions, kept as history: sql/014 (a new database runs them first).
 CREATE OR REPLACE VIEW qf.profile_members AS
 SELECT p.chain_id, p.registry, p.profile_id, p.name,
        ('0x' || encode(g.account, 'hex')) COLLATE "C" AS member,

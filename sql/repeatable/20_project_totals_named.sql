@@ -1,4 +1,4 @@
--- qf.project_totals_named: its current definition (last changed in 017_project_names.sql).
+-- qf.project_totals_named as it is now. Earlier definitions, kept as history: sql/017 (a new database runs them first).
 CREATE OR REPLACE VIEW qf.project_totals_named AS
 SELECT qf.project_name(t.chain_id, t.recipient_id) AS project_name, t.*
 FROM qf.project_totals t;

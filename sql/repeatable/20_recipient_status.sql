@@ -1,4 +1,4 @@
--- qf.recipient_status: its current definition (last changed in 010_status_history_table.sql).
+-- qf.recipient_status as it is now. Earlier definitions, kept as history: sql/004, sql/010 (a new database runs them first).
 CREATE OR REPLACE VIEW qf.recipient_status AS
 SELECT h.chain_id,
        s.pool_id,

@@ -1,4 +1,4 @@
--- qf.review_verdicts: its current definition (last changed in 019_console_reviews.sql).
+-- qf.review_verdicts as it is now. Earlier definitions, kept as history: sql/019 (a new database runs them first).
 CREATE OR REPLACE VIEW qf.review_verdicts AS
 SELECT r.chain_id, r.donor, r.verdict, r.comment, r.reviewer, r.created_at, r.id AS review_id,
        (SELECT count(*) FROM qf.review_log h WHERE h.chain_id = r.chain_id AND h.donor = r.donor) AS reviews

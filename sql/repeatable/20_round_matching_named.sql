@@ -1,4 +1,4 @@
--- qf.round_matching_named: its current definition (last changed in 017_project_names.sql).
+-- qf.round_matching_named as it is now. Earlier definitions, kept as history: sql/017 (a new database runs them first).
 CREATE OR REPLACE VIEW qf.round_matching_named AS
 SELECT qf.project_name(m.chain_id, m.recipient_id) AS project_name, m.*
 FROM qf.round_matching m;

@@ -1,4 +1,4 @@
--- qf.unknown_topics: its current definition (last changed in 021_unknown_topics_per_block.sql).
+-- qf.unknown_topics as it is now. Earlier definitions, kept as history: sql/021 (a new database runs them first).
 CREATE OR REPLACE VIEW qf.unknown_topics AS
 SELECT chain_id, contract, topic0, sum(seen)::bigint AS seen,
        min(block_number) AS first_block, max(block_number) AS last_block

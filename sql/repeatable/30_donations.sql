@@ -1,4 +1,4 @@
--- qf.donations: its current definition (last changed in 024_reference_events_and_strategy_kinds.sql).
+-- qf.donations as it is now. Earlier definitions, kept as history: sql/003, sql/004, sql/010, sql/014, sql/018, sql/024 (a new database runs them first).
 CREATE OR REPLACE VIEW qf.donations AS
 SELECT a.chain_id,
        s.pool_id,

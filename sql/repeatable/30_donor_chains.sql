@@ -1,4 +1,4 @@
--- qf.donor_chains: its current definition (last changed in 027_round_views.sql).
+-- qf.donor_chains as it is now. Earlier definitions, kept as history: sql/027 (a new database runs them first).
 CREATE OR REPLACE VIEW qf.donor_chains AS
 SELECT donor,
        array_agg(chain_id ORDER BY chain_id) AS chains,

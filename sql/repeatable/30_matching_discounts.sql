@@ -1,4 +1,4 @@
--- qf.matching_discounts: its current definition (last changed in 011_donor_risk.sql).
+-- qf.matching_discounts as it is now. Earlier definitions, kept as history: sql/011 (a new database runs them first).
 CREATE OR REPLACE VIEW qf.matching_discounts AS
 SELECT r.chain_id, r.pool_id,
        '0x' || encode(p.recipient_id, 'hex')              AS recipient_id,

@@ -1,4 +1,4 @@
--- qf.round_donations: its current definition (last changed in 027_round_views.sql).
+-- qf.round_donations as it is now. Earlier definitions, kept as history: sql/027 (a new database runs them first).
 CREATE OR REPLACE VIEW qf.round_donations AS
 SELECT rp.round,
        d.chain_id,

@@ -1,4 +1,4 @@
--- qf.unpriced_donations: its current definition (last changed in 018_usd_prices.sql).
+-- qf.unpriced_donations as it is now. Earlier definitions, kept as history: sql/018 (a new database runs them first).
 CREATE OR REPLACE VIEW qf.unpriced_donations AS
 SELECT chain_id, pool_id, token, token_symbol, count(*) AS donations, sum(amount) AS amount
 FROM qf.donations WHERE amount_usd IS NULL GROUP BY 1, 2, 3, 4;

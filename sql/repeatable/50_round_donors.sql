@@ -1,4 +1,4 @@
--- qf.round_donors: its current definition (last changed in 027_round_views.sql).
+-- qf.round_donors as it is now. Earlier definitions, kept as history: sql/027 (a new database runs them first).
 CREATE OR REPLACE VIEW qf.round_donors AS
 SELECT round,
        donor,

@@ -1,4 +1,4 @@
--- qf.round_summary: its current definition (last changed in 027_round_views.sql).
+-- qf.round_summary as it is now. Earlier definitions, kept as history: sql/027 (a new database runs them first).
 CREATE OR REPLACE VIEW qf.round_summary AS
 SELECT r.name                                                              AS round,
        (SELECT count(*) FROM qf.round_pools p WHERE p.round = r.name)      AS pools,
