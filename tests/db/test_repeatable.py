@@ -8,8 +8,10 @@ the same view definitions, columns, comments and function bodies, and every view
 from __future__ import annotations
 
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -324,6 +326,22 @@ def test_a_file_ordered_before_a_view_it_reads_is_refused(db_url: str, tmp_path:
         with pytest.raises(DatabaseError, match=r"missing after them .*repeatable/05_early\.sql \(qf\.early\)"):
             apply_migrations(conn, folder)
         assert conn.execute("SELECT to_regclass('qf.early')").fetchone() == (None,)
+
+
+def test_concurrent_runners_apply_each_repeatable_file_once(db_url: str, tmp_path: Path) -> None:
+    """Two processes migrating at once: one runs the files, the other then finds nothing due."""
+    folder = folder_with(tmp_path, FILES)
+    start = threading.Barrier(2)
+
+    def migrate() -> list[str]:
+        with connect(db_url) as conn:
+            start.wait(timeout=30)
+            return apply_migrations(conn, folder)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = [future.result() for future in [pool.submit(migrate) for _ in range(2)]]
+    everything = ["001_t.sql", *labels("10_double.sql", "20_v.sql", "20_w.sql", "30_vv.sql")]
+    assert sorted(results) == [[], everything]
 
 
 def test_discover_repeatable_checks_names_and_definitions(tmp_path: Path) -> None:
