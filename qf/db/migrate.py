@@ -9,18 +9,19 @@ other. A file must not contain transaction control (``BEGIN``/``COMMIT``) or
 statements that cannot run inside a transaction (``CREATE INDEX
 CONCURRENTLY``).
 
-Views and functions are not written in those files but in repeatable ones,
-``sql/repeatable/NN_name.sql`` (Flyway's repeatable migrations): each holds the
-current definition of one view or function, as ``CREATE OR REPLACE``, so it can
-run again. After the versioned files, every repeatable file that is new, whose
-SHA-256 differs from the one recorded in ``qf.schema_repeatables``, or whose view
-or function is missing from the database (a migration dropped it, or a file
-before it dropped it with ``CASCADE``) runs, all in one transaction, in order of
-``NN`` then name: a file's ``NN`` is greater than that of every file defining a
-view or function it reads. The transaction then checks that every view and
-function of the files exists and that no other view was dropped on the way (one
-of an analyst's own reading ours); if not, or if any file fails, nothing of it
-stays and the old definitions are kept.
+The current definition of each view and function is not in those files (which
+keep the earlier ones as history) but in a repeatable file,
+``sql/repeatable/NN_name.sql`` (Flyway's repeatable migrations): one view or
+function each, as ``CREATE OR REPLACE`` and its comments, so it can run again.
+After the versioned files, every repeatable file that is new, whose SHA-256
+differs from the one recorded in ``qf.schema_repeatables``, or whose view or
+function is missing from the database (a migration dropped it, or a file before
+it dropped it with ``CASCADE``) runs, all in one transaction, in order of ``NN``
+then name: a file's ``NN`` is greater than that of every file defining a view or
+function it reads. The transaction then checks that every view and function of
+the files exists and that no other view was dropped on the way (one of an
+analyst's own reading ours); if not, or if any file fails, nothing of it stays
+and the old definitions are kept.
 
 Finding the files (`discover`, `discover_repeatable`) and deciding what to run
 (`plan`) need no database; only `apply_migrations` and `pending_migrations` talk
