@@ -16,6 +16,7 @@ from qf.db.migrate import (
     AppliedMigration,
     apply_migrations,
     discover,
+    discover_repeatable,
     pending_migrations,
     plan,
 )
@@ -27,6 +28,11 @@ def write(folder: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         (folder / name).write_text(text)
     return folder
+
+
+def everything() -> list[str]:
+    """What apply_migrations runs on an empty database: every versioned file, then every repeatable one."""
+    return [m.name for m in discover()] + [f"repeatable/{r.name}" for r in discover_repeatable()]
 
 
 def applied_rows(url: str) -> list[tuple[int, str]]:
@@ -65,7 +71,7 @@ def test_second_run_applies_nothing(db_url: str) -> None:
     with connect(db_url) as conn:
         first = apply_migrations(conn)
         again = apply_migrations(conn)
-    assert first == [m.name for m in discover()]
+    assert first == everything()
     assert again == []
     assert applied_rows(db_url) == [(m.version, m.name) for m in discover()]
 
@@ -75,7 +81,7 @@ def test_pending_lists_everything_on_an_empty_database_without_creating_anything
 ) -> None:
     """pending_migrations reports all files for a new database and leaves it untouched."""
     with connect(db_url, autocommit=True) as conn:
-        assert pending_migrations(conn) == [m.name for m in discover()]
+        assert pending_migrations(conn) == everything()
         assert conn.execute("SELECT to_regnamespace('qf')").fetchone() == (None,)
         apply_migrations(conn)
         assert pending_migrations(conn) == []
