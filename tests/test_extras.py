@@ -5,7 +5,8 @@ the extra of what it runs. The imports are read from the source (as Python would
 module level, inside functions, not under ``if TYPE_CHECKING:``), starting from the ``qf``
 commands of each deployable, and every third-party module they reach must come from a package
 the lock installs for that extra. So a new import in the indexer fails here, not in production.
-The clean-virtualenv install of the client is tests/scorer/test_client_install.py.
+The slow test below checks the same by importing them in a virtualenv of that extra alone; the
+clean-virtualenv install of the client is tests/scorer/test_client_install.py.
 """
 
 from __future__ import annotations
@@ -195,3 +196,25 @@ def test_all_is_every_deployable() -> None:
     assert set(Requirement(everything).extras) == set(COMMANDS)
     assert set(COMMANDS) | {"client", "cli", "all"} == set(EXTRAS)
     assert locked_for("all") == frozenset().union(*(locked_for(extra) for extra in COMMANDS))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", sorted(COMMANDS))
+def test_each_deployable_runs_its_commands_imports_with_its_extra_alone(extra: str, tmp_path: Path) -> None:
+    """The static reading above, checked by Python: a virtualenv of the base and this one extra (from the lock,
+    no dev tools) imports every project module the deployable's commands import, and `qf --help` runs."""
+    venv = tmp_path / "venv"
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_PYTHON_DOWNLOADS": "never",
+           "UV_PYTHON": sys.executable}  # fmt: skip
+    sync = [str(UV), "sync", "--locked", "--no-dev", "--extra", extra, "--quiet", "--project", str(ROOT)]
+    proc = subprocess.run([*sync, "--offline"], env=env, capture_output=True, text=True, check=False, timeout=600)
+    if proc.returncode != 0:  # a cold uv cache: from the index
+        proc = subprocess.run(sync, env=env, capture_output=True, text=True, check=False, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    modules = sorted({n for n in cli_imports(COMMANDS[extra]) if n.split(".")[0] in PACKAGES and module_file(n)})
+    script = ("import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
+              "from typer.testing import CliRunner\nfrom qf_sentinel.cli import app\n"
+              "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n")  # fmt: skip
+    run = subprocess.run([str(venv / "bin" / "python"), "-I", "-c", script, *modules], cwd=tmp_path,
+                         capture_output=True, text=True, check=False, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
