@@ -38,6 +38,8 @@ COMMANDS = {
     "training": ["migrate", "train", "evaluate", "labels_import"],
     "console": ["migrate", "console_command", "matching", "rounds_add", "rounds_list", "prices_import"],
 }  # fmt: skip
+#: Commands of the demo and the devnet, installed by ``all`` only; `qf env` needs nothing beyond the CLI.
+ALL_ONLY = ["devnet", "simulate", "replay_gitcoin", "demo", "env"]
 
 
 def module_file(module: str) -> Path | None:
@@ -83,7 +85,7 @@ def cli_imports(commands: list[str]) -> list[str]:
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     for command in commands:
         assert command in functions, f"no command {command} in qf_sentinel/cli.py"
-    todo, seen = [*commands, "main"], set()
+    todo, seen = [*commands, "main", "_global"], set()  # _global: the app's callback, before every command
     nodes: list[ast.AST] = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
     while todo:
         name = todo.pop()
@@ -173,9 +175,16 @@ def test_the_floors_are_what_the_generated_stubs_accept() -> None:
     assert f"{major + 1}" not in ranges["protobuf"]  # the next major refuses this gencode
 
 
-@pytest.mark.parametrize("extra", sorted(COMMANDS))
+def test_every_command_belongs_to_a_deployable() -> None:
+    """A new `qf` command must say which extra runs it (COMMANDS above), or that only `all` does."""
+    decorated = {node.name for node in parsed(CLI).body if isinstance(node, ast.FunctionDef)
+                 and any("command" in ast.unparse(d) or "callback" in ast.unparse(d) for d in node.decorator_list)}
+    assert decorated - {"_global"} == set(ALL_ONLY).union(*COMMANDS.values())
+
+
+@pytest.mark.parametrize("extra", [*sorted(COMMANDS), "all"])
 def test_each_deployable_extra_installs_what_its_commands_import(extra: str) -> None:
-    modules = third_party_imports(cli_imports(COMMANDS[extra]))
+    modules = third_party_imports(cli_imports(COMMANDS.get(extra, ALL_ONLY)))
     installed = locked_for(extra)
     missing = {module: importer for module, importer in modules.items() if not providers(module) & installed}
     assert not missing, f"[{extra}] does not install what these modules import (module: importer): {missing}"
