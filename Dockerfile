@@ -32,9 +32,10 @@ WORKDIR /app
 # uv itself, hash-pinned from the same lock (scripts/lock_bootstrap.py), into the builder only.
 COPY requirements/uv.txt requirements/uv.txt
 RUN pip install --no-deps --require-hashes -r requirements/uv.txt
-# The runtime dependencies exactly as locked (not the dev group), without the project yet.
+# The runtime dependencies exactly as locked (not the dev group), without the project yet: the
+# extras of every deployable the image runs (pyproject.toml's `all`: indexer, sidecar, training, console).
 COPY pyproject.toml uv.lock ./
-RUN uv sync --locked --no-dev --no-install-project
+RUN uv sync --locked --no-dev --extra all --no-install-project
 
 # Only what the services read at run time: the packages, the migrations and the ABIs.
 # (data/ is the Round 9 replay input and node_modules/ the devnet's anvil: neither runs here.)
@@ -46,7 +47,7 @@ COPY console/ console/
 COPY qf_sentinel/ qf_sentinel/
 COPY sql/ sql/
 COPY contracts_abi/ contracts_abi/
-RUN uv sync --locked --no-dev \
+RUN uv sync --locked --no-dev --extra all \
     && python -m compileall -q qf indexer scorer console qf_sentinel
 
 # -- runtime

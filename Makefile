@@ -18,8 +18,9 @@ setup: $(PY_STAMP) $(NODE_STAMP)
 
 # Python dependencies come from uv.lock (hashes, every platform, Python 3.11+). pip installs
 # the pinned uv from requirements/uv.txt with --require-hashes; then `uv sync --locked` makes
-# .venv exactly the lock (the package editable, the dev group included) and, like `npm ci`,
-# refuses a lock that pyproject.toml has moved past (tests/test_lock.py checks it too).
+# .venv exactly the lock (the package editable with every extra, i.e. every deployable, the dev
+# group included) and, like `npm ci`, refuses a lock that pyproject.toml has moved past
+# (tests/test_lock.py checks it too).
 $(UV): requirements/uv.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +28,7 @@ $(UV): requirements/uv.txt
 	@touch $@
 
 $(PY_STAMP): pyproject.toml uv.lock $(UV)
-	$(UV_SYNC) sync --locked --quiet
+	$(UV_SYNC) sync --locked --all-extras --quiet
 	@touch $@
 
 # Re-resolve after editing pyproject.toml (keeps every pin that still fits); lock-upgrade

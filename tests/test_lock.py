@@ -87,12 +87,35 @@ def test_every_requirement_is_locked_within_its_range() -> None:
             assert req.specifier.contains(version, prereleases=True), f"{name} {version} not in {req}"
 
 
+def makefile_sync() -> list[str]:
+    """The arguments of the Makefile's `uv sync` (the one that makes .venv)."""
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    (line,) = [line for line in lines if "sync --locked" in line and not line.lstrip().startswith("#")]
+    return line.split("sync", 1)[1].split()
+
+
 def test_the_environment_is_the_lock() -> None:
-    """The tests run on exactly the locked versions: make setup installed them with `uv sync --locked`."""
+    """The tests run on exactly the locked versions: make setup installed them with `uv sync --locked`,
+    with the same extras (every one: each deployable's dependencies are tested)."""
+    extras = [word for word in makefile_sync() if word.startswith("--all-extras") or word.startswith("--extra")]
+    assert extras == ["--all-extras"]
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(Path(sys.prefix)), "UV_PYTHON_DOWNLOADS": "never"}
-    proc = subprocess.run([str(UV), "sync", "--locked", "--check", "--offline", "--project", str(ROOT)],
+    proc = subprocess.run([str(UV), "sync", "--locked", *extras, "--check", "--offline", "--project", str(ROOT)],
                           capture_output=True, text=True, check=False, timeout=300, env=env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_lock_covers_every_extra() -> None:
+    """Each extra of pyproject.toml is in the lock with the same requirements, so `--all-extras` and
+    `--extra all` install locked versions only (`uv lock --check` above says the same, through uv)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (entry,) = [p for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"] if p["name"] == project["name"]]
+    assert entry["metadata"]["provides-extras"] == list(project["optional-dependencies"])
+    for extra, requirements in project["optional-dependencies"].items():
+        locked_names = {re.sub(r"[-_.]+", "-", r["name"]).lower() for r in entry["metadata"]["requires-dist"]
+                        if r.get("marker", "") == f"extra == '{extra}'"}  # fmt: skip
+        names = {re.sub(r"[-_.]+", "-", Requirement(r).name).lower() for r in requirements}
+        assert locked_names == names, extra
 
 
 def test_the_bootstrap_is_uv_from_the_lock() -> None:
@@ -112,3 +135,6 @@ def test_installs_go_through_the_lock(path: str) -> None:
     text = (ROOT / path).read_text()
     assert "--require-hashes -r requirements/uv.txt" in text
     assert "sync --locked" in text
+    for line in re.sub(r"\\\n", "", text).splitlines():  # every sync installs every deployable's extra
+        if not line.lstrip().startswith("#") and ("uv sync" in line or "sync --locked" in line):
+            assert "--all-extras" in line or "--extra all" in line, line
