@@ -297,9 +297,10 @@ def trained_bundle(root: Path) -> Any:
     return bundle
 
 
-def commit_path(server_url: str, chains: Sequence[int], donations: int) -> dict[int, float]:
+def commit_path(server_url: str, chains: Sequence[int], donations: int, *, refresh: bool = True) -> dict[int, float]:
     """Donations per second each chain's writer commits, every chain of ``chains`` at once into one fresh
-    database, a thread per chain as ``qf index`` runs them, refreshes debounced as the loop does."""
+    database, a thread per chain as ``qf index`` runs them, refreshes debounced as the loop does (or, without
+    ``refresh``, the batches alone: what the writes cost, apart from the analytics)."""
     donors = max(1, donations // 5)
     prepared = {c: allocation_batches(c, donations, donors, seed=k) for k, c in enumerate(chains)}
     with scratch_database(server_url) as url:
@@ -327,10 +328,11 @@ def commit_path(server_url: str, chains: Sequence[int], donations: int) -> dict[
                     store.commit_batch(batch, checkpoint)
                     checkpoint = batch.to_block
                     wait = max(REFRESH_DEBOUNCE_SECONDS, REFRESH_BUDGET_FACTOR * last_took)
-                    if time.perf_counter() - last_refresh >= wait:
+                    if refresh and time.perf_counter() - last_refresh >= wait:
                         last_took = store.refresh_views()
                         last_refresh = time.perf_counter()
-                store.refresh_views()
+                if refresh:
+                    store.refresh_views()
                 seconds[chain] = time.perf_counter() - started
             except BaseException as exc:  # reported by the caller
                 errors.append(exc)
@@ -348,6 +350,27 @@ def commit_path(server_url: str, chains: Sequence[int], donations: int) -> dict[
             counts = dict(conn.execute("SELECT chain_id, count(*) FROM qf.allocated GROUP BY 1").fetchall())
         assert counts == dict.fromkeys(chains, donations), counts
     return {c: donations / s for c, s in seconds.items()}
+
+
+def commit_paths(server_url: str, chains: Sequence[int], donations: int, runs: int) -> dict[str, Any]:
+    """The commit path alone and with every chain at once, with and without the analytics refresh, in turn."""
+    out: dict[str, Any] = {"donations_per_chain": donations, "runs": runs}
+    for refresh in (True, False):
+        alone: list[float] = []
+        together: dict[int, list[float]] = {c: [] for c in chains}
+        for _ in range(runs):
+            alone.append(commit_path(server_url, chains[:1], donations, refresh=refresh)[chains[0]])
+            for c, rate in commit_path(server_url, chains, donations, refresh=refresh).items():
+                together[c].append(rate)
+        alone_rate = statistics.median(alone)
+        per_chain = {c: statistics.median(r) for c, r in together.items()}
+        out["with_refresh" if refresh else "writes_only"] = {
+            "alone_donations_per_second": round(alone_rate),
+            "at_once_donations_per_second": {str(c): round(r) for c, r in per_chain.items()},
+            "at_once_total_donations_per_second": round(sum(per_chain.values())),
+            "worst_chain_vs_alone": compare(alone_rate, min(per_chain.values()), target=0.8, lower_is_better=False),
+        }
+    return out
 
 
 def measure_database(
@@ -415,7 +438,7 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--commit-donations", type=int, default=20_000, help="donations per chain, commit path")
-    parser.add_argument("--commit-runs", type=int, default=3)
+    parser.add_argument("--commit-runs", type=int, default=3, help="0: skip the commit path")
     parser.add_argument("--no-score", action="store_true", help="skip training a model and the scoring")
     args = parser.parse_args()
     if not 2 <= args.chains <= len(CHAINS):
@@ -435,22 +458,7 @@ def main() -> None:
     try:
         bundle = None if args.no_score else trained_bundle(workdir / "models")
         # The commit path first (small, fresh databases), alone and at once in turn.
-        alone: list[float] = []
-        together: dict[int, list[float]] = {c: [] for c in chains}
-        for _ in range(args.commit_runs):
-            alone.append(commit_path(server_url, chains[:1], args.commit_donations)[chains[0]])
-            for c, rate in commit_path(server_url, chains, args.commit_donations).items():
-                together[c].append(rate)
-        alone_rate = statistics.median(alone)
-        per_chain = {c: statistics.median(r) for c, r in together.items()}
-        worst = min(per_chain.values())
-        commit = {
-            "donations_per_chain": args.commit_donations, "runs": args.commit_runs,
-            "alone_donations_per_second": round(alone_rate),
-            "at_once_donations_per_second": {str(c): round(r) for c, r in per_chain.items()},
-            "at_once_total_donations_per_second": round(sum(per_chain.values())),
-            "worst_chain_vs_alone": compare(alone_rate, worst, target=0.8, lower_is_better=False),
-        }  # fmt: skip
+        commit = commit_paths(server_url, chains, args.commit_donations, args.commit_runs) if args.commit_runs else {}
         log(f"commit path: {commit}")
         one = measure_database(server_url, chains[:1], args.scale, args.repeats, bundle, log)
         many = measure_database(server_url, chains, args.scale, args.repeats, bundle, log)
