@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -297,10 +298,13 @@ def trained_bundle(root: Path) -> Any:
     return bundle
 
 
-def commit_path(server_url: str, chains: Sequence[int], donations: int, *, refresh: bool = True) -> dict[int, float]:
+def commit_path(
+    server_url: str, chains: Sequence[int], donations: int, *, debounce: float | None = REFRESH_DEBOUNCE_SECONDS
+) -> dict[int, float]:
     """Donations per second each chain's writer commits, every chain of ``chains`` at once into one fresh
-    database, a thread per chain as ``qf index`` runs them, refreshes debounced as the loop does (or, without
-    ``refresh``, the batches alone: what the writes cost, apart from the analytics)."""
+    database, a thread per chain as ``qf index`` runs them, the analytics refreshed as the loop does with
+    QF_REFRESH_DEBOUNCE_SECONDS ``debounce`` (math.inf: only once caught up) and once at the end; with
+    ``debounce`` None never (the writes alone)."""
     donors = max(1, donations // 5)
     prepared = {c: allocation_batches(c, donations, donors, seed=k) for k, c in enumerate(chains)}
     with scratch_database(server_url) as url:
@@ -327,11 +331,13 @@ def commit_path(server_url: str, chains: Sequence[int], donations: int, *, refre
                 for batch in prepared[chain]:
                     store.commit_batch(batch, checkpoint)
                     checkpoint = batch.to_block
-                    wait = max(REFRESH_DEBOUNCE_SECONDS, REFRESH_BUDGET_FACTOR * last_took)
-                    if refresh and time.perf_counter() - last_refresh >= wait:
+                    if debounce is None:
+                        continue
+                    wait = max(debounce, REFRESH_BUDGET_FACTOR * last_took)
+                    if time.perf_counter() - last_refresh >= wait:
                         last_took = store.refresh_views()
                         last_refresh = time.perf_counter()
-                if refresh:
+                if debounce is not None:
                     store.refresh_views()
                 seconds[chain] = time.perf_counter() - started
             except BaseException as exc:  # reported by the caller
@@ -352,19 +358,24 @@ def commit_path(server_url: str, chains: Sequence[int], donations: int, *, refre
     return {c: donations / s for c, s in seconds.items()}
 
 
+#: How the commit path is measured: the loop's default, the refresh deferred until caught up, no refresh.
+COMMIT_MODES: dict[str, float | None] = {"refresh_debounced_1s": REFRESH_DEBOUNCE_SECONDS,
+                                         "refresh_when_caught_up": math.inf, "writes_only": None}  # fmt: skip
+
+
 def commit_paths(server_url: str, chains: Sequence[int], donations: int, runs: int) -> dict[str, Any]:
-    """The commit path alone and with every chain at once, with and without the analytics refresh, in turn."""
+    """The commit path alone and with every chain at once, in each of :data:`COMMIT_MODES`, in turn."""
     out: dict[str, Any] = {"donations_per_chain": donations, "runs": runs}
-    for refresh in (True, False):
+    for mode, debounce in COMMIT_MODES.items():
         alone: list[float] = []
         together: dict[int, list[float]] = {c: [] for c in chains}
         for _ in range(runs):
-            alone.append(commit_path(server_url, chains[:1], donations, refresh=refresh)[chains[0]])
-            for c, rate in commit_path(server_url, chains, donations, refresh=refresh).items():
+            alone.append(commit_path(server_url, chains[:1], donations, debounce=debounce)[chains[0]])
+            for c, rate in commit_path(server_url, chains, donations, debounce=debounce).items():
                 together[c].append(rate)
         alone_rate = statistics.median(alone)
         per_chain = {c: statistics.median(r) for c, r in together.items()}
-        out["with_refresh" if refresh else "writes_only"] = {
+        out[mode] = {
             "alone_donations_per_second": round(alone_rate),
             "at_once_donations_per_second": {str(c): round(r) for c, r in per_chain.items()},
             "at_once_total_donations_per_second": round(sum(per_chain.values())),
@@ -440,6 +451,7 @@ def main() -> None:
     parser.add_argument("--commit-donations", type=int, default=20_000, help="donations per chain, commit path")
     parser.add_argument("--commit-runs", type=int, default=3, help="0: skip the commit path")
     parser.add_argument("--no-score", action="store_true", help="skip training a model and the scoring")
+    parser.add_argument("--commit-only", action="store_true", help="only the commit path")
     args = parser.parse_args()
     if not 2 <= args.chains <= len(CHAINS):
         parser.error(f"--chains is 2 to {len(CHAINS)}")
@@ -456,10 +468,13 @@ def main() -> None:
         server_url = server.get_uri()
     started = time.perf_counter()
     try:
-        bundle = None if args.no_score else trained_bundle(workdir / "models")
         # The commit path first (small, fresh databases), alone and at once in turn.
         commit = commit_paths(server_url, chains, args.commit_donations, args.commit_runs) if args.commit_runs else {}
         log(f"commit path: {commit}")
+        if args.commit_only:
+            print(json.dumps(commit, indent=2))
+            return
+        bundle = None if args.no_score else trained_bundle(workdir / "models")
         one = measure_database(server_url, chains[:1], args.scale, args.repeats, bundle, log)
         many = measure_database(server_url, chains, args.scale, args.repeats, bundle, log)
     finally:
