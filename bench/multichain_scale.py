@@ -1,7 +1,9 @@
 """What one PostgreSQL holds for a multi-chain round: a chain's cost when four others share its database.
 
     .venv/bin/python bench/multichain_scale.py [--database-url URL] [--scale 1000000] [--chains 5]
-        [--repeats 3] [--commit-donations 20000] [--commit-runs 3] [--no-score]
+        [--repeats 3] [--commit-donations 20000] [--commit-runs 3] [--commit-only] [--no-score]
+
+``--scale 50000`` takes about 8 minutes; the full 5 x 1M about 50 (2 cores).
 
 In one run, on one server, two scratch databases written directly with the
 generator of ``bench/views_refresh.py`` (10 pools x 100 recipients per chain,
@@ -25,13 +27,16 @@ real donors do. Both databases get a USD price for both tokens. Then, in each
   for pool 3 of the first chain, with a model version trained by the real
   pipeline on the scorer tests' synthetic round (seconds; what is timed is the
   loading and scoring, not the model's quality);
-* the indexer's commit path: ``Store.commit_batch`` of prepared batches (50
-  blocks of 20 donations each) with ``Store.refresh_views`` as the indexer
-  debounces it, one thread per chain as ``qf index`` runs them: the first chain
-  alone, then every chain at once, each into a fresh database. Indexing 5M
-  donations from nodes does not fit on this machine; this is the part of
-  indexing the chains share (the database), without the node's share (RPC),
-  which each chain has to itself.
+* the indexer's commit path (first, in small fresh databases of their own;
+  ``--commit-donations`` per chain, ``--commit-only`` for this part alone):
+  ``Store.commit_batch`` of prepared batches (50 blocks of 20 donations each),
+  one thread per chain as ``qf index`` runs them, the first chain alone, then
+  every chain at once; in three modes (:data:`COMMIT_MODES`): with
+  ``Store.refresh_views`` debounced as the loop does by default, with the
+  refresh only once caught up (a long QF_REFRESH_DEBOUNCE_SECONDS), and the
+  writes alone. Indexing 5M donations from nodes does not fit on this machine;
+  this is the part of indexing the chains share (the database), without the
+  node's share (RPC), which each chain has to itself.
 
 Targets (issue 28): per-chain indexing throughput with every chain at once
 >= 0.8x the chain alone; every view and recipe within 2x of its single-chain
