@@ -3,7 +3,8 @@
     .venv/bin/python bench/multichain_scale.py [--database-url URL] [--scale 1000000] [--chains 5]
         [--repeats 3] [--commit-donations 20000] [--commit-runs 3] [--commit-only] [--no-score]
 
-``--scale 50000`` takes about 8 minutes; the full 5 x 1M about 50 (2 cores).
+``--scale 50000`` took 8 minutes here (2 cores, shared); the full 5 x 1M 34 minutes with
+``--commit-runs 0``, and the commit path at 10,000 donations per chain about 5 more.
 
 In one run, on one server, two scratch databases written directly with the
 generator of ``bench/views_refresh.py`` (10 pools x 100 recipients per chain,
