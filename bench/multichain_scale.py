@@ -135,9 +135,9 @@ def compare(one: float, many: float, *, target: float | None = None, lower_is_be
 
 
 def allocation_batches(chain_id: int, donations: int, donors: int, seed: int) -> list[Batch]:
-    """``donations`` Allocated rows of pool-3-like traffic over the seeded pools, as decoded batches of
-    :data:`BLOCKS_PER_BATCH` blocks; prepared before timing, as the indexer prepares a batch before
-    its transaction."""
+    """``donations`` Allocated rows over the seeded pools (skewed recipients and donors, as the SQL generator
+    draws them), as decoded batches of :data:`BLOCKS_PER_BATCH` blocks; prepared before timing, as the
+    indexer prepares a batch before its transaction."""
     rng = np.random.default_rng(seed)
     per_block = views_refresh.DONATIONS_PER_BLOCK
     pools = 1 + rng.integers(0, views_refresh.POOLS, donations)
