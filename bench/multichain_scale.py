@@ -341,7 +341,8 @@ def commit_path(
                         continue
                     wait = max(debounce, REFRESH_BUDGET_FACTOR * last_took)
                     if time.perf_counter() - last_refresh >= wait:
-                        last_took = store.refresh_views()
+                        took = store.refresh_views(wait=False)  # as the loop: never queue behind another chain
+                        last_took = last_took if took is None else took
                         last_refresh = time.perf_counter()
                 if debounce is not None:
                     store.refresh_views()
