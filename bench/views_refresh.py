@@ -47,47 +47,55 @@ RECIPIENTS_PER_POOL = 100
 DONATIONS_PER_BLOCK = 20
 START_TIME = 1_700_000_000
 
-# Sizes come in as session settings (bench.*), read with current_setting.
-# Addresses: 20 bytes from a kind byte and a number; hashes: sha256 of the same.
-SEED_SQL = """
-CREATE FUNCTION pg_temp.cfg(name text) RETURNS bigint LANGUAGE sql STABLE
-RETURN current_setting('bench.' || name)::bigint;
-CREATE FUNCTION pg_temp.addr(kind int, n bigint) RETURNS bytea LANGUAGE sql IMMUTABLE
-RETURN decode(lpad(to_hex(kind), 2, '0') || lpad(to_hex(n), 38, '0'), 'hex');
-CREATE FUNCTION pg_temp.h32(kind int, n bigint) RETURNS bytea LANGUAGE sql IMMUTABLE
-RETURN sha256(pg_temp.addr(kind, n));
+CHAIN_ID = 31337
 
-INSERT INTO qf.tokens VALUES (31337, pg_temp.addr(1, 1), 'TST', 18), (31337, pg_temp.addr(1, 2), 'ETH', 18);
+# Sizes come in as session settings (bench.*), read with current_setting; bench.chain is the chain
+# written (bench/multichain_scale.py seeds several into one database) and bench.donor_offset shifts
+# its donors' numbers, so chains share the donors their ranges have in common.
+# Addresses: 20 bytes from a kind byte and a number; hashes: sha256 of the same.
+FUNCTIONS_SQL = """
+CREATE OR REPLACE FUNCTION pg_temp.cfg(name text) RETURNS bigint LANGUAGE sql STABLE
+RETURN current_setting('bench.' || name)::bigint;
+CREATE OR REPLACE FUNCTION pg_temp.addr(kind int, n bigint) RETURNS bytea LANGUAGE sql IMMUTABLE
+RETURN decode(lpad(to_hex(kind), 2, '0') || lpad(to_hex(n), 38, '0'), 'hex');
+CREATE OR REPLACE FUNCTION pg_temp.h32(kind int, n bigint) RETURNS bytea LANGUAGE sql IMMUTABLE
+RETURN sha256(pg_temp.addr(kind, n));
+"""
+
+SEED_SQL = """
+INSERT INTO qf.tokens VALUES (pg_temp.cfg('chain'), pg_temp.addr(1, 1), 'TST', 18),
+                             (pg_temp.cfg('chain'), pg_temp.addr(1, 2), 'ETH', 18);
 
 -- DonationVotingMerkleDistributionDirectTransferStrategy v2.0's id: a donation strategy (qf.strategy_kinds).
 INSERT INTO qf.strategies
-SELECT 31337, pg_temp.addr(2, p), p, 1,
+SELECT pg_temp.cfg('chain'), pg_temp.addr(2, p), p, 1,
        decode('2f0250d534b2d59b8b5cfa5eb0d0848a59ccbf5de2eaf72d2ba4bfe73dce7c6b', 'hex'), 'answered'
 FROM generate_series(1, pg_temp.cfg('pools')) p;
 
 INSERT INTO qf.pool_created
-SELECT 31337, 1, pg_temp.h32(9, 1), pg_temp.h32(3, p), 0, p, pg_temp.addr(9, 0), p, pg_temp.h32(4, p),
+SELECT pg_temp.cfg('chain'), 1, pg_temp.h32(9, 1), pg_temp.h32(3, p), 0, p, pg_temp.addr(9, 0), p, pg_temp.h32(4, p),
        pg_temp.addr(2, p), pg_temp.addr(1, 1 + p % 2), 0, 1, 'x'
 FROM generate_series(1, pg_temp.cfg('pools')) p;
 
 INSERT INTO qf.pool_funded
-SELECT 31337, 2, pg_temp.h32(9, 2), pg_temp.h32(5, p), 0, p, pg_temp.addr(9, 0), p, (1000 * p)::numeric * 1e18, 0
+SELECT pg_temp.cfg('chain'), 2, pg_temp.h32(9, 2), pg_temp.h32(5, p), 0, p, pg_temp.addr(9, 0), p,
+       (1000 * p)::numeric * 1e18, 0
 FROM generate_series(1, pg_temp.cfg('pools')) p;
 
 INSERT INTO qf.timestamps_updated
-SELECT 31337, 3, pg_temp.h32(9, 3), pg_temp.h32(6, p), 0, p, pg_temp.addr(2, p),
+SELECT pg_temp.cfg('chain'), 3, pg_temp.h32(9, 3), pg_temp.h32(6, p), 0, p, pg_temp.addr(2, p),
        pg_temp.cfg('start') - 86400, pg_temp.cfg('start'), pg_temp.cfg('start'), pg_temp.cfg('end'), pg_temp.addr(9, 1)
 FROM generate_series(1, pg_temp.cfg('pools')) p;
 
 INSERT INTO qf.registered
-SELECT 31337, 4, pg_temp.h32(9, 4), pg_temp.h32(7, p * 1000 + r), 0, r, pg_temp.addr(2, p),
+SELECT pg_temp.cfg('chain'), 4, pg_temp.h32(9, 4), pg_temp.h32(7, p * 1000 + r), 0, r, pg_temp.addr(2, p),
        pg_temp.addr(3, r), pg_temp.addr(3, r), r, 1, 'x', '\\x', pg_temp.addr(3, r)
 FROM generate_series(1, pg_temp.cfg('pools')) p, generate_series(0, pg_temp.cfg('recipients') - 1) r;
 
 -- One review per 64-row: every recipient accepted (2) but every tenth rejected (3).
 INSERT INTO qf.recipient_status_updated
-SELECT 31337, 5, pg_temp.h32(9, 5), pg_temp.h32(8, p * 1000 + row_index), 0, row_index, pg_temp.addr(2, p),
-       row_index, full_row, pg_temp.addr(9, 1)
+SELECT pg_temp.cfg('chain'), 5, pg_temp.h32(9, 5), pg_temp.h32(8, p * 1000 + row_index), 0, row_index,
+       pg_temp.addr(2, p), row_index, full_row, pg_temp.addr(9, 1)
 FROM generate_series(1, pg_temp.cfg('pools')) p,
 LATERAL (
     SELECT r / 64 AS row_index,
@@ -100,9 +108,14 @@ ANALYZE;
 
 # Donations offset .. offset + count - 1 (bench.offset, bench.count); run after SEED_SQL in the same session.
 DONATIONS_SQL = """
-SELECT setseed(pg_temp.cfg('offset')::float8 / (pg_temp.cfg('offset') + pg_temp.cfg('n') + 1));
+-- Each chain its own random sequence; chain 31337 the one it always had.
+SELECT setseed(x - floor(x)) FROM (
+    SELECT pg_temp.cfg('offset')::float8 / (pg_temp.cfg('offset') + pg_temp.cfg('n') + 1)
+           + (pg_temp.cfg('chain') - 31337) * 0.0137 AS x
+) s;
 INSERT INTO qf.allocated
-SELECT 31337, 10 + i / pg_temp.cfg('per_block'), pg_temp.h32(10, 10 + i / pg_temp.cfg('per_block')), pg_temp.h32(11, i),
+SELECT pg_temp.cfg('chain'), 10 + i / pg_temp.cfg('per_block'), pg_temp.h32(10, 10 + i / pg_temp.cfg('per_block')),
+       pg_temp.h32(11, i),
        i % pg_temp.cfg('per_block'), i % pg_temp.cfg('per_block'), pg_temp.addr(2, pool), pg_temp.addr(3, recipient),
        amount, pg_temp.addr(1, 1 + (i % 7 = 0)::int), pg_temp.addr(4, donor), pg_temp.addr(4, donor),
        pg_temp.addr(4, donor), (i / pg_temp.cfg('donors'))::bigint, (1 + donor % 30)::numeric * 1e9,
@@ -112,7 +125,7 @@ FROM (
     SELECT i,
            1 + (i % pg_temp.cfg('pools')) AS pool,
            floor(pg_temp.cfg('recipients') * random() ^ 2)::int AS recipient,
-           floor(pg_temp.cfg('donors') * random() ^ 1.5)::bigint AS donor,
+           pg_temp.cfg('donor_offset') + floor(pg_temp.cfg('donors') * random() ^ 1.5)::bigint AS donor,
            CASE WHEN random() < 0.3 THEN (1 + floor(random() * 20)) * 1e18
                 ELSE floor(random() * 1e6) * 1e13 END AS amount
     FROM generate_series(pg_temp.cfg('offset'), pg_temp.cfg('offset') + pg_temp.cfg('count') - 1) i
@@ -129,17 +142,25 @@ def seed(conn: Connection, donations: int) -> float:
     """Every migration, the pools and recipients, then ``donations`` donations; returns seconds."""
     started = time.monotonic()
     apply_migrations(conn)
-    _set(conn, pools=POOLS, recipients=RECIPIENTS_PER_POOL, per_block=DONATIONS_PER_BLOCK,
-         donors=max(1, donations // 5), n=donations, start=START_TIME, end=START_TIME + 14 * 86_400)  # fmt: skip
-    conn.execute(SEED_SQL)
-    append(conn, 0, donations)
+    seed_chain(conn, donations)
     conn.execute("ANALYZE")
     conn.commit()
     return time.monotonic() - started
 
 
-def append(conn: Connection, offset: int, count: int) -> None:
-    _set(conn, offset=offset, count=count)
+def seed_chain(conn: Connection, donations: int, chain_id: int = CHAIN_ID, donor_offset: int = 0) -> None:
+    """One chain's pools, recipients and ``donations`` donations into a migrated database."""
+    conn.execute(FUNCTIONS_SQL)
+    _set(conn, pools=POOLS, recipients=RECIPIENTS_PER_POOL, per_block=DONATIONS_PER_BLOCK,
+         donors=max(1, donations // 5), n=donations, start=START_TIME, end=START_TIME + 14 * 86_400,
+         chain=chain_id, donor_offset=donor_offset)  # fmt: skip
+    conn.execute(SEED_SQL)
+    append(conn, 0, donations, chain_id, donor_offset)
+
+
+def append(conn: Connection, offset: int, count: int, chain_id: int = CHAIN_ID, donor_offset: int = 0) -> None:
+    """Donations ``offset`` .. ``offset + count - 1`` of the chain (after its :func:`seed_chain` in this session)."""
+    _set(conn, offset=offset, count=count, chain=chain_id, donor_offset=donor_offset)
     conn.execute(DONATIONS_SQL)
     conn.commit()
 

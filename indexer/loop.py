@@ -373,7 +373,13 @@ class Indexer:
         wait = max(self.config.refresh_debounce_seconds, REFRESH_BUDGET_FACTOR * self._last_refresh_seconds)
         if not force and time.monotonic() - self._last_refresh < wait:
             return
-        seconds = self.store.refresh_views()
+        # Between batches, a refresh another chain is running is not waited for (it may take our rows, or
+        # the next try will); at the end of a backfill and at shutdown it is (force), so the views are current.
+        seconds = self.store.refresh_views(wait=force)
+        if seconds is None:
+            self._last_refresh = time.monotonic()
+            log.debug("views_refresh_deferred", reason="another chain's refresh holds the lock")
+            return
         self.metrics.refresh_seconds.observe(seconds)
         self._last_refresh = time.monotonic()
         self._last_refresh_seconds = seconds

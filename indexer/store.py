@@ -367,17 +367,24 @@ class Store:
             cur = self.conn.execute("DELETE FROM qf.blocks WHERE chain_id = %s AND number < %s", (self.chain_id, below))
         return cur.rowcount
 
-    def refresh_views(self) -> float:
+    def refresh_views(self, *, wait: bool = True) -> float | None:
         """Recompute the analytics rows of what changed since the last call, then NOTIFY; returns seconds.
 
         Triggers on the event tables mark dirty donors, projects and pools in each batch's
         transaction; ``qf.refresh_analytics()`` recomputes just those, in one transaction, so
-        the cost follows the size of the change, not of the history.
+        the cost follows the size of the change, not of the history. It recomputes every
+        chain's dirty rows under one lock: with ``wait=False`` a chain whose refresh would
+        queue behind another chain's returns None at once and leaves its rows dirty for a
+        later call (that refresh, or the next, takes them), instead of stalling its batches.
         """
         started = time.monotonic()
         conn = self.conn
         conn.commit()
         with conn.transaction():
+            if not wait:
+                row = conn.execute("SELECT pg_try_advisory_xact_lock(hashtext('qf.refresh_analytics'))").fetchone()
+                if not (row and row[0]):
+                    return None
             conn.execute("SELECT qf.refresh_analytics()")
             state = conn.execute(
                 "SELECT checkpoint_block FROM qf.chains WHERE chain_id = %s", (self.chain_id,)
