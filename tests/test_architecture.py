@@ -50,6 +50,7 @@ def test_a_layer_turned_upside_down_is_caught(tmp_path: Path) -> None:
 
 ERROR_MODULES = (
     "qf.errors", "qf.model.errors", "qf.train.errors", "indexer.errors", "indexer.metadata.errors", "scorer.errors",
+    "qf.experiments.errors",
 )
 
 
