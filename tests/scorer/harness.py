@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 
 from qf.settings import Settings
+from qf_sentinel.retention import run_retention
 from scorer.api.v1 import scorer_pb2_grpc
 from scorer.server import Sidecar, SidecarConfig, SidecarOptions
 
@@ -58,7 +59,8 @@ def running_sidecar(
 ) -> Iterator[RunningSidecar]:  # fmt: skip
     """Start a sidecar on a free loopback port; stopped (gracefully) when the block ends."""
     options = SidecarOptions(host="127.0.0.1", port=0, models_root=models_root, drain_seconds=drain_seconds,
-                             grace_seconds=5.0, metrics=metrics, seed=0, version=version)  # fmt: skip
+                             grace_seconds=5.0, metrics=metrics, seed=0, version=version,
+                             retention=run_retention)  # fmt: skip  # as `qf serve` runs it
     sidecar = Sidecar(SidecarConfig.from_settings(settings), database_url, options)
     ready = threading.Event()
     failure: list[BaseException] = []
