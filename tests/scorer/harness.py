@@ -58,9 +58,10 @@ def running_sidecar(
     version: str | None = None,
 ) -> Iterator[RunningSidecar]:  # fmt: skip
     """Start a sidecar on a free loopback port; stopped (gracefully) when the block ends."""
+    # The retention job as `qf serve` runs it (the sidecar's own default is none).
     options = SidecarOptions(host="127.0.0.1", port=0, models_root=models_root, drain_seconds=drain_seconds,
                              grace_seconds=5.0, metrics=metrics, seed=0, version=version,
-                             retention=run_retention)  # fmt: skip  # as `qf serve` runs it
+                             retention=run_retention)  # fmt: skip
     sidecar = Sidecar(SidecarConfig.from_settings(settings), database_url, options)
     ready = threading.Event()
     failure: list[BaseException] = []
