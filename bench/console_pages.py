@@ -55,8 +55,8 @@ from console.config import ConsoleConfig
 from qf.db import connect
 from qf.db.embedded import start_server
 from qf.db.migrate import apply_migrations
-from scorer import experiment_store
-from scorer.experiments import ExperimentConfig
+from qf.experiments import store as experiment_store
+from qf.experiments.logic import ExperimentConfig
 
 TOKEN = "bench-reviewer-token-0123456789"
 

@@ -84,7 +84,7 @@ def backfill(s: Settings, *, with_funding: bool) -> float:
     metrics = IndexerMetrics()
     indexer = build_indexer(s, metrics, HealthState())
     assert indexer.store.try_lock()
-    indexer.prepare()
+    indexer = indexer.prepare()
     stop_funding = None
     if with_funding:
         health = indexer.health

@@ -108,8 +108,7 @@ def ours(url: str, core: str, db_url: str, home: Path) -> tuple[float, int]:
     started = time.perf_counter()
     indexer = build_indexer(settings, IndexerMetrics(), HealthState())
     assert indexer.store.try_lock()
-    indexer.prepare()
-    indexer.run(threading.Event(), until_caught_up=True)
+    indexer.prepare().run(threading.Event(), until_caught_up=True)
     elapsed = time.perf_counter() - started
     with connect(db_url) as conn:
         events = sum(
@@ -262,7 +261,7 @@ def live_lag(
     metrics = IndexerMetrics()
     indexer = build_indexer(settings, metrics, HealthState())
     assert indexer.store.try_lock()
-    indexer.prepare()
+    indexer = indexer.prepare()
     stop = threading.Event()
     indexer.run(stop, until_caught_up=True)
     thread = threading.Thread(target=indexer.run, args=(stop,), daemon=True)

@@ -205,8 +205,7 @@ def index(url: str, deployment: Deployment, db_url: str, home: Path, limit: int,
     assert indexer.store.try_lock()
     try:
         started = time.perf_counter()
-        indexer.prepare()
-        indexer.run(threading.Event(), until_caught_up=True)
+        indexer.prepare().run(threading.Event(), until_caught_up=True)
         seconds = time.perf_counter() - started
     finally:
         indexer.store.close()

@@ -47,9 +47,9 @@ from console.review import ReviewConflict, ReviewError, parse_verdict, record_ve
 from console.throttle import LoginThrottle
 from qf.errors import AmbiguousChain, ConfigError, QFError
 from qf.eth import address
+from qf.experiments import store as experiment_store
 from qf.matching.db import resolve_chain
 from qf.matching.rounds import ROUND_NAME
-from scorer import experiment_store
 
 log = structlog.get_logger()
 T = TypeVar("T")

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 
 from console.comparison import Comparison
 from console.display import plotly_label
-from scorer.experiments import ExperimentStats
+from qf.experiments.logic import ExperimentStats
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 10, "r": 10, "t": 40, "b": 40}, "height": 420}
 

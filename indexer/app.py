@@ -26,7 +26,7 @@ from indexer.errors import ChainsFailed
 from indexer.funding.app import start_in_background as start_funding_worker
 from indexer.funding.app import target_of as funding_target
 from indexer.funding.metrics import FundingMetrics
-from indexer.loop import EVENT_TABLES, Indexer, IndexerConfig, StepResult
+from indexer.loop import EVENT_TABLES, Indexer, IndexerConfig, PreparedIndexer, StepResult
 from indexer.metadata.app import start_in_background as start_metadata_fetcher
 from indexer.metrics import IndexerMetrics, SanitisedValues
 from indexer.ranges import RangePolicy
@@ -129,7 +129,7 @@ def served_chain_id(chain: ChainConfig, metrics: IndexerMetrics | None = None) -
 def build_indexer(
     settings: Settings, metrics: IndexerMetrics, health: HealthState, *, reset_on_new_chain: bool = False,
     chain: ChainConfig | None = None,
-) -> Indexer:  # fmt: skip
+) -> Indexer[ResilientRpc, Store]:  # fmt: skip
     """One chain's indexer (the first configured chain unless ``chain`` is given), not yet holding its lock."""
     chain = chain or configured_chains(settings)[0]
     chain_id = served_chain_id(chain, metrics)
@@ -175,7 +175,7 @@ def build_indexer(
     return Indexer(config, rpc, store, metrics=chain_metrics, health=health, helpers=helpers)
 
 
-def close_indexer(indexer: Indexer) -> None:
+def close_indexer(indexer: Indexer[ResilientRpc, Store] | PreparedIndexer[ResilientRpc, Store]) -> None:
     indexer.store.close()
     indexer.rpc.close()
     for helper in indexer.helpers:
@@ -243,17 +243,16 @@ def _chain_job(
                     if not indexer.store.wait_for_lock(poll_seconds=1.0, should_stop=stop.is_set):
                         return
                     indexer.metrics.is_writer.set(1)
-                    indexer.prepare()
+                    running = indexer.prepare()
                     process.start_metadata_once(indexer.store.url)
                     if chain.funding:  # funding on its own thread, connection and node clients
                         stop_funding = _start_funding(process, indexer.store.url, chain, health)
-                    state = indexer.state
-                    assert state is not None
+                    state = running.state
                     ws = indexer.config.ws_url
                     log.info("indexer_started", core=to_hex(state.core), from_block=state.next_block,
                              rpc=indexer.rpc.current_url, ws=redact_rpc_url(ws) if ws else None)  # fmt: skip
-                    indexer.run(stop, until_caught_up=until_caught_up, on_step=process.progress.for_chain(indexer))
-                    log.info("indexer_stopped", checkpoint=indexer.state.checkpoint_block if indexer.state else None)
+                    running.run(stop, until_caught_up=until_caught_up, on_step=process.progress.for_chain(running))
+                    log.info("indexer_stopped", checkpoint=running.state.checkpoint_block)
             finally:
                 if stop_funding:
                     stop_funding()
@@ -350,7 +349,7 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         self.bar.__exit__(None, None, None)
 
-    def for_chain(self, indexer: Indexer) -> Callable[[StepResult], None]:
+    def for_chain(self, indexer: PreparedIndexer[ResilientRpc, Store]) -> Callable[[StepResult], None]:
         """The ``on_step`` of one chain's loop (rich's progress is safe to update from several threads)."""
         label = "backfill" if self.chains == 1 else f"backfill {indexer.chain_id}"
         task = self.bar.add_task(label, total=None, bps=0.0, eps=0.0)
@@ -363,7 +362,6 @@ class _Progress:
             events += result.events
             elapsed = max(time.monotonic() - started, 1e-9)
             state = indexer.state
-            assert state is not None
             done = (state.checkpoint_block or state.start_block) - state.start_block
             total = max(indexer.head - state.start_block, 1)
             self.bar.update(task, completed=done, total=total, bps=blocks / elapsed, eps=events / elapsed)

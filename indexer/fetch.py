@@ -30,7 +30,7 @@ import structlog
 from indexer.decode import EMITTER_ROLES, DecodedLog, decode_log, pool_id_of, strategy_of
 from indexer.errors import ChainMoved, DecodeError
 from indexer.logquery import DEFAULT_ADDRESS_LIMIT, Mode, logs_of_new, plan_log_query, split_known
-from indexer.rpc import ResilientRpc
+from indexer.ports import Node
 from indexer.sanitise import (
     BIGINT_MAX,
     DECIMALS_MAX,
@@ -107,7 +107,7 @@ def header_of(block: Mapping[str, Any]) -> Header:
     )
 
 
-def fetch_headers(rpc: ResilientRpc, numbers: list[int]) -> dict[int, Header]:
+def fetch_headers(rpc: Node, numbers: list[int]) -> dict[int, Header]:
     blocks = rpc.get_blocks(numbers)
     headers = {}
     for n, block in zip(numbers, blocks, strict=True):
@@ -146,7 +146,7 @@ def _decode_all(raw: list[dict[str, Any]], out: Fetched, emitters: Mapping[str, 
 
 
 def fetch_range(
-    rpc: ResilientRpc,
+    rpc: Node,
     from_block: int,
     to_block: int,
     *,
@@ -156,7 +156,7 @@ def fetch_range(
     strategies: Mapping[bytes, tuple[int, int]],
     known_tokens: set[bytes],
     contiguous_from: int | None = None,
-    helpers: Sequence[ResilientRpc] = (),
+    helpers: Sequence[Node] = (),
     address_limit: int = DEFAULT_ADDRESS_LIMIT,
 ) -> Fetched:
     """Everything needed to commit [from_block, to_block].
@@ -223,14 +223,14 @@ def fetch_range(
     return out
 
 
-def _fetch_new_strategy_ids(rpc: ResilientRpc, strategies: list[bytes], out: Fetched) -> None:
+def _fetch_new_strategy_ids(rpc: Node, strategies: list[bytes], out: Fetched) -> None:
     out.strategy_ids = fetch_strategy_ids(rpc, strategies)
     for strategy, answer in out.strategy_ids.items():
         if answer.changed:
             out.sanitised.append(Sanitised("strategies.strategy_id", _hex(strategy), answer.reasons))
 
 
-def fetch_strategy_ids(rpc: ResilientRpc, strategies: Sequence[bytes]) -> dict[bytes, Clean[bytes | None]]:
+def fetch_strategy_ids(rpc: Node, strategies: Sequence[bytes]) -> dict[bytes, Clean[bytes | None]]:
     """What each strategy's ``getStrategyId()`` answers: its id, or None with the reason.
 
     Asked once per strategy, when its pool is discovered: the id is immutable in
@@ -254,7 +254,7 @@ def fetch_strategy_ids(rpc: ResilientRpc, strategies: Sequence[bytes]) -> dict[b
 
 
 def _fetch_tx_context(
-    rpc: ResilientRpc, logs: list[DecodedLog], out: Fetched, helpers: Sequence[ResilientRpc] = ()
+    rpc: Node, logs: list[DecodedLog], out: Fetched, helpers: Sequence[Node] = ()
 ) -> None:
     by_block: dict[int, set[bytes]] = defaultdict(set)
     for row in logs:
@@ -303,7 +303,7 @@ def _fetch_tx_context(
         raise ChainMoved(f"{len(missing)} donation transactions were not found in their blocks")
 
 
-def _fetch_tokens(rpc: ResilientRpc, logs: list[DecodedLog], known: set[bytes], out: Fetched) -> None:
+def _fetch_tokens(rpc: Node, logs: list[DecodedLog], known: set[bytes], out: Fetched) -> None:
     seen: set[bytes] = set()
     for row in logs:
         token: Any = None
@@ -333,7 +333,7 @@ def _fetch_tokens(rpc: ResilientRpc, logs: list[DecodedLog], known: set[bytes], 
         out.new_tokens.append((token, symbol.value, decimals.value))
 
 
-def _tolerant_batch(rpc: ResilientRpc, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+def _tolerant_batch(rpc: Node, calls: list[tuple[str, list[Any]]]) -> list[Any]:
     """A token that does not implement decimals()/symbol() answers with an error: that is a None."""
     out: list[Any] = []
     for call in calls:

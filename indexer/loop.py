@@ -6,6 +6,13 @@ that the checkpoint block is still canonical. A parent-hash mismatch at either
 place is a reorg: find the common ancestor, delete everything above it in one
 transaction, and go on from there. Because the checkpoint only moves with the
 rows it covers, a crash at any point resumes with no gap and no duplicate.
+
+Start-up has two steps, and the types keep them in order: an :class:`Indexer`
+holds the edges (a :class:`~indexer.ports.Node` and an
+:class:`~indexer.ports.IndexStore`, Protocols) and the configuration;
+:meth:`Indexer.prepare` checks the node, loads the chain's state and returns
+the :class:`PreparedIndexer` that steps and runs. There is no ``step()``
+before ``prepare()``, and no state that may still be missing.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import psycopg
 import structlog
@@ -24,10 +32,10 @@ from indexer.fetch import Fetched, fetch_range, fetch_strategy_ids
 from indexer.heads import HeadWatcher
 from indexer.logquery import DEFAULT_ADDRESS_LIMIT
 from indexer.metrics import ChainMetrics, IndexerMetrics
+from indexer.ports import IndexStore, Node
 from indexer.ranges import BlockRange, RangeHint, RangePlanner, RangePolicy, is_range_error, parse_range_hint
 from indexer.reorg import find_fork_point
-from indexer.rpc import ResilientRpc
-from indexer.store import Batch, BlockRow, ChainState, Store
+from indexer.store import Batch, BlockRow, ChainState
 from qf import backoff
 from qf.errors import ChainIdMismatch, ConfigError, DatabaseError, RpcError, RpcUnavailable
 from qf.eth import from_hex, to_hex
@@ -46,6 +54,10 @@ CHAIN_MOVED_WARN_STREAK = 3
 #: The wait after a failed step while the database or the node is away: doubling from the first to the most.
 OUTAGE_FIRST_WAIT_SECONDS = 0.5
 OUTAGE_MAX_WAIT_SECONDS = 10.0
+
+#: The node and store types an indexer was built with (``indexer.app``: ResilientRpc and Store; a test: its fakes).
+N = TypeVar("N", bound=Node)
+S = TypeVar("S", bound=IndexStore)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,18 +97,23 @@ class StepResult:
     retry_in: float = 0.0
 
 
-class Indexer:
-    """One chain, one core contract, one writer."""
+class Indexer(Generic[N, S]):
+    """One chain, one core contract, one writer: the edges and the configuration, before start-up.
+
+    ``rpc`` and ``helpers`` (extra connections to the same endpoints, for
+    parallel transaction lookups) are nodes, ``store`` the chain's store; the
+    owner keeps their concrete types (to take the writer lock, to close them).
+    """
 
     def __init__(
         self,
         config: IndexerConfig,
-        rpc: ResilientRpc,
-        store: Store,
+        rpc: N,
+        store: S,
         *,
         metrics: ChainMetrics | None = None,
         health: HealthState | None = None,
-        helpers: Sequence[ResilientRpc] = (),
+        helpers: Sequence[N] = (),
     ) -> None:
         self.config = config
         self.rpc = rpc
@@ -105,27 +122,10 @@ class Indexer:
         self.store = store
         self.metrics = metrics or IndexerMetrics().chain(store.chain_id)
         self.health = health or HealthState()
-        self.planner = RangePlanner.start(config.range_policy)
-        self.state: ChainState | None = None
-        self.strategies: dict[bytes, tuple[int, int]] = {}
-        self.tokens: set[bytes] = set()
         self.chain_id = store.chain_id
-        self._dirty_views = False
-        self._last_refresh = 0.0
-        self._last_refresh_seconds = 0.0
-        self._last_finality_check = 0.0
-        #: Highest block the node calls final (or head - confirmations); recorded with each batch.
-        self._finalized: int | None = None
-        self.head = 0
-        #: Consecutive fetches that met a moving chain, and the block the node lacked in the last one.
-        self._moved_streak = 0
-        self._missing_block: int | None = None
-        #: Started at the first caught-up wait of ``run`` (never for a backfill), stopped when it returns.
-        self.heads: HeadWatcher | None = None
 
-    # -- start ------------------------------------------------------------------------------
-    def prepare(self) -> None:
-        """Check the node, record or load this chain's state, restore discovered strategies."""
+    def prepare(self) -> PreparedIndexer[N, S]:
+        """Check the node, record or load this chain's state, restore discovered strategies: the loop, ready to step."""
         served = self.rpc.chain_id()
         if served != self.chain_id or (self.config.chain_id is not None and served != self.config.chain_id):
             raise ChainIdMismatch(
@@ -146,25 +146,73 @@ class Indexer:
                 )
             deleted = self.store.forget_chain()
             log.warning("chain_reset", chain_id=served, deleted={k: v for k, v in deleted.items() if v})
-        self.reload()
+        loaded = _Loaded.read(self.store, self.config, self.metrics)
         unread = self.store.unread_strategies()  # stored before their id was read (migration 024): read it once
-        if unread and self.store.record_strategy_ids(fetch_strategy_ids(self.rpc, unread)):
-            self._dirty_views = True
+        recorded = bool(unread) and bool(self.store.record_strategy_ids(fetch_strategy_ids(self.rpc, unread)))
         if genesis is not None and self.store.genesis_hash() != genesis:
             self.store.set_genesis_hash(genesis)
+        return PreparedIndexer(self, loaded, dirty_views=recorded)
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """What the loop reads from the store at start and after a reorg, a lost connection or a takeover."""
+
+    state: ChainState
+    strategies: dict[bytes, tuple[int, int]]
+    tokens: set[bytes]
+
+    @classmethod
+    def read(cls, store: IndexStore, config: IndexerConfig, metrics: ChainMetrics) -> _Loaded:
+        state = store.load_state() or store.init_state(config.core, config.start_block)
+        if state.core != config.core:
+            state = store.init_state(config.core, config.start_block)  # raises ConfigError
+        loaded = cls(state, store.strategies(), store.known_tokens())
+        metrics.last_block.set(state.checkpoint_block or 0)
+        return loaded
+
+
+class PreparedIndexer(Generic[N, S]):
+    """The loop of a prepared :class:`Indexer` (made by :meth:`Indexer.prepare` only): ``step``, ``run``, ``flush``.
+
+    ``state`` is the chain's checkpoint as committed, ``strategies`` and
+    ``tokens`` the contracts discovered so far; all three move with each batch
+    and are re-read after a reorg or a lost connection.
+    """
+
+    def __init__(self, indexer: Indexer[N, S], loaded: _Loaded, *, dirty_views: bool = False) -> None:
+        self.config = indexer.config
+        self.rpc: N = indexer.rpc
+        self.helpers: tuple[N, ...] = indexer.helpers
+        self.store: S = indexer.store
+        self.metrics = indexer.metrics
+        self.health = indexer.health
+        self.chain_id = indexer.chain_id
+        self.state = loaded.state
+        self.strategies = loaded.strategies
+        self.tokens = loaded.tokens
+        self.planner = RangePlanner.start(self.config.range_policy)
+        #: Rows changed since the views were last refreshed.
+        self._dirty_views = dirty_views
+        self._last_refresh = 0.0
+        self._last_refresh_seconds = 0.0
+        self._last_finality_check = 0.0
+        #: Highest block the node calls final (or head - confirmations); recorded with each batch.
+        self._finalized: int | None = None
+        self.head = 0
+        #: Consecutive fetches that met a moving chain, and the block the node lacked in the last one.
+        self._moved_streak = 0
+        self._missing_block: int | None = None
+        #: Started at the first caught-up wait of ``run`` (never for a backfill), stopped when it returns.
+        self.heads: HeadWatcher | None = None
 
     def reload(self) -> None:
-        """(Re)read state from the database: after start, a lost connection or a takeover."""
-        self.state = self.store.load_state() or self.store.init_state(self.config.core, self.config.start_block)
-        if self.state.core != self.config.core:
-            self.state = self.store.init_state(self.config.core, self.config.start_block)  # raises ConfigError
-        self.strategies = self.store.strategies()
-        self.tokens = self.store.known_tokens()
-        self.metrics.last_block.set(self.state.checkpoint_block or 0)
+        """(Re)read state from the database: after a reorg, a lost connection or a takeover."""
+        loaded = _Loaded.read(self.store, self.config, self.metrics)
+        self.state, self.strategies, self.tokens = loaded.state, loaded.strategies, loaded.tokens
 
     # -- one iteration ----------------------------------------------------------------------
     def step(self) -> StepResult:
-        assert self.state is not None, "call prepare() first"
         started = time.monotonic()
         self.head = self.rpc.block_number()
         self.metrics.head_block.set(self.head)
@@ -233,7 +281,6 @@ class Indexer:
         return wait
 
     def _tick(self, result: StepResult) -> StepResult:
-        assert self.state is not None
         last = self.state.checkpoint_block or 0
         self.metrics.blocks_behind.set(max(0, self.head - last))
         ready = self.head - last <= self.config.ready_lag_blocks
@@ -248,7 +295,6 @@ class Indexer:
         self.metrics.range_blocks.set(self.planner.size)
 
     def _batch(self, fetched: Fetched) -> Batch:
-        assert self.state is not None
         last = fetched.headers[fetched.to_block]
         batch = Batch(from_block=fetched.from_block, to_block=fetched.to_block, to_hash=last.hash,
                       finalized_block=self._finalized)  # fmt: skip
@@ -277,7 +323,6 @@ class Indexer:
         return base + tuple(context[c] for c in ALLOCATED_CONTEXT_COLUMNS)
 
     def _after_commit(self, batch: Batch, fetched: Fetched) -> None:
-        assert self.state is not None
         self.state = ChainState(
             self.chain_id, self.state.core, self.state.start_block, batch.to_block, batch.to_hash,
             batch.finalized_block or self.state.finalized_block,
@@ -306,7 +351,6 @@ class Indexer:
     # -- reorgs -----------------------------------------------------------------------------
     def _check_tip(self) -> int | None:
         """Caught up: is our checkpoint block still the canonical one?"""
-        assert self.state is not None
         if self.state.checkpoint_block is None:
             return None
         block = self.rpc.get_block(self.state.checkpoint_block)
@@ -315,7 +359,6 @@ class Indexer:
         return self._repair_reorg()
 
     def _repair_reorg(self) -> int:
-        assert self.state is not None
         assert self.state.checkpoint_block is not None
         tip = self.state.checkpoint_block
         floor = max(self.state.start_block - 1, tip - self.config.max_reorg_depth)
@@ -358,7 +401,6 @@ class Indexer:
         self.metrics.finalized_block.set(max(finalized, 0))
         self._finalized = max(finalized, 0)
         # Keep every hash a repairable reorg could reach, even where the node calls it final.
-        assert self.state is not None
         keep_from = min(finalized, (self.state.checkpoint_block or 0) - self.config.max_reorg_depth)
         if keep_from > 0:
             pruned = self.store.prune_blocks(below=keep_from)
@@ -476,7 +518,7 @@ class Indexer:
                 if self.store.wait_for_lock(poll_seconds=1.0, should_stop=stop.is_set):
                     self.metrics.is_writer.set(1)
                     self.reload()
-                    log.info("database_recovered", checkpoint=self.state.checkpoint_block if self.state else None)
+                    log.info("database_recovered", checkpoint=self.state.checkpoint_block)
                 return
             except (psycopg.OperationalError, DatabaseError) as exc:  # still down: qf.db.connect raises DatabaseError
                 log.info("database_still_unavailable", error=str(exc).splitlines()[0][:200])

@@ -782,7 +782,7 @@ def score(
     from qf.funding.db import load_graph
     from qf.matching.db import resolve_chain
     from qf.model.loader import load_dataset, load_elsewhere
-    from scorer.batch import score_contributions, score_pool, store_contribution_scores, store_pool_scores
+    from qf_sentinel.batch import score_contributions, score_pool, store_contribution_scores, store_pool_scores
     from scorer.errors import ModelError
     from scorer.models import ModelStore
 
@@ -833,6 +833,7 @@ def serve(
     import asyncio
 
     from qf_sentinel.demo import wallet_node
+    from qf_sentinel.retention import run_retention
     from scorer.server import SidecarConfig, SidecarOptions, serve_forever
 
     settings = _settings(ctx)
@@ -842,7 +843,7 @@ def serve(
         pass
     options = SidecarOptions(
         host=host or settings.scorer_host, port=port if port is not None else settings.scorer_port,
-        models_root=(models_dir or settings.models_dir).resolve(), version=version,
+        models_root=(models_dir or settings.models_dir).resolve(), version=version, retention=run_retention,
     )  # fmt: skip
     config = SidecarConfig.from_settings(settings).with_(wallet_rpc_url=wallet_node(settings))
     asyncio.run(serve_forever(config, _database(settings), options))
@@ -943,7 +944,7 @@ def console_command(
 @app.command()
 def retention(ctx: typer.Context) -> None:
     """Apply the data-retention policy once: old audit decisions and experiment outcomes are deleted."""
-    from scorer.server import run_retention
+    from qf_sentinel.retention import run_retention
 
     settings = _settings(ctx)
     with _migrated_connection(settings):

@@ -23,6 +23,7 @@ from qf.matching.rounds import add_round
 from qf.matching.service import MatchingResult, match_pool, match_round
 from qf.settings import Settings
 from qf_sentinel.render import cell
+from qf_sentinel.retention import run_retention
 from scorer.client import DECISION_NAMES, ScorerClient
 from scorer.server import Sidecar, SidecarConfig, SidecarOptions
 
@@ -116,7 +117,7 @@ def show_sidecar(settings: Settings, database_url: str, out: Console) -> None:
     config = SidecarConfig.from_settings(settings).with_(tokens={"demo": secret}, rate_limit_per_minute=0.0,
                                                          wallet_rpc_url=wallet_node(settings))  # fmt: skip
     options = SidecarOptions(host="127.0.0.1", port=0, models_root=settings.models_dir,
-                             metrics=False)  # fmt: skip
+                             metrics=False, retention=run_retention)  # fmt: skip
 
     def calls(target: str) -> None:
         with ScorerClient(target, token=secret, timeout_seconds=5.0) as client:

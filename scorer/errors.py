@@ -9,11 +9,11 @@ one line for it)::
     ├── ValidationError    a request field is malformed (field, message) -> INVALID_ARGUMENT
     ├── PermissionDenied   a field only an admin token may set           -> PERMISSION_DENIED
     ├── UnknownDonor       a call that needs a donor's history got an unknown donor -> NOT_FOUND
-    ├── UnknownExperiment  no experiment has this name                  -> NOT_FOUND
     ├── NotReady           no model or no feature snapshot loaded yet    -> UNAVAILABLE
     └── DependencyDown     the database was just found unreachable: failing fast -> UNAVAILABLE
 
-and from below: ``qf.errors.ConfigError`` / ``DataError`` -> FAILED_PRECONDITION,
+and from below: ``qf.experiments.errors.UnknownExperiment`` -> NOT_FOUND,
+``qf.errors.ConfigError`` / ``DataError`` -> FAILED_PRECONDITION,
 an unreachable database (psycopg ``OperationalError``, a pool timeout) -> UNAVAILABLE,
 anything else -> INTERNAL (logged with its traceback). The table is
 :data:`scorer.service.STATUS_CODES`; ``tests/scorer/test_errors.py`` checks every
@@ -83,10 +83,3 @@ class DependencyDown(ScorerError):
         super().__init__(f"the {dependency} database is unavailable; retry later")
         self.dependency = dependency
 
-
-class UnknownExperiment(ScorerError):
-    """No experiment has this name."""
-
-    def __init__(self, experiment: str) -> None:
-        super().__init__(f"unknown experiment {experiment!r}")
-        self.experiment = experiment

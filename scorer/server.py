@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from grpc import aio
@@ -25,14 +26,13 @@ from grpc_reflection.v1alpha import reflection
 from psycopg_pool import ConnectionPool
 
 from qf.db import connect
+from qf.experiments import store as experiment_store
+from qf.experiments.logic import ExperimentConfig
 from qf.http_metrics import HealthState, serve_metrics
-from scorer import audit as audit_log
-from scorer import experiment_store
 from scorer.api.v1 import scorer_pb2, scorer_pb2_grpc
 from scorer.audit import AuditLog
 from scorer.config import SidecarConfig
 from scorer.errors import ModelError
-from scorer.experiments import ExperimentConfig
 from scorer.feature_store import FeatureSnapshot, FeatureStore
 from scorer.interceptors import GatewayInterceptor
 from scorer.live_store import LiveStore
@@ -57,6 +57,13 @@ DEFAULT_EXPERIMENTS = (
 )  # fmt: skip
 
 
+class RetentionJob(Protocol):
+    """The retention policy the sidecar applies at start and then every hour (`qf_sentinel.retention.run_retention`
+    in `qf serve`); returns the rows deleted by kind."""
+
+    def __call__(self, database_url: str, *, audit_days: int, outcome_days: int) -> Mapping[str, int]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SidecarOptions:
     host: str
@@ -67,6 +74,8 @@ class SidecarOptions:
     grace_seconds: float = 5.0
     metrics: bool = True
     seed: int | None = None
+    #: Run with the configured ages at start and every hour; None: the sidecar deletes nothing.
+    retention: RetentionJob | None = None
 
 
 class Sidecar:
@@ -157,8 +166,9 @@ class Sidecar:
         self._tasks = [
             asyncio.create_task(self._follow_features(), name="features"),
             asyncio.create_task(self._follow_live(), name="live-state"),
-            asyncio.create_task(self._retention(), name="retention"),
         ]
+        if options.retention is not None:
+            self._tasks.append(asyncio.create_task(self._retention(options.retention), name="retention"))
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self.health_state.tick(caught_up=True)
@@ -206,12 +216,12 @@ class Sidecar:
         await self.live.follow(self.database_url, stop_event=self._stop,
                                interval_seconds=self.config.feature_reload_seconds, on_error=failed)  # fmt: skip
 
-    async def _retention(self) -> None:
+    async def _retention(self, job: RetentionJob) -> None:
         """Delete expired audit rows and experiment outcomes now and then every hour."""
         while not self._stop.is_set():
             try:
                 deleted = await asyncio.to_thread(
-                    run_retention, self.database_url, audit_days=self.config.audit_retention_days,
+                    job, self.database_url, audit_days=self.config.audit_retention_days,
                     outcome_days=self.config.experiment_retention_days,
                 )  # fmt: skip
                 if any(deleted.values()):
@@ -251,15 +261,6 @@ class Sidecar:
         log.info("scorer_stopped")
 
 
-def run_retention(database_url: str, *, audit_days: int, outcome_days: int) -> dict[str, int]:
-    """Apply the retention policy once: decisions older than ``audit_days``, outcomes older than ``outcome_days``."""
-    with connect(database_url) as conn:
-        decisions = audit_log.delete_expired(conn, days=audit_days)
-        outcomes = experiment_store.delete_older_than(conn, outcome_days)
-        conn.commit()
-    return {"decisions_deleted": decisions, "outcomes_deleted": outcomes}
-
-
 async def serve_forever(config: SidecarConfig, database_url: str, options: SidecarOptions) -> None:
     """``qf serve``: run until SIGTERM/SIGINT, then stop gracefully."""
     import signal  # noqa: PLC0415
@@ -275,4 +276,11 @@ async def serve_forever(config: SidecarConfig, database_url: str, options: Sidec
         await sidecar.stop()
 
 
-__all__ = ["DEFAULT_EXPERIMENTS", "Sidecar", "SidecarConfig", "SidecarOptions", "run_retention", "serve_forever"]
+__all__ = [
+    "DEFAULT_EXPERIMENTS",
+    "RetentionJob",
+    "Sidecar",
+    "SidecarConfig",
+    "SidecarOptions",
+    "serve_forever",
+]

@@ -48,9 +48,11 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from qf.db import error_line
 from qf.errors import ConfigError, DataError
 from qf.eth import to_hex
+from qf.experiments import store as experiment_store
+from qf.experiments.errors import UnknownExperiment
 from qf.model import live as live_model
 from qf.model.funding_features import FUNDING_FEATURES
-from scorer import engine, experiment_store, validation
+from scorer import engine, validation
 from scorer.api.v1 import scorer_pb2 as pb
 from scorer.api.v1 import scorer_pb2_grpc
 from scorer.audit import AuditLog, AuditRow
@@ -61,7 +63,6 @@ from scorer.errors import (
     NotReady,
     PermissionDenied,
     UnknownDonor,
-    UnknownExperiment,
     ValidationError,
 )  # fmt: skip
 from scorer.feature_store import FeatureStore

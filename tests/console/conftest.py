@@ -35,7 +35,7 @@ from qf.model.dataset import Dataset
 from qf.model.loader import load_dataset
 from qf.sim.dvmdt import DvmdtRound
 from qf.train.pipeline import TrainConfig, train
-from scorer.batch import score_pool, store_pool_scores
+from qf_sentinel.batch import score_pool, store_pool_scores
 from scorer.client import ScorerClient
 from scorer.models import ModelStore
 from tests.console.hostile import Renamed, rename_on_chain

@@ -16,14 +16,19 @@ from psycopg import sql
 
 from indexer.app import build_indexer
 from indexer.decode import EVENTS
-from indexer.loop import EVENT_TABLES, Indexer
+from indexer.loop import EVENT_TABLES, Indexer, PreparedIndexer
 from indexer.metrics import IndexerMetrics
+from indexer.rpc import ResilientRpc
+from indexer.store import Store
 from qf.chain.abi import topic0
 from qf.db import connect
 from qf.http_metrics import HealthState
 from qf.settings import Settings
 from tests.fixtures.chain import Chain
 from tests.sim.onchain import TOPIC_NAMES
+
+#: What make_indexer returns: the loop over the real node client and store, prepared and holding the lock.
+Prepared = PreparedIndexer[ResilientRpc, Store]
 
 
 def settings_for(url: str, chain: Chain, db_url: str, home: Path, **overrides: Any) -> Settings:
@@ -46,32 +51,31 @@ def settings_for(url: str, chain: Chain, db_url: str, home: Path, **overrides: A
 
 def make_indexer(
     chain: Chain, db_url: str, home: Path, *, url: str | None = None, reset_on_new_chain: bool = False, **overrides: Any
-) -> Indexer:
+) -> Prepared:
     """A prepared indexer holding the writer lock, ready to step."""
     settings = settings_for(url or chain.url, chain, db_url, home, **overrides)
     indexer = build_indexer(settings, IndexerMetrics(), HealthState(), reset_on_new_chain=reset_on_new_chain)
     assert indexer.store.try_lock()
     try:
-        indexer.prepare()
+        return indexer.prepare()
     except BaseException:
         close(indexer)
         raise
-    return indexer
 
 
-def close(indexer: Indexer) -> None:
+def close(indexer: Indexer[ResilientRpc, Store] | Prepared) -> None:
     indexer.store.close()
     indexer.rpc.close()
     for helper in indexer.helpers:
         helper.close()
 
 
-def sample(indexer: Indexer, name: str, **labels: str) -> float:
+def sample(indexer: Prepared, name: str, **labels: str) -> float:
     """The value of one of the indexer's series (its chain's), read through the registry's public API; 0 if absent."""
     return indexer.metrics.registry.get_sample_value(name, {"chain_id": str(indexer.chain_id)} | labels) or 0.0
 
 
-def sync(indexer: Indexer) -> None:
+def sync(indexer: Prepared) -> None:
     """Step until the indexer has caught up with the head."""
     indexer.run(threading.Event(), until_caught_up=True)
 

@@ -9,12 +9,11 @@ import pytest
 
 from indexer.decode import TOPIC0S
 from indexer.logquery import logs_of_new, plan_log_query, split_known
-from indexer.loop import Indexer
 from qf.chain.deploy import deploy_contracts
 from qf.sim.execute import execute_plan
 from qf.sim.scenario import plan_simulated_round
 from tests.fixtures.chain import Chain
-from tests.indexer.harness import chain_events, close, make_indexer, sample, snapshot, stored_keys, sync
+from tests.indexer.harness import Prepared, chain_events, close, make_indexer, sample, snapshot, stored_keys, sync
 from tests.indexer.test_indexing import SMALL
 
 A, B, C = b"\xaa" * 20, b"\xbb" * 20, b"\xcc" * 20
@@ -42,7 +41,7 @@ def test_other_contracts_logs_are_dropped_but_new_strategies_kept_from_their_cre
     assert dropped == 3
 
 
-def index(chain: Chain, db_url: str, home: Path, **overrides: object) -> Indexer:
+def index(chain: Chain, db_url: str, home: Path, **overrides: object) -> Prepared:
     indexer = make_indexer(chain, db_url, home, **overrides)
     try:
         sync(indexer)
@@ -51,7 +50,7 @@ def index(chain: Chain, db_url: str, home: Path, **overrides: object) -> Indexer
     return indexer
 
 
-def ranges_by_mode(indexer: Indexer) -> dict[str, float]:
+def ranges_by_mode(indexer: Prepared) -> dict[str, float]:
     return {mode: sample(indexer, "qf_indexer_log_queries_total", mode=mode) for mode in ("addresses", "topics")}
 
 

@@ -20,7 +20,6 @@ import psycopg
 import pytest
 from structlog.testing import capture_logs
 
-from indexer.loop import Indexer
 from qf.db import connect, with_database
 from qf.db.embedded import pg_ctl, start_server, system_user
 from qf.sim.execute import execute_plan
@@ -28,7 +27,17 @@ from qf.sim.scenario import plan_simulated_round
 from tests.fixtures.chain import Chain, free_port
 from tests.fixtures.postgres import RestartablePostgres
 from tests.fixtures.rpc_proxy import Fault, FaultPolicy, FaultProxy
-from tests.indexer.harness import backfill, chain_events, close, make_indexer, sample, snapshot, stored_keys, sync
+from tests.indexer.harness import (
+    Prepared,
+    backfill,
+    chain_events,
+    close,
+    make_indexer,
+    sample,
+    snapshot,
+    stored_keys,
+    sync,
+)
 from tests.indexer.live import LivePool
 from tests.indexer.test_indexing import SMALL
 
@@ -173,7 +182,7 @@ def test_postgres_restart_under_the_indexer(chain: Chain, own_postgres: tuple[st
 
 
 @contextmanager
-def following(indexer: Indexer) -> Iterator[tuple[threading.Thread, list[BaseException]]]:
+def following(indexer: Prepared) -> Iterator[tuple[threading.Thread, list[BaseException]]]:
     """The indexer following the head in a thread (and what it raised); stopped and closed when the block ends."""
     stop = threading.Event()
     errors: list[BaseException] = []

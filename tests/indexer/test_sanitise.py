@@ -36,7 +36,7 @@ from psycopg import sql
 
 from indexer import sanitise
 from indexer.decode import EVENTS_BY_SIGNATURE, TABLES, decode_log
-from indexer.loop import EVENT_TABLES, Indexer, IndexerConfig
+from indexer.loop import EVENT_TABLES, Indexer, IndexerConfig, PreparedIndexer
 from indexer.metadata.gateway import Gateways
 from indexer.metadata.metrics import MetadataMetrics
 from indexer.metadata.store import MetadataStore
@@ -418,7 +418,7 @@ def _fresh(kind: str) -> Any:
 
 
 @pytest.fixture
-def hostile_indexer(migrated_db_url: str) -> Iterator[tuple[Indexer, HostileNode]]:
+def hostile_indexer(migrated_db_url: str) -> Iterator[tuple[PreparedIndexer[ResilientRpc, Store], HostileNode]]:
     node = HostileNode()
     used.clear()
     rpc = ResilientRpc(["http://hostile.invalid"], transport=node.transport(), max_attempts=1)
@@ -431,9 +431,9 @@ def hostile_indexer(migrated_db_url: str) -> Iterator[tuple[Indexer, HostileNode
     store = Store(migrated_db_url, CHAIN_ID, EVENT_TABLES)
     indexer = Indexer(config, rpc, store, metrics=IndexerMetrics().chain(CHAIN_ID))
     assert store.try_lock()
-    indexer.prepare()
+    prepared = indexer.prepare()
     try:
-        yield indexer, node
+        yield prepared, node
     finally:
         store.close()
         rpc.close()
@@ -442,7 +442,7 @@ def hostile_indexer(migrated_db_url: str) -> Iterator[tuple[Indexer, HostileNode
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_hostile_values_in_every_field_commit_and_are_counted(
-    hostile_indexer: tuple[Indexer, HostileNode], data: st.DataObject
+    hostile_indexer: tuple[PreparedIndexer[ResilientRpc, Store], HostileNode], data: st.DataObject
 ) -> None:
     """A block of logs of any variants with hostile strings, bytes and numbers, donation transactions with
     nonces and gas prices beyond their columns, a block time past year 9999, and tokens whose decimals() and

@@ -22,13 +22,12 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from indexer.heads import failure_kind, head_number, retry_delay_seconds
-from indexer.loop import Indexer
 from qf.chain.config import configured_chains
 from qf.db import connect
 from qf.errors import ConfigError
 from qf.settings import Settings
 from tests.fixtures.chain import Chain, free_port
-from tests.indexer.harness import close, make_indexer, sample, sync
+from tests.indexer.harness import Prepared, close, make_indexer, sample, sync
 from tests.indexer.live import LivePool
 
 #: Guards against a hang only; nothing asserts how long anything took.
@@ -55,7 +54,7 @@ def donation_stored(db_url: str, tx_hash: str) -> bool:
 class Following:
     """The indexer's ``run`` on a thread, as ``qf index`` runs it once caught up."""
 
-    def __init__(self, indexer: Indexer) -> None:
+    def __init__(self, indexer: Prepared) -> None:
         self.indexer = indexer
         self.stop = threading.Event()
         self.errors: list[BaseException] = []

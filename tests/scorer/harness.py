@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 
 from qf.settings import Settings
+from qf_sentinel.retention import run_retention
 from scorer.api.v1 import scorer_pb2_grpc
 from scorer.server import Sidecar, SidecarConfig, SidecarOptions
 
@@ -57,8 +58,10 @@ def running_sidecar(
     version: str | None = None,
 ) -> Iterator[RunningSidecar]:  # fmt: skip
     """Start a sidecar on a free loopback port; stopped (gracefully) when the block ends."""
+    # The retention job as `qf serve` runs it (the sidecar's own default is none).
     options = SidecarOptions(host="127.0.0.1", port=0, models_root=models_root, drain_seconds=drain_seconds,
-                             grace_seconds=5.0, metrics=metrics, seed=0, version=version)  # fmt: skip
+                             grace_seconds=5.0, metrics=metrics, seed=0, version=version,
+                             retention=run_retention)  # fmt: skip
     sidecar = Sidecar(SidecarConfig.from_settings(settings), database_url, options)
     ready = threading.Event()
     failure: list[BaseException] = []

@@ -10,6 +10,7 @@ import pytest
 from psycopg_pool import PoolTimeout
 
 from qf.errors import ConfigError, DataError
+from qf.experiments.errors import UnknownExperiment
 from scorer import errors
 from scorer.errors import (
     DependencyDown,
@@ -18,7 +19,6 @@ from scorer.errors import (
     PermissionDenied,
     ScorerError,
     UnknownDonor,
-    UnknownExperiment,
     ValidationError,
 )  # fmt: skip
 from scorer.service import status_of
@@ -28,7 +28,6 @@ EXAMPLES: dict[type[ScorerError], ScorerError] = {
     ValidationError: ValidationError("contribution.amount", "is not a number"),
     PermissionDenied: PermissionDenied("contribution.observed_at", "only an admin token may set it"),
     UnknownDonor: UnknownDonor(b"\x01" * 20, chain_id=31337),
-    UnknownExperiment: UnknownExperiment("checkout"),
     NotReady: NotReady("no model version is loaded yet"),
     DependencyDown: DependencyDown("experiments"),
 }
@@ -67,3 +66,8 @@ def test_errors_from_below_map_as_documented() -> None:
     assert status_of(PoolTimeout("couldn't get a connection after 2.0 sec"))[0] == grpc.StatusCode.UNAVAILABLE
     # Anything else is a bug: INTERNAL, with nothing of the exception in the message.
     assert status_of(KeyError("secret"))== (grpc.StatusCode.INTERNAL, "internal error")
+
+
+def test_an_unknown_experiment_from_the_shared_store_is_not_found() -> None:
+    """`qf.experiments` raises it below the sidecar; the service still answers NOT_FOUND with its message."""
+    assert status_of(UnknownExperiment("checkout")) == (grpc.StatusCode.NOT_FOUND, "unknown experiment 'checkout'")

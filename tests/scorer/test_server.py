@@ -94,7 +94,7 @@ def test_scores_equal_the_native_model_on_indexed_donors(served: Served) -> None
 def test_qf_score_equals_the_sidecar(served: Served) -> None:
     """`qf score`'s rows for every donor of a pool are the sidecar's answers for the same donors."""
     from qf.matching.db import weights_from_model  # noqa: PLC0415
-    from scorer.batch import score_pool, store_pool_scores  # noqa: PLC0415
+    from qf_sentinel.batch import score_pool, store_pool_scores  # noqa: PLC0415
     from scorer.models import load_bundle  # noqa: PLC0415
 
     bundle = load_bundle(served.models_root / served.versions[0])

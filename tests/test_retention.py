@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from qf.db import connect
+from qf.experiments import store as experiment_store
+from qf.experiments.logic import ExperimentConfig
 from qf.settings import Settings
-from scorer import experiment_store
-from scorer.experiments import ExperimentConfig
-from scorer.server import run_retention
+from qf_sentinel.retention import run_retention
 from tests.test_cli import qf
 
 DEFAULTS = Settings.from_env({})

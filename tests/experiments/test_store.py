@@ -15,8 +15,14 @@ import pytest
 
 from qf.db import connect
 from qf.errors import ConfigError, DataError
-from scorer.errors import UnknownExperiment
-from scorer.experiment_store import (
+from qf.experiments.errors import UnknownExperiment
+from qf.experiments.logic import (
+    ExperimentConfig,
+    VariantCounts,
+    choose_variant,
+    experiment_stats,
+)
+from qf.experiments.store import (
     assign,
     counts,
     delete_older_than,
@@ -24,12 +30,6 @@ from scorer.experiment_store import (
     get_experiment,
     record_outcome,
     stats,
-)
-from scorer.experiments import (
-    ExperimentConfig,
-    VariantCounts,
-    choose_variant,
-    experiment_stats,
 )
 
 VARIANTS = ("baseline", "recommend", "cluster")

@@ -1,7 +1,7 @@
 """The database edge of experiments: configurations, sticky assignments and outcomes in PostgreSQL.
 
 The tables are those of ``sql/008_experiments.sql``; the choices are made by
-the pure `scorer.experiments`. Every function takes a psycopg connection and
+the pure `qf.experiments.logic`. Every function takes a psycopg connection and
 runs in its own transaction (a savepoint if the caller has one open), so the
 server decides about pooling and may run these blocking calls in a thread
 pool. Connections must use READ COMMITTED (psycopg's default): that is what
@@ -26,8 +26,8 @@ import numpy as np
 import psycopg
 
 from qf.errors import ConfigError, DataError
-from scorer.errors import UnknownExperiment
-from scorer.experiments import (
+from qf.experiments.errors import UnknownExperiment
+from qf.experiments.logic import (
     ExperimentConfig,
     ExperimentStats,
     VariantCounts,

@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import chi2_contingency, chisquare
 
 from qf.errors import ConfigError, DataError
-from scorer.experiments import (
+from qf.experiments.logic import (
     ExperimentConfig,
     VariantCounts,
     chi_square_test,

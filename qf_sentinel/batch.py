@@ -1,5 +1,7 @@
 """`qf score --pool N`: every donor of a pool scored by the served version, as the sidecar would score it.
 
+The application's, not the sidecar's: it runs offline in the CLI, over the sidecar's own pieces.
+
 The snapshot is built by :func:`scorer.feature_store.build_snapshot` with the
 version's coordination model and each donor goes through
 :func:`scorer.engine.score_row`, the sidecar's own path, so ``qf.donor_risk``

@@ -1,6 +1,6 @@
 """UI-variant experiments: who sees which variant, and what the results say.
 
-Pure logic over plain data; `scorer.experiment_store` is its database edge and
+Pure logic over plain data; `qf.experiments.store` is its database edge and
 the gRPC server maps its errors to status codes. An experiment
 (:class:`ExperimentConfig`) has variants such as ``baseline``, ``recommend``
 and ``cluster`` and a policy for new users:
@@ -17,9 +17,9 @@ prefers) is the store's job: :func:`choose_variant` is only asked about users
 without a variant. :func:`experiment_stats` gives conversion rates, the lift
 over the baseline with a 95% Katz log interval, and a chi-square test.
 
-Errors: :class:`qf.errors.ConfigError` for an unusable configuration (and its
-subclass :class:`UnknownExperiment`), :class:`qf.errors.DataError` for
-impossible counts or rewards.
+Errors: :class:`qf.errors.ConfigError` for an unusable configuration,
+:class:`qf.errors.DataError` for impossible counts or rewards (the store adds
+:class:`qf.experiments.errors.UnknownExperiment`).
 """
 
 from __future__ import annotations
