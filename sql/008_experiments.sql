@@ -1,4 +1,4 @@
--- UI-variant experiments of the scoring sidecar (qf/experiments/logic.py, qf/experiments/store.py).
+-- UI-variant experiments of the scoring sidecar (scorer/experiments.py, scorer/experiment_store.py).
 --
 -- An experiment names its variants and the policy that assigns new users (hash buckets or a
 -- bandit). A user's first assignment is kept for good: the primary key of
@@ -57,7 +57,7 @@ CREATE TABLE qf.experiment_outcomes (
 );
 COMMENT ON TABLE qf.experiment_outcomes IS
     'Rewards of assigned users (RecordOutcome): 1 for a conversion, 0..1 in general; several per user allowed. '
-    'Kept one year by default (qf.experiments.store.delete_older_than).';
+    'Kept one year by default (scorer.experiment_store.delete_older_than).';
 COMMENT ON COLUMN qf.experiment_outcomes.id IS 'Row number, in recording order.';
 COMMENT ON COLUMN qf.experiment_outcomes.experiment IS 'The experiment (qf.experiments).';
 COMMENT ON COLUMN qf.experiment_outcomes.user_id IS 'The user; must have an assignment in the experiment.';
