@@ -278,7 +278,7 @@ def matching(conn: Connection[Any], chains: Sequence[int], repeats: int) -> dict
 def score(conn: Connection[Any], chain: int, bundle: Any) -> dict[str, float]:
     """``qf score --pool 3``'s work on ``chain``, timed by step."""
     from qf.model.loader import load_dataset  # noqa: PLC0415
-    from scorer.batch import score_pool, store_pool_scores  # noqa: PLC0415
+    from qf_sentinel.batch import score_pool, store_pool_scores  # noqa: PLC0415
 
     started = time.perf_counter()
     dataset = load_dataset(conn, chain)
@@ -294,7 +294,7 @@ def score(conn: Connection[Any], chain: int, bundle: Any) -> dict[str, float]:
 def trained_bundle(root: Path) -> Any:
     """A model version trained by the real pipeline on the scorer tests' synthetic round, its kernels warmed
     on that round (numba compiles on first use: neither database should pay for it)."""
-    from scorer.batch import score_pool  # noqa: PLC0415
+    from qf_sentinel.batch import score_pool  # noqa: PLC0415
     from scorer.models import load_bundle  # noqa: PLC0415
     from tests.scorer.synthetic import POOLS, synthetic_dataset, train_version  # noqa: PLC0415
 

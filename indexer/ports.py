@@ -126,8 +126,9 @@ class IndexStore(Protocol):
 
     def prune_blocks(self, below: int) -> int: ...
 
-    def refresh_views(self) -> float:
-        """Refresh the analytics views; the seconds it took."""
+    def refresh_views(self, *, wait: bool = True) -> float | None:
+        """Refresh the analytics views; the seconds it took, or None if ``wait`` is False and another
+        chain's refresh holds the lock (the rows stay dirty for a later call)."""
         ...
 
 

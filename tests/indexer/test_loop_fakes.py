@@ -160,7 +160,7 @@ class FakeStore:
     def prune_blocks(self, below: int) -> int:
         return 0
 
-    def refresh_views(self) -> float:
+    def refresh_views(self, *, wait: bool = True) -> float | None:
         return 0.0
 
 
