@@ -3,35 +3,34 @@
 The chains come from ``qf.chain.config`` (a chains file, the single-chain
 variables, or every chain of the local devnet). :func:`build_indexer` wires one
 chain: its node clients (with that chain's metrics), the Registry and price
-feeds it reads, its store. :func:`run_indexer` serves one metrics endpoint for
-every chain and runs each on a thread of its own (``indexer.supervisor``): take
-the chain's writer lock (or wait as its hot standby), prepare, start the chain's
-funding worker, loop until done or until a signal asks every chain to stop.
+feeds it reads (recorded by ``indexer.price_feeds``), its store.
+:func:`run_indexer` serves one metrics endpoint for every chain and runs each on
+a thread of its own (``indexer.supervisor``): take the chain's writer lock (or
+wait as its hot standby), prepare, start the chain's funding worker, loop until
+done or until a signal asks every chain to stop, with the backfill progress of
+``indexer.progress`` on the terminal.
 """
 
 from __future__ import annotations
 
 import signal
-import sys
 import threading
-import time
 from collections.abc import Callable, Collection
 from types import FrameType
 
 import structlog
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn
 
 from indexer.errors import ChainsFailed
 from indexer.funding.app import start_in_background as start_funding_worker
 from indexer.funding.app import target_of as funding_target
 from indexer.funding.metrics import FundingMetrics
-from indexer.loop import EVENT_TABLES, Indexer, IndexerConfig, PreparedIndexer, StepResult
+from indexer.loop import EVENT_TABLES, Indexer, IndexerConfig, PreparedIndexer
 from indexer.metadata.app import start_in_background as start_metadata_fetcher
-from indexer.metrics import IndexerMetrics, SanitisedValues
+from indexer.metrics import IndexerMetrics
+from indexer.price_feeds import record_price_feeds
+from indexer.progress import Progress
 from indexer.ranges import RangePolicy
 from indexer.rpc import ResilientRpc
-from indexer.sanitise import FEED_DECIMALS_MAX, Sanitised, abi_uint
 from indexer.store import Store
 from indexer.supervisor import ChainJob, supervise
 from qf.chain.config import ChainConfig, configured_chains
@@ -39,7 +38,7 @@ from qf.chain.rpc import redact_rpc_url
 from qf.db import connect
 from qf.db.embedded import resolve_database_url
 from qf.db.migrate import apply_migrations
-from qf.errors import ChainIdMismatch, QFError, RpcError
+from qf.errors import ChainIdMismatch, QFError
 from qf.eth import from_hex, to_hex
 from qf.http_metrics import HealthGroup, HealthState, serve_metrics
 from qf.settings import Settings
@@ -69,42 +68,6 @@ def resolve_registry(rpc: ResilientRpc, core: bytes) -> bytes | None:
         log.warning("registry_unknown", reason="getRegistry() gave no address", hint="set QF_REGISTRY_ADDRESS")
         return None
     return word[12:]
-
-
-#: Selector of AggregatorV3's ``decimals()``.
-DECIMALS_SELECTOR = "0x313ce567"
-
-
-def record_price_feeds(
-    url: str, chain_id: int, feeds: dict[bytes, bytes], rpc: ResilientRpc, sanitised: SanitisedValues
-) -> None:
-    """Write the token -> feed map (with each feed's decimals, read from it) to qf.price_feeds.
-
-    A feed whose decimals() reverts or answers something that is not 0..36 is left out, logged and
-    counted (``price_feeds.decimals``): its answers are still indexed, but price nothing (donations in its
-    token are unpriced, as without a feed). A feed's answer must not stop the indexer from starting.
-    """
-    rows = []
-    for token, feed in feeds.items():
-        try:
-            answer = rpc.call("eth_call", [{"to": to_hex(feed), "data": DECIMALS_SELECTOR}, "latest"])
-        except RpcError:
-            answer = None
-        decimals = abi_uint(answer, max_value=FEED_DECIMALS_MAX)
-        if decimals.value is None:
-            sanitised.report([Sanitised("price_feeds.decimals", to_hex(feed), decimals.reasons)])
-            log.warning("price_feed_unusable", feed=to_hex(feed), token=to_hex(token), reasons=list(decimals.reasons))
-            continue
-        rows.append((chain_id, token, feed, decimals.value))
-    if not rows:
-        return
-    with connect(url) as conn:
-        conn.cursor().executemany(
-            "INSERT INTO qf.price_feeds (chain_id, token, feed, decimals) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (chain_id, token) DO UPDATE SET feed = EXCLUDED.feed, decimals = EXCLUDED.decimals",
-            rows,
-        )
-    log.info("price_feeds", feeds={to_hex(t): to_hex(f) for t, f in feeds.items()})
 
 
 def served_chain_id(chain: ChainConfig, metrics: IndexerMetrics | None = None) -> int:
@@ -190,7 +153,7 @@ class _Process:
         self.metrics = IndexerMetrics()
         self.health = HealthGroup([])
         self.funding_metrics: FundingMetrics | None = None
-        self.progress = _Progress(chains)
+        self.progress = Progress(chains)
         self._lock = threading.Lock()
         self._stop_fetcher: Callable[[], None] | None = None
         #: Chain ids as their nodes answered them, for the process's own log lines.
@@ -328,47 +291,3 @@ def run_indexer(
         raise next(iter(failures.values()))
     if failures:
         raise ChainsFailed(failures, chains=len(chains))
-
-
-class _Progress:
-    """Backfill progress (blocks/s, events/s) per chain on a terminal; a log line per chain per minute elsewhere."""
-
-    def __init__(self, chains: int) -> None:
-        self.tty = sys.stderr.isatty()
-        self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} blocks"),
-            TextColumn("{task.fields[bps]:.0f} blocks/s, {task.fields[eps]:.0f} events/s"),
-            console=Console(stderr=True), transient=True, disable=not self.tty,
-        )  # fmt: skip
-        self.chains = chains
-
-    def __enter__(self) -> _Progress:
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(None, None, None)
-
-    def for_chain(self, indexer: PreparedIndexer[ResilientRpc, Store]) -> Callable[[StepResult], None]:
-        """The ``on_step`` of one chain's loop (rich's progress is safe to update from several threads)."""
-        label = "backfill" if self.chains == 1 else f"backfill {indexer.chain_id}"
-        task = self.bar.add_task(label, total=None, bps=0.0, eps=0.0)
-        started = last_log = time.monotonic()
-        blocks = events = 0
-
-        def on_step(result: StepResult) -> None:
-            nonlocal blocks, events, last_log
-            blocks += result.committed_blocks
-            events += result.events
-            elapsed = max(time.monotonic() - started, 1e-9)
-            state = indexer.state
-            done = (state.checkpoint_block or state.start_block) - state.start_block
-            total = max(indexer.head - state.start_block, 1)
-            self.bar.update(task, completed=done, total=total, bps=blocks / elapsed, eps=events / elapsed)
-            if not self.tty and time.monotonic() - last_log > 60:
-                last_log = time.monotonic()
-                log.info("backfill_progress", block=state.checkpoint_block, head=indexer.head,
-                         blocks_per_second=round(blocks / elapsed),
-                         events_per_second=round(events / elapsed))  # fmt: skip
-
-        return on_step

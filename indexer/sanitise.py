@@ -15,7 +15,7 @@ fail its whole batch on every retry, so the checkpoint would never pass it:
 
 So each value is made storable where it enters, by the pure functions here,
 which the decoder (`indexer.decode`), the ``eth_call`` readers
-(`indexer.fetch`, `indexer.app`) and the metadata fetcher
+(`indexer.fetch`, `indexer.price_feeds`) and the metadata fetcher
 (`indexer.metadata.worker`) call. What can be kept is kept, changed as little
 as needed (characters removed, text truncated at a documented cap, numbers
 saturated); what cannot is NULL. Each function returns a `Clean`: the value and
