@@ -22,10 +22,11 @@ import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from console.app import _num, create_app
+from console.app import create_app
 from console.comparison import METHODS
 from console.config import ConsoleConfig
 from console.display import chain_text
+from console.filters import num
 from qf.db import connect
 from qf.matching.rounds import add_round
 from qf.matching.service import match_round
@@ -148,9 +149,9 @@ def test_a_named_round_page_shows_match_round_with_each_projects_chains(viewer: 
     for p in projects:
         row = rows[_hex(p.recipient_id)]
         cells = re.findall(r'<td class="n[^"]*">([^<]*)</td>', row)
-        expected = [str(p.donors), _num(p.amount), _num(p.matches["standard"]), _num(p.matches["cocm"]),
-                    _num(p.matches["cocm"] - p.matches["standard"]), _num(p.matches["risk-adjusted"]),
-                    _num(p.matches["risk-adjusted"] - p.matches["standard"])]  # fmt: skip
+        expected = [str(p.donors), num(p.amount), num(p.matches["standard"]), num(p.matches["cocm"]),
+                    num(p.matches["cocm"] - p.matches["standard"]), num(p.matches["risk-adjusted"]),
+                    num(p.matches["risk-adjusted"] - p.matches["standard"])]  # fmt: skip
         assert cells == expected, _hex(p.recipient_id)
     assert "31337 devnet" in rows[_hex(P)], "P is given on both chains"
     assert "10 Optimism" in rows[_hex(P)]
@@ -158,7 +159,7 @@ def test_a_named_round_page_shows_match_round_with_each_projects_chains(viewer: 
     assert "10 Optimism" not in rows[_hex(Q)]
     assert "10 Optimism" in rows[_hex(R)]
     assert "31337 devnet" not in rows[_hex(R)]
-    assert f"{_num(result.pool_amount)} USD" in page.text
+    assert f"{num(result.pool_amount)} USD" in page.text
     # Hostile names: escaped and isolated as everywhere else, inert in the chart's figure JSON.
     assert str(chain_text(P_NAME)) in rows[_hex(P)]
     assert str(chain_text(R_NAME)) in rows[_hex(R)]
