@@ -65,6 +65,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import json
 import multiprocessing
 import os
@@ -706,196 +707,344 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# -- the run: set-up, the load through three faults, the end, the report ----------------------
+
+#: The modules the set-up uses, imported before its clock starts (as they always were): ``setup_seconds``
+#: times the parts starting, not Python importing them (a couple of seconds).
+SET_UP_MODULES = ("qf.chain.anvil", "qf.chain.deploy", "qf.chain.rpc", "qf.db", "qf.db.migrate", "qf.sim.execute",
+                  "qf.sim.labels", "qf.sim.scenario", "tests.fixtures.chain", "tests.fixtures.rounds",
+                  "tests.indexer.harness", "tests.indexer.live")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Devnet:
+    """anvil with the contracts and the simulated round, and the live pool the chain driver donates to."""
+
+    url: str
+    rpc: Any
+    deployment: Any
+    simulated_donations: int
+    live: Any
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """``qf serve`` as started: its process, its gRPC target, its client and admin tokens, its metrics port."""
+
+    proc: subprocess.Popen[bytes]
+    target: str
+    token: str
+    admin: str
+    metrics_port: int
+
+
+@dataclass(frozen=True)
+class Stack:
+    """What the set-up started, for the phases after it."""
+
+    db_url: str
+    devnet: Devnet
+    indexer: subprocess.Popen[bytes]
+    indexer_port: int
+    versions: list[str]
+    sidecar: Sidecar
+    contributions: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class LoadRun:
+    """The load generator once its first timed call is due (at ``t0``, time.monotonic): the run's clock; and
+    what runs beside it (the chain driver, the sampler)."""
+
+    process: Any
+    driver: ChainDriver
+    sampler: Sampler
+    events: Any
+    out_path: str
+    t0: float
+    duration: float
+    rss_before: int | None
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def wait_until(self, offset: float) -> None:
+        """Sleep until ``offset`` s after t0; the load generator dying meanwhile ends the soak."""
+        while time.monotonic() < self.t0 + offset:
+            if not self.process.is_alive():
+                raise RuntimeError("the load generator died")
+            time.sleep(min(0.5, max(0.0, self.t0 + offset - time.monotonic())))
+
+
 def run(soak: Soak) -> None:
-    args, work, report = soak.args, soak.work, soak.report
-    from qf.chain.anvil import DEV_PRIVATE_KEY, AnvilOptions, start_anvil  # noqa: PLC0415
-    from qf.chain.deploy import deploy_contracts  # noqa: PLC0415
-    from qf.chain.rpc import RpcClient  # noqa: PLC0415
+    """The soak, into ``soak.report``: set up, load through the three faults, stop everything, the figures."""
+    stack = set_up(soak)
+    load = start_load(soak, stack)
+    indexer_status: dict[str, Any] = {}
+    postgres_restart(soak, stack, load, indexer_status)
+    model_reload(soak, stack, load)
+    view_refresh_burst(soak, stack, load)
+    end_of_load = end_load(load)
+    check_indexer(stack, indexer_status)
+    sidecar_metrics = scrape(stack.sidecar.metrics_port)  # before it stops: its audit counters
+    stop_sidecar(soak, stack.sidecar)
+    data, ids = read_load(load)
+    audit = audit_decisions(stack.db_url, data, ids, load.sampler, sidecar_metrics)
+    indexer_status["exit_code"] = stop_gracefully(stack.indexer)
+    report_figures(soak, load, data, end_of_load, audit, indexer_status)
+
+
+# -- set-up ----------------------------------------------------------------------------------
+
+
+def set_up(soak: Soak) -> Stack:
+    """PostgreSQL, the devnet and its round, ``qf index`` caught up, two model versions, ``qf serve``, and the
+    contributions the load sends; the set-up's duration and what it made go in the report."""
+    for module in SET_UP_MODULES:
+        importlib.import_module(module)
+    setup_started = time.monotonic()
+    db_url = create_database(soak)
+    devnet = start_devnet(soak, db_url)
+    indexer, indexer_port = start_indexer(soak, db_url, devnet)
+    log("indexer caught up; training two model versions")
+    models = soak.work / "models"
+    versions = train_versions(db_url, models, soak.args.seed)
+    served = [json.loads((models / v / "manifest.json").read_text()).get("served_model") for v in versions]
+    log(f"trained {versions} (served models {served})")
+    sidecar = start_sidecar(soak, db_url, models, versions[0])
+    contributions = request_contributions(db_url, soak.args.seed)
+    soak.report["setup_seconds"] = round(time.monotonic() - setup_started, 1)
+    soak.report["setup"] = {"simulated_donations": devnet.simulated_donations, "live_pool": devnet.live.pool_id,
+                            "model_versions": versions, "served_models": served,
+                            "request_contributions": len(contributions)}  # fmt: skip
+    return Stack(db_url, devnet, indexer, indexer_port, versions, sidecar, contributions)
+
+
+def create_database(soak: Soak) -> str:
+    """The embedded PostgreSQL started, a ``soak`` database in it with every migration; its URL."""
     from qf.db import connect, with_database  # noqa: PLC0415
     from qf.db.migrate import apply_migrations  # noqa: PLC0415
-    from qf.sim.execute import execute_plan  # noqa: PLC0415
-    from qf.sim.labels import store_labels  # noqa: PLC0415
-    from qf.sim.scenario import plan_simulated_round  # noqa: PLC0415
-    from tests.fixtures.chain import Chain  # noqa: PLC0415
-    from tests.fixtures.rounds import ROUND  # noqa: PLC0415
-    from tests.indexer.harness import chain_events, stored_keys  # noqa: PLC0415
-    from tests.indexer.live import LivePool  # noqa: PLC0415
 
-    setup_started = time.monotonic()
-    # PostgreSQL
     with connect(soak.start_postgres(), autocommit=True) as conn:
         conn.execute("CREATE DATABASE soak")
     db_url = with_database(str(soak.server.get_uri()), "soak")
     with connect(db_url) as conn:
         apply_migrations(conn)
-    log(f"embedded PostgreSQL up in {work / 'pgdata'}")
-    # devnet, round, live pool
+    log(f"embedded PostgreSQL up in {soak.work / 'pgdata'}")
+    return db_url
+
+
+def start_devnet(soak: Soak, db_url: str) -> Devnet:
+    """anvil with the contracts, the seeded simulated round (its labels stored) and a live pool."""
+    from qf.chain.anvil import DEV_PRIVATE_KEY, AnvilOptions, start_anvil  # noqa: PLC0415
+    from qf.chain.deploy import deploy_contracts  # noqa: PLC0415
+    from qf.chain.rpc import RpcClient  # noqa: PLC0415
+    from qf.db import connect  # noqa: PLC0415
+    from qf.sim.execute import execute_plan  # noqa: PLC0415
+    from qf.sim.labels import store_labels  # noqa: PLC0415
+    from qf.sim.scenario import plan_simulated_round  # noqa: PLC0415
+    from tests.fixtures.chain import Chain  # noqa: PLC0415
+    from tests.fixtures.rounds import ROUND  # noqa: PLC0415
+    from tests.indexer.live import LivePool  # noqa: PLC0415
+
+    seed = soak.args.seed
     anvil_port = free_port()
-    soak.procs["anvil"] = start_anvil(AnvilOptions(port=anvil_port), log_path=work / "logs" / "anvil.log",
+    soak.procs["anvil"] = start_anvil(AnvilOptions(port=anvil_port), log_path=soak.work / "logs" / "anvil.log",
                                       detached=True)  # fmt: skip
     url = f"http://127.0.0.1:{anvil_port}"
     rpc = RpcClient(url)
     deployment = deploy_contracts(rpc, DEV_PRIVATE_KEY)
-    plan = plan_simulated_round(args.seed, **ROUND)
+    plan = plan_simulated_round(seed, **ROUND)
     result = execute_plan(rpc, deployment, plan, DEV_PRIVATE_KEY)
     with connect(db_url) as conn:
-        store_labels(conn, CHAIN_ID, plan.labels, source="simulate", run_id=f"soak-{args.seed}")
+        store_labels(conn, CHAIN_ID, plan.labels, source="simulate", run_id=f"soak-{seed}")
     live = LivePool(Chain(url, RpcClient(url), deployment))
     log(f"devnet on {url}: {result.donations} simulated donations, live pool {live.pool_id}")
-    # indexer, following
+    return Devnet(url, rpc, deployment, result.donations, live)
+
+
+def start_indexer(soak: Soak, db_url: str, devnet: Devnet) -> tuple[subprocess.Popen[bytes], int]:
+    """``qf index`` following the devnet, once it has caught up (and refreshed its analytics); its metrics port."""
     indexer_port = free_port()
     indexer = soak.spawn("indexer", [str(QF), "index"], {
-        "QF_HOME": str(work / "indexer"), "QF_DATABASE_URL": db_url, "QF_RPC_URLS": url,
-        "QF_CORE_ADDRESS": deployment.core, "QF_START_BLOCK": str(deployment.start_block),
+        "QF_HOME": str(soak.work / "indexer"), "QF_DATABASE_URL": db_url, "QF_RPC_URLS": devnet.url,
+        "QF_CORE_ADDRESS": devnet.deployment.core, "QF_START_BLOCK": str(devnet.deployment.start_block),
         "QF_CHAIN_ID": str(CHAIN_ID), "QF_INDEXER_METRICS_PORT": str(indexer_port), "QF_LOG_FORMAT": "json",
         "QF_LOG_LEVEL": "info",
     })  # fmt: skip
-    if wait_caught_up(db_url, rpc, 300, indexer) is None:
+    if wait_caught_up(db_url, devnet.rpc, 300, indexer) is None:
         raise RuntimeError(f"the indexer did not catch up (exit code {indexer.poll()}); see its log")
     time.sleep(2)  # its first analytics refresh
-    log("indexer caught up; training two model versions")
-    models = work / "models"
-    versions = train_versions(db_url, models, args.seed)
-    served = [json.loads((models / v / "manifest.json").read_text()).get("served_model") for v in versions]
-    log(f"trained {versions} (served models {served})")
-    # sidecar
+    return indexer, indexer_port
+
+
+def start_sidecar(soak: Soak, db_url: str, models: Path, version: str) -> Sidecar:
+    """``qf serve`` on ``version``, as deployed but without its rate limit, once it reports SERVING."""
+    work = soak.work
     token, admin = secrets.token_hex(16), secrets.token_hex(16)
     grpc_port, metrics_port = free_port(), free_port()
-    sidecar = soak.spawn("sidecar", [str(QF), "serve", "--port", str(grpc_port), "--version", versions[0],
-                                     "--models-dir", str(models)], {
+    proc = soak.spawn("sidecar", [str(QF), "serve", "--port", str(grpc_port), "--version", version,
+                                  "--models-dir", str(models)], {
         "QF_HOME": str(work / "sidecar"), "QF_DATABASE_URL": db_url, "QF_SCORER_TOKENS": f"soak:{token}",
         "QF_SCORER_ADMIN_TOKENS": f"ops:{admin}", "QF_SCORER_RATE_LIMIT_PER_MINUTE": "0",
         "QF_SCORER_METRICS_PORT": str(metrics_port), "QF_LOG_FORMAT": "json", "QF_LOG_LEVEL": "warning",
     })  # fmt: skip
     target = f"127.0.0.1:{grpc_port}"
-    wait_serving(target, sidecar, 180)
-    log(f"sidecar serving {versions[0]} on {target} (pid {sidecar.pid})")
+    wait_serving(target, proc, 180)
+    log(f"sidecar serving {version} on {target} (pid {proc.pid})")
+    return Sidecar(proc, target, token, admin, metrics_port)
+
+
+def request_contributions(db_url: str, seed: int) -> list[dict[str, Any]]:
+    """The contributions the load scores: one indexed donation per donor (up to 2000), plus about 10% of
+    donors never seen (cold starts)."""
+    from qf.db import connect  # noqa: PLC0415
+
     with connect(db_url) as conn:
         rows = conn.execute(
             "SELECT DISTINCT ON (donor) donor, pool_id, recipient_id, token, round(amount, 6)::text FROM qf.donations "
             "WHERE chain_id = %s AND amount > 0 ORDER BY donor, block_number LIMIT 2000", [CHAIN_ID]
         ).fetchall()  # fmt: skip
     contributions = [{"donor": d, "pool_id": p, "recipient_id": r, "token": t, "amount": a} for d, p, r, t, a in rows]
-    rng = random.Random(args.seed)
+    rng = random.Random(seed)
     for i in range(max(1, len(contributions) // 9)):  # about 10% never seen: cold starts
         base = rng.choice(contributions)
         contributions.append(base | {"donor": "0x" + f"{0xC01D0000 + i:040x}"})
-    report["setup_seconds"] = round(time.monotonic() - setup_started, 1)
-    report["setup"] = {"simulated_donations": result.donations, "live_pool": live.pool_id,
-                       "model_versions": versions, "served_models": served,
-                       "request_contributions": len(contributions)}  # fmt: skip
+    return contributions
 
-    # chain activity, sampling, load
-    soak.driver = ChainDriver(live, args.seed)
-    soak.driver.start()
-    soak.sampler = Sampler({"sidecar": sidecar.pid, "indexer": indexer.pid}, metrics_port, indexer_port, url)
-    soak.sampler.start()
+
+# -- the load and the three faults -----------------------------------------------------------
+
+
+def start_load(soak: Soak, stack: Stack) -> LoadRun:
+    """Chain activity, sampling and the load generator started; returns once the load's first timed call is due."""
+    args = soak.args
+    driver = soak.driver = ChainDriver(stack.devnet.live, args.seed)
+    driver.start()
+    sampler = soak.sampler = Sampler({"sidecar": stack.sidecar.proc.pid, "indexer": stack.indexer.pid},
+                                     stack.sidecar.metrics_port, stack.indexer_port, stack.devnet.url)  # fmt: skip
+    sampler.start()
     duration = args.minutes * 60.0
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
-    out_path = str(work / "load")
-    cfg = {"target": target, "token": token, "rate": args.rate, "seconds": duration, "deadline": args.deadline,
-           "seed": args.seed, "contributions": contributions}  # fmt: skip
-    soak.load = context.Process(target=load_process, args=(cfg, out_path, events), name="soak-load")
-    soak.load.start()
-    soak.sampler.pids["load"] = soak.load.pid
+    out_path = str(soak.work / "load")
+    cfg = {"target": stack.sidecar.target, "token": stack.sidecar.token, "rate": args.rate, "seconds": duration,
+           "deadline": args.deadline, "seed": args.seed, "contributions": stack.contributions}  # fmt: skip
+    process = soak.load = context.Process(target=load_process, args=(cfg, out_path, events), name="soak-load")
+    process.start()
+    sampler.pids["load"] = soak.load.pid
     kind, t0 = events.get(timeout=300)
     if kind != "started":
         raise RuntimeError(f"the load generator failed: {t0}")
-    rss_before = rss_kb(sidecar.pid)
+    rss_before = rss_kb(stack.sidecar.proc.pid)
     log(f"load started: {args.rate:g} req/s for {duration:g} s")
+    return LoadRun(process, driver, sampler, events, out_path, t0, duration, rss_before)
 
-    def at(offset: float) -> None:
-        while time.monotonic() < t0 + offset:
-            if not soak.load.is_alive():
-                raise RuntimeError("the load generator died")
-            time.sleep(min(0.5, max(0.0, t0 + offset - time.monotonic())))
 
-    def now() -> float:
-        return time.monotonic() - t0
-
-    indexer_status: dict[str, Any] = {}
-    # 1. PostgreSQL restart
-    at(0.25 * duration)
-    start = now()
+def postgres_restart(soak: Soak, stack: Stack, load: LoadRun, indexer_status: dict[str, Any]) -> None:
+    """Fault 1, at 25%: PostgreSQL stopped for ``--outage-seconds`` and started again; did the indexer resume?"""
+    indexer = stack.indexer
+    load.wait_until(0.25 * load.duration)
+    start = load.now()
     log("fault 1: stopping PostgreSQL (pg_ctl -m fast stop)")
     soak.stop_postgres()
-    stopped = now()
-    time.sleep(args.outage_seconds)
+    stopped = load.now()
+    time.sleep(soak.args.outage_seconds)
     restarted_uri = soak.start_postgres()
-    restarted = now()
-    head_at_restart = rpc.block_number()  # the chain kept moving while the database was down
+    restarted = load.now()
+    head_at_restart = stack.devnet.rpc.block_number()  # the chain kept moving while the database was down
     log(f"PostgreSQL started again after {restarted - start:.1f} s")
     indexer_status["alive_during_outage"] = indexer.poll() is None
     soak.faults.append({"name": "postgres restart", "start": start, "stopped": stopped, "end": restarted,
                         "settled": restarted + SETTLE_SECONDS,
                         "same_socket": restarted_uri == str(soak.server.get_uri())})  # fmt: skip
     resumed = None
-    while now() < 0.5 * duration - 10 and indexer.poll() is None:
-        done = checkpoint(db_url)
+    while load.now() < 0.5 * load.duration - 10 and indexer.poll() is None:
+        done = checkpoint(stack.db_url)
         if done is not None and done >= head_at_restart:
-            resumed = now() - restarted
+            resumed = load.now() - restarted
             break
         time.sleep(0.5)
     indexer_status["resumed_after_restart_seconds"] = None if resumed is None else round(resumed, 1)
     indexer_status["survived_pg_restart"] = indexer.poll() is None and resumed is not None
 
-    # 2. model reload
-    at(0.5 * duration)
+
+def model_reload(soak: Soak, stack: Stack, load: LoadRun) -> None:
+    """Fault 2, at 50%: ``ReloadModels`` to the second version, with the admin token."""
+    load.wait_until(0.5 * load.duration)
     import grpc  # noqa: PLC0415
 
     from scorer.api.v1 import scorer_pb2 as pb  # noqa: PLC0415
     from scorer.api.v1 import scorer_pb2_grpc  # noqa: PLC0415
 
-    start = now()
-    log(f"fault 2: ReloadModels -> {versions[1]}")
-    with grpc.insecure_channel(target) as channel:
+    version = stack.versions[1]
+    start = load.now()
+    log(f"fault 2: ReloadModels -> {version}")
+    with grpc.insecure_channel(stack.sidecar.target) as channel:
         stub = scorer_pb2_grpc.ScorerStub(channel)
         try:
-            reply = stub.ReloadModels(pb.ReloadModelsRequest(version=versions[1]),
-                                      metadata=(("authorization", f"Bearer {admin}"),), timeout=60)  # fmt: skip
+            reply = stub.ReloadModels(pb.ReloadModelsRequest(version=version),
+                                      metadata=(("authorization", f"Bearer {stack.sidecar.admin}"),),
+                                      timeout=60)  # fmt: skip
             outcome = f"{reply.previous_version} -> {reply.version}"
         except grpc.RpcError as exc:
             outcome = f"failed: {exc.code().name} {exc.details()}"
-    end = now()
+    end = load.now()
     soak.faults.append({"name": "model reload", "start": start, "end": end, "settled": end + SETTLE_SECONDS,
                         "outcome": outcome, "seconds": round(end - start, 3)})  # fmt: skip
     log(f"reload: {outcome} in {end - start:.2f} s")
 
-    # 3. view-refresh burst
-    at(0.75 * duration)
-    start = now()
-    log(f"fault 3: {args.refresh_burst} back-to-back analytics refreshes")
+
+def view_refresh_burst(soak: Soak, stack: Stack, load: LoadRun) -> None:
+    """Fault 3, at 75%: ``--refresh-burst`` back-to-back analytics refreshes, each NOTIFYing the sidecar."""
+    burst = soak.args.refresh_burst
+    load.wait_until(0.75 * load.duration)
+    start = load.now()
+    log(f"fault 3: {burst} back-to-back analytics refreshes")
     try:
-        took = refresh_burst(db_url, args.refresh_burst)
+        took = refresh_burst(stack.db_url, burst)
         outcome = "ok"
     except Exception as exc:
         took, outcome = [], f"failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-    end = now()
+    end = load.now()
     soak.faults.append({"name": "view refresh burst", "start": start, "end": end,
                         "settled": end + 2 * SETTLE_SECONDS,  # the sidecar's feature reload is debounced 5 s
                         "outcome": outcome, "refreshes": len(took),
                         "refresh_seconds": [round(x, 3) for x in took]})  # fmt: skip
     log(f"refresh burst: {outcome}, {sum(took):.2f} s")
 
-    # the end of the load
-    kind, detail = events.get(timeout=duration + 600)
+
+# -- the end ---------------------------------------------------------------------------------
+
+
+def end_load(load: LoadRun) -> float:
+    """Wait for the load generator to finish, then stop sampling and the chain; when the load ended (s after t0)."""
+    kind, detail = load.events.get(timeout=load.duration + 600)
     if kind != "done":
         raise RuntimeError(f"the load generator failed: {detail}")
-    soak.load.join(timeout=60)
-    end_of_load = now()
-    soak.sampler.stop()
-    soak.driver.stop()
+    load.process.join(timeout=60)
+    end_of_load = load.now()
+    load.sampler.stop()
+    load.driver.stop()
     log("load done; chain stopped")
+    return end_of_load
+
+
+def check_indexer(stack: Stack, indexer_status: dict[str, Any]) -> None:
+    """With the chain stopped: how far behind the indexer was, how long it took to catch up, and whether what
+    it stored is every event of the chain."""
+    from tests.fixtures.chain import Chain  # noqa: PLC0415
+    from tests.indexer.harness import chain_events, stored_keys  # noqa: PLC0415
+
+    db_url, rpc, indexer = stack.db_url, stack.devnet.rpc, stack.indexer
     head = rpc.block_number()
     behind = None if (cp := checkpoint(db_url)) is None else head - cp
     caught = wait_caught_up(db_url, rpc, 60, indexer)
     time.sleep(1)
     matches = None
     if caught is not None:
-        matches = stored_keys(db_url) == chain_events(Chain(url, rpc, deployment))
-    indexer_metrics = scrape(indexer_port)
-    sidecar_metrics = scrape(metrics_port)
+        matches = stored_keys(db_url) == chain_events(Chain(stack.devnet.url, rpc, stack.devnet.deployment))
+    indexer_metrics = scrape(stack.indexer_port)
     indexer_status |= {"alive_at_end": indexer.poll() is None, "blocks_behind_at_end": behind,
                        "caught_up_seconds": None if caught is None else round(caught, 1),
                        "index_matches_chain": matches,
@@ -903,37 +1052,52 @@ def run(soak: Soak) -> None:
                        "last_indexed_block": indexer_metrics.get("qf_indexer_last_indexed_block"),
                        "head": head}  # fmt: skip
 
-    # graceful sidecar stop (flushes the audit log), then reconcile
-    sidecar_alive = sidecar.poll() is None
-    stop_started = time.monotonic()
-    sidecar.send_signal(signal.SIGTERM)
-    try:
-        code = sidecar.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        sidecar.kill()
-        code = f"killed after 60 s: {sidecar.wait()}"
-    report["sidecar"] = {"alive_at_end_of_load": sidecar_alive, "exit_code": code,
-                         "stop_seconds": round(time.monotonic() - stop_started, 1)}  # fmt: skip
-    import grpc as grpc_module  # noqa: PLC0415
 
-    names = {c.value[0]: c.name for c in grpc_module.StatusCode}
-    with np.load(out_path + ".npz") as npz:
+def stop_gracefully(proc: subprocess.Popen[bytes]) -> int | str:
+    """SIGTERM, then up to 60 s to exit (killed after that); the exit code, or how it was killed."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return f"killed after 60 s: {proc.wait()}"
+
+
+def stop_sidecar(soak: Soak, sidecar: Sidecar) -> None:
+    """The sidecar stopped gracefully (its audit log flushes), before its decisions are reconciled."""
+    alive = sidecar.proc.poll() is None
+    stop_started = time.monotonic()
+    code = stop_gracefully(sidecar.proc)
+    soak.report["sidecar"] = {"alive_at_end_of_load": alive, "exit_code": code,
+                              "stop_seconds": round(time.monotonic() - stop_started, 1)}  # fmt: skip
+
+
+def read_load(load: LoadRun) -> tuple[dict[str, np.ndarray], list[str]]:
+    """What the load generator wrote: its per-call arrays, and the decision ids it was returned."""
+    with np.load(load.out_path + ".npz") as npz:
         data = {k: npz[k] for k in npz.files}
-    ids = [x for x in Path(out_path + ".ids").read_text().splitlines() if x]
+    ids = [x for x in Path(load.out_path + ".ids").read_text().splitlines() if x]
+    return data, ids
+
+
+def audit_decisions(db_url: str, data: dict[str, np.ndarray], ids: list[str], sampler: Sampler,
+                    sidecar_metrics: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+    """Every returned decision id looked up in qf.scorer_decisions, with the sidecar's audit counters."""
     audit = reconcile(db_url, ids, {m: int(k) for m, k in zip(METHODS, data["ok"], strict=True)})
-    queue = [x["queue"] for x in soak.sampler.samples if x["queue"] is not None]
+    queue = [x["queue"] for x in sampler.samples if x["queue"] is not None]
     audit |= {"sidecar_written_total": sidecar_metrics.get("qf_scorer_audit_rows_written_total"),
               "sidecar_dropped_total": sidecar_metrics.get("qf_scorer_audit_rows_dropped_total"),
               "sidecar_refused_total": sidecar_metrics.get("qf_scorer_audit_rows_refused_total"),
               "max_queue_depth": max(queue) if queue else None}  # fmt: skip
-    indexer.send_signal(signal.SIGTERM)
-    try:
-        indexer_status["exit_code"] = indexer.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        indexer.kill()
-        indexer_status["exit_code"] = f"killed after 60 s: {indexer.wait()}"
+    return audit
 
-    # figures
+
+# -- the report ------------------------------------------------------------------------------
+
+
+def calls_by_method(data: dict[str, np.ndarray], names: dict[int, str]) -> tuple[dict[str, dict[str, int]],
+                                                                                  Counter[str]]:  # fmt: skip
+    """Calls sent, per method by status code name; and the failed ones by code."""
     sent = data["code"] >= 0
     by_method: dict[str, dict[str, int]] = {}
     failed: Counter[str] = Counter()
@@ -941,35 +1105,54 @@ def run(soak: Soak) -> None:
         counts = Counter(names.get(int(c), str(c)) for c in data["code"][sent & (data["method"] == m)])
         by_method[name] = dict(counts.most_common())
         failed.update({k: v for k, v in counts.items() if k != "OK"})
-    codes_seen = sorted({c for d in by_method.values() for c in d}, key=lambda c: (c != "OK", c))
-    rss = [(t - t0, v) for t, v in soak.sampler.series("rss", "sidecar")]
+    return by_method, failed
+
+
+def sidecar_rss(sampler: Sampler, t0: float, end_of_load: float, rss_before: int | None) -> dict[str, Any]:
+    """The sidecar's memory: before the load, after warm-up, at the end of the load, the most, and the growth."""
+    rss = [(t - t0, v) for t, v in sampler.series("rss", "sidecar")]
     after_warmup = [v for t, v in rss if t >= WARMUP_SECONDS] or [v for _, v in rss]
     during_load = [v for t, v in rss if t <= end_of_load]
-    idx_rss = [v for _, v in soak.sampler.series("rss", "indexer")]
     rss_start, rss_end = after_warmup[0], (during_load or after_warmup)[-1]
-    report.update({
+    return {"before_load_mb": None if rss_before is None else round(rss_before / 1024, 1),
+            "start_mb": round(rss_start / 1024, 1), "end_mb": round(rss_end / 1024, 1),
+            "max_mb": round(max(s for _, s in rss) / 1024, 1),
+            "growth_pct": round((rss_end - rss_start) / rss_start * 100, 1),
+            "growth_from_before_load_pct": None if not rss_before else
+            round((rss_end - rss_before) / rss_before * 100, 1)}  # fmt: skip
+
+
+def report_figures(soak: Soak, load: LoadRun, data: dict[str, np.ndarray], end_of_load: float,
+                   audit: dict[str, Any], indexer_status: dict[str, Any]) -> None:  # fmt: skip
+    """The report's figures: calls by method and code, latency per window and per 10 s, audit, memory, faults,
+    reorgs, indexer stalls and status, and what the processes logged."""
+    import grpc  # noqa: PLC0415
+
+    names = {c.value[0]: c.name for c in grpc.StatusCode}
+    sampler, driver, t0, duration, work = load.sampler, load.driver, load.t0, load.duration, soak.work
+    sent = data["code"] >= 0
+    by_method, failed = calls_by_method(data, names)
+    codes_seen = sorted({c for d in by_method.values() for c in d}, key=lambda c: (c != "OK", c))
+    memory = sidecar_rss(sampler, t0, end_of_load, load.rss_before)
+    idx_rss = [v for _, v in sampler.series("rss", "indexer")]
+    soak.report.update({
         "calls": int(sent.sum()), "achieved_rps": round(int(sent.sum()) / end_of_load, 1),
         "calls_by_method": by_method, "codes_seen": codes_seen, "failed_by_code": dict(failed.most_common()),
         "failed_calls": int(sum(failed.values())),
         "windows": [window_stats(n, lo, hi, data, names)
                     for n, lo, hi in windows(soak.faults, WARMUP_SECONDS, duration)],
         "overall": window_stats("all", 0, duration, data, names),
-        "timeline": timeline(data, names, soak.sampler, t0, duration),
+        "timeline": timeline(data, names, sampler, t0, duration),
         "audit": audit,
-        "sidecar_rss": {"before_load_mb": None if rss_before is None else round(rss_before / 1024, 1),
-                        "start_mb": round(rss_start / 1024, 1), "end_mb": round(rss_end / 1024, 1),
-                        "max_mb": round(max(s for _, s in rss) / 1024, 1),
-                        "growth_pct": round((rss_end - rss_start) / rss_start * 100, 1),
-                        "growth_from_before_load_pct": None if not rss_before else
-                        round((rss_end - rss_before) / rss_before * 100, 1)},
+        "sidecar_rss": memory,
         "indexer_rss_mb": {"start": round(idx_rss[0] / 1024, 1), "end": round(idx_rss[-1] / 1024, 1),
                            "max": round(max(idx_rss) / 1024, 1)} if idx_rss else None,
         "faults": [{k: round(v, 2) if isinstance(v, float) else v for k, v in f.items()} for f in soak.faults],
-        "reorgs": {"injected": len(soak.driver.reorgs), "donations_sent": soak.driver.donations,
-                   "devnet_holes": sorted({n for r in soak.driver.reorgs for n in r["holes"]}),
-                   "list": [r | {"at": round(r["at"] - t0, 1)} for r in soak.driver.reorgs],
-                   "driver_errors": soak.driver.errors[:20], "driver_error_count": len(soak.driver.errors)},
-        "indexer_stalls": [stall_entry(x, t0, soak.faults) for x in soak.sampler.stalls],
+        "reorgs": {"injected": len(driver.reorgs), "donations_sent": driver.donations,
+                   "devnet_holes": sorted({n for r in driver.reorgs for n in r["holes"]}),
+                   "list": [r | {"at": round(r["at"] - t0, 1)} for r in driver.reorgs],
+                   "driver_errors": driver.errors[:20], "driver_error_count": len(driver.errors)},
+        "indexer_stalls": [stall_entry(x, t0, soak.faults) for x in sampler.stalls],
         "indexer": indexer_status,
         "logs": {"indexer": log_findings(work / "logs" / "indexer.log"),
                  "sidecar": log_findings(work / "logs" / "sidecar.log")},
