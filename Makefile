@@ -60,8 +60,9 @@ test: setup
 	$(BIN)/mypy
 	$(BIN)/pytest
 
+# The unit tier only (pyproject.toml [tool.pytest.ini_options] describes the tiers).
 test-fast: setup
-	$(BIN)/pytest -m "not slow" -x
+	$(BIN)/pytest -m "not slow and not integration" -x
 
 contracts: $(NODE_STAMP)
 	$(BIN)/python scripts/compile_contracts.py
