@@ -20,7 +20,8 @@ setup: $(PY_STAMP) $(NODE_STAMP)
 # the pinned uv from requirements/uv.txt with --require-hashes; then `uv sync --locked` makes
 # .venv exactly the lock (the package editable with every extra, i.e. every deployable, the dev
 # group included) and, like `npm ci`, refuses a lock that pyproject.toml has moved past
-# (tests/test_lock.py checks it too).
+# (tests/test_lock.py checks it too). --compile-bytecode writes the .pyc files at install, so
+# commands and tests start without compiling thousands of modules, even under PYTHONDONTWRITEBYTECODE.
 $(UV): requirements/uv.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +29,7 @@ $(UV): requirements/uv.txt
 	@touch $@
 
 $(PY_STAMP): pyproject.toml uv.lock $(UV)
-	$(UV_SYNC) sync --locked --all-extras --quiet
+	$(UV_SYNC) sync --locked --all-extras --compile-bytecode --quiet
 	@touch $@
 
 # Re-resolve after editing pyproject.toml (keeps every pin that still fits); lock-upgrade
@@ -60,8 +61,9 @@ test: setup
 	$(BIN)/mypy
 	$(BIN)/pytest
 
+# The unit tier only (pyproject.toml [tool.pytest.ini_options] describes the tiers).
 test-fast: setup
-	$(BIN)/pytest -m "not slow" -x
+	$(BIN)/pytest -m "not slow and not integration" -x
 
 contracts: $(NODE_STAMP)
 	$(BIN)/python scripts/compile_contracts.py

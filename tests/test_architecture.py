@@ -31,12 +31,14 @@ def lint_imports(*config: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[
     )
 
 
+@pytest.mark.integration
 def test_imports_point_down_the_layers_and_never_in_circles() -> None:
     result = lint_imports()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 kept, 0 broken" in result.stdout
 
 
+@pytest.mark.integration
 def test_a_layer_turned_upside_down_is_caught(tmp_path: Path) -> None:
     """The check can fail: with qf.errors placed above qf.settings (which imports it), the contract breaks."""
     config = tmp_path / "inverted.toml"

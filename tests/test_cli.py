@@ -15,6 +15,8 @@ import pytest
 from qf.db import connect
 from tests.fixtures.chain import Chain, free_port
 
+pytestmark = pytest.mark.integration  # each test runs `qf` as a process
+
 
 def qf(
     *args: str, env: dict[str, str] | None = None, home: Path | None = None

@@ -153,6 +153,7 @@ def test_the_base_is_the_client_and_the_client_extra_adds_nothing() -> None:
     assert EXTRAS["client"] == []
 
 
+@pytest.mark.integration
 def test_the_client_imports_only_grpc_protobuf_and_its_stubs() -> None:
     modules = third_party_imports(["scorer.client"])
     assert set(modules) == {"grpc", "google"}, modules
@@ -182,6 +183,7 @@ def test_every_command_belongs_to_a_deployable() -> None:
     assert decorated - {"_global"} == set(ALL_ONLY).union(*COMMANDS.values())
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("extra", [*sorted(COMMANDS), "all"])
 def test_each_deployable_extra_installs_what_its_commands_import(extra: str) -> None:
     modules = third_party_imports(cli_imports(COMMANDS.get(extra, ALL_ONLY)))
@@ -190,6 +192,7 @@ def test_each_deployable_extra_installs_what_its_commands_import(extra: str) -> 
     assert not missing, f"[{extra}] does not install what these modules import (module: importer): {missing}"
 
 
+@pytest.mark.integration
 def test_the_deployable_extras_stay_apart() -> None:
     """The point of the split: the indexer has no ML library, the sidecar no training library, the console
     neither (the sidecar serves exported arrays through numba; nothing unpickles a scikit-learn model)."""
@@ -199,6 +202,7 @@ def test_the_deployable_extras_stay_apart() -> None:
     assert not locked_for("console") & (training_only | {"web3", "pandas"})
 
 
+@pytest.mark.integration
 def test_all_is_every_deployable() -> None:
     """`make setup`, `make demo`, `make test` and the image install ``all``: every deployable's extra."""
     (everything,) = EXTRAS["all"]
@@ -207,6 +211,7 @@ def test_all_is_every_deployable() -> None:
     assert locked_for("all") == frozenset().union(*(locked_for(extra) for extra in COMMANDS))
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.parametrize("extra", sorted(COMMANDS))
 def test_each_deployable_runs_its_commands_imports_with_its_extra_alone(extra: str, tmp_path: Path) -> None:

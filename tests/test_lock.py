@@ -42,11 +42,13 @@ def locked() -> dict[str, set[str]]:
     return versions
 
 
+@pytest.mark.integration
 def test_the_lock_matches_pyproject() -> None:
     proc = uv_lock_check(ROOT, offline=True)
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.integration
 def test_a_removed_requirement_makes_the_lock_stale(tmp_path: Path) -> None:
     project = copy_project(tmp_path)
     pyproject = project / "pyproject.toml"
@@ -58,6 +60,7 @@ def test_a_removed_requirement_makes_the_lock_stale(tmp_path: Path) -> None:
     assert "needs to be updated" in proc.stderr
 
 
+@pytest.mark.integration
 def test_a_narrowed_range_makes_the_lock_stale(tmp_path: Path) -> None:
     """The locked httpx (0.28.x) no longer fits: re-resolving is needed, so --check refuses."""
     project = copy_project(tmp_path)
@@ -94,6 +97,7 @@ def makefile_sync() -> list[str]:
     return line.split("sync", 1)[1].split()
 
 
+@pytest.mark.integration
 def test_the_environment_is_the_lock() -> None:
     """The tests run on exactly the locked versions: make setup installed them with `uv sync --locked`,
     with the same extras (every one: each deployable's dependencies are tested)."""
@@ -118,6 +122,7 @@ def test_the_lock_covers_every_extra() -> None:
         assert locked_names == names, extra
 
 
+@pytest.mark.integration
 def test_the_bootstrap_is_uv_from_the_lock() -> None:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "lock_bootstrap.py"), "--check"],

@@ -69,6 +69,7 @@ def _load_compiler() -> Any:
     return module
 
 
+@pytest.mark.integration
 def test_artifacts_are_current() -> None:
     """contracts_abi/ holds exactly what the pinned solc makes of contracts/ today."""
     proc = subprocess.run(
@@ -81,6 +82,7 @@ def test_artifacts_are_current() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.integration
 def test_stale_artifact_is_detected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The check fails when an artifact differs from a fresh compile."""
     compiler = _load_compiler()

@@ -16,6 +16,8 @@ from qf.db import connect
 from qf.db.embedded import resolve_database_url, stop_embedded
 from qf.settings import Settings
 
+pytestmark = pytest.mark.integration  # each test starts the embedded PostgreSQL, from other processes too
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Runs in a fresh interpreter, like a `qf` command: resolve, run one statement, print rows.

@@ -344,6 +344,7 @@ def round9_prefix() -> np.ndarray:
     return matrix
 
 
+@pytest.mark.slow
 def test_round9_prefix_has_uninformative_donors(round9_prefix: np.ndarray) -> None:
     """The prefix holds single-project donors, so the Round 9 checks below exercise them."""
     degree = (round9_prefix > 0).sum(axis=1)
@@ -357,6 +358,7 @@ def round9_reference(round9_prefix: np.ndarray) -> dict[str, list[float]]:
     return {variant: qf_calculator_cocm(round9_prefix, harsh=variant == "harsh") for variant in VARIANTS}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_round9_prefix_equals_qf_calculator(
     round9_prefix: np.ndarray, round9_reference: dict[str, list[float]], variant: Variant
@@ -370,6 +372,7 @@ def test_round9_prefix_equals_qf_calculator(
     assert np.abs(old - shares).max() > 1e-6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pct", [1.0, 0.5])
 def test_round9_prefix_shares_equal_qf_calculator(
     round9_prefix: np.ndarray, round9_reference: dict[str, list[float]], pct: float

@@ -46,12 +46,14 @@ def alert_cases() -> list[dict[str, Any]]:
     return [case for test in load("alerts_test.yml")["tests"] for case in test.get("alert_rule_test", [])]
 
 
+@pytest.mark.integration
 def test_promtool_accepts_the_rules() -> None:
     """`promtool check rules` finds every alert of alerts.yml valid."""
     output = run_promtool("check", "rules", OPS / "alerts.yml")
     assert f"SUCCESS: {len(alert_rules())} rules found" in output, output
 
 
+@pytest.mark.integration
 def test_promtool_accepts_the_deployment_config(tmp_path: Path) -> None:
     """prometheus.yml (rule file made absolute, as in a copy elsewhere) passes `promtool check config`."""
     config = load("prometheus.yml")
@@ -67,6 +69,7 @@ def test_promtool_accepts_the_deployment_config(tmp_path: Path) -> None:
     assert "SUCCESS: 1 rule files found" in output, output
 
 
+@pytest.mark.integration
 def test_alert_unit_tests_pass() -> None:
     """`promtool test rules` runs every case of alerts_test.yml against alerts.yml and all pass."""
     assert load("alerts_test.yml")["rule_files"] == ["alerts.yml"]

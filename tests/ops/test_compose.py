@@ -280,6 +280,7 @@ def run_wrapper(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.integration
 def test_wrapper_passes_the_secret_file_as_pgpassword(tmp_path: Path) -> None:
     """The password file's content, without its trailing newlines (as the postgres image reads it), is PGPASSWORD."""
     secret = tmp_path / "postgres_password"
@@ -289,6 +290,7 @@ def test_wrapper_passes_the_secret_file_as_pgpassword(tmp_path: Path) -> None:
     assert done.stdout.strip() == repr("s3cret with spaces:@/")
 
 
+@pytest.mark.integration
 def test_wrapper_leaves_an_explicit_pgpassword_and_no_file_alone(tmp_path: Path) -> None:
     """An explicit PGPASSWORD wins over the file; without a file the command runs without a password."""
     secret = tmp_path / "postgres_password"
@@ -299,6 +301,7 @@ def test_wrapper_leaves_an_explicit_pgpassword_and_no_file_alone(tmp_path: Path)
     assert (done.returncode, done.stdout.strip()) == (0, "None"), done.stderr
 
 
+@pytest.mark.integration
 def test_wrapper_refuses_a_missing_secret_file(tmp_path: Path) -> None:
     """A password file that cannot be read stops the container with one line, before qf starts."""
     done = run_wrapper({"POSTGRES_PASSWORD_FILE": str(tmp_path / "absent")})
@@ -319,6 +322,7 @@ def run_check(command: list[str], old: str, new: str) -> int:
     return subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=60, check=False).returncode
 
 
+@pytest.mark.integration
 def test_indexer_health_check_follows_healthz() -> None:
     """The indexer's check passes on a live /healthz and fails once the loop has stalled."""
     env = environment(services()["indexer"])
@@ -348,6 +352,7 @@ def health_server() -> Iterator[tuple[health.HealthServicer, int]]:
         server.stop(None).wait()
 
 
+@pytest.mark.integration
 def test_scorer_health_check_follows_grpc_health(health_server: tuple[health.HealthServicer, int]) -> None:
     """The sidecar's check passes while the server is SERVING and fails once it is NOT_SERVING."""
     servicer, port = health_server

@@ -21,6 +21,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from qf.chain.abi import ARTIFACTS_DIR
 from qf.db.migrate import SQL_DIR
 
@@ -128,6 +130,7 @@ def test_dependencies_are_installed_before_the_source_is_copied() -> None:
     assert project_sync > max(n for n, i in enumerate(builder) if i.keyword == "COPY")
 
 
+@pytest.mark.integration
 def test_the_dependency_layer_installs_the_locked_runtime_dependencies(tmp_path: Path) -> None:
     """The builder's own commands, run on pyproject.toml and uv.lock: uv from the hashed bootstrap,
     then every locked runtime package at its locked version, and no dev tool."""

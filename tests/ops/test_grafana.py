@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
@@ -119,6 +120,7 @@ def test_histogram_quantiles_aggregate_buckets_by_le() -> None:
         assert "le" in [label.strip() for label in grouping.group(1).split(",")], expr
 
 
+@pytest.mark.integration
 def test_promtool_parses_every_expression(tmp_path: Path) -> None:
     """Each query, with Grafana's $__rate_interval filled in, is valid PromQL (as recording rules)."""
     promtool = shutil.which("promtool")

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from qf.settings import ENV_VARS
@@ -69,6 +70,7 @@ def test_primary_lets_the_qf_role_replicate_with_a_password() -> None:
             assert rule[0] == "local", rule
 
 
+@pytest.mark.integration
 def test_replica_script_copies_the_primary_once_then_runs_a_hot_standby() -> None:
     """The script parses, copies with pg_basebackup -R (standby.signal and primary_conninfo) only into an
     empty data directory, and runs the server as the postgres user, not as root."""

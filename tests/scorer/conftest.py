@@ -10,13 +10,16 @@ from qf.model.dataset import Dataset
 from tests.scorer.synthetic import synthetic_dataset, train_version
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def synthetic() -> Dataset:
     """The synthetic labelled round (numpy and pandas only, no database)."""
     return synthetic_dataset()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def model_dir(synthetic: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model version directory trained on :func:`synthetic` by the real pipeline (LATEST of its root)."""
+    """A model version directory trained on :func:`synthetic` by the real pipeline (LATEST of its root).
+
+    Trained once for the session (it takes seconds) and shared: a test that changes a version copies it first.
+    """
     return train_version(tmp_path_factory.mktemp("models"), synthetic)

@@ -32,12 +32,14 @@ def test_duplicate_client_names_are_refused() -> None:
         Settings.from_env({"QF_SCORER_TOKENS": "a:token-one-0123456789abc,a:token-two-0123456789abc"})
 
 
+@pytest.mark.integration
 def test_serve_without_tokens_is_one_line(tmp_path: Path) -> None:
     """`qf serve` with no client token configured refuses to start (an open gate would be worse)."""
     proc = qf("serve", env={"QF_DATABASE_URL": "postgresql://127.0.0.1:1/nothing"}, home=tmp_path)
     assert_one_line_error(proc, "QF_SCORER_TOKENS")
 
 
+@pytest.mark.integration
 def test_unreadable_token_file_is_one_line(tmp_path: Path) -> None:
     proc = qf("serve", env={"QF_SCORER_TOKENS_FILE": str(tmp_path / "missing")}, home=tmp_path)
     assert_one_line_error(proc, "QF_SCORER_TOKENS_FILE", "cannot read")

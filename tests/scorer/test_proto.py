@@ -7,11 +7,14 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from scorer.api.v1 import scorer_pb2, scorer_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.integration
 def test_generated_stubs_are_current() -> None:
     """A proto edit without regenerating, or a hand edit of a stub, fails here."""
     proc = subprocess.run(

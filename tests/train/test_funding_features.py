@@ -93,7 +93,9 @@ _MODEL: dict[str, GateModel] = {}
 def test_funding_evidence_only_raises_risk_and_none_changes_nothing(
     values: list[float], feature: int, more: float
 ) -> None:
-    model = _MODEL.setdefault("gate", gated_with_funding())
+    if "gate" not in _MODEL:  # fitted once: setdefault would fit it again for every example
+        _MODEL["gate"] = gated_with_funding()
+    model = _MODEL["gate"]
     row = np.zeros(live.N_FEATURES)
     base = model.probability(row)[1]
     assert base == 0.3

@@ -99,6 +99,7 @@ def round9_prefix(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_live_evaluation_on_a_round9_prefix(round9_prefix: Path) -> None:
     """Held-out families gated one contribution at a time: the shape family is mostly held at its first
     contribution, real donors mostly approved, and every figure is where it should be."""

@@ -273,6 +273,7 @@ def test_inconsistent_inputs_are_rejected(data: ReportData) -> None:
         dataclasses.replace(data, thresholds=(0.8, 0.5))
 
 
+@pytest.mark.integration
 def test_writing_needs_no_pyplot(tmp_path: Path) -> None:
     """A report is drawn without importing pyplot, so no GUI backend or global figure state is involved."""
     script = textwrap.dedent(
