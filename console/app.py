@@ -35,21 +35,21 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from console import charts, queries, sessions
-from console.auth import CSRF_FIELD, Login, authenticate, csrf_token, csrf_valid, session_id, start_session
-from console.chains import chain_label, in_scope, narrowed
-from console.comparison import ComparisonCache, to_csv
-from console.config import ConsoleConfig
-from console.display import chain_text, plain
-from console.middleware import BodyLimit, SecurityHeaders
-from console.model_view import plot_path, served_model
-from console.review import ReviewConflict, ReviewError, parse_verdict, record_verdict
-from console.throttle import LoginThrottle
-from qf.errors import AmbiguousChain, ConfigError, QFError
-from qf.eth import address
-from qf.experiments import store as experiment_store
-from qf.matching.db import resolve_chain
-from qf.matching.rounds import ROUND_NAME
+from qf_sentinel.console import charts, queries, sessions
+from qf_sentinel.console.auth import CSRF_FIELD, Login, authenticate, csrf_token, csrf_valid, session_id, start_session
+from qf_sentinel.console.chains import chain_label, in_scope, narrowed
+from qf_sentinel.console.comparison import ComparisonCache, to_csv
+from qf_sentinel.console.config import ConsoleConfig
+from qf_sentinel.console.display import chain_text, plain
+from qf_sentinel.console.middleware import BodyLimit, SecurityHeaders
+from qf_sentinel.console.model_view import plot_path, served_model
+from qf_sentinel.console.review import ReviewConflict, ReviewError, parse_verdict, record_verdict
+from qf_sentinel.console.throttle import LoginThrottle
+from qf_sentinel.qf.errors import AmbiguousChain, ConfigError, QFError
+from qf_sentinel.qf.eth import address
+from qf_sentinel.qf.experiments import store as experiment_store
+from qf_sentinel.qf.matching.db import resolve_chain
+from qf_sentinel.qf.matching.rounds import ROUND_NAME
 
 log = structlog.get_logger()
 T = TypeVar("T")

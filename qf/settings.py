@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from qf.errors import ConfigError
-from qf.eth import address
-from qf.logs import LogFormat
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.eth import address
+from qf_sentinel.qf.logs import LogFormat
 
 Parse = Callable[[str, str], Any]
 

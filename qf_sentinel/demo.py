@@ -13,19 +13,19 @@ import secrets
 from rich.console import Console
 from rich.table import Table
 
-from qf.chain.devnet import devnet_url, load_devnet_deployment
-from qf.db import connect
-from qf.labels import labelled_examples
-from qf.logs import quieter
-from qf.matching import Method
-from qf.matching.db import first_pool, load_round, project_names, resolve_chain
-from qf.matching.rounds import add_round
-from qf.matching.service import MatchingResult, match_pool, match_round
-from qf.settings import Settings
+from qf_sentinel.qf.chain.devnet import devnet_url, load_devnet_deployment
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.labels import labelled_examples
+from qf_sentinel.qf.logs import quieter
+from qf_sentinel.qf.matching import Method
+from qf_sentinel.qf.matching.db import first_pool, load_round, project_names, resolve_chain
+from qf_sentinel.qf.matching.rounds import add_round
+from qf_sentinel.qf.matching.service import MatchingResult, match_pool, match_round
+from qf_sentinel.qf.settings import Settings
 from qf_sentinel.render import cell
 from qf_sentinel.retention import run_retention
-from scorer.client import DECISION_NAMES, ScorerClient
-from scorer.server import Sidecar, SidecarConfig, SidecarOptions
+from qf_sentinel.scorer.client import DECISION_NAMES, ScorerClient
+from qf_sentinel.scorer.server import Sidecar, SidecarConfig, SidecarOptions
 
 NEVER_SEEN = "0x" + "ab" * 20
 #: The name under which the demo gathers every chain's donation pools into one round.

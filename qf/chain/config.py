@@ -24,11 +24,11 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from qf.chain.deploy import Deployment
-from qf.chain.devnet import DevnetChain, devnet_chains, load_devnet_deployment, load_devnet_deployments
-from qf.errors import ConfigError
-from qf.eth import from_hex
-from qf.settings import Settings, parse_setting
+from qf_sentinel.qf.chain.deploy import Deployment
+from qf_sentinel.qf.chain.devnet import DevnetChain, devnet_chains, load_devnet_deployment, load_devnet_deployments
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.eth import from_hex
+from qf_sentinel.qf.settings import Settings, parse_setting
 
 #: Keys of a ``[[chains]]`` table and the setting each is read as (``name`` is the chain's label in logs).
 CHAIN_KEYS: Mapping[str, str] = {

@@ -15,9 +15,9 @@ from pathlib import Path
 import structlog
 from eth_account import Account
 
-from qf.chain.abi import NATIVE_TOKEN, load_artifact
-from qf.chain.rpc import RpcClient
-from qf.chain.tx import TxRequest, TxSender, wait_for_receipts
+from qf_sentinel.qf.chain.abi import NATIVE_TOKEN, load_artifact
+from qf_sentinel.qf.chain.rpc import RpcClient
+from qf_sentinel.qf.chain.tx import TxRequest, TxSender, wait_for_receipts
 
 log = structlog.get_logger()
 

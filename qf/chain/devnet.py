@@ -16,7 +16,7 @@ from pathlib import Path
 
 import structlog
 
-from qf.chain.anvil import (
+from qf_sentinel.qf.chain.anvil import (
     DEV_PRIVATE_KEY,
     DEVNET_CHAIN_ID,
     AnvilOptions,
@@ -25,10 +25,10 @@ from qf.chain.anvil import (
     stop_process,
     wait_until_ready,
 )
-from qf.chain.deploy import Deployment, ensure_deployment
-from qf.chain.rpc import RpcClient
-from qf.errors import ChainError
-from qf.settings import Settings
+from qf_sentinel.qf.chain.deploy import Deployment, ensure_deployment
+from qf_sentinel.qf.chain.rpc import RpcClient
+from qf_sentinel.qf.errors import ChainError
+from qf_sentinel.qf.settings import Settings
 
 log = structlog.get_logger()
 

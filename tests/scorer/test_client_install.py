@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from qf.model.dataset import Dataset
+from qf_sentinel.qf.model.dataset import Dataset
 from tests.scorer.harness import CLIENT_TOKEN, running_sidecar, settings_for
 from tests.scorer.synthetic import CHAIN_ID
 
@@ -35,7 +35,7 @@ NEVER = ("numpy", "pandas", "scipy", "numba", "psycopg", "psycopg_pool", "struct
          "sklearn", "typer", "rich", "starlette", "qf", "indexer", "console", "qf_sentinel")  # fmt: skip
 CLIENT_SCRIPT = """
 import json, sys
-import scorer.client
+import qf_sentinel.scorer.client
 imported = sorted({m.split(".")[0] for m in sys.modules} - set(sys.stdlib_module_names) - {"__main__"})
 import importlib.metadata
 owners = importlib.metadata.packages_distributions()
