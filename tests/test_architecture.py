@@ -17,10 +17,10 @@ from __future__ import annotations
 import ast
 import importlib
 import re
-import tomllib
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest

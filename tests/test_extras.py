@@ -154,7 +154,7 @@ def test_the_base_is_the_client_and_the_client_extra_adds_nothing() -> None:
 
 
 def test_the_client_imports_only_grpc_protobuf_and_its_stubs() -> None:
-    modules = third_party_imports(["scorer.client"])
+    modules = third_party_imports(["qf_sentinel.scorer.client"])
     assert set(modules) == {"grpc", "google"}, modules
     assert locked_for("client") == {"grpcio", "protobuf", "typing-extensions"}  # grpcio's own dependency
 
