@@ -54,7 +54,8 @@ from qf_sentinel.indexer.metrics import IndexerMetrics
 from qf_sentinel.indexer.rpc import ResilientRpc
 from qf_sentinel.qf.chain.abi import NATIVE_TOKEN, load_artifact
 from qf_sentinel.qf.chain.anvil import DEV_PRIVATE_KEY, AnvilOptions, start_anvil, stop_process
-from qf_sentinel.qf.chain.deploy import Deployment, deploy_contracts
+from qf_sentinel.qf.chain.deploy import deploy_contracts
+from qf_sentinel.qf.chain.deployment import Deployment
 from qf_sentinel.qf.chain.rpc import RpcClient
 from qf_sentinel.qf.chain.tx import TxRequest, TxSender, block_receipts
 from qf_sentinel.qf.db import connect, with_database

@@ -832,7 +832,7 @@ def serve(
     """Run the scoring sidecar (gRPC, health, reflection, /metrics) until SIGTERM or Ctrl-C."""
     import asyncio
 
-    from qf_sentinel.demo import wallet_node
+    from qf_sentinel.qf.chain.config import wallet_node
     from qf_sentinel.retention import run_retention
     from qf_sentinel.scorer.server import SidecarConfig, SidecarOptions, serve_forever
 
@@ -993,7 +993,7 @@ DEMO_ROUND_FORMAT = "4"
 
 def _demo_markers(settings: Settings, seed: int) -> list[tuple[Path, Path]]:
     """(deployment record, demo-round marker) per devnet chain; the first chain's marker keeps its one-chain name."""
-    from qf_sentinel.qf.chain.devnet import devnet_chains
+    from qf_sentinel.qf.chain.devnet_records import devnet_chains
 
     return [(c.deployment_path, settings.devnet_dir / (f"demo-round-{seed}.sha256" if c.index == 0 else
                                                        f"demo-round-{seed}-chain-{c.chain_id}.sha256"))

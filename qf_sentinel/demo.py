@@ -13,7 +13,7 @@ import secrets
 from rich.console import Console
 from rich.table import Table
 
-from qf_sentinel.qf.chain.devnet import devnet_url, load_devnet_deployment
+from qf_sentinel.qf.chain.config import wallet_node
 from qf_sentinel.qf.db import connect
 from qf_sentinel.qf.labels import labelled_examples
 from qf_sentinel.qf.logs import quieter
@@ -85,15 +85,6 @@ def show_round(database_url: str, out: Console) -> MatchingResult | None:
     out.print(table)
     out.print(f"`qf matching --round {DEMO_ROUND} --method cocm` for the whole table.")
     return result
-
-
-def wallet_node(settings: Settings) -> str | None:
-    """The node the sidecar reads wallet facts from: QF_SCORER_RPC_URL, QF_RPC_URLS' first, else the devnet's."""
-    if settings.scorer_rpc_url:
-        return settings.scorer_rpc_url
-    if settings.rpc_urls:
-        return settings.rpc_urls[0]
-    return devnet_url(settings) if load_devnet_deployment(settings) is not None else None
 
 
 def show_sidecar(settings: Settings, database_url: str, out: Console) -> None:

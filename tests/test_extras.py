@@ -192,10 +192,11 @@ def test_each_deployable_extra_installs_what_its_commands_import(extra: str) -> 
 
 def test_the_deployable_extras_stay_apart() -> None:
     """The point of the split: the indexer has no ML library, the sidecar no training library, the console
-    neither (the sidecar serves exported arrays through numba; nothing unpickles a scikit-learn model)."""
+    neither (the sidecar serves exported arrays through numba; nothing unpickles a scikit-learn model), and
+    neither the sidecar nor the console a chain library (they read deployment records, never sign)."""
     training_only = {"xgboost-cpu", "lightgbm", "scikit-learn", "matplotlib", "joblib"}
     assert not locked_for("indexer") & (training_only | {"numpy", "numba", "pandas", "grpcio-health-checking"})
-    assert not locked_for("sidecar") & training_only
+    assert not locked_for("sidecar") & (training_only | {"eth-account", "eth-abi", "eth-utils", "web3"})
     assert not locked_for("console") & (training_only | {"web3", "pandas"})
 
 

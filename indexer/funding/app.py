@@ -24,7 +24,7 @@ from qf_sentinel.indexer.funding.store import FundingStore
 from qf_sentinel.indexer.funding.worker import FundingWorker, WorkerConfig
 from qf_sentinel.indexer.rpc import ResilientRpc
 from qf_sentinel.qf.chain.config import ChainConfig, configured_chains
-from qf_sentinel.qf.chain.devnet import load_devnet_deployments
+from qf_sentinel.qf.chain.devnet_records import load_devnet_deployments
 from qf_sentinel.qf.chain.rpc import redact_rpc_url
 from qf_sentinel.qf.db import connect
 from qf_sentinel.qf.errors import ChainIdMismatch, ConfigError

@@ -29,7 +29,7 @@ from eth_utils import keccak
 
 from qf_sentinel.qf.chain.abi import ALLO_V2_EVENTS, NATIVE_TOKEN, load_artifact, topic0
 from qf_sentinel.qf.chain.allo_sdk import DVMDT, PERMIT2, sdk_strategy
-from qf_sentinel.qf.chain.deploy import Deployment
+from qf_sentinel.qf.chain.deployment import Deployment
 from qf_sentinel.qf.chain.merkle import merkle_root_and_proofs, payout_leaf
 from qf_sentinel.qf.chain.rpc import RpcClient
 from qf_sentinel.qf.chain.tx import TxRequest

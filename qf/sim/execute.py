@@ -40,7 +40,8 @@ import structlog
 from eth_account import Account
 
 from qf_sentinel.qf.chain.abi import ALLO_V2_EVENTS, NATIVE_TOKEN, load_artifact, topic0
-from qf_sentinel.qf.chain.deploy import FEED_DECIMALS, Deployment
+from qf_sentinel.qf.chain.deploy import FEED_DECIMALS
+from qf_sentinel.qf.chain.deployment import Deployment
 from qf_sentinel.qf.chain.rpc import RpcClient
 from qf_sentinel.qf.chain.tx import TxRequest, TxSender, block_receipts, wait_for_receipts
 from qf_sentinel.qf.errors import ChainError, RpcError

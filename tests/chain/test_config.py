@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from qf_sentinel.qf.chain.config import ChainConfig, configured_chains, parse_chains
-from qf_sentinel.qf.chain.deploy import Deployment
-from qf_sentinel.qf.chain.devnet import devnet_chains
+from qf_sentinel.qf.chain.deployment import Deployment
+from qf_sentinel.qf.chain.devnet_records import devnet_chains
 from qf_sentinel.qf.errors import ConfigError
 from qf_sentinel.qf.eth import from_hex
 from qf_sentinel.qf.settings import NATIVE_MARKER, Settings
