@@ -7,10 +7,10 @@
 # The entry point is `qf`: the container's command is the subcommand. No secret is
 # baked in; docker-compose.yml passes them as Docker secrets at run time.
 #
-# Dependencies come from uv.lock (the same lock as `make setup`). Layout: the project
-# lives in /app and is installed into the virtualenv /opt/venv in editable mode, because the code finds sql/ and contracts_abi/ next to its
-# packages (qf/db/migrate.py and qf/chain/abi.py: Path(__file__).parents[2]), which a
-# plain install into site-packages would break.
+# Dependencies come from uv.lock (the same lock as `make setup`). The project itself is
+# installed as the wheel built from this checkout, not as an editable checkout: migrations,
+# ABIs and the Round 9 sample are package data (qf/package_data.py), so the runtime image
+# carries /opt/venv and nothing of the source tree.
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
@@ -37,8 +37,8 @@ RUN pip install --no-deps --require-hashes -r requirements/uv.txt
 COPY pyproject.toml uv.lock ./
 RUN uv sync --locked --no-dev --extra all --no-install-project
 
-# Only what the services read at run time: the packages, the migrations and the ABIs.
-# (data/ is the Round 9 replay input and node_modules/ the devnet's anvil: neither runs here.)
+# The source of the wheel: the folders the one package `qf_sentinel` links to (qf_sentinel/qf ->
+# ../qf and so on; the build copies what the links point at), and the README setuptools reads.
 COPY README.md ./
 COPY qf/ qf/
 COPY indexer/ indexer/
@@ -47,8 +47,11 @@ COPY console/ console/
 COPY qf_sentinel/ qf_sentinel/
 COPY sql/ sql/
 COPY contracts_abi/ contracts_abi/
-RUN uv sync --locked --no-dev --extra all \
-    && python -m compileall -q qf indexer scorer console qf_sentinel
+COPY data/ data/
+# Build the wheel (its build backend pinned by [tool.uv] build-constraint-dependencies) and
+# install it alone: every dependency is already there, at the locked version.
+RUN uv build --wheel --out-dir /dist \
+    && uv pip install --python /opt/venv/bin/python --no-deps /dist/qf_sentinel-*.whl
 
 # -- runtime
 FROM ${PYTHON_IMAGE}
@@ -62,11 +65,10 @@ RUN apt-get update \
     && install --directory --owner qf --group qf /var/lib/qf /var/lib/qf/models
 
 COPY --from=builder /opt/venv /opt/venv
-COPY --from=builder /app /app
 COPY --chmod=0755 ops/docker/with-pgpassword /usr/local/bin/with-pgpassword
 
 # QF_HOME and QF_MODELS_DIR: writable state outside the read-only code (models/ is a volume in compose).
-# NUMBA_CACHE_DIR: the numba kernels cache their compiled code; /app is not writable by the qf user.
+# NUMBA_CACHE_DIR: the numba kernels cache their compiled code; site-packages is not writable by the qf user.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -75,7 +77,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     NUMBA_CACHE_DIR=/home/qf/.cache/numba \
     MPLCONFIGDIR=/home/qf/.config/matplotlib
 
-WORKDIR /app
+WORKDIR /var/lib/qf
 USER 10001:10001
 
 # gRPC of `qf serve`, /metrics of `qf index` and of `qf serve`, the pages of `qf console`.

@@ -48,15 +48,15 @@ from psycopg import Connection
 sys.path.insert(0, str(Path(__file__).parent))
 import views_query
 
-from console import queries
-from console.app import create_app, server_config
-from console.comparison import ComparisonCache, compare
-from console.config import ConsoleConfig
-from qf.db import connect
-from qf.db.embedded import start_server
-from qf.db.migrate import apply_migrations
-from qf.experiments import store as experiment_store
-from qf.experiments.logic import ExperimentConfig
+from qf_sentinel.console import queries
+from qf_sentinel.console.app import create_app, server_config
+from qf_sentinel.console.comparison import ComparisonCache, compare
+from qf_sentinel.console.config import ConsoleConfig
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.db.embedded import start_server
+from qf_sentinel.qf.db.migrate import apply_migrations
+from qf_sentinel.qf.experiments import store as experiment_store
+from qf_sentinel.qf.experiments.logic import ExperimentConfig
 
 TOKEN = "bench-reviewer-token-0123456789"
 

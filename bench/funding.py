@@ -34,25 +34,25 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from indexer.app import build_indexer
-from indexer.funding.app import build_worker, funding_targets, start_in_background
-from indexer.funding.capabilities import probe
-from indexer.funding.finder import Finder, Task
-from indexer.funding.metrics import FundingMetrics
-from indexer.metrics import IndexerMetrics
-from indexer.rpc import ResilientRpc
-from qf.chain.anvil import DEV_PRIVATE_KEY, AnvilOptions, start_anvil
-from qf.chain.deploy import deploy_contracts
-from qf.chain.rpc import RpcClient
-from qf.db import connect, with_database
-from qf.db.embedded import start_server
-from qf.db.migrate import apply_migrations
-from qf.funding.sources import store_sources
-from qf.http_metrics import HealthState
-from qf.settings import Settings
-from qf.sim.execute import execute_plan
-from qf.sim.labels import round_sources
-from qf.sim.scenario import plan_simulated_round
+from qf_sentinel.indexer.app import build_indexer
+from qf_sentinel.indexer.funding.app import build_worker, funding_targets, start_in_background
+from qf_sentinel.indexer.funding.capabilities import probe
+from qf_sentinel.indexer.funding.finder import Finder, Task
+from qf_sentinel.indexer.funding.metrics import FundingMetrics
+from qf_sentinel.indexer.metrics import IndexerMetrics
+from qf_sentinel.indexer.rpc import ResilientRpc
+from qf_sentinel.qf.chain.anvil import DEV_PRIVATE_KEY, AnvilOptions, start_anvil
+from qf_sentinel.qf.chain.deploy import deploy_contracts
+from qf_sentinel.qf.chain.rpc import RpcClient
+from qf_sentinel.qf.db import connect, with_database
+from qf_sentinel.qf.db.embedded import start_server
+from qf_sentinel.qf.db.migrate import apply_migrations
+from qf_sentinel.qf.funding.sources import store_sources
+from qf_sentinel.qf.http_metrics import HealthState
+from qf_sentinel.qf.settings import Settings
+from qf_sentinel.qf.sim.execute import execute_plan
+from qf_sentinel.qf.sim.labels import round_sources
+from qf_sentinel.qf.sim.scenario import plan_simulated_round
 
 ROUND9_DONORS = 8_131
 

@@ -57,7 +57,7 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
 
 
 def synthetic_million(n: int, seed: int = 0) -> list[Any]:
-    from qf.model import live  # noqa: PLC0415
+    from qf_sentinel.qf.model import live  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
     activity = rng.lognormal(0.0, 1.2, 75_000)  # a donor gives about 13 times, some far more
@@ -77,7 +77,7 @@ def synthetic_million(n: int, seed: int = 0) -> list[Any]:
 
 def block_update_us(state: Any, template: list[Any], blocks: int = 200, per_block: int = 20) -> dict[str, float]:
     """Median time to land one block of ``per_block`` donations into an already loaded state."""
-    from qf.model import live  # noqa: PLC0415
+    from qf_sentinel.qf.model import live  # noqa: PLC0415
 
     t0 = state.latest_landed
     rng = np.random.default_rng(1)
@@ -98,19 +98,19 @@ def block_update_us(state: Any, template: list[Any], blocks: int = 200, per_bloc
 async def server_side(work: Path, db_url: str, calls: int) -> dict[str, Any]:
     from psycopg_pool import ConnectionPool  # noqa: PLC0415
 
-    from qf.model import live  # noqa: PLC0415
-    from qf.sim.gitcoin import load_round9  # noqa: PLC0415
-    from qf.train.offline import BLOCK_SECONDS, START_TIME  # noqa: PLC0415
-    from qf.train.pipeline import train  # noqa: PLC0415
-    from qf.train.plans import dataset_from_plan  # noqa: PLC0415
-    from scorer.api.v1 import scorer_pb2 as pb  # noqa: PLC0415
-    from scorer.audit import AuditLog  # noqa: PLC0415
-    from scorer.feature_store import FeatureStore, build_snapshot  # noqa: PLC0415
-    from scorer.live_store import LiveStore  # noqa: PLC0415
-    from scorer.metrics import ScorerMetrics  # noqa: PLC0415
-    from scorer.models import ModelStore, load_bundle  # noqa: PLC0415
-    from scorer.service import ScorerService  # noqa: PLC0415
-    from scorer.wallet_facts import WalletFacts, WalletFactsClient  # noqa: PLC0415
+    from qf_sentinel.qf.model import live  # noqa: PLC0415
+    from qf_sentinel.qf.sim.gitcoin import load_round9  # noqa: PLC0415
+    from qf_sentinel.qf.train.offline import BLOCK_SECONDS, START_TIME  # noqa: PLC0415
+    from qf_sentinel.qf.train.pipeline import train  # noqa: PLC0415
+    from qf_sentinel.qf.train.plans import dataset_from_plan  # noqa: PLC0415
+    from qf_sentinel.scorer.api.v1 import scorer_pb2 as pb  # noqa: PLC0415
+    from qf_sentinel.scorer.audit import AuditLog  # noqa: PLC0415
+    from qf_sentinel.scorer.feature_store import FeatureStore, build_snapshot  # noqa: PLC0415
+    from qf_sentinel.scorer.live_store import LiveStore  # noqa: PLC0415
+    from qf_sentinel.scorer.metrics import ScorerMetrics  # noqa: PLC0415
+    from qf_sentinel.scorer.models import ModelStore, load_bundle  # noqa: PLC0415
+    from qf_sentinel.scorer.service import ScorerService  # noqa: PLC0415
+    from qf_sentinel.scorer.wallet_facts import WalletFacts, WalletFactsClient  # noqa: PLC0415
     from tests.scorer.synthetic import CONFIG, synthetic_dataset  # noqa: PLC0415
 
     version = train(synthetic_dataset(), work / "models", dataclasses.replace(CONFIG, gate=True)).version_dir
@@ -174,7 +174,7 @@ def dataset_now() -> Any:
 
 
 def million() -> dict[str, Any]:
-    from qf.model import live  # noqa: PLC0415
+    from qf_sentinel.qf.model import live  # noqa: PLC0415
 
     rows = synthetic_million(1_000_000)
     gc.collect()
@@ -202,10 +202,10 @@ def main() -> None:
     parser.add_argument("--million", action="store_true", help="also the 1M-donation live state (about 2 GB, minutes)")
     args = parser.parse_args()
 
-    from qf.db import connect, with_database  # noqa: PLC0415
-    from qf.db.embedded import start_server  # noqa: PLC0415
-    from qf.db.migrate import apply_migrations  # noqa: PLC0415
-    from qf.logs import configure_logging  # noqa: PLC0415
+    from qf_sentinel.qf.db import connect, with_database  # noqa: PLC0415
+    from qf_sentinel.qf.db.embedded import start_server  # noqa: PLC0415
+    from qf_sentinel.qf.db.migrate import apply_migrations  # noqa: PLC0415
+    from qf_sentinel.qf.logs import configure_logging  # noqa: PLC0415
 
     configure_logging("json", "error")
     work = Path(tempfile.mkdtemp(prefix="qf-bench-gate-"))

@@ -39,16 +39,16 @@ import psycopg
 from eth_account import Account
 from web3 import HTTPProvider, Web3
 
-from indexer.app import build_indexer
-from indexer.metrics import IndexerMetrics
-from qf.chain.abi import NATIVE_TOKEN, load_artifact
-from qf.chain.anvil import DEV_PRIVATE_KEY
-from qf.chain.rpc import RpcClient
-from qf.chain.tx import TxRequest, TxSender, wait_for_receipts
-from qf.db import connect, with_database
-from qf.db.embedded import start_server
-from qf.http_metrics import HealthState
-from qf.settings import Settings
+from qf_sentinel.indexer.app import build_indexer
+from qf_sentinel.indexer.metrics import IndexerMetrics
+from qf_sentinel.qf.chain.abi import NATIVE_TOKEN, load_artifact
+from qf_sentinel.qf.chain.anvil import DEV_PRIVATE_KEY
+from qf_sentinel.qf.chain.rpc import RpcClient
+from qf_sentinel.qf.chain.tx import TxRequest, TxSender, wait_for_receipts
+from qf_sentinel.qf.db import connect, with_database
+from qf_sentinel.qf.db.embedded import start_server
+from qf_sentinel.qf.http_metrics import HealthState
+from qf_sentinel.qf.settings import Settings
 
 SPAN = 2000
 

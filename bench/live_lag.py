@@ -28,11 +28,11 @@ from typing import Any
 
 from indexer_backfill import fresh_db, live_lag
 
-from qf.chain.anvil import DEV_PRIVATE_KEY, AnvilOptions, start_anvil
-from qf.chain.deploy import deploy_contracts
-from qf.chain.rpc import RpcClient
-from qf.db.embedded import start_server
-from qf.logs import configure_logging
+from qf_sentinel.qf.chain.anvil import DEV_PRIVATE_KEY, AnvilOptions, start_anvil
+from qf_sentinel.qf.chain.deploy import deploy_contracts
+from qf_sentinel.qf.chain.rpc import RpcClient
+from qf_sentinel.qf.db.embedded import start_server
+from qf_sentinel.qf.logs import configure_logging
 
 DEFAULT_POLL_SECONDS = 0.5
 

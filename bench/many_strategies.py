@@ -49,19 +49,20 @@ import orjson
 from eth_account import Account
 from psycopg import sql
 
-from indexer.app import build_indexer
-from indexer.metrics import IndexerMetrics
-from indexer.rpc import ResilientRpc
-from qf.chain.abi import NATIVE_TOKEN, load_artifact
-from qf.chain.anvil import DEV_PRIVATE_KEY, AnvilOptions, start_anvil, stop_process
-from qf.chain.deploy import Deployment, deploy_contracts
-from qf.chain.rpc import RpcClient
-from qf.chain.tx import TxRequest, TxSender, block_receipts
-from qf.db import connect, with_database
-from qf.db.embedded import start_server
-from qf.http_metrics import HealthState
-from qf.logs import configure_logging
-from qf.settings import Settings
+from qf_sentinel.indexer.app import build_indexer
+from qf_sentinel.indexer.metrics import IndexerMetrics
+from qf_sentinel.indexer.rpc import ResilientRpc
+from qf_sentinel.qf.chain.abi import NATIVE_TOKEN, load_artifact
+from qf_sentinel.qf.chain.anvil import DEV_PRIVATE_KEY, AnvilOptions, start_anvil, stop_process
+from qf_sentinel.qf.chain.deploy import deploy_contracts
+from qf_sentinel.qf.chain.deployment import Deployment
+from qf_sentinel.qf.chain.rpc import RpcClient
+from qf_sentinel.qf.chain.tx import TxRequest, TxSender, block_receipts
+from qf_sentinel.qf.db import connect, with_database
+from qf_sentinel.qf.db.embedded import start_server
+from qf_sentinel.qf.http_metrics import HealthState
+from qf_sentinel.qf.logs import configure_logging
+from qf_sentinel.qf.settings import Settings
 from tests.fixtures.chain import free_port
 from tests.indexer.harness import snapshot
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from qf.matching.cocm import cocm_funding
-from qf.matching.pairwise import pairwise_subsidies, pairwise_subsidies_reference
-from qf.matching.standard import standard_qf
+from qf_sentinel.qf.matching.cocm import cocm_funding
+from qf_sentinel.qf.matching.pairwise import pairwise_subsidies, pairwise_subsidies_reference
+from qf_sentinel.qf.matching.standard import standard_qf
 from tests.matching.cocm_reference import cocm_funding_reference
 
 ROUND9 = Path(__file__).resolve().parents[1] / "data" / "gitcoin-round9-contributions.csv.xz"

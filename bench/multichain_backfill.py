@@ -19,13 +19,13 @@ from typing import Any
 
 from psycopg import sql
 
-from indexer.app import run_indexer
-from qf.chain.config import configured_chains
-from qf.db import connect, with_database
-from qf.db.embedded import resolve_database_url
-from qf.db.migrate import apply_migrations
-from qf.logs import configure_logging
-from qf.settings import Settings
+from qf_sentinel.indexer.app import run_indexer
+from qf_sentinel.qf.chain.config import configured_chains
+from qf_sentinel.qf.db import connect, with_database
+from qf_sentinel.qf.db.embedded import resolve_database_url
+from qf_sentinel.qf.db.migrate import apply_migrations
+from qf_sentinel.qf.logs import configure_logging
+from qf_sentinel.qf.settings import Settings
 
 PREFIX = "bench_multichain_"
 

@@ -74,11 +74,11 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(REPO)]
 import views_query  # noqa: E402 - sibling benchmarks, found through the path set above
 import views_refresh  # noqa: E402
 
-from indexer.loop import REFRESH_BUDGET_FACTOR  # noqa: E402
-from indexer.store import Batch, BlockRow, Store  # noqa: E402
-from qf.db import connect, with_database  # noqa: E402
-from qf.db.embedded import start_server  # noqa: E402
-from qf.db.migrate import apply_migrations  # noqa: E402
+from qf_sentinel.indexer.loop import REFRESH_BUDGET_FACTOR  # noqa: E402
+from qf_sentinel.indexer.store import Batch, BlockRow, Store  # noqa: E402
+from qf_sentinel.qf.db import connect, with_database  # noqa: E402
+from qf_sentinel.qf.db.embedded import start_server  # noqa: E402
+from qf_sentinel.qf.db.migrate import apply_migrations  # noqa: E402
 
 CHAINS = (31337, 10, 42161, 137, 8453, 324, 100, 59144)
 #: Share of a chain's donor range that the next chain's range also holds (those wallets give on both).
@@ -262,8 +262,8 @@ def queries(conn: Connection[Any], chain: int, repeats: int) -> dict[str, float]
 def matching(conn: Connection[Any], chains: Sequence[int], repeats: int) -> dict[str, float]:
     """``match_round`` of pool 3 of the first chain, and (several chains) of pool 3 on each; one stored run of
     the first chain's pool, which ``qf.matching_results``'s query reads."""
-    from qf.matching.rounds import add_round  # noqa: PLC0415
-    from qf.matching.service import match_pool, match_round, store  # noqa: PLC0415
+    from qf_sentinel.qf.matching.rounds import add_round  # noqa: PLC0415
+    from qf_sentinel.qf.matching.service import match_pool, match_round, store  # noqa: PLC0415
 
     store(conn, match_pool(conn, chains[0], POOL), "standard")
     add_round(conn, "bench-one", [(chains[0], POOL)])
@@ -277,8 +277,8 @@ def matching(conn: Connection[Any], chains: Sequence[int], repeats: int) -> dict
 
 def score(conn: Connection[Any], chain: int, bundle: Any) -> dict[str, float]:
     """``qf score --pool 3``'s work on ``chain``, timed by step."""
-    from qf.model.loader import load_dataset  # noqa: PLC0415
     from qf_sentinel.batch import score_pool, store_pool_scores  # noqa: PLC0415
+    from qf_sentinel.qf.model.loader import load_dataset  # noqa: PLC0415
 
     started = time.perf_counter()
     dataset = load_dataset(conn, chain)
@@ -295,7 +295,7 @@ def trained_bundle(root: Path) -> Any:
     """A model version trained by the real pipeline on the scorer tests' synthetic round, its kernels warmed
     on that round (numba compiles on first use: neither database should pay for it)."""
     from qf_sentinel.batch import score_pool  # noqa: PLC0415
-    from scorer.models import load_bundle  # noqa: PLC0415
+    from qf_sentinel.scorer.models import load_bundle  # noqa: PLC0415
     from tests.scorer.synthetic import POOLS, synthetic_dataset, train_version  # noqa: PLC0415
 
     dataset = synthetic_dataset()

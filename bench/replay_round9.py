@@ -17,11 +17,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from qf.chain.anvil import DEV_PRIVATE_KEY, AnvilOptions, start_anvil
-from qf.chain.deploy import deploy_contracts
-from qf.chain.rpc import RpcClient
-from qf.sim.execute import execute_plan
-from qf.sim.gitcoin import load_round9
+from qf_sentinel.qf.chain.anvil import DEV_PRIVATE_KEY, AnvilOptions, start_anvil
+from qf_sentinel.qf.chain.deploy import deploy_contracts
+from qf_sentinel.qf.chain.rpc import RpcClient
+from qf_sentinel.qf.sim.execute import execute_plan
+from qf_sentinel.qf.sim.gitcoin import load_round9
 
 ROUND9 = Path(__file__).resolve().parents[1] / "data" / "gitcoin-round9-contributions.csv.xz"
 

@@ -46,8 +46,8 @@ def load(target: str, rate: float, seconds: float, donors: list[str], chain_id: 
     import grpc  # noqa: PLC0415 - imported in the child process
     from grpc import aio  # noqa: PLC0415
 
-    from scorer.api.v1 import scorer_pb2 as pb  # noqa: PLC0415
-    from scorer.api.v1 import scorer_pb2_grpc  # noqa: PLC0415
+    from qf_sentinel.scorer.api.v1 import scorer_pb2 as pb  # noqa: PLC0415
+    from qf_sentinel.scorer.api.v1 import scorer_pb2_grpc  # noqa: PLC0415
 
     async def run() -> tuple[list[float], int, float]:
         channel = aio.insecure_channel(target)
@@ -95,10 +95,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
 
-    from qf.db import connect, with_database  # noqa: PLC0415
-    from qf.db.embedded import start_server  # noqa: PLC0415
-    from qf.db.migrate import apply_migrations  # noqa: PLC0415
-    from qf.settings import Settings  # noqa: PLC0415
+    from qf_sentinel.qf.db import connect, with_database  # noqa: PLC0415
+    from qf_sentinel.qf.db.embedded import start_server  # noqa: PLC0415
+    from qf_sentinel.qf.db.migrate import apply_migrations  # noqa: PLC0415
+    from qf_sentinel.qf.settings import Settings  # noqa: PLC0415
     from tests.scorer.harness import running_sidecar  # noqa: PLC0415
     from tests.scorer.synthetic import CHAIN_ID, synthetic_dataset, train_version  # noqa: PLC0415
 
@@ -118,7 +118,7 @@ def main() -> None:
             "QF_HOME": str(work), "QF_SCORER_TOKENS": f"bench:{TOKEN}", "QF_SCORER_RATE_LIMIT_PER_MINUTE": "0",
             "QF_SCORER_MAX_CONCURRENT_RPCS": "10000", "QF_LOG_LEVEL": "error", "QF_LOG_FORMAT": "json",
         })  # fmt: skip
-        from qf.logs import configure_logging  # noqa: PLC0415
+        from qf_sentinel.qf.logs import configure_logging  # noqa: PLC0415
 
         configure_logging("json", "error")  # no access-log line per request
         with running_sidecar(settings, db_url, work / "models") as sidecar:

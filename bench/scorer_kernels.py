@@ -31,8 +31,8 @@ from sklearn.datasets import make_classification
 from sklearn.ensemble import IsolationForest
 from xgboost import XGBClassifier
 
-from qf.model.kernels import iforest, topk, trees
-from qf.train.export import from_isolation_forest, from_lightgbm, from_xgboost
+from qf_sentinel.qf.model.kernels import iforest, topk, trees
+from qf_sentinel.qf.train.export import from_isolation_forest, from_lightgbm, from_xgboost
 
 
 def median_seconds(fn: Callable[[], Any], repeats: int) -> float:

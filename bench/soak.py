@@ -132,9 +132,9 @@ async def _load(cfg: dict[str, Any], out_path: str, events: Any) -> None:
     import grpc  # noqa: PLC0415 - imported in the child process
     from grpc import aio  # noqa: PLC0415
 
-    from scorer.api.v1 import scorer_pb2 as pb  # noqa: PLC0415
-    from scorer.api.v1 import scorer_pb2_grpc  # noqa: PLC0415
-    from scorer.client import SERVICE_CONFIG  # noqa: PLC0415
+    from qf_sentinel.scorer.api.v1 import scorer_pb2 as pb  # noqa: PLC0415
+    from qf_sentinel.scorer.api.v1 import scorer_pb2_grpc  # noqa: PLC0415
+    from qf_sentinel.scorer.client import SERVICE_CONFIG  # noqa: PLC0415
 
     rate, seconds, deadline = float(cfg["rate"]), float(cfg["seconds"]), float(cfg["deadline"])
     n = int(rate * seconds)
@@ -262,7 +262,7 @@ class ChainDriver(threading.Thread):
         self.errors: list[str] = []
 
     def run(self) -> None:
-        from qf.chain.tx import wait_for_receipts  # noqa: PLC0415
+        from qf_sentinel.qf.chain.tx import wait_for_receipts  # noqa: PLC0415
 
         rng, pool = self.rng, self.pool
         rpc = pool.chain.rpc
@@ -369,7 +369,7 @@ class Sampler(threading.Thread):
         self.stop_event = threading.Event()
 
     def run(self) -> None:
-        from qf.chain.rpc import RpcClient  # noqa: PLC0415
+        from qf_sentinel.qf.chain.rpc import RpcClient  # noqa: PLC0415
 
         rpc = RpcClient(self.rpc_url, timeout_seconds=2.0)
         progress: tuple[float, float] | None = None  # (time, last indexed block) of the last advance
@@ -423,18 +423,18 @@ class Soak:
 
     @property
     def settings(self) -> Any:
-        from qf.settings import Settings  # noqa: PLC0415
+        from qf_sentinel.qf.settings import Settings  # noqa: PLC0415
 
         return Settings.from_env({"QF_HOME": str(self.work)})
 
     def start_postgres(self) -> str:
-        from qf.db.embedded import start_server  # noqa: PLC0415
+        from qf_sentinel.qf.db.embedded import start_server  # noqa: PLC0415
 
         self.server = start_server(self.settings.pgdata_dir, cleanup_mode="delete")
         return str(self.server.get_uri())
 
     def stop_postgres(self) -> None:
-        from qf.db.embedded import stop_embedded  # noqa: PLC0415
+        from qf_sentinel.qf.db.embedded import stop_embedded  # noqa: PLC0415
 
         self.server = None
         stop_embedded(self.settings)
@@ -475,9 +475,9 @@ class Soak:
 
 def train_versions(db_url: str, models: Path, seed: int) -> list[str]:
     """Two versions trained by the real pipeline on the indexed round (the second only differs by its seed)."""
-    from qf.db import connect  # noqa: PLC0415
-    from qf.model.loader import load_dataset  # noqa: PLC0415
-    from qf.train.pipeline import TrainConfig, train  # noqa: PLC0415
+    from qf_sentinel.qf.db import connect  # noqa: PLC0415
+    from qf_sentinel.qf.model.loader import load_dataset  # noqa: PLC0415
+    from qf_sentinel.qf.train.pipeline import TrainConfig, train  # noqa: PLC0415
 
     with connect(db_url) as conn:
         dataset = load_dataset(conn, CHAIN_ID)
@@ -489,7 +489,7 @@ def train_versions(db_url: str, models: Path, seed: int) -> list[str]:
 
 
 def checkpoint(db_url: str) -> int | None:
-    from qf.db import connect  # noqa: PLC0415
+    from qf_sentinel.qf.db import connect  # noqa: PLC0415
 
     try:
         with connect(db_url) as conn:
@@ -535,7 +535,7 @@ def refresh_burst(db_url: str, count: int) -> list[float]:
     """Back-to-back full and incremental analytics refreshes, each NOTIFYing like the indexer; seconds each."""
     from psycopg import sql  # noqa: PLC0415
 
-    from qf.db import connect  # noqa: PLC0415
+    from qf_sentinel.qf.db import connect  # noqa: PLC0415
 
     took = []
     with connect(db_url) as conn:
@@ -555,7 +555,7 @@ def reconcile(db_url: str, ids: list[str], answered: dict[str, int]) -> dict[str
 
     DetectAnomaly is audited too but returns no id: its rows are counted against its answers instead.
     """
-    from qf.db import connect  # noqa: PLC0415
+    from qf_sentinel.qf.db import connect  # noqa: PLC0415
 
     with connect(db_url) as conn:
         conn.execute("CREATE TEMP TABLE returned (decision_id uuid PRIMARY KEY)")
@@ -822,8 +822,8 @@ def set_up(soak: Soak) -> Stack:
 
 def create_database(soak: Soak) -> str:
     """The embedded PostgreSQL started, a ``soak`` database in it with every migration; its URL."""
-    from qf.db import connect, with_database  # noqa: PLC0415
-    from qf.db.migrate import apply_migrations  # noqa: PLC0415
+    from qf_sentinel.qf.db import connect, with_database  # noqa: PLC0415
+    from qf_sentinel.qf.db.migrate import apply_migrations  # noqa: PLC0415
 
     with connect(soak.start_postgres(), autocommit=True) as conn:
         conn.execute("CREATE DATABASE soak")
@@ -836,13 +836,13 @@ def create_database(soak: Soak) -> str:
 
 def start_devnet(soak: Soak, db_url: str) -> Devnet:
     """anvil with the contracts, the seeded simulated round (its labels stored) and a live pool."""
-    from qf.chain.anvil import DEV_PRIVATE_KEY, AnvilOptions, start_anvil  # noqa: PLC0415
-    from qf.chain.deploy import deploy_contracts  # noqa: PLC0415
-    from qf.chain.rpc import RpcClient  # noqa: PLC0415
-    from qf.db import connect  # noqa: PLC0415
-    from qf.sim.execute import execute_plan  # noqa: PLC0415
-    from qf.sim.labels import store_labels  # noqa: PLC0415
-    from qf.sim.scenario import plan_simulated_round  # noqa: PLC0415
+    from qf_sentinel.qf.chain.anvil import DEV_PRIVATE_KEY, AnvilOptions, start_anvil  # noqa: PLC0415
+    from qf_sentinel.qf.chain.deploy import deploy_contracts  # noqa: PLC0415
+    from qf_sentinel.qf.chain.rpc import RpcClient  # noqa: PLC0415
+    from qf_sentinel.qf.db import connect  # noqa: PLC0415
+    from qf_sentinel.qf.sim.execute import execute_plan  # noqa: PLC0415
+    from qf_sentinel.qf.sim.labels import store_labels  # noqa: PLC0415
+    from qf_sentinel.qf.sim.scenario import plan_simulated_round  # noqa: PLC0415
     from tests.fixtures.chain import Chain  # noqa: PLC0415
     from tests.fixtures.rounds import ROUND  # noqa: PLC0415
     from tests.indexer.live import LivePool  # noqa: PLC0415
@@ -898,7 +898,7 @@ def start_sidecar(soak: Soak, db_url: str, models: Path, version: str) -> Sideca
 def request_contributions(db_url: str, seed: int) -> list[dict[str, Any]]:
     """The contributions the load scores: one indexed donation per donor (up to 2000), plus about 10% of
     donors never seen (cold starts)."""
-    from qf.db import connect  # noqa: PLC0415
+    from qf_sentinel.qf.db import connect  # noqa: PLC0415
 
     with connect(db_url) as conn:
         rows = conn.execute(
@@ -974,8 +974,8 @@ def model_reload(soak: Soak, stack: Stack, load: LoadRun) -> None:
     load.wait_until(0.5 * load.duration)
     import grpc  # noqa: PLC0415
 
-    from scorer.api.v1 import scorer_pb2 as pb  # noqa: PLC0415
-    from scorer.api.v1 import scorer_pb2_grpc  # noqa: PLC0415
+    from qf_sentinel.scorer.api.v1 import scorer_pb2 as pb  # noqa: PLC0415
+    from qf_sentinel.scorer.api.v1 import scorer_pb2_grpc  # noqa: PLC0415
 
     version = stack.versions[1]
     start = load.now()
@@ -1174,7 +1174,7 @@ def main() -> None:
         parser.error("--minutes is too short for --outage-seconds (the faults sit at 25%, 50% and 75% of the run)")
 
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    from qf.logs import configure_logging  # noqa: PLC0415
+    from qf_sentinel.qf.logs import configure_logging  # noqa: PLC0415
 
     configure_logging("auto", "warning")  # to stderr, and quiet: stdout is the JSON report
     work = Path(tempfile.mkdtemp(prefix="qf-soak-"))

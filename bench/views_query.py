@@ -50,9 +50,9 @@ from typing import Any
 
 from psycopg import Connection, sql
 
-from qf.db import connect, with_database
-from qf.db.embedded import start_server
-from qf.db.migrate import apply_migrations
+from qf_sentinel.qf.db import connect, with_database
+from qf_sentinel.qf.db.embedded import start_server
+from qf_sentinel.qf.db.migrate import apply_migrations
 
 REPO = Path(__file__).resolve().parents[1]
 ROUND9 = REPO / "data" / "gitcoin-round9-contributions.csv.xz"
@@ -180,8 +180,8 @@ def median_seconds(conn: Connection[Any], query: str, params: dict[str, Any], re
 
 
 def load_round9(conn: Connection[Any]) -> dict[str, Any]:
-    from qf.sim.direct import write_plan  # noqa: PLC0415 - only this scale needs the planner
-    from qf.sim.gitcoin import load_round9 as plan_round9  # noqa: PLC0415
+    from qf_sentinel.qf.sim.direct import write_plan  # noqa: PLC0415 - only this scale needs the planner
+    from qf_sentinel.qf.sim.gitcoin import load_round9 as plan_round9  # noqa: PLC0415
 
     plan = plan_round9(ROUND9)
     written = write_plan(conn, plan, chain_id=ROUND9_CHAIN, start_time=1_615_000_000, block_seconds=120)
@@ -234,8 +234,8 @@ def qf_command(args: list[str], env: dict[str, str], repeats: int) -> list[float
 
 def cli_matching(url: str, home: Path | None, pool: int, repeats: int) -> None:
     """``qf matching`` end to end, against the kernels alone in this process."""
-    from qf.matching import compute_matching  # noqa: PLC0415
-    from qf.matching.db import load_round  # noqa: PLC0415
+    from qf_sentinel.qf.matching import compute_matching  # noqa: PLC0415
+    from qf_sentinel.qf.matching.db import load_round  # noqa: PLC0415
 
     with connect(url) as conn:
         matrix = load_round(conn, ROUND9_CHAIN, pool)

@@ -38,9 +38,9 @@ from pathlib import Path
 
 from psycopg import Connection, sql
 
-from qf.db import connect, with_database
-from qf.db.embedded import start_server
-from qf.db.migrate import apply_migrations
+from qf_sentinel.qf.db import connect, with_database
+from qf_sentinel.qf.db.embedded import start_server
+from qf_sentinel.qf.db.migrate import apply_migrations
 
 POOLS = 10
 RECIPIENTS_PER_POOL = 100

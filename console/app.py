@@ -26,15 +26,15 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from console import sessions
-from console.config import ConsoleConfig
-from console.middleware import BodyLimit, SecurityHeaders
-from console.pages.donors import DonorPages
-from console.pages.login import LoginPages
-from console.pages.model import ModelPages, plotly_js
-from console.pages.review import ReviewPages
-from console.pages.rounds import RoundPages
-from console.site import Console
+from qf_sentinel.console import sessions
+from qf_sentinel.console.config import ConsoleConfig
+from qf_sentinel.console.middleware import BodyLimit, SecurityHeaders
+from qf_sentinel.console.pages.donors import DonorPages
+from qf_sentinel.console.pages.login import LoginPages
+from qf_sentinel.console.pages.model import ModelPages, plotly_js
+from qf_sentinel.console.pages.review import ReviewPages
+from qf_sentinel.console.pages.rounds import RoundPages
+from qf_sentinel.console.site import Console
 
 HERE = Path(__file__).parent
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from qf.tokens import lookup
+from qf_sentinel.qf.tokens import lookup
 
 Role = Literal["reviewer", "viewer"]
 

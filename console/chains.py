@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from qf.errors import ConfigError
+from qf_sentinel.qf.errors import ConfigError
 
 #: EIP-155 chain id -> name, for the chains Allo v2 rounds run on and the local devnet (31337 + k).
 KNOWN: dict[int, str] = {

@@ -7,9 +7,9 @@ import math
 
 import plotly.graph_objects as go
 
-from console.comparison import Comparison
-from console.display import plotly_label
-from qf.experiments.logic import ExperimentStats
+from qf_sentinel.console.comparison import Comparison
+from qf_sentinel.console.display import plotly_label
+from qf_sentinel.qf.experiments.logic import ExperimentStats
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 10, "r": 10, "t": 40, "b": 40}, "height": 420}
 

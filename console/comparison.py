@@ -24,11 +24,11 @@ from typing import Any
 
 import psycopg
 
-from console.queries import project_chains
-from qf.csvsafe import safe_row
-from qf.matching import Method
-from qf.matching.db import PoolRef
-from qf.matching.service import MatchingResult, match_pool, match_round
+from qf_sentinel.console.queries import project_chains
+from qf_sentinel.qf.csvsafe import safe_row
+from qf_sentinel.qf.matching import Method
+from qf_sentinel.qf.matching.db import PoolRef
+from qf_sentinel.qf.matching.service import MatchingResult, match_pool, match_round
 
 #: The methods the page sets side by side.
 METHODS: tuple[Method, ...] = ("standard", "cocm", "risk-adjusted")

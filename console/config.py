@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qf.errors import ConfigError
-from qf.settings import Settings, default_of
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.settings import Settings, default_of
 
 
 @dataclass(frozen=True, slots=True)

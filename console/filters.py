@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from console.chains import chain_label
-from console.display import chain_text, plain
+from qf_sentinel.console.chains import chain_label
+from qf_sentinel.console.display import chain_text, plain
 
 #: What a filter shows for a value that is missing (or not a finite number).
 MISSING = "—"

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qf.errors import QFError
-from qf.model.artifacts import latest, read_manifest
+from qf_sentinel.qf.errors import QFError
+from qf_sentinel.qf.model.artifacts import latest, read_manifest
 
 #: Plot files the model page may serve from a version directory.
 PLOT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*\.png$")

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from console import queries
-from qf.eth import address
+from qf_sentinel.console import queries
+from qf_sentinel.qf.eth import address
 
 #: The scorer's decisions a donor listing can be narrowed to.
 DECISIONS = ("APPROVE", "REVIEW", "BLOCK")

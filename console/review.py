@@ -19,9 +19,9 @@ from typing import Any, Literal
 import psycopg
 from psycopg import errors as pg_errors
 
-from qf.errors import DataError
-from qf.eth import address
-from qf.labels import ImportedLabel, import_labels
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.eth import address
+from qf_sentinel.qf.labels import ImportedLabel, import_labels
 
 Verdict = Literal["sybil", "honest"]
 MAX_COMMENT = 2000

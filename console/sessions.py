@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from console.auth import Login
+from qf_sentinel.console.auth import Login
 
 SESSION_HOURS = 8
 

@@ -28,15 +28,15 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from console import params, queries, sessions
-from console.auth import CSRF_FIELD, Login, csrf_token, session_id
-from console.chains import in_scope, narrowed
-from console.comparison import ComparisonCache
-from console.config import ConsoleConfig
-from console.filters import FILTERS
-from console.throttle import LoginThrottle
-from qf.errors import AmbiguousChain, ConfigError, QFError
-from qf.matching.db import resolve_chain
+from qf_sentinel.console import params, queries, sessions
+from qf_sentinel.console.auth import CSRF_FIELD, Login, csrf_token, session_id
+from qf_sentinel.console.chains import in_scope, narrowed
+from qf_sentinel.console.comparison import ComparisonCache
+from qf_sentinel.console.config import ConsoleConfig
+from qf_sentinel.console.filters import FILTERS
+from qf_sentinel.console.throttle import LoginThrottle
+from qf_sentinel.qf.errors import AmbiguousChain, ConfigError, QFError
+from qf_sentinel.qf.matching.db import resolve_chain
 
 log = structlog.get_logger()
 T = TypeVar("T")

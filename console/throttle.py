@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Callable
 
-from qf.ratelimit import TokenBuckets
+from qf_sentinel.qf.ratelimit import TokenBuckets
 
 _EVERYONE = "*"
 

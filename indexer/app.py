@@ -20,28 +20,28 @@ from types import FrameType
 
 import structlog
 
-from indexer.errors import ChainsFailed
-from indexer.funding.app import start_in_background as start_funding_worker
-from indexer.funding.app import target_of as funding_target
-from indexer.funding.metrics import FundingMetrics
-from indexer.loop import EVENT_TABLES, Indexer, IndexerConfig, PreparedIndexer
-from indexer.metadata.app import start_in_background as start_metadata_fetcher
-from indexer.metrics import IndexerMetrics
-from indexer.price_feeds import record_price_feeds
-from indexer.progress import Progress
-from indexer.ranges import RangePolicy
-from indexer.rpc import ResilientRpc
-from indexer.store import Store
-from indexer.supervisor import ChainJob, supervise
-from qf.chain.config import ChainConfig, configured_chains
-from qf.chain.rpc import redact_rpc_url
-from qf.db import connect
-from qf.db.embedded import resolve_database_url
-from qf.db.migrate import apply_migrations
-from qf.errors import ChainIdMismatch, QFError
-from qf.eth import from_hex, to_hex
-from qf.http_metrics import HealthGroup, HealthState, serve_metrics
-from qf.settings import Settings
+from qf_sentinel.indexer.errors import ChainsFailed
+from qf_sentinel.indexer.funding.app import start_in_background as start_funding_worker
+from qf_sentinel.indexer.funding.app import target_of as funding_target
+from qf_sentinel.indexer.funding.metrics import FundingMetrics
+from qf_sentinel.indexer.loop import EVENT_TABLES, Indexer, IndexerConfig, PreparedIndexer
+from qf_sentinel.indexer.metadata.app import start_in_background as start_metadata_fetcher
+from qf_sentinel.indexer.metrics import IndexerMetrics
+from qf_sentinel.indexer.price_feeds import record_price_feeds
+from qf_sentinel.indexer.progress import Progress
+from qf_sentinel.indexer.ranges import RangePolicy
+from qf_sentinel.indexer.rpc import ResilientRpc
+from qf_sentinel.indexer.store import Store
+from qf_sentinel.indexer.supervisor import ChainJob, supervise
+from qf_sentinel.qf.chain.config import ChainConfig, configured_chains
+from qf_sentinel.qf.chain.rpc import redact_rpc_url
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.db.embedded import resolve_database_url
+from qf_sentinel.qf.db.migrate import apply_migrations
+from qf_sentinel.qf.errors import ChainIdMismatch, QFError
+from qf_sentinel.qf.eth import from_hex, to_hex
+from qf_sentinel.qf.http_metrics import HealthGroup, HealthState, serve_metrics
+from qf_sentinel.qf.settings import Settings
 
 log = structlog.get_logger()
 

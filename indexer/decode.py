@@ -31,10 +31,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from indexer.errors import DecodeError
-from indexer.sanitise import text
-from qf.chain.abi import ALLO_V2_EVENTS, topic0
-from qf.eth import from_hex
+from qf_sentinel.indexer.errors import DecodeError
+from qf_sentinel.indexer.sanitise import text
+from qf_sentinel.qf.chain.abi import ALLO_V2_EVENTS, topic0
+from qf_sentinel.qf.eth import from_hex
 
 __all__ = [
     "ALLOCATED_CONTEXT_COLUMNS",

@@ -30,7 +30,7 @@ then ends with one line naming each failed chain); the rest are waited out.
 
 from __future__ import annotations
 
-from qf.errors import DatabaseError, QFError, RpcUnavailable
+from qf_sentinel.qf.errors import DatabaseError, QFError, RpcUnavailable
 
 
 class IndexerError(QFError):

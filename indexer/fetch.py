@@ -27,11 +27,11 @@ from typing import Any
 
 import structlog
 
-from indexer.decode import EMITTER_ROLES, DecodedLog, decode_log, pool_id_of, strategy_of
-from indexer.errors import ChainMoved, DecodeError
-from indexer.logquery import DEFAULT_ADDRESS_LIMIT, Mode, logs_of_new, plan_log_query, split_known
-from indexer.ports import Node
-from indexer.sanitise import (
+from qf_sentinel.indexer.decode import EMITTER_ROLES, DecodedLog, decode_log, pool_id_of, strategy_of
+from qf_sentinel.indexer.errors import ChainMoved, DecodeError
+from qf_sentinel.indexer.logquery import DEFAULT_ADDRESS_LIMIT, Mode, logs_of_new, plan_log_query, split_known
+from qf_sentinel.indexer.ports import Node
+from qf_sentinel.indexer.sanitise import (
     BIGINT_MAX,
     DECIMALS_MAX,
     SYMBOL_MAX_CHARS,
@@ -44,9 +44,9 @@ from indexer.sanitise import (
     bounded,
     timestamp,
 )
-from qf.chain.abi import NATIVE_TOKEN
-from qf.errors import RpcError
-from qf.eth import from_hex, to_hex
+from qf_sentinel.qf.chain.abi import NATIVE_TOKEN
+from qf_sentinel.qf.errors import RpcError
+from qf_sentinel.qf.eth import from_hex, to_hex
 
 log = structlog.get_logger()
 

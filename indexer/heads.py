@@ -30,9 +30,9 @@ from web3 import AsyncWeb3, WebSocketProvider
 from web3.exceptions import PersistentConnectionError, ProviderConnectionError, TimeExhausted, Web3RPCError
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from indexer.metrics import ChainMetrics
-from qf import backoff
-from qf.chain.rpc import redact_rpc_url
+from qf_sentinel.indexer.metrics import ChainMetrics
+from qf_sentinel.qf import backoff
+from qf_sentinel.qf.chain.rpc import redact_rpc_url
 
 log = structlog.get_logger()
 

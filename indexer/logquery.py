@@ -22,9 +22,9 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from indexer.answers import TopicFilter
-from indexer.decode import TOPIC0S
-from qf.eth import from_hex
+from qf_sentinel.indexer.answers import TopicFilter
+from qf_sentinel.indexer.decode import TOPIC0S
+from qf_sentinel.qf.eth import from_hex
 
 #: The default most addresses one eth_getLogs names (``QF_LOG_ADDRESS_LIMIT``).
 DEFAULT_ADDRESS_LIMIT = 1000

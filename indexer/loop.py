@@ -26,20 +26,27 @@ from typing import Generic, TypeVar
 import psycopg
 import structlog
 
-from indexer.decode import ALLOCATED_CONTEXT_COLUMNS, TABLES, DecodedLog
-from indexer.errors import ChainMoved, RangeRefused, ReorgTooDeep
-from indexer.fetch import Fetched, fetch_range, fetch_strategy_ids
-from indexer.heads import HeadWatcher
-from indexer.logquery import DEFAULT_ADDRESS_LIMIT
-from indexer.metrics import ChainMetrics, IndexerMetrics
-from indexer.ports import IndexStore, Node
-from indexer.ranges import BlockRange, RangeHint, RangePlanner, RangePolicy, is_range_error, parse_range_hint
-from indexer.reorg import find_fork_point
-from indexer.store import Batch, BlockRow, ChainState
-from qf import backoff
-from qf.errors import ChainIdMismatch, ConfigError, DatabaseError, RpcError, RpcUnavailable
-from qf.eth import from_hex, to_hex
-from qf.http_metrics import HealthState
+from qf_sentinel.indexer.decode import ALLOCATED_CONTEXT_COLUMNS, TABLES, DecodedLog
+from qf_sentinel.indexer.errors import ChainMoved, RangeRefused, ReorgTooDeep
+from qf_sentinel.indexer.fetch import Fetched, fetch_range, fetch_strategy_ids
+from qf_sentinel.indexer.heads import HeadWatcher
+from qf_sentinel.indexer.logquery import DEFAULT_ADDRESS_LIMIT
+from qf_sentinel.indexer.metrics import ChainMetrics, IndexerMetrics
+from qf_sentinel.indexer.ports import IndexStore, Node
+from qf_sentinel.indexer.ranges import (
+    BlockRange,
+    RangeHint,
+    RangePlanner,
+    RangePolicy,
+    is_range_error,
+    parse_range_hint,
+)
+from qf_sentinel.indexer.reorg import find_fork_point
+from qf_sentinel.indexer.store import Batch, BlockRow, ChainState
+from qf_sentinel.qf import backoff
+from qf_sentinel.qf.errors import ChainIdMismatch, ConfigError, DatabaseError, RpcError, RpcUnavailable
+from qf_sentinel.qf.eth import from_hex, to_hex
+from qf_sentinel.qf.http_metrics import HealthState
 
 log = structlog.get_logger()
 

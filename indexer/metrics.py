@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from indexer.sanitise import Sanitised
+from qf_sentinel.indexer.sanitise import Sanitised
 
 PREFIX = "qf_indexer"
 SANITISED_METRIC = f"{PREFIX}_values_sanitised_total"

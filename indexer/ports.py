@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from indexer.answers import TopicFilter
-from indexer.sanitise import Clean
-from indexer.store import Batch, ChainState
+from qf_sentinel.indexer.answers import TopicFilter
+from qf_sentinel.indexer.sanitise import Clean
+from qf_sentinel.indexer.store import Batch, ChainState
 
 #: One JSON-RPC request: (method, params).
 Call = tuple[str, Sequence[Any]]

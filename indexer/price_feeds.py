@@ -17,12 +17,12 @@ from collections.abc import Sequence
 
 import structlog
 
-from indexer.metrics import SanitisedValues
-from indexer.ports import Node
-from indexer.sanitise import FEED_DECIMALS_MAX, Clean, Sanitised, abi_uint
-from qf.db import connect
-from qf.errors import RpcError
-from qf.eth import to_hex
+from qf_sentinel.indexer.metrics import SanitisedValues
+from qf_sentinel.indexer.ports import Node
+from qf_sentinel.indexer.sanitise import FEED_DECIMALS_MAX, Clean, Sanitised, abi_uint
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.errors import RpcError
+from qf_sentinel.qf.eth import to_hex
 
 log = structlog.get_logger()
 

@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.progress import BarColumn, TextColumn
 from rich.progress import Progress as Bar
 
-from indexer.loop import PreparedIndexer, StepResult
-from indexer.ports import IndexStore, Node
-from indexer.store import ChainState
+from qf_sentinel.indexer.loop import PreparedIndexer, StepResult
+from qf_sentinel.indexer.ports import IndexStore, Node
+from qf_sentinel.indexer.store import ChainState
 
 log = structlog.get_logger()
 

@@ -30,9 +30,9 @@ import re
 from dataclasses import dataclass, replace
 from typing import Final, NamedTuple
 
-from indexer.errors import RangeRefused
-from qf.errors import ConfigError
-from qf.settings import default_of
+from qf_sentinel.indexer.errors import RangeRefused
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.settings import default_of
 
 __all__ = [
     "BlockRange",

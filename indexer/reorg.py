@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import NamedTuple
 
-from indexer.errors import ReorgTooDeep
+from qf_sentinel.indexer.errors import ReorgTooDeep
 
 __all__ = [
     "BlockHeader",

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
-from qf import backoff
-from qf.errors import RpcError, RpcUnavailable
+from qf_sentinel.qf import backoff
+from qf_sentinel.qf.errors import RpcError, RpcUnavailable
 
 Decision = Literal["retry", "permanent"]
 

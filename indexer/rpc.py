@@ -35,12 +35,12 @@ import httpx
 import orjson
 import structlog
 
-from indexer.answers import TopicFilter, check_block, check_blocks, check_transactions, validate_logs
-from indexer.errors import RpcExhausted
-from indexer.retry import backoff_delay, classify, retry_after_seconds
-from qf.chain.rpc import redact_rpc_url, rpc_error
-from qf.errors import ConfigError, RpcError, RpcUnavailable
-from qf.ratelimit import TokenBucket
+from qf_sentinel.indexer.answers import TopicFilter, check_block, check_blocks, check_transactions, validate_logs
+from qf_sentinel.indexer.errors import RpcExhausted
+from qf_sentinel.indexer.retry import backoff_delay, classify, retry_after_seconds
+from qf_sentinel.qf.chain.rpc import redact_rpc_url, rpc_error
+from qf_sentinel.qf.errors import ConfigError, RpcError, RpcUnavailable
+from qf_sentinel.qf.ratelimit import TokenBucket
 
 log = structlog.get_logger()
 

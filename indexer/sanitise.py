@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Final, Generic, TypeVar
 
-from qf.eth import from_hex
+from qf_sentinel.qf.eth import from_hex
 
 __all__ = [
     "BIGINT_MAX",

@@ -24,10 +24,10 @@ import psycopg
 import structlog
 from psycopg import sql
 
-from indexer.errors import StaleCheckpoint
-from indexer.sanitise import Clean
-from qf.db import VIEWS_REFRESHED_CHANNEL, connect
-from qf.errors import ConfigError
+from qf_sentinel.indexer.errors import StaleCheckpoint
+from qf_sentinel.indexer.sanitise import Clean
+from qf_sentinel.qf.db import VIEWS_REFRESHED_CHANNEL, connect
+from qf_sentinel.qf.errors import ConfigError
 
 log = structlog.get_logger()
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import psycopg
 import structlog
 
-from qf import backoff
-from qf.errors import DatabaseError, QFError, RpcUnavailable
+from qf_sentinel.qf import backoff
+from qf_sentinel.qf.errors import DatabaseError, QFError, RpcUnavailable
 
 log = structlog.get_logger()
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import psycopg
 
-from qf.errors import DataError
-from qf.eth import address
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.eth import address
 
 REQUIRED = ("address", "label", "source")
 SYBIL = {"sybil", "true", "1", "yes"}

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from qf.errors import ConfigError
-from qf.eth import address
-from qf.logs import LogFormat
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.eth import address
+from qf_sentinel.qf.logs import LogFormat
 
 Parse = Callable[[str, str], Any]
 
@@ -513,6 +513,8 @@ ENV_VARS: dict[str, str] = {f.metadata["env"]: f.metadata["doc"] for f in fields
     "QF_CONSOLE_REVIEWER_TOKENS_FILE": "File with one `name:token` console reviewer token per line.",
     "QF_CONSOLE_VIEWER_TOKENS_FILE": "File with one `name:token` read-only console token per line.",
     "QF_CONSOLE_SESSION_SECRET_FILE": "File holding the console's session signing key (e.g. a Docker secret).",
+    "QF_NODE_MODULES": "The npm packages of the devnet (anvil, the Allo SDK) for an installed wheel "
+    "(default: the checkout's node_modules, else ./node_modules).",
 }
 
 #: Least estimated entropy of a bearer token, and of a signing key (see :func:`estimated_entropy_bits`).

@@ -25,20 +25,20 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from qf.errors import ConfigError
-from qf.eth import from_hex
-from qf.funding.graph import FundingGraph
-from qf.matching.risk import gate_weights
-from qf.model import live
-from qf.model.coordination import donor_communities
-from qf.model.dataset import ORDER_SCALE, Dataset
-from qf.model.features import COMMUNITY_SEED
-from qf.model.funding_features import N_FUNDING, funding_row
-from qf.model.gate import FUNDING_REASON, GateDecision, GateModel
-from qf.model.reasons import describe
-from scorer import engine
-from scorer.feature_store import build_snapshot
-from scorer.models import ModelBundle
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.eth import from_hex
+from qf_sentinel.qf.funding.graph import FundingGraph
+from qf_sentinel.qf.matching.risk import gate_weights
+from qf_sentinel.qf.model import live
+from qf_sentinel.qf.model.coordination import donor_communities
+from qf_sentinel.qf.model.dataset import ORDER_SCALE, Dataset
+from qf_sentinel.qf.model.features import COMMUNITY_SEED
+from qf_sentinel.qf.model.funding_features import N_FUNDING, funding_row
+from qf_sentinel.qf.model.gate import FUNDING_REASON, GateDecision, GateModel
+from qf_sentinel.qf.model.reasons import describe
+from qf_sentinel.scorer import engine
+from qf_sentinel.scorer.feature_store import build_snapshot
+from qf_sentinel.scorer.models import ModelBundle
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -20,15 +20,16 @@ import structlog
 import typer
 from rich.console import Console
 
-from qf.errors import ConfigError, QFError
-from qf.eth import to_hex
-from qf.logs import configure_logging
-from qf.settings import ENV_VARS, Settings
 from qf_sentinel import render
+from qf_sentinel.qf.errors import ConfigError, QFError
+from qf_sentinel.qf.eth import to_hex
+from qf_sentinel.qf.logs import configure_logging
+from qf_sentinel.qf.package_data import shipped
+from qf_sentinel.qf.settings import ENV_VARS, Settings
 from qf_sentinel.render import out
 
 if TYPE_CHECKING:
-    from qf.matching.cocm import Variant
+    from qf_sentinel.qf.matching.cocm import Variant
 
 app = typer.Typer(
     name="qf",
@@ -56,8 +57,7 @@ sources_app = typer.Typer(help="Known sources (exchanges, bridges, faucets) that
 app.add_typer(sources_app, name="sources")
 
 log = structlog.get_logger()
-REPO_ROOT = Path(__file__).resolve().parents[1]
-ROUND9_CSV = REPO_ROOT / "data" / "gitcoin-round9-contributions.csv.xz"
+ROUND9_CSV = shipped("data") / "gitcoin-round9-contributions.csv.xz"
 
 
 @app.callback()
@@ -83,14 +83,14 @@ def _settings(ctx: typer.Context) -> Settings:
 
 def _database(settings: Settings, *, keep_running: bool = False) -> str:
     """The database URL; ``keep_running`` leaves an embedded server up after this process (``qf db stop``)."""
-    from qf.db.embedded import resolve_database_url
+    from qf_sentinel.qf.db.embedded import resolve_database_url
 
     return resolve_database_url(settings, keep_running=keep_running)
 
 
 def _migrated_connection(settings: Settings, *, keep_running: bool = False) -> Any:
-    from qf.db import connect
-    from qf.db.migrate import apply_migrations
+    from qf_sentinel.qf.db import connect
+    from qf_sentinel.qf.db.migrate import apply_migrations
 
     conn = connect(_database(settings, keep_running=keep_running))
     applied = apply_migrations(conn)
@@ -102,8 +102,8 @@ def _migrated_connection(settings: Settings, *, keep_running: bool = False) -> A
 @app.command()
 def migrate(ctx: typer.Context) -> None:
     """Apply the SQL migrations in sql/ that the database does not have yet."""
-    from qf.db import connect
-    from qf.db.migrate import apply_migrations
+    from qf_sentinel.qf.db import connect
+    from qf_sentinel.qf.db.migrate import apply_migrations
 
     with connect(_database(_settings(ctx))) as conn:
         applied = apply_migrations(conn)
@@ -117,7 +117,7 @@ def db_url(ctx: typer.Context) -> None:
     The URL is printed whole, password included: it is what the caller asked for.
     `qf db stop` stops the embedded server.
     """
-    from qf.db.embedded import resolve_database_url
+    from qf_sentinel.qf.db.embedded import resolve_database_url
 
     print(resolve_database_url(_settings(ctx), keep_running=True))
 
@@ -143,7 +143,7 @@ def psql(ctx: typer.Context) -> None:
 @db_app.command("stop")
 def db_stop(ctx: typer.Context) -> None:
     """Stop the embedded PostgreSQL server of this QF_HOME."""
-    from qf.db.embedded import stop_embedded
+    from qf_sentinel.qf.db.embedded import stop_embedded
 
     stopped = stop_embedded(_settings(ctx))
     out.print("embedded database stopped" if stopped else "embedded database was not running")
@@ -162,7 +162,7 @@ def devnet(
     once on each, print their RPC URLs and addresses."""
     import json
 
-    from qf.chain.devnet import ensure_devnet, stop_devnet
+    from qf_sentinel.qf.chain.devnet import ensure_devnet, stop_devnet
 
     settings = _settings(ctx)
     if stop:
@@ -187,7 +187,7 @@ STRATEGIES = ("dvmdt", "project")
 
 def _execute(settings: Settings, plan: Any, rpc_url: str | None, block_seconds: int, strategy: str = "project") -> Any:
     """Execute one plan on ``rpc_url`` (else QF_RPC_URLS' first, else the devnet's first chain)."""
-    from qf.chain.target import chain_target
+    from qf_sentinel.qf.chain.target import chain_target
 
     target = chain_target(settings, rpc_url)
     ((result, deployment),) = _execute_on([(plan, target)], block_seconds, strategy)
@@ -201,13 +201,13 @@ def _execute_on(work: list[tuple[Any, Any]], block_seconds: int, strategy: str) 
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from qf.sim.execute import RoundExecution, execute_plan
+    from qf_sentinel.qf.sim.execute import RoundExecution, execute_plan
 
     if strategy not in STRATEGIES:
         raise ConfigError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
     execution = RoundExecution
     if strategy == "dvmdt":
-        from qf.sim.dvmdt import DvmdtRound
+        from qf_sentinel.qf.sim.dvmdt import DvmdtRound
 
         execution = DvmdtRound
 
@@ -276,10 +276,10 @@ def simulate(
 ) -> None:
     """Drive a realistic round with honest donors, whales and labelled sybil patterns, across every chain given
     (the first chain holds the seed's full round; each further one a smaller round, some donors giving on both)."""
-    from qf.chain.target import chain_targets
-    from qf.funding.sources import store_sources
-    from qf.sim.labels import round_sources, store_labels, write_labels_file
-    from qf.sim.multichain import donors_on_several_chains, plan_multichain_round
+    from qf_sentinel.qf.chain.target import chain_targets
+    from qf_sentinel.qf.funding.sources import store_sources
+    from qf_sentinel.qf.sim.labels import round_sources, store_labels, write_labels_file
+    from qf_sentinel.qf.sim.multichain import donors_on_several_chains, plan_multichain_round
 
     settings = _settings(ctx)
     targets = chain_targets(settings, list(rpc_url or []))
@@ -326,7 +326,7 @@ def replay_gitcoin(
     """Replay the real Gitcoin Round 9 contributions on the devnet, in time order."""
     from dataclasses import replace
 
-    from qf.sim.gitcoin import load_round9
+    from qf_sentinel.qf.sim.gitcoin import load_round9
 
     settings = _settings(ctx)
     started = time.monotonic()
@@ -340,8 +340,8 @@ def replay_gitcoin(
         seconds=round(time.monotonic() - started, 1),
     )
     result, deployment = _execute(settings, plan, rpc_url, block_seconds)
-    from qf.funding.sources import store_sources
-    from qf.sim.labels import round_sources
+    from qf_sentinel.qf.funding.sources import store_sources
+    from qf_sentinel.qf.sim.labels import round_sources
 
     with _migrated_connection(settings) as conn:  # the faucet funds every replayed wallet: a known source
         store_sources(conn, round_sources(plan, deployment.chain_id, deployment.deployer))
@@ -375,7 +375,7 @@ def index(
 ) -> None:
     """Index Allo v2 events into PostgreSQL, every configured chain at once: backfill, then follow the heads
     (Ctrl-C stops cleanly)."""
-    from indexer.app import run_indexer
+    from qf_sentinel.indexer.app import run_indexer
 
     settings = _settings(ctx).with_(**{k: v for k, v in {
         "rpc_urls": tuple(rpc_url) if rpc_url else None,
@@ -398,7 +398,7 @@ def metadata(
     import signal
     import threading
 
-    from indexer.metadata.app import run_metadata
+    from qf_sentinel.indexer.metadata.app import run_metadata
 
     settings = _settings(ctx)
     with _migrated_connection(settings):
@@ -426,7 +426,7 @@ def funding(
     import signal
     import threading
 
-    from indexer.funding.app import run_funding
+    from qf_sentinel.indexer.funding.app import run_funding
 
     settings = _settings(ctx)
     with _migrated_connection(settings):
@@ -447,7 +447,7 @@ def funding_import(
     unit: Annotated[str, typer.Option(help="Unit of the amounts: wei (base units) or ether (18 decimals).")] = "wei",
 ) -> None:
     """Import first-funder rows (a provider's export); the file is checked first, nothing written if a row is bad."""
-    from qf.funding.imports import parse_funding, store_imported
+    from qf_sentinel.qf.funding.imports import parse_funding, store_imported
 
     if unit not in ("wei", "ether"):
         raise ConfigError(f"--unit must be wei or ether, not {unit!r}")
@@ -470,9 +470,9 @@ def funding_lookup(
     """Search wallets' funding on the node now (and their funders', up to the depth) and print their trails."""
     import time as _time
 
-    from indexer.funding.app import lookup
-    from qf.eth import address
-    from qf.funding.db import load_graph
+    from qf_sentinel.indexer.funding.app import lookup
+    from qf_sentinel.qf.eth import address
+    from qf_sentinel.qf.funding.db import load_graph
 
     try:
         wallets = [bytes(address(a)) for a in addresses]
@@ -508,7 +508,7 @@ def sources_import(
     ] = None,
 ) -> None:
     """Import known sources into qf.known_sources; the whole file is checked first, nothing written if a row is bad."""
-    from qf.funding.sources import load_shipped, parse_sources, store_sources
+    from qf_sentinel.qf.funding.sources import load_shipped, parse_sources, store_sources
 
     with _migrated_connection(_settings(ctx)) as conn:
         if path is None:
@@ -579,9 +579,9 @@ def matching(
     demo's: all three render qf.matching.service.match_pool. --round NAME matches the round's pools
     together in USD (donors by address and projects by recipient id across chains; --min-donation in USD).
     """
-    from qf.matching import METHODS, Eligibility
-    from qf.matching.db import resolve_chain
-    from qf.matching.service import WEIGHT_CHOICES, MethodOptions, ScoreFile, match_pool, match_round, store
+    from qf_sentinel.qf.matching import METHODS, Eligibility
+    from qf_sentinel.qf.matching.db import resolve_chain
+    from qf_sentinel.qf.matching.service import WEIGHT_CHOICES, MethodOptions, ScoreFile, match_pool, match_round, store
 
     if (pool is None) == (round_name is None):
         raise ConfigError("say which: --pool ID or --round NAME (one of them)")
@@ -631,7 +631,7 @@ def rounds_add(
     pools: Annotated[list[str], typer.Option("--pool", help="CHAIN:POOL, e.g. 10:5; repeat for each pool.")],
 ) -> None:
     """Name a round of one or more indexed pools, on one chain or several (adds to an existing round)."""
-    from qf.matching.rounds import add_round, check_name, parse_pool
+    from qf_sentinel.qf.matching.rounds import add_round, check_name, parse_pool
 
     check_name(name)
     refs = [parse_pool(p) for p in pools]
@@ -645,7 +645,7 @@ def rounds_add(
 @rounds_app.command("list")
 def rounds_list(ctx: typer.Context) -> None:
     """The named rounds and their pools (CHAIN:POOL)."""
-    from qf.matching.rounds import list_rounds
+    from qf_sentinel.qf.matching.rounds import list_rounds
 
     with _migrated_connection(_settings(ctx)) as conn:
         rounds = list_rounds(conn)
@@ -660,8 +660,8 @@ def labels_import(
     chain_id: Annotated[int | None, typer.Option(help="Chain of the addresses (default: the one indexed).")] = None,
 ) -> None:
     """Import labels; the whole file is checked first and nothing is written if any row is bad."""
-    from qf.labels import import_labels, parse_labels
-    from qf.matching.db import resolve_chain
+    from qf_sentinel.qf.labels import import_labels, parse_labels
+    from qf_sentinel.qf.matching.db import resolve_chain
 
     labels = parse_labels(path)
     settings = _settings(ctx)
@@ -679,8 +679,8 @@ def prices_import(
     chain_id: Annotated[int | None, typer.Option(help="Chain of the tokens (default: the one indexed).")] = None,
 ) -> None:
     """Import USD prices into qf.imported_prices; the file is checked first, nothing is written if a row is bad."""
-    from qf.matching.db import resolve_chain
-    from qf.matching.prices import import_prices
+    from qf_sentinel.qf.matching.db import resolve_chain
+    from qf_sentinel.qf.matching.prices import import_prices
 
     settings = _settings(ctx)
     with _migrated_connection(settings) as conn:
@@ -701,11 +701,11 @@ def train(
     models_dir: Annotated[Path | None, typer.Option(help="Output root (env QF_MODELS_DIR).")] = None,
 ) -> None:
     """Train and evaluate the risk, anomaly and recommendation models; write models/<version>/ and its report."""
-    from qf.funding.db import load_graph
-    from qf.matching.db import resolve_chain
-    from qf.model.loader import load_dataset, load_elsewhere
-    from qf.train.pipeline import TrainConfig
-    from qf.train.pipeline import train as run_training
+    from qf_sentinel.qf.funding.db import load_graph
+    from qf_sentinel.qf.matching.db import resolve_chain
+    from qf_sentinel.qf.model.loader import load_dataset, load_elsewhere
+    from qf_sentinel.qf.train.pipeline import TrainConfig
+    from qf_sentinel.qf.train.pipeline import train as run_training
 
     if review_threshold > block_threshold:
         raise ConfigError("--review-threshold must not exceed --block-threshold")
@@ -749,12 +749,12 @@ def evaluate(
     """Evaluate the sybil gate on real Round 9 donors against attack families held out of training."""
     import json as json_module
 
-    from qf.train.offline import EvalConfig, families_option, run_offline_eval
+    from qf_sentinel.qf.train.offline import EvalConfig, families_option, run_offline_eval
 
     started = time.monotonic()
     progress = lambda line: out.print(f"  {line}")  # noqa: E731
     if live:
-        from qf.train.live_eval import LiveEvalConfig, run_live_eval
+        from qf_sentinel.qf.train.live_eval import LiveEvalConfig, run_live_eval
 
         config_live = LiveEvalConfig(seed=seed, families=tuple(families_option(families)), funding=funding)
         result = run_live_eval(path or ROUND9_CSV, config_live, progress=progress)
@@ -779,12 +779,12 @@ def score(
     models_dir: Annotated[Path | None, typer.Option(help="Models root (env QF_MODELS_DIR).")] = None,
 ) -> None:
     """Score every donor of a pool with the served model into qf.donor_risk (what the sidecar would answer)."""
-    from qf.funding.db import load_graph
-    from qf.matching.db import resolve_chain
-    from qf.model.loader import load_dataset, load_elsewhere
     from qf_sentinel.batch import score_contributions, score_pool, store_contribution_scores, store_pool_scores
-    from scorer.errors import ModelError
-    from scorer.models import ModelStore
+    from qf_sentinel.qf.funding.db import load_graph
+    from qf_sentinel.qf.matching.db import resolve_chain
+    from qf_sentinel.qf.model.loader import load_dataset, load_elsewhere
+    from qf_sentinel.scorer.errors import ModelError
+    from qf_sentinel.scorer.models import ModelStore
 
     settings = _settings(ctx)
     root = (models_dir or settings.models_dir).resolve()
@@ -832,9 +832,9 @@ def serve(
     """Run the scoring sidecar (gRPC, health, reflection, /metrics) until SIGTERM or Ctrl-C."""
     import asyncio
 
-    from qf_sentinel.demo import wallet_node
+    from qf_sentinel.qf.chain.config import wallet_node
     from qf_sentinel.retention import run_retention
-    from scorer.server import SidecarConfig, SidecarOptions, serve_forever
+    from qf_sentinel.scorer.server import SidecarConfig, SidecarOptions, serve_forever
 
     settings = _settings(ctx)
     if not settings.scorer_tokens:
@@ -928,8 +928,8 @@ def console_command(
     """Serve the operator console (rounds, matching, flagged donors, review queue) until Ctrl-C."""
     import uvicorn
 
-    from console.app import create_app, server_config
-    from console.config import ConsoleConfig
+    from qf_sentinel.console.app import create_app, server_config
+    from qf_sentinel.console.config import ConsoleConfig
 
     settings = _console_settings(_settings(ctx))
     with _migrated_connection(settings):
@@ -964,7 +964,7 @@ def _demo_funding(settings: Settings) -> None:
 
     from rich.table import Table
 
-    from indexer.funding.app import run_funding
+    from qf_sentinel.indexer.funding.app import run_funding
 
     started = time.monotonic()
     searched = run_funding(settings, _database(settings), threading.Event(), once=True)
@@ -993,7 +993,7 @@ DEMO_ROUND_FORMAT = "4"
 
 def _demo_markers(settings: Settings, seed: int) -> list[tuple[Path, Path]]:
     """(deployment record, demo-round marker) per devnet chain; the first chain's marker keeps its one-chain name."""
-    from qf.chain.devnet import devnet_chains
+    from qf_sentinel.qf.chain.devnet_records import devnet_chains
 
     return [(c.deployment_path, settings.devnet_dir / (f"demo-round-{seed}.sha256" if c.index == 0 else
                                                        f"demo-round-{seed}-chain-{c.chain_id}.sha256"))
@@ -1044,7 +1044,7 @@ def _forget_outdated_demo_round(settings: Settings, seed: int) -> None:
     words = marker.read_text().split()
     if len(words) >= 2 and words[1] == DEMO_ROUND_FORMAT:
         return
-    from qf.chain.devnet import stop_devnet
+    from qf_sentinel.qf.chain.devnet import stop_devnet
 
     out.print("this devnet holds a demo round written by an older version of `qf simulate`: starting a fresh devnet")
     stop_devnet(settings)
@@ -1057,8 +1057,8 @@ def _demo_index(settings: Settings) -> int:
     out.rule("4. index")
     from rich.table import Table
 
-    from indexer.app import run_indexer, served_chain_id
-    from qf.chain.config import configured_chains
+    from qf_sentinel.indexer.app import run_indexer, served_chain_id
+    from qf_sentinel.qf.chain.config import configured_chains
 
     chains = configured_chains(settings)
     started = time.monotonic()
@@ -1099,7 +1099,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the simulated round.")] = 42,
 ) -> None:
     """The main job on embedded defaults: devnet, database, a simulated round with ground truth, indexed."""
-    from qf.db import redact_url
+    from qf_sentinel.qf.db import redact_url
 
     settings = _settings(ctx)
     out.rule("1. devnet")
@@ -1124,7 +1124,7 @@ def demo(
     out.rule("7. scoring sidecar")
     show_sidecar(settings, _database(settings), out)
     out.rule("8. batch scores and risk-adjusted matching")
-    from qf.matching.db import first_pool
+    from qf_sentinel.qf.matching.db import first_pool
 
     with _migrated_connection(settings) as conn:
         pool_id = first_pool(conn, first)

@@ -13,19 +13,19 @@ import secrets
 from rich.console import Console
 from rich.table import Table
 
-from qf.chain.devnet import devnet_url, load_devnet_deployment
-from qf.db import connect
-from qf.labels import labelled_examples
-from qf.logs import quieter
-from qf.matching import Method
-from qf.matching.db import first_pool, load_round, project_names, resolve_chain
-from qf.matching.rounds import add_round
-from qf.matching.service import MatchingResult, match_pool, match_round
-from qf.settings import Settings
+from qf_sentinel.qf.chain.config import wallet_node
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.labels import labelled_examples
+from qf_sentinel.qf.logs import quieter
+from qf_sentinel.qf.matching import Method
+from qf_sentinel.qf.matching.db import first_pool, load_round, project_names, resolve_chain
+from qf_sentinel.qf.matching.rounds import add_round
+from qf_sentinel.qf.matching.service import MatchingResult, match_pool, match_round
+from qf_sentinel.qf.settings import Settings
 from qf_sentinel.render import cell
 from qf_sentinel.retention import run_retention
-from scorer.client import DECISION_NAMES, ScorerClient
-from scorer.server import Sidecar, SidecarConfig, SidecarOptions
+from qf_sentinel.scorer.client import DECISION_NAMES, ScorerClient
+from qf_sentinel.scorer.server import Sidecar, SidecarConfig, SidecarOptions
 
 NEVER_SEEN = "0x" + "ab" * 20
 #: The name under which the demo gathers every chain's donation pools into one round.
@@ -85,15 +85,6 @@ def show_round(database_url: str, out: Console) -> MatchingResult | None:
     out.print(table)
     out.print(f"`qf matching --round {DEMO_ROUND} --method cocm` for the whole table.")
     return result
-
-
-def wallet_node(settings: Settings) -> str | None:
-    """The node the sidecar reads wallet facts from: QF_SCORER_RPC_URL, QF_RPC_URLS' first, else the devnet's."""
-    if settings.scorer_rpc_url:
-        return settings.scorer_rpc_url
-    if settings.rpc_urls:
-        return settings.rpc_urls[0]
-    return devnet_url(settings) if load_devnet_deployment(settings) is not None else None
 
 
 def show_sidecar(settings: Settings, database_url: str, out: Console) -> None:

@@ -16,12 +16,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from qf.csvsafe import safe_record
-from qf.eth import to_hex
+from qf_sentinel.qf.csvsafe import safe_record
+from qf_sentinel.qf.eth import to_hex
 
 if TYPE_CHECKING:
-    from qf.matching import Method
-    from qf.matching.service import MatchingResult
+    from qf_sentinel.qf.matching import Method
+    from qf_sentinel.qf.matching.service import MatchingResult
 
 out = Console()
 #: Rows of a ranking a terminal table shows (csv and json give them all).

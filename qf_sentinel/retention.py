@@ -8,9 +8,9 @@ application's policy, not the sidecar's. Chain data, labels and experiment assig
 
 from __future__ import annotations
 
-from qf.db import connect
-from qf.experiments import store as experiment_store
-from scorer import audit as audit_log
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.experiments import store as experiment_store
+from qf_sentinel.scorer import audit as audit_log
 
 
 def run_retention(database_url: str, *, audit_days: int, outcome_days: int) -> dict[str, int]:

@@ -41,9 +41,9 @@ from typing import Any
 import psycopg
 import structlog
 
-from qf import backoff
-from qf.db import error_line
-from scorer.metrics import ScorerMetrics
+from qf_sentinel.qf import backoff
+from qf_sentinel.qf.db import error_line
+from qf_sentinel.scorer.metrics import ScorerMetrics
 
 log = structlog.get_logger("scorer.audit")
 

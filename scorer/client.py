@@ -37,8 +37,8 @@ from typing import Any, Literal
 
 import grpc
 
-from scorer.api.v1 import scorer_pb2 as pb
-from scorer.api.v1 import scorer_pb2_grpc
+from qf_sentinel.scorer.api.v1 import scorer_pb2 as pb
+from qf_sentinel.scorer.api.v1 import scorer_pb2_grpc
 
 FailMode = Literal["review", "closed", "open"]
 DecisionName = Literal["APPROVE", "REVIEW", "BLOCK"]

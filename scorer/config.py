@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from qf.model.bundle import Thresholds
-from qf.settings import Settings
+from qf_sentinel.qf.model.bundle import Thresholds
+from qf_sentinel.qf.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,16 +28,16 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import numpy.typing as npt
 
-from qf.model.features import first_donation_row, signed_log1p
-from qf.model.funding_features import FundingEvidence
-from qf.model.funding_features import describe as describe_funding
-from qf.model.gate import FUNDING_REASON, Decision, GateModel, RiskLevel, classify
-from qf.model.kernels import iforest, lof, topk, trees
-from qf.model.reasons import describe
+from qf_sentinel.qf.model.features import first_donation_row, signed_log1p
+from qf_sentinel.qf.model.funding_features import FundingEvidence
+from qf_sentinel.qf.model.funding_features import describe as describe_funding
+from qf_sentinel.qf.model.gate import FUNDING_REASON, Decision, GateModel, RiskLevel, classify
+from qf_sentinel.qf.model.kernels import iforest, lof, topk, trees
+from qf_sentinel.qf.model.reasons import describe
 
 if TYPE_CHECKING:
-    from qf.model.bundle import ModelBundle
-    from scorer.feature_store import FeatureSnapshot
+    from qf_sentinel.qf.model.bundle import ModelBundle
+    from qf_sentinel.scorer.feature_store import FeatureSnapshot
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qf.errors import QFError
+from qf_sentinel.qf.errors import QFError
 
 
 class ScorerError(QFError):

@@ -34,14 +34,21 @@ import psycopg
 import structlog
 from psycopg import sql
 
-from qf.db import CONNECT_TIMEOUT_SECONDS, VIEWS_REFRESHED_CHANNEL, connect, describe_url, error_line, parse_url
-from qf.errors import DataError
-from qf.eth import from_hex
-from qf.model import features
-from qf.model.bundle import projects_key
-from qf.model.dataset import Dataset
-from qf.model.loader import load_dataset
-from scorer.errors import NotReady, UnknownDonor
+from qf_sentinel.qf.db import (
+    CONNECT_TIMEOUT_SECONDS,
+    VIEWS_REFRESHED_CHANNEL,
+    connect,
+    describe_url,
+    error_line,
+    parse_url,
+)
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.eth import from_hex
+from qf_sentinel.qf.model import features
+from qf_sentinel.qf.model.bundle import projects_key
+from qf_sentinel.qf.model.dataset import Dataset
+from qf_sentinel.qf.model.loader import load_dataset
+from qf_sentinel.scorer.errors import NotReady, UnknownDonor
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -35,9 +35,9 @@ import structlog
 from google.protobuf.message import DecodeError
 from grpc import aio
 
-from qf.ratelimit import TokenBuckets
-from qf.tokens import lookup
-from scorer.metrics import ScorerMetrics
+from qf_sentinel.qf.ratelimit import TokenBuckets
+from qf_sentinel.qf.tokens import lookup
+from qf_sentinel.scorer.metrics import ScorerMetrics
 
 log = structlog.get_logger("scorer.access")
 

@@ -36,14 +36,14 @@ import psycopg
 import structlog
 from psycopg import sql
 
-from qf.db import CONNECT_TIMEOUT_SECONDS, VIEWS_REFRESHED_CHANNEL, connect, error_line, parse_url
-from qf.funding.db import load_graph, request_funding
-from qf.funding.graph import FundingGraph
-from qf.model import live
-from qf.model.funding_features import FundingEvidence as Evidence
-from qf.model.funding_features import evidence_of
-from qf.model.loader import cursor_holds, load_contributions, load_elsewhere
-from scorer.metrics import ScorerMetrics
+from qf_sentinel.qf.db import CONNECT_TIMEOUT_SECONDS, VIEWS_REFRESHED_CHANNEL, connect, error_line, parse_url
+from qf_sentinel.qf.funding.db import load_graph, request_funding
+from qf_sentinel.qf.funding.graph import FundingGraph
+from qf_sentinel.qf.model import live
+from qf_sentinel.qf.model.funding_features import FundingEvidence as Evidence
+from qf_sentinel.qf.model.funding_features import evidence_of
+from qf_sentinel.qf.model.loader import cursor_holds, load_contributions, load_elsewhere
+from qf_sentinel.scorer.metrics import ScorerMetrics
 
 log = structlog.get_logger("scorer.live")
 #: The funding worker's findings are read again this often (with the next index update).

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from qf.errors import QFError
-from qf.model import artifacts
-from qf.model.bundle import ModelBundle, Thresholds, read_bundle
-from scorer import engine, validation
-from scorer.errors import ModelError, NotReady
+from qf_sentinel.qf.errors import QFError
+from qf_sentinel.qf.model import artifacts
+from qf_sentinel.qf.model.bundle import ModelBundle, Thresholds, read_bundle
+from qf_sentinel.scorer import engine, validation
+from qf_sentinel.scorer.errors import ModelError, NotReady
 
 __all__ = ["ModelBundle", "ModelStore", "Thresholds", "load_bundle", "resolve_version"]
 

@@ -25,21 +25,21 @@ from grpc_health.v1._async import HealthServicer as AsyncHealthServicer
 from grpc_reflection.v1alpha import reflection
 from psycopg_pool import ConnectionPool
 
-from qf.db import connect
-from qf.experiments import store as experiment_store
-from qf.experiments.logic import ExperimentConfig
-from qf.http_metrics import HealthState, serve_metrics
-from scorer.api.v1 import scorer_pb2, scorer_pb2_grpc
-from scorer.audit import AuditLog
-from scorer.config import SidecarConfig
-from scorer.errors import ModelError
-from scorer.feature_store import FeatureSnapshot, FeatureStore
-from scorer.interceptors import GatewayInterceptor
-from scorer.live_store import LiveStore
-from scorer.metrics import ScorerMetrics
-from scorer.models import ModelStore
-from scorer.service import ScorerService
-from scorer.wallet_facts import WalletFactsClient
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.experiments import store as experiment_store
+from qf_sentinel.qf.experiments.logic import ExperimentConfig
+from qf_sentinel.qf.http_metrics import HealthState, serve_metrics
+from qf_sentinel.scorer.api.v1 import scorer_pb2, scorer_pb2_grpc
+from qf_sentinel.scorer.audit import AuditLog
+from qf_sentinel.scorer.config import SidecarConfig
+from qf_sentinel.scorer.errors import ModelError
+from qf_sentinel.scorer.feature_store import FeatureSnapshot, FeatureStore
+from qf_sentinel.scorer.interceptors import GatewayInterceptor
+from qf_sentinel.scorer.live_store import LiveStore
+from qf_sentinel.scorer.metrics import ScorerMetrics
+from qf_sentinel.scorer.models import ModelStore
+from qf_sentinel.scorer.service import ScorerService
+from qf_sentinel.scorer.wallet_facts import WalletFactsClient
 
 log = structlog.get_logger("scorer.server")
 SERVICE_NAME = scorer_pb2.DESCRIPTOR.services_by_name["Scorer"].full_name

@@ -45,19 +45,19 @@ import structlog
 from grpc import aio
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from qf.db import error_line
-from qf.errors import ConfigError, DataError
-from qf.eth import to_hex
-from qf.experiments import store as experiment_store
-from qf.experiments.errors import UnknownExperiment
-from qf.model import live as live_model
-from qf.model.funding_features import FUNDING_FEATURES
-from scorer import engine, validation
-from scorer.api.v1 import scorer_pb2 as pb
-from scorer.api.v1 import scorer_pb2_grpc
-from scorer.audit import AuditLog, AuditRow
-from scorer.breaker import Breaker
-from scorer.errors import (
+from qf_sentinel.qf.db import error_line
+from qf_sentinel.qf.errors import ConfigError, DataError
+from qf_sentinel.qf.eth import to_hex
+from qf_sentinel.qf.experiments import store as experiment_store
+from qf_sentinel.qf.experiments.errors import UnknownExperiment
+from qf_sentinel.qf.model import live as live_model
+from qf_sentinel.qf.model.funding_features import FUNDING_FEATURES
+from qf_sentinel.scorer import engine, validation
+from qf_sentinel.scorer.api.v1 import scorer_pb2 as pb
+from qf_sentinel.scorer.api.v1 import scorer_pb2_grpc
+from qf_sentinel.scorer.audit import AuditLog, AuditRow
+from qf_sentinel.scorer.breaker import Breaker
+from qf_sentinel.scorer.errors import (
     DependencyDown,
     ModelError,
     NotReady,
@@ -65,12 +65,12 @@ from scorer.errors import (
     UnknownDonor,
     ValidationError,
 )  # fmt: skip
-from scorer.feature_store import FeatureStore
-from scorer.interceptors import current_client, current_is_admin
-from scorer.live_store import LiveStore
-from scorer.metrics import ScorerMetrics
-from scorer.models import ModelBundle, ModelStore
-from scorer.wallet_facts import WalletFacts, WalletFactsClient
+from qf_sentinel.scorer.feature_store import FeatureStore
+from qf_sentinel.scorer.interceptors import current_client, current_is_admin
+from qf_sentinel.scorer.live_store import LiveStore
+from qf_sentinel.scorer.metrics import ScorerMetrics
+from qf_sentinel.scorer.models import ModelBundle, ModelStore
+from qf_sentinel.scorer.wallet_facts import WalletFacts, WalletFactsClient
 
 log = structlog.get_logger("scorer.service")
 if TYPE_CHECKING:  # the stubs' generics are not subscriptable at run time

@@ -19,8 +19,8 @@ import re
 from decimal import Decimal
 from pathlib import PurePosixPath
 
-from qf.eth import from_hex
-from scorer.errors import ValidationError
+from qf_sentinel.qf.eth import from_hex
+from qf_sentinel.scorer.errors import ValidationError
 
 MAX_UINT256 = 2**256 - 1
 MAX_UINT64 = 2**64 - 1

@@ -28,8 +28,8 @@ from typing import Any
 import httpx
 import structlog
 
-from scorer.breaker import Breaker
-from scorer.metrics import ScorerMetrics
+from qf_sentinel.scorer.breaker import Breaker
+from qf_sentinel.scorer.metrics import ScorerMetrics
 
 log = structlog.get_logger("scorer.wallet_facts")
 MAX_HEX_DIGITS = 80  # a uint256 is 64; anything longer is not an answer

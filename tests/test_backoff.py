@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qf.backoff import Jitter, ceiling, delay
+from qf_sentinel.qf.backoff import Jitter, ceiling, delay
 
 
 class Highest(random.Random):

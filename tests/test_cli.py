@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from qf.db import connect
+from qf_sentinel.qf.db import connect
 from tests.fixtures.chain import Chain, free_port
 
 pytestmark = pytest.mark.integration  # each test runs `qf` as a process

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qf.csvsafe import FORMULA_START, safe_cell, safe_record, safe_row
-from qf.sim.labels import write_labels_file
-from qf.sim.plan import Label
+from qf_sentinel.qf.csvsafe import FORMULA_START, safe_cell, safe_record, safe_row
+from qf_sentinel.qf.sim.labels import write_labels_file
+from qf_sentinel.qf.sim.plan import Label
 
 
 @pytest.mark.parametrize(("raw", "written"), [

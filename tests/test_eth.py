@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qf.eth import address, from_hex, hash32, to_hex
+from qf_sentinel.qf.eth import address, from_hex, hash32, to_hex
 
 
 @given(st.binary(max_size=64))

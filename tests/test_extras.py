@@ -155,7 +155,7 @@ def test_the_base_is_the_client_and_the_client_extra_adds_nothing() -> None:
 
 @pytest.mark.integration
 def test_the_client_imports_only_grpc_protobuf_and_its_stubs() -> None:
-    modules = third_party_imports(["scorer.client"])
+    modules = third_party_imports(["qf_sentinel.scorer.client"])
     assert set(modules) == {"grpc", "google"}, modules
     assert locked_for("client") == {"grpcio", "protobuf", "typing-extensions"}  # grpcio's own dependency
 
@@ -195,10 +195,11 @@ def test_each_deployable_extra_installs_what_its_commands_import(extra: str) -> 
 @pytest.mark.integration
 def test_the_deployable_extras_stay_apart() -> None:
     """The point of the split: the indexer has no ML library, the sidecar no training library, the console
-    neither (the sidecar serves exported arrays through numba; nothing unpickles a scikit-learn model)."""
+    neither (the sidecar serves exported arrays through numba; nothing unpickles a scikit-learn model), and
+    neither the sidecar nor the console a chain library (they read deployment records, never sign)."""
     training_only = {"xgboost-cpu", "lightgbm", "scikit-learn", "matplotlib", "joblib"}
     assert not locked_for("indexer") & (training_only | {"numpy", "numba", "pandas", "grpcio-health-checking"})
-    assert not locked_for("sidecar") & training_only
+    assert not locked_for("sidecar") & (training_only | {"eth-account", "eth-abi", "eth-utils", "web3"})
     assert not locked_for("console") & (training_only | {"web3", "pandas"})
 
 

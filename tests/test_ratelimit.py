@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qf.ratelimit import TokenBucket, TokenBuckets
+from qf_sentinel.qf.ratelimit import TokenBucket, TokenBuckets
 
 
 class Clock:

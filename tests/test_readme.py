@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qf.settings import ENV_VARS
+from qf_sentinel.qf.settings import ENV_VARS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

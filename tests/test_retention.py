@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qf.db import connect
-from qf.experiments import store as experiment_store
-from qf.experiments.logic import ExperimentConfig
-from qf.settings import Settings
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.experiments import store as experiment_store
+from qf_sentinel.qf.experiments.logic import ExperimentConfig
+from qf_sentinel.qf.settings import Settings
 from qf_sentinel.retention import run_retention
 from tests.test_cli import qf
 

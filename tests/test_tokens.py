@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import qf.tokens
-from qf.tokens import lookup
+import qf_sentinel.qf.tokens
+from qf_sentinel.qf.tokens import lookup
 
 TOKENS = [(b"alpha-token", "alice"), (b"beta-token", "bob"), (b"", "nobody")]
 
@@ -41,7 +41,7 @@ def test_every_token_is_compared_even_after_a_match(monkeypatch: pytest.MonkeyPa
         compared.append(b)
         return real(a, b)
 
-    monkeypatch.setattr(qf.tokens.hmac, "compare_digest", spy)
+    monkeypatch.setattr(qf_sentinel.qf.tokens.hmac, "compare_digest", spy)
     assert lookup(b"alpha-token", TOKENS) == "alice"
     assert compared == [token for token, _ in TOKENS]
 

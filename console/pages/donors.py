@@ -16,10 +16,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import params, queries
-from console.auth import Login
-from console.site import Console
-from qf.eth import address
+from qf_sentinel.console import params, queries
+from qf_sentinel.console.auth import Login
+from qf_sentinel.console.site import Console
+from qf_sentinel.qf.eth import address
 
 
 class DonorPages:

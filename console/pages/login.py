@@ -12,9 +12,9 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from console import params, queries, sessions
-from console.auth import CSRF_FIELD, authenticate, csrf_valid, session_id, start_session
-from console.site import Console
+from qf_sentinel.console import params, queries, sessions
+from qf_sentinel.console.auth import CSRF_FIELD, authenticate, csrf_valid, session_id, start_session
+from qf_sentinel.console.site import Console
 
 log = structlog.get_logger()
 

@@ -18,12 +18,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
-from console import charts, queries
-from console.auth import Login
-from console.model_view import plot_path, served_model
-from console.site import Console
-from qf.errors import QFError
-from qf.experiments import store as experiment_store
+from qf_sentinel.console import charts, queries
+from qf_sentinel.console.auth import Login
+from qf_sentinel.console.model_view import plot_path, served_model
+from qf_sentinel.console.site import Console
+from qf_sentinel.qf.errors import QFError
+from qf_sentinel.qf.experiments import store as experiment_store
 
 
 class ModelPages:

@@ -14,11 +14,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from console import params, queries
-from console.auth import CSRF_FIELD, Login, csrf_valid
-from console.chains import chain_label
-from console.review import ReviewConflict, ReviewError, parse_verdict, record_verdict
-from console.site import Console
+from qf_sentinel.console import params, queries
+from qf_sentinel.console.auth import CSRF_FIELD, Login, csrf_valid
+from qf_sentinel.console.chains import chain_label
+from qf_sentinel.console.review import ReviewConflict, ReviewError, parse_verdict, record_verdict
+from qf_sentinel.console.site import Console
 
 log = structlog.get_logger()
 

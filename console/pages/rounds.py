@@ -16,13 +16,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from console import charts, params, queries
-from console.auth import Login
-from console.chains import chain_label
-from console.comparison import to_csv
-from console.site import Console
-from qf.errors import AmbiguousChain
-from qf.matching.rounds import ROUND_NAME
+from qf_sentinel.console import charts, params, queries
+from qf_sentinel.console.auth import Login
+from qf_sentinel.console.chains import chain_label
+from qf_sentinel.console.comparison import to_csv
+from qf_sentinel.console.site import Console
+from qf_sentinel.qf.errors import AmbiguousChain
+from qf_sentinel.qf.matching.rounds import ROUND_NAME
 
 
 class RoundPages:

@@ -17,20 +17,20 @@ from dataclasses import dataclass, replace
 
 import structlog
 
-from indexer.funding.capabilities import Capabilities, probe
-from indexer.funding.finder import Finder
-from indexer.funding.metrics import ChainFundingMetrics, FundingMetrics
-from indexer.funding.store import FundingStore
-from indexer.funding.worker import FundingWorker, WorkerConfig
-from indexer.rpc import ResilientRpc
-from qf.chain.config import ChainConfig, configured_chains
-from qf.chain.devnet import load_devnet_deployments
-from qf.chain.rpc import redact_rpc_url
-from qf.db import connect
-from qf.errors import ChainIdMismatch, ConfigError
-from qf.funding.graph import Method
-from qf.funding.sources import load_shipped
-from qf.settings import Settings
+from qf_sentinel.indexer.funding.capabilities import Capabilities, probe
+from qf_sentinel.indexer.funding.finder import Finder
+from qf_sentinel.indexer.funding.metrics import ChainFundingMetrics, FundingMetrics
+from qf_sentinel.indexer.funding.store import FundingStore
+from qf_sentinel.indexer.funding.worker import FundingWorker, WorkerConfig
+from qf_sentinel.indexer.rpc import ResilientRpc
+from qf_sentinel.qf.chain.config import ChainConfig, configured_chains
+from qf_sentinel.qf.chain.devnet_records import load_devnet_deployments
+from qf_sentinel.qf.chain.rpc import redact_rpc_url
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.errors import ChainIdMismatch, ConfigError
+from qf_sentinel.qf.funding.graph import Method
+from qf_sentinel.qf.funding.sources import load_shipped
+from qf_sentinel.qf.settings import Settings
 
 log = structlog.get_logger()
 

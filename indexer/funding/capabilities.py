@@ -18,10 +18,10 @@ from typing import Any
 
 import structlog
 
-from indexer.ranges import parse_range_hint
-from indexer.rpc import ResilientRpc
-from qf.errors import RpcError
-from qf.funding.graph import Method
+from qf_sentinel.indexer.ranges import parse_range_hint
+from qf_sentinel.indexer.rpc import ResilientRpc
+from qf_sentinel.qf.errors import RpcError
+from qf_sentinel.qf.funding.graph import Method
 
 log = structlog.get_logger()
 

@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from indexer.errors import IndexerError
+from qf_sentinel.indexer.errors import IndexerError
 
 
 class FundingError(IndexerError):

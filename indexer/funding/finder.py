@@ -25,10 +25,10 @@ from typing import Any
 
 import structlog
 
-from indexer.errors import ChainMoved
-from indexer.funding.capabilities import Capabilities, is_method_missing
-from indexer.funding.errors import BudgetExhausted, FundingError, MethodMissing, TooCostly
-from indexer.funding.transfers import (
+from qf_sentinel.indexer.errors import ChainMoved
+from qf_sentinel.indexer.funding.capabilities import Capabilities, is_method_missing
+from qf_sentinel.indexer.funding.errors import BudgetExhausted, FundingError, MethodMissing, TooCostly
+from qf_sentinel.indexer.funding.transfers import (
     TRANSFER_TOPIC,
     Transfer,
     address_topic,
@@ -38,11 +38,11 @@ from indexer.funding.transfers import (
     from_transfer_logs,
     ots_page,
 )
-from indexer.ranges import BlockRange, RangePlanner, RangePolicy, parse_range_hint
-from indexer.rpc import ResilientRpc
-from qf.errors import QFError, RpcError
-from qf.eth import to_hex
-from qf.funding.graph import NATIVE, ZERO_ADDRESS, Method
+from qf_sentinel.indexer.ranges import BlockRange, RangePlanner, RangePolicy, parse_range_hint
+from qf_sentinel.indexer.rpc import ResilientRpc
+from qf_sentinel.qf.errors import QFError, RpcError
+from qf_sentinel.qf.eth import to_hex
+from qf_sentinel.qf.funding.graph import NATIVE, ZERO_ADDRESS, Method
 
 log = structlog.get_logger()
 

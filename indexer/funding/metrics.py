@@ -11,7 +11,7 @@ import threading
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from indexer.metrics import Labelled
+from qf_sentinel.indexer.metrics import Labelled
 
 PREFIX = "qf_indexer_funding"
 

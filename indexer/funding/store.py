@@ -27,11 +27,11 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from indexer.funding.finder import Outcome
-from qf.db import connect
-from qf.funding.db import MERGE_QUEUE as _MERGE
-from qf.funding.db import request_funding
-from qf.funding.graph import NATIVE
+from qf_sentinel.indexer.funding.finder import Outcome
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.funding.db import MERGE_QUEUE as _MERGE
+from qf_sentinel.qf.funding.db import request_funding
+from qf_sentinel.qf.funding.graph import NATIVE
 
 _QUEUE_DONORS = (
     sql.SQL("""

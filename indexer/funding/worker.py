@@ -22,15 +22,15 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import structlog
 
-from indexer.funding.capabilities import NATIVE_METHODS, Capabilities
-from indexer.funding.errors import MethodMissing
-from indexer.funding.finder import Finder, Outcome, Task
-from indexer.funding.metrics import ChainFundingMetrics
-from indexer.funding.store import Claimed, FundingStore
-from indexer.metadata.schedule import RetryPolicy, outage_wait_seconds
-from qf.errors import DatabaseError, RpcUnavailable
-from qf.eth import to_hex
-from qf.funding.graph import DEFAULT_MAX_DEPTH, NATIVE, Method
+from qf_sentinel.indexer.funding.capabilities import NATIVE_METHODS, Capabilities
+from qf_sentinel.indexer.funding.errors import MethodMissing
+from qf_sentinel.indexer.funding.finder import Finder, Outcome, Task
+from qf_sentinel.indexer.funding.metrics import ChainFundingMetrics
+from qf_sentinel.indexer.funding.store import Claimed, FundingStore
+from qf_sentinel.indexer.metadata.schedule import RetryPolicy, outage_wait_seconds
+from qf_sentinel.qf.errors import DatabaseError, RpcUnavailable
+from qf_sentinel.qf.eth import to_hex
+from qf_sentinel.qf.funding.graph import DEFAULT_MAX_DEPTH, NATIVE, Method
 
 log = structlog.get_logger()
 Clock = Callable[[], datetime]

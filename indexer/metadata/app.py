@@ -15,14 +15,14 @@ from collections.abc import Callable
 import structlog
 from prometheus_client import CollectorRegistry
 
-from indexer.metadata.gateway import Gateways
-from indexer.metadata.metrics import MetadataMetrics
-from indexer.metadata.schedule import RetryPolicy
-from indexer.metadata.store import MetadataStore
-from indexer.metadata.worker import FetcherConfig, MetadataFetcher
-from indexer.metrics import SanitisedValues
-from qf.errors import ConfigError
-from qf.settings import Settings
+from qf_sentinel.indexer.metadata.gateway import Gateways
+from qf_sentinel.indexer.metadata.metrics import MetadataMetrics
+from qf_sentinel.indexer.metadata.schedule import RetryPolicy
+from qf_sentinel.indexer.metadata.store import MetadataStore
+from qf_sentinel.indexer.metadata.worker import FetcherConfig, MetadataFetcher
+from qf_sentinel.indexer.metrics import SanitisedValues
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.settings import Settings
 
 log = structlog.get_logger()
 

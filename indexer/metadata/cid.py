@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from multiformats import CID
 
-from indexer.metadata.errors import BlockMismatch, InvalidPointer
+from qf_sentinel.indexer.metadata.errors import BlockMismatch, InvalidPointer
 
 #: IPLD codecs of UnixFS files: a raw leaf (the block is the content) or a dag-pb node (all CIDv0).
 RAW = "raw"

@@ -19,7 +19,7 @@ retries those with backoff and marks the others ``invalid`` for good::
 
 from __future__ import annotations
 
-from indexer.errors import IndexerError
+from qf_sentinel.indexer.errors import IndexerError
 
 
 class MetadataError(IndexerError):

@@ -17,9 +17,9 @@ import httpx
 import structlog
 from multiformats import CID
 
-from indexer.metadata.cid import cid_text, verify_block
-from indexer.metadata.errors import BlockMismatch, GatewayFailed, MetadataError
-from indexer.metadata.metrics import MetadataMetrics
+from qf_sentinel.indexer.metadata.cid import cid_text, verify_block
+from qf_sentinel.indexer.metadata.errors import BlockMismatch, GatewayFailed, MetadataError
+from qf_sentinel.indexer.metadata.metrics import MetadataMetrics
 
 log = structlog.get_logger()
 

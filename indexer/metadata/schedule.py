@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from qf import backoff
+from qf_sentinel.qf import backoff
 
 #: A floor under any configured step (QF_IPFS_RETRY_BASE_SECONDS=0 must not make a loop).
 MIN_STEP_SECONDS = 1.0

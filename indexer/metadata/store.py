@@ -18,7 +18,7 @@ from decimal import Decimal
 import psycopg
 from psycopg.rows import TupleRow
 
-from qf.db import connect
+from qf_sentinel.qf.db import connect
 
 #: What Postgres says when it will not hold a value as jsonb: bad input (class 22) or past a limit (54).
 _REFUSED = (psycopg.DataError, psycopg.errors.ProgramLimitExceeded, psycopg.errors.StatementTooComplex)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from multiformats import CID
 
-from indexer.metadata.cid import DAG_PB, RAW, SUPPORTED_CODECS
-from indexer.metadata.errors import MalformedBlock, TooLarge
+from qf_sentinel.indexer.metadata.cid import DAG_PB, RAW, SUPPORTED_CODECS
+from qf_sentinel.indexer.metadata.errors import MalformedBlock, TooLarge
 
 #: Returns the block a CID names, already verified against it.
 GetBlock = Callable[[CID], bytes]

@@ -24,16 +24,16 @@ import psycopg
 import structlog
 from multiformats import CID
 
-from indexer.metadata.cid import parse_cid
-from indexer.metadata.errors import MetadataError
-from indexer.metadata.gateway import Gateways
-from indexer.metadata.metrics import MetadataMetrics
-from indexer.metadata.schedule import RetryPolicy, outage_wait_seconds
-from indexer.metadata.store import Document, MetadataStore, Pending
-from indexer.metadata.unixfs import read_file
-from indexer.metrics import SanitisedValues
-from indexer.sanitise import Sanitised, json_document
-from qf.errors import DatabaseError
+from qf_sentinel.indexer.metadata.cid import parse_cid
+from qf_sentinel.indexer.metadata.errors import MetadataError
+from qf_sentinel.indexer.metadata.gateway import Gateways
+from qf_sentinel.indexer.metadata.metrics import MetadataMetrics
+from qf_sentinel.indexer.metadata.schedule import RetryPolicy, outage_wait_seconds
+from qf_sentinel.indexer.metadata.store import Document, MetadataStore, Pending
+from qf_sentinel.indexer.metadata.unixfs import read_file
+from qf_sentinel.indexer.metrics import SanitisedValues
+from qf_sentinel.indexer.sanitise import Sanitised, json_document
+from qf_sentinel.qf.errors import DatabaseError
 
 log = structlog.get_logger()
 

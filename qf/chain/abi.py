@@ -12,7 +12,6 @@ import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import eth_abi
@@ -24,10 +23,11 @@ from eth_utils.abi import (
     get_abi_input_types,
 )
 
-from qf.errors import ConfigError
-from qf.eth import from_hex, to_hex
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.eth import from_hex, to_hex
+from qf_sentinel.qf.package_data import shipped
 
-ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "contracts_abi"
+ARTIFACTS_DIR = shipped("contracts_abi")
 
 #: Allo's marker address for the chain's native token.
 NATIVE_TOKEN = "0xeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"  # noqa: S105 - an address, not a secret

@@ -18,12 +18,13 @@ import subprocess
 from pathlib import Path
 from typing import Final
 
-from qf.chain.abi import Artifact
-from qf.errors import ConfigError
-from qf.eth import from_hex
+from qf_sentinel.qf.chain.abi import Artifact
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.eth import from_hex
+from qf_sentinel.qf.package_data import node_modules
 
 PACKAGE: Final = "@allo-team/allo-v2-sdk"
-PACKAGE_DIR: Final = Path(__file__).resolve().parents[2] / "node_modules" / "@allo-team" / "allo-v2-sdk"
+PACKAGE_DIR: Final = node_modules() / "@allo-team" / "allo-v2-sdk"
 
 #: Strategy contract name -> its config module under ``dist/strategies/``.
 STRATEGIES: Final[dict[str, str]] = {

@@ -18,10 +18,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from qf.chain.rpc import RpcClient
-from qf.errors import ChainError, ConfigError, RpcError, RpcUnavailable
+from qf_sentinel.qf.chain.rpc import RpcClient
+from qf_sentinel.qf.errors import ChainError, ConfigError, RpcError, RpcUnavailable
+from qf_sentinel.qf.package_data import node_modules
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEVNET_CHAIN_ID = 31337
 #: anvil's first default account ("test test ... junk" mnemonic): public test key,
 #: used as deployer, token owner and faucet on the devnet only.
@@ -33,11 +33,11 @@ _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm6
 
 
 def anvil_binary() -> Path:
-    """Path of the anvil binary installed by ``npm ci``."""
+    """Path of the anvil binary installed by ``npm ci`` (see ``node_modules()``), else anvil on PATH."""
     system = platform.system().lower()
     arch = _ARCH.get(platform.machine().lower(), platform.machine().lower())
     exe = "anvil.exe" if system == "windows" else "anvil"
-    candidate = REPO_ROOT / "node_modules" / "@foundry-rs" / f"anvil-{system}-{arch}" / "bin" / exe
+    candidate = node_modules() / "@foundry-rs" / f"anvil-{system}-{arch}" / "bin" / exe
     if candidate.exists():
         return candidate
     found = shutil.which("anvil")

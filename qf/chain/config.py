@@ -24,11 +24,17 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from qf.chain.deploy import Deployment
-from qf.chain.devnet import DevnetChain, devnet_chains, load_devnet_deployment, load_devnet_deployments
-from qf.errors import ConfigError
-from qf.eth import from_hex
-from qf.settings import Settings, parse_setting
+from qf_sentinel.qf.chain.deployment import Deployment
+from qf_sentinel.qf.chain.devnet_records import (
+    DevnetChain,
+    devnet_chains,
+    devnet_url,
+    load_devnet_deployment,
+    load_devnet_deployments,
+)
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.eth import from_hex
+from qf_sentinel.qf.settings import Settings, parse_setting
 
 #: Keys of a ``[[chains]]`` table and the setting each is read as (``name`` is the chain's label in logs).
 CHAIN_KEYS: Mapping[str, str] = {
@@ -263,3 +269,12 @@ def _devnet_chain(settings: Settings, chain: DevnetChain, d: Deployment, funding
         price_feeds={from_hex(t): from_hex(f) for t, f in d.price_feeds.items()}, funding=funding,
         funding_rpc_urls=(chain.rpc_url,), devnet=True, origin="the devnet's chain id", **_tuning(settings),
     )  # fmt: skip
+
+
+def wallet_node(settings: Settings) -> str | None:
+    """The node the sidecar reads wallet facts from: QF_SCORER_RPC_URL, QF_RPC_URLS' first, else the devnet's."""
+    if settings.scorer_rpc_url:
+        return settings.scorer_rpc_url
+    if settings.rpc_urls:
+        return settings.rpc_urls[0]
+    return devnet_url(settings) if load_devnet_deployment(settings) is not None else None

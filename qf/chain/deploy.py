@@ -8,16 +8,15 @@ deploy twice, and a restarted devnet gets a fresh deployment.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import structlog
 from eth_account import Account
 
-from qf.chain.abi import NATIVE_TOKEN, load_artifact
-from qf.chain.rpc import RpcClient
-from qf.chain.tx import TxRequest, TxSender, wait_for_receipts
+from qf_sentinel.qf.chain.abi import NATIVE_TOKEN, load_artifact
+from qf_sentinel.qf.chain.deployment import Deployment
+from qf_sentinel.qf.chain.rpc import RpcClient
+from qf_sentinel.qf.chain.tx import TxRequest, TxSender, wait_for_receipts
 
 log = structlog.get_logger()
 
@@ -26,32 +25,6 @@ DEVNET_PERCENT_FEE = 10**16
 #: The devnet's price feeds (Chainlink USD feeds answer with 8 decimals): ETH/USD, then tUSD/USD.
 FEED_DECIMALS = 8
 DEVNET_PRICES = (("ETH / USD", 2_000), ("tUSD / USD", 1))
-
-
-@dataclass(frozen=True, slots=True)
-class Deployment:
-    chain_id: int
-    genesis_hash: str
-    core: str
-    token: str
-    deployer: str
-    #: The Allo v2-compatible project registry the core checks profiles against.
-    registry: str
-    #: Token (lowercase 0x; the native marker for ETH) -> its Chainlink-style USD price feed.
-    price_feeds: dict[str, str]
-    #: Block of the core's deployment: where an indexer starts.
-    start_block: int
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str) -> Deployment:
-        """Read a recorded deployment; raises ValueError if it is not one of this version."""
-        try:
-            return cls(**json.loads(text))
-        except (TypeError, json.JSONDecodeError) as err:
-            raise ValueError(f"not a deployment record of this version: {err}") from err
 
 
 def genesis_hash(rpc: RpcClient) -> str:

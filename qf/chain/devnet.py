@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import structlog
 
-from qf.chain.anvil import (
+from qf_sentinel.qf.chain.anvil import (
     DEV_PRIVATE_KEY,
     DEVNET_CHAIN_ID,
     AnvilOptions,
@@ -25,50 +24,18 @@ from qf.chain.anvil import (
     stop_process,
     wait_until_ready,
 )
-from qf.chain.deploy import Deployment, ensure_deployment
-from qf.chain.rpc import RpcClient
-from qf.errors import ChainError
-from qf.settings import Settings
+from qf_sentinel.qf.chain.deploy import ensure_deployment
+from qf_sentinel.qf.chain.deployment import Deployment
+from qf_sentinel.qf.chain.devnet_records import DevnetChain, devnet_chains
+from qf_sentinel.qf.chain.rpc import RpcClient
+from qf_sentinel.qf.errors import ChainError
+from qf_sentinel.qf.settings import Settings
 
 log = structlog.get_logger()
 
 #: Detached nodes started by this process: kept referenced so that the Popen
 #: objects are not collected (and warned about) while the node runs on.
 _DETACHED: list[object] = []
-
-
-@dataclass(frozen=True, slots=True)
-class DevnetChain:
-    """Where the k-th chain of the devnet lives: its port, chain id and files."""
-
-    index: int
-    chain_id: int
-    port: int
-    directory: Path
-
-    @property
-    def rpc_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        """anvil serves WebSocket on its HTTP port."""
-        return f"ws://127.0.0.1:{self.port}"
-
-    def _file(self, stem: str, suffix: str) -> Path:
-        return self.directory / (f"{stem}{suffix}" if self.index == 0 else f"{stem}-{self.chain_id}{suffix}")
-
-    @property
-    def deployment_path(self) -> Path:
-        return self._file("deployment", ".json")
-
-    @property
-    def pid_file(self) -> Path:
-        return self._file("anvil", ".pid")
-
-    @property
-    def log_path(self) -> Path:
-        return self._file("anvil", ".log")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,22 +68,6 @@ class Devnet:
         return json.dumps(self.as_dict(), indent=2)
 
 
-def devnet_chains(settings: Settings) -> list[DevnetChain]:
-    """The devnet's chains, first to last (``QF_DEVNET_CHAINS`` of them)."""
-    return [DevnetChain(k, DEVNET_CHAIN_ID + k, settings.anvil_port + k, settings.devnet_dir)
-            for k in range(settings.devnet_chains)]  # fmt: skip
-
-
-def devnet_url(settings: Settings) -> str:
-    """The first chain's RPC URL."""
-    return devnet_chains(settings)[0].rpc_url
-
-
-def deployment_path(settings: Settings) -> Path:
-    """The first chain's deployment record."""
-    return devnet_chains(settings)[0].deployment_path
-
-
 def ensure_chain(chain: DevnetChain) -> Devnet:
     """Start this chain's anvil if it is not answering, then deploy if needed."""
     pid = int(chain.pid_file.read_text()) if chain.pid_file.exists() else None
@@ -143,25 +94,6 @@ def ensure_chain(chain: DevnetChain) -> Devnet:
 def ensure_devnet(settings: Settings) -> list[Devnet]:
     """Every chain of the devnet running with its contracts deployed, first chain first."""
     return [ensure_chain(chain) for chain in devnet_chains(settings)]
-
-
-def _load(path: Path) -> Deployment | None:
-    try:
-        return Deployment.from_json(path.read_text()) if path.exists() else None
-    except ValueError:
-        return None
-
-
-def load_devnet_deployment(settings: Settings) -> Deployment | None:
-    """The first chain's recorded deployment; None if there is none (or only an older version's: `qf devnet`
-    redeploys)."""
-    return _load(deployment_path(settings))
-
-
-def load_devnet_deployments(settings: Settings) -> list[tuple[DevnetChain, Deployment]]:
-    """Every devnet chain with a recorded deployment, first chain first."""
-    found = [(chain, _load(chain.deployment_path)) for chain in devnet_chains(settings)]
-    return [(chain, deployment) for chain, deployment in found if deployment is not None]
 
 
 def stop_devnet(settings: Settings) -> bool:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from qf.errors import RpcError, RpcUnavailable
+from qf_sentinel.qf.errors import RpcError, RpcUnavailable
 
 Call = tuple[str, Sequence[Any]]
 

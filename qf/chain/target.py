@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from qf.chain.anvil import DEV_PRIVATE_KEY, DEVNET_CHAIN_ID
-from qf.chain.deploy import Deployment, ensure_deployment
-from qf.chain.devnet import devnet_chains, ensure_chain, ensure_devnet
-from qf.chain.rpc import RpcClient
-from qf.errors import ChainIdMismatch, ConfigError
-from qf.settings import MAX_DEVNET_CHAINS, Settings
+from qf_sentinel.qf.chain.anvil import DEV_PRIVATE_KEY, DEVNET_CHAIN_ID
+from qf_sentinel.qf.chain.deploy import ensure_deployment
+from qf_sentinel.qf.chain.deployment import Deployment
+from qf_sentinel.qf.chain.devnet import ensure_chain, ensure_devnet
+from qf_sentinel.qf.chain.devnet_records import devnet_chains
+from qf_sentinel.qf.chain.rpc import RpcClient
+from qf_sentinel.qf.errors import ChainIdMismatch, ConfigError
+from qf_sentinel.qf.settings import MAX_DEVNET_CHAINS, Settings
 
 Target = tuple[RpcClient, Deployment, bytes]
 

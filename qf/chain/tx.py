@@ -17,9 +17,9 @@ import structlog
 from eth_account import Account
 from eth_utils import to_checksum_address
 
-from qf.chain.rpc import RpcClient
-from qf.errors import TxFailed
-from qf.eth import to_hex
+from qf_sentinel.qf.chain.rpc import RpcClient
+from qf_sentinel.qf.errors import TxFailed
+from qf_sentinel.qf.eth import to_hex
 
 log = structlog.get_logger()
 

@@ -21,7 +21,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
-from qf.errors import DatabaseError
+from qf_sentinel.qf.errors import DatabaseError
 
 __all__ = ["connect", "describe_url", "error_line", "parse_url", "redact_url", "with_database"]
 

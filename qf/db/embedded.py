@@ -29,9 +29,9 @@ from pathlib import Path
 import psycopg
 from psycopg import errors, sql
 
-from qf.db import connect, error_line, parse_url
-from qf.errors import DatabaseError
-from qf.settings import Settings
+from qf_sentinel.qf.db import connect, error_line, parse_url
+from qf_sentinel.qf.errors import DatabaseError
+from qf_sentinel.qf.settings import Settings
 
 # platformdirs warns at import when XDG_RUNTIME_DIR is unset (containers, CI) and
 # falls back to /tmp/runtime-<uid>, which is all the library needs for its lock file.

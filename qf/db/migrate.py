@@ -42,8 +42,9 @@ import psycopg
 from psycopg import pq
 from psycopg.rows import TupleRow
 
-from qf.db import error_line
-from qf.errors import DatabaseError
+from qf_sentinel.qf.db import error_line
+from qf_sentinel.qf.errors import DatabaseError
+from qf_sentinel.qf.package_data import shipped
 
 __all__ = [
     "SQL_DIR",
@@ -57,7 +58,7 @@ __all__ = [
     "plan",
 ]
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SQL_DIR = shipped("sql")
 # The repeatable files live in this folder of the migrations folder (sql/repeatable/).
 REPEATABLE_FOLDER = "repeatable"
 

@@ -9,7 +9,7 @@ impossible count or reward a :class:`qf.errors.DataError`.
 
 from __future__ import annotations
 
-from qf.errors import QFError
+from qf_sentinel.qf.errors import QFError
 
 
 class UnknownExperiment(QFError):

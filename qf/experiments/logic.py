@@ -37,7 +37,7 @@ from typing import Literal, get_args
 import numpy as np
 from scipy.stats import chi2_contingency
 
-from qf.errors import ConfigError, DataError
+from qf_sentinel.qf.errors import ConfigError, DataError
 
 __all__ = [
     "POLICIES",

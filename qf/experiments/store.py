@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from qf.errors import ConfigError, DataError
-from qf.experiments.errors import UnknownExperiment
-from qf.experiments.logic import (
+from qf_sentinel.qf.errors import ConfigError, DataError
+from qf_sentinel.qf.experiments.errors import UnknownExperiment
+from qf_sentinel.qf.experiments.logic import (
     ExperimentConfig,
     ExperimentStats,
     VariantCounts,

@@ -12,8 +12,8 @@ from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from qf.errors import DataError
-from qf.eth import Address, address
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.eth import Address, address
 
 T = TypeVar("T")
 MAX_ERRORS_SHOWN = 10

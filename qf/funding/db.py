@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from qf.funding.graph import FundingGraph, FundingRow
-from qf.funding.sources import read_sources
+from qf_sentinel.qf.funding.graph import FundingGraph, FundingRow
+from qf_sentinel.qf.funding.sources import read_sources
 
 # What any new reason to search a wallet does to its queue row (qf.funding_wallets AS w): a shallower depth,
 # more tokens (searched again from the start: those rows are new), a later bound; any of them makes it due now.

@@ -28,9 +28,9 @@ from typing import Any, Literal
 
 import psycopg
 
-from qf.eth import hash32
-from qf.funding.csvfile import parse_address, parse_chain_id, read_rows
-from qf.funding.graph import NATIVE, FundingRow, Method
+from qf_sentinel.qf.eth import hash32
+from qf_sentinel.qf.funding.csvfile import parse_address, parse_chain_id, read_rows
+from qf_sentinel.qf.funding.graph import NATIVE, FundingRow, Method
 
 COLUMNS = ("address", "funder", "amount", "block", "time", "chain_id")
 Unit = Literal["wei", "ether"]

@@ -28,8 +28,8 @@ from typing import Any
 
 import psycopg
 
-from qf.funding.csvfile import parse_address, parse_chain_id, read_rows
-from qf.funding.graph import KnownSource, SourceKind
+from qf_sentinel.qf.funding.csvfile import parse_address, parse_chain_id, read_rows
+from qf_sentinel.qf.funding.graph import KnownSource, SourceKind
 
 COLUMNS = ("chain_id", "address", "label", "kind", "source")
 SHIPPED = "known_sources.csv"
@@ -52,7 +52,7 @@ def parse_sources(path: Path) -> list[ChainSource]:
 
 def shipped_sources() -> list[ChainSource]:
     """The list shipped with the package."""
-    with resources.as_file(resources.files("qf.funding") / SHIPPED) as path:
+    with resources.as_file(resources.files("qf_sentinel.qf.funding") / SHIPPED) as path:
         return parse_sources(path)
 
 

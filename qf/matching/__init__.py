@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy.typing as npt
 
-from qf.errors import ConfigError
-from qf.matching.eligibility import Eligibility, EligibleContributions, Exclusions, eligible_contributions
-from qf.matching.risk import match_delta, risk_weighted, weights_from_scores
-from qf.matching.standard import FloatArray, apply_cap, as_contributions, scale_to_pool, standard_qf
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.matching.eligibility import Eligibility, EligibleContributions, Exclusions, eligible_contributions
+from qf_sentinel.qf.matching.risk import match_delta, risk_weighted, weights_from_scores
+from qf_sentinel.qf.matching.standard import FloatArray, apply_cap, as_contributions, scale_to_pool, standard_qf
 
 if TYPE_CHECKING:
-    from qf.matching.cocm import Variant, cocm
-    from qf.matching.pairwise import pairwise_subsidies
+    from qf_sentinel.qf.matching.cocm import Variant, cocm
+    from qf_sentinel.qf.matching.pairwise import pairwise_subsidies
 
 Method = Literal["standard", "pairwise", "cocm", "risk-adjusted"]
 METHODS: tuple[Method, ...] = ("standard", "pairwise", "cocm", "risk-adjusted")
@@ -61,11 +61,11 @@ def __getattr__(name: str) -> Any:
     """``cocm`` and ``pairwise_subsidies`` on first use: their modules compile numba kernels, which standard QF
     (the `qf matching` default, timed end to end) does not need."""
     if name == "cocm":
-        from qf.matching.cocm import cocm  # noqa: PLC0415
+        from qf_sentinel.qf.matching.cocm import cocm  # noqa: PLC0415
 
         return cocm
     if name == "pairwise_subsidies":
-        from qf.matching.pairwise import pairwise_subsidies  # noqa: PLC0415
+        from qf_sentinel.qf.matching.pairwise import pairwise_subsidies  # noqa: PLC0415
 
         return pairwise_subsidies
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -105,12 +105,12 @@ def compute_matching(
     if weights is not None:
         matrix = risk_weighted(matrix, weights)
     if method == "pairwise":
-        from qf.matching.pairwise import DEFAULT_M, pairwise_subsidies  # noqa: PLC0415 - numba, only when asked
+        from qf_sentinel.qf.matching.pairwise import DEFAULT_M, pairwise_subsidies  # noqa: PLC0415 - numba, only when asked
 
         m = DEFAULT_M if pairwise_m is None else pairwise_m
         matches = scale_to_pool(pairwise_subsidies(matrix, m), pool_amount)
     elif method == "cocm":
-        from qf.matching.cocm import cocm  # noqa: PLC0415 - numba, only when asked
+        from qf_sentinel.qf.matching.cocm import cocm  # noqa: PLC0415 - numba, only when asked
 
         shares = cocm(
             matrix,

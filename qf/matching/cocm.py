@@ -65,9 +65,9 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from qf.errors import ConfigError
-from qf.matching.pairwise import IntArray, compressed
-from qf.matching.standard import FloatArray, as_contributions, standard_qf
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.matching.pairwise import IntArray, compressed
+from qf_sentinel.qf.matching.standard import FloatArray, as_contributions, standard_qf
 
 try:  # scipy multiplies the sparse weights faster; numpy's dense products give the same arrays.
     import scipy.sparse as _sparse

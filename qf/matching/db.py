@@ -18,10 +18,10 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
-from qf.errors import AmbiguousChain, ConfigError, DataError
-from qf.eth import to_hex
-from qf.matching.eligibility import Eligibility, Exclusions, eligible_contributions
-from qf.matching.standard import FloatArray
+from qf_sentinel.qf.errors import AmbiguousChain, ConfigError, DataError
+from qf_sentinel.qf.eth import to_hex
+from qf_sentinel.qf.matching.eligibility import Eligibility, Exclusions, eligible_contributions
+from qf_sentinel.qf.matching.standard import FloatArray
 
 IntArray = npt.NDArray[np.int64]
 #: (chain id, pool id)

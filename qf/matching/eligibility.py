@@ -39,8 +39,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import numpy.typing as npt
 
-from qf.errors import ConfigError, DataError
-from qf.matching.standard import FloatArray
+from qf_sentinel.qf.errors import ConfigError, DataError
+from qf_sentinel.qf.matching.standard import FloatArray
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]

@@ -29,8 +29,8 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from qf.errors import ConfigError
-from qf.matching.standard import FloatArray, as_contributions
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.matching.standard import FloatArray, as_contributions
 
 try:  # scipy builds the sparse index faster; numpy's nonzero gives the same arrays.
     import scipy.sparse as _sparse

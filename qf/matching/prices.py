@@ -20,8 +20,8 @@ from typing import Any
 
 import psycopg
 
-from qf.errors import DataError
-from qf.eth import address
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.eth import address
 
 NATIVE = bytes.fromhex("ee" * 20)
 COLUMNS = ("token", "at", "price_usd")

@@ -15,8 +15,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from qf.errors import ConfigError, DataError
-from qf.matching.standard import FloatArray, as_contributions
+from qf_sentinel.qf.errors import ConfigError, DataError
+from qf_sentinel.qf.matching.standard import FloatArray, as_contributions
 
 WeightMode = Literal["linear", "exclude"]
 

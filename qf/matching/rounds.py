@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from qf.errors import ConfigError, DataError
-from qf.matching.db import PoolDonations, PoolRef, load_donations
+from qf_sentinel.qf.errors import ConfigError, DataError
+from qf_sentinel.qf.matching.db import PoolDonations, PoolRef, load_donations
 
 #: What qf.rounds.name accepts (the table's CHECK says the same).
 ROUND_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import psycopg
 
-from qf.errors import ConfigError
-from qf.matching import METHODS, Method, compute_matching
-from qf.matching.db import (
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.matching import METHODS, Method, compute_matching
+from qf_sentinel.qf.matching.db import (
     PoolDonations,
     PoolRef,
     PoolRound,
@@ -46,13 +46,13 @@ from qf.matching.db import (
     weights_from_labels,
     weights_from_models,
 )
-from qf.matching.eligibility import Eligibility, Exclusions
-from qf.matching.risk import WeightMode, weights_from_scores
-from qf.matching.rounds import round_donations, round_project_names
-from qf.matching.standard import FloatArray
+from qf_sentinel.qf.matching.eligibility import Eligibility, Exclusions
+from qf_sentinel.qf.matching.risk import WeightMode, weights_from_scores
+from qf_sentinel.qf.matching.rounds import round_donations, round_project_names
+from qf_sentinel.qf.matching.standard import FloatArray
 
 if TYPE_CHECKING:
-    from qf.matching.cocm import Variant
+    from qf_sentinel.qf.matching.cocm import Variant
 
 WeightsChoice = Literal["auto", "model", "labels", "none"]
 WEIGHT_CHOICES: tuple[WeightsChoice, ...] = ("auto", "model", "labels", "none")
@@ -220,7 +220,7 @@ class MatchingResult:
             params |= {"pct_cocm": self.options.pct_cocm, "cocm_variant": self.options.cocm_variant,
                        "exclude_uninformative_donors": self.options.exclude_uninformative_donors}  # fmt: skip
         if method == "pairwise":
-            from qf.matching.pairwise import DEFAULT_M  # noqa: PLC0415 - numba, only when asked
+            from qf_sentinel.qf.matching.pairwise import DEFAULT_M  # noqa: PLC0415 - numba, only when asked
 
             params["pairwise_m"] = self.options.pairwise_m if self.options.pairwise_m is not None else DEFAULT_M
         return params

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from qf.errors import ConfigError, DataError
+from qf_sentinel.qf.errors import ConfigError, DataError
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from qf.model.errors import UnsupportedModel
+from qf_sentinel.qf.model.errors import UnsupportedModel
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from qf.errors import ConfigError, DataError
+from qf_sentinel.qf.errors import ConfigError, DataError
 
 MANIFEST = "manifest.json"
 LATEST = "LATEST"

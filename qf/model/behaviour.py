@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from qf.model.dataset import Donations
+from qf_sentinel.qf.model.dataset import Donations
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from qf.errors import ConfigError, DataError
-from qf.model import artifacts, features
-from qf.model.arrays import (
+from qf_sentinel.qf.errors import ConfigError, DataError
+from qf_sentinel.qf.model import artifacts, features
+from qf_sentinel.qf.model.arrays import (
     AnomalyScaler,
     ClusterCenters,
     IsolationForestArrays,
@@ -34,10 +34,10 @@ from qf.model.arrays import (
     LofArrays,
     TreeEnsemble,
 )  # fmt: skip
-from qf.model.calibration import Calibration
-from qf.model.gate import GateModel, load_gate
-from qf.model.kernels import iforest, lof
-from qf.model.recommender import RecommenderArrays
+from qf_sentinel.qf.model.calibration import Calibration
+from qf_sentinel.qf.model.gate import GateModel, load_gate
+from qf_sentinel.qf.model.kernels import iforest, lof
+from qf_sentinel.qf.model.recommender import RecommenderArrays
 
 FloatArray = npt.NDArray[np.float64]
 

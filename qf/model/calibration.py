@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from qf.model.arrays import coerce, load_npz, save_npz
-from qf.model.errors import UnsupportedModel
+from qf_sentinel.qf.model.arrays import coerce, load_npz, save_npz
+from qf_sentinel.qf.model.errors import UnsupportedModel
 
 FloatArray = npt.NDArray[np.float64]
 

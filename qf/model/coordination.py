@@ -66,7 +66,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
-from qf.model.dataset import Donations
+from qf_sentinel.qf.model.dataset import Donations
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

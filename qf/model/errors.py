@@ -14,7 +14,7 @@ version; ``qf train`` prints the line.
 
 from __future__ import annotations
 
-from qf.errors import ConfigError
+from qf_sentinel.qf.errors import ConfigError
 
 
 class UnsupportedModel(ConfigError, ValueError):

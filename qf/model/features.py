@@ -41,9 +41,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
-from qf.model.behaviour import BEHAVIOUR_FEATURES, behaviour_features
-from qf.model.coordination import COORDINATION_FEATURES, coordination_features
-from qf.model.dataset import Dataset
+from qf_sentinel.qf.model.behaviour import BEHAVIOUR_FEATURES, behaviour_features
+from qf_sentinel.qf.model.coordination import COORDINATION_FEATURES, coordination_features
+from qf_sentinel.qf.model.dataset import Dataset
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from qf.funding.graph import NATIVE, FundingFacts, FundingGraph
-from qf.model import live
+from qf_sentinel.qf.funding.graph import NATIVE, FundingFacts, FundingGraph
+from qf_sentinel.qf.model import live
 
 FloatArray = npt.NDArray[np.float64]
 WEI = 10**18

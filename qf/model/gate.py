@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from qf.errors import DataError
-from qf.model import live
-from qf.model.arrays import LinearModel, TreeEnsemble
-from qf.model.calibration import Calibration
-from qf.model.funding_features import FUNDING_FEATURES, N_FUNDING
-from qf.model.kernels import trees
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.model import live
+from qf_sentinel.qf.model.arrays import LinearModel, TreeEnsemble
+from qf_sentinel.qf.model.calibration import Calibration
+from qf_sentinel.qf.model.funding_features import FUNDING_FEATURES, N_FUNDING
+from qf_sentinel.qf.model.kernels import trees
 
 FloatArray = npt.NDArray[np.float64]
 RISK_FILE = "gate_risk.npz"

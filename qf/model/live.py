@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from qf.model.dataset import Dataset
+from qf_sentinel.qf.model.dataset import Dataset
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from qf.errors import DataError
-from qf.eth import to_hex
-from qf.model.dataset import Dataset, assemble_dataset
-from qf.model.live import Contribution
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.eth import to_hex
+from qf_sentinel.qf.model.dataset import Dataset, assemble_dataset
+from qf_sentinel.qf.model.live import Contribution
 
 
 def load_dataset(conn: psycopg.Connection[Any], chain_id: int) -> Dataset:

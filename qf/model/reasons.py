@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from qf.model import live
+from qf_sentinel.qf.model import live
 
 Phrase = Callable[[float, str], str]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from qf.errors import DataError
+from qf_sentinel.qf.errors import DataError
 
 Float32Array = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from qf.errors import ConfigError
-from qf.sim.plan import Donation, Funding, Label, Project, RecipientStatus, RoundPlan, Token
-from qf.sim.wallets import derive_wallet, gas_allowance_wei
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.sim.plan import Donation, Funding, Label, Project, RecipientStatus, RoundPlan, Token
+from qf_sentinel.qf.sim.wallets import derive_wallet, gas_allowance_wei
 
 FAMILIES: tuple[str, ...] = (
     "fan_out_burst",

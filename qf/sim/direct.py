@@ -29,13 +29,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from qf.chain.abi import NATIVE_TOKEN
-from qf.errors import ConfigError
-from qf.eth import from_hex
-from qf.sim.dvmdt import STRATEGY_ID
-from qf.sim.labels import store_labels
-from qf.sim.plan import RoundPlan, Token
-from qf.sim.wallets import gas_price_wei
+from qf_sentinel.qf.chain.abi import NATIVE_TOKEN
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.eth import from_hex
+from qf_sentinel.qf.sim.dvmdt import STRATEGY_ID
+from qf_sentinel.qf.sim.labels import store_labels
+from qf_sentinel.qf.sim.plan import RoundPlan, Token
+from qf_sentinel.qf.sim.wallets import gas_price_wei
 
 #: The fee the devnet core takes on funding, in percent (Allo's percentFee on the devnet).
 FEE_PCT = 1

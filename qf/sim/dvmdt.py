@@ -27,16 +27,16 @@ from typing import Any
 import eth_abi
 from eth_utils import keccak
 
-from qf.chain.abi import ALLO_V2_EVENTS, NATIVE_TOKEN, load_artifact, topic0
-from qf.chain.allo_sdk import DVMDT, PERMIT2, sdk_strategy
-from qf.chain.deploy import Deployment
-from qf.chain.merkle import merkle_root_and_proofs, payout_leaf
-from qf.chain.rpc import RpcClient
-from qf.chain.tx import TxRequest
-from qf.errors import ChainError
-from qf.eth import from_hex, to_hex
-from qf.sim.execute import MAX_UINT, PoolOnChain, RoundExecution, _metadata
-from qf.sim.plan import Donation, RecipientStatus, RoundPlan, Token
+from qf_sentinel.qf.chain.abi import ALLO_V2_EVENTS, NATIVE_TOKEN, load_artifact, topic0
+from qf_sentinel.qf.chain.allo_sdk import DVMDT, PERMIT2, sdk_strategy
+from qf_sentinel.qf.chain.deployment import Deployment
+from qf_sentinel.qf.chain.merkle import merkle_root_and_proofs, payout_leaf
+from qf_sentinel.qf.chain.rpc import RpcClient
+from qf_sentinel.qf.chain.tx import TxRequest
+from qf_sentinel.qf.errors import ChainError
+from qf_sentinel.qf.eth import from_hex, to_hex
+from qf_sentinel.qf.sim.execute import MAX_UINT, PoolOnChain, RoundExecution, _metadata
+from qf_sentinel.qf.sim.plan import Donation, RecipientStatus, RoundPlan, Token
 
 #: The strategy's Solidity ``InitializeData`` and the allocation data of ``PermitType.None``.
 INIT_DATA = "(bool,bool,uint64,uint64,uint64,uint64,address[])"

@@ -39,14 +39,15 @@ import eth_abi
 import structlog
 from eth_account import Account
 
-from qf.chain.abi import ALLO_V2_EVENTS, NATIVE_TOKEN, load_artifact, topic0
-from qf.chain.deploy import FEED_DECIMALS, Deployment
-from qf.chain.rpc import RpcClient
-from qf.chain.tx import TxRequest, TxSender, block_receipts, wait_for_receipts
-from qf.errors import ChainError, RpcError
-from qf.eth import from_hex, to_hex
-from qf.sim.plan import Donation, Funding, RecipientStatus, RoundPlan, Token
-from qf.sim.wallets import gas_price_wei, token_mints
+from qf_sentinel.qf.chain.abi import ALLO_V2_EVENTS, NATIVE_TOKEN, load_artifact, topic0
+from qf_sentinel.qf.chain.deploy import FEED_DECIMALS
+from qf_sentinel.qf.chain.deployment import Deployment
+from qf_sentinel.qf.chain.rpc import RpcClient
+from qf_sentinel.qf.chain.tx import TxRequest, TxSender, block_receipts, wait_for_receipts
+from qf_sentinel.qf.errors import ChainError, RpcError
+from qf_sentinel.qf.eth import from_hex, to_hex
+from qf_sentinel.qf.sim.plan import Donation, Funding, RecipientStatus, RoundPlan, Token
+from qf_sentinel.qf.sim.wallets import gas_price_wei, token_mints
 
 log = structlog.get_logger()
 

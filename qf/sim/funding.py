@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qf.funding.graph import NATIVE, FundingRow, KnownSource, Method, SourceKind
+from qf_sentinel.qf.funding.graph import NATIVE, FundingRow, KnownSource, Method, SourceKind
 
 #: Exchange-like sources in a round (shared by many honest wallets, and by via_exchange attackers).
 EXCHANGES = 3

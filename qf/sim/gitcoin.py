@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from qf.errors import DataError
-from qf.sim.plan import (
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.sim.plan import (
     Donation,
     Funding,
     Pool,
@@ -52,7 +52,7 @@ from qf.sim.plan import (
     Token,
     Wallet,
 )
-from qf.sim.wallets import derive_wallet, gas_allowance_wei
+from qf_sentinel.qf.sim.wallets import derive_wallet, gas_allowance_wei
 
 #: Columns the replay reads; the file's others (``sybil_score``, ``token``,
 #: ``amount_in_token``, ``flag``) are not needed and may be absent.

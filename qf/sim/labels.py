@@ -16,11 +16,11 @@ from pathlib import Path
 
 import psycopg
 
-from qf.csvsafe import safe_row
-from qf.eth import from_hex
-from qf.funding.graph import KnownSource, SourceKind
-from qf.funding.sources import ChainSource
-from qf.sim.plan import Label, RoundPlan
+from qf_sentinel.qf.csvsafe import safe_row
+from qf_sentinel.qf.eth import from_hex
+from qf_sentinel.qf.funding.graph import KnownSource, SourceKind
+from qf_sentinel.qf.funding.sources import ChainSource
+from qf_sentinel.qf.sim.plan import Label, RoundPlan
 
 COLUMNS = ("address", "is_sybil", "pattern", "funding", "source")
 

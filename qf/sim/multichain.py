@@ -11,9 +11,9 @@ on both chains. Sybils stay on their chain: a campaign is planned, funded and la
 
 from __future__ import annotations
 
-from qf.errors import ConfigError
-from qf.sim.plan import RoundPlan
-from qf.sim.scenario import plan_simulated_round
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.sim.plan import RoundPlan
+from qf_sentinel.qf.sim.scenario import plan_simulated_round
 
 #: Share of a further chain's honest donors who also give on the first chain.
 DEFAULT_BOTH_CHAINS_SHARE = 0.25

@@ -55,9 +55,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from qf.errors import ConfigError
-from qf.sim import funding as fm
-from qf.sim.plan import (
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.sim import funding as fm
+from qf_sentinel.qf.sim.plan import (
     Donation,
     Funding,
     Label,
@@ -69,7 +69,7 @@ from qf.sim.plan import (
     Token,
     Wallet,
 )
-from qf.sim.wallets import derive_wallet, gas_allowance_wei
+from qf_sentinel.qf.sim.wallets import derive_wallet, gas_allowance_wei
 
 #: Fixed exchange rate for the simulation; one ERC-20 test token is one USD.
 ETH_PRICE_USD = 2_000

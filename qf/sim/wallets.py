@@ -32,8 +32,8 @@ from collections.abc import Iterable
 import coincurve
 from eth_utils.crypto import keccak
 
-from qf.eth import to_hex
-from qf.sim.plan import Donation, RoundPlan, Token, Wallet
+from qf_sentinel.qf.eth import to_hex
+from qf_sentinel.qf.sim.plan import Donation, RoundPlan, Token, Wallet
 
 #: Order of the secp256k1 group; a private key must lie in [1, n).
 SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from qf.errors import DataError
-from qf.model.features import signed_log1p
-from qf.train.lof import lof_densities, lof_neighbourhoods, lof_score_samples
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.model.features import signed_log1p
+from qf_sentinel.qf.train.lof import lof_densities, lof_neighbourhoods, lof_score_samples
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

@@ -24,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from qf.errors import DataError
-from qf.model.calibration import Calibration, FloatArray
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.model.calibration import Calibration, FloatArray
 
 
 def fit_calibration(raw: npt.ArrayLike, y: npt.ArrayLike) -> tuple[Calibration, FloatArray]:

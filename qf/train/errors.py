@@ -12,7 +12,7 @@ callers expect. ``qf train`` and ``qf eval`` print any of them as one line.
 
 from __future__ import annotations
 
-from qf.errors import DataError
+from qf_sentinel.qf.errors import DataError
 
 
 class MetricError(DataError, ValueError):

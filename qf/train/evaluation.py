@@ -30,8 +30,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from qf.errors import ConfigError
-from qf.train.errors import MetricError
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.train.errors import MetricError
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from qf.model.arrays import (
+from qf_sentinel.qf.model.arrays import (
     COMPARE_LESS,
     COMPARE_LESS_EQUAL,
     LIGHTGBM_ZERO_THRESHOLD,
@@ -40,8 +40,8 @@ from qf.model.arrays import (
     TreeEnsemble,
     UInt8Array,
 )
-from qf.model.errors import UnsupportedModel
-from qf.train.lof import lof_densities, lof_score_samples
+from qf_sentinel.qf.model.errors import UnsupportedModel
+from qf_sentinel.qf.train.lof import lof_densities, lof_score_samples
 
 if TYPE_CHECKING:
     from lightgbm import Booster as LightGBMBooster

@@ -34,16 +34,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from qf.errors import DataError
-from qf.funding.graph import FundingGraph
-from qf.model import live
-from qf.model.arrays import LinearModel, TreeEnsemble
-from qf.model.calibration import Calibration
-from qf.model.dataset import Dataset
-from qf.model.funding_features import FUNDING_FEATURES, N_FUNDING, funding_row
-from qf.train import risk
-from qf.train.calibration import fit_calibration, rate_threshold
-from qf.train.export import from_xgboost
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.funding.graph import FundingGraph
+from qf_sentinel.qf.model import live
+from qf_sentinel.qf.model.arrays import LinearModel, TreeEnsemble
+from qf_sentinel.qf.model.calibration import Calibration
+from qf_sentinel.qf.model.dataset import Dataset
+from qf_sentinel.qf.model.funding_features import FUNDING_FEATURES, N_FUNDING, funding_row
+from qf_sentinel.qf.train import risk
+from qf_sentinel.qf.train.calibration import fit_calibration, rate_threshold
+from qf_sentinel.qf.train.export import from_xgboost
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -163,7 +163,7 @@ def drawn_graph(
     by the simulator's models (``qf.sim.funding``) for the injected attackers (``campaigns``: address -> campaign)
     and, with ``draw_background``, for every other donor (the honest model: a replay's real donors carry no
     funding of their own). Returns the graph and each drawn wallet's funding style."""
-    from qf.sim.funding import draw_funding  # noqa: PLC0415 - the simulator's models, for evaluation rounds only
+    from qf_sentinel.qf.sim.funding import draw_funding  # noqa: PLC0415 - the simulator's models, for evaluation rounds only
 
     d = dataset.donations
     addresses = dataset.donors["address"].to_numpy()
@@ -229,7 +229,7 @@ def with_funding(
 
 def funding_pushes(stage: TreeEnsemble, funding: FloatArray) -> FloatArray:
     """g(f) - g(0) for each row (0 where a row has no evidence), as the served kernel computes it."""
-    from qf.model.kernels import trees  # noqa: PLC0415 - numba compiles on first use
+    from qf_sentinel.qf.model.kernels import trees  # noqa: PLC0415 - numba compiles on first use
 
     args = stage.kernel_args()
     zero = float(trees.margin_row(np.zeros(N_FUNDING), args))
@@ -441,7 +441,7 @@ def _max_diff(a: FloatArray, b: FloatArray) -> float:
 
 
 def _kernel_scores(arrays: TreeEnsemble | LinearModel, x: FloatArray) -> FloatArray:
-    from qf.model.kernels import trees  # noqa: PLC0415 - numba compiles on first use
+    from qf_sentinel.qf.model.kernels import trees  # noqa: PLC0415 - numba compiles on first use
 
     if isinstance(arrays, LinearModel):
         return np.asarray(trees.linear_score_batch(x, arrays.kernel_args()))

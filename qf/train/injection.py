@@ -21,13 +21,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from qf.errors import DataError
-from qf.eth import to_hex
-from qf.model.dataset import ORDER_SCALE, Dataset, assemble_dataset
-from qf.sim.attacks import FAMILIES, Background, plan_attacks
-from qf.sim.direct import derived_address
-from qf.sim.plan import Token
-from qf.sim.wallets import gas_price_wei
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.eth import to_hex
+from qf_sentinel.qf.model.dataset import ORDER_SCALE, Dataset, assemble_dataset
+from qf_sentinel.qf.sim.attacks import FAMILIES, Background, plan_attacks
+from qf_sentinel.qf.sim.direct import derived_address
+from qf_sentinel.qf.sim.plan import Token
+from qf_sentinel.qf.sim.wallets import gas_price_wei
 
 LABEL_SOURCE = "injected"
 #: Log indices of injected donations start here within a block, after any real one.

@@ -35,17 +35,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from qf.funding.graph import FundingGraph
-from qf.matching import compute_matching
-from qf.model import live
-from qf.model.arrays import TreeEnsemble
-from qf.model.funding_features import funding_row
-from qf.model.gate import Decision, GateModel
-from qf.sim.attacks import FAMILIES, attack_campaigns, inject_with_targets
-from qf.sim.gitcoin import load_round9
-from qf.train import gate, risk
-from qf.train.offline import BLOCK_SECONDS, START_TIME
-from qf.train.plans import dataset_from_plan
+from qf_sentinel.qf.funding.graph import FundingGraph
+from qf_sentinel.qf.matching import compute_matching
+from qf_sentinel.qf.model import live
+from qf_sentinel.qf.model.arrays import TreeEnsemble
+from qf_sentinel.qf.model.funding_features import funding_row
+from qf_sentinel.qf.model.gate import Decision, GateModel
+from qf_sentinel.qf.sim.attacks import FAMILIES, attack_campaigns, inject_with_targets
+from qf_sentinel.qf.sim.gitcoin import load_round9
+from qf_sentinel.qf.train import gate, risk
+from qf_sentinel.qf.train.offline import BLOCK_SECONDS, START_TIME
+from qf_sentinel.qf.train.plans import dataset_from_plan
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 import numpy.typing as npt
 
-from qf.model.arrays import FloatArray, Int64Array
+from qf_sentinel.qf.model.arrays import FloatArray, Int64Array
 
 #: Bound on the rounding of scikit-learn's squared distances, as a fraction of the squared norms involved
 #: (float64 sums are off by a few ulps of them; this allows millions). It only sets how many candidates

@@ -33,16 +33,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from qf.matching import compute_matching
-from qf.matching.risk import gate_weights
-from qf.model.coordination import donor_communities
-from qf.model.dataset import Dataset
-from qf.model.features import COMMUNITY_SEED
-from qf.sim.attacks import FAMILIES, inject_with_targets
-from qf.sim.gitcoin import load_round9
-from qf.train import risk
-from qf.train.calibration import fit_calibration
-from qf.train.pipeline import (
+from qf_sentinel.qf.matching import compute_matching
+from qf_sentinel.qf.matching.risk import gate_weights
+from qf_sentinel.qf.model.coordination import donor_communities
+from qf_sentinel.qf.model.dataset import Dataset
+from qf_sentinel.qf.model.features import COMMUNITY_SEED
+from qf_sentinel.qf.sim.attacks import FAMILIES, inject_with_targets
+from qf_sentinel.qf.sim.gitcoin import load_round9
+from qf_sentinel.qf.train import risk
+from qf_sentinel.qf.train.calibration import fit_calibration
+from qf_sentinel.qf.train.pipeline import (
     FAMILY_PREFIX,
     POOLED,
     TrainConfig,
@@ -53,7 +53,7 @@ from qf.train.pipeline import (
     prepare,
     select_served,
 )
-from qf.train.plans import dataset_from_plan
+from qf_sentinel.qf.train.plans import dataset_from_plan
 
 FloatArray = npt.NDArray[np.float64]
 Progress = Callable[[str], None]

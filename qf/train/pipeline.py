@@ -37,25 +37,32 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from qf.errors import DataError
-from qf.funding.graph import FundingGraph
-from qf.model import artifacts, features
-from qf.model import gate as served_gate
-from qf.model.arrays import AnomalyScaler, ClusterCenters, IsolationForestArrays, LinearModel, LofArrays, TreeEnsemble
-from qf.model.calibration import Calibration
-from qf.model.dataset import Dataset
-from qf.model.live import Contribution
-from qf.sim.attacks import FAMILIES
-from qf.train import anomaly, evaluation, injection, risk, splits
-from qf.train import gate as contribution_gate
-from qf.train.calibration import choose_thresholds, fit_calibration
-from qf.train.clusters import choose_kmeans, pca_2d
-from qf.train.errors import SplitError
-from qf.train.export import from_isolation_forest, from_lof
-from qf.train.recommend import donation_matrix, fit_recommender, hit_rate_at_k
-from qf.train.report import headline, write_report
-from qf.train.report_data import ReportData, SplitScores
-from qf.train.rules import top_rules
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.funding.graph import FundingGraph
+from qf_sentinel.qf.model import artifacts, features
+from qf_sentinel.qf.model import gate as served_gate
+from qf_sentinel.qf.model.arrays import (
+    AnomalyScaler,
+    ClusterCenters,
+    IsolationForestArrays,
+    LinearModel,
+    LofArrays,
+    TreeEnsemble,
+)
+from qf_sentinel.qf.model.calibration import Calibration
+from qf_sentinel.qf.model.dataset import Dataset
+from qf_sentinel.qf.model.live import Contribution
+from qf_sentinel.qf.sim.attacks import FAMILIES
+from qf_sentinel.qf.train import anomaly, evaluation, injection, risk, splits
+from qf_sentinel.qf.train import gate as contribution_gate
+from qf_sentinel.qf.train.calibration import choose_thresholds, fit_calibration
+from qf_sentinel.qf.train.clusters import choose_kmeans, pca_2d
+from qf_sentinel.qf.train.errors import SplitError
+from qf_sentinel.qf.train.export import from_isolation_forest, from_lof
+from qf_sentinel.qf.train.recommend import donation_matrix, fit_recommender, hit_rate_at_k
+from qf_sentinel.qf.train.report import headline, write_report
+from qf_sentinel.qf.train.report_data import ReportData, SplitScores
+from qf_sentinel.qf.train.rules import top_rules
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -336,7 +343,7 @@ def fit_coordination(x: FloatArray, seed: int) -> IsolationForestArrays:
 
 
 def _coordination_score(arrays: IsolationForestArrays) -> features.CoordinationScore:
-    from qf.model.kernels import iforest  # noqa: PLC0415 - numba compiles on first use
+    from qf_sentinel.qf.model.kernels import iforest  # noqa: PLC0415 - numba compiles on first use
 
     return iforest.anomaly_scorer(arrays.kernel_args())
 
@@ -557,7 +564,7 @@ def _max_diff(a: FloatArray, b: FloatArray) -> float:
 
 
 def _kernel_risk(arrays: TreeEnsemble | LinearModel, x: FloatArray) -> FloatArray:
-    from qf.model.kernels import trees  # noqa: PLC0415 - numba compiles on first use
+    from qf_sentinel.qf.model.kernels import trees  # noqa: PLC0415 - numba compiles on first use
 
     if isinstance(arrays, LinearModel):
         return np.asarray(trees.linear_score_batch(x, arrays.kernel_args()))
@@ -565,14 +572,14 @@ def _kernel_risk(arrays: TreeEnsemble | LinearModel, x: FloatArray) -> FloatArra
 
 
 def _kernel_iforest(arrays: IsolationForestArrays, z: FloatArray) -> FloatArray:
-    from qf.model.kernels import iforest  # noqa: PLC0415
+    from qf_sentinel.qf.model.kernels import iforest  # noqa: PLC0415
 
     args: dict[str, Any] = arrays.kernel_args()
     return np.asarray(iforest.decision_function_batch(z, **args))
 
 
 def _kernel_lof(arrays: LofArrays, z: FloatArray) -> FloatArray:
-    from qf.model.kernels import lof  # noqa: PLC0415
+    from qf_sentinel.qf.model.kernels import lof  # noqa: PLC0415
 
     args: dict[str, Any] = arrays.kernel_args()
     return np.asarray(lof.decision_function_batch(z, **args))

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from qf.model.dataset import Dataset, assemble_dataset
-from qf.sim.plan import Label, RoundPlan
+from qf_sentinel.qf.model.dataset import Dataset, assemble_dataset
+from qf_sentinel.qf.sim.plan import Label, RoundPlan
 
 
 def dataset_from_plan(
@@ -27,7 +27,7 @@ def dataset_from_plan(
 
     Blocks, nonces and times follow :func:`qf.sim.direct.donation_rows`, as on an empty chain.
     """
-    from qf.sim import direct  # noqa: PLC0415 - the planner's row layout, only needed here
+    from qf_sentinel.qf.sim import direct  # noqa: PLC0415 - the planner's row layout, only needed here
 
     first_block = direct.first_donation_block(plan)
     rows = direct.donation_rows(plan, first_block=first_block, start_time=start_time, block_seconds=block_seconds)

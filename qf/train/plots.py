@@ -19,8 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from qf.train.evaluation import calibration_bins
-from qf.train.report_data import KFOLD_SPLIT, ReportData, SplitScores, StrArray, auc, number
+from qf_sentinel.qf.train.evaluation import calibration_bins
+from qf_sentinel.qf.train.report_data import KFOLD_SPLIT, ReportData, SplitScores, StrArray, auc, number
 
 _DPI = 100
 # No "Software" chunk: the PNG bytes then depend on neither the time nor the matplotlib version string.

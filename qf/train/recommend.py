@@ -22,8 +22,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from qf.errors import ConfigError, DataError
-from qf.model.recommender import Float32Array, IntArray, RecommenderArrays
+from qf_sentinel.qf.errors import ConfigError, DataError
+from qf_sentinel.qf.model.recommender import Float32Array, IntArray, RecommenderArrays
 
 Weighting = Literal["binary", "log_amount"]
 WEIGHTINGS: tuple[Weighting, ...] = ("binary", "log_amount")

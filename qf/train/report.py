@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from qf.train.plots import (
+from qf_sentinel.qf.train.plots import (
     calibration_figure,
     category_order,
     colour,
@@ -37,7 +37,7 @@ from qf.train.plots import (
     roc_figure,
     save,
 )  # fmt: skip
-from qf.train.report_data import (
+from qf_sentinel.qf.train.report_data import (
     KFOLD_SPLIT,
     ReportData,
     SplitScores,

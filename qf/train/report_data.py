@@ -18,9 +18,9 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from qf.errors import DataError
-from qf.train.evaluation import EvaluationDict
-from qf.train.rules import Rule
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.train.evaluation import EvaluationDict
+from qf_sentinel.qf.train.rules import Rule
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

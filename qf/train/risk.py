@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from qf.errors import ConfigError
-from qf.model.arrays import LinearModel, TreeEnsemble
-from qf.model.features import FEATURE_NAMES
-from qf.train.export import from_lightgbm, from_logistic, from_random_forest, from_xgboost
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.model.arrays import LinearModel, TreeEnsemble
+from qf_sentinel.qf.model.features import FEATURE_NAMES
+from qf_sentinel.qf.train.export import from_lightgbm, from_logistic, from_random_forest, from_xgboost
 
 FloatArray = npt.NDArray[np.float64]
 CANDIDATES: tuple[str, ...] = ("xgboost", "lightgbm", "logistic", "random_forest")

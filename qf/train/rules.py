@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from qf.errors import ConfigError, DataError
+from qf_sentinel.qf.errors import ConfigError, DataError
 
 # Pairs shared by only a donor or two get huge, meaningless lifts; require a few.
 DEFAULT_MIN_SUPPORT_COUNT = 5

@@ -26,8 +26,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.model_selection import StratifiedKFold
 
-from qf.errors import ConfigError
-from qf.train.errors import SplitError
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.train.errors import SplitError
 
 IndexArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]

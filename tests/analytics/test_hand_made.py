@@ -9,7 +9,7 @@ from fractions import Fraction
 import psycopg
 import pytest
 
-from qf.db import connect
+from qf_sentinel.qf.db import connect
 from tests.analytics.events import WINDOW, EventWriter, address, refresh, units
 from tests.analytics.reference import pro_rata, standard_matches
 

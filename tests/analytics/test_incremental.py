@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from qf.db import connect
+from qf_sentinel.qf.db import connect
 from tests.analytics.events import (
     CHAIN_ID,
     DONATION_STRATEGY_ID,

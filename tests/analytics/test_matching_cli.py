@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from qf.db import connect
-from qf.sim.execute import execute_plan
-from qf.sim.labels import store_labels
-from qf.sim.scenario import plan_simulated_round
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.sim.execute import execute_plan
+from qf_sentinel.qf.sim.labels import store_labels
+from qf_sentinel.qf.sim.scenario import plan_simulated_round
 from tests.fixtures.chain import Chain
 from tests.indexer.harness import backfill
 from tests.indexer.test_indexing import SMALL

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from qf.db import connect
-from qf.sim.execute import execute_plan
-from qf.sim.gitcoin import load_round9
-from qf.sim.wallets import derive_wallet
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.sim.execute import execute_plan
+from qf_sentinel.qf.sim.gitcoin import load_round9
+from qf_sentinel.qf.sim.wallets import derive_wallet
 from tests.fixtures.chain import Chain
 from tests.indexer.harness import backfill
 from tests.sim.test_gitcoin import ROUND9

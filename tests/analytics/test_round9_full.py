@@ -19,7 +19,7 @@ from decimal import Decimal
 
 import pytest
 
-from qf.db import connect
+from qf_sentinel.qf.db import connect
 from tests.analytics.events import CHAIN_ID, TOKEN, EventWriter, units
 from tests.sim.test_gitcoin import ROUND9
 

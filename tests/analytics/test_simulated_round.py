@@ -13,11 +13,11 @@ from typing import Any
 import eth_abi
 import pytest
 
-from qf.chain.abi import ALLO_V2_EVENTS, topic0
-from qf.db import connect
-from qf.sim.execute import ExecutionResult, execute_plan
-from qf.sim.plan import RecipientStatus, RoundPlan
-from qf.sim.scenario import plan_simulated_round
+from qf_sentinel.qf.chain.abi import ALLO_V2_EVENTS, topic0
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.sim.execute import ExecutionResult, execute_plan
+from qf_sentinel.qf.sim.plan import RecipientStatus, RoundPlan
+from qf_sentinel.qf.sim.scenario import plan_simulated_round
 from tests.analytics.events import refresh
 from tests.analytics.reference import Gift, capped, contributions_of, donor_features, gini, pro_rata, standard_matches
 from tests.fixtures.chain import Chain

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from qf.chain.config import ChainConfig, configured_chains, parse_chains
-from qf.chain.deploy import Deployment
-from qf.chain.devnet import devnet_chains
-from qf.errors import ConfigError
-from qf.eth import from_hex
-from qf.settings import NATIVE_MARKER, Settings
+from qf_sentinel.qf.chain.config import ChainConfig, configured_chains, parse_chains
+from qf_sentinel.qf.chain.deployment import Deployment
+from qf_sentinel.qf.chain.devnet_records import devnet_chains
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.eth import from_hex
+from qf_sentinel.qf.settings import NATIVE_MARKER, Settings
 
 CORE = "0x1133eA7Af70876e64665ecD07C0A0476d09465a1"
 REGISTRY = "0x4AAcca72145e1dF2aeC137E1f3C5E3D75DB8b5f3"

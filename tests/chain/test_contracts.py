@@ -13,10 +13,10 @@ import eth_abi
 import pytest
 from eth_utils import keccak
 
-from indexer.decode import EVENTS_BY_SIGNATURE
-from qf.chain.abi import ALLO_V2_EVENTS, NATIVE_TOKEN, load_artifact, topic0
-from qf.chain.tx import TxRequest, TxSender, wait_for_receipts
-from qf.sim.wallets import derive_wallet
+from qf_sentinel.indexer.decode import EVENTS_BY_SIGNATURE
+from qf_sentinel.qf.chain.abi import ALLO_V2_EVENTS, NATIVE_TOKEN, load_artifact, topic0
+from qf_sentinel.qf.chain.tx import TxRequest, TxSender, wait_for_receipts
+from qf_sentinel.qf.sim.wallets import derive_wallet
 from tests.fixtures.chain import Chain
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -27,17 +27,17 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from console.app import create_app, server_config
-from console.config import ConsoleConfig
-from qf.db import connect
-from qf.model.bundle import Thresholds
-from qf.model.dataset import Dataset
-from qf.model.loader import load_dataset
-from qf.sim.dvmdt import DvmdtRound
-from qf.train.pipeline import TrainConfig, train
 from qf_sentinel.batch import score_pool, store_pool_scores
-from scorer.client import ScorerClient
-from scorer.models import ModelStore
+from qf_sentinel.console.app import create_app, server_config
+from qf_sentinel.console.config import ConsoleConfig
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.model.bundle import Thresholds
+from qf_sentinel.qf.model.dataset import Dataset
+from qf_sentinel.qf.model.loader import load_dataset
+from qf_sentinel.qf.sim.dvmdt import DvmdtRound
+from qf_sentinel.qf.train.pipeline import TrainConfig, train
+from qf_sentinel.scorer.client import ScorerClient
+from qf_sentinel.scorer.models import ModelStore
 from tests.console.hostile import Renamed, rename_on_chain
 from tests.fixtures.chain import Chain
 from tests.fixtures.rounds import CHAIN_ID, build_labelled_round

@@ -8,7 +8,7 @@ from typing import Any
 import httpx2
 from starlette.testclient import TestClient
 
-from qf.db import connect
+from qf_sentinel.qf.db import connect
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qf.chain.abi import load_artifact
-from qf.chain.tx import TxRequest, TxSender, wait_for_receipts
-from qf.sim.dvmdt import profile_id
-from qf.sim.plan import RecipientStatus, RoundPlan
-from qf.sim.wallets import address_of
+from qf_sentinel.qf.chain.abi import load_artifact
+from qf_sentinel.qf.chain.tx import TxRequest, TxSender, wait_for_receipts
+from qf_sentinel.qf.sim.dvmdt import profile_id
+from qf_sentinel.qf.sim.plan import RecipientStatus, RoundPlan
+from qf_sentinel.qf.sim.wallets import address_of
 from tests.fixtures.chain import Chain
 
 #: Spreadsheet formulas (OWASP's CSV injection examples), with ESC, BEL and CR in the last.

@@ -13,9 +13,9 @@ from psycopg import sql
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
-from console.app import create_app
-from console.display import chain_text
-from qf.db import connect, with_database
+from qf_sentinel.console.app import create_app
+from qf_sentinel.console.display import chain_text
+from qf_sentinel.qf.db import connect, with_database
 from tests.console.conftest import REVIEWER_TOKEN, SECOND_REVIEWER_TOKEN, VIEWER_TOKEN, ConsoleRound
 from tests.console.helpers import csrf_of, login, review_rows, reviewer_label, table_counts, verdict
 

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
-from qf.db import connect
+from qf_sentinel.qf.db import connect
 from tests.console.conftest import REVIEWER_TOKEN, ServedConsole
 from tests.console.hostile import LINK_NAME
 from tests.ops.test_compose import healthcheck_command, run_check

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from console.chains import chain_label, in_scope, narrowed
-from qf.errors import ConfigError
+from qf_sentinel.console.chains import chain_label, in_scope, narrowed
+from qf_sentinel.qf.errors import ConfigError
 
 
 def test_the_console_shows_the_configured_chain_else_every_indexed_one() -> None:

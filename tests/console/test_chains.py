@@ -22,14 +22,14 @@ import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from console.app import create_app
-from console.comparison import METHODS
-from console.config import ConsoleConfig
-from console.display import chain_text
-from console.filters import num
-from qf.db import connect
-from qf.matching.rounds import add_round
-from qf.matching.service import match_round
+from qf_sentinel.console.app import create_app
+from qf_sentinel.console.comparison import METHODS
+from qf_sentinel.console.config import ConsoleConfig
+from qf_sentinel.console.display import chain_text
+from qf_sentinel.console.filters import num
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.matching.rounds import add_round
+from qf_sentinel.qf.matching.service import match_round
 from tests.console.conftest import REVIEWER_TOKEN, SESSION_SECRET, VIEWER_TOKEN
 from tests.console.helpers import csrf_of, login
 from tests.matching.test_rounds import ALICE, BOB, CAROL, CHAIN_A, CHAIN_B, DAVE, FRANK, POOL_A, POOL_B, P, Q, R

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from playwright.sync_api import Browser
 
-from console.app import create_app
-from qf.db import connect
+from qf_sentinel.console.app import create_app
+from qf_sentinel.qf.db import connect
 from tests.console.conftest import REVIEWER_TOKEN, serving
 from tests.console.test_browser import Visit, chromium  # noqa: F401 - the module's browser fixture
 from tests.console.test_chains import CAROL, CHAIN_B, ROUND, TwoChains, two_chains  # noqa: F401 - its fixture

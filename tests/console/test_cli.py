@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from qf.db import connect
-from qf.settings import Settings
 from qf_sentinel.cli import demo_console_token
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.settings import Settings
 from tests.console.helpers import csrf_of
 from tests.fixtures.chain import free_port
 from tests.test_cli import assert_one_line_error, qf

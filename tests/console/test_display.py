@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from console.display import DISPLAY_CHARS, TITLE_CHARS, chain_text, display_text, plain, plotly_label
+from qf_sentinel.console.display import DISPLAY_CHARS, TITLE_CHARS, chain_text, display_text, plain, plotly_label
 
 BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 

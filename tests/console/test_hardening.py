@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from console.app import create_app
-from qf.db import connect
+from qf_sentinel.console.app import create_app
+from qf_sentinel.qf.db import connect
 from tests.console.conftest import REVIEWER_TOKEN, VIEWER_TOKEN, ConsoleRound, ServedConsole
 from tests.console.helpers import csrf_of, login, table_counts, verdict
 

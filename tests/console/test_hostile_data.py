@@ -17,7 +17,7 @@ from typing import Any
 from markupsafe import escape
 from starlette.testclient import TestClient
 
-from qf.db import connect
+from qf_sentinel.qf.db import connect
 from tests.console.conftest import VIEWER_TOKEN, ConsoleRound
 from tests.console.helpers import login
 from tests.console.hostile import BIDI_NAME, FORMULA_NAMES, LINK_NAME, LONG_NAME, MARKUP_NAME

@@ -23,12 +23,12 @@ import pytest
 from rich.console import Console
 from starlette.testclient import TestClient
 
-from console.app import create_app
-from console.config import ConsoleConfig
-from qf.db import connect
-from qf.matching.service import MatchingResult, match_pool
-from qf.settings import Settings
+from qf_sentinel.console.app import create_app
+from qf_sentinel.console.config import ConsoleConfig
 from qf_sentinel.demo import TOP, show_matching
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.matching.service import MatchingResult, match_pool
+from qf_sentinel.qf.settings import Settings
 from tests.console.conftest import SESSION_SECRET, VIEWER_TOKEN, ConsoleRound
 from tests.console.helpers import login
 from tests.fixtures.rounds import CHAIN_ID

@@ -9,8 +9,8 @@ import json
 
 from starlette.testclient import TestClient
 
-from console.app import create_app
-from qf.db import connect
+from qf_sentinel.console.app import create_app
+from qf_sentinel.qf.db import connect
 from tests.console.conftest import REVIEWER_TOKEN, SECOND_REVIEWER_TOKEN, VIEWER_TOKEN, ConsoleRound
 from tests.console.helpers import csrf_of, login
 from tests.console.test_hardening import assert_secure_headers

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from qf.db import connect, describe_url, redact_url, with_database
-from qf.db.embedded import resolve_database_url
-from qf.errors import DatabaseError
-from qf.settings import Settings
+from qf_sentinel.qf.db import connect, describe_url, redact_url, with_database
+from qf_sentinel.qf.db.embedded import resolve_database_url
+from qf_sentinel.qf.errors import DatabaseError
+from qf_sentinel.qf.settings import Settings
 
 UNREACHABLE = "postgresql://u:secret@127.0.0.1:1/x"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from qf.db import connect
-from qf.db.migrate import SQL_DIR, apply_migrations
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.db.migrate import SQL_DIR, apply_migrations
 
 UINT256_MAX = 2**256 - 1
 DOMAINS_MIGRATION = "012_domains.sql"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from qf.db import connect
-from qf.db.embedded import resolve_database_url, stop_embedded
-from qf.settings import Settings
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.db.embedded import resolve_database_url, stop_embedded
+from qf_sentinel.qf.settings import Settings
 
 pytestmark = pytest.mark.integration  # each test starts the embedded PostgreSQL, from other processes too
 
@@ -23,9 +23,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Runs in a fresh interpreter, like a `qf` command: resolve, run one statement, print rows.
 CLIENT = """
 import os, sys
-from qf.db import connect
-from qf.db.embedded import resolve_database_url
-from qf.settings import Settings
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.db.embedded import resolve_database_url
+from qf_sentinel.qf.settings import Settings
 
 url = resolve_database_url(Settings.from_env())
 with connect(url) as conn:

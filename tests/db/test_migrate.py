@@ -10,8 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from qf.db import connect
-from qf.db.migrate import (
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.db.migrate import (
     SQL_DIR,
     AppliedMigration,
     apply_migrations,
@@ -20,7 +20,7 @@ from qf.db.migrate import (
     pending_migrations,
     plan,
 )
-from qf.errors import DatabaseError
+from qf_sentinel.qf.errors import DatabaseError
 
 
 def write(folder: Path, files: dict[str, str]) -> Path:

@@ -9,7 +9,7 @@ functions change in ``sql/repeatable/`` instead.
 
 from __future__ import annotations
 
-from qf.db.migrate import discover
+from qf_sentinel.qf.db.migrate import discover
 
 RELEASED = {
     "001_foundation.sql": "e2b1b2745034c6ee7d2a36300dc3423e0d9684e29e521dec9ec2ae204f09f879",

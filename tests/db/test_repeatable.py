@@ -20,9 +20,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from qf.db import connect, with_database
-from qf.db.migrate import SQL_DIR, apply_migrations, discover, discover_repeatable, pending_migrations
-from qf.errors import DatabaseError
+from qf_sentinel.qf.db import connect, with_database
+from qf_sentinel.qf.db.migrate import SQL_DIR, apply_migrations, discover, discover_repeatable, pending_migrations
+from qf_sentinel.qf.errors import DatabaseError
 from tests.analytics.events import GRANT_STRATEGY_ID, WINDOW, EventWriter, address, refresh, units
 
 START = WINDOW[0]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from qf.db import connect
-from qf.db.migrate import SQL_DIR, apply_migrations
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.db.migrate import SQL_DIR, apply_migrations
 
 MIGRATION = "021_unknown_topics_per_block.sql"
 

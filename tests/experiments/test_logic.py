@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy.stats import chi2_contingency, chisquare
 
-from qf.errors import ConfigError, DataError
-from qf.experiments.logic import (
+from qf_sentinel.qf.errors import ConfigError, DataError
+from qf_sentinel.qf.experiments.logic import (
     ExperimentConfig,
     VariantCounts,
     chi_square_test,

@@ -13,16 +13,16 @@ import numpy as np
 import psycopg
 import pytest
 
-from qf.db import connect
-from qf.errors import ConfigError, DataError
-from qf.experiments.errors import UnknownExperiment
-from qf.experiments.logic import (
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.errors import ConfigError, DataError
+from qf_sentinel.qf.experiments.errors import UnknownExperiment
+from qf_sentinel.qf.experiments.logic import (
     ExperimentConfig,
     VariantCounts,
     choose_variant,
     experiment_stats,
 )
-from qf.experiments.store import (
+from qf_sentinel.qf.experiments.store import (
     assign,
     counts,
     delete_older_than,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qf.funding.graph import NATIVE, FundingGraph, FundingRow, KnownSource, SourceKind
+from qf_sentinel.qf.funding.graph import NATIVE, FundingGraph, FundingRow, KnownSource, SourceKind
 
 TOKEN = b"\x70" * 20
 EXCHANGE = b"\xe0" * 20

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from qf.db import connect
-from qf.errors import DataError
-from qf.funding.db import load_graph
-from qf.funding.graph import NATIVE, SourceKind
-from qf.funding.imports import parse_funding, store_imported
-from qf.funding.sources import load_shipped, parse_sources, shipped_sources, store_sources
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.funding.db import load_graph
+from qf_sentinel.qf.funding.graph import NATIVE, SourceKind
+from qf_sentinel.qf.funding.imports import parse_funding, store_imported
+from qf_sentinel.qf.funding.sources import load_shipped, parse_sources, shipped_sources, store_sources
 
 WALLET = "0x" + "11" * 20
 FUNDER = "0x" + "22" * 20

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from psycopg import sql
 
-from qf.db import connect, with_database
+from qf_sentinel.qf.db import connect, with_database
 
 
 @pytest.fixture

@@ -14,16 +14,16 @@ from typing import Any
 
 from psycopg import sql
 
-from indexer.app import build_indexer
-from indexer.decode import EVENTS
-from indexer.loop import EVENT_TABLES, Indexer, PreparedIndexer
-from indexer.metrics import IndexerMetrics
-from indexer.rpc import ResilientRpc
-from indexer.store import Store
-from qf.chain.abi import topic0
-from qf.db import connect
-from qf.http_metrics import HealthState
-from qf.settings import Settings
+from qf_sentinel.indexer.app import build_indexer
+from qf_sentinel.indexer.decode import EVENTS
+from qf_sentinel.indexer.loop import EVENT_TABLES, Indexer, PreparedIndexer
+from qf_sentinel.indexer.metrics import IndexerMetrics
+from qf_sentinel.indexer.rpc import ResilientRpc
+from qf_sentinel.indexer.store import Store
+from qf_sentinel.qf.chain.abi import topic0
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.http_metrics import HealthState
+from qf_sentinel.qf.settings import Settings
 from tests.fixtures.chain import Chain
 from tests.sim.onchain import TOPIC_NAMES
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import eth_abi
 
-from qf.chain.abi import NATIVE_TOKEN, load_artifact
-from qf.chain.tx import wait_for_receipts
+from qf_sentinel.qf.chain.abi import NATIVE_TOKEN, load_artifact
+from qf_sentinel.qf.chain.tx import wait_for_receipts
 from tests.fixtures.chain import Chain
 
 CORE = load_artifact("QFAllo")

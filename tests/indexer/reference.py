@@ -18,9 +18,9 @@ from typing import Any
 
 import eth_abi
 
-from indexer.decode import EVENTS_BY_SIGNATURE, Value
-from qf.chain.abi import load_artifact, topic0
-from qf.chain.allo_sdk import STRATEGIES, sdk_strategy
+from qf_sentinel.indexer.decode import EVENTS_BY_SIGNATURE, Value
+from qf_sentinel.qf.chain.abi import load_artifact, topic0
+from qf_sentinel.qf.chain.allo_sdk import STRATEGIES, sdk_strategy
 
 BIGINT_MAX = 2**63 - 1
 

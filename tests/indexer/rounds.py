@@ -8,10 +8,10 @@ from typing import Any
 
 from eth_account import Account
 
-from indexer.decode import DecodedLog, decode_log
-from qf.sim.execute import ExecutionResult, execute_plan
-from qf.sim.plan import RoundPlan
-from qf.sim.scenario import plan_simulated_round
+from qf_sentinel.indexer.decode import DecodedLog, decode_log
+from qf_sentinel.qf.sim.execute import ExecutionResult, execute_plan
+from qf_sentinel.qf.sim.plan import RoundPlan
+from qf_sentinel.qf.sim.scenario import plan_simulated_round
 from tests.fixtures.chain import Chain
 from tests.sim.onchain import all_logs
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.decode import (
+from qf_sentinel.indexer.decode import (
     COMMON_COLUMNS,
     EVENTS,
     EVENTS_BY_NAME,
@@ -23,10 +23,10 @@ from indexer.decode import (
     pool_id_of,
     strategy_of,
 )
-from indexer.errors import DecodeError
-from qf.chain.abi import ALLO_V2_EVENTS, NATIVE_TOKEN, topic0
-from qf.chain.deploy import DEVNET_PERCENT_FEE
-from qf.sim.plan import RecipientStatus, Token
+from qf_sentinel.indexer.errors import DecodeError
+from qf_sentinel.qf.chain.abi import ALLO_V2_EVENTS, NATIVE_TOKEN, topic0
+from qf_sentinel.qf.chain.deploy import DEVNET_PERCENT_FEE
+from qf_sentinel.qf.sim.plan import RecipientStatus, Token
 from tests.fixtures.chain import Chain
 from tests.indexer.abi_values import ABI_VALUES
 from tests.indexer.reference import (

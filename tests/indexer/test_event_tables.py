@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from indexer.decode import (
+from qf_sentinel.indexer.decode import (
     COMMON_COLUMNS,
     EVENTS,
     EVENTS_BY_NAME,
@@ -20,7 +20,7 @@ from indexer.decode import (
     EventSpec,
     decode_log,
 )
-from qf.db import connect
+from qf_sentinel.qf.db import connect
 from tests.fixtures.chain import Chain
 from tests.indexer.reference import ABI_BY_SIGNATURE, abi_type, encode_variant, registration_data
 from tests.indexer.rounds import addr, run_round

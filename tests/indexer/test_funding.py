@@ -14,20 +14,20 @@ import pytest
 from eth_account import Account
 from psycopg import sql
 
-from indexer.funding.app import build_worker
-from indexer.funding.worker import FundingWorker, _task
-from indexer.store import Store
-from qf.db import connect, with_database
-from qf.db.migrate import apply_migrations
-from qf.funding.db import load_graph
-from qf.funding.graph import NATIVE, ZERO_ADDRESS
-from qf.funding.imports import parse_funding, store_imported
-from qf.funding.sources import store_sources
-from qf.sim.execute import execute_plan
-from qf.sim.labels import round_sources
-from qf.sim.plan import RoundPlan, Token
-from qf.sim.scenario import plan_simulated_round
-from qf.sim.wallets import token_mints
+from qf_sentinel.indexer.funding.app import build_worker
+from qf_sentinel.indexer.funding.worker import FundingWorker, _task
+from qf_sentinel.indexer.store import Store
+from qf_sentinel.qf.db import connect, with_database
+from qf_sentinel.qf.db.migrate import apply_migrations
+from qf_sentinel.qf.funding.db import load_graph
+from qf_sentinel.qf.funding.graph import NATIVE, ZERO_ADDRESS
+from qf_sentinel.qf.funding.imports import parse_funding, store_imported
+from qf_sentinel.qf.funding.sources import store_sources
+from qf_sentinel.qf.sim.execute import execute_plan
+from qf_sentinel.qf.sim.labels import round_sources
+from qf_sentinel.qf.sim.plan import RoundPlan, Token
+from qf_sentinel.qf.sim.scenario import plan_simulated_round
+from qf_sentinel.qf.sim.wallets import token_mints
 from tests.fixtures.chain import Chain
 from tests.fixtures.rpc_proxy import FaultPolicy, FaultProxy
 from tests.indexer.harness import backfill, make_indexer, settings_for, snapshot, sync

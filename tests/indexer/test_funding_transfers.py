@@ -7,8 +7,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from indexer.funding.capabilities import is_method_missing
-from indexer.funding.transfers import (
+from qf_sentinel.indexer.funding.capabilities import is_method_missing
+from qf_sentinel.indexer.funding.transfers import (
     TRANSFER_TOPIC,
     address_topic,
     first,
@@ -17,8 +17,8 @@ from indexer.funding.transfers import (
     from_transfer_logs,
     ots_page,
 )
-from qf.errors import RpcError
-from qf.funding.graph import NATIVE, Method
+from qf_sentinel.qf.errors import RpcError
+from qf_sentinel.qf.funding.graph import NATIVE, Method
 
 WALLET = b"\x11" * 20
 OTHER = b"\x22" * 20

@@ -17,9 +17,9 @@ from typing import Any
 import eth_abi
 from eth_utils.abi import function_abi_to_4byte_selector
 
-from qf.chain.abi import NATIVE_TOKEN, load_artifact
-from qf.chain.tx import wait_for_receipts
-from qf.db import connect
+from qf_sentinel.qf.chain.abi import NATIVE_TOKEN, load_artifact
+from qf_sentinel.qf.chain.tx import wait_for_receipts
+from qf_sentinel.qf.db import connect
 from tests.fixtures.chain import Chain
 from tests.indexer.harness import chain_events, close, make_indexer, snapshot, stored_keys, sync
 from tests.indexer.live import LivePool

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from indexer.errors import ReorgTooDeep
-from qf.chain.abi import load_artifact
-from qf.chain.tx import wait_for_receipts
-from qf.db import connect
-from qf.errors import ConfigError
-from qf.sim.execute import execute_plan
-from qf.sim.scenario import plan_simulated_round
+from qf_sentinel.indexer.errors import ReorgTooDeep
+from qf_sentinel.qf.chain.abi import load_artifact
+from qf_sentinel.qf.chain.tx import wait_for_receipts
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.sim.execute import execute_plan
+from qf_sentinel.qf.sim.scenario import plan_simulated_round
 from tests.fixtures.chain import Chain
 from tests.indexer.harness import backfill, chain_events, close, make_indexer, sample, snapshot, stored_keys, sync
 from tests.indexer.live import LivePool

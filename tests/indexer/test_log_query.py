@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from indexer.decode import TOPIC0S
-from indexer.logquery import logs_of_new, plan_log_query, split_known
-from qf.chain.deploy import deploy_contracts
-from qf.sim.execute import execute_plan
-from qf.sim.scenario import plan_simulated_round
+from qf_sentinel.indexer.decode import TOPIC0S
+from qf_sentinel.indexer.logquery import logs_of_new, plan_log_query, split_known
+from qf_sentinel.qf.chain.deploy import deploy_contracts
+from qf_sentinel.qf.sim.execute import execute_plan
+from qf_sentinel.qf.sim.scenario import plan_simulated_round
 from tests.fixtures.chain import Chain
 from tests.indexer.harness import Prepared, chain_events, close, make_indexer, sample, snapshot, stored_keys, sync
 from tests.indexer.test_indexing import SMALL

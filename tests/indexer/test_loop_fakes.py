@@ -15,14 +15,14 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from indexer.answers import TopicFilter
-from indexer.errors import StaleCheckpoint
-from indexer.loop import Indexer, IndexerConfig, PreparedIndexer
-from indexer.metrics import IndexerMetrics
-from indexer.ports import Call
-from indexer.ranges import RangePolicy
-from indexer.sanitise import Clean
-from indexer.store import Batch, ChainState
+from qf_sentinel.indexer.answers import TopicFilter
+from qf_sentinel.indexer.errors import StaleCheckpoint
+from qf_sentinel.indexer.loop import Indexer, IndexerConfig, PreparedIndexer
+from qf_sentinel.indexer.metrics import IndexerMetrics
+from qf_sentinel.indexer.ports import Call
+from qf_sentinel.indexer.ranges import RangePolicy
+from qf_sentinel.indexer.sanitise import Clean
+from qf_sentinel.indexer.store import Batch, ChainState
 
 CHAIN_ID = 31337
 CORE = b"\xc0" * 20

@@ -20,18 +20,18 @@ from hypothesis import strategies as st
 from multiformats import CID
 from prometheus_client import CollectorRegistry
 
-from indexer.metadata.app import start_in_background
-from indexer.metadata.cid import cid_text, parse_cid, verify_block
-from indexer.metadata.errors import BlockMismatch, GatewayFailed, InvalidPointer, MalformedBlock
-from indexer.metadata.gateway import Gateways
-from indexer.metadata.metrics import MetadataMetrics
-from indexer.metadata.schedule import RetryPolicy
-from indexer.metadata.store import MetadataStore
-from indexer.metadata.unixfs import decode_node, read_file
-from indexer.metadata.worker import FetcherConfig, MetadataFetcher
-from qf.db import connect
-from qf.errors import ConfigError
-from qf.settings import Settings
+from qf_sentinel.indexer.metadata.app import start_in_background
+from qf_sentinel.indexer.metadata.cid import cid_text, parse_cid, verify_block
+from qf_sentinel.indexer.metadata.errors import BlockMismatch, GatewayFailed, InvalidPointer, MalformedBlock
+from qf_sentinel.indexer.metadata.gateway import Gateways
+from qf_sentinel.indexer.metadata.metrics import MetadataMetrics
+from qf_sentinel.indexer.metadata.schedule import RetryPolicy
+from qf_sentinel.indexer.metadata.store import MetadataStore
+from qf_sentinel.indexer.metadata.unixfs import decode_node, read_file
+from qf_sentinel.indexer.metadata.worker import FetcherConfig, MetadataFetcher
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.settings import Settings
 from tests.fixtures.ipfs import (
     chunked_file,
     closed_port_url,

@@ -21,14 +21,14 @@ from pathlib import Path
 import pytest
 from psycopg import sql
 
-from indexer.app import run_indexer
-from indexer.decode import EVENTS
-from indexer.funding.app import run_funding
-from indexer.loop import EVENT_TABLES
-from qf.db import connect
-from qf.settings import Settings
-from qf.sim.execute import execute_plan
-from qf.sim.scenario import plan_simulated_round
+from qf_sentinel.indexer.app import run_indexer
+from qf_sentinel.indexer.decode import EVENTS
+from qf_sentinel.indexer.funding.app import run_funding
+from qf_sentinel.indexer.loop import EVENT_TABLES
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.settings import Settings
+from qf_sentinel.qf.sim.execute import execute_plan
+from qf_sentinel.qf.sim.scenario import plan_simulated_round
 from tests.fixtures.chain import Chain, free_port
 from tests.fixtures.rpc_proxy import FaultPolicy, FaultProxy
 from tests.indexer.harness import chain_events

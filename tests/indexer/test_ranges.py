@@ -8,9 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.errors import RangeRefused
-from indexer.ranges import BlockRange, RangeHint, RangePlanner, RangePolicy, is_range_error, parse_range_hint
-from qf.errors import ConfigError
+from qf_sentinel.indexer.errors import RangeRefused
+from qf_sentinel.indexer.ranges import (
+    BlockRange,
+    RangeHint,
+    RangePlanner,
+    RangePolicy,
+    is_range_error,
+    parse_range_hint,
+)
+from qf_sentinel.qf.errors import ConfigError
 
 # -- providers' messages ------------------------------------------------------------------
 

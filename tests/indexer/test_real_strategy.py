@@ -11,15 +11,15 @@ from typing import Any
 import eth_abi
 import pytest
 
-from indexer.decode import EVENTS
-from indexer.loop import EVENT_TABLES
-from qf.chain.abi import NATIVE_TOKEN, topic0
-from qf.chain.allo_sdk import DVMDT, PERMIT2, package_version, sdk_strategy
-from qf.db import connect
-from qf.sim.dvmdt import STRATEGY_ID, STRATEGY_NAME, DvmdtRound
-from qf.sim.execute import ExecutionResult, execute_plan
-from qf.sim.plan import RecipientStatus, RoundPlan
-from qf.sim.scenario import plan_simulated_round
+from qf_sentinel.indexer.decode import EVENTS
+from qf_sentinel.indexer.loop import EVENT_TABLES
+from qf_sentinel.qf.chain.abi import NATIVE_TOKEN, topic0
+from qf_sentinel.qf.chain.allo_sdk import DVMDT, PERMIT2, package_version, sdk_strategy
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.sim.dvmdt import STRATEGY_ID, STRATEGY_NAME, DvmdtRound
+from qf_sentinel.qf.sim.execute import ExecutionResult, execute_plan
+from qf_sentinel.qf.sim.plan import RecipientStatus, RoundPlan
+from qf_sentinel.qf.sim.scenario import plan_simulated_round
 from tests.fixtures.chain import Chain
 from tests.indexer.harness import backfill
 from tests.indexer.test_indexing import SMALL

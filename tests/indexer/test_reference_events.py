@@ -19,9 +19,9 @@ from eth_utils import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.decode import EMITTER_ROLES, EVENTS_BY_SIGNATURE, decode_log
-from qf.db import connect
-from qf.sim.dvmdt import STRATEGY_ID as DEVNET_DVMDT_ID
+from qf_sentinel.indexer.decode import EMITTER_ROLES, EVENTS_BY_SIGNATURE, decode_log
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.sim.dvmdt import STRATEGY_ID as DEVNET_DVMDT_ID
 from tests.indexer.abi_values import ABI_VALUES
 from tests.indexer.reference import (
     ABI_BY_SIGNATURE,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from indexer.loop import EVENT_TABLES
-from indexer.store import Store
-from qf.db import connect
+from qf_sentinel.indexer.loop import EVENT_TABLES
+from qf_sentinel.indexer.store import Store
+from qf_sentinel.qf.db import connect
 from tests.analytics.events import WINDOW, EventWriter, address, units
 
 START, _ = WINDOW

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from indexer.errors import ReorgTooDeep
-from indexer.reorg import (
+from qf_sentinel.indexer.errors import ReorgTooDeep
+from qf_sentinel.indexer.reorg import (
     BlockHeader,
     BlockId,
     LinkBreak,

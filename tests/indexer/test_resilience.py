@@ -20,10 +20,10 @@ import psycopg
 import pytest
 from structlog.testing import capture_logs
 
-from qf.db import connect, with_database
-from qf.db.embedded import pg_ctl, start_server, system_user
-from qf.sim.execute import execute_plan
-from qf.sim.scenario import plan_simulated_round
+from qf_sentinel.qf.db import connect, with_database
+from qf_sentinel.qf.db.embedded import pg_ctl, start_server, system_user
+from qf_sentinel.qf.sim.execute import execute_plan
+from qf_sentinel.qf.sim.scenario import plan_simulated_round
 from tests.fixtures.chain import Chain, free_port
 from tests.fixtures.postgres import RestartablePostgres
 from tests.fixtures.rpc_proxy import Fault, FaultPolicy, FaultProxy

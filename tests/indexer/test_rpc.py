@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from indexer.errors import RpcExhausted
-from indexer.rpc import ResilientRpc
-from qf.chain.abi import load_artifact
-from qf.chain.rpc import redact_rpc_url
-from qf.chain.tx import TxRequest, TxSender, wait_for_receipts
-from qf.errors import RpcError
+from qf_sentinel.indexer.errors import RpcExhausted
+from qf_sentinel.indexer.rpc import ResilientRpc
+from qf_sentinel.qf.chain.abi import load_artifact
+from qf_sentinel.qf.chain.rpc import redact_rpc_url
+from qf_sentinel.qf.chain.tx import TxRequest, TxSender, wait_for_receipts
+from qf_sentinel.qf.errors import RpcError
 from tests.fixtures.chain import Chain
 from tests.fixtures.rpc_proxy import TRANSIENT_FAULTS, Fault, FaultPolicy, FaultProxy
 

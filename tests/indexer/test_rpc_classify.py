@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from indexer.answers import check_block, check_blocks, check_transactions, validate_logs
-from indexer.retry import backoff_delay, classify, retry_after_seconds
-from qf.chain.rpc import redact_rpc_url
-from qf.errors import ChainIdMismatch, RpcError, RpcUnavailable
-from qf.ratelimit import TokenBucket
+from qf_sentinel.indexer.answers import check_block, check_blocks, check_transactions, validate_logs
+from qf_sentinel.indexer.retry import backoff_delay, classify, retry_after_seconds
+from qf_sentinel.qf.chain.rpc import redact_rpc_url
+from qf_sentinel.qf.errors import ChainIdMismatch, RpcError, RpcUnavailable
+from qf_sentinel.qf.ratelimit import TokenBucket
 
 
 class Highest(random.Random):

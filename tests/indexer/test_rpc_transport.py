@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from indexer.errors import RpcExhausted
-from indexer.rpc import ResilientRpc
-from qf.errors import RpcError
+from qf_sentinel.indexer.errors import RpcExhausted
+from qf_sentinel.indexer.rpc import ResilientRpc
+from qf_sentinel.qf.errors import RpcError
 
 URL = "https://rpc.example.org/v3/secret-key"
 Answer = Callable[[Any], httpx.Response]

@@ -34,19 +34,19 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from psycopg import sql
 
-from indexer import sanitise
-from indexer.decode import EVENTS_BY_SIGNATURE, TABLES, decode_log
-from indexer.loop import EVENT_TABLES, Indexer, IndexerConfig, PreparedIndexer
-from indexer.metadata.gateway import Gateways
-from indexer.metadata.metrics import MetadataMetrics
-from indexer.metadata.store import MetadataStore
-from indexer.metadata.worker import FetcherConfig, MetadataFetcher
-from indexer.metrics import IndexerMetrics, SanitisedValues
-from indexer.ranges import RangePolicy
-from indexer.rpc import ResilientRpc
-from indexer.store import Store
-from qf.chain.abi import NATIVE_TOKEN, topic0
-from qf.db import connect
+from qf_sentinel.indexer import sanitise
+from qf_sentinel.indexer.decode import EVENTS_BY_SIGNATURE, TABLES, decode_log
+from qf_sentinel.indexer.loop import EVENT_TABLES, Indexer, IndexerConfig, PreparedIndexer
+from qf_sentinel.indexer.metadata.gateway import Gateways
+from qf_sentinel.indexer.metadata.metrics import MetadataMetrics
+from qf_sentinel.indexer.metadata.store import MetadataStore
+from qf_sentinel.indexer.metadata.worker import FetcherConfig, MetadataFetcher
+from qf_sentinel.indexer.metrics import IndexerMetrics, SanitisedValues
+from qf_sentinel.indexer.ranges import RangePolicy
+from qf_sentinel.indexer.rpc import ResilientRpc
+from qf_sentinel.indexer.store import Store
+from qf_sentinel.qf.chain.abi import NATIVE_TOKEN, topic0
+from qf_sentinel.qf.db import connect
 from tests.fixtures.ipfs import gateway, raw_file
 from tests.indexer.reference import ABI_BY_SIGNATURE, abi_type
 

@@ -16,15 +16,15 @@ import eth_abi
 import pytest
 from eth_utils import keccak
 
-from indexer.fetch import STRATEGY_ID_SELECTOR, fetch_strategy_ids
-from indexer.rpc import ResilientRpc
-from qf.chain.abi import NATIVE_TOKEN, load_artifact
-from qf.chain.allo_sdk import sdk_strategy
-from qf.chain.tx import wait_for_receipts
-from qf.db import connect
-from qf.errors import DataError
-from qf.matching.db import load_donations
-from qf.sim.dvmdt import profile_id
+from qf_sentinel.indexer.fetch import STRATEGY_ID_SELECTOR, fetch_strategy_ids
+from qf_sentinel.indexer.rpc import ResilientRpc
+from qf_sentinel.qf.chain.abi import NATIVE_TOKEN, load_artifact
+from qf_sentinel.qf.chain.allo_sdk import sdk_strategy
+from qf_sentinel.qf.chain.tx import wait_for_receipts
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.matching.db import load_donations
+from qf_sentinel.qf.sim.dvmdt import profile_id
 from tests.fixtures.chain import Chain
 from tests.indexer.harness import backfill, close, make_indexer, sync
 from tests.indexer.live import LivePool

@@ -12,10 +12,10 @@ import threading
 import psycopg
 import pytest
 
-from indexer.errors import ReorgTooDeep
-from indexer.supervisor import RETRY_MAX_SECONDS, ChainJob, retry_delay_seconds, run_chain, supervise
-from qf.errors import ChainIdMismatch, RpcUnavailable
-from qf.http_metrics import HealthGroup, HealthState
+from qf_sentinel.indexer.errors import ReorgTooDeep
+from qf_sentinel.indexer.supervisor import RETRY_MAX_SECONDS, ChainJob, retry_delay_seconds, run_chain, supervise
+from qf_sentinel.qf.errors import ChainIdMismatch, RpcUnavailable
+from qf_sentinel.qf.http_metrics import HealthGroup, HealthState
 
 #: Guards against a hang only.
 GUARD_SECONDS = 60.0

@@ -10,15 +10,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from qf.chain.abi import NATIVE_TOKEN, topic0
-from qf.db import connect
-from qf.errors import DataError
-from qf.matching import Eligibility, compute_matching
-from qf.matching.db import eligible_round, load_donations
-from qf.matching.prices import import_prices, parse_prices
-from qf.sim.dvmdt import DvmdtRound
-from qf.sim.execute import execute_plan
-from qf.sim.scenario import plan_simulated_round
+from qf_sentinel.qf.chain.abi import NATIVE_TOKEN, topic0
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.matching import Eligibility, compute_matching
+from qf_sentinel.qf.matching.db import eligible_round, load_donations
+from qf_sentinel.qf.matching.prices import import_prices, parse_prices
+from qf_sentinel.qf.sim.dvmdt import DvmdtRound
+from qf_sentinel.qf.sim.execute import execute_plan
+from qf_sentinel.qf.sim.scenario import plan_simulated_round
 from tests.fixtures.chain import Chain
 from tests.indexer.harness import backfill
 from tests.indexer.test_indexing import SMALL

@@ -21,11 +21,11 @@ from web3.exceptions import ProviderConnectionError, TimeExhausted, Web3RPCError
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from indexer.heads import failure_kind, head_number, retry_delay_seconds
-from qf.chain.config import configured_chains
-from qf.db import connect
-from qf.errors import ConfigError
-from qf.settings import Settings
+from qf_sentinel.indexer.heads import failure_kind, head_number, retry_delay_seconds
+from qf_sentinel.qf.chain.config import configured_chains
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.settings import Settings
 from tests.fixtures.chain import Chain, free_port
 from tests.indexer.harness import Prepared, close, make_indexer, sample, sync
 from tests.indexer.live import LivePool

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from qf.matching.cocm import Variant, check_variant, similarity
-from qf.matching.standard import FloatArray, as_contributions
+from qf_sentinel.qf.matching.cocm import Variant, check_variant, similarity
+from qf_sentinel.qf.matching.standard import FloatArray, as_contributions
 
 
 def cocm_funding_blocks(

@@ -11,14 +11,14 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from qf.errors import ConfigError
-from qf.matching.cocm import (
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.matching.cocm import (
     Variant,
     cocm,
     cocm_donors,
     cocm_funding,
 )
-from qf.matching.standard import standard_qf
+from qf_sentinel.qf.matching.standard import standard_qf
 from tests.matching.cocm_reference import cocm_funding_blocks, cocm_funding_reference
 from tests.matching.strategies import contribution_matrices
 from tests.sim.test_gitcoin import ROUND9

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qf.errors import ConfigError, DataError
-from qf.matching.eligibility import Eligibility, EligibleContributions, eligible_contributions
+from qf_sentinel.qf.errors import ConfigError, DataError
+from qf_sentinel.qf.matching.eligibility import Eligibility, EligibleContributions, eligible_contributions
 
 DONORS = ["0xalice", "0xbob", "0xcarol", "0xdave", "0xerin"]
 # Project 0 is paid to 0xpay0 and owned by 0xowner0; project 1's profile is owned by erin.

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qf.errors import ConfigError
-from qf.matching import METHODS, compute_matching
-from qf.matching.cocm import cocm
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.matching import METHODS, compute_matching
+from qf_sentinel.qf.matching.cocm import cocm
 from tests.matching.strategies import contribution_matrices
 
 # Five projects, donors overlapping so that every method has something to match.

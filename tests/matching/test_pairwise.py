@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qf.errors import ConfigError
-from qf.matching.pairwise import pairwise_subsidies, pairwise_subsidies_reference
-from qf.matching.standard import standard_qf
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.matching.pairwise import pairwise_subsidies, pairwise_subsidies_reference
+from qf_sentinel.qf.matching.standard import standard_qf
 from tests.matching.strategies import contribution_matrices
 
 

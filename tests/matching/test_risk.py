@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qf.errors import ConfigError, DataError
-from qf.matching.risk import match_delta, risk_weighted, weights_from_scores
-from qf.matching.standard import standard_qf
+from qf_sentinel.qf.errors import ConfigError, DataError
+from qf_sentinel.qf.matching.risk import match_delta, risk_weighted, weights_from_scores
+from qf_sentinel.qf.matching.standard import standard_qf
 from tests.matching.strategies import contribution_matrices
 
 

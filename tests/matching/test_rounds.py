@@ -29,11 +29,11 @@ import numpy as np
 import psycopg
 import pytest
 
-from qf.db import connect
-from qf.errors import ConfigError, DataError
-from qf.matching import Eligibility
-from qf.matching.rounds import add_round, parse_pool, round_pools
-from qf.matching.service import MethodOptions, match_round, store
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.errors import ConfigError, DataError
+from qf_sentinel.qf.matching import Eligibility
+from qf_sentinel.qf.matching.rounds import add_round, parse_pool, round_pools
+from qf_sentinel.qf.matching.service import MethodOptions, match_round, store
 from tests.analytics.events import NATIVE, TOKEN, WINDOW, EventWriter, address, refresh, units
 from tests.matching.test_cocm import qf_calculator_cocm
 
@@ -200,7 +200,7 @@ def conn(migrated_db_url: str) -> Iterator[psycopg.Connection]:
 
 
 def matched(result: object, method: str) -> dict[str, float]:
-    from qf.matching.service import MatchingResult  # noqa: PLC0415
+    from qf_sentinel.qf.matching.service import MatchingResult  # noqa: PLC0415
 
     assert isinstance(result, MatchingResult)
     return {"0x" + p.hex(): float(m) for p, m in zip(result.round.projects, result.matches[method], strict=True)}

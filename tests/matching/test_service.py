@@ -18,10 +18,10 @@ import numpy as np
 import psycopg
 import pytest
 
-from qf.db import connect
-from qf.errors import AmbiguousChain, ConfigError
-from qf.matching.db import resolve_chain
-from qf.matching.service import MethodOptions, ScoreFile, match_pool, store
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.errors import AmbiguousChain, ConfigError
+from qf_sentinel.qf.matching.db import resolve_chain
+from qf_sentinel.qf.matching.service import MethodOptions, ScoreFile, match_pool, store
 from tests.analytics.events import CHAIN_ID, WINDOW, EventWriter, address, refresh, units
 from tests.analytics.reference import pro_rata, standard_matches
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qf.errors import ConfigError, DataError
-from qf.matching.standard import apply_cap, scale_to_pool, standard_qf
+from qf_sentinel.qf.errors import ConfigError, DataError
+from qf_sentinel.qf.matching.standard import apply_cap, scale_to_pool, standard_qf
 from tests.matching.strategies import contribution_matrices
 
 

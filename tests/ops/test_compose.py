@@ -26,10 +26,10 @@ import typer.main
 import yaml
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from indexer.metrics import IndexerMetrics
-from qf.http_metrics import HealthState, serve_metrics
-from qf.settings import ENV_VARS
 from qf_sentinel.cli import app
+from qf_sentinel.indexer.metrics import IndexerMetrics
+from qf_sentinel.qf.http_metrics import HealthState, serve_metrics
+from qf_sentinel.qf.settings import ENV_VARS
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

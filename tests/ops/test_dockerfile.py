@@ -1,8 +1,8 @@
 """The Dockerfile and .dockerignore, checked statically (no Docker engine here).
 
 The image must be a pinned slim Python, run as a non-root user, cache its
-dependency layer (dependencies installed before the source is copied), keep the
-repository layout the code resolves its data files from, start `qf`, and carry
+dependency layer (dependencies installed before the source is copied), install
+the wheel built from the checkout (not the checkout itself), start `qf`, and carry
 no secret. The dependency list the build extracts from pyproject.toml is
 computed here with the Dockerfile's own command.
 """
@@ -23,15 +23,14 @@ from pathlib import Path
 
 import pytest
 
-from qf.chain.abi import ARTIFACTS_DIR
-from qf.db.migrate import SQL_DIR
-
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|PRIVATE|CREDENTIAL|DATABASE_URL|(^|_)KEY($|_)")
-SOURCE_DIRS = ("qf", "indexer", "scorer", "sql", "contracts_abi")
+#: What the wheel is built from: the package and every folder its links point at (qf_sentinel/qf -> ../qf, ...).
+LINKED = sorted(p.name for p in (ROOT / "qf_sentinel").iterdir() if p.is_symlink())
+SOURCE_DIRS = ("qf_sentinel", *LINKED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +124,9 @@ def test_dependencies_are_installed_before_the_source_is_copied() -> None:
     assert copied_before == ["requirements/uv.txt", "pyproject.toml", "uv.lock"]
     copied_after = [src.rstrip("/") for i in builder[first_sync:] if i.keyword == "COPY" for src in copy_sources(i)]
     assert set(SOURCE_DIRS) <= set(copied_after)
-    project_sync = max(n for n, i in enumerate(builder) if i.keyword == "RUN" and "uv sync" in i.args)
-    assert "--no-install-project" not in builder[project_sync].args
-    assert project_sync > max(n for n, i in enumerate(builder) if i.keyword == "COPY")
+    assert "--no-install-project" in builder[first_sync].args
+    wheel = next(n for n, i in enumerate(builder) if i.keyword == "RUN" and "uv build --wheel" in i.args)
+    assert wheel > max(n for n, i in enumerate(builder) if i.keyword == "COPY")
 
 
 @pytest.mark.integration
@@ -165,23 +164,27 @@ def test_the_dependency_layer_installs_the_locked_runtime_dependencies(tmp_path:
         assert dev not in installed, f"dev tool {dev} in the image"
 
 
-def test_the_image_keeps_the_layout_the_code_reads_data_from() -> None:
-    """sql/ and contracts_abi/ sit next to the packages in /app, where migrate.py and abi.py look for them."""
-    assert SQL_DIR.parent == ROOT
-    assert ARTIFACTS_DIR.parent == ROOT
-    assert in_stage(0, "WORKDIR")[-1].args == "/app"
+def test_the_image_installs_the_wheel_built_from_the_checkout() -> None:
+    """The builder copies every folder the package links to, builds the wheel and installs it alone;
+    the runtime stage takes the virtualenv and no source tree (data files are package data)."""
     targets = {}
     for instruction in in_stage(0, "COPY"):
         words = [w for w in shlex.split(instruction.args) if not w.startswith("--")]
         targets[words[0].rstrip("/")] = words[-1].rstrip("/")
-    for directory in (*PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"], SQL_DIR.name,
-                      ARTIFACTS_DIR.name):  # fmt: skip
-        name = directory.rstrip("*")
-        assert targets.get(name) == name, f"{name}/ is not copied to /app/{name}"
+    assert LINKED == ["console", "contracts_abi", "data", "indexer", "qf", "scorer", "sql"]
+    for name in SOURCE_DIRS:
+        assert targets.get(name) == name, f"{name}/ is not copied beside qf_sentinel/: its link would dangle"
     assert targets.get(PYPROJECT["project"]["readme"]) == "."  # setuptools reads it to build the package
-    runtime_copies = [i.args for i in in_stage(-1, "COPY")]
-    assert "--from=builder /app /app" in runtime_copies
-    assert "--from=builder /opt/venv /opt/venv" in runtime_copies
+    build = next(i.args for i in in_stage(0, "RUN") if "uv build" in i.args)
+    commands = [shlex.split(c) for c in build.split("&&")]
+    assert commands[0][:3] == ["uv", "build", "--wheel"]
+    out_dir = commands[0][commands[0].index("--out-dir") + 1]
+    install = commands[1]
+    assert install[:3] == ["uv", "pip", "install"]
+    assert "--no-deps" in install  # the dependencies are the locked ones of the layer above
+    assert install[-1] == f"{out_dir}/qf_sentinel-*.whl"
+    runtime_copies = [i.args for i in in_stage(-1, "COPY") if "--from=builder" in i.args]
+    assert runtime_copies == ["--from=builder /opt/venv /opt/venv"]
 
 
 def test_copied_files_exist_and_are_in_the_build_context() -> None:

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from indexer.metrics import IndexerMetrics
-from scorer.metrics import ScorerMetrics
+from qf_sentinel.indexer.metrics import IndexerMetrics
+from qf_sentinel.scorer.metrics import ScorerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "ops" / "grafana"

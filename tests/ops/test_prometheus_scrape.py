@@ -23,7 +23,7 @@ import httpx
 import pytest
 import yaml
 
-from scorer.api.v1 import scorer_pb2 as pb
+from qf_sentinel.scorer.api.v1 import scorer_pb2 as pb
 from tests.fixtures.chain import Chain, free_port
 from tests.indexer.live import LivePool
 from tests.scorer.harness import AUTH, RunningSidecar, running_sidecar, settings_for

@@ -16,8 +16,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from qf.db import connect
-from qf.db.embedded import create_command_function, pg_ctl, start_server, system_user
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.db.embedded import create_command_function, pg_ctl, start_server, system_user
 from tests.ops.test_scale_out import PG_HBA, REPLICA_SCRIPT
 
 pytestmark = pytest.mark.integration  # a primary and a replica PostgreSQL

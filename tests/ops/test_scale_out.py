@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from qf.settings import ENV_VARS
+from qf_sentinel.qf.settings import ENV_VARS
 from tests.ops.test_compose import ROOT, URL_WITH_PASSWORD, qf_commands, services
 
 SCALE_OUT = ROOT / "ops" / "compose" / "scale-out.yml"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qf.model.dataset import Dataset
+from qf_sentinel.qf.model.dataset import Dataset
 from tests.scorer.synthetic import synthetic_dataset, train_version
 
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import grpc
 
-from qf.settings import Settings
+from qf_sentinel.qf.settings import Settings
 from qf_sentinel.retention import run_retention
-from scorer.api.v1 import scorer_pb2_grpc
-from scorer.server import Sidecar, SidecarConfig, SidecarOptions
+from qf_sentinel.scorer.api.v1 import scorer_pb2_grpc
+from qf_sentinel.scorer.server import Sidecar, SidecarConfig, SidecarOptions
 
 CLIENT_TOKEN = "client-token-0123456789abcdef"
 ADMIN_TOKEN = "admin-token-0123456789abcdef"

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qf.model import artifacts
-from qf.model.arrays import LinearModel, TreeEnsemble
-from qf.model.dataset import Dataset, assemble_dataset
-from qf.train import risk
-from qf.train.pipeline import TrainConfig, train
+from qf_sentinel.qf.model import artifacts
+from qf_sentinel.qf.model.arrays import LinearModel, TreeEnsemble
+from qf_sentinel.qf.model.dataset import Dataset, assemble_dataset
+from qf_sentinel.qf.train import risk
+from qf_sentinel.qf.train.pipeline import TrainConfig, train
 
 CHAIN_ID = 31337
 CONFIG = TrainConfig(n_boot=50, folds=3, inject=False, gate=False)  # its two labelled patterns are the families
@@ -133,9 +133,9 @@ def native_model(version_dir: Path, served: str) -> Any:
 
 def served_features(version_dir: Path, dataset: Dataset) -> np.ndarray:
     """The feature matrix as the version serves it: its own coordination model fills ``coordination_anomaly``."""
-    from qf.model.arrays import IsolationForestArrays  # noqa: PLC0415
-    from qf.model.features import feature_matrix  # noqa: PLC0415
-    from qf.model.kernels.iforest import anomaly_scorer  # noqa: PLC0415
+    from qf_sentinel.qf.model.arrays import IsolationForestArrays  # noqa: PLC0415
+    from qf_sentinel.qf.model.features import feature_matrix  # noqa: PLC0415
+    from qf_sentinel.qf.model.kernels.iforest import anomaly_scorer  # noqa: PLC0415
 
     forest = IsolationForestArrays.load(version_dir / "coordination.npz")
     return feature_matrix(dataset, coordination=anomaly_scorer(forest.kernel_args()))
@@ -143,7 +143,7 @@ def served_features(version_dir: Path, dataset: Dataset) -> np.ndarray:
 
 def calibrated(version_dir: Path, probability: np.ndarray) -> np.ndarray:
     """The version's calibrated risk of raw model probabilities."""
-    from qf.model.calibration import Calibration  # noqa: PLC0415
+    from qf_sentinel.qf.model.calibration import Calibration  # noqa: PLC0415
 
     return Calibration.load(version_dir / "calibration.npz").apply(probability)
 

@@ -13,10 +13,10 @@ from typing import Any
 import grpc
 import pytest
 
-from qf.db import connect
-from scorer.api.v1 import scorer_pb2 as pb
-from scorer.audit import AuditLog, AuditRow
-from scorer.metrics import ScorerMetrics
+from qf_sentinel.qf.db import connect
+from qf_sentinel.scorer.api.v1 import scorer_pb2 as pb
+from qf_sentinel.scorer.audit import AuditLog, AuditRow
+from qf_sentinel.scorer.metrics import ScorerMetrics
 from tests.fixtures.postgres import RestartablePostgres
 from tests.scorer.harness import AUTH, running_sidecar, settings_for
 

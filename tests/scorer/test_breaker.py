@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scorer.breaker import Breaker
+from qf_sentinel.scorer.breaker import Breaker
 
 
 class Clock:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from qf.errors import ConfigError
-from qf.settings import Settings
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.settings import Settings
 from tests.test_cli import assert_one_line_error, qf
 
 

@@ -11,16 +11,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from qf.model import features
-from qf.model.dataset import Dataset
-from qf.model.kernels import iforest, lof
-from qf.train import anomaly, risk
-from qf.train.anomaly import Scaler
-from qf.train.recommend import recommend as reference_recommend
-from scorer import engine
-from scorer.engine import Decision, RiskLevel
-from scorer.feature_store import FeatureSnapshot, build_snapshot
-from scorer.models import ModelBundle, Thresholds, load_bundle
+from qf_sentinel.qf.model import features
+from qf_sentinel.qf.model.dataset import Dataset
+from qf_sentinel.qf.model.kernels import iforest, lof
+from qf_sentinel.qf.train import anomaly, risk
+from qf_sentinel.qf.train.anomaly import Scaler
+from qf_sentinel.qf.train.recommend import recommend as reference_recommend
+from qf_sentinel.scorer import engine
+from qf_sentinel.scorer.engine import Decision, RiskLevel
+from qf_sentinel.scorer.feature_store import FeatureSnapshot, build_snapshot
+from qf_sentinel.scorer.models import ModelBundle, Thresholds, load_bundle
 from tests.scorer.synthetic import (
     CONFIG,
     calibrated,

@@ -9,10 +9,10 @@ import psycopg
 import pytest
 from psycopg_pool import PoolTimeout
 
-from qf.errors import ConfigError, DataError
-from qf.experiments.errors import UnknownExperiment
-from scorer import errors
-from scorer.errors import (
+from qf_sentinel.qf.errors import ConfigError, DataError
+from qf_sentinel.qf.experiments.errors import UnknownExperiment
+from qf_sentinel.scorer import errors
+from qf_sentinel.scorer.errors import (
     DependencyDown,
     ModelError,
     NotReady,
@@ -21,7 +21,7 @@ from scorer.errors import (
     UnknownDonor,
     ValidationError,
 )  # fmt: skip
-from scorer.service import status_of
+from qf_sentinel.scorer.service import status_of
 
 EXAMPLES: dict[type[ScorerError], ScorerError] = {
     ModelError: ModelError("v1: feature names differ"),

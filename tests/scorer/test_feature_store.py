@@ -13,11 +13,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from qf.db import VIEWS_REFRESHED_CHANNEL, connect
-from qf.model import features
-from qf.model.loader import load_dataset
-from scorer.errors import NotReady, UnknownDonor
-from scorer.feature_store import FeatureSnapshot, FeatureStore, _concerns, load_snapshot
+from qf_sentinel.qf.db import VIEWS_REFRESHED_CHANNEL, connect
+from qf_sentinel.qf.model import features
+from qf_sentinel.qf.model.loader import load_dataset
+from qf_sentinel.scorer.errors import NotReady, UnknownDonor
+from qf_sentinel.scorer.feature_store import FeatureSnapshot, FeatureStore, _concerns, load_snapshot
 from tests.analytics.events import CHAIN_ID, WINDOW, EventWriter, address, refresh, units
 
 START, _ = WINDOW

@@ -19,14 +19,14 @@ import numpy as np
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from qf.db import VIEWS_REFRESHED_CHANNEL, connect
-from qf.db.migrate import apply_migrations
-from qf.model import live
-from qf.model.gate import GateModel
-from qf.model.loader import load_contributions, load_dataset
-from qf.train.pipeline import TrainConfig, train
-from scorer.api.v1 import scorer_pb2 as pb
-from scorer.models import load_bundle
+from qf_sentinel.qf.db import VIEWS_REFRESHED_CHANNEL, connect
+from qf_sentinel.qf.db.migrate import apply_migrations
+from qf_sentinel.qf.model import live
+from qf_sentinel.qf.model.gate import GateModel
+from qf_sentinel.qf.model.loader import load_contributions, load_dataset
+from qf_sentinel.qf.train.pipeline import TrainConfig, train
+from qf_sentinel.scorer.api.v1 import scorer_pb2 as pb
+from qf_sentinel.scorer.models import load_bundle
 from tests.fixtures.chain import Chain
 from tests.fixtures.rounds import CHAIN_ID, LabelledRound
 from tests.scorer.harness import ADMIN, AUTH, RunningSidecar, running_sidecar, settings_for

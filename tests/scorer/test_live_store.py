@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from qf.db import connect
-from qf.eth import to_hex
-from qf.model.live import Contribution, feature_index
-from scorer.live_store import LiveStore
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.eth import to_hex
+from qf_sentinel.qf.model.live import Contribution, feature_index
+from qf_sentinel.scorer.live_store import LiveStore
 from tests.analytics.events import WINDOW, EventWriter, address, refresh, units
 
 START, _ = WINDOW

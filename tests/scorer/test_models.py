@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qf.errors import ConfigError
-from qf.model import artifacts, features
-from qf.model.arrays import TreeEnsemble
-from qf.model.kernels import iforest, lof, topk, trees
-from scorer import engine
-from scorer.errors import ModelError, NotReady, ValidationError
-from scorer.feature_store import build_snapshot
-from scorer.models import ModelStore, Thresholds, load_bundle, resolve_version
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.model import artifacts, features
+from qf_sentinel.qf.model.arrays import TreeEnsemble
+from qf_sentinel.qf.model.kernels import iforest, lof, topk, trees
+from qf_sentinel.scorer import engine
+from qf_sentinel.scorer.errors import ModelError, NotReady, ValidationError
+from qf_sentinel.scorer.feature_store import build_snapshot
+from qf_sentinel.scorer.models import ModelStore, Thresholds, load_bundle, resolve_version
 from tests.scorer.synthetic import republish, synthetic_dataset
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scorer.api.v1 import scorer_pb2, scorer_pb2_grpc
+from qf_sentinel.scorer.api.v1 import scorer_pb2, scorer_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 

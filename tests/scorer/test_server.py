@@ -20,14 +20,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qf.db import connect
-from qf.db.migrate import apply_migrations
-from qf.model import features
-from qf.model.dataset import Dataset
-from qf.model.loader import load_dataset
-from qf.train.pipeline import TrainConfig, train
-from scorer.api.v1 import scorer_pb2 as pb
-from scorer.client import ScorerClient
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.db.migrate import apply_migrations
+from qf_sentinel.qf.model import features
+from qf_sentinel.qf.model.dataset import Dataset
+from qf_sentinel.qf.model.loader import load_dataset
+from qf_sentinel.qf.train.pipeline import TrainConfig, train
+from qf_sentinel.scorer.api.v1 import scorer_pb2 as pb
+from qf_sentinel.scorer.client import ScorerClient
 from tests.fixtures.rounds import CHAIN_ID, LabelledRound
 from tests.scorer.harness import ADMIN, AUTH, CLIENT_TOKEN, RunningSidecar, running_sidecar, settings_for
 from tests.scorer.synthetic import calibrated, native_model, native_probability, served_features
@@ -93,9 +93,9 @@ def test_scores_equal_the_native_model_on_indexed_donors(served: Served) -> None
 
 def test_qf_score_equals_the_sidecar(served: Served) -> None:
     """`qf score`'s rows for every donor of a pool are the sidecar's answers for the same donors."""
-    from qf.matching.db import weights_from_model  # noqa: PLC0415
     from qf_sentinel.batch import score_pool, store_pool_scores  # noqa: PLC0415
-    from scorer.models import load_bundle  # noqa: PLC0415
+    from qf_sentinel.qf.matching.db import weights_from_model  # noqa: PLC0415
+    from qf_sentinel.scorer.models import load_bundle  # noqa: PLC0415
 
     bundle = load_bundle(served.models_root / served.versions[0])
     pool_id = int(served.dataset.donations.project_ids[0].partition(":")[0])

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scorer import validation
-from scorer.errors import ValidationError
+from qf_sentinel.scorer import validation
+from qf_sentinel.scorer.errors import ValidationError
 
 ADDRESS = "0x" + "Ab" * 20
 

@@ -11,7 +11,7 @@ import math
 import re
 from collections import Counter
 
-from qf.sim.plan import RecipientStatus, RoundPlan, Token
+from qf_sentinel.qf.sim.plan import RecipientStatus, RoundPlan, Token
 
 ADDRESS = re.compile(r"0x[0-9a-f]{40}")
 MAX_TX_COST_WEI = 200_000 * 50 * 10**9

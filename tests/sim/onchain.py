@@ -7,8 +7,8 @@ from typing import Any
 
 import eth_abi
 
-from qf.chain.abi import ALLO_V2_EVENTS, NATIVE_TOKEN, topic0
-from qf.chain.rpc import RpcClient
+from qf_sentinel.qf.chain.abi import ALLO_V2_EVENTS, NATIVE_TOKEN, topic0
+from qf_sentinel.qf.chain.rpc import RpcClient
 
 TOPIC_NAMES = {topic0(sig): name for name, sig in ALLO_V2_EVENTS.items()}
 

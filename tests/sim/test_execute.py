@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from qf.chain.abi import ALLO_V2_EVENTS, topic0
-from qf.sim.execute import execute_plan
-from qf.sim.gitcoin import load_round9
-from qf.sim.plan import RoundPlan
-from qf.sim.scenario import plan_simulated_round
+from qf_sentinel.qf.chain.abi import ALLO_V2_EVENTS, topic0
+from qf_sentinel.qf.sim.execute import execute_plan
+from qf_sentinel.qf.sim.gitcoin import load_round9
+from qf_sentinel.qf.sim.plan import RoundPlan
+from qf_sentinel.qf.sim.scenario import plan_simulated_round
 from tests.fixtures.chain import Chain
 from tests.sim.onchain import all_logs, allocations, event_counts
 from tests.sim.test_gitcoin import ROUND9

@@ -5,8 +5,14 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 
-from qf.funding.graph import NATIVE, FundingGraph
-from qf.sim.funding import ATTACK_EXCHANGE_SHARE, HONEST_EXCHANGE_SHARE, PRE_ROUND_SECONDS, Style, draw_funding
+from qf_sentinel.qf.funding.graph import NATIVE, FundingGraph
+from qf_sentinel.qf.sim.funding import (
+    ATTACK_EXCHANGE_SHARE,
+    HONEST_EXCHANGE_SHARE,
+    PRE_ROUND_SECONDS,
+    Style,
+    draw_funding,
+)
 
 START = 1_600_000_000.0
 TOKEN = b"\x70" * 20

@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from qf.errors import DataError
-from qf.sim.gitcoin import load_round9, plan_from_rows
-from qf.sim.plan import RecipientStatus, RoundPlan, Token
-from qf.sim.wallets import derive_wallet
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.sim.gitcoin import load_round9, plan_from_rows
+from qf_sentinel.qf.sim.plan import RecipientStatus, RoundPlan, Token
+from qf_sentinel.qf.sim.wallets import derive_wallet
 from tests.sim.checks import assert_well_formed
 
 ROUND9 = Path(__file__).resolve().parents[2] / "data" / "gitcoin-round9-contributions.csv.xz"

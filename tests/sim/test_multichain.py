@@ -3,8 +3,8 @@ some honest donors giving on both."""
 
 from __future__ import annotations
 
-from qf.sim.multichain import donors_on_several_chains, plan_multichain_round
-from qf.sim.scenario import plan_simulated_round
+from qf_sentinel.qf.sim.multichain import donors_on_several_chains, plan_multichain_round
+from qf_sentinel.qf.sim.scenario import plan_simulated_round
 
 SIZES = {"honest_donors": 40, "projects_per_pool": 8, "pools": 2}
 

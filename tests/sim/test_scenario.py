@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qf.errors import ConfigError
-from qf.sim.plan import Donation, RecipientStatus, RoundPlan, Token
-from qf.sim.scenario import ETH_PRICE_USD, plan_simulated_round
-from qf.sim.wallets import derive_wallet, erc20_mints, token_mints
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.sim.plan import Donation, RecipientStatus, RoundPlan, Token
+from qf_sentinel.qf.sim.scenario import ETH_PRICE_USD, plan_simulated_round
+from qf_sentinel.qf.sim.wallets import derive_wallet, erc20_mints, token_mints
 from tests.sim.checks import assert_well_formed
 
 PATTERNS = {

@@ -6,9 +6,9 @@ import pytest
 from eth_account import Account
 from eth_utils.crypto import keccak
 
-from qf.sim import wallets
-from qf.sim.plan import Donation, Token
-from qf.sim.wallets import (
+from qf_sentinel.qf.sim import wallets
+from qf_sentinel.qf.sim.plan import Donation, Token
+from qf_sentinel.qf.sim.wallets import (
     MIN_GAS_ALLOWANCE_WEI,
     SECP256K1_ORDER,
     derive_wallet,

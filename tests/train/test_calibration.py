@@ -10,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.isotonic import IsotonicRegression
 
-from qf.errors import DataError
-from qf.matching.risk import gate_weights
-from qf.model.calibration import Calibration
-from qf.model.errors import UnsupportedModel
-from qf.train.calibration import choose_thresholds, fit_calibration, rate_threshold
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.matching.risk import gate_weights
+from qf_sentinel.qf.model.calibration import Calibration
+from qf_sentinel.qf.model.errors import UnsupportedModel
+from qf_sentinel.qf.train.calibration import choose_thresholds, fit_calibration, rate_threshold
 
 
 def test_calibration_equals_isotonic_regression_and_keeps_the_order(tmp_path: Path) -> None:

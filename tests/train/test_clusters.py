@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from qf.errors import ConfigError, DataError
-from qf.train.clusters import assign_cluster, choose_kmeans, pca_2d
+from qf_sentinel.qf.errors import ConfigError, DataError
+from qf_sentinel.qf.train.clusters import assign_cluster, choose_kmeans, pca_2d
 
 
 def blobs(n_centers: int, n_rows: int = 300, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:

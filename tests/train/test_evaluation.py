@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from qf.errors import ConfigError
-from qf.train.errors import MetricError
-from qf.train.evaluation import (
+from qf_sentinel.qf.errors import ConfigError
+from qf_sentinel.qf.train.errors import MetricError
+from qf_sentinel.qf.train.evaluation import (
     Metric,
     bootstrap_ci,
     calibration_bins,

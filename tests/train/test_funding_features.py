@@ -8,14 +8,14 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qf.funding.graph import NATIVE, FundingGraph, FundingRow, KnownSource, SourceKind
-from qf.model import live
-from qf.model.arrays import LinearModel
-from qf.model.calibration import Calibration
-from qf.model.funding_features import FUNDING_FEATURES, N_FUNDING, HexKeys, describe, evidence
-from qf.model.gate import FUNDING_REASON, GateModel
-from qf.train import gate
-from qf.train.live_eval import replay_gate
+from qf_sentinel.qf.funding.graph import NATIVE, FundingGraph, FundingRow, KnownSource, SourceKind
+from qf_sentinel.qf.model import live
+from qf_sentinel.qf.model.arrays import LinearModel
+from qf_sentinel.qf.model.calibration import Calibration
+from qf_sentinel.qf.model.funding_features import FUNDING_FEATURES, N_FUNDING, HexKeys, describe, evidence
+from qf_sentinel.qf.model.gate import FUNDING_REASON, GateModel
+from qf_sentinel.qf.train import gate
+from qf_sentinel.qf.train.live_eval import replay_gate
 from tests.scorer.synthetic import synthetic_dataset
 
 EXCHANGE = b"\xe0" * 20

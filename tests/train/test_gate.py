@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qf.model import live
-from qf.model.arrays import LinearModel
-from qf.model.calibration import Calibration
-from qf.model.gate import GateModel
-from qf.train import gate
-from qf.train.live_eval import LiveEvalConfig, replay_gate, run_live_eval
+from qf_sentinel.qf.model import live
+from qf_sentinel.qf.model.arrays import LinearModel
+from qf_sentinel.qf.model.calibration import Calibration
+from qf_sentinel.qf.model.gate import GateModel
+from qf_sentinel.qf.train import gate
+from qf_sentinel.qf.train.live_eval import LiveEvalConfig, replay_gate, run_live_eval
 from tests.scorer.synthetic import synthetic_dataset
 
 ROUND9 = Path(__file__).resolve().parents[2] / "data" / "gitcoin-round9-contributions.csv.xz"

@@ -12,17 +12,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qf.db import connect
-from qf.model.behaviour import BEHAVIOUR_FEATURES, behaviour_features
-from qf.model.dataset import Dataset
-from qf.model.features import FEATURE_NAMES, feature_matrix
-from qf.model.loader import load_dataset
-from qf.sim.attacks import FAMILIES, inject, inject_with_targets
-from qf.sim.direct import write_plan
-from qf.sim.gitcoin import plan_from_rows, read_rows
-from qf.sim.plan import RoundPlan
-from qf.train.injection import LABEL_SOURCE, inject_dataset
-from qf.train.plans import dataset_from_plan
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.model.behaviour import BEHAVIOUR_FEATURES, behaviour_features
+from qf_sentinel.qf.model.dataset import Dataset
+from qf_sentinel.qf.model.features import FEATURE_NAMES, feature_matrix
+from qf_sentinel.qf.model.loader import load_dataset
+from qf_sentinel.qf.sim.attacks import FAMILIES, inject, inject_with_targets
+from qf_sentinel.qf.sim.direct import write_plan
+from qf_sentinel.qf.sim.gitcoin import plan_from_rows, read_rows
+from qf_sentinel.qf.sim.plan import RoundPlan
+from qf_sentinel.qf.train.injection import LABEL_SOURCE, inject_dataset
+from qf_sentinel.qf.train.plans import dataset_from_plan
 from tests.sim.test_gitcoin import ROUND9
 
 CHAIN = 424242

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qf.db import connect
+from qf_sentinel.qf.db import connect
 from tests.test_cli import assert_one_line_error, qf
 
 A = "0x" + "aa" * 20

@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qf.model import live
-from qf.model.live import Contribution, LiveState, feature_index, replay_features
+from qf_sentinel.qf.model import live
+from qf_sentinel.qf.model.live import Contribution, LiveState, feature_index, replay_features
 
 P, Q = "1:0xaa", "1:0xbb"
 

@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import LocalOutlierFactor
 
-from qf.model.arrays import LofArrays
-from qf.model.kernels import lof
-from qf.train import anomaly, export, pipeline
-from qf.train import lof as lof_training
+from qf_sentinel.qf.model.arrays import LofArrays
+from qf_sentinel.qf.model.kernels import lof
+from qf_sentinel.qf.train import anomaly, export, pipeline
+from qf_sentinel.qf.train import lof as lof_training
 
 Array = np.ndarray[Any, Any]
 

@@ -18,7 +18,7 @@ from sklearn.neighbors import LocalOutlierFactor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from qf.model.arrays import (
+from qf_sentinel.qf.model.arrays import (
     COMPARE_LESS,
     COMPARE_LESS_EQUAL,
     IsolationForestArrays,
@@ -26,9 +26,9 @@ from qf.model.arrays import (
     LofArrays,
     TreeEnsemble,
 )
-from qf.model.errors import UnsupportedModel
-from qf.model.kernels import iforest, lof, trees
-from qf.train import export
+from qf_sentinel.qf.model.errors import UnsupportedModel
+from qf_sentinel.qf.model.kernels import iforest, lof, trees
+from qf_sentinel.qf.train import export
 
 N_FEATURES = 15
 NAN_COLUMN = 3  # ~15% missing

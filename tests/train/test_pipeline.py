@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from qf.db import connect
-from qf.model import artifacts, features
-from qf.model.arrays import LinearModel, TreeEnsemble
-from qf.model.dataset import Dataset
-from qf.model.kernels import trees
-from qf.model.loader import load_dataset
-from qf.train import risk
-from qf.train.pipeline import TrainConfig, TrainResult, prepare, time_split_features, train
+from qf_sentinel.qf.db import connect
+from qf_sentinel.qf.model import artifacts, features
+from qf_sentinel.qf.model.arrays import LinearModel, TreeEnsemble
+from qf_sentinel.qf.model.dataset import Dataset
+from qf_sentinel.qf.model.kernels import trees
+from qf_sentinel.qf.model.loader import load_dataset
+from qf_sentinel.qf.train import risk
+from qf_sentinel.qf.train.pipeline import TrainConfig, TrainResult, prepare, time_split_features, train
 from tests.fixtures.rounds import CHAIN_ID, LabelledRound
 
 CONFIG = TrainConfig(seed=7, folds=5, n_boot=200)

@@ -11,10 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from qf.errors import ConfigError, DataError
-from qf.model.kernels.topk import recommend_topk
-from qf.model.recommender import RecommenderArrays
-from qf.train.recommend import (
+from qf_sentinel.qf.errors import ConfigError, DataError
+from qf_sentinel.qf.model.kernels.topk import recommend_topk
+from qf_sentinel.qf.model.recommender import RecommenderArrays
+from qf_sentinel.qf.train.recommend import (
     Weighting,
     donation_matrix,
     fit_recommender,

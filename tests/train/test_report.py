@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from qf.errors import DataError
-from qf.train.evaluation import evaluate
-from qf.train.report import headline, write_report
-from qf.train.report_data import ReportData, SplitScores, slugify
-from qf.train.rules import Rule
+from qf_sentinel.qf.errors import DataError
+from qf_sentinel.qf.train.evaluation import evaluate
+from qf_sentinel.qf.train.report import headline, write_report
+from qf_sentinel.qf.train.report_data import ReportData, SplitScores, slugify
+from qf_sentinel.qf.train.rules import Rule
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 THRESHOLDS = (0.4, 0.7)
@@ -281,7 +281,7 @@ def test_writing_needs_no_pyplot(tmp_path: Path) -> None:
         import sys
         from pathlib import Path
         from tests.train.test_report import synthetic_report
-        from qf.train.report import write_report
+        from qf_sentinel.qf.train.report import write_report
         write_report(Path({str(tmp_path)!r}), synthetic_report())
         assert "matplotlib.pyplot" not in sys.modules, "pyplot was imported"
         """

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from qf.errors import ConfigError, DataError
-from qf.train.rules import Rule, top_rules
+from qf_sentinel.qf.errors import ConfigError, DataError
+from qf_sentinel.qf.train.rules import Rule, top_rules
 
 # Baskets {A,B}, {A,C}, {B,C}, {A} and an empty donor that must not count: N = 4.
 MATRIX = sp.csr_array(np.array([[1.0, 2.0, 0.0], [5.0, 0.0, 1.0], [0.0, 1.0, 1.0], [3.0, 0.0, 0.0], [0, 0, 0]]))

@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from qf.errors import ConfigError, DataError
-from qf.train.errors import SplitError
-from qf.train.splits import Split, check_disjoint, leave_pattern_out, stratified_kfold, time_split
+from qf_sentinel.qf.errors import ConfigError, DataError
+from qf_sentinel.qf.train.errors import SplitError
+from qf_sentinel.qf.train.splits import Split, check_disjoint, leave_pattern_out, stratified_kfold, time_split
 
 
 def _round(honest: int = 60, whales: int = 5, fan_out: int = 12, ring: int = 9, self_donation: int = 6) -> np.ndarray:

@@ -31,7 +31,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from qf.model.arrays import (
+from qf_sentinel.qf.model.arrays import (
     COMPARE_LESS,
     LIGHTGBM_ZERO_THRESHOLD,
     MISSING_AS_ZERO,

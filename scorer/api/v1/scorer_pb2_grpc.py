@@ -4,7 +4,7 @@
 import grpc
 import warnings
 
-from scorer.api.v1 import scorer_pb2 as qf_dot_scorer_dot_v1_dot_scorer__pb2
+from qf_sentinel.scorer.api.v1 import scorer_pb2 as qf_dot_scorer_dot_v1_dot_scorer__pb2
 
 GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__

@@ -15,7 +15,7 @@ Conventions:
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from scorer.api.v1 import scorer_pb2 as _scorer_pb2
+from qf_sentinel.scorer.api.v1 import scorer_pb2 as _scorer_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
