@@ -697,7 +697,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"{rss.get('max_mb')} MB, growth {rss.get('growth_pct')}%",
         f"- reorgs: {report.get('reorgs', {}).get('injected')} injected, {idx.get('reorgs_repaired')} repaired; "
         f"indexer {idx.get('blocks_behind_at_end')} blocks behind at the end, caught up in "
-        f"{idx.get('caught_up_seconds')} s, index equals chain: {idx.get('index_matches_chain')}",
+        f"{idx.get('caught_up_seconds')} s, index equals chain: {idx.get('index_matches_chain')}"
+        + ("" if idx.get("index_matches_chain") is not False else f" ({idx.get('index_differences')})"),
         f"- indexer stalls (no progress for {STALL_SECONDS:g} s while the head moved): {stalls or 'none'}; "
         f"devnet holes after reorgs: {report.get('reorgs', {}).get('devnet_holes') or 'none'}",
         f"- indexer survived the PostgreSQL restart: {idx.get('survived_pg_restart')} "
@@ -1041,13 +1042,19 @@ def check_indexer(stack: Stack, indexer_status: dict[str, Any]) -> None:
     behind = None if (cp := checkpoint(db_url)) is None else head - cp
     caught = wait_caught_up(db_url, rpc, 60, indexer)
     time.sleep(1)
-    matches = None
+    matches, differences = None, None
     if caught is not None:
-        matches = stored_keys(db_url) == chain_events(Chain(stack.devnet.url, rpc, stack.devnet.deployment))
+        stored = stored_keys(db_url)
+        on_chain = chain_events(Chain(stack.devnet.url, rpc, stack.devnet.deployment))
+        matches = stored == on_chain
+        # What differs, by event name: a mismatch says where to look, not only that there is one.
+        differences = {"missing": dict(Counter(k[0] for k in on_chain - stored)),
+                       "extra": dict(Counter(k[0] for k in stored - on_chain)),
+                       "examples": [f"{k[0]} 0x{k[1].hex()}:{k[2]}" for k in sorted(on_chain ^ stored)[:5]]}
     indexer_metrics = scrape(stack.indexer_port)
     indexer_status |= {"alive_at_end": indexer.poll() is None, "blocks_behind_at_end": behind,
                        "caught_up_seconds": None if caught is None else round(caught, 1),
-                       "index_matches_chain": matches,
+                       "index_matches_chain": matches, "index_differences": differences,
                        "reorgs_repaired": indexer_metrics.get("qf_indexer_reorgs_total"),
                        "last_indexed_block": indexer_metrics.get("qf_indexer_last_indexed_block"),
                        "head": head}  # fmt: skip
