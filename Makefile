@@ -28,8 +28,13 @@ $(UV): requirements/uv.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements/uv.txt
 	@touch $@
 
+# numba caches compiled kernels beside their source (__pycache__/*.nbi, *.nbc), keyed by the source
+# file's path and time, not by the module's name: a file unchanged by a rename (qf.model.kernels became
+# qf_sentinel.qf.model.kernels) would load a kernel that imports the old name. A new install starts
+# them afresh (the first run compiles them again, ~25 s).
 $(PY_STAMP): pyproject.toml uv.lock $(UV)
 	$(UV_SYNC) sync --locked --all-extras --compile-bytecode --quiet
+	find qf indexer scorer console -path '*/__pycache__/*.nb[ic]' -delete
 	@touch $@
 
 # Re-resolve after editing pyproject.toml (keeps every pin that still fits); lock-upgrade
