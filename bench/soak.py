@@ -870,6 +870,9 @@ def start_indexer(soak: Soak, db_url: str, devnet: Devnet) -> tuple[subprocess.P
     indexer = soak.spawn("indexer", [str(QF), "index"], {
         "QF_HOME": str(soak.work / "indexer"), "QF_DATABASE_URL": db_url, "QF_RPC_URLS": devnet.url,
         "QF_CORE_ADDRESS": devnet.deployment.core, "QF_START_BLOCK": str(devnet.deployment.start_block),
+        # The devnet's feeds, as `qf index` reads them from a devnet deployment: AnswerUpdated from any other
+        # contract is left out (issue 25), so without them the index would lack the feeds' events.
+        "QF_PRICE_FEEDS": ",".join(f"{token}={feed}" for token, feed in devnet.deployment.price_feeds.items()),
         "QF_CHAIN_ID": str(CHAIN_ID), "QF_INDEXER_METRICS_PORT": str(indexer_port), "QF_LOG_FORMAT": "json",
         "QF_LOG_LEVEL": "info",
     })  # fmt: skip
