@@ -19,7 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 from qf_sentinel.console import charts, params, queries
 from qf_sentinel.console.auth import Login
 from qf_sentinel.console.chains import chain_label
-from qf_sentinel.console.comparison import to_csv
+from qf_sentinel.console.comparison import Comparison, to_csv
 from qf_sentinel.console.site import Console
 from qf_sentinel.qf.errors import AmbiguousChain
 from qf_sentinel.qf.matching.rounds import ROUND_NAME
@@ -74,14 +74,22 @@ class RoundPages:
         return self.console.render(request, "error.html", {"title": "Which chain?", "message": message,
                                                            "links": links}, 300)  # fmt: skip
 
-    async def round_page(self, request: Request, login: Login) -> Response:
-        console = self.console
+    async def _matched(self, request: Request) -> tuple[int, int, dict[str, Any], bool, Comparison] | Response:
+        """The page's pool (see ``_round``) and its matching, in USD when ``?usd=`` asks."""
         found = await self._round(request)
         if isinstance(found, Response):
             return found
         chain_id, pool_id, header = found
         usd = params.usd_flag(request.query_params.get("usd"))
-        comparison = await console.db(console.cache.get, chain_id, pool_id, usd)
+        comparison = await self.console.db(self.console.cache.get, chain_id, pool_id, usd)
+        return chain_id, pool_id, header, usd, comparison
+
+    async def round_page(self, request: Request, login: Login) -> Response:
+        console = self.console
+        found = await self._matched(request)
+        if isinstance(found, Response):
+            return found
+        chain_id, pool_id, header, _, comparison = found
         tokens = await console.db(queries.pool_tokens, chain_id, pool_id)
         chart = charts.gains_chart(comparison) if comparison.projects else None
         context = {"title": f"Pool {pool_id}", "chain_id": chain_id, "round": header, "comparison": comparison,
@@ -89,13 +97,10 @@ class RoundPages:
         return console.render(request, "round.html", context)
 
     async def round_csv(self, request: Request, login: Login) -> Response:
-        console = self.console
-        found = await self._round(request)
+        found = await self._matched(request)
         if isinstance(found, Response):
             return found
-        chain_id, pool_id, _ = found
-        usd = params.usd_flag(request.query_params.get("usd"))
-        comparison = await console.db(console.cache.get, chain_id, pool_id, usd)
+        _, pool_id, _, usd, comparison = found
         disposition = f'attachment; filename="pool-{pool_id}-matching{"-usd" if usd else ""}.csv"'
         return PlainTextResponse(to_csv(comparison), media_type="text/csv",
                                  headers={"Content-Disposition": disposition})  # fmt: skip
